@@ -1,0 +1,152 @@
+//! The W3C Clear Key license message: request parsing and response building.
+//!
+//! Architecture Invariant: pure; no I/O, no HTTP types. Fuzzed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ContentKey, Kid, LicenseType};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The most KIDs one request may ask for.
+pub const MAX_KIDS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearKeyRequest {
+    pub kids: Vec<Kid>,
+    pub license_type: LicenseType,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClearKeyError {
+    /// JSON, but not a valid Clear Key request.
+    #[error("{0}")]
+    Malformed(String),
+    /// Not JSON at all: another key system's message (Widevine, PlayReady, FairPlay).
+    #[error("the request is not a Clear Key license request; this server only speaks Clear Key and HLS keys")]
+    NotClearKey,
+}
+
+#[derive(Deserialize)]
+struct RawRequest {
+    kids: Vec<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+pub fn parse_request(body: &[u8]) -> Result<ClearKeyRequest, ClearKeyError> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.is_empty() {
+        return Err(ClearKeyError::Malformed("the request body is empty".into()));
+    }
+    if trimmed[0] != b'{' {
+        return Err(ClearKeyError::NotClearKey);
+    }
+    let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
+        ClearKeyError::Malformed(format!(
+            "the body is not a Clear Key request ({})",
+            e.to_string().chars().take(120).collect::<String>()
+        ))
+    })?;
+    if raw.kids.is_empty() {
+        return Err(ClearKeyError::Malformed("kids is empty".into()));
+    }
+    if raw.kids.len() > MAX_KIDS {
+        return Err(ClearKeyError::Malformed(format!(
+            "kids has {} entries; at most {MAX_KIDS} are allowed",
+            raw.kids.len()
+        )));
+    }
+    let kids = raw
+        .kids
+        .iter()
+        .map(|k| Kid::from_b64(k))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClearKeyError::Malformed(format!("a KID is not 16 bytes of base64url ({e})")))?;
+    let license_type = match raw.kind.as_deref() {
+        None => LicenseType::Temporary,
+        Some(t) => t.parse().map_err(|_| {
+            ClearKeyError::Malformed("type must be \"temporary\" or \"persistent-license\"".into())
+        })?,
+    };
+    Ok(ClearKeyRequest { kids, license_type })
+}
+
+#[derive(Serialize)]
+struct JsonWebKey {
+    kty: &'static str,
+    kid: String,
+    k: String,
+}
+
+#[derive(Serialize)]
+struct Response {
+    keys: Vec<JsonWebKey>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+/// The license: one JSON Web Key per requested KID, unpadded base64url.
+pub fn response(keys: &[(Kid, ContentKey)], license_type: LicenseType) -> Vec<u8> {
+    let body = Response {
+        keys: keys
+            .iter()
+            .map(|(kid, key)| JsonWebKey {
+                kty: "oct",
+                kid: kid.to_b64url(),
+                k: URL_SAFE_NO_PAD.encode(key.0),
+            })
+            .collect(),
+        kind: license_type.as_str(),
+    };
+    serde_json::to_vec(&body).expect("a license serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_player_requests() {
+        let r = parse_request(br#"{"kids":["nrQFDeRLSAKTLifXUIPiZg"],"type":"temporary"}"#).unwrap();
+        assert_eq!(r.kids[0].to_uuid_string(), "9eb4050d-e44b-4802-932e-27d75083e266");
+        let r =
+            parse_request(br#"{"kids":["nrQFDeRLSAKTLifXUIPiZg=="],"type":"persistent-license"}"#).unwrap();
+        assert_eq!(r.license_type, LicenseType::PersistentLicense);
+        let r = parse_request(br#"{"kids":["nrQFDeRLSAKTLifXUIPiZg"]}"#).unwrap();
+        assert_eq!(r.license_type, LicenseType::Temporary);
+    }
+
+    #[test]
+    fn tells_other_key_systems_from_broken_requests() {
+        assert_eq!(parse_request(&[0x08, 0x04]), Err(ClearKeyError::NotClearKey));
+        assert_eq!(
+            parse_request(b"<PlayReadyKeyMessage/>"),
+            Err(ClearKeyError::NotClearKey)
+        );
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{}",
+            br#"{"kids":[]}"#,
+            br#"{"kids":["AAAA"]}"#,
+            br#"{"kids":["!!!!"]}"#,
+            br#"{"kids":"nrQFDeRLSAKTLifXUIPiZg"}"#,
+            br#"{"kids":["nrQFDeRLSAKTLifXUIPiZg"],"type":"forever"}"#,
+        ] {
+            assert!(
+                matches!(parse_request(bad), Err(ClearKeyError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        let many = format!(
+            "{{\"kids\":[{}]}}",
+            vec!["\"nrQFDeRLSAKTLifXUIPiZg\""; 65].join(",")
+        );
+        assert!(matches!(
+            parse_request(many.as_bytes()),
+            Err(ClearKeyError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,752 @@
+//! The command line (SPEC section 7): one function per subcommand. Only `serve`
+//! starts HTTP. Output for people goes to stdout; `--json` prints one object.
+//!
+//! Architecture Invariant: the CLI reads the environment and signals; the
+//! library below it takes everything as parameters.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use argon2::PasswordHasher as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{self, Config};
+use crate::crypto::{self, MasterKey, SigningKey, sha256_hex};
+use crate::ids::{ComKeyId, Kid, Month, Secret32, decode_b64_any, format_instant};
+use crate::server::{self, Startup};
+use crate::store::{Db, Installation, VesselType};
+use crate::token::ComKey;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    version,
+    about = "Offline DRM license server for vessels",
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Config file (TOML). A missing default file means built-in defaults.
+    #[arg(long, global = true, env = "BERTH_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Data directory; overrides the config's data_dir.
+    #[arg(long, global = true, env = "BERTH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a new installation: database, master key, signing key, first
+    /// communication key and crew admin.
+    Init(InitArgs),
+    /// Run the license API until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+    /// Apply pending database migrations.
+    Migrate,
+    /// Content keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Communication keys shared with the onboard portal.
+    #[command(subcommand)]
+    Comkey(ComkeyCommand),
+    /// License tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// This month's (or another month's) license counts.
+    Stats {
+        /// YYYY-MM (UTC); default: the current month.
+        #[arg(long)]
+        month: Option<Month>,
+    },
+    /// The license log.
+    #[command(subcommand)]
+    Log(LogCommand),
+    /// Crew accounts for the admin UI.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Probe the running service's /healthz; exit 0 when healthy.
+    Healthcheck {
+        /// Address of the license listener; default: from the config.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[arg(long)]
+    pub installation_id: String,
+    #[arg(long)]
+    pub vessel_type: VesselType,
+    #[arg(long)]
+    pub vessel_name: String,
+    /// Name of the first crew admin.
+    #[arg(long, default_value = "admin")]
+    pub admin_user: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address for the license API (passenger network).
+    #[arg(long)]
+    pub license_listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Import keys from berth JSON or DASH-IF CPIX (clear keys), all or nothing.
+    Import { file: PathBuf },
+    /// List KIDs, labels and when they were added; never the keys.
+    List,
+    /// Remove a content key.
+    Remove { kid: Kid },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ComkeyCommand {
+    /// Add a communication key the portal already has.
+    Add {
+        #[arg(long)]
+        id: ComKeyId,
+        /// The 32-byte secret, base64.
+        #[arg(long)]
+        secret: String,
+    },
+    /// Make a new communication key and print its secret once.
+    Generate,
+    /// List communication key ids.
+    List,
+    /// Remove a communication key; tokens signed with it stop working.
+    Remove { id: ComKeyId },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Print a signed license token (for commissioning and tests).
+    Mint(MintArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MintArgs {
+    /// KIDs the token entitles (repeat); none means every KID the player asks for.
+    #[arg(long)]
+    pub kid: Vec<Kid>,
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// How long the token is valid: 90s, 30m, 12h, 7d.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub valid_for: Duration,
+    /// Communication key to sign with; default: the oldest.
+    #[arg(long)]
+    pub com_key_id: Option<ComKeyId>,
+    /// Allow persistent licenses.
+    #[arg(long)]
+    pub allow_persistence: bool,
+    /// Good for one license only.
+    #[arg(long)]
+    pub single_use: bool,
+    /// Carry the content keys in the token (encrypted with the communication key).
+    #[arg(long)]
+    pub inline_keys: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogCommand {
+    /// Check the whole hash chain.
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add a crew account; prints a generated password once.
+    Add {
+        name: String,
+        #[arg(long, default_value = "viewer", value_parser = ["admin", "viewer"])]
+        role: String,
+    },
+    /// Set a new generated password; prints it once.
+    Passwd { name: String },
+    /// Remove a crew account.
+    Remove { name: String },
+    /// List crew accounts.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the documented example config.
+    Example,
+    /// Print the effective config (defaults, file, environment, flags).
+    Show,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 12h, 7d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("{text:?} is not a duration like 90s, 30m, 12h, 7d")),
+    };
+    if secs == 0 || secs > 366 * 86_400 {
+        return Err("a token must be valid for between 1 second and 366 days".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Loads the config with the global flags applied.
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let (path, explicit) = match &cli.config {
+        Some(p) => (p.clone(), true),
+        None => (PathBuf::from(config::DEFAULT_CONFIG_PATH), false),
+    };
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("BERTH_") && k != "BERTH_DATA_DIR")
+        .collect();
+    let (mut config, _) = config::load(&path, explicit, &env)?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+/// Opens an existing installation's database.
+fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let db_path = config.data_dir.join(crate::store::DB_FILE);
+    if !db_path.exists() {
+        bail!(
+            "no installation in {}: run `berth init` first",
+            config.data_dir.display()
+        );
+    }
+    let master = server::load_master_key(&server::master_key_path(config))?;
+    let db = Db::open(&config.data_dir, master)?;
+    db.installation()?;
+    Ok(db)
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).expect("JSON prints"));
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match &cli.command {
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Show) => {
+            let config = load_config(&cli)?;
+            print!("{}", config.to_toml());
+            Ok(())
+        }
+        Command::Init(args) => init(&cli, &load_config(&cli)?, args, clock.as_ref()),
+        Command::Serve(args) => serve(load_config(&cli)?, args, clock),
+        Command::Migrate => {
+            let config = load_config(&cli)?;
+            let applied = Db::migrate_only(&config.data_dir)?;
+            if cli.json {
+                print_json(&json!({ "applied": applied, "schema_version": crate::store::SCHEMA_VERSION }));
+            } else if applied.is_empty() {
+                println!(
+                    "the database is up to date (schema version {})",
+                    crate::store::SCHEMA_VERSION
+                );
+            } else {
+                println!("applied {}", applied.join(", "));
+            }
+            Ok(())
+        }
+        Command::Keys(command) => keys(&cli, command, clock.as_ref()),
+        Command::Comkey(command) => comkey(&cli, command, clock.as_ref()),
+        Command::Token(TokenCommand::Mint(args)) => mint(&cli, args, clock.as_ref()),
+        Command::Stats { month } => stats(&cli, *month, clock.as_ref()),
+        Command::Log(LogCommand::Verify) => log_verify(&cli),
+        Command::User(command) => user(&cli, command, clock.as_ref()),
+        Command::Healthcheck { addr } => healthcheck(&cli, *addr),
+    }
+}
+
+/// Creates the data dir with mode 0700 (or tightens an empty existing one).
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting permissions of {}", dir.display()))
+}
+
+fn new_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(crypto::random()).into_uuid()
+}
+
+fn new_password() -> String {
+    URL_SAFE_NO_PAD.encode(crypto::random::<15>())
+}
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow!("hashing the password: {e}"))
+}
+
+fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyhow::Result<()> {
+    let id = args.installation_id.trim();
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        bail!("--installation-id must be 1 to 64 characters of letters, digits, '-', '_' or '.'");
+    }
+    let name = args.vessel_name.trim();
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        bail!("--vessel-name must be 1 to 200 printable characters");
+    }
+    let data_dir = &config.data_dir;
+    if data_dir.join(crate::store::DB_FILE).exists() {
+        bail!(
+            "an installation already exists in {}; nothing was changed",
+            data_dir.display()
+        );
+    }
+    create_private_dir(data_dir)?;
+    let master_path = server::master_key_path(config);
+    let master = if master_path.exists() {
+        MasterKey::load(&master_path)?
+    } else {
+        let key = MasterKey::generate();
+        key.write_new(&master_path)
+            .with_context(|| format!("writing the master key to {}", master_path.display()))?;
+        key
+    };
+    let master = Arc::new(master);
+    let mut db = Db::open(data_dir, Arc::clone(&master))?;
+    if db.has_installation()? {
+        bail!(
+            "an installation already exists in {}; nothing was changed",
+            data_dir.display()
+        );
+    }
+    let now = clock.now();
+    let signing_key = SigningKey::generate();
+    let com_key_id = ComKeyId(new_uuid());
+    let com_secret = Secret32(crypto::random());
+    let password = new_password();
+    db.add_com_key(&com_key_id, &com_secret, now)?;
+    db.add_user(&args.admin_user, &hash_password(&password)?, "admin", now)?;
+    db.create_installation(
+        &Installation {
+            id: id.to_owned(),
+            vessel_type: args.vessel_type,
+            vessel_name: name.to_owned(),
+            created_at: format_instant(now),
+            public_key_der: signing_key.public_der(),
+        },
+        &signing_key,
+        &Secret32(crypto::random()),
+    )?;
+    let fingerprint = sha256_hex(&signing_key.public_der());
+    let secret_b64 = STANDARD.encode(com_secret.0);
+    if cli.json {
+        print_json(&json!({
+            "installation_id": id,
+            "vessel_type": args.vessel_type.as_str(),
+            "vessel_name": name,
+            "data_dir": data_dir,
+            "master_key_file": master_path,
+            "com_key_id": com_key_id.to_string(),
+            "com_key_secret": secret_b64,
+            "admin_user": args.admin_user,
+            "admin_password": password,
+            "signing_key_sha256": fingerprint,
+        }));
+    } else {
+        println!(
+            "created installation {id} ({}, {name}) in {}",
+            args.vessel_type.as_str(),
+            data_dir.display()
+        );
+        println!(
+            "master key:            {} (back it up separately from the database)",
+            master_path.display()
+        );
+        println!("communication key id:  {com_key_id}");
+        println!("communication secret:  {secret_b64}");
+        println!("crew admin:            {} / {password}", args.admin_user);
+        println!("signing key sha256:    {fingerprint}");
+        println!("The secret and password are shown only now; give the secret to the onboard portal.");
+    }
+    Ok(())
+}
+
+fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    if let Some(addr) = args.license_listen {
+        config.license.listen = addr;
+    }
+    config.validate()?;
+    let master = server::load_master_key(&server::master_key_path(&config))?;
+    let listener = TcpListener::bind(config.license.listen)
+        .with_context(|| format!("binding the license listener to {}", config.license.listen))?;
+    actix_web::rt::System::new().block_on(async move {
+        let server = server::start(
+            &config,
+            Startup {
+                master,
+                clock,
+                license_listener: listener,
+                workers: None,
+            },
+        )
+        .await?;
+        println!("license API listening on http://{}", server.license_addr());
+        let _ = std::io::stdout().flush();
+        wait_for_shutdown(&server).await?;
+        server.stop().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_shutdown(server: &server::Server) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading keys");
+                server.reload_keys();
+            }
+        }
+    }
+    tracing::info!("stopping: draining requests and flushing the license log");
+    Ok(())
+}
+
+fn read_limited(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() > limit {
+        bail!("{} is larger than {} MiB", path.display(), limit / (1024 * 1024));
+    }
+    Ok(bytes)
+}
+
+fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let mut db = open_db(&config)?;
+    match command {
+        KeysCommand::Import { file } => {
+            let bytes = read_limited(file, crate::keyfile::MAX_KEY_FILE)?;
+            let keys = crate::keyfile::parse(&bytes)
+                .with_context(|| format!("reading keys from {}", file.display()))?;
+            let outcome = db.import_keys(&keys, clock.now())?;
+            if cli.json {
+                print_json(&json!({ "added": outcome.added, "unchanged": outcome.unchanged }));
+            } else {
+                println!(
+                    "imported {} new keys ({} already present)",
+                    outcome.added, outcome.unchanged
+                );
+            }
+        }
+        KeysCommand::List => {
+            let list = db.list_keys()?;
+            if cli.json {
+                let keys: Vec<_> = list
+                    .iter()
+                    .map(|k| json!({ "kid": k.kid.to_string(), "label": k.label, "added_at": k.added_at }))
+                    .collect();
+                print_json(&json!({ "keys": keys }));
+            } else {
+                println!("{:<36}  {:<24}  label", "kid", "added");
+                for k in &list {
+                    println!("{:<36}  {:<24}  {}", k.kid, k.added_at, k.label);
+                }
+            }
+        }
+        KeysCommand::Remove { kid } => {
+            if !db.remove_key(kid)? {
+                bail!("no content key {kid}");
+            }
+            println!("removed key {kid}");
+        }
+    }
+    Ok(())
+}
+
+fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let mut db = open_db(&config)?;
+    match command {
+        ComkeyCommand::Add { id, secret } => {
+            let bytes = decode_b64_any(secret).ok_or_else(|| anyhow!("--secret is not base64"))?;
+            let secret: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow!("--secret must be 32 bytes (44 base64 characters)"))?;
+            db.add_com_key(id, &Secret32(secret), clock.now())?;
+            println!("added communication key {id}");
+        }
+        ComkeyCommand::Generate => {
+            let id = ComKeyId(new_uuid());
+            let secret = Secret32(crypto::random());
+            db.add_com_key(&id, &secret, clock.now())?;
+            let secret_b64 = STANDARD.encode(secret.0);
+            if cli.json {
+                print_json(&json!({ "com_key_id": id.to_string(), "com_key_secret": secret_b64 }));
+            } else {
+                println!("communication key id:  {id}");
+                println!("communication secret:  {secret_b64}");
+                println!("The secret is shown only now.");
+            }
+        }
+        ComkeyCommand::List => {
+            let list = db.list_com_keys()?;
+            if cli.json {
+                let keys: Vec<_> = list
+                    .iter()
+                    .map(|k| json!({ "id": k.id.to_string(), "created_at": k.created_at, "last_used_at": k.last_used_at }))
+                    .collect();
+                print_json(&json!({ "com_keys": keys }));
+            } else {
+                for k in &list {
+                    println!("{}  created {}", k.id, k.created_at);
+                }
+            }
+        }
+        ComkeyCommand::Remove { id } => {
+            if !db.remove_com_key(id)? {
+                bail!("no communication key {id}");
+            }
+            println!("removed communication key {id}");
+        }
+    }
+    Ok(())
+}
+
+fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let db = open_db(&config)?;
+    let com_keys = db.com_keys()?;
+    let (id, secret) = match args.com_key_id {
+        Some(wanted) => com_keys
+            .into_iter()
+            .find(|(id, _)| *id == wanted)
+            .ok_or_else(|| anyhow!("no communication key {wanted}"))?,
+        None => com_keys
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("there is no communication key: run `berth comkey generate`"))?,
+    };
+    let com_key = ComKey::new(id, secret);
+    let store = if args.inline_keys {
+        db.content_keys()?
+    } else {
+        Vec::new()
+    };
+    let now = clock.now();
+    let source = if args.kid.is_empty() {
+        if args.inline_keys {
+            bail!("--inline-keys needs at least one --kid");
+        }
+        json!({ "license_request": {} })
+    } else {
+        let entries = args
+            .kid
+            .iter()
+            .map(|kid| {
+                let mut entry = json!({ "id": kid.to_string() });
+                if args.inline_keys {
+                    let (_, key) = store
+                        .iter()
+                        .find(|(k, _)| k == kid)
+                        .ok_or_else(|| anyhow!("key {kid} is not in the key store"))?;
+                    let ct = crypto::aes256_cbc_encrypt_block(&com_key.secret.0, &kid.0, &key.0);
+                    entry["encrypted_key"] = json!(STANDARD.encode(ct));
+                }
+                Ok(entry)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        json!({ "inline": entries })
+    };
+    let mut message = json!({
+        "type": "entitlement_message",
+        "version": 2,
+        "license": { "allow_persistence": args.allow_persistence },
+        "content_keys_source": source,
+    });
+    if args.single_use {
+        message["license_server"] = json!({ "access_control": { "prevent_drm_message_reuse": true } });
+    }
+    if let Some(user) = &args.user_id {
+        message["session"] = json!({ "user_id": user });
+    }
+    let payload = json!({
+        "version": 1,
+        "com_key_id": id.to_string(),
+        "id": new_uuid().to_string(),
+        "begin_date": format_instant(now - time::Duration::seconds(60)),
+        "expiration_date": format_instant(now + args.valid_for),
+        "message": message,
+    });
+    let token = com_key.sign_token(&payload);
+    if cli.json {
+        print_json(&json!({ "token": token, "expires_at": payload["expiration_date"] }));
+    } else {
+        println!("{token}");
+    }
+    Ok(())
+}
+
+fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let db = open_db(&config)?;
+    let month = month.unwrap_or_else(|| Month::of(clock.now()));
+    let counts = db.counts(month)?;
+    if cli.json {
+        print_json(&json!({ "month": month.to_string(), "counts": counts }));
+        return Ok(());
+    }
+    println!("month:                  {month}");
+    println!("licenses:               {}", counts.licenses);
+    println!("active users:           {}", counts.active_users);
+    println!("licenses without user:  {}", counts.licenses_without_user);
+    for (system, n) in &counts.by_key_system {
+        println!("  {system:<20}  {n}");
+    }
+    println!("by day:");
+    for (day, n) in counts.by_day.iter().filter(|(_, n)| **n > 0) {
+        println!("  {day}  {n}");
+    }
+    Ok(())
+}
+
+fn log_verify(cli: &Cli) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let db = open_db(&config)?;
+    match db.verify_log()? {
+        Ok(rows) => {
+            if cli.json {
+                print_json(&json!({ "ok": true, "rows": rows }));
+            } else {
+                println!("license log intact: {rows} rows");
+            }
+            Ok(())
+        }
+        Err(problem) => {
+            if cli.json {
+                print_json(&json!({ "ok": false, "seq": problem.seq, "problem": problem.what }));
+            }
+            bail!("license log broken at {problem}")
+        }
+    }
+}
+
+fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let mut db = open_db(&config)?;
+    match command {
+        UserCommand::Add { name, role } => {
+            let name = name.trim();
+            if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                bail!("a user name must be 1 to 64 characters without spaces");
+            }
+            let password = new_password();
+            db.add_user(name, &hash_password(&password)?, role, clock.now())?;
+            if cli.json {
+                print_json(&json!({ "user": name, "role": role, "password": password }));
+            } else {
+                println!("added {role} {name} with password {password} (shown only now)");
+            }
+        }
+        UserCommand::Passwd { name } => {
+            let password = new_password();
+            if !db.set_password(name, &hash_password(&password)?)? {
+                bail!("no crew user {name:?}");
+            }
+            if cli.json {
+                print_json(&json!({ "user": name, "password": password }));
+            } else {
+                println!("new password for {name}: {password} (shown only now)");
+            }
+        }
+        UserCommand::Remove { name } => {
+            if !db.remove_user(name)? {
+                bail!("no crew user {name:?}");
+            }
+            println!("removed crew user {name}");
+        }
+        UserCommand::List => {
+            let users = db.list_users()?;
+            if cli.json {
+                let list: Vec<_> = users
+                    .iter()
+                    .map(|(name, role, created)| json!({ "name": name, "role": role, "created_at": created }))
+                    .collect();
+                print_json(&json!({ "users": list }));
+            } else {
+                for (name, role, created) in &users {
+                    println!("{name:<24} {role:<8} created {created}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let mut addr = addr.unwrap_or(config.license.listen);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let timeout = Duration::from_secs(5);
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.take(1024 * 1024).read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let healthy = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
+    if cli.json {
+        println!("{}", body.trim());
+    } else {
+        println!("{}", if healthy { "healthy" } else { "unhealthy" });
+    }
+    if !healthy {
+        bail!("berth at {addr} is not healthy: {}", body.trim());
+    }
+    Ok(())
+}

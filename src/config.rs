@@ -1,0 +1,356 @@
+//! Configuration, loaded once: built-in defaults < TOML file < `BERTH_*`
+//! environment < command-line flags; validated, then passed down.
+//!
+//! Architecture Invariant: the only place that reads `BERTH_*` variables and the
+//! config file. Nothing else reads the environment for settings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The documented example config, shipped as `/etc/berth/berth.toml`.
+pub const EXAMPLE: &str = include_str!("../packaging/berth.toml");
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/berth/berth.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where `berth.db`, `master.key` and `reports/` live.
+    pub data_dir: PathBuf,
+    /// The master key file; empty means `$CREDENTIALS_DIRECTORY/master.key` when
+    /// systemd passes a credential, else `<data_dir>/master.key`.
+    pub master_key_file: PathBuf,
+    pub license: LicenseConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LicenseConfig {
+    pub listen: SocketAddr,
+    /// How far token dates may be off, for drifting vessel clocks.
+    pub clock_tolerance_secs: u64,
+    /// Origins allowed to call the license API from a browser; `"*"` allows any.
+    pub allowed_origins: Vec<String>,
+    /// License requests per second per client address; 0 turns limiting off.
+    pub rate_limit_per_second: f64,
+    /// How many requests a client may make at once before the rate applies.
+    pub rate_limit_burst: u32,
+    /// How long a request may take to send its body, in seconds.
+    pub body_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Licenses waiting for the writer; when full, requests get 503 at once.
+    pub queue_capacity: usize,
+    /// The most licenses committed in one transaction.
+    pub max_batch: usize,
+    /// How long a write waits for a database locked by another process.
+    pub busy_timeout_ms: u64,
+    /// How long a request waits for its log entry before it gets 503.
+    pub append_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("/var/lib/berth"),
+            master_key_file: PathBuf::new(),
+            license: LicenseConfig::default(),
+            admin: AdminConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for LicenseConfig {
+    fn default() -> LicenseConfig {
+        LicenseConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            clock_tolerance_secs: 300,
+            allowed_origins: vec!["*".into()],
+            rate_limit_per_second: 0.0,
+            rate_limit_burst: 50,
+            body_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            queue_capacity: 16_384,
+            max_batch: 4_096,
+            busy_timeout_ms: 2_000,
+            append_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("config key {key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// Where the config came from, for `berth config show`.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub file: Option<PathBuf>,
+}
+
+/// Loads the config. `explicit` is true when the path was named by a flag or
+/// `BERTH_CONFIG`: then a missing file is an error; a missing default file means
+/// built-in defaults.
+pub fn load(path: &Path, explicit: bool, env: &[(String, String)]) -> Result<(Config, Source), ConfigError> {
+    let (mut table, file) = match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.message().to_owned(),
+            })?;
+            (table, Some(path.to_owned()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => (toml::Table::new(), None),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    apply_env(&mut table, env)?;
+    let config: Config = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_owned(),
+        })?;
+    config.validate()?;
+    Ok((config, Source { file }))
+}
+
+/// Overrides config fields from `BERTH_<SECTION>_<FIELD>` (or `BERTH_<FIELD>` for
+/// top-level fields). Each value is read as the field's type; an unknown
+/// `BERTH_*` variable is refused so a typo does not go unnoticed.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
+    const NOT_CONFIG: &[&str] = &["BERTH_CONFIG", "BERTH_LOG"];
+    let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
+    let mut fields: Vec<(String, Option<String>, String, toml::Value)> = Vec::new();
+    for (key, value) in &defaults {
+        match value {
+            toml::Value::Table(section) => {
+                for (field, default) in section {
+                    let name = format!("BERTH_{}_{}", key, field).to_uppercase();
+                    fields.push((name, Some(key.clone()), field.clone(), default.clone()));
+                }
+            }
+            other => fields.push((
+                format!("BERTH_{key}").to_uppercase(),
+                None,
+                key.clone(),
+                other.clone(),
+            )),
+        }
+    }
+    for (name, raw) in env {
+        if !name.starts_with("BERTH_") || NOT_CONFIG.contains(&name.as_str()) {
+            continue;
+        }
+        let Some((_, section, field, default)) = fields.iter().find(|(n, ..)| n == name) else {
+            return Err(ConfigError::Env {
+                name: name.clone(),
+                message: "not a berth setting".into(),
+            });
+        };
+        let value = match default {
+            toml::Value::String(_) => toml::Value::String(raw.clone()),
+            _ => {
+                let doc: toml::Table = format!("v = {raw}").parse().map_err(|_| ConfigError::Env {
+                    name: name.clone(),
+                    message: format!("{raw:?} is not a valid value"),
+                })?;
+                doc["v"].clone()
+            }
+        };
+        let target = match section {
+            Some(section) => table
+                .entry(section.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: section.clone(),
+                    message: "must be a table".into(),
+                })?,
+            None => &mut *table,
+        };
+        target.insert(field.clone(), value);
+    }
+    Ok(())
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_owned(),
+                message: message.to_owned(),
+            })
+        };
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if self.license.clock_tolerance_secs > 86_400 {
+            return invalid("license.clock_tolerance_secs", "must be at most 86400 (one day)");
+        }
+        for origin in &self.license.allowed_origins {
+            let ok = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+            if !ok || origin.ends_with('/') {
+                return invalid(
+                    "license.allowed_origins",
+                    &format!("{origin:?} is not \"*\" or an origin like \"http://portal.local\""),
+                );
+            }
+        }
+        let rate = self.license.rate_limit_per_second;
+        if !rate.is_finite() || rate < 0.0 {
+            return invalid(
+                "license.rate_limit_per_second",
+                "must be 0 (off) or a positive number",
+            );
+        }
+        if rate > 0.0 && self.license.rate_limit_burst == 0 {
+            return invalid(
+                "license.rate_limit_burst",
+                "must be at least 1 when rate limiting is on",
+            );
+        }
+        if !(1..=600).contains(&self.license.body_timeout_secs) {
+            return invalid("license.body_timeout_secs", "must be between 1 and 600");
+        }
+        if self.license.listen == self.admin.listen && self.license.listen.port() != 0 {
+            return invalid(
+                "admin.listen",
+                "must differ from license.listen: passengers must never reach the admin UI",
+            );
+        }
+        if !(1..=1_000_000).contains(&self.log.queue_capacity) {
+            return invalid("log.queue_capacity", "must be between 1 and 1000000");
+        }
+        if !(1..=65_536).contains(&self.log.max_batch) {
+            return invalid("log.max_batch", "must be between 1 and 65536");
+        }
+        if !(1..=600_000).contains(&self.log.busy_timeout_ms) {
+            return invalid("log.busy_timeout_ms", "must be between 1 and 600000");
+        }
+        if !(1..=600_000).contains(&self.log.append_timeout_ms) {
+            return invalid("log.append_timeout_ms", "must be between 1 and 600000");
+        }
+        Ok(())
+    }
+
+    /// The master key file this config points at.
+    pub fn master_key_path(&self, credentials_dir: Option<&Path>) -> PathBuf {
+        if !self.master_key_file.as_os_str().is_empty() {
+            return self.master_key_file.clone();
+        }
+        if let Some(dir) = credentials_dir {
+            let candidate = dir.join("master.key");
+            if candidate.exists() {
+                return candidate;
+            }
+        }
+        self.data_dir.join("master.key")
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        std::fs::write(&path, text).unwrap();
+        let env: Vec<_> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        load(&path, true, &env).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn example_config_is_valid_and_documented() {
+        let config = load_text(EXAMPLE, &[]).unwrap();
+        assert_eq!(config.license.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.log, LogConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = load_text("[license]\nlisten_on = \"1.2.3.4:1\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("listen_on"), "{err}");
+        let err = load_text("[log]\nmax_batch = 0\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("log.max_batch"), "{err}");
+        let err = load_text("[license]\nlisten = \"nowhere\"\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("listen") || err.to_string().contains("address"),
+            "{err}"
+        );
+        let err = load_text("[license]\nallowed_origins = [\"portal\"]\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("license.allowed_origins"), "{err}");
+        assert!(load_text("not toml [", &[]).is_err());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = load_text(
+            "[license]\nclock_tolerance_secs = 10\n",
+            &[
+                ("BERTH_LICENSE_CLOCK_TOLERANCE_SECS", "60"),
+                ("BERTH_DATA_DIR", "/tmp/x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.license.clock_tolerance_secs, 60);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        let err = load_text("", &[("BERTH_LICENSE_TOLERANCE", "60")]).unwrap_err();
+        assert!(err.to_string().contains("BERTH_LICENSE_TOLERANCE"), "{err}");
+        let err = load_text("", &[("BERTH_LOG_MAX_BATCH", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("BERTH_LOG_MAX_BATCH"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_default_file_means_defaults() {
+        let (c, source) = load(Path::new("/nonexistent/berth.toml"), false, &[]).unwrap();
+        assert_eq!(c, Config::default());
+        assert!(source.file.is_none());
+        assert!(load(Path::new("/nonexistent/berth.toml"), true, &[]).is_err());
+    }
+}

@@ -1,0 +1,308 @@
+//! The only place that calls openssl: AES-GCM sealing under the master key,
+//! AES-CBC for token-carried keys, HMAC-SHA256, SHA-256, Ed25519, randomness and
+//! constant-time comparison.
+//!
+//! Architecture Invariant: no I/O except reading/writing the master key file;
+//! no SQL, no HTTP.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use openssl::hash::{MessageDigest, hash};
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::sign::{Signer, Verifier};
+use openssl::symm::{Cipher, Crypter, Mode};
+
+use crate::ids::{Secret32, decode_b64_any, hex, hex_decode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    #[error("decryption failed: wrong master key or corrupted data")]
+    Open,
+    #[error("openssl error: {0}")]
+    Openssl(#[from] openssl::error::ErrorStack),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Fills an array from OpenSSL's CSPRNG.
+pub fn random<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    openssl::rand::rand_bytes(&mut out).expect("the OpenSSL random generator works");
+    out
+}
+
+/// Compares two byte strings in constant time (for equal lengths).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && openssl::memcmp::eq(a, b)
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = hash(MessageDigest::sha256(), data).expect("SHA-256 is available");
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&digest);
+    out
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&sha256(data))
+}
+
+/// A SHA-256 that is fed in pieces (for the hash chain, which hashes joined fields).
+pub struct Sha256(openssl::sha::Sha256);
+
+impl Sha256 {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Sha256 {
+        Sha256(openssl::sha::Sha256::new())
+    }
+    pub fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finish()
+    }
+}
+
+/// An HMAC-SHA256 key prepared once and used for many messages.
+pub struct HmacKey(PKey<Private>);
+
+impl HmacKey {
+    pub fn new(key: &[u8]) -> HmacKey {
+        HmacKey(PKey::hmac(key).expect("an HMAC key of any length is accepted"))
+    }
+
+    pub fn sign(&self, data: &[u8]) -> [u8; 32] {
+        let mut signer = Signer::new(MessageDigest::sha256(), &self.0).expect("HMAC-SHA256 is available");
+        signer.update(data).expect("HMAC update does not fail");
+        let mut out = [0u8; 32];
+        signer.sign(&mut out).expect("HMAC output fits 32 bytes");
+        out
+    }
+}
+
+/// `AES-256-CBC-decrypt(key, iv, no padding)` of exactly one 16-byte block, as SPEC
+/// section 3 defines for `encrypted_key`.
+pub fn aes256_cbc_decrypt_block(key: &[u8; 32], iv: &[u8; 16], block: &[u8; 16]) -> [u8; 16] {
+    let mut crypter =
+        Crypter::new(Cipher::aes_256_cbc(), Mode::Decrypt, key, Some(iv)).expect("AES-256-CBC is available");
+    crypter.pad(false);
+    let mut out = [0u8; 32];
+    let n = crypter.update(block, &mut out).expect("one block decrypts");
+    let m = crypter.finalize(&mut out[n..]).expect("no padding to check");
+    debug_assert_eq!(n + m, 16);
+    let mut key_out = [0u8; 16];
+    key_out.copy_from_slice(&out[..16]);
+    key_out
+}
+
+/// The inverse of [`aes256_cbc_decrypt_block`], for minting tokens with inline keys.
+pub fn aes256_cbc_encrypt_block(key: &[u8; 32], iv: &[u8; 16], block: &[u8; 16]) -> [u8; 16] {
+    let mut crypter =
+        Crypter::new(Cipher::aes_256_cbc(), Mode::Encrypt, key, Some(iv)).expect("AES-256-CBC is available");
+    crypter.pad(false);
+    let mut out = [0u8; 32];
+    let n = crypter.update(block, &mut out).expect("one block encrypts");
+    let m = crypter.finalize(&mut out[n..]).expect("no padding to add");
+    debug_assert_eq!(n + m, 16);
+    let mut ct = [0u8; 16];
+    ct.copy_from_slice(&out[..16]);
+    ct
+}
+
+const GCM_NONCE: usize = 12;
+const GCM_TAG: usize = 16;
+
+/// The 32-byte key that encrypts every secret berth keeps in its database.
+pub struct MasterKey(Secret32);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    pub fn generate() -> MasterKey {
+        MasterKey(Secret32(random()))
+    }
+
+    /// Reads a master key file: base64 or 64 hex digits (one line), or 32 raw bytes.
+    pub fn load(path: &Path) -> Result<MasterKey, CryptoError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| CryptoError::Invalid(format!("reading master key {}: {e}", path.display())))?;
+        Self::from_file_bytes(&bytes).ok_or_else(|| {
+            CryptoError::Invalid(format!(
+                "master key {} is not 32 bytes (raw, hex or base64)",
+                path.display()
+            ))
+        })
+    }
+
+    fn from_file_bytes(bytes: &[u8]) -> Option<MasterKey> {
+        let decoded = match std::str::from_utf8(bytes).map(str::trim) {
+            Ok(text) if text.len() == 64 => hex_decode(text),
+            Ok(text) if !text.is_empty() && bytes.len() != 32 => decode_b64_any(text),
+            _ => Some(bytes.to_vec()),
+        }?;
+        Some(MasterKey(Secret32(decoded.try_into().ok()?)))
+    }
+
+    /// Writes the key as base64 text to a new file with mode 0600; never overwrites.
+    pub fn write_new(&self, path: &Path) -> std::io::Result<()> {
+        use base64::Engine as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        let text = base64::engine::general_purpose::STANDARD.encode(self.0.0);
+        file.write_all(text.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()
+    }
+
+    /// Encrypts with AES-256-GCM; `context` is bound as associated data so that a
+    /// ciphertext cannot be moved to another row or purpose.
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let nonce: [u8; GCM_NONCE] = random();
+        let mut tag = [0u8; GCM_TAG];
+        let ct = openssl::symm::encrypt_aead(
+            Cipher::aes_256_gcm(),
+            &self.0.0,
+            Some(&nonce),
+            context,
+            plaintext,
+            &mut tag,
+        )
+        .expect("AES-256-GCM encryption does not fail");
+        let mut out = Vec::with_capacity(GCM_NONCE + ct.len() + GCM_TAG);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        out.extend_from_slice(&tag);
+        out
+    }
+
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if sealed.len() < GCM_NONCE + GCM_TAG {
+            return Err(CryptoError::Open);
+        }
+        let (nonce, rest) = sealed.split_at(GCM_NONCE);
+        let (ct, tag) = rest.split_at(rest.len() - GCM_TAG);
+        openssl::symm::decrypt_aead(Cipher::aes_256_gcm(), &self.0.0, Some(nonce), context, ct, tag)
+            .map_err(|_| CryptoError::Open)
+    }
+
+    pub fn open_array<const N: usize>(&self, context: &[u8], sealed: &[u8]) -> Result<[u8; N], CryptoError> {
+        self.open(context, sealed)?
+            .try_into()
+            .map_err(|_| CryptoError::Open)
+    }
+}
+
+/// The installation's Ed25519 identity.
+pub struct SigningKey(PKey<Private>);
+
+impl SigningKey {
+    pub fn generate() -> SigningKey {
+        SigningKey(PKey::generate_ed25519().expect("Ed25519 key generation works"))
+    }
+
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<SigningKey, CryptoError> {
+        let key = PKey::private_key_from_der(der)?;
+        if key.id() != Id::ED25519 {
+            return Err(CryptoError::Invalid("signing key is not Ed25519".into()));
+        }
+        Ok(SigningKey(key))
+    }
+
+    pub fn to_pkcs8_der(&self) -> Vec<u8> {
+        self.0.private_key_to_pkcs8().expect("an Ed25519 key serialises")
+    }
+
+    /// SubjectPublicKeyInfo DER of the public half.
+    pub fn public_der(&self) -> Vec<u8> {
+        self.0.public_key_to_der().expect("an Ed25519 key serialises")
+    }
+
+    pub fn public_pem(&self) -> String {
+        String::from_utf8(self.0.public_key_to_pem().expect("an Ed25519 key serialises"))
+            .expect("PEM is ASCII")
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let mut signer = Signer::new_without_digest(&self.0).expect("Ed25519 signer");
+        signer
+            .sign_oneshot_to_vec(message)
+            .expect("Ed25519 signing does not fail")
+    }
+}
+
+/// An Ed25519 public key read from a PEM (for verifying reports).
+pub struct PublicKey(PKey<Public>);
+
+impl PublicKey {
+    pub fn from_pem(pem: &[u8]) -> Result<PublicKey, CryptoError> {
+        let key = PKey::public_key_from_pem(pem)?;
+        if key.id() != Id::ED25519 {
+            return Err(CryptoError::Invalid("public key is not Ed25519".into()));
+        }
+        Ok(PublicKey(key))
+    }
+
+    pub fn der(&self) -> Vec<u8> {
+        self.0.public_key_to_der().expect("an Ed25519 key serialises")
+    }
+
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(mut verifier) = Verifier::new_without_digest(&self.0) else {
+            return false;
+        };
+        verifier.verify_oneshot(signature, message).unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_binds_context() {
+        let mk = MasterKey::generate();
+        let sealed = mk.seal(b"a", b"secret");
+        assert_eq!(mk.open(b"a", &sealed).unwrap(), b"secret");
+        assert!(mk.open(b"b", &sealed).is_err());
+        assert!(MasterKey::generate().open(b"a", &sealed).is_err());
+        assert!(mk.open(b"a", &sealed[..10]).is_err());
+    }
+
+    #[test]
+    fn cbc_round_trips() {
+        let key = [3u8; 32];
+        let iv = [9u8; 16];
+        let ct = aes256_cbc_encrypt_block(&key, &iv, &[1u8; 16]);
+        assert_eq!(aes256_cbc_decrypt_block(&key, &iv, &ct), [1u8; 16]);
+    }
+
+    #[test]
+    fn ed25519_signs_and_verifies() {
+        let sk = SigningKey::generate();
+        let pk = PublicKey::from_pem(sk.public_pem().as_bytes()).unwrap();
+        let sig = sk.sign(b"m");
+        assert_eq!(sig.len(), 64);
+        assert!(pk.verify(b"m", &sig));
+        assert!(!pk.verify(b"n", &sig));
+        let again = SigningKey::from_pkcs8_der(&sk.to_pkcs8_der()).unwrap();
+        assert_eq!(again.public_der(), sk.public_der());
+    }
+
+    #[test]
+    fn master_key_file_forms() {
+        let raw = [5u8; 32];
+        assert!(MasterKey::from_file_bytes(&raw).is_some());
+        assert!(MasterKey::from_file_bytes(hex(&raw).as_bytes()).is_some());
+        assert!(MasterKey::from_file_bytes(b"short").is_none());
+        assert!(MasterKey::from_file_bytes(b"").is_none());
+    }
+}

@@ -1,0 +1,64 @@
+//! CORS for the license API (SPEC section 4): every response, errors included,
+//! carries the headers; preflights answer 204.
+
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse};
+
+#[derive(Debug, Clone)]
+pub struct Cors {
+    any: bool,
+    origins: Vec<String>,
+}
+
+const ALLOW_HEADERS: &str = "Content-Type, X-AxDRM-Message, Authorization";
+
+impl Cors {
+    pub fn new(allowed: &[String]) -> Cors {
+        Cors {
+            any: allowed.iter().any(|o| o == "*"),
+            origins: allowed.iter().filter(|o| *o != "*").cloned().collect(),
+        }
+    }
+
+    fn allows(&self, origin: &str) -> bool {
+        self.any || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    }
+
+    /// Adds the CORS headers for a request with this `Origin` to a response.
+    pub fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        let Some(origin) = origin else { return };
+        let allowed = origin.to_str().is_ok_and(|o| self.allows(o));
+        if !allowed {
+            return;
+        }
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("X-AxDRM-ErrorMessage"),
+        );
+    }
+}
+
+/// `OPTIONS` on a license path: 204 with what browsers need to send the real
+/// request. The requested headers are echoed (players add their own).
+pub async fn preflight(req: HttpRequest) -> HttpResponse {
+    let requested = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.trim().is_empty() && v.len() <= 1024);
+    let allow_headers = match requested {
+        Some(asked) => format!("{ALLOW_HEADERS}, {asked}"),
+        None => ALLOW_HEADERS.to_owned(),
+    };
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, allow_headers))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}

@@ -1,0 +1,365 @@
+//! The only place that knows actix-web: the license API of SPEC section 4 on its
+//! own listener, CORS, rate limiting, and the mapping of errors to responses.
+//!
+//! Architecture Invariant: no SQL and no token rules here; handlers parse the
+//! request, call [`LicenseService`], and write the answer. The license listener
+//! never serves admin pages.
+
+mod cors;
+mod error;
+mod ratelimit;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody as _;
+use actix_web::dev::{Server, Service as _};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use serde_json::json;
+
+use crate::clearkey::{self, ClearKeyError};
+use crate::config::LicenseConfig;
+use crate::ids::{KeySystem, Kid, LicenseType, format_instant, parse_instant};
+use crate::license::{LicenseRequest, LicenseService};
+
+pub use cors::Cors;
+pub use error::ApiError;
+use ratelimit::RateLimiter;
+
+/// Request bodies larger than this get `413 body_too_large`.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Everything the license API handlers share.
+pub struct LicenseApi {
+    service: Arc<LicenseService>,
+    cors: Cors,
+    rate: Option<RateLimiter>,
+    body_timeout: Duration,
+}
+
+impl LicenseApi {
+    pub fn new(service: Arc<LicenseService>, config: &LicenseConfig) -> LicenseApi {
+        LicenseApi {
+            service,
+            cors: Cors::new(&config.allowed_origins),
+            rate: (config.rate_limit_per_second > 0.0)
+                .then(|| RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst)),
+            body_timeout: Duration::from_secs(config.body_timeout_secs),
+        }
+    }
+}
+
+/// Builds the license server on an already-bound listener. The caller runs it
+/// and stops it through its handle.
+pub fn license_server(listener: TcpListener, api: LicenseApi, workers: usize) -> std::io::Result<Server> {
+    let api = web::Data::new(api);
+    let server = HttpServer::new(move || {
+        let cors = api.cors.clone();
+        App::new()
+            .app_data(api.clone())
+            .wrap_fn(move |req, srv| {
+                let origin = req.headers().get(header::ORIGIN).cloned();
+                let fut = srv.call(req);
+                let cors = cors.clone();
+                async move {
+                    let response = fut.await?;
+                    let mut response = ensure_json_error(response);
+                    cors.decorate(origin.as_ref(), response.headers_mut());
+                    Ok(response)
+                }
+            })
+            .service(
+                web::resource(["/clearkey", "/AcquireLicense"])
+                    .route(web::post().to(clearkey_license))
+                    .route(web::method(Method::OPTIONS).to(cors::preflight))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/hls/key/{kid}")
+                    .route(web::get().to(hls_key))
+                    .route(web::method(Method::OPTIONS).to(cors::preflight))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/healthz")
+                    .route(web::get().to(healthz))
+                    .route(web::head().to(healthz))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found))
+    })
+    .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Whatever actix itself answers with (an extractor error, a panic turned into
+/// 500) leaves as the same JSON error shape as berth's own errors.
+fn ensure_json_error(response: actix_web::dev::ServiceResponse) -> actix_web::dev::ServiceResponse {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::INTERNAL_SERVER_ERROR => (
+            "internal",
+            "the server failed; the crew can find the cause in its log",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is larger than 64 KiB"),
+        StatusCode::NOT_FOUND => ("not_found", "there is nothing at this path"),
+        _ => ("bad_request", "the request could not be understood"),
+    };
+    if status.is_server_error() {
+        tracing::error!(%status, "answering a server error from the framework");
+    }
+    response.map_into_boxed_body().map_body(|head, _| {
+        let fresh = error::error_response(head.status, code, message, None);
+        for (name, value) in fresh.headers() {
+            head.headers.insert(name.clone(), value.clone());
+        }
+        fresh.into_body().boxed()
+    })
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}
+
+async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+fn client_ip(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// The token, by SPEC precedence: `X-AxDRM-Message`, `Authorization: Bearer`,
+/// query `AxDrmMessage`, query `token`. A header that is present but not text
+/// yields an empty token, which fails verification as malformed.
+fn find_token(req: &HttpRequest) -> Option<String> {
+    if let Some(value) = req.headers().get("x-axdrm-message") {
+        return Some(value.to_str().unwrap_or("").trim().to_owned());
+    }
+    if let Some(value) = req.headers().get(header::AUTHORIZATION) {
+        let text = value.to_str().unwrap_or("").trim();
+        if text.len() > 7 && text[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(text[7..].trim().to_owned());
+        }
+    }
+    let query = req.query_string();
+    if query.is_empty() {
+        return None;
+    }
+    let params: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(query)
+        .map(|q| q.into_inner())
+        .unwrap_or_default();
+    params
+        .get("AxDrmMessage")
+        .or_else(|| params.get("token"))
+        .cloned()
+}
+
+fn check_rate(api: &LicenseApi, client: IpAddr) -> Result<(), ApiError> {
+    match &api.rate {
+        Some(limiter) => limiter
+            .check(client, Instant::now())
+            .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs }),
+        None => Ok(()),
+    }
+}
+
+async fn read_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    timeout: Duration,
+) -> Result<web::Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::BodyTooLarge);
+    }
+    match tokio::time::timeout(timeout, payload.to_bytes_limited(MAX_BODY)).await {
+        Err(_) => Err(ApiError::BadRequest(
+            "the request body did not arrive in time".into(),
+        )),
+        Ok(Err(_)) => Err(ApiError::BodyTooLarge),
+        Ok(Ok(Err(e))) => Err(ApiError::BadRequest(format!(
+            "the request body could not be read ({e})"
+        ))),
+        Ok(Ok(Ok(bytes))) => Ok(bytes),
+    }
+}
+
+/// One log line per license request: outcome, key system, KID count, latency.
+/// Never a key, a token or a user id.
+fn log_outcome(key_system: KeySystem, kids: usize, started: Instant, outcome: Result<i64, &ApiError>) {
+    let latency_us = started.elapsed().as_micros() as u64;
+    match outcome {
+        Ok(seq) => tracing::info!(
+            target: "berth::license",
+            outcome = "ok",
+            key_system = key_system.as_str(),
+            kids,
+            seq,
+            latency_us,
+        ),
+        Err(e) => tracing::info!(
+            target: "berth::license",
+            outcome = e.code(),
+            key_system = key_system.as_str(),
+            kids,
+            latency_us,
+            reason = %e,
+        ),
+    }
+}
+
+async fn clearkey_license(
+    req: HttpRequest,
+    payload: web::Payload,
+    api: web::Data<LicenseApi>,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let mut kid_count = 0;
+    let result = async {
+        let client = client_ip(&req);
+        check_rate(&api, client)?;
+        let body = read_body(&req, payload, api.body_timeout).await?;
+        let request = clearkey::parse_request(&body).map_err(|e| match e {
+            ClearKeyError::NotClearKey => ApiError::KeySystemUnsupported,
+            ClearKeyError::Malformed(why) => ApiError::BadRequest(why),
+        })?;
+        kid_count = request.kids.len();
+        let token = find_token(&req);
+        let license = api
+            .service
+            .issue(LicenseRequest {
+                token: token.as_deref(),
+                kids: request.kids,
+                license_type: request.license_type,
+                key_system: KeySystem::ClearKey,
+                client,
+            })
+            .await?;
+        let body = clearkey::response(&license.keys, request.license_type);
+        Ok::<_, ApiError>((license.seq, body))
+    }
+    .await;
+    log_outcome(
+        KeySystem::ClearKey,
+        kid_count,
+        started,
+        result.as_ref().map(|(seq, _)| *seq),
+    );
+    let (_, body) = result?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body))
+}
+
+async fn hls_key(req: HttpRequest, api: web::Data<LicenseApi>) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let result = async {
+        let client = client_ip(&req);
+        check_rate(&api, client)?;
+        let kid: Kid =
+            req.match_info().get("kid").unwrap_or("").parse().map_err(|_| {
+                ApiError::BadRequest("the KID in the path is not a UUID or 32 hex digits".into())
+            })?;
+        let token = find_token(&req);
+        let license = api
+            .service
+            .issue(LicenseRequest {
+                token: token.as_deref(),
+                kids: vec![kid],
+                license_type: LicenseType::Temporary,
+                key_system: KeySystem::Hls,
+                client,
+            })
+            .await?;
+        Ok::<_, ApiError>(license)
+    }
+    .await;
+    log_outcome(KeySystem::Hls, 1, started, result.as_ref().map(|l| l.seq));
+    let license = result?;
+    let key = license.keys[0].1.0;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(key.to_vec()))
+}
+
+/// How long the writer may go without a heartbeat before berth calls itself
+/// unhealthy.
+pub const WRITER_STALL_LIMIT: Duration = Duration::from_secs(10);
+
+async fn healthz(api: web::Data<LicenseApi>) -> HttpResponse {
+    let report = health_report(&api.service);
+    let status = if report["status"] == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(report.to_string())
+}
+
+/// The health of the license path, shared by `/healthz`, the watchdog and the
+/// admin dashboard.
+pub fn health_report(service: &LicenseService) -> serde_json::Value {
+    let writer = service.log().health();
+    let failure = writer.failure();
+    let stalled = writer.since_heartbeat() > WRITER_STALL_LIMIT;
+    let now = service.clock().now();
+    let newest = service.last_issued_at();
+    let clock_behind_log = newest
+        .as_deref()
+        .and_then(|n| parse_instant(n).ok())
+        .is_some_and(|n| n > now + time::Duration::minutes(1));
+    let mut problems = Vec::new();
+    if let Some(why) = &failure {
+        problems.push(format!("database: {why}"));
+    }
+    if stalled {
+        problems.push("the log writer is not responding".to_owned());
+    }
+    json!({
+        "status": if problems.is_empty() { "ok" } else { "unavailable" },
+        "problems": problems,
+        "database": failure.as_deref().unwrap_or("ok"),
+        "log_writer": {
+            "responding": !stalled,
+            "queued": writer.queued(),
+            "committed": writer.committed(),
+            "last_commit_ms": writer.last_commit().as_secs_f64() * 1000.0,
+        },
+        "keys": {
+            "content_keys": service.keys().content_key_count(),
+            "communication_keys": service.keys().com_key_count(),
+        },
+        "clock": {
+            "now": format_instant(now),
+            "newest_license": newest,
+            "behind_log": clock_behind_log,
+        },
+    })
+}

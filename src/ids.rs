@@ -1,0 +1,375 @@
+//! Domain types parsed at the edge: KIDs, communication-key ids, months, license
+//! types, key systems, and the secret byte arrays that must never be printed.
+//!
+//! Architecture Invariant: nothing here does I/O or knows HTTP, SQL or openssl.
+//! Functions past the edge take these types, never raw strings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use time::{Date, OffsetDateTime, UtcOffset};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+fn parse_error(what: &str, input: &str) -> ParseError {
+    // Inputs can be hostile and long; quote only a short prefix.
+    let shown: String = input.chars().take(48).collect();
+    ParseError(format!("{what}: {shown:?}"))
+}
+
+/// A content key id: 16 bytes, written as a UUID (RFC 4122 byte order).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Kid(pub [u8; 16]);
+
+impl Kid {
+    /// Parses the base64 forms players use: base64url or standard, padded or not.
+    pub fn from_b64(text: &str) -> Result<Kid, ParseError> {
+        let bytes = decode_b64_any(text).ok_or_else(|| parse_error("not base64", text))?;
+        let array: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| parse_error("a KID must be 16 bytes", text))?;
+        Ok(Kid(array))
+    }
+
+    pub fn to_b64url(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.0)
+    }
+
+    pub fn to_uuid_string(&self) -> String {
+        uuid::Uuid::from_bytes(self.0).hyphenated().to_string()
+    }
+}
+
+impl FromStr for Kid {
+    type Err = ParseError;
+
+    /// Accepts a UUID (`9eb4050d-e44b-4802-932e-27d75083e266`) or 32 hex digits.
+    fn from_str(text: &str) -> Result<Kid, ParseError> {
+        let is_uuid_shape = text.len() == 36 || text.len() == 32;
+        if !is_uuid_shape || !text.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(parse_error("not a KID (UUID or 32 hex digits)", text));
+        }
+        uuid::Uuid::try_parse(text)
+            .map(|u| Kid(*u.as_bytes()))
+            .map_err(|_| parse_error("not a KID (UUID or 32 hex digits)", text))
+    }
+}
+
+impl fmt::Display for Kid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_uuid_string())
+    }
+}
+
+impl fmt::Debug for Kid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Kid({self})")
+    }
+}
+
+/// Decodes base64 in any of the four common alphabets/padding variants.
+pub fn decode_b64_any(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    for engine in [&URL_SAFE_NO_PAD, &URL_SAFE, &STANDARD, &STANDARD_NO_PAD] {
+        if let Ok(bytes) = engine.decode(text) {
+            return Some(bytes);
+        }
+    }
+    None
+}
+
+/// The id of a communication key (a UUID), kept in its canonical lowercase form.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ComKeyId(pub uuid::Uuid);
+
+impl FromStr for ComKeyId {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<ComKeyId, ParseError> {
+        uuid::Uuid::try_parse(text.trim())
+            .map(ComKeyId)
+            .map_err(|_| parse_error("not a communication key id (UUID)", text))
+    }
+}
+
+impl fmt::Display for ComKeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.hyphenated())
+    }
+}
+
+impl fmt::Debug for ComKeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ComKeyId({self})")
+    }
+}
+
+macro_rules! secret_bytes {
+    ($name:ident, $len:expr, $what:literal) => {
+        #[doc = concat!("A ", $what, "; its bytes never appear in `Debug` output.")]
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(pub [u8; $len]);
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+    };
+}
+
+secret_bytes!(ContentKey, 16, "16-byte AES content key");
+secret_bytes!(
+    Secret32,
+    32,
+    "32-byte secret (communication key, pepper, master key)"
+);
+
+impl ContentKey {
+    /// Parses a key given as 32 hex digits or base64 of 16 bytes.
+    pub fn parse(text: &str) -> Result<ContentKey, ParseError> {
+        let text = text.trim();
+        let bytes = if text.len() == 32 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+            hex_decode(text)
+        } else {
+            decode_b64_any(text)
+        };
+        let bytes = bytes.ok_or_else(|| ParseError("a key must be 32 hex digits or base64".into()))?;
+        let array: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| ParseError("a content key must be 16 bytes".into()))?;
+        Ok(ContentKey(array))
+    }
+}
+
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LicenseType {
+    Temporary,
+    PersistentLicense,
+}
+
+impl LicenseType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseType::Temporary => "temporary",
+            LicenseType::PersistentLicense => "persistent-license",
+        }
+    }
+}
+
+impl FromStr for LicenseType {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<LicenseType, ParseError> {
+        match text {
+            "temporary" => Ok(LicenseType::Temporary),
+            "persistent-license" => Ok(LicenseType::PersistentLicense),
+            _ => Err(parse_error("not a license type", text)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeySystem {
+    ClearKey,
+    Hls,
+}
+
+impl KeySystem {
+    pub const ALL: [KeySystem; 2] = [KeySystem::ClearKey, KeySystem::Hls];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeySystem::ClearKey => "clearkey",
+            KeySystem::Hls => "hls",
+        }
+    }
+}
+
+impl FromStr for KeySystem {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<KeySystem, ParseError> {
+        match text {
+            "clearkey" => Ok(KeySystem::ClearKey),
+            "hls" => Ok(KeySystem::Hls),
+            _ => Err(parse_error("not a key system", text)),
+        }
+    }
+}
+
+/// A calendar month in UTC, `YYYY-MM`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    year: i32,
+    month: time::Month,
+}
+
+impl Month {
+    pub fn of(at: OffsetDateTime) -> Month {
+        let at = at.to_offset(UtcOffset::UTC);
+        Month {
+            year: at.year(),
+            month: at.month(),
+        }
+    }
+
+    pub fn start(self) -> OffsetDateTime {
+        Date::from_calendar_date(self.year, self.month, 1)
+            .expect("a parsed month has a first day")
+            .midnight()
+            .assume_utc()
+    }
+
+    pub fn next(self) -> Month {
+        if self.month == time::Month::December {
+            Month {
+                year: self.year + 1,
+                month: time::Month::January,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month.next(),
+            }
+        }
+    }
+
+    pub fn previous(self) -> Month {
+        if self.month == time::Month::January {
+            Month {
+                year: self.year - 1,
+                month: time::Month::December,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month.previous(),
+            }
+        }
+    }
+
+    /// The first instant after the month.
+    pub fn end(self) -> OffsetDateTime {
+        self.next().start()
+    }
+
+    /// Every day of the month as `YYYY-MM-DD`.
+    pub fn days(self) -> Vec<String> {
+        let mut day = self.start().date();
+        let end = self.end().date();
+        let mut out = Vec::with_capacity(31);
+        while day < end {
+            out.push(day.to_string());
+            day = day.next_day().expect("days within a parsed month exist");
+        }
+        out
+    }
+}
+
+impl FromStr for Month {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<Month, ParseError> {
+        let bad = || parse_error("not a month (YYYY-MM)", text);
+        let (y, m) = text.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let month: u8 = m.parse().map_err(|_| bad())?;
+        let month = time::Month::try_from(month).map_err(|_| bad())?;
+        if !(1970..=9999).contains(&year) {
+            return Err(bad());
+        }
+        Ok(Month { year, month })
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, u8::from(self.month))
+    }
+}
+
+/// Formats an instant as the log does: UTC, RFC 3339, milliseconds, `Z`.
+pub fn format_instant(at: OffsetDateTime) -> String {
+    let at = at.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
+
+/// Parses an RFC 3339 instant (any offset).
+pub fn parse_instant(text: &str) -> Result<OffsetDateTime, ParseError> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| parse_error("not an RFC 3339 date-time", text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kid_forms_agree() {
+        let a: Kid = "9eb4050d-e44b-4802-932e-27d75083e266".parse().unwrap();
+        let b: Kid = "9EB4050DE44B4802932E27D75083E266".parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.0[0], 0x9e);
+        let c = Kid::from_b64(&a.to_b64url()).unwrap();
+        assert_eq!(a, c);
+        let padded = STANDARD.encode(a.0);
+        assert_eq!(Kid::from_b64(&padded).unwrap(), a);
+        assert!(Kid::from_b64("AAAA").is_err());
+        assert!("not-a-kid".parse::<Kid>().is_err());
+        assert!("{9eb4050d-e44b-4802-932e-27d75083e266}".parse::<Kid>().is_err());
+    }
+
+    #[test]
+    fn months_have_right_bounds() {
+        let m: Month = "2026-12".parse().unwrap();
+        assert_eq!(format_instant(m.start()), "2026-12-01T00:00:00.000Z");
+        assert_eq!(format_instant(m.end()), "2027-01-01T00:00:00.000Z");
+        assert_eq!(m.days().len(), 31);
+        assert_eq!("2024-02".parse::<Month>().unwrap().days().len(), 29);
+        assert!("2026-13".parse::<Month>().is_err());
+        assert!("26-01".parse::<Month>().is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_debug_print() {
+        let k = ContentKey([7; 16]);
+        assert_eq!(format!("{k:?}"), "ContentKey(<redacted>)");
+    }
+}

@@ -1,0 +1,32 @@
+//! berth: a self-contained, offline DRM license server for vessels.
+//!
+//! Module map (each layer knows one outside system):
+//!
+//! - [`ids`]: domain types parsed at the edge (KID, communication-key id, month,
+//!   license type, key system) and secret byte arrays that never print.
+//! - [`clock`]: the only reader of the wall clock.
+//! - [`crypto`]: the only caller of openssl (AES-GCM, AES-CBC, HMAC, SHA-256,
+//!   Ed25519, randomness, constant-time comparison).
+//! - [`config`]: defaults < file < `BERTH_*` environment < flags, validated once.
+//! - [`token`]: license tokens and entitlements (pure).
+//! - [`clearkey`]: the W3C Clear Key message format (pure).
+//! - [`keyfile`]: JSON and CPIX key import files (pure).
+//! - [`store`]: the only place with SQL: migrations, key stores, the license log
+//!   writer (group commit), usage aggregates.
+//! - [`license`]: token + keys + log -> license; no HTTP, no SQL.
+//! - [`http`]: the only place that knows actix-web: the license API.
+//! - [`server`]: assembles a running berth from a config and bound listeners.
+//! - [`cli`]: one function per subcommand; only `serve` starts HTTP.
+
+pub mod clearkey;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod ids;
+pub mod keyfile;
+pub mod license;
+pub mod server;
+pub mod store;
+pub mod token;

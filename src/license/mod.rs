@@ -1,0 +1,186 @@
+//! The license service: token + key store + log -> license.
+//!
+//! Architecture Invariant: no actix, no SQL. Keys come from the in-memory
+//! [`KeyRing`]; the log is reached only through [`LogHandle`]. A license is
+//! returned only after its log entry has committed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration as StdDuration;
+
+use time::Duration;
+
+use crate::clock::Clock;
+use crate::crypto::HmacKey;
+use crate::ids::{ComKeyId, ContentKey, KeySystem, Kid, LicenseType, Secret32};
+use crate::store::{AppendError, LogEntry, LogHandle};
+use crate::token::{self, ComKey, ComKeys, Denial, TokenError};
+
+/// The keys the server hands out and verifies with, decrypted once and swapped
+/// whole when the store changes.
+#[derive(Default)]
+pub struct KeyRing {
+    content: RwLock<Arc<HashMap<Kid, ContentKey>>>,
+    com: RwLock<Arc<ComKeys>>,
+    generation: AtomicI64,
+}
+
+impl KeyRing {
+    pub fn replace(&self, generation: i64, content: Vec<(Kid, ContentKey)>, com: Vec<(ComKeyId, Secret32)>) {
+        let content: HashMap<_, _> = content.into_iter().collect();
+        let com: ComKeys = com
+            .into_iter()
+            .map(|(id, secret)| (id, Arc::new(ComKey::new(id, secret))))
+            .collect();
+        *self.content.write().expect("key ring lock") = Arc::new(content);
+        *self.com.write().expect("key ring lock") = Arc::new(com);
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    pub fn generation(&self) -> i64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    pub fn content_key_count(&self) -> usize {
+        self.content.read().expect("key ring lock").len()
+    }
+
+    pub fn com_key_count(&self) -> usize {
+        self.com.read().expect("key ring lock").len()
+    }
+
+    fn content(&self) -> Arc<HashMap<Kid, ContentKey>> {
+        Arc::clone(&self.content.read().expect("key ring lock"))
+    }
+
+    fn com(&self) -> Arc<ComKeys> {
+        Arc::clone(&self.com.read().expect("key ring lock"))
+    }
+}
+
+/// What a player asked for.
+#[derive(Debug)]
+pub struct LicenseRequest<'a> {
+    pub token: Option<&'a str>,
+    pub kids: Vec<Kid>,
+    pub license_type: LicenseType,
+    pub key_system: KeySystem,
+    pub client: IpAddr,
+}
+
+#[derive(Debug)]
+pub struct License {
+    pub keys: Vec<(Kid, ContentKey)>,
+    pub seq: i64,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum LicenseError {
+    #[error("no license token was sent")]
+    TokenMissing,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    #[error("the license token was already used")]
+    TokenReused,
+    #[error("the license could not be logged: {0}")]
+    LogUnavailable(String),
+}
+
+pub struct LicenseService {
+    keys: Arc<KeyRing>,
+    log: LogHandle,
+    clock: Arc<dyn Clock>,
+    pepper: HmacKey,
+    tolerance: Duration,
+    append_timeout: StdDuration,
+    last_issued_at: Mutex<Option<String>>,
+}
+
+impl LicenseService {
+    pub fn new(
+        keys: Arc<KeyRing>,
+        log: LogHandle,
+        clock: Arc<dyn Clock>,
+        pepper: &Secret32,
+        tolerance: Duration,
+        append_timeout: StdDuration,
+        last_issued_at: Option<String>,
+    ) -> LicenseService {
+        LicenseService {
+            keys,
+            log,
+            clock,
+            pepper: HmacKey::new(&pepper.0),
+            tolerance,
+            append_timeout,
+            last_issued_at: Mutex::new(last_issued_at),
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn log(&self) -> &LogHandle {
+        &self.log
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The `issued_at` of the newest license this process knows of.
+    pub fn last_issued_at(&self) -> Option<String> {
+        self.last_issued_at.lock().expect("lock").clone()
+    }
+
+    /// `HMAC-SHA256(pepper, user_id)`, first 16 bytes: distinct per user, and the
+    /// raw id never leaves this function.
+    pub fn user_hash(&self, user_id: &str) -> [u8; 16] {
+        let mac = self.pepper.sign(user_id.as_bytes());
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&mac[..16]);
+        out
+    }
+
+    /// Checks the token and entitlement, logs the license durably, and only then
+    /// returns the keys.
+    pub async fn issue(&self, request: LicenseRequest<'_>) -> Result<License, LicenseError> {
+        let token = request.token.ok_or(LicenseError::TokenMissing)?;
+        let com_keys = self.keys.com();
+        let entitlement = token::verify(token, &com_keys, self.clock.now(), self.tolerance)?;
+        let store = self.keys.content();
+        let keys = entitlement.grant(&request.kids, request.license_type, request.client, |kid| {
+            store.get(kid).cloned()
+        })?;
+
+        let mut kids = request.kids.clone();
+        kids.sort();
+        kids.dedup();
+        let entry = LogEntry {
+            key_system: request.key_system,
+            kids,
+            license_type: request.license_type,
+            user_hash: entitlement.user_id.as_deref().map(|u| self.user_hash(u)),
+            token_id: entitlement.token_id.clone(),
+            com_key_id: entitlement.com_key_id,
+            single_use: entitlement.prevent_reuse.then_some(entitlement.usable_until),
+        };
+        let appended = tokio::time::timeout(self.append_timeout, self.log.append(entry))
+            .await
+            .map_err(|_| LicenseError::LogUnavailable("the log writer did not answer in time".into()))?
+            .map_err(|e| match e {
+                AppendError::TokenReused => LicenseError::TokenReused,
+                AppendError::Unavailable(why) => LicenseError::LogUnavailable(why),
+            })?;
+        *self.last_issued_at.lock().expect("lock") = Some(appended.issued_at);
+        Ok(License {
+            keys,
+            seq: appended.seq,
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! Assembles a running berth from a config: opens and migrates the store, loads
+//! the keys, starts the log writer, the key refresher and the listeners, and
+//! stops them in order (listeners drain, then the log is flushed).
+//!
+//! Architecture Invariant: takes already-bound listeners, so tests use port 0;
+//! never reads the environment or signals (the CLI does).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::http::{LicenseApi, license_server};
+use crate::license::{KeyRing, LicenseService};
+use crate::store::{Db, LogWriter, WriterConfig};
+
+/// A running berth.
+pub struct Server {
+    license_addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    writer: LogWriter,
+    service: Arc<LicenseService>,
+    refresher: KeyRefresher,
+}
+
+/// Everything `start` needs besides the config.
+pub struct Startup {
+    pub master: Arc<MasterKey>,
+    pub clock: Arc<dyn Clock>,
+    pub license_listener: TcpListener,
+    /// HTTP worker threads; `None` means one per CPU.
+    pub workers: Option<usize>,
+}
+
+/// Loads every key from the store into the ring.
+fn load_keys(db: &Db, ring: &KeyRing) -> anyhow::Result<()> {
+    let generation = db.key_generation()?;
+    let content = db.content_keys().context("loading content keys")?;
+    let com = db.com_keys().context("loading communication keys")?;
+    ring.replace(generation, content, com);
+    Ok(())
+}
+
+pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> {
+    let Startup {
+        master,
+        clock,
+        license_listener,
+        workers,
+    } = startup;
+    let data_dir = &config.data_dir;
+    let db = Db::open(data_dir, Arc::clone(&master))
+        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    let installation = db.installation()?;
+    let pepper = db.pepper().context("opening the user-id pepper")?;
+    let ring = Arc::new(KeyRing::default());
+    load_keys(&db, &ring)?;
+    let newest = db.newest_issued_at()?;
+
+    let writer_config = WriterConfig {
+        queue_capacity: config.log.queue_capacity,
+        max_batch: config.log.max_batch,
+        busy_timeout: Duration::from_millis(config.log.busy_timeout_ms),
+    };
+    let (writer, log) = LogWriter::start(db.path(), writer_config, Arc::clone(&clock))?;
+    let service = Arc::new(LicenseService::new(
+        Arc::clone(&ring),
+        log,
+        clock,
+        &pepper,
+        time::Duration::seconds(config.license.clock_tolerance_secs as i64),
+        Duration::from_millis(config.log.append_timeout_ms),
+        newest,
+    ));
+    let refresher = KeyRefresher::start(db, ring)?;
+
+    license_listener.set_nonblocking(true)?;
+    let license_addr = license_listener.local_addr()?;
+    let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let api = LicenseApi::new(Arc::clone(&service), &config.license);
+    let server = license_server(license_listener, api, workers)
+        .with_context(|| format!("starting the license listener on {license_addr}"))?;
+    let handle = server.handle();
+    let task = actix_web::rt::spawn(server);
+    tracing::info!(
+        installation = %installation.id,
+        vessel_type = installation.vessel_type.as_str(),
+        %license_addr,
+        content_keys = service.keys().content_key_count(),
+        "berth is serving"
+    );
+    Ok(Server {
+        license_addr,
+        handle,
+        task,
+        writer,
+        service,
+        refresher,
+    })
+}
+
+impl Server {
+    pub fn license_addr(&self) -> SocketAddr {
+        self.license_addr
+    }
+
+    pub fn service(&self) -> &Arc<LicenseService> {
+        &self.service
+    }
+
+    /// Reloads keys from the store now (SIGHUP).
+    pub fn reload_keys(&self) {
+        self.refresher.reload();
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then flushes the log.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        if let Ok(Err(e)) = self.task.await {
+            tracing::error!(error = %e, "the license listener failed while stopping");
+        }
+        self.refresher.stop();
+        // The last handles to the log go with the service; then the writer drains.
+        drop(self.service);
+        let writer = self.writer;
+        let _ = actix_web::rt::task::spawn_blocking(move || writer.join()).await;
+        tracing::info!("berth stopped; the license log is flushed");
+    }
+}
+
+enum RefreshCommand {
+    Reload,
+    Stop,
+}
+
+/// Notices keys changed by the CLI (or the admin UI) and swaps them into the
+/// ring within a second.
+struct KeyRefresher {
+    tx: Sender<RefreshCommand>,
+    thread: JoinHandle<()>,
+}
+
+impl KeyRefresher {
+    fn start(db: Db, ring: Arc<KeyRing>) -> anyhow::Result<KeyRefresher> {
+        let (tx, rx) = channel();
+        let thread = std::thread::Builder::new()
+            .name("berth-key-refresh".into())
+            .spawn(move || loop {
+                let forced = match rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(RefreshCommand::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                    Ok(RefreshCommand::Reload) => true,
+                    Err(RecvTimeoutError::Timeout) => false,
+                };
+                let changed = match db.key_generation() {
+                    Ok(generation) => generation != ring.generation(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not check for key changes");
+                        false
+                    }
+                };
+                if forced || changed {
+                    match load_keys(&db, &ring) {
+                        Ok(()) => tracing::info!(
+                            content_keys = ring.content_key_count(),
+                            communication_keys = ring.com_key_count(),
+                            "keys reloaded"
+                        ),
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "reloading keys failed; keeping the old ones"),
+                    }
+                }
+            })
+            .context("starting the key refresher")?;
+        Ok(KeyRefresher { tx, thread })
+    }
+
+    fn reload(&self) {
+        let _ = self.tx.send(RefreshCommand::Reload);
+    }
+
+    fn stop(self) {
+        let _ = self.tx.send(RefreshCommand::Stop);
+        let _ = self.thread.join();
+    }
+}
+
+/// The master key path for a config, honouring a systemd credential.
+pub fn master_key_path(config: &Config) -> PathBuf {
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    config.master_key_path(credentials.as_deref())
+}
+
+pub fn load_master_key(path: &Path) -> anyhow::Result<Arc<MasterKey>> {
+    Ok(Arc::new(MasterKey::load(path)?))
+}

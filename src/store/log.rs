@@ -1,0 +1,575 @@
+//! The license log writer: one thread owns one connection, takes entries from a
+//! bounded queue, and commits them in batches (group commit: one fsync for many
+//! licenses). Each caller is answered only after its row's transaction commits.
+//!
+//! The hash chain and the usage aggregates are written in the same transaction as
+//! the rows, so a crash leaves all three consistent.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use super::{StoreError, connect};
+use crate::clock::Clock;
+use crate::crypto::Sha256;
+use crate::ids::{ComKeyId, KeySystem, Kid, LicenseType, Month, format_instant, hex};
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One license to log.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub key_system: KeySystem,
+    /// Sorted and without duplicates.
+    pub kids: Vec<Kid>,
+    pub license_type: LicenseType,
+    /// `HMAC-SHA256(pepper, user_id)`, first 16 bytes.
+    pub user_hash: Option<[u8; 16]>,
+    pub token_id: Option<String>,
+    pub com_key_id: ComKeyId,
+    /// Set for single-use tokens: the id may be spent once, and is remembered
+    /// until this instant (or forever).
+    pub single_use: Option<Option<OffsetDateTime>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: i64,
+    pub issued_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    #[error("the license token was already used")]
+    TokenReused,
+    #[error("the license log is unavailable: {0}")]
+    Unavailable(String),
+}
+
+struct Job {
+    entry: LogEntry,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub queue_capacity: usize,
+    pub max_batch: usize,
+    pub busy_timeout: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> WriterConfig {
+        WriterConfig {
+            queue_capacity: 16_384,
+            max_batch: 4_096,
+            busy_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What the writer thread reports about itself, for `/healthz`, the watchdog and
+/// metrics.
+#[derive(Debug, Default)]
+pub struct WriterHealth {
+    failure: Mutex<Option<String>>,
+    /// Milliseconds since the writer started, at the last loop turn.
+    heartbeat_ms: AtomicU64,
+    committed: AtomicU64,
+    batches: AtomicU64,
+    last_commit_us: AtomicU64,
+    queued: AtomicU64,
+    stalled_for_test: AtomicBool,
+    started: std::sync::OnceLock<Instant>,
+}
+
+impl WriterHealth {
+    /// `None` when the last write succeeded, else why it failed.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("health lock").clone()
+    }
+
+    /// How long since the writer thread last went round its loop.
+    pub fn since_heartbeat(&self) -> Duration {
+        let started = self.started.get_or_init(Instant::now);
+        let now_ms = started.elapsed().as_millis() as u64;
+        Duration::from_millis(now_ms.saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)))
+    }
+
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
+    }
+
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    pub fn last_commit(&self) -> Duration {
+        Duration::from_micros(self.last_commit_us.load(Ordering::Relaxed))
+    }
+
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Makes the writer stop taking work, as a hung disk would (for watchdog tests).
+    pub fn stall_for_test(&self, stalled: bool) {
+        self.stalled_for_test.store(stalled, Ordering::Relaxed);
+    }
+
+    fn beat(&self) {
+        let started = self.started.get_or_init(Instant::now);
+        self.heartbeat_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn set_failure(&self, failure: Option<String>) {
+        *self.failure.lock().expect("health lock") = failure;
+    }
+}
+
+/// A cheap, cloneable way to append to the log.
+#[derive(Clone)]
+pub struct LogHandle {
+    tx: SyncSender<Job>,
+    health: Arc<WriterHealth>,
+}
+
+impl LogHandle {
+    /// Queues the entry and waits until it is committed (or refused).
+    pub async fn append(&self, entry: LogEntry) -> Result<Appended, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        match self.tx.try_send(Job { entry, reply }) {
+            Ok(()) => {
+                self.health.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
+                return Err(AppendError::Unavailable("the log queue is full".into()));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(AppendError::Unavailable("the log writer has stopped".into()));
+            }
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(AppendError::Unavailable("the log writer has stopped".into())))
+    }
+
+    pub fn health(&self) -> &Arc<WriterHealth> {
+        &self.health
+    }
+}
+
+/// The writer thread. Dropping every [`LogHandle`] lets it finish the queue and
+/// stop; [`LogWriter::join`] waits for that.
+pub struct LogWriter {
+    thread: JoinHandle<()>,
+}
+
+impl LogWriter {
+    pub fn start(
+        db_path: &Path,
+        config: WriterConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(LogWriter, LogHandle), StoreError> {
+        let conn = connect(db_path, config.busy_timeout)?;
+        let head = read_head(&conn)?;
+        let (tx, rx) = sync_channel(config.queue_capacity);
+        let health = Arc::new(WriterHealth::default());
+        health.beat();
+        let thread_health = Arc::clone(&health);
+        let thread = std::thread::Builder::new()
+            .name("berth-log-writer".into())
+            .spawn(move || {
+                Writer {
+                    conn,
+                    head,
+                    clock,
+                    health: thread_health,
+                    max_batch: config.max_batch,
+                }
+                .run(rx)
+            })
+            .map_err(|e| StoreError::Invalid(format!("starting the log writer thread: {e}")))?;
+        Ok((LogWriter { thread }, LogHandle { tx, health }))
+    }
+
+    /// Waits for the writer to drain its queue and stop.
+    pub fn join(self) {
+        if self.thread.join().is_err() {
+            tracing::error!("the log writer thread panicked");
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Head {
+    seq: i64,
+    hash: String,
+}
+
+fn read_head(conn: &Connection) -> Result<Head, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT seq, row_hash FROM license_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| {
+                Ok(Head {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })
+            },
+        )
+        .optional()?
+        .unwrap_or(Head {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        }))
+}
+
+struct Writer {
+    conn: Connection,
+    head: Head,
+    clock: Arc<dyn Clock>,
+    health: Arc<WriterHealth>,
+    max_batch: usize,
+}
+
+struct Row<'a> {
+    seq: i64,
+    issued_at: &'a str,
+    key_system: &'a str,
+    kids: &'a str,
+    license_type: &'a str,
+    user_hash: &'a str,
+    token_id: &'a str,
+    com_key_id: &'a str,
+}
+
+/// `row_hash` of SPEC section 5.
+fn row_hash(prev_hash: &str, row: &Row<'_>) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    for field in [
+        &row.seq.to_string(),
+        row.issued_at,
+        row.key_system,
+        row.kids,
+        row.license_type,
+        row.user_hash,
+        row.token_id,
+        row.com_key_id,
+    ] {
+        h.update(b"|");
+        h.update(field.as_bytes());
+    }
+    hex(&h.finish())
+}
+
+pub fn join_kids(kids: &[Kid]) -> String {
+    let set: BTreeSet<String> = kids.iter().map(Kid::to_uuid_string).collect();
+    set.into_iter().collect::<Vec<_>>().join(";")
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Job>) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        loop {
+            self.health.beat();
+            while self.health.stalled_for_test.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(job) => batch.push(job),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.idle();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while batch.len() < self.max_batch {
+                match rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.health
+                .queued
+                .fetch_sub(batch.len() as u64, Ordering::Relaxed);
+            self.commit_batch(&mut batch);
+        }
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+        let started = Instant::now();
+        match self.write(batch) {
+            Ok((head, results)) => {
+                self.head = head;
+                let n = results.iter().filter(|r| r.is_ok()).count() as u64;
+                self.health.committed.fetch_add(n, Ordering::Relaxed);
+                self.health.batches.fetch_add(1, Ordering::Relaxed);
+                self.health
+                    .last_commit_us
+                    .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                self.health.set_failure(None);
+                for (job, result) in batch.drain(..).zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+            Err(e) => {
+                let reason = describe(&e);
+                tracing::error!(error = %e, rows = batch.len(), "license log commit failed; answering 503");
+                self.health.set_failure(Some(reason.clone()));
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(AppendError::Unavailable(reason.clone())));
+                }
+            }
+        }
+    }
+
+    /// Writes one batch in one transaction; returns the new head and each job's
+    /// outcome. Nothing is visible to anyone until the commit returns.
+    #[allow(clippy::type_complexity)]
+    fn write(
+        &mut self,
+        batch: &[Job],
+    ) -> Result<(Head, Vec<Result<Appended, AppendError>>), rusqlite::Error> {
+        let now = self.clock.now();
+        let issued_at = format_instant(now);
+        let day = now.date().to_string();
+        let month = Month::of(now).to_string();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut head = self.head.clone();
+        let mut results = Vec::with_capacity(batch.len());
+        let mut daily: HashMap<KeySystem, (i64, i64)> = HashMap::new();
+        let mut users: Vec<String> = Vec::new();
+        {
+            let mut spend = tx.prepare_cached(
+                "INSERT OR IGNORE INTO used_tokens (token_id, usable_until) VALUES (?1, ?2)",
+            )?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO license_log (seq, issued_at, key_system, kids, license_type,
+                     user_hash, token_id, com_key_id, prev_hash, row_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?;
+            for job in batch {
+                let entry = &job.entry;
+                if let (Some(until), Some(id)) = (entry.single_use, &entry.token_id) {
+                    let until = until.map(format_instant);
+                    if spend.execute(params![id, until])? == 0 {
+                        results.push(Err(AppendError::TokenReused));
+                        continue;
+                    }
+                }
+                let kids = join_kids(&entry.kids);
+                let user_hash = entry.user_hash.map(|h| hex(&h)).unwrap_or_default();
+                let com_key_id = entry.com_key_id.to_string();
+                let row = Row {
+                    seq: head.seq + 1,
+                    issued_at: &issued_at,
+                    key_system: entry.key_system.as_str(),
+                    kids: &kids,
+                    license_type: entry.license_type.as_str(),
+                    user_hash: &user_hash,
+                    token_id: entry.token_id.as_deref().unwrap_or(""),
+                    com_key_id: &com_key_id,
+                };
+                let hash = row_hash(&head.hash, &row);
+                insert.execute(params![
+                    row.seq,
+                    row.issued_at,
+                    row.key_system,
+                    row.kids,
+                    row.license_type,
+                    row.user_hash,
+                    row.token_id,
+                    row.com_key_id,
+                    head.hash,
+                    hash,
+                ])?;
+                let seq = row.seq;
+                let slot = daily.entry(entry.key_system).or_default();
+                slot.0 += 1;
+                if user_hash.is_empty() {
+                    slot.1 += 1;
+                } else {
+                    users.push(user_hash);
+                }
+                results.push(Ok(Appended {
+                    seq,
+                    issued_at: issued_at.clone(),
+                }));
+                head = Head { seq, hash };
+            }
+            let mut upsert_day = tx.prepare_cached(
+                "INSERT INTO usage_daily (day, key_system, licenses, without_user) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (day, key_system) DO UPDATE SET
+                     licenses = licenses + excluded.licenses,
+                     without_user = without_user + excluded.without_user",
+            )?;
+            for (key_system, (licenses, without_user)) in &daily {
+                upsert_day.execute(params![day, key_system.as_str(), licenses, without_user])?;
+            }
+            let mut add_user =
+                tx.prepare_cached("INSERT OR IGNORE INTO usage_users (month, user_hash) VALUES (?1, ?2)")?;
+            let mut new_users = 0i64;
+            for user in &users {
+                new_users += add_user.execute(params![month, user])? as i64;
+            }
+            if new_users > 0 {
+                tx.prepare_cached(
+                    "INSERT INTO usage_monthly (month, active_users) VALUES (?1, ?2)
+                     ON CONFLICT (month) DO UPDATE SET active_users = active_users + excluded.active_users",
+                )?
+                .execute(params![month, new_users])?;
+            }
+        }
+        tx.commit()?;
+        Ok((head, results))
+    }
+
+    /// Between requests: forget expired single-use token ids, and while the last
+    /// write failed, probe with a real write so health recovers by itself.
+    fn idle(&mut self) {
+        let now = format_instant(self.clock.now());
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM used_tokens WHERE usable_until IS NOT NULL AND usable_until < ?1",
+                [&now],
+            )?;
+            if self.health.failure().is_some() {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('writer_probe', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [&now],
+                )?;
+            }
+            tx.commit()
+        })();
+        match result {
+            Ok(()) => {
+                if self.health.failure().is_some() {
+                    tracing::info!("license log is writable again");
+                }
+                self.health.set_failure(None);
+                // Another process may have written while we failed; start from disk.
+                if let Ok(head) = read_head(&self.conn) {
+                    self.head = head;
+                }
+            }
+            Err(e) => self.health.set_failure(Some(describe(&e))),
+        }
+    }
+}
+
+/// A short reason for a failed write, for `/healthz` and the 503 message.
+fn describe(e: &rusqlite::Error) -> String {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => "the disk is full".into(),
+        Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
+            "the database is locked by another process".into()
+        }
+        Some(rusqlite::ErrorCode::ReadOnly) => "the database is read-only".into(),
+        Some(rusqlite::ErrorCode::SystemIoFailure) => "the disk reported an I/O error".into(),
+        _ => "the database write failed".into(),
+    }
+}
+
+/// Where the chain first breaks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainProblem {
+    pub seq: i64,
+    pub what: String,
+}
+
+impl std::fmt::Display for ChainProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "row {}: {}", self.seq, self.what)
+    }
+}
+
+/// Walks the log in `seq` order and recomputes every hash. Returns the number of
+/// rows on success.
+pub fn verify_chain(conn: &Connection) -> Result<Result<u64, ChainProblem>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, issued_at, key_system, kids, license_type, user_hash, token_id,
+                com_key_id, prev_hash, row_hash
+         FROM license_log ORDER BY seq",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut prev_seq = 0i64;
+    let mut prev_hash = GENESIS.to_owned();
+    let mut count = 0u64;
+    while let Some(r) = rows.next()? {
+        let seq: i64 = r.get(0)?;
+        let fields: [String; 9] = [
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+        ];
+        let [
+            issued_at,
+            key_system,
+            kids,
+            license_type,
+            user_hash,
+            token_id,
+            com_key_id,
+            stored_prev,
+            stored_hash,
+        ] = fields;
+        if seq != prev_seq + 1 {
+            return Ok(Err(ChainProblem {
+                seq,
+                what: format!("sequence jumps from {prev_seq} to {seq} (rows missing)"),
+            }));
+        }
+        if stored_prev != prev_hash {
+            return Ok(Err(ChainProblem {
+                seq,
+                what: "prev_hash does not match the previous row (a row was removed, inserted or edited)"
+                    .into(),
+            }));
+        }
+        let row = Row {
+            seq,
+            issued_at: &issued_at,
+            key_system: &key_system,
+            kids: &kids,
+            license_type: &license_type,
+            user_hash: &user_hash,
+            token_id: &token_id,
+            com_key_id: &com_key_id,
+        };
+        let computed = row_hash(&prev_hash, &row);
+        if computed != stored_hash {
+            return Ok(Err(ChainProblem {
+                seq,
+                what: "row_hash does not match the row's contents (the row was edited)".into(),
+            }));
+        }
+        prev_seq = seq;
+        prev_hash = stored_hash;
+        count += 1;
+    }
+    Ok(Ok(count))
+}

@@ -1,0 +1,575 @@
+//! The only place with SQL: opening and migrating the database, the installation
+//! identity, the key stores, crew accounts, usage statistics, and the license log
+//! writer (group commit on its own thread).
+//!
+//! Architecture Invariant: no HTTP, no token rules. Secrets enter and leave this
+//! module in clear only as typed values; on disk they are always sealed under the
+//! master key, with the row's identity bound as associated data.
+
+mod log;
+mod migrate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension as _, params};
+use time::OffsetDateTime;
+
+use crate::crypto::{CryptoError, MasterKey, SigningKey, ct_eq};
+use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
+
+pub use log::{
+    AppendError, Appended, ChainProblem, LogEntry, LogHandle, LogWriter, WriterConfig, WriterHealth,
+    verify_chain,
+};
+pub use migrate::LATEST as SCHEMA_VERSION;
+
+pub const DB_FILE: &str = "berth.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Crypto(#[from] CryptoError),
+    #[error(
+        "the database has schema version {database}, newer than this berth ({binary}); refusing to touch it"
+    )]
+    TooNew { database: i64, binary: i64 },
+    #[error("no installation here: run `berth init` first")]
+    NotInitialised,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Opens a connection with berth's pragmas: WAL, `synchronous=FULL`, a busy timeout.
+pub fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(busy_timeout)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Invalid(format!(
+            "could not switch {} to WAL mode (got {mode})",
+            path.display()
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+/// Vessel types that billing prices differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum VesselType {
+    Aircraft,
+    Train,
+    Ship,
+    Bus,
+    Other,
+}
+
+impl VesselType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VesselType::Aircraft => "aircraft",
+            VesselType::Train => "train",
+            VesselType::Ship => "ship",
+            VesselType::Bus => "bus",
+            VesselType::Other => "other",
+        }
+    }
+}
+
+impl std::str::FromStr for VesselType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<VesselType, String> {
+        Ok(match s {
+            "aircraft" => VesselType::Aircraft,
+            "train" => VesselType::Train,
+            "ship" => VesselType::Ship,
+            "bus" => VesselType::Bus,
+            "other" => VesselType::Other,
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a vessel type (aircraft, train, ship, bus, other)"
+                ));
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Installation {
+    pub id: String,
+    pub vessel_type: VesselType,
+    pub vessel_name: String,
+    pub created_at: String,
+    pub public_key_der: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub kid: Kid,
+    pub label: String,
+    pub added_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComKeyInfo {
+    pub id: ComKeyId,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+/// One key of an import, already parsed.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub kid: Kid,
+    pub key: ContentKey,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportOutcome {
+    pub added: usize,
+    pub unchanged: usize,
+}
+
+/// The counts of SPEC section 6 for one month.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub licenses: u64,
+    pub active_users: u64,
+    pub licenses_without_user: u64,
+    pub by_key_system: BTreeMap<String, u64>,
+    pub by_day: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    pub fn empty(month: Month) -> Counts {
+        Counts {
+            licenses: 0,
+            active_users: 0,
+            licenses_without_user: 0,
+            by_key_system: crate::ids::KeySystem::ALL
+                .iter()
+                .map(|k| (k.as_str().to_owned(), 0))
+                .collect(),
+            by_day: month.days().into_iter().map(|d| (d, 0)).collect(),
+        }
+    }
+}
+
+fn kid_context(kid: &Kid) -> Vec<u8> {
+    [b"berth content key ".as_slice(), &kid.0].concat()
+}
+
+fn com_key_context(id: &ComKeyId) -> Vec<u8> {
+    format!("berth communication key {id}").into_bytes()
+}
+
+const SIGNING_KEY_CONTEXT: &[u8] = b"berth signing key";
+const PEPPER_CONTEXT: &[u8] = b"berth user pepper";
+
+/// A connection to an installation's database, with the master key to open its
+/// secrets.
+pub struct Db {
+    conn: Connection,
+    master: Arc<MasterKey>,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database in `data_dir`.
+    pub fn open(data_dir: &Path, master: Arc<MasterKey>) -> Result<Db, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let created = !path.exists();
+        let mut conn = connect(&path, Duration::from_secs(5))?;
+        if created {
+            // SQLite gives the WAL and shared-memory files the database's mode.
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::Invalid(format!("restricting {}: {e}", path.display())))?;
+        }
+        migrate::migrate(&mut conn)?;
+        Ok(Db { conn, master, path })
+    }
+
+    /// Applies pending migrations on an open database (for `berth migrate`).
+    pub fn migrate_only(data_dir: &Path) -> Result<Vec<&'static str>, StoreError> {
+        let mut conn = connect(&data_dir.join(DB_FILE), Duration::from_secs(5))?;
+        migrate::migrate(&mut conn)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn master(&self) -> &Arc<MasterKey> {
+        &self.master
+    }
+
+    pub fn has_installation(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM installation", [], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    pub fn create_installation(
+        &mut self,
+        installation: &Installation,
+        signing_key: &SigningKey,
+        pepper: &Secret32,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO installation (singleton, installation_id, vessel_type, vessel_name,
+                 created_at, signing_key_sealed, public_key_der, pepper_sealed)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                installation.id,
+                installation.vessel_type.as_str(),
+                installation.vessel_name,
+                installation.created_at,
+                self.master.seal(SIGNING_KEY_CONTEXT, &signing_key.to_pkcs8_der()),
+                signing_key.public_der(),
+                self.master.seal(PEPPER_CONTEXT, &pepper.0),
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn installation(&self) -> Result<Installation, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT installation_id, vessel_type, vessel_name, created_at, public_key_der
+                 FROM installation",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(id, vt, vessel_name, created_at, public_key_der)| {
+                Ok(Installation {
+                    id,
+                    vessel_type: vt.parse().map_err(StoreError::Invalid)?,
+                    vessel_name,
+                    created_at,
+                    public_key_der,
+                })
+            })
+            .unwrap_or(Err(StoreError::NotInitialised))
+    }
+
+    fn sealed_installation_field(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.conn
+            .query_row(&format!("SELECT {column} FROM installation"), [], |r| r.get(0))
+            .optional()?
+            .ok_or(StoreError::NotInitialised)
+    }
+
+    pub fn pepper(&self) -> Result<Secret32, StoreError> {
+        let sealed = self.sealed_installation_field("pepper_sealed")?;
+        Ok(Secret32(self.master.open_array(PEPPER_CONTEXT, &sealed)?))
+    }
+
+    pub fn signing_key(&self) -> Result<SigningKey, StoreError> {
+        let sealed = self.sealed_installation_field("signing_key_sealed")?;
+        let der = self.master.open(SIGNING_KEY_CONTEXT, &sealed)?;
+        Ok(SigningKey::from_pkcs8_der(&der)?)
+    }
+
+    fn bump_key_generation(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+        tx.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'key_generation'",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// A number that changes whenever content or communication keys change.
+    pub fn key_generation(&self) -> Result<i64, StoreError> {
+        let value: String =
+            self.conn
+                .query_row("SELECT value FROM meta WHERE key = 'key_generation'", [], |r| {
+                    r.get(0)
+                })?;
+        value
+            .parse()
+            .map_err(|_| StoreError::Invalid("meta.key_generation is not a number".into()))
+    }
+
+    /// Imports keys all-or-nothing. A key already stored with the same value is
+    /// left alone; a different value for a known KID fails the whole import.
+    pub fn import_keys(&mut self, keys: &[NewKey], now: OffsetDateTime) -> Result<ImportOutcome, StoreError> {
+        let master = Arc::clone(&self.master);
+        let tx = self.conn.transaction()?;
+        let mut outcome = ImportOutcome::default();
+        {
+            let mut find = tx.prepare("SELECT key_sealed FROM content_keys WHERE kid = ?1")?;
+            let mut insert = tx.prepare(
+                "INSERT INTO content_keys (kid, key_sealed, label, added_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let added_at = format_instant(now);
+            for new in keys {
+                let existing: Option<Vec<u8>> = find.query_row([&new.kid.0[..]], |r| r.get(0)).optional()?;
+                match existing {
+                    Some(sealed) => {
+                        let stored: [u8; 16] = master.open_array(&kid_context(&new.kid), &sealed)?;
+                        if !ct_eq(&stored, &new.key.0) {
+                            return Err(StoreError::Invalid(format!(
+                                "key {} is already stored with a different value; nothing was imported",
+                                new.kid
+                            )));
+                        }
+                        outcome.unchanged += 1;
+                    }
+                    None => {
+                        let sealed = master.seal(&kid_context(&new.kid), &new.key.0);
+                        insert.execute(params![&new.kid.0[..], sealed, new.label, added_at])?;
+                        outcome.added += 1;
+                    }
+                }
+            }
+        }
+        if outcome.added > 0 {
+            Self::bump_key_generation(&tx)?;
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    pub fn remove_key(&mut self, kid: &Kid) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM content_keys WHERE kid = ?1", [&kid.0[..]])?;
+        Self::bump_key_generation(&tx)?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Every content key, decrypted (for the server's in-memory cache).
+    pub fn content_keys(&self) -> Result<Vec<(Kid, ContentKey)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT kid, key_sealed FROM content_keys")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kid, sealed) = row?;
+            let kid = Kid(kid
+                .try_into()
+                .map_err(|_| StoreError::Invalid("a stored KID is not 16 bytes".into()))?);
+            let key = self.master.open_array(&kid_context(&kid), &sealed)?;
+            out.push((kid, ContentKey(key)));
+        }
+        Ok(out)
+    }
+
+    pub fn list_keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kid, label, added_at FROM content_keys ORDER BY added_at, kid")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (kid, label, added_at) = row?;
+            let kid = Kid(kid
+                .try_into()
+                .map_err(|_| StoreError::Invalid("a stored KID is not 16 bytes".into()))?);
+            Ok(KeyInfo { kid, label, added_at })
+        })
+        .collect()
+    }
+
+    pub fn add_com_key(
+        &mut self,
+        id: &ComKeyId,
+        secret: &Secret32,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        let exists = tx
+            .query_row("SELECT 1 FROM com_keys WHERE id = ?1", [id.to_string()], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some();
+        if exists {
+            return Err(StoreError::Invalid(format!(
+                "communication key {id} already exists"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO com_keys (id, secret_sealed, created_at) VALUES (?1, ?2, ?3)",
+            params![
+                id.to_string(),
+                self.master.seal(&com_key_context(id), &secret.0),
+                format_instant(now)
+            ],
+        )?;
+        Self::bump_key_generation(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn remove_com_key(&mut self, id: &ComKeyId) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute("DELETE FROM com_keys WHERE id = ?1", [id.to_string()])?;
+        Self::bump_key_generation(&tx)?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    /// Every communication key, decrypted.
+    pub fn com_keys(&self) -> Result<Vec<(ComKeyId, Secret32)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, secret_sealed FROM com_keys ORDER BY created_at")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, sealed) = row?;
+            let id: ComKeyId = id
+                .parse()
+                .map_err(|_| StoreError::Invalid("a stored communication key id is not a UUID".into()))?;
+            out.push((
+                id,
+                Secret32(self.master.open_array(&com_key_context(&id), &sealed)?),
+            ));
+        }
+        Ok(out)
+    }
+
+    pub fn list_com_keys(&self) -> Result<Vec<ComKeyInfo>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, created_at, last_used_at FROM com_keys ORDER BY created_at")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (id, created_at, last_used_at) = row?;
+            let id = id
+                .parse()
+                .map_err(|_| StoreError::Invalid("a stored communication key id is not a UUID".into()))?;
+            Ok(ComKeyInfo {
+                id,
+                created_at,
+                last_used_at,
+            })
+        })
+        .collect()
+    }
+
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        password_hash: &str,
+        role: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO crew_users (name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![name, password_hash, role, format_instant(now)],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Invalid(format!("crew user {name:?} already exists")));
+        }
+        Ok(())
+    }
+
+    pub fn set_password(&mut self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE crew_users SET password_hash = ?2 WHERE name = ?1",
+            params![name, password_hash],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn remove_user(&mut self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM crew_users WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// Crew accounts as (name, role, created_at).
+    pub fn list_users(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, role, created_at FROM crew_users ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The counts for one month, from the aggregates kept beside the log.
+    pub fn counts(&self, month: Month) -> Result<Counts, StoreError> {
+        let mut counts = Counts::empty(month);
+        let first_day = month.start().date().to_string();
+        let end_day = month.end().date().to_string();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT day, key_system, licenses, without_user FROM usage_daily
+             WHERE day >= ?1 AND day < ?2",
+        )?;
+        let mut rows = stmt.query(params![first_day, end_day])?;
+        while let Some(row) = rows.next()? {
+            let day: String = row.get(0)?;
+            let key_system: String = row.get(1)?;
+            let licenses = row.get::<_, i64>(2)?.max(0) as u64;
+            let without_user = row.get::<_, i64>(3)?.max(0) as u64;
+            counts.licenses += licenses;
+            counts.licenses_without_user += without_user;
+            *counts.by_key_system.entry(key_system).or_default() += licenses;
+            *counts.by_day.entry(day).or_default() += licenses;
+        }
+        counts.active_users = self
+            .conn
+            .query_row(
+                "SELECT active_users FROM usage_monthly WHERE month = ?1",
+                [month.to_string()],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .unwrap_or(0)
+            .max(0) as u64;
+        Ok(counts)
+    }
+
+    /// The newest `issued_at` in the log, if any (for clock sanity checks).
+    pub fn newest_issued_at(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT issued_at FROM license_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Walks the whole hash chain.
+    pub fn verify_log(&self) -> Result<Result<u64, ChainProblem>, StoreError> {
+        verify_chain(&self.conn)
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}

@@ -1,0 +1,425 @@
+//! License tokens (Axinom License Service Message, SPEC section 3): parsing, HS256
+//! verification, validity dates, and the entitlement they carry.
+//!
+//! Architecture Invariant: pure functions of (token text, communication keys, now).
+//! No I/O, no HTTP, no SQL; crypto only through `crate::crypto`.
+
+mod entitlement;
+mod policy;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use time::{Duration, OffsetDateTime};
+
+use crate::crypto::{HmacKey, aes256_cbc_decrypt_block, ct_eq};
+use crate::ids::{ComKeyId, ContentKey, Kid, Secret32, decode_b64_any, parse_instant};
+
+pub use entitlement::Denial;
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 32 * 1024;
+
+/// A communication key, ready to verify tokens.
+pub struct ComKey {
+    pub id: ComKeyId,
+    pub secret: Secret32,
+    hmac: HmacKey,
+}
+
+impl ComKey {
+    pub fn new(id: ComKeyId, secret: Secret32) -> ComKey {
+        let hmac = HmacKey::new(&secret.0);
+        ComKey { id, secret, hmac }
+    }
+
+    /// Signs a token payload (for `berth token mint` and tests).
+    pub fn sign_token(&self, payload: &Value) -> String {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let body = URL_SAFE_NO_PAD.encode(payload.to_string());
+        let signing_input = format!("{header}.{body}");
+        let sig = URL_SAFE_NO_PAD.encode(self.hmac.sign(signing_input.as_bytes()));
+        format!("{signing_input}.{sig}")
+    }
+}
+
+/// Looks up communication keys by id.
+pub type ComKeys = HashMap<ComKeyId, Arc<ComKey>>;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the license token is not valid: {0}")]
+    Invalid(String),
+    #[error("the license token has expired ({0})")]
+    Expired(String),
+    #[error("the license token is not valid yet ({0})")]
+    NotYetValid(String),
+    #[error("the license token asks for {0}, which berth cannot enforce")]
+    Unsupported(String),
+}
+
+fn invalid(why: impl Into<String>) -> TokenError {
+    TokenError::Invalid(why.into())
+}
+
+/// Where the content keys of an entitlement come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// Exactly these KIDs; a key carried in the token wins over the key store.
+    Inline(Vec<(Kid, Option<ContentKey>)>),
+    /// Exactly these KIDs, keys from the key store.
+    Stored(Vec<Kid>),
+    /// Whatever the player asks for, keys from the key store.
+    LicenseRequest,
+}
+
+/// What a verified token allows.
+#[derive(Debug, Clone)]
+pub struct Entitlement {
+    pub com_key_id: ComKeyId,
+    pub token_id: Option<String>,
+    pub keys: KeySource,
+    pub allow_persistence: bool,
+    pub prevent_reuse: bool,
+    pub allowed_ips: Vec<IpNet>,
+    pub user_id: Option<String>,
+    /// The last instant the token can be used (for forgetting single-use ids).
+    pub usable_until: Option<OffsetDateTime>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    version: i64,
+    com_key_id: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    begin_date: Option<String>,
+    #[serde(default)]
+    expiration_date: Option<String>,
+    message: Message,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(rename = "type")]
+    kind: String,
+    version: i64,
+    #[serde(default)]
+    license: Option<Map<String, Value>>,
+    content_keys_source: Map<String, Value>,
+    #[serde(default)]
+    content_key_usage_policies: Option<Vec<Value>>,
+    #[serde(default)]
+    license_server: Option<LicenseServer>,
+    #[serde(default)]
+    session: Option<Session>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct LicenseServer {
+    #[serde(default)]
+    access_control: Option<AccessControl>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct AccessControl {
+    #[serde(default)]
+    prevent_drm_message_reuse: Option<bool>,
+    #[serde(default)]
+    allowed_ip_addresses: Option<Vec<String>>,
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct Session {
+    #[serde(default)]
+    user_id: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct InlineKey {
+    id: String,
+    #[serde(default)]
+    encrypted_key: Option<String>,
+    #[serde(default)]
+    usage_policy: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct StoredKey {
+    id: String,
+}
+
+/// Verifies a token and returns its entitlement.
+///
+/// `tolerance` widens every validity window on both sides, for drifting clocks.
+pub fn verify(
+    token: &str,
+    com_keys: &ComKeys,
+    now: OffsetDateTime,
+    tolerance: Duration,
+) -> Result<Entitlement, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(invalid("it is longer than 32 KiB"));
+    }
+    let mut parts = token.trim().split('.');
+    let (Some(header_b64), Some(payload_b64), Some(sig_b64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid("it is not a compact JWS (three dot-separated parts)"));
+    };
+
+    let header: Header = decode_json(header_b64).map_err(|e| invalid(format!("header {e}")))?;
+    if header.alg != "HS256" {
+        return Err(invalid(format!(
+            "algorithm {:?} is not accepted (only HS256)",
+            short(&header.alg)
+        )));
+    }
+    if header.crit.is_some() {
+        return Err(invalid("critical header extensions are not supported"));
+    }
+    let payload: Payload = decode_json(payload_b64).map_err(|e| invalid(format!("payload {e}")))?;
+    let com_key_id: ComKeyId = payload
+        .com_key_id
+        .parse()
+        .map_err(|_| invalid("com_key_id is not a UUID"))?;
+    let com_key = com_keys
+        .get(&com_key_id)
+        .ok_or_else(|| invalid(format!("communication key {com_key_id} is not known")))?;
+
+    let signature = URL_SAFE_NO_PAD
+        .decode(sig_b64)
+        .map_err(|_| invalid("the signature is not base64url"))?;
+    let signing_input_len = header_b64.len() + 1 + payload_b64.len();
+    let expected = com_key.hmac.sign(&token.trim().as_bytes()[..signing_input_len]);
+    if !ct_eq(&expected, &signature) {
+        return Err(invalid("the signature does not match"));
+    }
+
+    // From here on the payload is authentic.
+    check_semantics(payload, com_key, now, tolerance)
+}
+
+fn check_semantics(
+    payload: Payload,
+    com_key: &ComKey,
+    now: OffsetDateTime,
+    tolerance: Duration,
+) -> Result<Entitlement, TokenError> {
+    if payload.version != 1 {
+        return Err(invalid(format!("version {} is not supported", payload.version)));
+    }
+    let message = payload.message;
+    if message.kind != "entitlement_message" {
+        return Err(invalid(format!(
+            "message type {:?} is not supported",
+            short(&message.kind)
+        )));
+    }
+    if !(1..=2).contains(&message.version) {
+        return Err(invalid(format!(
+            "entitlement message version {} is not supported",
+            message.version
+        )));
+    }
+
+    let license = message.license.unwrap_or_default();
+    let mut windows = vec![(
+        "begin_date",
+        payload.begin_date.as_deref(),
+        "expiration_date",
+        payload.expiration_date.as_deref(),
+    )];
+    let license_start = opt_str(&license, "license.start_datetime")?;
+    let license_end = opt_str(&license, "license.expiration_datetime")?;
+    windows.push((
+        "license.start_datetime",
+        license_start,
+        "license.expiration_datetime",
+        license_end,
+    ));
+    let mut usable_until: Option<OffsetDateTime> = None;
+    for (start_name, start, end_name, end) in windows {
+        if let Some(start) = start {
+            let start = parse_instant(start).map_err(|_| invalid(format!("{start_name} is not RFC 3339")))?;
+            if now + tolerance < start {
+                return Err(TokenError::NotYetValid(format!("{start_name} is in the future")));
+            }
+        }
+        if let Some(end) = end {
+            let end = parse_instant(end).map_err(|_| invalid(format!("{end_name} is not RFC 3339")))?;
+            if now - tolerance > end {
+                return Err(TokenError::Expired(format!("{end_name} has passed")));
+            }
+            let until = end + tolerance;
+            usable_until = Some(usable_until.map_or(until, |u| u.min(until)));
+        }
+    }
+    let allow_persistence = match license.get("allow_persistence") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("license.allow_persistence is not a boolean")),
+    };
+    policy::check_license_fields(&license)?;
+    policy::check_message_fields(&message.rest)?;
+
+    let server = message.license_server.unwrap_or_default();
+    policy::check_object_fields("license_server", &server.rest)?;
+    let access = server.access_control.unwrap_or_default();
+    policy::check_access_control_fields(&access.rest)?;
+    let prevent_reuse = access.prevent_drm_message_reuse.unwrap_or(false);
+    let allowed_ips = access
+        .allowed_ip_addresses
+        .unwrap_or_default()
+        .iter()
+        .map(|s| parse_ip_or_net(s))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let token_id = match payload.id {
+        Some(id) if id.len() > 128 || id.is_empty() => return Err(invalid("id must be 1 to 128 characters")),
+        other => other,
+    };
+    if prevent_reuse && token_id.is_none() {
+        return Err(invalid("prevent_drm_message_reuse needs the token's id"));
+    }
+    let policies = policy::Policies::parse(message.content_key_usage_policies.unwrap_or_default())?;
+    let keys = parse_key_source(&message.content_keys_source, com_key, &policies)?;
+
+    let user_id = match message.session.unwrap_or_default().user_id {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(_) => return Err(invalid("session.user_id is not a string")),
+    };
+
+    Ok(Entitlement {
+        com_key_id: com_key.id,
+        token_id,
+        keys,
+        allow_persistence,
+        prevent_reuse,
+        allowed_ips,
+        user_id,
+        usable_until,
+    })
+}
+
+fn parse_key_source(
+    source: &Map<String, Value>,
+    com_key: &ComKey,
+    policies: &policy::Policies,
+) -> Result<KeySource, TokenError> {
+    if source.len() != 1 {
+        return Err(invalid(
+            "content_keys_source must hold exactly one of inline, stored, license_request",
+        ));
+    }
+    let (kind, value) = source.iter().next().expect("one entry");
+    match kind.as_str() {
+        "inline" => {
+            let entries: Vec<InlineKey> = serde_json::from_value(value.clone())
+                .map_err(|_| invalid("content_keys_source.inline is not a list of keys"))?;
+            let mut keys = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let kid: Kid = entry
+                    .id
+                    .parse()
+                    .map_err(|_| invalid("an inline key id is not a UUID"))?;
+                if let Some(name) = &entry.usage_policy {
+                    policies.check_applied(name)?;
+                }
+                let key = match entry.encrypted_key.as_deref() {
+                    None | Some("") => None,
+                    Some(text) => Some(decrypt_inline_key(text, &kid, com_key)?),
+                };
+                keys.push((kid, key));
+            }
+            Ok(KeySource::Inline(keys))
+        }
+        "stored" => {
+            let entries: Vec<StoredKey> = serde_json::from_value(value.clone())
+                .map_err(|_| invalid("content_keys_source.stored is not a list of keys"))?;
+            let kids = entries
+                .iter()
+                .map(|e| e.id.parse::<Kid>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| invalid("a stored key id is not a UUID"))?;
+            Ok(KeySource::Stored(kids))
+        }
+        "license_request" => Ok(KeySource::LicenseRequest),
+        other => Err(invalid(format!(
+            "content_keys_source.{} is not supported",
+            short(other)
+        ))),
+    }
+}
+
+fn decrypt_inline_key(text: &str, kid: &Kid, com_key: &ComKey) -> Result<ContentKey, TokenError> {
+    let bytes = decode_b64_any(text).ok_or_else(|| invalid("an encrypted_key is not base64"))?;
+    let block: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| invalid("an encrypted_key is not 16 bytes"))?;
+    Ok(ContentKey(aes256_cbc_decrypt_block(
+        &com_key.secret.0,
+        &kid.0,
+        &block,
+    )))
+}
+
+fn parse_ip_or_net(text: &str) -> Result<IpNet, TokenError> {
+    let text = text.trim();
+    if let Ok(net) = text.parse::<IpNet>() {
+        return Ok(net.trunc());
+    }
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| {
+        invalid(format!(
+            "allowed_ip_addresses has {:?}, not an address or CIDR",
+            short(text)
+        ))
+    })
+}
+
+fn opt_str<'a>(map: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, TokenError> {
+    let field = name.rsplit('.').next().expect("a field name");
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("{name} is not a string"))),
+    }
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| "is not base64url".to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("is not the expected JSON ({e})"))
+}
+
+/// Shortens attacker-controlled text before it goes into a message.
+fn short(text: &str) -> String {
+    text.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+//! Fail closed: find the restrictions in an entitlement that berth cannot enforce.
+//!
+//! berth delivers Clear Key and HLS identity keys. Neither can make a device keep
+//! a license only for a while, limit concurrent streams, or protect outputs, so an
+//! entitlement that asks for any of that is denied, naming the field. Fields that
+//! restrict nothing (or say "no restriction" explicitly) are accepted; unknown
+//! fields outside the restriction lists are ignored, as the SPEC says.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use super::{TokenError, short};
+
+fn unsupported(field: impl Into<String>) -> TokenError {
+    TokenError::Unsupported(field.into())
+}
+
+/// `license.*` fields that limit playback on the device after delivery.
+const DEVICE_SIDE_LICENSE_FIELDS: &[&str] = &[
+    "duration",
+    "real_time_expiration",
+    "rental_duration",
+    "playback_duration",
+    "license_duration",
+    "first_play_expiration",
+    "max_playbacks",
+];
+
+pub fn check_license_fields(license: &Map<String, Value>) -> Result<(), TokenError> {
+    for name in DEVICE_SIDE_LICENSE_FIELDS {
+        if let Some(value) = license.get(*name)
+            && restricts(name, value)
+        {
+            return Err(unsupported(format!("license.{name}")));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_message_fields(rest: &Map<String, Value>) -> Result<(), TokenError> {
+    for name in ["first_play_expiration", "concurrency_limit", "output_protection"] {
+        if let Some(value) = rest.get(name)
+            && restricts(name, value)
+        {
+            return Err(unsupported(format!("message.{name}")));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_object_fields(prefix: &str, rest: &Map<String, Value>) -> Result<(), TokenError> {
+    for name in ["concurrency_limit", "max_licenses", "max_devices"] {
+        if let Some(value) = rest.get(name)
+            && restricts(name, value)
+        {
+            return Err(unsupported(format!("{prefix}.{name}")));
+        }
+    }
+    Ok(())
+}
+
+pub fn check_access_control_fields(rest: &Map<String, Value>) -> Result<(), TokenError> {
+    check_object_fields("license_server.access_control", rest)?;
+    for name in ["allowed_countries", "geo_restriction", "device_restriction"] {
+        if let Some(value) = rest.get(name)
+            && restricts(name, value)
+        {
+            return Err(unsupported(format!("license_server.access_control.{name}")));
+        }
+    }
+    Ok(())
+}
+
+/// Values that mean "no restriction" in the DRM-specific policy sections.
+const PERMISSIVE_STRINGS: &[&str] = &[
+    "",
+    "SW_SECURE_CRYPTO",
+    "HDCP_NONE",
+    "HDCP_SRM_RULE_NONE",
+    "never",
+    "copy_free",
+    "cgms_none",
+    "none",
+    "NONE",
+];
+
+/// Whether a field's value asks for something. `allow_*` fields restrict when
+/// false; other booleans restrict when true; the lowest numeric levels (0, 100
+/// for PlayReady output protection, 150 for PlayReady security level) and the
+/// "none" strings restrict nothing; anything else restricts.
+fn restricts(name: &str, value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) if name.starts_with("allow") => !b,
+        Value::Bool(b) => *b,
+        Value::Number(n) => !matches!(n.as_f64(), Some(x) if x == 0.0 || x == 100.0 || x == 150.0),
+        Value::String(s) => !PERMISSIVE_STRINGS.contains(&s.as_str()),
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(map) => !map.is_empty(),
+    }
+}
+
+/// The named usage policies of an entitlement message.
+pub struct Policies(HashMap<String, Value>);
+
+impl Policies {
+    pub fn parse(list: Vec<Value>) -> Result<Policies, TokenError> {
+        let mut map = HashMap::new();
+        for policy in list {
+            let Some(name) = policy.get("name").and_then(Value::as_str) else {
+                return Err(TokenError::Invalid(
+                    "a content key usage policy has no name".into(),
+                ));
+            };
+            map.insert(name.to_owned(), policy);
+        }
+        Ok(Policies(map))
+    }
+
+    /// Checks the policy a key refers to; any output-protection or device demand in
+    /// it denies the license.
+    pub fn check_applied(&self, name: &str) -> Result<(), TokenError> {
+        let policy = self
+            .0
+            .get(name)
+            .ok_or_else(|| TokenError::Invalid(format!("usage policy {:?} is not defined", short(name))))?;
+        let Value::Object(fields) = policy else {
+            return Err(TokenError::Invalid("a usage policy is not an object".into()));
+        };
+        for (section, body) in fields {
+            if section == "name" {
+                continue;
+            }
+            let path = format!("content_key_usage_policies[{}].{section}", short(name));
+            find_restriction(&path, section, body).map_or(Ok(()), |field| Err(unsupported(field)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Walks a policy section and returns the path of the first restricting field.
+fn find_restriction(path: &str, name: &str, value: &Value) -> Option<String> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(key, inner)| {
+            // PlayReady play enablers allow outputs; they never restrict.
+            if key == "play_enablers" {
+                return None;
+            }
+            find_restriction(&format!("{path}.{}", short(key)), key, inner)
+        }),
+        other => restricts(name, other).then(|| path.to_owned()),
+    }
+}

@@ -1,0 +1,204 @@
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use serde_json::json;
+use time::macros::datetime;
+
+use super::*;
+use crate::crypto::aes256_cbc_encrypt_block;
+use crate::ids::LicenseType;
+
+const KID: &str = "9eb4050d-e44b-4802-932e-27d75083e266";
+const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
+
+fn com_key() -> Arc<ComKey> {
+    Arc::new(ComKey::new(
+        "11111111-2222-4333-8444-555555555555".parse().unwrap(),
+        Secret32([42; 32]),
+    ))
+}
+
+fn keys() -> ComKeys {
+    let key = com_key();
+    HashMap::from([(key.id, key)])
+}
+
+fn payload(message_extra: Value) -> Value {
+    let mut message = json!({
+        "type": "entitlement_message",
+        "version": 2,
+        "content_keys_source": { "inline": [ { "id": KID } ] },
+    });
+    for (k, v) in message_extra.as_object().unwrap() {
+        message[k] = v.clone();
+    }
+    json!({
+        "version": 1,
+        "com_key_id": "11111111-2222-4333-8444-555555555555",
+        "message": message,
+    })
+}
+
+fn check(token: &str) -> Result<Entitlement, TokenError> {
+    verify(token, &keys(), NOW, Duration::seconds(300))
+}
+
+fn tolerance_err(p: Value) -> TokenError {
+    check(&com_key().sign_token(&p)).unwrap_err()
+}
+
+#[test]
+fn accepts_a_signed_token() {
+    let ent = check(&com_key().sign_token(&payload(json!({})))).unwrap();
+    let kid: Kid = KID.parse().unwrap();
+    let granted = ent
+        .grant(
+            &[kid],
+            LicenseType::Temporary,
+            IpAddr::from([10, 0, 0, 1]),
+            |_| Some(ContentKey([1; 16])),
+        )
+        .unwrap();
+    assert_eq!(granted[0].1, ContentKey([1; 16]));
+}
+
+#[test]
+fn rejects_other_algorithms_and_bad_signatures() {
+    let good = com_key().sign_token(&payload(json!({})));
+    let (_, rest) = good.split_once('.').unwrap();
+    for alg in ["none", "HS512", "RS256", "hs256"] {
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+        let err = check(&format!("{header}.{rest}")).unwrap_err();
+        assert!(matches!(err, TokenError::Invalid(_)), "{alg}: {err:?}");
+    }
+    let mut tampered = good.clone();
+    tampered.pop();
+    tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+    assert!(matches!(check(&tampered), Err(TokenError::Invalid(_))));
+
+    let other = ComKey::new(com_key().id, Secret32([43; 32]));
+    let err = check(&other.sign_token(&payload(json!({})))).unwrap_err();
+    assert_eq!(err, TokenError::Invalid("the signature does not match".into()));
+}
+
+#[test]
+fn rejects_garbage() {
+    for token in ["", ".", "..", "a.b.c", "a.b.c.d", &"x".repeat(MAX_TOKEN_LEN + 1)] {
+        assert!(matches!(check(token), Err(TokenError::Invalid(_))), "{token:.20}");
+    }
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let body = URL_SAFE_NO_PAD.encode(deep);
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
+    assert!(check(&format!("{header}.{body}.AAAA")).is_err());
+}
+
+#[test]
+fn dates_use_the_tolerance() {
+    let mut p = payload(json!({}));
+    p["expiration_date"] = json!("2026-11-23T11:56:00Z");
+    assert!(
+        check(&com_key().sign_token(&p)).is_ok(),
+        "4 minutes late is within 5"
+    );
+    p["expiration_date"] = json!("2026-11-23T11:54:00Z");
+    assert!(matches!(tolerance_err(p.clone()), TokenError::Expired(_)));
+    let mut p = payload(json!({ "license": { "start_datetime": "2026-11-23T12:06:00Z" } }));
+    assert!(matches!(tolerance_err(p.clone()), TokenError::NotYetValid(_)));
+    p["message"]["license"]["start_datetime"] = json!("2026-11-23T12:04:00+00:00");
+    assert!(check(&com_key().sign_token(&p)).is_ok());
+}
+
+#[test]
+fn decrypts_inline_keys() {
+    let kid: Kid = KID.parse().unwrap();
+    let key = [7u8; 16];
+    let ct = aes256_cbc_encrypt_block(&[42; 32], &kid.0, &key);
+    let p = payload(json!({ "content_keys_source": { "inline": [
+        { "id": KID, "encrypted_key": base64::engine::general_purpose::STANDARD.encode(ct) }
+    ] } }));
+    let ent = check(&com_key().sign_token(&p)).unwrap();
+    let granted = ent
+        .grant(
+            &[kid],
+            LicenseType::Temporary,
+            IpAddr::from([10, 0, 0, 1]),
+            |_| None,
+        )
+        .unwrap();
+    assert_eq!(granted[0].1, ContentKey(key));
+}
+
+#[test]
+fn fails_closed_on_what_clear_key_cannot_enforce() {
+    let p = payload(json!({
+        "content_keys_source": { "inline": [ { "id": KID, "usage_policy": "P" } ] },
+        "content_key_usage_policies": [ { "name": "P", "widevine": { "hdcp": "HDCP_V2" } } ],
+    }));
+    let err = tolerance_err(p);
+    assert_eq!(
+        err,
+        TokenError::Unsupported("content_key_usage_policies[P].widevine.hdcp".into())
+    );
+
+    let p = payload(json!({
+        "content_keys_source": { "inline": [ { "id": KID, "usage_policy": "P" } ] },
+        "content_key_usage_policies": [ { "name": "P", "widevine": { "device_security_level": "SW_SECURE_CRYPTO" }, "playready": { "play_enablers": ["786627D8-C2A6-44BE-8F88-08AE255B01A7"] } } ],
+    }));
+    assert!(
+        check(&com_key().sign_token(&p)).is_ok(),
+        "permissive policy is fine"
+    );
+
+    let p = payload(json!({ "license_server": { "access_control": { "concurrency_limit": 2 } } }));
+    assert_eq!(
+        tolerance_err(p),
+        TokenError::Unsupported("license_server.access_control.concurrency_limit".into())
+    );
+    let p = payload(json!({ "license": { "duration": 3600 } }));
+    assert_eq!(
+        tolerance_err(p),
+        TokenError::Unsupported("license.duration".into())
+    );
+    let p = payload(json!({ "some_future_flag": { "x": 1 } }));
+    assert!(
+        check(&com_key().sign_token(&p)).is_ok(),
+        "unknown fields are ignored"
+    );
+}
+
+#[test]
+fn checks_addresses_persistence_and_entitlement() {
+    let kid: Kid = KID.parse().unwrap();
+    let other: Kid = "00000000-0000-0000-0000-000000000001".parse().unwrap();
+    let p = payload(json!({ "license_server": { "access_control": {
+        "allowed_ip_addresses": ["10.1.0.0/16", "::1"] } } }));
+    let ent = check(&com_key().sign_token(&p)).unwrap();
+    let store = |_: &Kid| Some(ContentKey([1; 16]));
+    let t = LicenseType::Temporary;
+    assert!(ent.grant(&[kid], t, "10.1.2.3".parse().unwrap(), store).is_ok());
+    assert!(
+        ent.grant(&[kid], t, "::ffff:10.1.2.3".parse().unwrap(), store)
+            .is_ok()
+    );
+    assert!(ent.grant(&[kid], t, "::1".parse().unwrap(), store).is_ok());
+    assert_eq!(
+        ent.grant(&[kid], t, "10.2.0.1".parse().unwrap(), store),
+        Err(Denial::IpNotAllowed)
+    );
+    let local = "10.1.0.1".parse().unwrap();
+    assert_eq!(
+        ent.grant(&[kid], LicenseType::PersistentLicense, local, store),
+        Err(Denial::PersistenceNotAllowed)
+    );
+    assert_eq!(
+        ent.grant(&[kid, other], t, local, store),
+        Err(Denial::NotEntitled(other))
+    );
+    assert_eq!(ent.grant(&[kid], t, local, |_| None), Err(Denial::Unknown(kid)));
+}
+
+#[test]
+fn single_use_needs_an_id() {
+    let p = payload(json!({ "license_server": { "access_control": { "prevent_drm_message_reuse": true } } }));
+    assert!(matches!(tolerance_err(p), TokenError::Invalid(_)));
+}
