@@ -312,7 +312,28 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
         .map_err(|e| anyhow!("hashing the password: {e}"))
 }
 
-fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyhow::Result<()> {
+/// What `berth init` made; the secrets in it are shown once and never again.
+#[derive(Debug, serde::Serialize)]
+pub struct Initialised {
+    pub installation_id: String,
+    pub vessel_type: &'static str,
+    pub vessel_name: String,
+    pub data_dir: PathBuf,
+    pub master_key_file: PathBuf,
+    pub com_key_id: String,
+    pub com_key_secret: String,
+    pub admin_user: String,
+    pub admin_password: String,
+    pub signing_key_sha256: String,
+}
+
+/// Creates a new installation in the config's data dir; refuses, changing
+/// nothing, if one exists.
+pub fn create_installation(
+    config: &Config,
+    args: &InitArgs,
+    clock: &dyn Clock,
+) -> anyhow::Result<Initialised> {
     let id = args.installation_id.trim();
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         bail!("--installation-id must be 1 to 64 characters of letters, digits, '-', '_' or '.'");
@@ -338,14 +359,7 @@ fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyho
             .with_context(|| format!("writing the master key to {}", master_path.display()))?;
         key
     };
-    let master = Arc::new(master);
-    let mut db = Db::open(data_dir, Arc::clone(&master))?;
-    if db.has_installation()? {
-        bail!(
-            "an installation already exists in {}; nothing was changed",
-            data_dir.display()
-        );
-    }
+    let mut db = Db::open(data_dir, Arc::new(master))?;
     let now = clock.now();
     let signing_key = SigningKey::generate();
     let com_key_id = ComKeyId(new_uuid());
@@ -364,35 +378,43 @@ fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyho
         &signing_key,
         &Secret32(crypto::random()),
     )?;
-    let fingerprint = sha256_hex(&signing_key.public_der());
-    let secret_b64 = STANDARD.encode(com_secret.0);
+    Ok(Initialised {
+        installation_id: id.to_owned(),
+        vessel_type: args.vessel_type.as_str(),
+        vessel_name: name.to_owned(),
+        data_dir: data_dir.clone(),
+        master_key_file: master_path,
+        com_key_id: com_key_id.to_string(),
+        com_key_secret: STANDARD.encode(com_secret.0),
+        admin_user: args.admin_user.clone(),
+        admin_password: password,
+        signing_key_sha256: sha256_hex(&signing_key.public_der()),
+    })
+}
+
+fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyhow::Result<()> {
+    let done = create_installation(config, args, clock)?;
     if cli.json {
-        print_json(&json!({
-            "installation_id": id,
-            "vessel_type": args.vessel_type.as_str(),
-            "vessel_name": name,
-            "data_dir": data_dir,
-            "master_key_file": master_path,
-            "com_key_id": com_key_id.to_string(),
-            "com_key_secret": secret_b64,
-            "admin_user": args.admin_user,
-            "admin_password": password,
-            "signing_key_sha256": fingerprint,
-        }));
+        print_json(&serde_json::to_value(&done)?);
     } else {
         println!(
-            "created installation {id} ({}, {name}) in {}",
-            args.vessel_type.as_str(),
-            data_dir.display()
+            "created installation {} ({}, {}) in {}",
+            done.installation_id,
+            done.vessel_type,
+            done.vessel_name,
+            done.data_dir.display()
         );
         println!(
             "master key:            {} (back it up separately from the database)",
-            master_path.display()
+            done.master_key_file.display()
         );
-        println!("communication key id:  {com_key_id}");
-        println!("communication secret:  {secret_b64}");
-        println!("crew admin:            {} / {password}", args.admin_user);
-        println!("signing key sha256:    {fingerprint}");
+        println!("communication key id:  {}", done.com_key_id);
+        println!("communication secret:  {}", done.com_key_secret);
+        println!(
+            "crew admin:            {} / {}",
+            done.admin_user, done.admin_password
+        );
+        println!("signing key sha256:    {}", done.signing_key_sha256);
         println!("The secret and password are shown only now; give the secret to the onboard portal.");
     }
     Ok(())

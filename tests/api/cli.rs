@@ -1,0 +1,396 @@
+//! The `berth` binary as crew and ground staff use it.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+fn berth(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .expect("run berth")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn dir_snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn init_prints_once_and_refuses_to_run_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let data = data.to_str().unwrap();
+    let args = [
+        "init",
+        "--data-dir",
+        data,
+        "--installation-id",
+        "ship-7",
+        "--vessel-type",
+        "ship",
+        "--vessel-name",
+        "MS Example",
+        "--json",
+    ];
+    let out = berth(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in [
+        "installation_id",
+        "com_key_id",
+        "com_key_secret",
+        "admin_user",
+        "admin_password",
+        "signing_key_sha256",
+    ] {
+        assert!(v[field].as_str().is_some_and(|s| !s.is_empty()), "{field} in {v}");
+    }
+    assert_eq!(v["signing_key_sha256"].as_str().unwrap().len(), 64);
+    let before = dir_snapshot(std::path::Path::new(data));
+    let out = berth(&args);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    assert_eq!(
+        before,
+        dir_snapshot(std::path::Path::new(data)),
+        "nothing changed"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1() {
+    assert_eq!(berth(&["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        berth(&["init", "--vessel-type", "spaceship"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(berth(&["stats", "--month", "2026-13"]).status.code(), Some(2));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = berth(&["stats", "--data-dir", tmp.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("berth init"), "{}", stderr(&out));
+    let out = berth(&["--config", "/nonexistent/named.toml", "stats"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nonexistent/named.toml"));
+}
+
+#[test]
+fn bad_config_names_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("berth.toml");
+    std::fs::write(
+        &path,
+        "[license]\nlisten = \"127.0.0.1:1\"\nclok_tolerance_secs = 3\n",
+    )
+    .unwrap();
+    let out = berth(&["--config", path.to_str().unwrap(), "config", "show"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("clok_tolerance_secs"), "{}", stderr(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "show"])
+        .env_remove("BERTH_CONFIG")
+        .env("BERTH_LICENSE_LISTEN", "127.0.0.1:9999")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("127.0.0.1:9999"));
+    let example = berth(&["config", "example"]);
+    assert!(String::from_utf8_lossy(&example.stdout).contains("[license]"));
+}
+
+#[actix_web::test]
+async fn key_import_is_all_or_nothing_and_never_prints_keys() {
+    let app = spawn_app().await;
+    let dir = app.dir.path();
+    let same = dir.join("same.json");
+    std::fs::write(
+        &same,
+        format!(r#"{{"keys":[{{"kid":"{KID_A}","key":"{}"}}]}}"#, hex(&KEY_A)),
+    )
+    .unwrap();
+    let out = app.berth(&["keys", "import", same.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["added"].as_u64(), v["unchanged"].as_u64()),
+        (Some(0), Some(1)),
+        "re-import is a no-op"
+    );
+
+    let new_kid = "abcdefab-cdef-4bcd-8bcd-abcdefabcdef";
+    let conflict = dir.join("conflict.json");
+    std::fs::write(
+        &conflict,
+        format!(
+            r#"{{"keys":[{{"kid":"{new_kid}","key":"{}"}},{{"kid":"{KID_A}","key":"{}"}}]}}"#,
+            hex(&[9; 16]),
+            hex(&[8; 16])
+        ),
+    )
+    .unwrap();
+    let out = app.berth(&["keys", "import", conflict.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("different value"), "{}", stderr(&out));
+    let list = app.berth(&["keys", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(
+        v["keys"].as_array().unwrap().len(),
+        2,
+        "nothing from the failed import"
+    );
+    let text = String::from_utf8_lossy(&app.berth(&["keys", "list"]).stdout).into_owned();
+    assert!(text.contains(KID_A));
+    assert!(!text.contains(&hex(&KEY_A)) && !String::from_utf8_lossy(&list.stdout).contains(&hex(&KEY_A)));
+
+    let cpix = dir.join("keys.cpix.xml");
+    std::fs::write(
+        &cpix,
+        format!(
+            r#"<?xml version="1.0"?>
+<cpix:CPIX xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" contentId="film">
+ <cpix:ContentKeyList><cpix:ContentKey kid="{new_kid}"><cpix:Data><pskc:Secret><pskc:PlainValue>{}</pskc:PlainValue></pskc:Secret></cpix:Data></cpix:ContentKey></cpix:ContentKeyList>
+</cpix:CPIX>"#,
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 16])
+        ),
+    )
+    .unwrap();
+    let out = app.berth(&["keys", "import", cpix.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let encrypted = dir.join("enc.cpix.xml");
+    std::fs::write(
+        &encrypted,
+        std::fs::read_to_string(&cpix)
+            .unwrap()
+            .replace("PlainValue", "EncryptedValue"),
+    )
+    .unwrap();
+    let out = app.berth(&["keys", "import", encrypted.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not supported"), "{}", stderr(&out));
+    for junk in [&b""[..], b"\x00\x01\x02", b"{\"keys\":", b"<cpix:CPIX"] {
+        let path = dir.join("junk");
+        std::fs::write(&path, junk).unwrap();
+        let out = app.berth(&["keys", "import", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{junk:?}");
+    }
+    let out = app.berth(&["keys", "import", "/nonexistent/keys.json"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[actix_web::test]
+async fn comkeys_and_minted_tokens_work_end_to_end() {
+    let app = spawn_app().await;
+    let out = app.berth(&["comkey", "generate", "--json"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = v["com_key_id"].as_str().unwrap().to_owned();
+    let out = app.berth(&[
+        "comkey",
+        "add",
+        "--id",
+        &id,
+        "--secret",
+        v["com_key_secret"].as_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "duplicate id refused");
+    let out = app.berth(&[
+        "comkey",
+        "add",
+        "--id",
+        "11111111-1111-4111-8111-111111111111",
+        "--secret",
+        "c2hvcnQ=",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "short secret refused");
+    let list = String::from_utf8_lossy(&app.berth(&["comkey", "list"]).stdout).into_owned();
+    assert!(list.contains(&id));
+    assert!(!list.contains(v["com_key_secret"].as_str().unwrap()));
+
+    for extra in [vec![], vec!["--inline-keys"]] {
+        let mut args = vec![
+            "token",
+            "mint",
+            "--kid",
+            KID_A,
+            "--com-key-id",
+            &id,
+            "--user-id",
+            "u1",
+        ];
+        args.extend(extra);
+        let out = app.berth(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        app.server().reload_keys();
+        let mut status = 0;
+        for _ in 0..30 {
+            let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+            status = s;
+            if s == 200 {
+                break;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(status, 200);
+    }
+    let out = app.berth(&["comkey", "remove", &id]);
+    assert!(out.status.success());
+}
+
+#[test]
+fn migrate_refuses_a_newer_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let out = berth(&[
+        "init",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--installation-id",
+        "b1",
+        "--vessel-type",
+        "bus",
+        "--vessel-name",
+        "Bus 1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = berth(&["migrate", "--data-dir", data.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    let conn = rusqlite::Connection::open(data.join("berth.db")).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    for args in [vec!["migrate"], vec!["stats"], vec!["keys", "list"]] {
+        let mut args = args.clone();
+        args.extend(["--data-dir", data.to_str().unwrap()]);
+        let out = berth(&args);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("newer"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_wrong_master_key_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let d = data.to_str().unwrap();
+    assert!(
+        berth(&[
+            "init",
+            "--data-dir",
+            d,
+            "--installation-id",
+            "t1",
+            "--vessel-type",
+            "train",
+            "--vessel-name",
+            "ICE"
+        ])
+        .status
+        .success()
+    );
+    let json = tmp.path().join("k.json");
+    std::fs::write(
+        &json,
+        format!(r#"{{"keys":[{{"kid":"{KID_A}","key":"{}"}}]}}"#, hex(&KEY_A)),
+    )
+    .unwrap();
+    assert!(
+        berth(&["keys", "import", json.to_str().unwrap(), "--data-dir", d])
+            .status
+            .success()
+    );
+    std::fs::remove_file(data.join("master.key")).unwrap();
+    std::fs::write(data.join("master.key"), hex(&[1; 32])).unwrap();
+    let out = berth(&["token", "mint", "--kid", KID_A, "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("master key"), "{}", stderr(&out));
+}
+
+#[test]
+fn crew_users() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let d = data.to_str().unwrap();
+    assert!(
+        berth(&[
+            "init",
+            "--data-dir",
+            d,
+            "--installation-id",
+            "t1",
+            "--vessel-type",
+            "other",
+            "--vessel-name",
+            "X"
+        ])
+        .status
+        .success()
+    );
+    let out = berth(&[
+        "user",
+        "add",
+        "maria",
+        "--role",
+        "viewer",
+        "--json",
+        "--data-dir",
+        d,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["password"].as_str().unwrap().len() >= 16);
+    assert_eq!(
+        berth(&["user", "add", "maria", "--data-dir", d]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        berth(&["user", "add", "x", "--role", "root", "--data-dir", d])
+            .status
+            .code(),
+        Some(2)
+    );
+    let list = String::from_utf8_lossy(&berth(&["user", "list", "--data-dir", d]).stdout).into_owned();
+    assert!(list.contains("maria") && list.contains("admin"));
+    assert!(!list.contains("argon2"), "hashes are not printed");
+    assert!(
+        berth(&["user", "passwd", "maria", "--data-dir", d])
+            .status
+            .success()
+    );
+    assert!(
+        berth(&["user", "remove", "maria", "--data-dir", d])
+            .status
+            .success()
+    );
+    assert_eq!(
+        berth(&["user", "remove", "maria", "--data-dir", d]).status.code(),
+        Some(1)
+    );
+    let db = std::fs::read(data.join("berth.db")).unwrap();
+    assert!(
+        !db.windows(16)
+            .any(|w| w == &v["password"].as_str().unwrap().as_bytes()[..16])
+    );
+}

@@ -1,0 +1,186 @@
+//! Counting, the hash chain, concurrency, and secrecy at rest.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn mixed_traffic_logs_exactly_the_successes() {
+    let app = spawn_app().await;
+    let ok_alice = app.token(&[KID_A, KID_B], json!({ "session": { "user_id": "alice" } }));
+    let ok_bob = app.token(&[KID_A], json!({ "session": { "user_id": "bob" } }));
+    let anonymous = app.token(&[KID_A], json!({ "session": {} }));
+    let body_a = clearkey_body(&[KID_A], "temporary");
+    let mut successes = 0;
+    let mut hls = 0;
+    for round in 0..3 {
+        for (token, body) in [(&ok_alice, &body_a), (&ok_bob, &body_a), (&anonymous, &body_a)] {
+            let (s, _, _) = post_license(&app, Some(token), body).await;
+            assert_eq!(s, 200);
+            successes += 1;
+        }
+        // Errors, preflights, health checks, Widevine certificate requests.
+        let (s, _, _) = post_license(&app, None, &body_a).await;
+        assert_eq!(s, 401);
+        let (s, _, _) = post_license(&app, Some(&ok_bob), &clearkey_body(&[KID_B], "temporary")).await;
+        assert_eq!(s, 403);
+        let _ = client()
+            .request(awc::http::Method::OPTIONS, app.url("/clearkey"))
+            .insert_header(("Origin", "http://x"))
+            .send()
+            .await
+            .unwrap();
+        let _ = client().get(app.url("/healthz")).send().await.unwrap();
+        let res = client()
+            .post(app.url("/clearkey"))
+            .insert_header(("X-AxDRM-Message", ok_bob.as_str()))
+            .send_body(vec![0x08u8, 0x04])
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 501);
+        if round == 0 {
+            let res = client()
+                .get(app.url(&format!("/hls/key/{KID_A}?token={ok_bob}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            hls += 1;
+        }
+    }
+    assert_eq!(app.log_rows(), successes + hls);
+
+    let out = app.berth(&["stats", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts = &stats["counts"];
+    assert_eq!(counts["licenses"], successes + hls);
+    assert_eq!(counts["active_users"], 2);
+    assert_eq!(counts["licenses_without_user"], 3);
+    assert_eq!(counts["by_key_system"]["clearkey"], successes);
+    assert_eq!(counts["by_key_system"]["hls"], hls);
+    let today = time::OffsetDateTime::now_utc().date().to_string();
+    assert_eq!(counts["by_day"][&today], successes + hls);
+    assert_eq!(stats["month"], today[..7]);
+
+    let out = app.berth(&["log", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Tamper with one row the way an operator with sqlite3 could.
+    let status = std::process::Command::new("sqlite3")
+        .arg(app.db_path())
+        .arg("DROP TRIGGER license_log_no_update; UPDATE license_log SET kids = 'ffffffff-ffff-ffff-ffff-ffffffffffff' WHERE seq = 4;")
+        .status()
+        .expect("sqlite3 is installed");
+    assert!(status.success());
+    let out = app.berth(&["log", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("row 4"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one clear line: {err}");
+}
+
+#[actix_web::test]
+async fn a_deleted_row_breaks_the_chain() {
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    for _ in 0..3 {
+        let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        assert_eq!(s, 200);
+    }
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.execute_batch("DROP TRIGGER license_log_no_delete; DELETE FROM license_log WHERE seq = 2;")
+        .unwrap();
+    let out = app.berth(&["log", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["seq"], 3);
+}
+
+#[actix_web::test]
+async fn five_hundred_concurrent_licenses() {
+    let app = spawn_app().await;
+    let mut handles = Vec::new();
+    for i in 0..500 {
+        let token = app.token(&[KID_A], json!({ "session": { "user_id": format!("seat-{i}") } }));
+        let url = app.url("/clearkey");
+        handles.push(actix_web::rt::spawn(async move {
+            let mut res = client()
+                .post(url)
+                .insert_header(("X-AxDRM-Message", token))
+                .send_body(clearkey_body(&[KID_A], "temporary"))
+                .await
+                .expect("request");
+            let status = res.status().as_u16();
+            let _ = res.body().await;
+            status
+        }));
+    }
+    let mut ok = 0;
+    for h in handles {
+        if h.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 500);
+    assert_eq!(app.log_rows(), 500);
+    let out = app.berth(&["log", "verify"]);
+    assert!(out.status.success());
+    let out = app.berth(&["stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["counts"]["active_users"], 500);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[actix_web::test]
+async fn no_secret_is_stored_in_clear() {
+    let app = spawn_app().await;
+    let user_id = "passenger-raw-id-8f3a2c";
+    let token = app.token(&[KID_A, KID_B], json!({ "session": { "user_id": user_id } }));
+    for _ in 0..3 {
+        let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A, KID_B], "temporary")).await;
+        assert_eq!(s, 200);
+    }
+    let mut files = Vec::new();
+    for name in ["berth.db", "berth.db-wal"] {
+        let path = app.data_dir().join(name);
+        if let Ok(bytes) = std::fs::read(&path) {
+            files.push((name, bytes));
+        }
+    }
+    assert!(
+        files.iter().any(|(n, _)| *n == "berth.db-wal"),
+        "the WAL is scanned too"
+    );
+    let secret_b64 = STANDARD.encode(app.com_secret);
+    let key_hex_a: String = KEY_A.iter().map(|b| format!("{b:02x}")).collect();
+    let needles: Vec<(&str, Vec<u8>)> = vec![
+        ("content key A", KEY_A.to_vec()),
+        ("content key B", KEY_B.to_vec()),
+        ("content key A hex", key_hex_a.into_bytes()),
+        ("communication secret", app.com_secret.to_vec()),
+        ("communication secret b64", secret_b64.into_bytes()),
+        ("raw user id", user_id.as_bytes().to_vec()),
+        ("token", token.as_bytes()[..40].to_vec()),
+    ];
+    for (file, bytes) in &files {
+        for (what, needle) in &needles {
+            assert!(!contains(bytes, needle), "{what} found in {file}");
+        }
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(app.data_dir().join("master.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(app.data_dir()).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700);
+}

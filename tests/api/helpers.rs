@@ -1,0 +1,263 @@
+//! `spawn_app()`: a real berth on 127.0.0.1:0 with a fresh data dir and SQLite
+//! file, plus an HS256 signer written here (independent of berth's own) and
+//! helpers to run the real `berth` binary against the same data dir.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use berth::cli::{InitArgs, create_installation};
+use berth::clock::SystemClock;
+use berth::config::Config;
+use berth::ids::{ContentKey, Kid};
+use berth::server::{self, Server, Startup};
+use berth::store::{Db, NewKey, VesselType};
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::sign::Signer;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub const KID_A: &str = "9eb4050d-e44b-4802-932e-27d75083e266";
+pub const KEY_A: [u8; 16] = [0x11; 16];
+pub const KID_B: &str = "6a9c2e0b-6d43-4e2c-9a1f-0c3b7d5e8f21";
+pub const KEY_B: [u8; 16] = [0x22; 16];
+/// Known to nobody: never imported.
+pub const KID_UNKNOWN: &str = "00000000-1111-4222-8333-444444444444";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    pub com_key_id: String,
+    pub com_secret: [u8; 32],
+    server: Option<Server>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    customise(&mut config);
+    let done = create_installation(
+        &config,
+        &InitArgs {
+            installation_id: "test-vessel".into(),
+            vessel_type: VesselType::Aircraft,
+            vessel_name: "Test Aircraft".into(),
+            admin_user: "admin".into(),
+        },
+        &SystemClock,
+    )
+    .expect("init");
+    let master = server::load_master_key(&server::master_key_path(&config)).expect("master key");
+    let mut db = Db::open(&config.data_dir, Arc::clone(&master)).expect("db");
+    db.import_keys(
+        &[
+            NewKey {
+                kid: kid(KID_A),
+                key: ContentKey(KEY_A),
+                label: "A".into(),
+            },
+            NewKey {
+                kid: kid(KID_B),
+                key: ContentKey(KEY_B),
+                label: "B".into(),
+            },
+        ],
+        OffsetDateTime::now_utc(),
+    )
+    .expect("import");
+    drop(db);
+    let com_secret: [u8; 32] = STANDARD.decode(&done.com_key_secret).unwrap().try_into().unwrap();
+    let mut app = TestApp {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        dir,
+        config,
+        com_key_id: done.com_key_id,
+        com_secret,
+        server: None,
+    };
+    app.start().await;
+    app
+}
+
+impl TestApp {
+    pub async fn start(&mut self) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let master = server::load_master_key(&server::master_key_path(&self.config)).unwrap();
+        let server = server::start(
+            &self.config,
+            Startup {
+                master,
+                clock: Arc::new(SystemClock),
+                license_listener: listener,
+                workers: Some(2),
+            },
+        )
+        .await
+        .expect("start berth");
+        self.addr = server.license_addr();
+        self.server = Some(server);
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.config.data_dir.join("berth.db")
+    }
+
+    /// Signs a payload with HS256 (openssl directly, not berth's signer).
+    pub fn sign(&self, payload: &Value) -> String {
+        sign_with(&self.com_secret, r#"{"alg":"HS256","typ":"JWT"}"#, payload)
+    }
+
+    /// A valid token for these KIDs with these message fields merged in.
+    pub fn token(&self, kids: &[&str], extra: Value) -> String {
+        self.sign(&self.payload(kids, extra))
+    }
+
+    pub fn payload(&self, kids: &[&str], extra: Value) -> Value {
+        let inline: Vec<Value> = kids.iter().map(|k| json!({ "id": k })).collect();
+        let mut message = json!({
+            "type": "entitlement_message",
+            "version": 2,
+            "license": { "allow_persistence": false },
+            "content_keys_source": { "inline": inline },
+            "session": { "user_id": "passenger-17A" },
+        });
+        for (k, v) in extra.as_object().expect("object") {
+            message[k] = v.clone();
+        }
+        json!({
+            "version": 1,
+            "com_key_id": self.com_key_id,
+            "id": uuid_like(),
+            "expiration_date": rfc3339(OffsetDateTime::now_utc() + time::Duration::hours(1)),
+            "message": message,
+        })
+    }
+
+    /// Runs the real `berth` binary against this app's data dir.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env_remove("BERTH_CONFIG")
+            .output()
+            .expect("run berth")
+    }
+
+    /// The number of rows in the license log, read with SQLite directly.
+    pub fn log_rows(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.db_path()).unwrap();
+        conn.query_row("SELECT count(*) FROM license_log", [], |r| r.get(0))
+            .unwrap()
+    }
+}
+
+pub fn sign_with(secret: &[u8], header: &str, payload: &Value) -> String {
+    let h = URL_SAFE_NO_PAD.encode(header);
+    let p = URL_SAFE_NO_PAD.encode(payload.to_string());
+    let input = format!("{h}.{p}");
+    let key = PKey::hmac(secret).unwrap();
+    let mut signer = Signer::new(MessageDigest::sha256(), &key).unwrap();
+    signer.update(input.as_bytes()).unwrap();
+    let sig = URL_SAFE_NO_PAD.encode(signer.sign_to_vec().unwrap());
+    format!("{input}.{sig}")
+}
+
+pub fn kid(text: &str) -> Kid {
+    text.parse().unwrap()
+}
+
+pub fn b64url_kid(text: &str) -> String {
+    kid(text).to_b64url()
+}
+
+pub fn clearkey_body(kids: &[&str], kind: &str) -> String {
+    let kids: Vec<String> = kids.iter().map(|k| b64url_kid(k)).collect();
+    json!({ "kids": kids, "type": kind }).to_string()
+}
+
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap()
+}
+
+pub fn uuid_like() -> String {
+    let b: [u8; 16] = berth::crypto::random();
+    uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+}
+
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .finish()
+}
+
+/// POSTs a Clear Key request with the token in `X-AxDRM-Message`.
+pub async fn post_license(
+    app: &TestApp,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value, awc::http::header::HeaderMap) {
+    let mut req = client().post(app.url("/clearkey"));
+    if let Some(t) = token {
+        req = req.insert_header(("X-AxDRM-Message", t));
+    }
+    let mut res = req.send_body(body.to_owned()).await.expect("request");
+    let status = res.status().as_u16();
+    let bytes = res.body().limit(1 << 20).await.expect("body");
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, json, res.headers().clone())
+}
+
+/// Asserts an error answer: status, code, and the message in the header.
+pub fn assert_error(
+    status: u16,
+    body: &Value,
+    headers: &awc::http::header::HeaderMap,
+    want_status: u16,
+    want_code: &str,
+) {
+    assert_eq!(status, want_status, "status for {want_code}: body {body}");
+    assert_eq!(body["error"], want_code, "code: {body}");
+    let message = body["message"].as_str().expect("message");
+    assert!(!message.is_empty());
+    let header = headers
+        .get("x-axdrm-errormessage")
+        .expect("X-AxDRM-ErrorMessage")
+        .to_str()
+        .unwrap();
+    assert_eq!(
+        header,
+        message.replace(|c: char| !(c == ' ' || c.is_ascii_graphic()), "?")
+    );
+}

@@ -1,0 +1,369 @@
+//! Happy paths: every way a player gets keys.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn stored_key_license() {
+    let app = spawn_app().await;
+    let token = app.sign(&app.payload(
+        &[],
+        json!({ "content_keys_source": { "stored": [ { "id": KID_A } ] } }),
+    ));
+    let (status, body, headers) =
+        post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers.get("content-type").unwrap(), "application/json");
+    assert_eq!(body["type"], "temporary");
+    assert_eq!(body["keys"][0]["kty"], "oct");
+    assert_eq!(body["keys"][0]["kid"], b64url_kid(KID_A));
+    assert_eq!(body["keys"][0]["k"], URL_SAFE_NO_PAD.encode(KEY_A));
+    assert_eq!(app.log_rows(), 1);
+}
+
+#[actix_web::test]
+async fn inline_encrypted_key_wins_without_the_store() {
+    let app = spawn_app().await;
+    // A KID the store does not know, carried in the token encrypted with the
+    // communication key: AES-256-CBC, IV = KID bytes, no padding (openssl here).
+    let key = [0x5a_u8; 16];
+    let iv = kid(KID_UNKNOWN).0;
+    let mut crypter = openssl::symm::Crypter::new(
+        openssl::symm::Cipher::aes_256_cbc(),
+        openssl::symm::Mode::Encrypt,
+        &app.com_secret,
+        Some(&iv),
+    )
+    .unwrap();
+    crypter.pad(false);
+    let mut ct = vec![0u8; 32];
+    let n = crypter.update(&key, &mut ct).unwrap();
+    ct.truncate(n);
+    let token = app.sign(&app.payload(
+        &[],
+        json!({ "content_keys_source": { "inline": [ { "id": KID_UNKNOWN, "encrypted_key": STANDARD.encode(&ct) } ] } }),
+    ));
+    let (status, body, _) =
+        post_license(&app, Some(&token), &clearkey_body(&[KID_UNKNOWN], "temporary")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["keys"][0]["k"], URL_SAFE_NO_PAD.encode(key));
+}
+
+#[actix_web::test]
+async fn license_request_source_and_multi_kid() {
+    let app = spawn_app().await;
+    let token = app.sign(&app.payload(&[], json!({ "content_keys_source": { "license_request": {} } })));
+    let (status, body, _) =
+        post_license(&app, Some(&token), &clearkey_body(&[KID_A, KID_B], "temporary")).await;
+    assert_eq!(status, 200, "{body}");
+    let keys = body["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[1]["kid"], b64url_kid(KID_B));
+    assert_eq!(keys[1]["k"], URL_SAFE_NO_PAD.encode(KEY_B));
+    // One license, however many keys.
+    assert_eq!(app.log_rows(), 1);
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    let kids: String = conn
+        .query_row("SELECT kids FROM license_log", [], |r| r.get(0))
+        .unwrap();
+    let mut want = [KID_A, KID_B];
+    want.sort();
+    assert_eq!(kids, want.join(";"));
+}
+
+#[actix_web::test]
+async fn padded_and_standard_base64_kids_are_accepted() {
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    let body = json!({ "kids": [STANDARD.encode(kid(KID_A).0)], "type": "temporary" }).to_string();
+    let (status, answer, _) = post_license(&app, Some(&token), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["keys"][0]["kid"],
+        b64url_kid(KID_A),
+        "answered unpadded base64url"
+    );
+}
+
+#[actix_web::test]
+async fn hls_key_bytes() {
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    let mut res = client()
+        .get(app.url(&format!("/hls/key/{KID_A}?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers().get("content-type").unwrap(),
+        "application/octet-stream"
+    );
+    assert_eq!(res.headers().get("cache-control").unwrap(), "no-store");
+    assert_eq!(res.body().await.unwrap().as_ref(), &KEY_A);
+    // 32 hex digits work too.
+    let hex_kid = KID_A.replace('-', "");
+    let res = client()
+        .get(app.url(&format!("/hls/key/{hex_kid}?AxDrmMessage={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    let systems: Vec<String> = conn
+        .prepare("SELECT key_system FROM license_log ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(systems, ["hls", "hls"]);
+}
+
+#[actix_web::test]
+async fn persistent_license_needs_allow_persistence() {
+    let app = spawn_app().await;
+    let denied = app.token(&[KID_A], json!({}));
+    let (status, body, headers) = post_license(
+        &app,
+        Some(&denied),
+        &clearkey_body(&[KID_A], "persistent-license"),
+    )
+    .await;
+    assert_error(status, &body, &headers, 403, "persistence_not_allowed");
+    let allowed = app.token(&[KID_A], json!({ "license": { "allow_persistence": true } }));
+    let (status, body, _) = post_license(
+        &app,
+        Some(&allowed),
+        &clearkey_body(&[KID_A], "persistent-license"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["type"], "persistent-license");
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    let t: String = conn
+        .query_row("SELECT license_type FROM license_log", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(t, "persistent-license");
+}
+
+#[actix_web::test]
+async fn token_travels_by_precedence() {
+    let app = spawn_app().await;
+    let good = app.token(&[KID_A], json!({}));
+    let body = clearkey_body(&[KID_A], "temporary");
+    // Authorization: Bearer, lowercase scheme.
+    let mut res = client()
+        .post(app.url("/AcquireLicense"))
+        .insert_header(("authorization", format!("bearer {good}")))
+        .send_body(body.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.body().await);
+    // Query parameter.
+    let res = client()
+        .post(app.url(&format!("/clearkey?AxDrmMessage={good}")))
+        .send_body(body.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The header wins over a broken Authorization and query.
+    let res = client()
+        .post(app.url("/clearkey?token=garbage"))
+        .insert_header(("x-axdrm-message", good.as_str()))
+        .insert_header(("Authorization", "Bearer garbage"))
+        .send_body(body.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // And a broken header is not rescued by a good query token.
+    let res = client()
+        .post(app.url(&format!("/clearkey?token={good}")))
+        .insert_header(("X-AxDRM-Message", "garbage"))
+        .send_body(body)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(app.log_rows(), 3);
+}
+
+#[actix_web::test]
+async fn shaka_preflight_and_request() {
+    let app = spawn_app().await;
+    let res = client()
+        .request(awc::http::Method::OPTIONS, app.url("/clearkey"))
+        .insert_header(("Origin", "http://127.0.0.1:9000"))
+        .insert_header(("Access-Control-Request-Method", "POST"))
+        .insert_header(("Access-Control-Request-Headers", "x-axdrm-message"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let h = res.headers();
+    assert_eq!(
+        h.get("access-control-allow-origin").unwrap(),
+        "http://127.0.0.1:9000"
+    );
+    assert_eq!(h.get("access-control-allow-credentials").unwrap(), "true");
+    assert_eq!(h.get("access-control-max-age").unwrap(), "86400");
+    assert_eq!(h.get("vary").unwrap(), "Origin");
+    assert!(
+        h.get("access-control-allow-methods")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    let allowed = h
+        .get("access-control-allow-headers")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("x-axdrm-message"), "{allowed}");
+    // Shaka's real request: no Content-Type.
+    let token = app.token(&[KID_A], json!({}));
+    let res = client()
+        .post(app.url("/clearkey"))
+        .insert_header(("Origin", "http://127.0.0.1:9000"))
+        .insert_header(("x-axdrm-message", token))
+        .send_body(clearkey_body(&[KID_A], "temporary"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers().get("access-control-allow-origin").unwrap(),
+        "http://127.0.0.1:9000"
+    );
+    assert_eq!(
+        res.headers().get("access-control-expose-headers").unwrap(),
+        "X-AxDRM-ErrorMessage"
+    );
+    assert_eq!(app.log_rows(), 1, "the preflight is not counted");
+}
+
+#[actix_web::test]
+async fn dashjs_preflight_and_credentialed_request() {
+    let app = spawn_app().await;
+    let res = client()
+        .request(awc::http::Method::OPTIONS, app.url("/AcquireLicense"))
+        .insert_header(("Origin", "http://localhost:3000"))
+        .insert_header(("Access-Control-Request-Method", "POST"))
+        .insert_header(("Access-Control-Request-Headers", "authorization,content-type"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let allowed = res
+        .headers()
+        .get("access-control-allow-headers")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{allowed}"
+    );
+    assert_eq!(
+        res.headers().get("access-control-allow-origin").unwrap(),
+        "http://localhost:3000"
+    );
+    let token = app.token(&[KID_A], json!({}));
+    let res = client()
+        .post(app.url("/AcquireLicense"))
+        .insert_header(("Origin", "http://localhost:3000"))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send_body(clearkey_body(&[KID_A], "temporary"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers().get("access-control-allow-credentials").unwrap(),
+        "true"
+    );
+}
+
+#[actix_web::test]
+async fn origins_outside_the_allow_list_get_no_cors_headers() {
+    let app = spawn_app_with(|c| c.license.allowed_origins = vec!["http://portal.local".into()]).await;
+    let res = client()
+        .get(app.url("/healthz"))
+        .insert_header(("Origin", "http://evil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
+    let res = client()
+        .get(app.url("/healthz"))
+        .insert_header(("Origin", "http://portal.local"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers().get("access-control-allow-origin").unwrap(),
+        "http://portal.local"
+    );
+}
+
+#[actix_web::test]
+async fn healthz_reports_ok_and_is_not_counted() {
+    let app = spawn_app().await;
+    let mut res = client().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["keys"]["content_keys"], 2);
+    assert_eq!(app.log_rows(), 0);
+}
+
+#[actix_web::test]
+async fn keys_imported_while_serving_are_picked_up() {
+    let app = spawn_app().await;
+    let kid_c = "12345678-1234-4234-8234-123456789abc";
+    let token = app.token(&[kid_c], json!({}));
+    let (status, body, headers) =
+        post_license(&app, Some(&token), &clearkey_body(&[kid_c], "temporary")).await;
+    assert_error(status, &body, &headers, 403, "key_unknown");
+    let file = app.dir.path().join("new.json");
+    std::fs::write(
+        &file,
+        json!({ "keys": [ { "kid": kid_c, "key": "000102030405060708090a0b0c0d0e0f" } ] }).to_string(),
+    )
+    .unwrap();
+    let out = app.berth(&["keys", "import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.server().reload_keys();
+    let mut status = 0;
+    for _ in 0..50 {
+        let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[kid_c], "temporary")).await;
+        status = s;
+        if s == 200 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+#[actix_web::test]
+async fn graceful_stop_keeps_every_license() {
+    let mut app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    for _ in 0..5 {
+        let (status, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        assert_eq!(status, 200);
+    }
+    app.stop().await;
+    assert_eq!(app.log_rows(), 5);
+    app.start().await;
+    let (status, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(status, 200);
+    let out = app.berth(&["log", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("6 rows"));
+}

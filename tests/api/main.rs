@@ -1,0 +1,9 @@
+//! Integration tests: a real berth on port 0, a real SQLite file, real HTTP.
+
+mod helpers;
+
+mod cli;
+mod counting;
+mod errors;
+mod hostile;
+mod license;
