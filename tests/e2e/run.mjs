@@ -1,0 +1,429 @@
+// End-to-end suite: real players decrypt and play media through a real berth.
+//
+// Makes test media at run time (ffmpeg testsrc2 + sine, packaged by the
+// shaka-packager binary and by ffmpeg's HLS muxer), starts two berth
+// instances (one honest, one with deliberately wrong keys), serves the player
+// page from a second local origin so CORS is real, and drives Shaka Player,
+// dash.js and hls.js in headless Debian Chromium with playwright-core, plus
+// ffmpeg as a non-browser client. Then checks berth's counts against the
+// license exchanges the players really made.
+//
+// Usage: node run.mjs   (BERTH_BIN overrides ../../target/debug/berth)
+
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const out = path.join(here, 'out');
+const berthBin = process.env.BERTH_BIN || path.resolve(here, '../../target/debug/berth');
+const packagerBin = path.join(here, 'node_modules/shaka-packager/bin/packager-linux-x64');
+const chromiumBin = process.env.CHROMIUM || '/usr/bin/chromium';
+const started = Date.now();
+const failures = [];
+
+function log(...args) {
+  console.log(`[e2e ${((Date.now() - started) / 1000).toFixed(1)}s]`, ...args);
+}
+
+function check(condition, message) {
+  if (condition) {
+    log('ok  ', message);
+  } else {
+    log('FAIL', message);
+    failures.push(message);
+  }
+}
+
+// The environment without BERTH_* settings, so that no outside config leaks in.
+function cleanEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BERTH_')));
+}
+
+function run(cmd, args, { input, allowFail = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: cleanEnv() });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0 && !allowFail) {
+        reject(new Error(`${path.basename(cmd)} ${args.join(' ')} exited ${code}: ${stderr.slice(-2000)}`));
+      } else {
+        resolve({ code, stdout, stderr });
+      }
+    });
+    if (input) child.stdin.end(input);
+    else child.stdin.end();
+  });
+}
+
+const hex = (buf) => Buffer.from(buf).toString('hex');
+const uuid = (h) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+
+function newKey() {
+  const kid = hex(crypto.randomBytes(16));
+  return { kid, uuid: uuid(kid), key: hex(crypto.randomBytes(16)) };
+}
+
+// --- berth -------------------------------------------------------------------
+
+class Berth {
+  constructor(name) {
+    this.name = name;
+    this.dataDir = path.join(out, name);
+    this.lines = [];
+  }
+
+  cli(args) {
+    return run(berthBin, [...args, '--data-dir', this.dataDir]);
+  }
+
+  async init(vesselType) {
+    const { stdout } = await this.cli(['init', '--installation-id', this.name, '--vessel-type', vesselType, '--vessel-name', `e2e ${this.name}`, '--json']);
+    this.identity = JSON.parse(stdout);
+  }
+
+  async importKeys(keys) {
+    const file = path.join(out, `${this.name}-keys.json`);
+    fs.writeFileSync(file, JSON.stringify({ keys: keys.map((k) => ({ kid: k.uuid, key: k.key, label: k.label || '' })) }));
+    await this.cli(['keys', 'import', file]);
+  }
+
+  async mint(kids, userId, extra = []) {
+    const args = ['token', 'mint', '--user-id', userId, '--valid-for', '1h', ...extra];
+    for (const k of kids) args.push('--kid', k.uuid);
+    const { stdout } = await this.cli(args);
+    return stdout.trim();
+  }
+
+  start() {
+    return new Promise((resolve, reject) => {
+      this.proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, '--license-listen', '127.0.0.1:0'], { env: cleanEnv() });
+      let stdout = '';
+      this.proc.stdout.on('data', (d) => {
+        stdout += d;
+        const m = stdout.match(/listening on (http:\/\/[0-9.:]+)/);
+        if (m && !this.url) {
+          this.url = m[1];
+          resolve();
+        }
+      });
+      let partial = '';
+      this.proc.stderr.on('data', (d) => {
+        partial += d;
+        const lines = partial.split('\n');
+        partial = lines.pop();
+        this.lines.push(...lines);
+      });
+      this.proc.on('exit', (code) => {
+        if (!this.url) reject(new Error(`berth ${this.name} exited ${code}: ${this.lines.join('\n')}`));
+      });
+    });
+  }
+
+  licenseLines() {
+    return this.lines.filter((l) => l.includes('berth::license'));
+  }
+
+  okLines() {
+    return this.licenseLines().filter((l) => l.includes('outcome="ok"'));
+  }
+
+  async stats() {
+    const { stdout } = await this.cli(['stats', '--json']);
+    return JSON.parse(stdout).counts;
+  }
+
+  async rows() {
+    const { stdout } = await this.cli(['log', 'verify', '--json']);
+    return JSON.parse(stdout).rows;
+  }
+
+  async stop() {
+    if (!this.proc) return;
+    const exited = new Promise((r) => this.proc.on('exit', r));
+    this.proc.kill('SIGTERM');
+    await exited;
+  }
+}
+
+// A token signed here with a secret berth does not have (the wrong-token case).
+function foreignToken(comKeyId, kids) {
+  const b64 = (s) => Buffer.from(s).toString('base64url');
+  const header = b64(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const payload = b64(JSON.stringify({
+    version: 1,
+    com_key_id: comKeyId,
+    message: { type: 'entitlement_message', version: 2, content_keys_source: { inline: kids.map((k) => ({ id: k.uuid })) } },
+  }));
+  const sig = crypto.createHmac('sha256', crypto.randomBytes(32)).update(`${header}.${payload}`).digest('base64url');
+  return `${header}.${payload}.${sig}`;
+}
+
+// --- media -------------------------------------------------------------------
+
+async function makeMedia(keys, berth) {
+  const media = path.join(out, 'media');
+  fs.mkdirSync(media, { recursive: true });
+  const clear = path.join(media, 'clear.mp4');
+  await run('ffmpeg', ['-v', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=25',
+    '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
+    '-t', '8', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-profile:v', 'main',
+    '-g', '50', '-keyint_min', '50', '-sc_threshold', '0',
+    '-c:a', 'aac', '-b:a', '64k', '-shortest', clear]);
+
+  const dash = async (scheme, key) => {
+    const dir = path.join(media, `dash_${scheme}`);
+    fs.mkdirSync(dir, { recursive: true });
+    await run(packagerBin, [
+      `in=${clear},stream=audio,output=${dir}/audio.mp4`,
+      `in=${clear},stream=video,output=${dir}/video.mp4`,
+      '--enable_raw_key_encryption', '--keys', `label=:key_id=${key.kid}:key=${key.key}`,
+      '--protection_scheme', scheme, '--protection_systems', 'CommonSystem', '--clear_lead', '0',
+      '--mpd_output', `${dir}/manifest.mpd`]);
+  };
+  await dash('cenc', keys.cenc);
+  await dash('cbcs', keys.cbcs);
+  // dash.js 5.2.1 hands the W3C common PSSH to the CDM as 'keyids' init data and
+  // fails; give it the DASH-IF IOP 4.1 (7.6.2.4) ClearKey signalling instead,
+  // from which it builds 'keyids' init data out of cenc:default_KID.
+  const mpd = fs.readFileSync(path.join(media, 'dash_cenc/manifest.mpd'), 'utf8');
+  const dashif = mpd.replace(
+    /<ContentProtection schemeIdUri="urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b">[\s\S]*?<\/ContentProtection>/g,
+    '<ContentProtection schemeIdUri="urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e" value="ClearKey1.0"/>');
+  check(dashif !== mpd, 'made the DASH-IF ClearKey-signalled manifest for dash.js');
+  fs.writeFileSync(path.join(media, 'dash_cenc/manifest-dashif.mpd'), dashif);
+
+  // HLS fMP4 cbcs: the key URI is berth's /hls/key with a token in the query.
+  const hlsDir = path.join(media, 'hls_cbcs');
+  fs.mkdirSync(hlsDir, { recursive: true });
+  const hlsToken = await berth.mint([keys.hls], 'seat-hls-cbcs');
+  await run(packagerBin, [
+    `in=${clear},stream=audio,init_segment=${hlsDir}/audio_init.mp4,segment_template=${hlsDir}/audio_$Number$.m4s,playlist_name=audio.m3u8,hls_group_id=audio,hls_name=ENGLISH`,
+    `in=${clear},stream=video,init_segment=${hlsDir}/video_init.mp4,segment_template=${hlsDir}/video_$Number$.m4s,playlist_name=video.m3u8`,
+    '--enable_raw_key_encryption', '--keys', `label=:key_id=${keys.hls.kid}:key=${keys.hls.key}`,
+    '--protection_scheme', 'cbcs', '--clear_lead', '0',
+    '--hls_key_uri', `${berth.url}/hls/key/${keys.hls.uuid}?token=${hlsToken}`,
+    '--hls_master_playlist_output', `${hlsDir}/master.m3u8`]);
+
+  // HLS TS AES-128 by ffmpeg, key URI pointing at berth.
+  const aesDir = path.join(media, 'aes');
+  fs.mkdirSync(aesDir, { recursive: true });
+  const aesToken = await berth.mint([keys.aes], 'seat-hls-aes');
+  fs.writeFileSync(path.join(aesDir, 'key.bin'), Buffer.from(keys.aes.key, 'hex'));
+  fs.writeFileSync(path.join(out, 'keyinfo'), `${berth.url}/hls/key/${keys.aes.uuid}?token=${aesToken}\n${path.join(aesDir, 'key.bin')}\n`);
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', clear, '-c', 'copy', '-f', 'hls', '-hls_time', '2',
+    '-hls_playlist_type', 'vod', '-hls_key_info_file', path.join(out, 'keyinfo'),
+    '-hls_segment_filename', path.join(aesDir, 'seg%d.ts'), path.join(aesDir, 'index.m3u8')]);
+  // The key must not be served next to the media.
+  fs.rmSync(path.join(aesDir, 'key.bin'));
+  const playlist = fs.readFileSync(path.join(aesDir, 'index.m3u8'), 'utf8');
+  check(playlist.includes(`${berth.url}/hls/key/`), 'the AES-128 playlist points its key at berth');
+  return { clear, aesDir };
+}
+
+// --- the page's origin ---------------------------------------------------------
+
+function startStatic() {
+  const routes = [
+    ['/lib/shaka/', path.join(here, 'node_modules/shaka-player/dist/')],
+    ['/lib/hlsjs/', path.join(here, 'node_modules/hls.js/dist/')],
+    ['/lib/dashjs/', path.join(here, 'node_modules/dashjs/dist/modern/umd/')],
+    ['/media/', path.join(out, 'media/')],
+  ];
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl', '.mp4': 'video/mp4', '.m4s': 'video/iso.segment', '.ts': 'video/mp2t' };
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    let file = null;
+    if (url.pathname === '/player.html') file = path.join(here, 'player.html');
+    for (const [prefix, dir] of routes) {
+      if (url.pathname.startsWith(prefix)) {
+        const candidate = path.normalize(path.join(dir, url.pathname.slice(prefix.length)));
+        if (candidate.startsWith(dir)) file = candidate;
+      }
+    }
+    if (!file || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    const data = fs.readFileSync(file);
+    const range = req.headers.range && /bytes=(\d+)-(\d*)/.exec(req.headers.range);
+    const headers = { 'Content-Type': types[path.extname(file)] || 'application/octet-stream', 'Accept-Ranges': 'bytes', 'Cache-Control': 'no-store' };
+    if (range) {
+      const start = Number(range[1]);
+      const end = range[2] ? Number(range[2]) : data.length - 1;
+      res.writeHead(206, { ...headers, 'Content-Range': `bytes ${start}-${end}/${data.length}` });
+      res.end(data.subarray(start, end + 1));
+    } else {
+      res.writeHead(200, headers);
+      res.end(data);
+    }
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+// --- players -----------------------------------------------------------------
+
+async function playInBrowser(browser, origin, berths, { name, player, src, berth, token, tokenIn = 'header', expect }) {
+  const context = await browser.newContext({ viewport: { width: 660, height: 420 } });
+  const page = await context.newPage();
+  const exchanges = [];
+  page.on('response', (response) => {
+    const request = response.request();
+    const target = berths.find((b) => response.url().startsWith(b.url));
+    if (target && request.method() !== 'OPTIONS') {
+      exchanges.push({ berth: target.name, method: request.method(), status: response.status(), url: response.url().split('?')[0] });
+    }
+  });
+  const params = new URLSearchParams({ player, src: `${origin}/media/${src}`, license: berth.url, token, tokenIn });
+  await page.goto(`${origin}/player.html?${params}`);
+  const deadline = Date.now() + (expect === 'play' ? 25_000 : 10_000);
+  let state = {};
+  let framesAtStart = null;
+  while (Date.now() < deadline) {
+    state = await page.evaluate(() => ({ ...window.berthE2E }));
+    if (framesAtStart === null && state.currentTime > 0.5) framesAtStart = state.frames;
+    if (state.errors.length) break;
+    if (expect === 'play' && state.currentTime > 2.5) break;
+    await page.waitForTimeout(200);
+  }
+  fs.mkdirSync(path.join(out, 'screenshots'), { recursive: true });
+  await page.screenshot({ path: path.join(out, 'screenshots', `${name}.png`) });
+  await context.close();
+  const detail = `${name}: t=${(state.currentTime || 0).toFixed(2)} frames=${state.frames} errors=${JSON.stringify(state.errors)}`;
+  if (expect === 'play') {
+    check(state.errors.length === 0 && state.currentTime > 2.5 && state.frames > (framesAtStart || 0) && state.frames > 0, `${detail} plays`);
+  } else if (expect === 'error') {
+    check(state.errors.length > 0 && !(state.currentTime > 2.5), `${detail} fails with an error`);
+  } else {
+    check(!(state.currentTime > 2.5 && state.errors.length === 0), `${detail} does not play`);
+  }
+  return exchanges;
+}
+
+function frameHashes(text) {
+  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(',').pop().trim());
+}
+
+// --- the suite ---------------------------------------------------------------
+
+async function main() {
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  for (const [what, file] of [['berth', berthBin], ['packager', packagerBin], ['chromium', chromiumBin]]) {
+    if (!fs.existsSync(file)) throw new Error(`${what} not found at ${file}`);
+  }
+  const keys = { cenc: newKey(), cbcs: newKey(), hls: newKey(), aes: newKey(), unused: newKey() };
+  const honest = new Berth('honest');
+  await honest.init('aircraft');
+  await honest.importKeys(Object.values(keys));
+  await honest.start();
+  // The tampered instance hands out wrong keys for the right KIDs.
+  const tampered = new Berth('tampered');
+  await tampered.init('train');
+  const flip = (k) => ({ ...k, key: hex(Buffer.from(k.key, 'hex').map((b) => b ^ 0x5a)) });
+  await tampered.importKeys([flip(keys.cenc), flip(keys.aes)]);
+  await tampered.start();
+  log(`berth ${honest.url} (honest), ${tampered.url} (tampered)`);
+
+  const { clear, aesDir } = await makeMedia(keys, honest);
+  const playlist = fs.readFileSync(path.join(aesDir, 'index.m3u8'), 'utf8');
+  const tamperedToken = await tampered.mint([keys.aes], 'seat-tampered');
+  fs.writeFileSync(path.join(aesDir, 'tampered.m3u8'),
+    playlist.replace(/URI="[^"]*"/, `URI="${tampered.url}/hls/key/${keys.aes.uuid}?token=${tamperedToken}"`));
+  log('media made');
+
+  const server = await startStatic();
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  const browser = await chromium.launch({
+    executablePath: chromiumBin,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
+      '--autoplay-policy=no-user-gesture-required'],
+  });
+  const berths = [honest, tampered];
+  const exchanges = [];
+  const play = async (opts) => exchanges.push(...await playInBrowser(browser, origin, berths, opts));
+
+  const cencToken = await honest.mint([keys.cenc], 'seat-1A');
+  await play({ name: 'shaka-dash-cenc', player: 'shaka', src: 'dash_cenc/manifest.mpd', berth: honest, token: cencToken, expect: 'play' });
+  const cbcsToken = await honest.mint([keys.cbcs], 'seat-1B');
+  await play({ name: 'shaka-dash-cbcs', player: 'shaka', src: 'dash_cbcs/manifest.mpd', berth: honest, token: cbcsToken, expect: 'play' });
+  const hlsHeaderToken = await honest.mint([keys.hls], 'seat-1C');
+  await play({ name: 'shaka-hls-cbcs', player: 'shaka', src: 'hls_cbcs/master.m3u8', berth: honest, token: hlsHeaderToken, expect: 'play' });
+  await play({ name: 'hlsjs-aes128', player: 'hlsjs', src: 'aes/index.m3u8', berth: honest, token: '', tokenIn: 'none', expect: 'play' });
+  const dashjsToken = await honest.mint([keys.cenc], 'seat-2A');
+  await play({ name: 'dashjs-dash-cenc-bearer', player: 'dashjs', src: 'dash_cenc/manifest-dashif.mpd', berth: honest, token: dashjsToken, tokenIn: 'bearer', expect: 'play' });
+
+  // Negative controls on the honest berth: its log must not grow.
+  const rowsBefore = await honest.rows();
+  await play({ name: 'shaka-wrong-token', player: 'shaka', src: 'dash_cenc/manifest.mpd', berth: honest, token: foreignToken(honest.identity.com_key_id, [keys.cenc]), expect: 'error' });
+  const notEntitled = await honest.mint([keys.unused], 'seat-3A');
+  await play({ name: 'shaka-not-entitled', player: 'shaka', src: 'dash_cenc/manifest.mpd', berth: honest, token: notEntitled, expect: 'error' });
+  check((await honest.rows()) === rowsBefore, `a wrong token and a key that is not entitled add no log row (${rowsBefore} rows)`);
+  const denials = honest.licenseLines().filter((l) => /outcome="(token_invalid|key_not_entitled)"/.test(l)).length;
+  check(denials >= 2, `berth logged the denials (${denials})`);
+
+  // Wrong keys from the tampered berth: delivered (and logged), but nothing decodes.
+  const tamperedDash = await tampered.mint([keys.cenc], 'seat-4A');
+  await play({ name: 'shaka-tampered-key', player: 'shaka', src: 'dash_cenc/manifest.mpd', berth: tampered, token: tamperedDash, expect: 'no-play' });
+  await play({ name: 'hlsjs-tampered-key', player: 'hlsjs', src: 'aes/tampered.m3u8', berth: tampered, token: '', tokenIn: 'none', expect: 'no-play' });
+  await browser.close();
+
+  // ffmpeg as a non-browser client: frame-identical to the clear source.
+  const honestOkBeforeFfmpeg = honest.okLines().length;
+  const clearFrames = frameHashes((await run('ffmpeg', ['-v', 'error', '-i', clear, '-map', '0:v:0', '-f', 'framemd5', '-'])).stdout);
+  const hlsFrames = frameHashes((await run('ffmpeg', ['-v', 'error', '-i', `${origin}/media/aes/index.m3u8`, '-map', '0:v:0', '-f', 'framemd5', '-'])).stdout);
+  check(clearFrames.length > 100 && JSON.stringify(clearFrames) === JSON.stringify(hlsFrames),
+    `ffmpeg decodes the AES-128 HLS stream frame-identical to the clear source (${hlsFrames.length}/${clearFrames.length} frames)`);
+  const ffmpegFetches = honest.okLines().length - honestOkBeforeFfmpeg;
+  const tamperedOkBeforeFfmpeg = tampered.okLines().length;
+  const tamperedRun = await run('ffmpeg', ['-v', 'error', '-i', `${origin}/media/aes/tampered.m3u8`, '-map', '0:v:0', '-f', 'framemd5', '-'], { allowFail: true });
+  const tamperedFrames = frameHashes(tamperedRun.stdout);
+  check(JSON.stringify(tamperedFrames.slice(0, 50)) !== JSON.stringify(clearFrames.slice(0, 50)),
+    `ffmpeg with the tampered key does not reproduce the clear frames (exit ${tamperedRun.code}, ${tamperedFrames.length} frames)`);
+  const tamperedFfmpegFetches = tampered.okLines().length - tamperedOkBeforeFfmpeg;
+  server.close();
+
+  // Counting: berth's stats against the exchanges the players really made.
+  await new Promise((r) => setTimeout(r, 300));
+  for (const berth of berths) {
+    const stats = await berth.stats();
+    const browserOk = exchanges.filter((e) => e.berth === berth.name && e.status === 200);
+    const browserPost = browserOk.filter((e) => e.method === 'POST').length;
+    const browserGet = browserOk.filter((e) => e.method === 'GET').length;
+    const extraHls = berth === honest ? ffmpegFetches : tamperedFfmpegFetches;
+    const okLines = berth.okLines().length;
+    log(`${berth.name}: stats ${JSON.stringify({ licenses: stats.licenses, ...stats.by_key_system, users: stats.active_users })}; browser 200s POST=${browserPost} GET=${browserGet}; ffmpeg key fetches=${extraHls}; berth ok lines=${okLines}`);
+    check(stats.licenses === okLines, `${berth.name}: stats count every license berth answered 200 for (${stats.licenses} = ${okLines})`);
+    check(stats.by_key_system.clearkey === browserPost, `${berth.name}: one clearkey license per successful license exchange the browser saw (${stats.by_key_system.clearkey} = ${browserPost})`);
+    check(stats.by_key_system.hls === browserGet + extraHls, `${berth.name}: one hls license per successful key fetch (${stats.by_key_system.hls} = ${browserGet} + ${extraHls})`);
+    check((await berth.rows()) === stats.licenses, `${berth.name}: the log chain verifies and holds exactly the counted rows`);
+  }
+  const honestStats = await honest.stats();
+  check(honestStats.licenses >= 6, `the honest berth delivered licenses to every player (${honestStats.licenses})`);
+
+  await honest.stop();
+  await tampered.stop();
+  const seconds = (Date.now() - started) / 1000;
+  log(`finished in ${seconds.toFixed(1)} s; screenshots in ${path.join(out, 'screenshots')}`);
+  check(seconds < 300, 'the suite finishes in under 5 minutes');
+  if (failures.length) {
+    console.error(`\n${failures.length} e2e check(s) failed:\n - ${failures.join('\n - ')}`);
+    process.exit(1);
+  }
+}
+
+main().catch((e) => {
+  console.error('e2e suite crashed:', e);
+  process.exit(1);
+});
