@@ -74,6 +74,12 @@ pub enum Command {
     /// The license log.
     #[command(subcommand)]
     Log(LogCommand),
+    /// Monthly usage reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+    /// Vendor side: verify many reports and count active installations.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Crew accounts for the admin UI.
     #[command(subcommand)]
     User(UserCommand),
@@ -170,6 +176,49 @@ pub struct MintArgs {
 pub enum LogCommand {
     /// Check the whole hash chain.
     Verify,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Export a month's signed usage report (a zip) into <data_dir>/reports.
+    Export {
+        #[arg(long)]
+        month: Month,
+        /// Also copy the zip into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Export a month that has not ended yet, as a preview (not recorded, not uploaded).
+        #[arg(long)]
+        partial: bool,
+    },
+    /// Verify a report zip; exit 1 naming the first problem.
+    Verify {
+        file: PathBuf,
+        /// The expected installation's public key (PEM).
+        #[arg(long)]
+        pubkey: Option<PathBuf>,
+        /// The previous report of the same installation, to check the link.
+        #[arg(long)]
+        previous: Option<PathBuf>,
+    },
+    /// Exported reports and their upload state.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FleetCommand {
+    /// Verify report zips (files or directories) and count active installations
+    /// per month and vessel type.
+    Summary {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Directory of <installation id>.pem public keys; reports from other keys are invalid.
+        #[arg(long)]
+        pubkeys: Option<PathBuf>,
+        /// Print CSV rows instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -285,6 +334,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenCommand::Mint(args)) => mint(&cli, args, clock.as_ref()),
         Command::Stats { month } => stats(&cli, *month, clock.as_ref()),
         Command::Log(LogCommand::Verify) => log_verify(&cli),
+        Command::Report(command) => report(&cli, command, clock.as_ref()),
+        Command::Fleet(FleetCommand::Summary { inputs, pubkeys, csv }) => {
+            fleet_summary(&cli, inputs, pubkeys.as_deref(), *csv)
+        }
         Command::User(command) => user(&cli, command, clock.as_ref()),
         Command::Healthcheck { addr } => healthcheck(&cli, *addr),
     }
@@ -657,6 +710,12 @@ fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<(
     println!("licenses:               {}", counts.licenses);
     println!("active users:           {}", counts.active_users);
     println!("licenses without user:  {}", counts.licenses_without_user);
+    if counts.clock_anomalies > 0 {
+        println!(
+            "clock anomalies:        {} (licenses stamped earlier than the one before; the clock was set back)",
+            counts.clock_anomalies
+        );
+    }
     for (system, n) in &counts.by_key_system {
         println!("  {system:<20}  {n}");
     }
@@ -769,6 +828,180 @@ fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
     }
     if !healthy {
         bail!("berth at {addr} is not healthy: {}", body.trim());
+    }
+    Ok(())
+}
+
+fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Result<()> {
+    match command {
+        ReportCommand::Export { month, out, partial } => {
+            let config = load_config(cli)?;
+            let mut db = open_db(&config)?;
+            let dir = config.data_dir.join("reports");
+            let exported = crate::report::export(&mut db, *month, clock.now(), *partial, &dir)?;
+            let mut path = exported.path.clone();
+            if let Some(out) = out {
+                std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+                let target = out.join(exported.path.file_name().expect("a report has a file name"));
+                std::fs::copy(&exported.path, &target)
+                    .with_context(|| format!("copying the report to {}", target.display()))?;
+                path = target;
+            }
+            let r = &exported.report;
+            if cli.json {
+                print_json(&json!({ "file": path, "new": exported.new, "report": r }));
+            } else {
+                let verb = if exported.new {
+                    "exported"
+                } else {
+                    "already exported"
+                };
+                println!(
+                    "{verb} {} ({}: {} licenses, {} active users, sequence {}{})",
+                    path.display(),
+                    r.period.month,
+                    r.counts.licenses,
+                    r.counts.active_users,
+                    r.report.sequence,
+                    if r.partial { ", partial preview" } else { "" }
+                );
+                if r.clock_anomalies.count > 0 {
+                    println!(
+                        "warning: {} clock anomalies (first at rows {:?}); see the README on clocks",
+                        r.clock_anomalies.count, r.clock_anomalies.first_seqs
+                    );
+                }
+            }
+            Ok(())
+        }
+        ReportCommand::Verify {
+            file,
+            pubkey,
+            previous,
+        } => {
+            let expected = match pubkey {
+                Some(p) => Some(
+                    crypto::PublicKey::from_pem(&read_limited(p, 64 * 1024)?)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                ),
+                None => None,
+            };
+            let verified = crate::report::verify_file(file, expected.as_ref())
+                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            if let Some(previous) = previous {
+                let before = crate::report::verify_file(previous, expected.as_ref())
+                    .map_err(|e| anyhow!("previous report {}: {e}", previous.display()))?;
+                crate::report::verify_link(&before, &verified)
+                    .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+            }
+            let r = &verified.report;
+            if cli.json {
+                print_json(&json!({ "ok": true, "file": file, "report": r }));
+            } else {
+                println!(
+                    "OK {}: installation {} ({}), {}, sequence {}, {} licenses, {} active users, rows {}..{}{}",
+                    file.display(),
+                    r.installation.id,
+                    r.installation.vessel_type,
+                    r.period.month,
+                    r.report.sequence,
+                    r.counts.licenses,
+                    r.counts.active_users,
+                    r.log.first_seq,
+                    r.log.last_seq,
+                    if r.partial { " (partial preview)" } else { "" }
+                );
+            }
+            Ok(())
+        }
+        ReportCommand::List => {
+            let config = load_config(cli)?;
+            let db = open_db(&config)?;
+            let reports = db.reports()?;
+            if cli.json {
+                let list: Vec<_> = reports
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "sequence": r.sequence, "month": r.month, "file": r.file_name,
+                            "licenses": r.licenses, "active_users": r.active_users,
+                            "generated_at": r.generated_at, "uploaded_at": r.uploaded_at,
+                            "upload_attempts": r.upload_attempts, "last_error": r.last_error,
+                        })
+                    })
+                    .collect();
+                print_json(&json!({ "reports": list }));
+            } else {
+                println!(
+                    "{:>4}  {:<8} {:>9} {:>7}  {:<10} file",
+                    "seq", "month", "licenses", "users", "upload"
+                );
+                for r in &reports {
+                    let state = match (&r.uploaded_at, &r.last_error) {
+                        (Some(_), _) => "uploaded".to_owned(),
+                        (None, Some(_)) => format!("retrying ({})", r.upload_attempts),
+                        (None, None) => "pending".to_owned(),
+                    };
+                    println!(
+                        "{:>4}  {:<8} {:>9} {:>7}  {:<10} {}",
+                        r.sequence, r.month, r.licenses, r.active_users, state, r.file_name
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: bool) -> anyhow::Result<()> {
+    let files = crate::report::collect(inputs).context("listing report files")?;
+    if files.is_empty() {
+        bail!("no report zips found in the given paths");
+    }
+    let keys = match pubkeys {
+        Some(dir) => Some(crate::report::load_pubkeys(dir).map_err(|e| anyhow!(e))?),
+        None => None,
+    };
+    let summary = crate::report::summarize(&files, keys.as_ref());
+    if cli.json {
+        print_json(&serde_json::to_value(&summary)?);
+    } else if csv {
+        println!("month,vessel_type,active_installations,reporting_installations,licenses,active_users");
+        for (month, types) in &summary.months {
+            for (vessel, c) in types {
+                println!(
+                    "{month},{vessel},{},{},{},{}",
+                    c.active_installations, c.reporting_installations, c.licenses, c.active_users
+                );
+            }
+        }
+    } else {
+        println!(
+            "{} files, {} valid reports, {} problems",
+            summary.files,
+            summary.valid_reports,
+            summary.problems.len()
+        );
+        println!(
+            "{:<8} {:<9} {:>7} {:>9} {:>10} {:>8}",
+            "month", "vessel", "active", "reporting", "licenses", "users"
+        );
+        for (month, types) in &summary.months {
+            for (vessel, c) in types {
+                println!(
+                    "{month:<8} {vessel:<9} {:>7} {:>9} {:>10} {:>8}",
+                    c.active_installations, c.reporting_installations, c.licenses, c.active_users
+                );
+            }
+        }
+        for p in &summary.problems {
+            println!(
+                "problem: {} ({}): {}",
+                p.file,
+                p.installation.as_deref().unwrap_or("?"),
+                p.problem
+            );
+        }
     }
     Ok(())
 }

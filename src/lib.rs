@@ -9,15 +9,18 @@
 //!   Ed25519, randomness, constant-time comparison).
 //! - [`config`]: defaults < file < `BERTH_*` environment < flags, validated once.
 //! - [`token`]: license tokens and entitlements (pure).
+//! - [`chain`]: the license log's hash-chain rule (pure).
 //! - [`clearkey`]: the W3C Clear Key message format (pure).
 //! - [`keyfile`]: JSON and CPIX key import files (pure).
 //! - [`store`]: the only place with SQL: migrations, key stores, the license log
 //!   writer (group commit), usage aggregates.
 //! - [`license`]: token + keys + log -> license; no HTTP, no SQL.
+//! - [`report`]: monthly usage reports: export, sign, verify, fleet summary.
 //! - [`http`]: the only place that knows actix-web: the license API.
 //! - [`server`]: assembles a running berth from a config and bound listeners.
 //! - [`cli`]: one function per subcommand; only `serve` starts HTTP.
 
+pub mod chain;
 pub mod clearkey;
 pub mod cli;
 pub mod clock;
@@ -27,6 +30,7 @@ pub mod http;
 pub mod ids;
 pub mod keyfile;
 pub mod license;
+pub mod report;
 pub mod server;
 pub mod store;
 pub mod token;

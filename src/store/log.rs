@@ -18,11 +18,9 @@ use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 use super::{StoreError, connect};
+use crate::chain::{GENESIS, Row, row_hash};
 use crate::clock::Clock;
-use crate::crypto::Sha256;
 use crate::ids::{ComKeyId, KeySystem, Kid, LicenseType, Month, format_instant, hex};
-
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One license to log.
 #[derive(Debug, Clone)]
@@ -214,17 +212,19 @@ impl LogWriter {
 struct Head {
     seq: i64,
     hash: String,
+    issued_at: String,
 }
 
 fn read_head(conn: &Connection) -> Result<Head, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT seq, row_hash FROM license_log ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, row_hash, issued_at FROM license_log ORDER BY seq DESC LIMIT 1",
             [],
             |r| {
                 Ok(Head {
                     seq: r.get(0)?,
                     hash: r.get(1)?,
+                    issued_at: r.get(2)?,
                 })
             },
         )
@@ -232,6 +232,7 @@ fn read_head(conn: &Connection) -> Result<Head, StoreError> {
         .unwrap_or(Head {
             seq: 0,
             hash: GENESIS.to_owned(),
+            issued_at: String::new(),
         }))
 }
 
@@ -241,37 +242,6 @@ struct Writer {
     clock: Arc<dyn Clock>,
     health: Arc<WriterHealth>,
     max_batch: usize,
-}
-
-struct Row<'a> {
-    seq: i64,
-    issued_at: &'a str,
-    key_system: &'a str,
-    kids: &'a str,
-    license_type: &'a str,
-    user_hash: &'a str,
-    token_id: &'a str,
-    com_key_id: &'a str,
-}
-
-/// `row_hash` of SPEC section 5.
-fn row_hash(prev_hash: &str, row: &Row<'_>) -> String {
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    for field in [
-        &row.seq.to_string(),
-        row.issued_at,
-        row.key_system,
-        row.kids,
-        row.license_type,
-        row.user_hash,
-        row.token_id,
-        row.com_key_id,
-    ] {
-        h.update(b"|");
-        h.update(field.as_bytes());
-    }
-    hex(&h.finish())
 }
 
 pub fn join_kids(kids: &[Kid]) -> String {
@@ -346,6 +316,9 @@ impl Writer {
         let issued_at = format_instant(now);
         let day = now.date().to_string();
         let month = Month::of(now).to_string();
+        // A clock set back stamps rows earlier than the row before them; they are
+        // kept as stamped and counted, never reordered or dropped.
+        let clock_went_back = issued_at < self.head.issued_at;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -409,7 +382,11 @@ impl Writer {
                     seq,
                     issued_at: issued_at.clone(),
                 }));
-                head = Head { seq, hash };
+                head = Head {
+                    seq,
+                    hash,
+                    issued_at: issued_at.clone(),
+                };
             }
             let mut upsert_day = tx.prepare_cached(
                 "INSERT INTO usage_daily (day, key_system, licenses, without_user) VALUES (?1, ?2, ?3, ?4)
@@ -426,12 +403,15 @@ impl Writer {
             for user in &users {
                 new_users += add_user.execute(params![month, user])? as i64;
             }
-            if new_users > 0 {
+            let anomalies = i64::from(clock_went_back && head.seq > self.head.seq);
+            if new_users > 0 || anomalies > 0 {
                 tx.prepare_cached(
-                    "INSERT INTO usage_monthly (month, active_users) VALUES (?1, ?2)
-                     ON CONFLICT (month) DO UPDATE SET active_users = active_users + excluded.active_users",
+                    "INSERT INTO usage_monthly (month, active_users, clock_anomalies) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (month) DO UPDATE SET
+                         active_users = active_users + excluded.active_users,
+                         clock_anomalies = clock_anomalies + excluded.clock_anomalies",
                 )?
-                .execute(params![month, new_users])?;
+                .execute(params![month, new_users, anomalies])?;
             }
         }
         tx.commit()?;

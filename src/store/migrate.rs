@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use super::StoreError;
 
 /// Every migration, in order; the position + 1 is its version.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../../migrations/0001_init.sql")),
+    ("0002_reports", include_str!("../../migrations/0002_reports.sql")),
+];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 

@@ -8,6 +8,7 @@
 
 mod log;
 mod migrate;
+mod reports;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use log::{
     verify_chain,
 };
 pub use migrate::LATEST as SCHEMA_VERSION;
+pub use reports::{LogRow, ReportRecord};
 
 pub const DB_FILE: &str = "berth.db";
 
@@ -145,6 +147,8 @@ pub struct Counts {
     pub licenses_without_user: u64,
     pub by_key_system: BTreeMap<String, u64>,
     pub by_day: BTreeMap<String, u64>,
+    /// Batches of licenses stamped earlier than the license before them.
+    pub clock_anomalies: u64,
 }
 
 impl Counts {
@@ -158,6 +162,7 @@ impl Counts {
                 .map(|k| (k.as_str().to_owned(), 0))
                 .collect(),
             by_day: month.days().into_iter().map(|d| (d, 0)).collect(),
+            clock_anomalies: 0,
         }
     }
 }
@@ -539,16 +544,17 @@ impl Db {
             *counts.by_key_system.entry(key_system).or_default() += licenses;
             *counts.by_day.entry(day).or_default() += licenses;
         }
-        counts.active_users = self
+        let (users, anomalies) = self
             .conn
             .query_row(
-                "SELECT active_users FROM usage_monthly WHERE month = ?1",
+                "SELECT active_users, clock_anomalies FROM usage_monthly WHERE month = ?1",
                 [month.to_string()],
-                |r| r.get::<_, i64>(0),
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
             )
             .optional()?
-            .unwrap_or(0)
-            .max(0) as u64;
+            .unwrap_or((0, 0));
+        counts.active_users = users.max(0) as u64;
+        counts.clock_anomalies = anomalies.max(0) as u64;
         Ok(counts)
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use berth::cli::{InitArgs, create_installation};
-use berth::clock::SystemClock;
+use berth::clock::{FixedClock, SystemClock};
 use berth::config::Config;
 use berth::ids::{ContentKey, Kid};
 use berth::server::{self, Server, Startup};
@@ -35,6 +35,8 @@ pub struct TestApp {
     pub config: Config,
     pub com_key_id: String,
     pub com_secret: [u8; 32],
+    /// The server's clock: real time at start, settable by tests.
+    pub clock: Arc<FixedClock>,
     server: Option<Server>,
 }
 
@@ -86,6 +88,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         config,
         com_key_id: done.com_key_id,
         com_secret,
+        clock: Arc::new(FixedClock::new(OffsetDateTime::now_utc())),
         server: None,
     };
     app.start().await;
@@ -100,7 +103,7 @@ impl TestApp {
             &self.config,
             Startup {
                 master,
-                clock: Arc::new(SystemClock),
+                clock: self.clock.clone(),
                 license_listener: listener,
                 workers: Some(2),
             },
@@ -173,6 +176,12 @@ impl TestApp {
             .env_remove("BERTH_CONFIG")
             .output()
             .expect("run berth")
+    }
+
+    /// Opens the installation's database as the CLI does.
+    pub fn db(&self) -> Db {
+        let master = server::load_master_key(&server::master_key_path(&self.config)).unwrap();
+        Db::open(&self.config.data_dir, master).unwrap()
     }
 
     /// The number of rows in the license log, read with SQLite directly.

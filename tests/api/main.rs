@@ -7,3 +7,4 @@ mod counting;
 mod errors;
 mod hostile;
 mod license;
+mod reports;

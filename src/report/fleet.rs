@@ -1,0 +1,191 @@
+//! `berth fleet summary`: the vendor verifies many reports and counts active
+//! installations per month and vessel type. Invalid reports are never counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::{Verified, verify_file, verify_link};
+use crate::crypto::PublicKey;
+
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct Cell {
+    pub active_installations: u64,
+    pub reporting_installations: u64,
+    pub licenses: u64,
+    pub active_users: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub file: String,
+    pub installation: Option<String>,
+    pub problem: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct FleetSummary {
+    pub files: usize,
+    pub valid_reports: usize,
+    /// month -> vessel type -> counts.
+    pub months: BTreeMap<String, BTreeMap<String, Cell>>,
+    pub problems: Vec<Problem>,
+}
+
+/// Every `.zip` in the given files and directories (directories recursively).
+pub fn collect(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut stack = vec![input.clone()];
+            while let Some(dir) = stack.pop() {
+                for entry in std::fs::read_dir(&dir)? {
+                    let path = entry?.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.extension().is_some_and(|e| e == "zip") {
+                        out.push(path);
+                    }
+                }
+            }
+        } else {
+            out.push(input.clone());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Loads `<installation id>.pem` files from a directory.
+pub fn load_pubkeys(dir: &Path) -> Result<HashMap<String, PublicKey>, String> {
+    let mut keys = HashMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if path.extension().is_some_and(|e| e == "pem") {
+            let id = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let pem = std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            let key = PublicKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+            keys.insert(id, key);
+        }
+    }
+    Ok(keys)
+}
+
+pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>) -> FleetSummary {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(16);
+    let chunk = files.len().div_ceil(threads).max(1);
+    let results: Vec<(PathBuf, Result<Verified, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|path| {
+                            let verified =
+                                verify_file(path, None)
+                                    .map_err(|e| e.0)
+                                    .and_then(|v| match pubkeys {
+                                        None => Ok(v),
+                                        Some(keys) => match keys.get(&v.report.installation.id) {
+                                            None => {
+                                                Err("no public key for this installation in --pubkeys"
+                                                    .to_owned())
+                                            }
+                                            Some(k) if k.der() != v.public_key_der => Err(
+                                                "signed by another key than the installation's in --pubkeys"
+                                                    .to_owned(),
+                                            ),
+                                            Some(_) => Ok(v),
+                                        },
+                                    });
+                            (path.clone(), verified)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verifier thread panicked"))
+            .collect()
+    });
+
+    let mut summary = FleetSummary {
+        files: files.len(),
+        ..FleetSummary::default()
+    };
+    let mut by_installation: BTreeMap<String, Vec<(PathBuf, Verified)>> = BTreeMap::new();
+    for (path, result) in results {
+        match result {
+            Ok(v) if v.report.partial => summary.problems.push(Problem {
+                file: path.display().to_string(),
+                installation: Some(v.report.installation.id.clone()),
+                problem: "a partial (preview) report; not counted".into(),
+            }),
+            Ok(v) => by_installation
+                .entry(v.report.installation.id.clone())
+                .or_default()
+                .push((path, v)),
+            Err(problem) => summary.problems.push(Problem {
+                file: path.display().to_string(),
+                installation: None,
+                problem,
+            }),
+        }
+    }
+    for (installation, mut reports) in by_installation {
+        reports.sort_by_key(|(_, v)| v.report.report.sequence);
+        let mut kept: Vec<(PathBuf, Verified)> = Vec::new();
+        for (path, v) in reports {
+            let problem = |p: String| Problem {
+                file: path.display().to_string(),
+                installation: Some(installation.clone()),
+                problem: p,
+            };
+            if let Some((_, prev)) = kept.last() {
+                if prev.report.report.sequence == v.report.report.sequence {
+                    let what = if prev.manifest_sha256 == v.manifest_sha256 {
+                        "duplicate of another file (counted once)".to_owned()
+                    } else {
+                        format!(
+                            "a second, different report with sequence {} (not counted)",
+                            v.report.report.sequence
+                        )
+                    };
+                    summary.problems.push(problem(what));
+                    continue;
+                }
+                if let Err(e) = verify_link(prev, &v) {
+                    summary
+                        .problems
+                        .push(problem(format!("chain to the previous report: {e}")));
+                }
+            }
+            kept.push((path, v));
+        }
+        for (_, v) in &kept {
+            summary.valid_reports += 1;
+            let cell = summary
+                .months
+                .entry(v.report.period.month.clone())
+                .or_default()
+                .entry(v.report.installation.vessel_type.clone())
+                .or_default();
+            cell.reporting_installations += 1;
+            if v.report.active {
+                cell.active_installations += 1;
+            }
+            cell.licenses += v.report.counts.licenses;
+            cell.active_users += v.report.counts.active_users;
+        }
+    }
+    summary
+}

@@ -1,0 +1,183 @@
+//! Monthly usage reports (SPEC section 6): export (build, zip, sign), verify,
+//! and the vendor's fleet summary.
+//!
+//! A report covers a contiguous stretch of the one hash chain: every row after
+//! the previous report's last row, up to the newest row stamped before the end
+//! of its month. With an honest clock that is exactly "every row whose
+//! `issued_at` is in the month"; when a clock was set back, a row is counted in
+//! the report that contains it and listed under `clock_anomalies`, so no row is
+//! ever dropped or counted twice, and consecutive reports link hash to hash.
+//!
+//! Architecture Invariant: no HTTP. SQL only through `store`, crypto only
+//! through `crypto`.
+
+mod export;
+mod fleet;
+mod verify;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub use export::{ExportError, Exported, export};
+pub use fleet::{FleetSummary, collect, load_pubkeys, summarize};
+pub use verify::{Verified, VerifyError, verify_file, verify_link};
+
+pub const SCHEMA: &str = "berth.usage-report/1";
+pub const CSV_HEADER: [&str; 10] = [
+    "seq",
+    "issued_at",
+    "key_system",
+    "kids",
+    "license_type",
+    "user_hash",
+    "token_id",
+    "com_key_id",
+    "prev_hash",
+    "row_hash",
+];
+/// The files a report zip holds, no more and no fewer.
+pub const FILES: [&str; 5] = [
+    "report.json",
+    "licenses.csv",
+    "manifest.json",
+    "manifest.sig",
+    "signer.pem",
+];
+/// How many anomalous sequence numbers `report.json` lists.
+pub const ANOMALIES_LISTED: usize = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportJson {
+    pub schema: String,
+    pub installation: InstallationJson,
+    pub period: Period,
+    pub partial: bool,
+    pub active: bool,
+    pub counts: CountsJson,
+    pub clock_anomalies: ClockAnomalies,
+    pub log: LogRange,
+    pub report: ReportMeta,
+    pub software: Software,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallationJson {
+    pub id: String,
+    pub vessel_type: String,
+    pub vessel_name: String,
+    pub public_key_sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    pub month: String,
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct CountsJson {
+    pub licenses: u64,
+    pub active_users: u64,
+    pub licenses_without_user: u64,
+    pub by_key_system: BTreeMap<String, u64>,
+    pub by_day: BTreeMap<String, u64>,
+}
+
+/// Rows stamped earlier than the row before them (a clock set back), and rows
+/// stamped outside the report's month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClockAnomalies {
+    pub count: u64,
+    pub first_seqs: Vec<i64>,
+    pub outside_month: u64,
+}
+
+/// Where the report's rows sit in the installation's hash chain. An empty
+/// report has `last_seq = first_seq - 1` and `first_prev_hash = last_row_hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRange {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub first_prev_hash: String,
+    pub last_row_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportMeta {
+    pub sequence: i64,
+    pub generated_at: String,
+    pub previous_report_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Software {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub files: BTreeMap<String, String>,
+}
+
+/// Recounts rows as they stream past, for export and for verification alike,
+/// so both sides count by the same rules.
+pub(crate) struct Tally {
+    month: crate::ids::Month,
+    counts: CountsJson,
+    users: std::collections::HashSet<String>,
+    anomalies: ClockAnomalies,
+    previous_issued_at: Option<String>,
+}
+
+impl Tally {
+    pub(crate) fn new(month: crate::ids::Month, previous_issued_at: Option<String>) -> Tally {
+        let empty = crate::store::Counts::empty(month);
+        Tally {
+            month,
+            counts: CountsJson {
+                by_key_system: empty.by_key_system,
+                by_day: empty.by_day,
+                ..CountsJson::default()
+            },
+            users: std::collections::HashSet::new(),
+            anomalies: ClockAnomalies::default(),
+            previous_issued_at,
+        }
+    }
+
+    pub(crate) fn add(&mut self, seq: i64, issued_at: &str, key_system: &str, user_hash: &str) {
+        self.counts.licenses += 1;
+        *self
+            .counts
+            .by_key_system
+            .entry(key_system.to_owned())
+            .or_default() += 1;
+        let day = issued_at.get(..10).unwrap_or(issued_at);
+        *self.counts.by_day.entry(day.to_owned()).or_default() += 1;
+        if user_hash.is_empty() {
+            self.counts.licenses_without_user += 1;
+        } else if !self.users.contains(user_hash) {
+            self.users.insert(user_hash.to_owned());
+        }
+        let went_back = self.previous_issued_at.as_deref().is_some_and(|p| issued_at < p);
+        let outside = issued_at.get(..7) != Some(self.month.to_string().as_str());
+        if outside {
+            self.anomalies.outside_month += 1;
+        }
+        if went_back || outside {
+            self.anomalies.count += 1;
+            if self.anomalies.first_seqs.len() < ANOMALIES_LISTED {
+                self.anomalies.first_seqs.push(seq);
+            }
+        }
+        self.previous_issued_at = Some(issued_at.to_owned());
+    }
+
+    pub(crate) fn finish(mut self) -> (CountsJson, ClockAnomalies) {
+        self.counts.active_users = self.users.len() as u64;
+        (self.counts, self.anomalies)
+    }
+}

@@ -1,0 +1,332 @@
+//! `berth report verify`: everything a vendor checks, naming the first problem.
+//! Reads hostile zips safely: exactly the five expected names (no paths), bounded
+//! sizes whatever the headers claim, nothing written to disk.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use super::{CSV_HEADER, FILES, Manifest, ReportJson, SCHEMA, Tally};
+use crate::chain::{Row, row_hash};
+use crate::crypto::{self, PublicKey, sha256_hex};
+use crate::ids::{Month, hex};
+
+/// A report zip larger than this is refused unread.
+pub const MAX_ZIP: u64 = 4 << 30;
+const MAX_SMALL: u64 = 1 << 20;
+const MAX_CSV: u64 = 4 << 30;
+/// No line of licenses.csv comes near this; a longer one is an attack.
+const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct VerifyError(pub String);
+
+fn fail<T>(message: impl Into<String>) -> Result<T, VerifyError> {
+    Err(VerifyError(message.into()))
+}
+
+/// A report that passed every check.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub report: ReportJson,
+    pub manifest_sha256: String,
+    pub public_key_der: Vec<u8>,
+}
+
+fn read_entry<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    name: &str,
+    limit: u64,
+) -> Result<Vec<u8>, VerifyError> {
+    let entry = zip
+        .by_name(name)
+        .map_err(|e| VerifyError(format!("{name} cannot be read from the zip ({e})")))?;
+    let mut bytes = Vec::new();
+    entry
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| VerifyError(format!("{name} cannot be read from the zip ({e})")))?;
+    if bytes.len() as u64 > limit {
+        return fail(format!("{name} is larger than {limit} bytes"));
+    }
+    Ok(bytes)
+}
+
+/// Verifies one report zip; with `expected`, also that it was signed by that key.
+pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified, VerifyError> {
+    let file = File::open(path).map_err(|e| VerifyError(format!("cannot open {}: {e}", path.display())))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if size > MAX_ZIP {
+        return fail(format!("{} is larger than 4 GiB", path.display()));
+    }
+    let mut zip = zip::ZipArchive::new(BufReader::new(file))
+        .map_err(|e| VerifyError(format!("not a zip file ({e})")))?;
+
+    // Exactly the expected files.
+    let names: BTreeSet<String> = zip
+        .file_names()
+        .map(|n| n.map(|n| n.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| VerifyError(format!("the zip's file names cannot be read ({e})")))?;
+    if zip.len() != names.len() {
+        return fail("the zip holds the same file name twice");
+    }
+    for name in &names {
+        if !FILES.contains(&name.as_str()) {
+            return fail(format!(
+                "unexpected file {:?} in the zip",
+                name.chars().take(80).collect::<String>()
+            ));
+        }
+    }
+    for name in FILES {
+        if !names.contains(name) {
+            return fail(format!("{name} is missing from the zip"));
+        }
+    }
+
+    // The signature over the manifest.
+    let manifest_bytes = read_entry(&mut zip, "manifest.json", MAX_SMALL)?;
+    let signature = read_entry(&mut zip, "manifest.sig", 64)?;
+    let signer_pem = read_entry(&mut zip, "signer.pem", 16 * 1024)?;
+    let signer = PublicKey::from_pem(&signer_pem)
+        .map_err(|e| VerifyError(format!("signer.pem is not an Ed25519 public key ({e})")))?;
+    let public_key_der = signer.der();
+    if let Some(expected) = expected
+        && !crypto::ct_eq(&expected.der(), &public_key_der)
+    {
+        return fail("the report is signed by another key than the expected installation's");
+    }
+    if signature.len() != 64 || !signer.verify(&manifest_bytes, &signature) {
+        return fail(
+            "manifest.sig is not a valid signature of manifest.json by signer.pem (manifest edited or signed by another key)",
+        );
+    }
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
+        .map_err(|e| VerifyError(format!("manifest.json is not valid ({e})")))?;
+    let listed: BTreeSet<&str> = manifest.files.keys().map(String::as_str).collect();
+    if listed != BTreeSet::from(["licenses.csv", "report.json"]) {
+        return fail("manifest.json must list exactly report.json and licenses.csv");
+    }
+
+    // report.json.
+    let report_bytes = read_entry(&mut zip, "report.json", MAX_SMALL)?;
+    if sha256_hex(&report_bytes) != manifest.files["report.json"] {
+        return fail("report.json does not match its hash in manifest.json (report.json edited)");
+    }
+    let report: ReportJson = serde_json::from_slice(&report_bytes)
+        .map_err(|e| VerifyError(format!("report.json is not a valid report ({e})")))?;
+    if report.schema != SCHEMA {
+        return fail(format!(
+            "report.json has schema {:?}, expected {SCHEMA}",
+            report.schema
+        ));
+    }
+    if report.installation.public_key_sha256 != sha256_hex(&public_key_der) {
+        return fail("report.json names another signing key than signer.pem");
+    }
+    let month: Month = report
+        .period
+        .month
+        .parse()
+        .map_err(|_| VerifyError("report.json period.month is not YYYY-MM".into()))?;
+
+    // licenses.csv: streamed, hashed, recounted, chain-checked.
+    let entry = zip
+        .by_name("licenses.csv")
+        .map_err(|e| VerifyError(format!("licenses.csv cannot be read ({e})")))?;
+    let mut hashing = HashingReader {
+        inner: entry.take(MAX_CSV + 1),
+        hash: crypto::Sha256::new(),
+        read: 0,
+        line: 0,
+    };
+    let mut tally = Tally::new(month, None);
+    let log = &report.log;
+    let mut head = log.first_prev_hash.clone();
+    let mut expected_seq = log.first_seq;
+    let mut chain_problem: Option<String> = None;
+    {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(&mut hashing);
+        let header = csv
+            .headers()
+            .map_err(|e| VerifyError(format!("licenses.csv is not valid CSV ({e})")))?;
+        if header.iter().ne(CSV_HEADER) {
+            return fail("licenses.csv does not start with the expected header");
+        }
+        let mut record = csv::StringRecord::new();
+        loop {
+            match csv.read_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => return fail(format!("licenses.csv is not valid CSV ({e})")),
+            }
+            if record.len() != CSV_HEADER.len() {
+                return fail(format!(
+                    "licenses.csv line {} has {} fields",
+                    tally_line(&tally),
+                    record.len()
+                ));
+            }
+            let seq: i64 = record[0].parse().map_err(|_| {
+                VerifyError(format!(
+                    "licenses.csv has a seq that is not a number: {:?}",
+                    &record[0].chars().take(20).collect::<String>()
+                ))
+            })?;
+            let row = Row {
+                seq,
+                issued_at: &record[1],
+                key_system: &record[2],
+                kids: &record[3],
+                license_type: &record[4],
+                user_hash: &record[5],
+                token_id: &record[6],
+                com_key_id: &record[7],
+            };
+            if chain_problem.is_none() {
+                if seq != expected_seq {
+                    chain_problem = Some(format!(
+                        "licenses.csv row seq {seq} where {expected_seq} was expected (a row was deleted or inserted)"
+                    ));
+                } else if record[8] != *head {
+                    chain_problem = Some(format!(
+                        "licenses.csv row {seq}: prev_hash does not continue the chain (a row was deleted, inserted or edited)"
+                    ));
+                } else if row_hash(&record[8], &row) != record[9] {
+                    chain_problem = Some(format!(
+                        "licenses.csv row {seq}: row_hash does not match the row (the row was edited)"
+                    ));
+                }
+            }
+            tally.add(seq, row.issued_at, row.key_system, row.user_hash);
+            head = record[9].to_owned();
+            expected_seq = seq + 1;
+        }
+    }
+    // Read to the end so the hash covers the whole entry.
+    std::io::copy(&mut hashing, &mut std::io::sink())
+        .map_err(|e| VerifyError(format!("licenses.csv cannot be read ({e})")))?;
+    if hashing.read > MAX_CSV {
+        return fail("licenses.csv is larger than 4 GiB");
+    }
+    if let Some(problem) = chain_problem {
+        return fail(problem);
+    }
+    if hex(&hashing.hash.finish()) != manifest.files["licenses.csv"] {
+        return fail("licenses.csv does not match its hash in manifest.json (licenses.csv edited)");
+    }
+    if expected_seq - 1 != log.last_seq || head != log.last_row_hash {
+        return fail(
+            "licenses.csv does not end where report.json log.last_seq / last_row_hash say (rows missing at the end)",
+        );
+    }
+    let (counts, anomalies) = tally.finish();
+    for (what, got, claimed) in [
+        ("licenses", counts.licenses, report.counts.licenses),
+        ("active_users", counts.active_users, report.counts.active_users),
+        (
+            "licenses_without_user",
+            counts.licenses_without_user,
+            report.counts.licenses_without_user,
+        ),
+        (
+            "clock_anomalies.count",
+            anomalies.count,
+            report.clock_anomalies.count,
+        ),
+        (
+            "clock_anomalies.outside_month",
+            anomalies.outside_month,
+            report.clock_anomalies.outside_month,
+        ),
+    ] {
+        if got != claimed {
+            return fail(format!(
+                "report.json counts.{what} is {claimed}, but licenses.csv has {got}"
+            ));
+        }
+    }
+    if counts.by_key_system != report.counts.by_key_system {
+        return fail("report.json counts.by_key_system does not match licenses.csv");
+    }
+    if counts.by_day != report.counts.by_day {
+        return fail("report.json counts.by_day does not match licenses.csv");
+    }
+    if report.active != (counts.licenses > 0) {
+        return fail("report.json active does not match licenses.csv");
+    }
+    Ok(Verified {
+        report,
+        manifest_sha256: sha256_hex(&manifest_bytes),
+        public_key_der,
+    })
+}
+
+fn tally_line(tally: &Tally) -> u64 {
+    tally.counts.licenses + 2
+}
+
+/// Hashes what is read and refuses absurdly long lines, so that a hostile CSV
+/// cannot make the parser buffer gigabytes for one record.
+struct HashingReader<R: Read> {
+    inner: R,
+    hash: crypto::Sha256,
+    read: u64,
+    line: usize,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let chunk = &buf[..n];
+        self.hash.update(chunk);
+        self.read += n as u64;
+        match chunk.iter().rposition(|b| *b == b'\n') {
+            Some(i) => self.line = n - i - 1,
+            None => self.line += n,
+        }
+        if self.line > MAX_LINE {
+            return Err(std::io::Error::other(
+                "a line of licenses.csv is longer than 64 KiB",
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// Checks that `next` directly follows `previous` from the same installation.
+pub fn verify_link(previous: &Verified, next: &Verified) -> Result<(), VerifyError> {
+    let (p, n) = (&previous.report, &next.report);
+    if p.installation.id != n.installation.id || previous.public_key_der != next.public_key_der {
+        return fail("the previous report is from another installation");
+    }
+    if n.report.sequence <= p.report.sequence {
+        return fail(format!(
+            "report sequence {} does not follow {} (an older report presented as newer, or a replay)",
+            n.report.sequence, p.report.sequence
+        ));
+    }
+    if n.report.sequence != p.report.sequence + 1 {
+        return fail(format!(
+            "reports {} to {} are missing between the previous report ({}) and this one ({})",
+            p.report.sequence + 1,
+            n.report.sequence - 1,
+            p.report.sequence,
+            n.report.sequence
+        ));
+    }
+    if n.report.previous_report_sha256.as_deref() != Some(previous.manifest_sha256.as_str()) {
+        return fail("previous_report_sha256 does not match the previous report's manifest.json");
+    }
+    if n.log.first_prev_hash != p.log.last_row_hash || n.log.first_seq != p.log.last_seq + 1 {
+        return fail(
+            "the license log does not continue from the previous report (rows missing or rewritten between them)",
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! Exported reports (the chain of monthly reports and the upload outbox) and the
+//! log reads a report needs.
+
+use rusqlite::{OptionalExtension as _, params};
+
+use super::{Db, StoreError};
+
+/// One exported (final) report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRecord {
+    pub sequence: i64,
+    pub month: String,
+    pub file_name: String,
+    pub manifest_sha256: String,
+    pub zip_sha256: String,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub last_row_hash: String,
+    pub licenses: i64,
+    pub active_users: i64,
+    pub generated_at: String,
+    pub uploaded_at: Option<String>,
+    pub upload_attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// One license log row, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRow {
+    pub seq: i64,
+    pub issued_at: String,
+    pub key_system: String,
+    pub kids: String,
+    pub license_type: String,
+    pub user_hash: String,
+    pub token_id: String,
+    pub com_key_id: String,
+    pub prev_hash: String,
+    pub row_hash: String,
+}
+
+const REPORT_COLUMNS: &str = "sequence, month, file_name, manifest_sha256, zip_sha256, first_seq, last_seq,
+     last_row_hash, licenses, active_users, generated_at, uploaded_at, upload_attempts, next_attempt_at,
+     last_error";
+
+fn report_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReportRecord> {
+    Ok(ReportRecord {
+        sequence: r.get(0)?,
+        month: r.get(1)?,
+        file_name: r.get(2)?,
+        manifest_sha256: r.get(3)?,
+        zip_sha256: r.get(4)?,
+        first_seq: r.get(5)?,
+        last_seq: r.get(6)?,
+        last_row_hash: r.get(7)?,
+        licenses: r.get(8)?,
+        active_users: r.get(9)?,
+        generated_at: r.get(10)?,
+        uploaded_at: r.get(11)?,
+        upload_attempts: r.get(12)?,
+        next_attempt_at: r.get(13)?,
+        last_error: r.get(14)?,
+    })
+}
+
+impl Db {
+    pub fn reports(&self) -> Result<Vec<ReportRecord>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {REPORT_COLUMNS} FROM reports ORDER BY sequence"))?;
+        let rows = stmt.query_map([], report_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn last_report(&self) -> Result<Option<ReportRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {REPORT_COLUMNS} FROM reports ORDER BY sequence DESC LIMIT 1"),
+                [],
+                report_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn report_for_month(&self, month: &str) -> Result<Option<ReportRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {REPORT_COLUMNS} FROM reports WHERE month = ?1"),
+                [month],
+                report_from_row,
+            )
+            .optional()?)
+    }
+
+    /// Records an exported report. Returns false, changing nothing, when a report
+    /// with this sequence or month exists already (another exporter won).
+    pub fn record_report(&mut self, r: &ReportRecord) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO reports (sequence, month, file_name, manifest_sha256, zip_sha256,
+                 first_seq, last_seq, last_row_hash, licenses, active_users, generated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                r.sequence,
+                r.month,
+                r.file_name,
+                r.manifest_sha256,
+                r.zip_sha256,
+                r.first_seq,
+                r.last_seq,
+                r.last_row_hash,
+                r.licenses,
+                r.active_users,
+                r.generated_at
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Reports not yet accepted by the receiver whose next attempt is due.
+    pub fn pending_uploads(&self, now: &str) -> Result<Vec<ReportRecord>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {REPORT_COLUMNS} FROM reports
+             WHERE uploaded_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+             ORDER BY sequence"
+        ))?;
+        let rows = stmt.query_map([now], report_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    pub fn mark_uploaded(&mut self, sequence: i64, at: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE reports SET uploaded_at = ?2, upload_attempts = upload_attempts + 1, last_error = NULL
+             WHERE sequence = ?1",
+            params![sequence, at],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_upload_failed(
+        &mut self,
+        sequence: i64,
+        error: &str,
+        next_at: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE reports SET upload_attempts = upload_attempts + 1, last_error = ?2, next_attempt_at = ?3
+             WHERE sequence = ?1",
+            params![sequence, error, next_at],
+        )?;
+        Ok(())
+    }
+
+    /// The newest row stamped before `before` (normally the month's last row).
+    pub fn last_seq_before(&self, before: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT seq FROM license_log WHERE issued_at < ?1 ORDER BY seq DESC LIMIT 1",
+                [before],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM license_log", [], |r| r.get(0))?)
+    }
+
+    /// Calls `f` for every row with `from <= seq <= to`, in order, from one
+    /// consistent snapshot.
+    pub fn for_each_log_row<E: From<StoreError>>(
+        &self,
+        from: i64,
+        to: i64,
+        mut f: impl FnMut(LogRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT seq, issued_at, key_system, kids, license_type, user_hash, token_id,
+                        com_key_id, prev_hash, row_hash
+                 FROM license_log WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
+            )
+            .map_err(StoreError::from)?;
+        let mut rows = stmt.query(params![from, to]).map_err(StoreError::from)?;
+        while let Some(r) = rows.next().map_err(StoreError::from)? {
+            let row = (|| -> rusqlite::Result<LogRow> {
+                Ok(LogRow {
+                    seq: r.get(0)?,
+                    issued_at: r.get(1)?,
+                    key_system: r.get(2)?,
+                    kids: r.get(3)?,
+                    license_type: r.get(4)?,
+                    user_hash: r.get(5)?,
+                    token_id: r.get(6)?,
+                    com_key_id: r.get(7)?,
+                    prev_hash: r.get(8)?,
+                    row_hash: r.get(9)?,
+                })
+            })()
+            .map_err(StoreError::from)?;
+            f(row)?;
+        }
+        Ok(())
+    }
+}

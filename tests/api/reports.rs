@@ -1,0 +1,578 @@
+//! Monthly reports: export, verification by berth and by the openssl CLI, the
+//! tamper catalogue, month boundaries, clocks that jump, hostile zips, and the
+//! vendor's fleet summary.
+
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth::ids::Month;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::helpers::*;
+
+async fn license_at(app: &TestApp, at: OffsetDateTime, user: Option<&str>, hls: bool) {
+    app.clock.set(at);
+    let session = match user {
+        Some(u) => json!({ "user_id": u }),
+        None => json!({}),
+    };
+    let token = app.token(&[KID_A], json!({ "session": session }));
+    let status = if hls {
+        client()
+            .get(app.url(&format!("/hls/key/{KID_A}?token={token}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    } else {
+        post_license(app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
+            .await
+            .0
+    };
+    assert_eq!(status, 200);
+}
+
+fn reports_dir(app: &TestApp) -> PathBuf {
+    app.data_dir().join("reports")
+}
+
+fn export(app: &TestApp, month: &str, now: OffsetDateTime) -> PathBuf {
+    let month: Month = month.parse().unwrap();
+    berth::report::export(&mut app.db(), month, now, false, &reports_dir(app))
+        .expect("export")
+        .path
+}
+
+fn verify(app: &TestApp, file: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["report", "verify", file.to_str().unwrap()];
+    args.extend(extra);
+    app.berth(&args)
+}
+
+fn read_zip(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let mut out = BTreeMap::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        out.insert(f.name().unwrap().into_owned(), bytes);
+    }
+    out
+}
+
+fn write_zip(path: &Path, files: &BTreeMap<String, Vec<u8>>) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, bytes) in files {
+        zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// Re-hashes and re-signs a report with `key`, as an operator holding the
+/// installation's signing key could.
+fn resign(files: &mut BTreeMap<String, Vec<u8>>, key: &berth::crypto::SigningKey) {
+    let manifest = json!({ "files": {
+        "licenses.csv": berth::crypto::sha256_hex(&files["licenses.csv"]),
+        "report.json": berth::crypto::sha256_hex(&files["report.json"]),
+    }});
+    let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    files.insert("manifest.sig".into(), key.sign(&bytes));
+    files.insert("manifest.json".into(), bytes);
+}
+
+fn tampered(
+    app: &TestApp,
+    original: &Path,
+    name: &str,
+    change: impl FnOnce(&mut BTreeMap<String, Vec<u8>>),
+) -> PathBuf {
+    let mut files = read_zip(original);
+    change(&mut files);
+    let path = app.dir.path().join(name);
+    write_zip(&path, &files);
+    path
+}
+
+fn csv_lines(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
+    String::from_utf8(files["licenses.csv"].clone())
+        .unwrap()
+        .split_inclusive('\n')
+        .map(str::to_owned)
+        .collect()
+}
+
+fn expect_failure(out: &std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected failure naming {needle:?}, got {err}"
+    );
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+}
+
+/// October with several users and key systems, licenses at the edges of the
+/// month, exported by the CLI and verified by berth and by the openssl recipe.
+#[actix_web::test]
+async fn a_month_exports_and_verifies_with_berth_and_openssl() {
+    let app = spawn_app().await;
+    license_at(&app, datetime!(2026-09-30 23:59:59.999 UTC), Some("early"), false).await;
+    license_at(&app, datetime!(2026-10-01 00:00:00.000 UTC), Some("alice"), false).await;
+    license_at(&app, datetime!(2026-10-10 12:00 UTC), Some("alice"), false).await;
+    license_at(&app, datetime!(2026-10-10 12:01 UTC), Some("bob"), true).await;
+    license_at(&app, datetime!(2026-10-20 08:00 UTC), None, false).await;
+    license_at(&app, datetime!(2026-10-31 23:59:59.999 UTC), Some("carol"), false).await;
+    license_at(&app, datetime!(2026-11-01 00:00:00.000 UTC), Some("dave"), false).await;
+
+    // September first (reports go month by month), then October from the CLI.
+    export(&app, "2026-09", datetime!(2026-10-01 00:00 UTC));
+    let out = app.berth(&[
+        "report",
+        "export",
+        "--month",
+        "2026-10",
+        "--out",
+        app.dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = PathBuf::from(exported["file"].as_str().unwrap());
+    assert_eq!(
+        file.file_name().unwrap().to_str().unwrap(),
+        "berth-report-test-vessel-2026-10-2.zip"
+    );
+    let r = &exported["report"];
+    assert_eq!(r["counts"]["licenses"], 5);
+    assert_eq!(r["counts"]["active_users"], 3);
+    assert_eq!(r["counts"]["licenses_without_user"], 1);
+    assert_eq!(r["counts"]["by_key_system"], json!({ "clearkey": 4, "hls": 1 }));
+    assert_eq!(r["counts"]["by_day"]["2026-10-01"], 1);
+    assert_eq!(r["counts"]["by_day"]["2026-10-31"], 1);
+    assert_eq!(r["counts"]["by_day"].as_object().unwrap().len(), 31);
+    assert_eq!(r["active"], true);
+    assert_eq!(r["log"]["first_seq"], 2);
+    assert_eq!(r["log"]["last_seq"], 6);
+    assert_eq!(r["clock_anomalies"]["count"], 0);
+    assert_eq!(r["report"]["sequence"], 2);
+
+    let out = verify(&app, &file, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK "));
+
+    // The recipe anyone can run without berth.
+    let dir = app.dir.path().join("unzipped");
+    std::fs::create_dir(&dir).unwrap();
+    for (name, bytes) in read_zip(&file) {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let status = Command::new("openssl")
+        .current_dir(&dir)
+        .args([
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            "signer.pem",
+            "-rawin",
+            "-in",
+            "manifest.json",
+            "-sigfile",
+            "manifest.sig",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    let manifest: Value = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    for name in ["report.json", "licenses.csv"] {
+        let sum = Command::new("sha256sum")
+            .current_dir(&dir)
+            .arg(name)
+            .output()
+            .unwrap();
+        let hash = String::from_utf8_lossy(&sum.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(manifest["files"][name], hash, "{name}");
+    }
+    let csv = std::fs::read_to_string(dir.join("licenses.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 6, "header + 5 rows");
+    // And with the key as the vendor holds it: the public key of this installation.
+    std::fs::write(
+        app.dir.path().join("expected.pem"),
+        app.db().signing_key().unwrap().public_pem(),
+    )
+    .unwrap();
+    let out = verify(
+        &app,
+        &file,
+        &["--pubkey", app.dir.path().join("expected.pem").to_str().unwrap()],
+    );
+    assert!(out.status.success());
+
+    // A month that has not ended is refused without --partial.
+    let out = app.berth(&["report", "export", "--month", "2099-01"]);
+    expect_failure(&out, "2099-01 has not ended");
+    // Exporting October again returns the same file.
+    let again = app.berth(&["report", "export", "--month", "2026-10"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already exported"));
+}
+
+#[actix_web::test]
+async fn the_tamper_catalogue_is_caught() {
+    let app = spawn_app().await;
+    for (i, user) in ["a", "b", "c", "d"].iter().enumerate() {
+        license_at(
+            &app,
+            datetime!(2026-10-05 10:00 UTC) + time::Duration::hours(i as i64),
+            Some(user),
+            false,
+        )
+        .await;
+    }
+    let october = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
+    license_at(&app, datetime!(2026-11-05 10:00 UTC), Some("e"), false).await;
+    let november = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
+    let december = export(&app, "2026-12", datetime!(2027-01-01 00:00 UTC));
+    let key = app.db().signing_key().unwrap();
+
+    // Edited without the signing key: the manifest no longer matches.
+    let f = tampered(&app, &october, "csv-edited.zip", |files| {
+        let text = String::from_utf8(files["licenses.csv"].clone())
+            .unwrap()
+            .replacen("clearkey", "hls", 1);
+        files.insert("licenses.csv".into(), text.into_bytes());
+    });
+    expect_failure(&verify(&app, &f, &[]), "licenses.csv");
+
+    // With the signing key (an operator who extracted it), the chain still tells.
+    let f = tampered(&app, &october, "row-deleted.zip", |files| {
+        let mut lines = csv_lines(files);
+        lines.remove(2);
+        files.insert("licenses.csv".into(), lines.concat().into_bytes());
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &f, &[]), "deleted");
+    let f = tampered(&app, &october, "row-edited.zip", |files| {
+        let mut lines = csv_lines(files);
+        lines[2] = lines[2].replacen("temporary", "persistent-license", 1);
+        files.insert("licenses.csv".into(), lines.concat().into_bytes());
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &f, &[]), "edited");
+    let f = tampered(&app, &october, "row-inserted.zip", |files| {
+        let mut lines = csv_lines(files);
+        let copy = lines[2].clone();
+        lines.insert(2, copy);
+        files.insert("licenses.csv".into(), lines.concat().into_bytes());
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &f, &[]), "inserted");
+    let f = tampered(&app, &october, "count-edited.zip", |files| {
+        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+        report["counts"]["licenses"] = json!(2);
+        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+    });
+    expect_failure(&verify(&app, &f, &[]), "report.json");
+    let f = tampered(&app, &october, "count-edited-resigned.zip", |files| {
+        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+        report["counts"]["licenses"] = json!(2);
+        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &f, &[]), "counts.licenses");
+    let f = tampered(&app, &october, "manifest-edited.zip", |files| {
+        let text = String::from_utf8(files["manifest.json"].clone())
+            .unwrap()
+            .replace("\"files\"", "\"files\" ");
+        files.insert("manifest.json".into(), text.into_bytes());
+    });
+    expect_failure(&verify(&app, &f, &[]), "manifest.sig");
+
+    // Signed by another installation's key: fine alone, caught with --pubkey.
+    let other = berth::crypto::SigningKey::generate();
+    let f = tampered(&app, &october, "other-key.zip", |files| {
+        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+        report["installation"]["public_key_sha256"] = json!(berth::crypto::sha256_hex(&other.public_der()));
+        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        files.insert("signer.pem".into(), other.public_pem().into_bytes());
+        resign(files, &other);
+    });
+    std::fs::write(app.dir.path().join("vessel.pem"), key.public_pem()).unwrap();
+    expect_failure(
+        &verify(
+            &app,
+            &f,
+            &["--pubkey", app.dir.path().join("vessel.pem").to_str().unwrap()],
+        ),
+        "another key",
+    );
+
+    let f = tampered(&app, &october, "file-added.zip", |files| {
+        files.insert("notes.txt".into(), b"hello".to_vec());
+    });
+    expect_failure(&verify(&app, &f, &[]), "unexpected file");
+    let f = tampered(&app, &october, "file-removed.zip", |files| {
+        files.remove("signer.pem");
+    });
+    expect_failure(&verify(&app, &f, &[]), "signer.pem is missing");
+
+    // Linking: consecutive reports verify; a gap or a replay is named.
+    let ok = verify(&app, &november, &["--previous", october.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    expect_failure(
+        &verify(&app, &december, &["--previous", october.to_str().unwrap()]),
+        "missing",
+    );
+    expect_failure(
+        &verify(&app, &october, &["--previous", november.to_str().unwrap()]),
+        "does not follow",
+    );
+}
+
+#[actix_web::test]
+async fn empty_months_and_clocks_that_jump_back() {
+    let app = spawn_app().await;
+    // An empty month still exports, inactive, with zero counts.
+    let september = export(&app, "2026-09", datetime!(2026-10-01 00:00 UTC));
+    let report = berth::report::verify_file(&september, None).unwrap().report;
+    assert!(!report.active);
+    assert_eq!(report.counts.licenses, 0);
+    assert_eq!((report.log.first_seq, report.log.last_seq), (1, 0));
+
+    license_at(&app, datetime!(2026-10-10 10:00 UTC), Some("a"), false).await;
+    license_at(&app, datetime!(2026-10-12 10:00 UTC), Some("b"), false).await;
+    let october = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
+    // November: the clock is set back into October for one license, then fixed.
+    license_at(&app, datetime!(2026-11-05 10:00 UTC), Some("c"), false).await;
+    license_at(&app, datetime!(2026-10-20 10:00 UTC), Some("d"), false).await;
+    license_at(&app, datetime!(2026-11-06 10:00 UTC), Some("e"), false).await;
+    let out = app.berth(&["stats", "--month", "2026-10", "--json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        stats["counts"]["clock_anomalies"], 1,
+        "berth stats shows the jump"
+    );
+    let november = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
+    let report = berth::report::verify_file(&november, None).unwrap().report;
+    assert_eq!(
+        report.counts.licenses, 3,
+        "the late row counts once, in the report that holds it"
+    );
+    assert_eq!(report.clock_anomalies.count, 1);
+    assert_eq!(report.clock_anomalies.outside_month, 1);
+    assert_eq!(report.clock_anomalies.first_seqs, vec![4]);
+    assert_eq!(report.counts.by_day["2026-10-20"], 1);
+    let out = verify(&app, &november, &["--previous", october.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let total: u64 = [&september, &october, &november]
+        .iter()
+        .map(|f| {
+            berth::report::verify_file(f, None)
+                .unwrap()
+                .report
+                .counts
+                .licenses
+        })
+        .sum();
+    assert_eq!(total as i64, app.log_rows(), "no row dropped or counted twice");
+    // Skipping a month is refused.
+    let err = berth::report::export(
+        &mut app.db(),
+        "2027-01".parse().unwrap(),
+        datetime!(2027-02-01 00:00 UTC),
+        false,
+        &reports_dir(&app),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("2026-12"), "{err}");
+}
+
+#[actix_web::test]
+async fn hostile_zips_get_a_clear_error() {
+    let app = spawn_app().await;
+    license_at(&app, datetime!(2026-10-05 10:00 UTC), Some("a"), false).await;
+    let good = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
+    let key = app.db().signing_key().unwrap();
+    let dir = app.dir.path();
+
+    std::fs::write(dir.join("not-a.zip"), b"PK\x03\x04 this is not a zip").unwrap();
+    expect_failure(&verify(&app, &dir.join("not-a.zip"), &[]), "not a zip");
+    expect_failure(&verify(&app, &dir.join("missing.zip"), &[]), "cannot open");
+
+    let traversal = tampered(&app, &good, "traversal.zip", |files| {
+        files.insert("../../etc/passwd".into(), b"root".to_vec());
+    });
+    expect_failure(&verify(&app, &traversal, &[]), "unexpected file");
+    assert!(!Path::new("/etc/passwd.berth").exists());
+
+    // A zip bomb: report.json inflating to 200 MB of spaces.
+    let bomb = tampered(&app, &good, "bomb.zip", |_| {});
+    {
+        let mut files = read_zip(&good);
+        files.remove("report.json");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&bomb).unwrap());
+        let deflate =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in &files {
+            zip.start_file(name.as_str(), deflate).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.start_file("report.json", deflate.large_file(true)).unwrap();
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..200 {
+            zip.write_all(&chunk).unwrap();
+        }
+        zip.finish().unwrap();
+    }
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 2_000_000);
+    expect_failure(&verify(&app, &bomb, &[]), "larger than");
+
+    // A CSV with one endless line, correctly signed.
+    let endless = tampered(&app, &good, "endless.zip", |files| {
+        files.insert("licenses.csv".into(), vec![b'x'; 3 << 20]);
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &endless, &[]), "64 KiB");
+
+    let bad_json = tampered(&app, &good, "bad-json.zip", |files| {
+        files.insert("report.json".into(), b"{\"schema\": [1, 2".to_vec());
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &bad_json, &[]), "not a valid report");
+
+    // fleet summary over the same junk: problems listed, nothing counted twice,
+    // no crash, nothing written.
+    let junk_dir = dir.join("junk");
+    std::fs::create_dir(&junk_dir).unwrap();
+    for f in [
+        &traversal,
+        &bomb,
+        &endless,
+        &bad_json,
+        &good,
+        &dir.join("not-a.zip"),
+    ] {
+        std::fs::copy(f, junk_dir.join(f.file_name().unwrap())).unwrap();
+    }
+    let before: Vec<_> = std::fs::read_dir(&junk_dir).unwrap().collect();
+    let out = app.berth(&["fleet", "summary", junk_dir.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["valid_reports"], 1);
+    assert_eq!(summary["problems"].as_array().unwrap().len(), 5);
+    assert_eq!(
+        summary["months"]["2026-10"]["aircraft"]["active_installations"],
+        1
+    );
+    assert_eq!(std::fs::read_dir(&junk_dir).unwrap().count(), before.len());
+}
+
+/// Vendor side: several installations of several vessel types, with an invalid
+/// and a duplicate report mixed in.
+#[actix_web::test]
+async fn fleet_summary_counts_active_installations() {
+    let fleet = tempfile::tempdir().unwrap();
+    let kinds = ["aircraft", "aircraft", "ship", "train", "bus"];
+    let mut apps = Vec::new();
+    for (i, kind) in kinds.iter().enumerate() {
+        let app = spawn_app_with(|_| {}).await;
+        // Re-label the vessel type directly: spawn_app makes aircraft.
+        let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+        conn.execute(
+            "UPDATE installation SET vessel_type = ?1, installation_id = ?2",
+            [*kind, &format!("v{i}")],
+        )
+        .unwrap();
+        drop(conn);
+        // Every installation is active in October; only the first two in November.
+        license_at(&app, datetime!(2026-10-03 10:00 UTC), Some("p1"), false).await;
+        license_at(&app, datetime!(2026-10-04 10:00 UTC), Some("p2"), false).await;
+        if i < 2 {
+            license_at(&app, datetime!(2026-11-04 10:00 UTC), Some("p1"), false).await;
+        }
+        let oct = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
+        let nov = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
+        for f in [&oct, &nov] {
+            std::fs::copy(f, fleet.path().join(f.file_name().unwrap())).unwrap();
+        }
+        apps.push((app, oct));
+    }
+    // A duplicate copy and a tampered report.
+    let (first_app, first_oct) = &apps[0];
+    std::fs::copy(first_oct, fleet.path().join("copy-of-oct.zip")).unwrap();
+    let bad = tampered(first_app, &apps[2].1, "tampered.zip", |files| {
+        let text = String::from_utf8(files["licenses.csv"].clone())
+            .unwrap()
+            .replacen("p1", "p9", 1);
+        files.insert("licenses.csv".into(), text.into_bytes());
+    });
+    std::fs::copy(&bad, fleet.path().join("tampered.zip")).unwrap();
+
+    let out = first_app.berth(&["fleet", "summary", fleet.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let oct = &s["months"]["2026-10"];
+    assert_eq!(oct["aircraft"]["active_installations"], 2);
+    assert_eq!(oct["aircraft"]["licenses"], 4);
+    assert_eq!(oct["ship"]["active_installations"], 1);
+    assert_eq!(oct["train"]["active_installations"], 1);
+    assert_eq!(oct["bus"]["active_installations"], 1);
+    let nov = &s["months"]["2026-11"];
+    assert_eq!(nov["aircraft"]["active_installations"], 2);
+    assert_eq!(nov["ship"]["active_installations"], 0);
+    assert_eq!(nov["ship"]["reporting_installations"], 1);
+    let problems = s["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["problem"].as_str().unwrap().contains("duplicate")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["file"].as_str().unwrap().ends_with("tampered.zip")),
+        "{problems:?}"
+    );
+    assert_eq!(s["valid_reports"], 10);
+
+    // --pubkeys: a report whose installation is not known is not counted.
+    let keys = tempfile::tempdir().unwrap();
+    for (app, _) in &apps[..4] {
+        let id = app.db().installation().unwrap().id;
+        std::fs::write(
+            keys.path().join(format!("{id}.pem")),
+            app.db().signing_key().unwrap().public_pem(),
+        )
+        .unwrap();
+    }
+    let out = first_app.berth(&[
+        "fleet",
+        "summary",
+        fleet.path().to_str().unwrap(),
+        "--pubkeys",
+        keys.path().to_str().unwrap(),
+        "--csv",
+    ]);
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(csv.contains("2026-10,aircraft,2,2,4,4"), "{csv}");
+    assert!(
+        !csv.contains("2026-10,bus"),
+        "the bus has no key in --pubkeys: {csv}"
+    );
+}
