@@ -203,6 +203,8 @@ pub enum ReportCommand {
     },
     /// Exported reports and their upload state.
     List,
+    /// Upload pending reports now (or one report, by file name), ignoring the backoff.
+    Upload { file: Option<String> },
 }
 
 #[derive(Subcommand, Debug)]
@@ -911,6 +913,45 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                     r.log.last_seq,
                     if r.partial { " (partial preview)" } else { "" }
                 );
+            }
+            Ok(())
+        }
+        ReportCommand::Upload { file } => {
+            let config = load_config(cli)?;
+            if config.upload.url.is_empty() {
+                bail!(
+                    "no upload.url is configured; reports are in {}",
+                    config.data_dir.join("reports").display()
+                );
+            }
+            let db = open_db(&config)?;
+            if let Some(name) = file {
+                let name = Path::new(name)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !db.reports()?.iter().any(|r| r.file_name == name) {
+                    bail!("{name} is not an exported report of this installation (see `berth report list`)");
+                }
+            }
+            drop(db);
+            let now = clock.now();
+            let pass = actix_web::rt::System::new().block_on(async {
+                let uploader = crate::http::Uploader::new(&config.upload)?;
+                uploader.upload_pending(&config, now, true).await
+            })?;
+            if cli.json {
+                print_json(&json!({ "uploaded": pass.uploaded, "failed": pass.failed }));
+            } else {
+                for name in &pass.uploaded {
+                    println!("uploaded {name}");
+                }
+                if pass.uploaded.is_empty() && pass.failed.is_empty() {
+                    println!("nothing to upload");
+                }
+            }
+            if let Some((name, why)) = pass.failed.first() {
+                bail!("uploading {name} failed: {why}; it stays pending");
             }
             Ok(())
         }

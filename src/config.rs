@@ -25,6 +25,60 @@ pub struct Config {
     pub license: LicenseConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
+    pub reports: ReportsConfig,
+    pub upload: UploadConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportsConfig {
+    /// Export each month's report on its own once the month has closed.
+    pub auto_export: bool,
+    /// How often `serve` looks for months to export and reports to upload.
+    pub check_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadConfig {
+    /// Where to send reports; empty turns uploading off. A URL ending in `/` gets
+    /// the file name appended.
+    pub url: String,
+    /// `PUT` or `POST`.
+    pub method: String,
+    /// Extra CA certificates (PEM) to trust for the receiver.
+    pub ca_file: PathBuf,
+    /// Client certificate and key (PEM) for receivers that want one.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// Backoff between attempts while the vessel is offline.
+    pub retry_min_secs: u64,
+    pub retry_max_secs: u64,
+    pub timeout_secs: u64,
+}
+
+impl Default for ReportsConfig {
+    fn default() -> ReportsConfig {
+        ReportsConfig {
+            auto_export: true,
+            check_interval_secs: 300,
+        }
+    }
+}
+
+impl Default for UploadConfig {
+    fn default() -> UploadConfig {
+        UploadConfig {
+            url: String::new(),
+            method: "PUT".into(),
+            ca_file: PathBuf::new(),
+            client_cert: PathBuf::new(),
+            client_key: PathBuf::new(),
+            retry_min_secs: 60,
+            retry_max_secs: 3600,
+            timeout_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +124,8 @@ impl Default for Config {
             license: LicenseConfig::default(),
             admin: AdminConfig::default(),
             log: LogConfig::default(),
+            reports: ReportsConfig::default(),
+            upload: UploadConfig::default(),
         }
     }
 }
@@ -270,6 +326,28 @@ impl Config {
         }
         if !(1..=600_000).contains(&self.log.append_timeout_ms) {
             return invalid("log.append_timeout_ms", "must be between 1 and 600000");
+        }
+        if !(1..=86_400).contains(&self.reports.check_interval_secs) {
+            return invalid("reports.check_interval_secs", "must be between 1 and 86400");
+        }
+        let url = &self.upload.url;
+        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+            return invalid("upload.url", "must be empty (off) or an http:// or https:// URL");
+        }
+        if !matches!(self.upload.method.as_str(), "PUT" | "POST") {
+            return invalid("upload.method", "must be PUT or POST");
+        }
+        if self.upload.client_cert.as_os_str().is_empty() != self.upload.client_key.as_os_str().is_empty() {
+            return invalid("upload.client_key", "client_cert and client_key go together");
+        }
+        if self.upload.retry_min_secs == 0 || self.upload.retry_min_secs > self.upload.retry_max_secs {
+            return invalid(
+                "upload.retry_min_secs",
+                "must be at least 1 and at most upload.retry_max_secs",
+            );
+        }
+        if !(1..=3600).contains(&self.upload.timeout_secs) {
+            return invalid("upload.timeout_secs", "must be between 1 and 3600");
         }
         Ok(())
     }

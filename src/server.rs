@@ -29,6 +29,7 @@ pub struct Server {
     writer: LogWriter,
     service: Arc<LicenseService>,
     refresher: KeyRefresher,
+    reports: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Everything `start` needs besides the config.
@@ -71,6 +72,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         busy_timeout: Duration::from_millis(config.log.busy_timeout_ms),
     };
     let (writer, log) = LogWriter::start(db.path(), writer_config, Arc::clone(&clock))?;
+    let master_for_reports = Arc::clone(&master);
     let service = Arc::new(LicenseService::new(
         Arc::clone(&ring),
         log,
@@ -90,6 +92,13 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         .with_context(|| format!("starting the license listener on {license_addr}"))?;
     let handle = server.handle();
     let task = actix_web::rt::spawn(server);
+    let reports = (config.reports.auto_export || !config.upload.url.is_empty()).then(|| {
+        actix_web::rt::spawn(report_task(
+            config.clone(),
+            master_for_reports,
+            Arc::clone(service.clock()),
+        ))
+    });
     tracing::info!(
         installation = %installation.id,
         vessel_type = installation.vessel_type.as_str(),
@@ -104,6 +113,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         writer,
         service,
         refresher,
+        reports,
     })
 }
 
@@ -123,6 +133,9 @@ impl Server {
 
     /// Stops accepting, lets in-flight requests finish, then flushes the log.
     pub async fn stop(self) {
+        if let Some(reports) = &self.reports {
+            reports.abort();
+        }
         self.handle.stop(true).await;
         if let Ok(Err(e)) = self.task.await {
             tracing::error!(error = %e, "the license listener failed while stopping");
@@ -133,6 +146,52 @@ impl Server {
         let writer = self.writer;
         let _ = actix_web::rt::task::spawn_blocking(move || writer.join()).await;
         tracing::info!("berth stopped; the license log is flushed");
+    }
+}
+
+/// Exports closed months and uploads pending reports, every
+/// `reports.check_interval_secs`, for as long as the server runs.
+async fn report_task(config: Config, master: Arc<MasterKey>, clock: Arc<dyn Clock>) {
+    let uploader = if config.upload.url.is_empty() {
+        None
+    } else {
+        match crate::http::Uploader::new(&config.upload) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "report uploads are off: the upload settings do not work");
+                None
+            }
+        }
+    };
+    let interval = Duration::from_secs(config.reports.check_interval_secs);
+    loop {
+        if config.reports.auto_export {
+            let (data_dir, master, now) = (config.data_dir.clone(), Arc::clone(&master), clock.now());
+            let exported = actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+                let mut db = Db::open(&data_dir, master)?;
+                let done = crate::report::export_due(&mut db, now, &data_dir.join("reports"))?;
+                Ok(done
+                    .into_iter()
+                    .filter(|e| e.new)
+                    .map(|e| e.report.period.month)
+                    .collect())
+            })
+            .await;
+            match exported {
+                Ok(Ok(months)) if !months.is_empty() => tracing::info!(?months, "exported monthly reports"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "automatic report export failed; will retry")
+                }
+                Err(e) => tracing::error!(error = %e, "automatic report export failed; will retry"),
+            }
+        }
+        if let Some(uploader) = &uploader
+            && let Err(e) = uploader.upload_pending(&config, clock.now(), false).await
+        {
+            tracing::error!(error = %format!("{e:#}"), "report upload pass failed");
+        }
+        actix_web::rt::time::sleep(interval).await;
     }
 }
 

@@ -8,6 +8,7 @@
 mod cors;
 mod error;
 mod ratelimit;
+mod upload;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
@@ -29,6 +30,7 @@ use crate::license::{LicenseRequest, LicenseService};
 pub use cors::Cors;
 pub use error::ApiError;
 use ratelimit::RateLimiter;
+pub use upload::{UploadPass, Uploader};
 
 /// Request bodies larger than this get `413 body_too_large`.
 pub const MAX_BODY: usize = 64 * 1024;

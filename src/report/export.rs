@@ -75,6 +75,12 @@ pub fn export(
     // timer, a crew member at the CLI); the lock goes with the file handle.
     let lock = File::create(dir.join(".export.lock"))?;
     lock.lock()?;
+    // An export interrupted by a power cut leaves a temporary file; none is in use now.
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     if !partial && month.end() > now {
         return Err(ExportError::Refused(format!(
             "{month} has not ended yet (it ends {}); use --partial for a preview",

@@ -13,6 +13,7 @@
 
 mod export;
 mod fleet;
+mod schedule;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use export::{ExportError, Exported, export};
 pub use fleet::{FleetSummary, collect, load_pubkeys, summarize};
+pub use schedule::{due_months, export_due};
 pub use verify::{Verified, VerifyError, verify_file, verify_link};
 
 pub const SCHEMA: &str = "berth.usage-report/1";

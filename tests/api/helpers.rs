@@ -178,6 +178,10 @@ impl TestApp {
             .expect("run berth")
     }
 
+    pub fn clock_now(&self) -> OffsetDateTime {
+        berth::clock::Clock::now(self.clock.as_ref())
+    }
+
     /// Opens the installation's database as the CLI does.
     pub fn db(&self) -> Db {
         let master = server::load_master_key(&server::master_key_path(&self.config)).unwrap();

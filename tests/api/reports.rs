@@ -576,3 +576,154 @@ async fn fleet_summary_counts_active_installations() {
         "the bus has no key in --pubkeys: {csv}"
     );
 }
+
+/// A minimal HTTP receiver on a socket: records each request's path, headers
+/// and body, answers 200.
+fn start_receiver(
+    listener: std::net::TcpListener,
+) -> std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>> {
+    use std::io::BufRead as _;
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = std::io::BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut headers = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                headers.push_str(&line);
+            }
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).is_err() {
+                continue;
+            }
+            store
+                .lock()
+                .unwrap()
+                .push((request_line.trim().to_owned(), headers, body));
+            let mut stream = reader.into_inner();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    received
+}
+
+fn report_list(app: &TestApp) -> Vec<Value> {
+    let out = app.berth(&["report", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["reports"].as_array().unwrap().clone()
+}
+
+#[actix_web::test]
+async fn reports_upload_exactly_once_across_outages_and_restarts() {
+    // The receiver's port is known but nothing listens on it yet: the vessel is offline.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut app = spawn_app_with(|c| {
+        c.upload.url = format!("http://127.0.0.1:{port}/incoming/");
+        c.upload.retry_min_secs = 1;
+        c.upload.retry_max_secs = 2;
+        c.reports.check_interval_secs = 1;
+    })
+    .await;
+    let token = app.token(&[KID_A], json!({}));
+    for _ in 0..3 {
+        assert_eq!(
+            post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
+                .await
+                .0,
+            200
+        );
+    }
+    // Two months close: the server exports both by itself and tries to upload.
+    let start = OffsetDateTime::now_utc();
+    let later = Month::of(start).next().next().start() + time::Duration::days(3);
+    app.clock.set(later);
+    let mut listed = Vec::new();
+    for _ in 0..100 {
+        listed = report_list(&app);
+        if listed.len() == 2 && listed[0]["upload_attempts"].as_i64().unwrap() >= 2 {
+            break;
+        }
+        app.clock.set(app.clock_now() + time::Duration::minutes(1));
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(listed.len(), 2, "both closed months exported: {listed:?}");
+    assert!(
+        listed.iter().all(|r| r["uploaded_at"].is_null()),
+        "nothing is marked uploaded while offline"
+    );
+    assert!(listed[0]["last_error"].as_str().is_some());
+    assert_eq!(listed[0]["licenses"], 3);
+
+    // The receiver comes up.
+    let receiver = start_receiver(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    for _ in 0..100 {
+        if report_list(&app).iter().all(|r| !r["uploaded_at"].is_null()) {
+            break;
+        }
+        app.clock.set(app.clock_now() + time::Duration::minutes(1));
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        report_list(&app).iter().all(|r| !r["uploaded_at"].is_null()),
+        "{:?}",
+        report_list(&app)
+    );
+    {
+        let got = receiver.lock().unwrap();
+        assert_eq!(got.len(), 2, "each report arrives exactly once");
+        for (line, headers, body) in got.iter() {
+            let name = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .trim_start_matches("/incoming/")
+                .to_owned();
+            assert!(
+                line.starts_with("PUT /incoming/berth-report-test-vessel-"),
+                "{line}"
+            );
+            assert!(
+                headers
+                    .to_ascii_lowercase()
+                    .contains("content-type: application/zip")
+            );
+            assert_eq!(
+                body,
+                &std::fs::read(reports_dir(&app).join(&name)).unwrap(),
+                "byte-identical"
+            );
+        }
+    }
+
+    // A restart does not send them again.
+    app.stop().await;
+    app.start().await;
+    for _ in 0..10 {
+        app.clock.set(app.clock_now() + time::Duration::minutes(5));
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(receiver.lock().unwrap().len(), 2);
+    let out = app.berth(&["report", "upload"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no upload.url in the CLI's default config"
+    );
+}

@@ -1,0 +1,140 @@
+//! Uploading exported reports to ground staff's receiver: HTTP `PUT`/`POST` of
+//! `application/zip`, TLS via openssl, a report marked uploaded only on a 2xx.
+//! The outbox lives in SQLite, so a restart neither loses nor re-sends a report.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::UploadConfig;
+use crate::crypto::{self, sha256_hex};
+use crate::ids::format_instant;
+use crate::store::{Db, ReportRecord};
+
+pub struct Uploader {
+    client: awc::Client,
+    config: UploadConfig,
+}
+
+/// What one pass over the outbox did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct UploadPass {
+    pub uploaded: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+impl Uploader {
+    /// Must be called inside an actix (tokio) runtime.
+    pub fn new(config: &UploadConfig) -> anyhow::Result<Uploader> {
+        let non_empty = |p: &Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
+        let ca: Option<PathBuf> = non_empty(&config.ca_file);
+        let cert = non_empty(&config.client_cert).zip(non_empty(&config.client_key));
+        let tls = crypto::tls_connector(
+            ca.as_deref(),
+            cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+        )?;
+        let timeout = Duration::from_secs(config.timeout_secs);
+        let client = awc::Client::builder()
+            .connector(awc::Connector::new().openssl(tls).timeout(timeout))
+            .timeout(timeout)
+            .disable_redirects()
+            .finish();
+        Ok(Uploader {
+            client,
+            config: config.clone(),
+        })
+    }
+
+    fn target(&self, file_name: &str) -> String {
+        if self.config.url.ends_with('/') {
+            format!("{}{file_name}", self.config.url)
+        } else {
+            self.config.url.clone()
+        }
+    }
+
+    /// Sends one zip; `Ok` only for a 2xx answer.
+    pub async fn send(&self, path: &Path, file_name: &str) -> Result<(), String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let url = self.target(file_name);
+        let request = match self.config.method.as_str() {
+            "POST" => self.client.post(&url),
+            _ => self.client.put(&url),
+        };
+        let response = request
+            .insert_header(("Content-Type", "application/zip"))
+            .insert_header(("X-Berth-Report", file_name))
+            .insert_header(("X-Berth-Report-Sha256", sha256_hex(&bytes)))
+            .send_body(bytes)
+            .await
+            .map_err(|e| format!("sending to {url}: {e}"))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("{url} answered {status}"))
+        }
+    }
+
+    /// Uploads every due report in order. `force` ignores the backoff.
+    pub async fn upload_pending(
+        &self,
+        config: &crate::config::Config,
+        now: time::OffsetDateTime,
+        force: bool,
+    ) -> anyhow::Result<UploadPass> {
+        let dir = config.data_dir.join("reports");
+        let master = crate::server::load_master_key(&crate::server::master_key_path(config))?;
+        let data_dir = config.data_dir.clone();
+        let now_text = format_instant(now);
+        let pending: Vec<ReportRecord> = {
+            let data_dir = data_dir.clone();
+            let master = master.clone();
+            let at = if force {
+                "9999-12-31T23:59:59.999Z".to_owned()
+            } else {
+                now_text.clone()
+            };
+            actix_web::rt::task::spawn_blocking(move || {
+                Db::open(&data_dir, master)?
+                    .pending_uploads(&at)
+                    .map_err(anyhow::Error::from)
+            })
+            .await??
+        };
+        let mut pass = UploadPass::default();
+        for report in pending {
+            let result = self.send(&dir.join(&report.file_name), &report.file_name).await;
+            let backoff = self
+                .config
+                .retry_min_secs
+                .saturating_mul(1 << report.upload_attempts.clamp(0, 20))
+                .min(self.config.retry_max_secs);
+            let next = format_instant(now + time::Duration::seconds(backoff as i64));
+            let (data_dir, master, at) = (data_dir.clone(), master.clone(), now_text.clone());
+            let sequence = report.sequence;
+            let outcome = result.clone();
+            actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+                let mut db = Db::open(&data_dir, master)?;
+                match outcome {
+                    Ok(()) => db.mark_uploaded(sequence, &at)?,
+                    Err(e) => db.mark_upload_failed(sequence, &e, &next)?,
+                }
+                Ok(())
+            })
+            .await??;
+            match result {
+                Ok(()) => {
+                    tracing::info!(report = %report.file_name, "report uploaded");
+                    pass.uploaded.push(report.file_name);
+                }
+                Err(e) => {
+                    tracing::warn!(report = %report.file_name, error = %e, retry_in_secs = backoff, "report upload failed; will retry");
+                    pass.failed.push((report.file_name, e));
+                    // The receiver is unreachable or refusing; later reports wait too.
+                    break;
+                }
+            }
+        }
+        Ok(pass)
+    }
+}
