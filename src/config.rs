@@ -331,7 +331,7 @@ impl Config {
             return invalid("reports.check_interval_secs", "must be between 1 and 86400");
         }
         let url = &self.upload.url;
-        if !url.is_empty() && !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             return invalid("upload.url", "must be empty (off) or an http:// or https:// URL");
         }
         if !matches!(self.upload.method.as_str(), "PUT" | "POST") {

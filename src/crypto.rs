@@ -263,6 +263,33 @@ impl PublicKey {
     }
 }
 
+/// A TLS client configuration for uploading reports: the system's CAs plus an
+/// optional extra CA file, and an optional client certificate.
+pub fn tls_connector(
+    ca_file: Option<&Path>,
+    client_cert: Option<(&Path, &Path)>,
+) -> Result<openssl::ssl::SslConnector, CryptoError> {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
+    let mut builder = SslConnector::builder(SslMethod::tls_client())?;
+    if let Some(ca) = ca_file {
+        builder
+            .set_ca_file(ca)
+            .map_err(|e| CryptoError::Invalid(format!("reading CA file {}: {e}", ca.display())))?;
+    }
+    if let Some((cert, key)) = client_cert {
+        builder.set_certificate_chain_file(cert).map_err(|e| {
+            CryptoError::Invalid(format!("reading client certificate {}: {e}", cert.display()))
+        })?;
+        builder
+            .set_private_key_file(key, SslFiletype::PEM)
+            .map_err(|e| CryptoError::Invalid(format!("reading client key {}: {e}", key.display())))?;
+        builder.check_private_key().map_err(|e| {
+            CryptoError::Invalid(format!("the client key does not match the certificate: {e}"))
+        })?;
+    }
+    Ok(builder.build())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,31 +332,4 @@ mod tests {
         assert!(MasterKey::from_file_bytes(b"short").is_none());
         assert!(MasterKey::from_file_bytes(b"").is_none());
     }
-}
-
-/// A TLS client configuration for uploading reports: the system's CAs plus an
-/// optional extra CA file, and an optional client certificate.
-pub fn tls_connector(
-    ca_file: Option<&Path>,
-    client_cert: Option<(&Path, &Path)>,
-) -> Result<openssl::ssl::SslConnector, CryptoError> {
-    use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
-    let mut builder = SslConnector::builder(SslMethod::tls_client())?;
-    if let Some(ca) = ca_file {
-        builder
-            .set_ca_file(ca)
-            .map_err(|e| CryptoError::Invalid(format!("reading CA file {}: {e}", ca.display())))?;
-    }
-    if let Some((cert, key)) = client_cert {
-        builder.set_certificate_chain_file(cert).map_err(|e| {
-            CryptoError::Invalid(format!("reading client certificate {}: {e}", cert.display()))
-        })?;
-        builder
-            .set_private_key_file(key, SslFiletype::PEM)
-            .map_err(|e| CryptoError::Invalid(format!("reading client key {}: {e}", key.display())))?;
-        builder.check_private_key().map_err(|e| {
-            CryptoError::Invalid(format!("the client key does not match the certificate: {e}"))
-        })?;
-    }
-    Ok(builder.build())
 }
