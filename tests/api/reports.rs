@@ -577,11 +577,12 @@ async fn fleet_summary_counts_active_installations() {
     );
 }
 
+/// Requests a receiver got: request line, headers, body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
 /// A minimal HTTP receiver on a socket: records each request's path, headers
 /// and body, answers 200.
-fn start_receiver(
-    listener: std::net::TcpListener,
-) -> std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>> {
+fn start_receiver(listener: std::net::TcpListener) -> Received {
     use std::io::BufRead as _;
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let store = received.clone();
