@@ -484,22 +484,103 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
     let listener = TcpListener::bind(config.license.listen)
         .with_context(|| format!("binding the license listener to {}", config.license.listen))?;
     actix_web::rt::System::new().block_on(async move {
-        let server = server::start(
+        let mut server = server::start(
             &config,
             Startup {
-                master,
-                clock,
+                master: Arc::clone(&master),
+                clock: Arc::clone(&clock),
                 license_listener: listener,
                 workers: None,
             },
         )
         .await?;
-        println!("license API listening on http://{}", server.license_addr());
+        let addr = server.license_addr();
+        // READY=1 only once the license API really answers.
+        let probe = actix_web::rt::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match probe_healthz(addr) {
+                    Ok(_) => return Ok(()),
+                    Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        });
+        probe
+            .await?
+            .context("the license listener does not answer its own health check")?;
+        println!("license API listening on http://{addr}");
         let _ = std::io::stdout().flush();
+        crate::systemd::ready();
+        if let Some(period) = crate::systemd::watchdog_interval() {
+            let service = Arc::clone(server.service());
+            server.spawn(crate::systemd::watchdog(service, period));
+        }
+        let service = Arc::clone(server.service());
+        server.spawn(status_updates(config.clone(), master, service));
+        stall_hook_for_tests(&server);
         wait_for_shutdown(&server).await?;
+        crate::systemd::stopping();
         server.stop().await;
         Ok(())
     })
+}
+
+/// Debug builds only: the writer stalls while the file named by
+/// `BERTH_TEST_STALL_WRITER_FILE` exists, so tests can see the watchdog stop.
+fn stall_hook_for_tests(server: &server::Server) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(path) = std::env::var_os("BERTH_TEST_STALL_WRITER_FILE").map(PathBuf::from) else {
+        return;
+    };
+    let health = Arc::clone(server.service().log().health());
+    std::thread::spawn(move || {
+        loop {
+            health.stall_for_test(path.exists());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+/// `STATUS=` for `systemctl status`: this month's licenses and the last one.
+async fn status_updates(
+    config: Config,
+    master: Arc<MasterKey>,
+    service: Arc<crate::license::LicenseService>,
+) {
+    let db = {
+        let data_dir = config.data_dir.clone();
+        match actix_web::rt::task::spawn_blocking(move || Db::open(&data_dir, master)).await {
+            Ok(Ok(db)) => Arc::new(std::sync::Mutex::new(db)),
+            _ => return,
+        }
+    };
+    loop {
+        let now = service.clock().now();
+        let month = Month::of(now);
+        let db = Arc::clone(&db);
+        let licenses = actix_web::rt::task::spawn_blocking(move || {
+            db.lock().expect("db lock").counts(month).map(|c| c.licenses)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok);
+        let last = service
+            .last_issued_at()
+            .and_then(|t| crate::ids::parse_instant(&t).ok())
+            .map(|t| format!("last {} s ago", (now - t).whole_seconds().max(0)))
+            .unwrap_or_else(|| "none yet".to_owned());
+        let health = service.log().health();
+        let state = match health.failure() {
+            Some(why) => format!("NOT LOGGING ({why})"),
+            None => "serving".to_owned(),
+        };
+        let licenses = licenses.map_or_else(|| "?".to_owned(), |n| n.to_string());
+        crate::systemd::status(&format!("{state}; {licenses} licenses in {month}; {last}"));
+        actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+    }
 }
 
 async fn wait_for_shutdown(server: &server::Server) -> anyhow::Result<()> {
@@ -513,7 +594,9 @@ async fn wait_for_shutdown(server: &server::Server) -> anyhow::Result<()> {
             _ = int.recv() => break,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading keys");
+                crate::systemd::reloading();
                 server.reload_keys();
+                crate::systemd::ready();
             }
         }
     }
@@ -802,16 +885,9 @@ fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<(
     Ok(())
 }
 
-fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    let mut addr = addr.unwrap_or(config.license.listen);
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            [127, 0, 0, 1].into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
+/// GETs `/healthz` with a plain socket (for monitoring scripts without curl).
+/// `Ok((healthy, body))` when it answered at all.
+fn probe_healthz(addr: SocketAddr) -> anyhow::Result<(bool, String)> {
     let timeout = Duration::from_secs(5);
     let mut stream =
         TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
@@ -822,14 +898,31 @@ fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
     stream.take(1024 * 1024).read_to_end(&mut response)?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.starts_with("HTTP/1.") {
+        bail!("{addr} did not answer HTTP");
+    }
     let healthy = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
+    Ok((healthy, body.trim().to_owned()))
+}
+
+fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let mut addr = addr.unwrap_or(config.license.listen);
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let (healthy, body) = probe_healthz(addr)?;
     if cli.json {
-        println!("{}", body.trim());
+        println!("{body}");
     } else {
         println!("{}", if healthy { "healthy" } else { "unhealthy" });
     }
     if !healthy {
-        bail!("berth at {addr} is not healthy: {}", body.trim());
+        bail!("berth at {addr} is not healthy: {body}");
     }
     Ok(())
 }

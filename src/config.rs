@@ -215,7 +215,7 @@ pub fn load(path: &Path, explicit: bool, env: &[(String, String)]) -> Result<(Co
 /// top-level fields). Each value is read as the field's type; an unknown
 /// `BERTH_*` variable is refused so a typo does not go unnoticed.
 fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), ConfigError> {
-    const NOT_CONFIG: &[&str] = &["BERTH_CONFIG", "BERTH_LOG"];
+    const NOT_CONFIG: &[&str] = &["BERTH_CONFIG", "BERTH_LOG", "BERTH_TEST_STALL_WRITER_FILE"];
     let defaults = toml::Table::try_from(Config::default()).expect("defaults serialise");
     let mut fields: Vec<(String, Option<String>, String, toml::Value)> = Vec::new();
     for (key, value) in &defaults {

@@ -18,6 +18,7 @@
 //! - [`report`]: monthly usage reports: export, sign, verify, fleet summary.
 //! - [`http`]: the only place that knows actix-web: the license API.
 //! - [`server`]: assembles a running berth from a config and bound listeners.
+//! - [`systemd`]: sd_notify readiness, status, watchdog.
 //! - [`cli`]: one function per subcommand; only `serve` starts HTTP.
 
 pub mod chain;
@@ -33,4 +34,5 @@ pub mod license;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod systemd;
 pub mod token;

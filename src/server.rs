@@ -29,7 +29,9 @@ pub struct Server {
     writer: LogWriter,
     service: Arc<LicenseService>,
     refresher: KeyRefresher,
-    reports: Option<tokio::task::JoinHandle<()>>,
+    /// Tasks that live as long as the server (reports, status, watchdog); they
+    /// hold handles to the log, so they end before the log is flushed.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Everything `start` needs besides the config.
@@ -92,13 +94,15 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         .with_context(|| format!("starting the license listener on {license_addr}"))?;
     let handle = server.handle();
     let task = actix_web::rt::spawn(server);
-    let reports = (config.reports.auto_export || !config.upload.url.is_empty()).then(|| {
-        actix_web::rt::spawn(report_task(
+    let mut tasks = Vec::new();
+    if config.reports.auto_export || !config.upload.url.is_empty() {
+        let clock = Arc::clone(service.clock());
+        tasks.push(actix_web::rt::spawn(report_task(
             config.clone(),
             master_for_reports,
-            Arc::clone(service.clock()),
-        ))
-    });
+            clock,
+        )));
+    }
     tracing::info!(
         installation = %installation.id,
         vessel_type = installation.vessel_type.as_str(),
@@ -113,7 +117,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         writer,
         service,
         refresher,
-        reports,
+        tasks,
     })
 }
 
@@ -132,9 +136,17 @@ impl Server {
     }
 
     /// Stops accepting, lets in-flight requests finish, then flushes the log.
+    /// Runs `task` for as long as the server runs.
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + 'static) {
+        self.tasks.push(actix_web::rt::spawn(task));
+    }
+
     pub async fn stop(self) {
-        if let Some(reports) = &self.reports {
-            reports.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
         }
         self.handle.stop(true).await;
         if let Ok(Err(e)) = self.task.await {

@@ -308,10 +308,6 @@ async fn hls_key(req: HttpRequest, api: web::Data<LicenseApi>) -> Result<HttpRes
         .body(key.to_vec()))
 }
 
-/// How long the writer may go without a heartbeat before berth calls itself
-/// unhealthy.
-pub const WRITER_STALL_LIMIT: Duration = Duration::from_secs(10);
-
 async fn healthz(api: web::Data<LicenseApi>) -> HttpResponse {
     let report = health_report(&api.service);
     let status = if report["status"] == "ok" {
@@ -330,7 +326,7 @@ async fn healthz(api: web::Data<LicenseApi>) -> HttpResponse {
 pub fn health_report(service: &LicenseService) -> serde_json::Value {
     let writer = service.log().health();
     let failure = writer.failure();
-    let stalled = writer.since_heartbeat() > WRITER_STALL_LIMIT;
+    let stalled = writer.is_stalled();
     let now = service.clock().now();
     let newest = service.last_issued_at();
     let clock_behind_log = newest

@@ -87,6 +87,8 @@ pub struct WriterHealth {
     queued: AtomicU64,
     stalled_for_test: AtomicBool,
     started: std::sync::OnceLock<Instant>,
+    /// How long one loop turn may take when the database is locked.
+    busy_timeout: Duration,
 }
 
 impl WriterHealth {
@@ -100,6 +102,12 @@ impl WriterHealth {
         let started = self.started.get_or_init(Instant::now);
         let now_ms = started.elapsed().as_millis() as u64;
         Duration::from_millis(now_ms.saturating_sub(self.heartbeat_ms.load(Ordering::Relaxed)))
+    }
+
+    /// True when the writer has not gone round its loop for longer than a locked
+    /// database can explain: it is stuck (a hung disk, a hung fsync).
+    pub fn is_stalled(&self) -> bool {
+        self.since_heartbeat() > self.busy_timeout + Duration::from_secs(3)
     }
 
     pub fn committed(&self) -> u64 {
@@ -181,7 +189,10 @@ impl LogWriter {
         let conn = connect(db_path, config.busy_timeout)?;
         let head = read_head(&conn)?;
         let (tx, rx) = sync_channel(config.queue_capacity);
-        let health = Arc::new(WriterHealth::default());
+        let health = Arc::new(WriterHealth {
+            busy_timeout: config.busy_timeout,
+            ..WriterHealth::default()
+        });
         health.beat();
         let thread_health = Arc::clone(&health);
         let thread = std::thread::Builder::new()

@@ -8,3 +8,4 @@ mod errors;
 mod hostile;
 mod license;
 mod reports;
+mod systemd;

@@ -1,0 +1,69 @@
+//! The service manager: `READY=1`, `STATUS=`, `WATCHDOG=1`, `RELOADING=1`,
+//! `STOPPING=1` through the `sd-notify` crate (pure Rust, MIT/Apache-2.0; no
+//! libsystemd to link or ship). Without `NOTIFY_SOCKET` every call does nothing,
+//! so development and tests run exactly the same code.
+//!
+//! Architecture Invariant: the one module besides `cli` that reads the
+//! environment (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, through `sd-notify`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+
+use crate::license::LicenseService;
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "could not notify the service manager");
+    }
+}
+
+pub fn ready() {
+    send(&[NotifyState::Ready]);
+}
+
+pub fn stopping() {
+    send(&[NotifyState::Stopping]);
+}
+
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
+}
+
+pub fn status(text: &str) {
+    send(&[NotifyState::Status(text)]);
+}
+
+/// The watchdog interval systemd asked for, if any.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
+}
+
+/// Pings the watchdog at half its interval, but only while the license log
+/// writer is turning: a stuck writer (a hung disk) stops the pings so systemd
+/// restarts berth. A full disk or a locked database does not stop them (the
+/// writer keeps turning and answering 503 with the reason; a restart would not
+/// free space), it shows in `STATUS=` and `/healthz` instead.
+pub async fn watchdog(service: Arc<LicenseService>, period: Duration) {
+    let mut warned = false;
+    loop {
+        actix_web::rt::time::sleep(period / 2).await;
+        let writer = service.log().health();
+        if writer.is_stalled() {
+            if !warned {
+                tracing::error!(
+                    since_secs = writer.since_heartbeat().as_secs(),
+                    "the license log writer is stuck; withholding the watchdog ping"
+                );
+                warned = true;
+            }
+        } else {
+            warned = false;
+            send(&[NotifyState::Watchdog]);
+        }
+    }
+}

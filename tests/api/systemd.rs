@@ -1,0 +1,185 @@
+//! `berth serve` under a service manager: the test owns the notify socket.
+
+use std::io::BufRead as _;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Reads notify messages until `want` arrives or `within` passes; returns every line seen.
+fn collect(sock: &UnixDatagram, within: Duration, want: Option<&str>) -> Vec<String> {
+    let deadline = Instant::now() + within;
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            for line in String::from_utf8_lossy(&buf[..n]).lines() {
+                lines.push(line.to_owned());
+                if want.is_some_and(|w| line == w) {
+                    return lines;
+                }
+            }
+        }
+    }
+    lines
+}
+
+fn count(lines: &[String], what: &str) -> usize {
+    lines.iter().filter(|l| *l == what).count()
+}
+
+#[test]
+fn ready_status_watchdog_and_stopping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_berth");
+    let init = Command::new(bin)
+        .args([
+            "init",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--installation-id",
+            "sd-1",
+            "--vessel-type",
+            "ship",
+            "--vessel-name",
+            "MS Notify",
+        ])
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let stall = tmp.path().join("stall");
+
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--license-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("BERTH_CONFIG")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "400000")
+        .env("BERTH_LOG_BUSY_TIMEOUT_MS", "100")
+        .env("BERTH_TEST_STALL_WRITER_FILE", &stall)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+
+    let lines = collect(&sock, Duration::from_secs(20), Some("READY=1"));
+    assert_eq!(lines.last().map(String::as_str), Some("READY=1"), "{lines:?}");
+    // By READY the listener already answered its own health check, so it answers ours.
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let health = Command::new(bin)
+        .args(["healthcheck", "--addr", &addr])
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+
+    let lines = collect(&sock, Duration::from_millis(1500), None);
+    assert!(
+        count(&lines, "WATCHDOG=1") >= 4,
+        "pings at half the interval: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("STATUS=serving;") && l.contains("licenses in")),
+        "{lines:?}"
+    );
+
+    // A stuck log writer: the pings stop (after the writer's own grace period) ...
+    std::fs::write(&stall, b"").unwrap();
+    let _ = collect(&sock, Duration::from_secs(4), None);
+    let lines = collect(&sock, Duration::from_millis(1500), None);
+    assert_eq!(count(&lines, "WATCHDOG=1"), 0, "{lines:?}");
+    // ... and come back when it turns again.
+    std::fs::remove_file(&stall).unwrap();
+    let lines = collect(&sock, Duration::from_secs(3), None);
+    assert!(count(&lines, "WATCHDOG=1") >= 1, "{lines:?}");
+
+    // SIGHUP reloads keys between RELOADING=1 and READY=1.
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let lines = collect(&sock, Duration::from_secs(5), Some("READY=1"));
+    assert!(lines.iter().any(|l| l == "RELOADING=1"), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{lines:?}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let lines = collect(&sock, Duration::from_secs(10), Some("STOPPING=1"));
+    assert_eq!(lines.last().map(String::as_str), Some("STOPPING=1"), "{lines:?}");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn without_a_notify_socket_serve_runs_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_berth");
+    assert!(
+        Command::new(bin)
+            .args([
+                "init",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--installation-id",
+                "sd-2",
+                "--vessel-type",
+                "bus",
+                "--vessel-name",
+                "Bus"
+            ])
+            .env_remove("BERTH_CONFIG")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--license-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("BERTH_CONFIG")
+        .env_remove("NOTIFY_SOCKET")
+        .env("WATCHDOG_USEC", "400000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
