@@ -86,6 +86,19 @@ pub enum Command {
     /// The configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Write a consistent copy of the database while berth serves (the master key
+    /// is not in it: back that up separately).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the database with a backup; berth must be stopped. Refuses a
+    /// backup that holds fewer licenses than the current log unless --force.
+    Restore {
+        file: PathBuf,
+        #[arg(long)]
+        force: bool,
+    },
     /// Probe the running service's /healthz; exit 0 when healthy.
     Healthcheck {
         /// Address of the license listener; default: from the config.
@@ -96,12 +109,15 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct InitArgs {
+    /// Default: the config's installation.id.
     #[arg(long)]
-    pub installation_id: String,
+    pub installation_id: Option<String>,
+    /// Default: the config's installation.vessel_type.
     #[arg(long)]
-    pub vessel_type: VesselType,
+    pub vessel_type: Option<VesselType>,
+    /// Default: the config's installation.vessel_name.
     #[arg(long)]
-    pub vessel_name: String,
+    pub vessel_name: Option<String>,
     /// Name of the first crew admin.
     #[arg(long, default_value = "admin")]
     pub admin_user: String,
@@ -342,6 +358,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(command) => user(&cli, command, clock.as_ref()),
         Command::Healthcheck { addr } => healthcheck(&cli, *addr),
+        Command::Backup { out } => {
+            let config = load_config(&cli)?;
+            let db = open_db(&config)?;
+            if out.exists() {
+                bail!("{} exists; refusing to overwrite it", out.display());
+            }
+            db.backup_to(out)?;
+            std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600))?;
+            let (id, rows) = Db::inspect(out)?;
+            println!(
+                "backed up installation {id} ({rows} licenses) to {}; back up the master key separately",
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Restore { file, force } => restore(&cli, file, *force),
     }
 }
 
@@ -389,11 +421,29 @@ pub fn create_installation(
     args: &InitArgs,
     clock: &dyn Clock,
 ) -> anyhow::Result<Initialised> {
-    let id = args.installation_id.trim();
+    let from_config = |value: &str| (!value.is_empty()).then(|| value.to_owned());
+    let id = args
+        .installation_id
+        .clone()
+        .or_else(|| from_config(&config.installation.id))
+        .ok_or_else(|| anyhow!("--installation-id is required (or installation.id in the config)"))?;
+    let vessel_type = match args.vessel_type {
+        Some(t) => t,
+        None => from_config(&config.installation.vessel_type)
+            .ok_or_else(|| anyhow!("--vessel-type is required (or installation.vessel_type in the config)"))?
+            .parse()
+            .map_err(|e: String| anyhow!(e))?,
+    };
+    let vessel_name = args
+        .vessel_name
+        .clone()
+        .or_else(|| from_config(&config.installation.vessel_name))
+        .ok_or_else(|| anyhow!("--vessel-name is required (or installation.vessel_name in the config)"))?;
+    let id = id.trim();
     if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         bail!("--installation-id must be 1 to 64 characters of letters, digits, '-', '_' or '.'");
     }
-    let name = args.vessel_name.trim();
+    let name = vessel_name.trim();
     if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
         bail!("--vessel-name must be 1 to 200 printable characters");
     }
@@ -425,7 +475,7 @@ pub fn create_installation(
     db.create_installation(
         &Installation {
             id: id.to_owned(),
-            vessel_type: args.vessel_type,
+            vessel_type,
             vessel_name: name.to_owned(),
             created_at: format_instant(now),
             public_key_der: signing_key.public_der(),
@@ -435,7 +485,7 @@ pub fn create_installation(
     )?;
     Ok(Initialised {
         installation_id: id.to_owned(),
-        vessel_type: args.vessel_type.as_str(),
+        vessel_type: vessel_type.as_str(),
         vessel_name: name.to_owned(),
         data_dir: data_dir.clone(),
         master_key_file: master_path,
@@ -524,6 +574,48 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
         server.stop().await;
         Ok(())
     })
+}
+
+fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let _lock = server::lock_data_dir(&config.data_dir, "a restore needs it stopped")?;
+    let (backup_id, backup_rows) =
+        Db::inspect(file).with_context(|| format!("reading {}", file.display()))?;
+    let current = config.data_dir.join(crate::store::DB_FILE);
+    if current.exists() {
+        let (id, rows) = Db::inspect(&current)?;
+        if id != backup_id {
+            bail!(
+                "{} belongs to installation {backup_id}, this is {id}",
+                file.display()
+            );
+        }
+        if rows > backup_rows && !force {
+            bail!(
+                "the current log holds {rows} licenses, the backup only {backup_rows}: restoring would lose {} acknowledged licenses (use --force if that is really wanted)",
+                rows - backup_rows
+            );
+        }
+    }
+    let tmp = config.data_dir.join("berth.db.restoring");
+    std::fs::copy(file, &tmp).with_context(|| format!("copying {}", file.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE)));
+    }
+    std::fs::rename(&tmp, &current)?;
+    // Opening it checks the master key and applies any newer migrations.
+    let db = open_db(&config)?;
+    drop(db);
+    if cli.json {
+        print_json(&json!({ "restored": file, "installation_id": backup_id, "licenses": backup_rows }));
+    } else {
+        println!(
+            "restored installation {backup_id} ({backup_rows} licenses) from {}",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Debug builds only: the writer stalls while the file named by

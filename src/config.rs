@@ -27,6 +27,17 @@ pub struct Config {
     pub log: LogConfig,
     pub reports: ReportsConfig,
     pub upload: UploadConfig,
+    pub installation: InstallationConfig,
+}
+
+/// What `berth init` uses when its flags are not given (first boot from the
+/// Debian package). Empty means "ask on the command line".
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstallationConfig {
+    pub id: String,
+    pub vessel_type: String,
+    pub vessel_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +137,7 @@ impl Default for Config {
             log: LogConfig::default(),
             reports: ReportsConfig::default(),
             upload: UploadConfig::default(),
+            installation: InstallationConfig::default(),
         }
     }
 }
@@ -326,6 +338,13 @@ impl Config {
         }
         if !(1..=600_000).contains(&self.log.append_timeout_ms) {
             return invalid("log.append_timeout_ms", "must be between 1 and 600000");
+        }
+        let vessel = self.installation.vessel_type.as_str();
+        if !matches!(vessel, "" | "aircraft" | "train" | "ship" | "bus" | "other") {
+            return invalid(
+                "installation.vessel_type",
+                "must be aircraft, train, ship, bus or other",
+            );
         }
         if !(1..=86_400).contains(&self.reports.check_interval_secs) {
             return invalid("reports.check_interval_secs", "must be between 1 and 86400");

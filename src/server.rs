@@ -32,6 +32,7 @@ pub struct Server {
     /// Tasks that live as long as the server (reports, status, watchdog); they
     /// hold handles to the log, so they end before the log is flushed.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    _lock: std::fs::File,
 }
 
 /// Everything `start` needs besides the config.
@@ -60,6 +61,13 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         workers,
     } = startup;
     let data_dir = &config.data_dir;
+    if !data_dir.join(crate::store::DB_FILE).exists() {
+        anyhow::bail!(
+            "no installation in {}: run `berth init` first",
+            data_dir.display()
+        );
+    }
+    let lock = lock_data_dir(data_dir, "another berth serve holds it")?;
     let db = Db::open(data_dir, Arc::clone(&master))
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     let installation = db.installation()?;
@@ -118,6 +126,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         service,
         refresher,
         tasks,
+        _lock: lock,
     })
 }
 
@@ -259,6 +268,21 @@ impl KeyRefresher {
     fn stop(self) {
         let _ = self.tx.send(RefreshCommand::Stop);
         let _ = self.thread.join();
+    }
+}
+
+/// Holds `<data_dir>/berth.lock` for as long as the process runs: one `serve`
+/// per data dir, and `restore` only while none runs.
+pub fn lock_data_dir(data_dir: &Path, what: &str) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("berth.lock");
+    let file = std::fs::File::create(&path).with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "berth is running on {} ({what}); stop it first",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
 }
 

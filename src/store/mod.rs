@@ -575,6 +575,34 @@ impl Db {
         verify_chain(&self.conn)
     }
 
+    /// Writes a consistent copy of the database to `out` while others keep
+    /// reading and writing (`VACUUM INTO` reads one snapshot).
+    pub fn backup_to(&self, out: &Path) -> Result<(), StoreError> {
+        let target = out
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid("the backup path is not UTF-8".into()))?;
+        self.conn.execute("VACUUM INTO ?1", [target])?;
+        Ok(())
+    }
+
+    /// The installation id and the newest log row of a database file, without
+    /// migrating it (for `berth restore`).
+    pub fn inspect(path: &Path) -> Result<(String, i64), StoreError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > migrate::LATEST {
+            return Err(StoreError::TooNew {
+                database: version,
+                binary: migrate::LATEST,
+            });
+        }
+        let id: String = conn
+            .query_row("SELECT installation_id FROM installation", [], |r| r.get(0))
+            .map_err(|_| StoreError::Invalid(format!("{} is not a berth database", path.display())))?;
+        let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM license_log", [], |r| r.get(0))?;
+        Ok((id, last))
+    }
+
     pub fn connection(&self) -> &Connection {
         &self.conn
     }

@@ -394,3 +394,119 @@ fn crew_users() {
             .any(|w| w == &v["password"].as_str().unwrap().as_bytes()[..16])
     );
 }
+
+#[actix_web::test]
+async fn backup_while_serving_and_restore_refuses_to_lose_licenses() {
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], serde_json::json!({}));
+    for _ in 0..3 {
+        assert_eq!(
+            post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
+                .await
+                .0,
+            200
+        );
+    }
+    let backup = app.dir.path().join("backup.db");
+    let out = app.berth(&["backup", "--out", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 licenses"));
+    let out = app.berth(&["backup", "--out", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "never overwrites");
+    // The copy is consistent and its chain verifies.
+    let copy_dir = app.dir.path().join("copy");
+    std::fs::create_dir(&copy_dir).unwrap();
+    std::fs::copy(&backup, copy_dir.join("berth.db")).unwrap();
+    std::fs::copy(app.data_dir().join("master.key"), copy_dir.join("master.key")).unwrap();
+    let out = berth(&["log", "verify", "--data-dir", copy_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    assert_eq!(
+        post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
+            .await
+            .0,
+        200
+    );
+    let out = app.berth(&["restore", backup.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("stop it first"),
+        "a running server holds the data dir: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn restore_refuses_an_older_log_unless_forced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let d = data.to_str().unwrap();
+    assert!(
+        berth(&[
+            "init",
+            "--data-dir",
+            d,
+            "--installation-id",
+            "r1",
+            "--vessel-type",
+            "ship",
+            "--vessel-name",
+            "R"
+        ])
+        .status
+        .success()
+    );
+    let backup = tmp.path().join("b.db");
+    assert!(
+        berth(&["backup", "--out", backup.to_str().unwrap(), "--data-dir", d])
+            .status
+            .success()
+    );
+    // One license written after the backup, the way the writer would.
+    let conn = rusqlite::Connection::open(data.join("berth.db")).unwrap();
+    conn.execute(
+        "INSERT INTO license_log VALUES (1, '2026-11-01T00:00:00.000Z', 'clearkey', 'x', 'temporary', '', '', 'c', ?1, 'h')",
+        [berth::chain::GENESIS],
+    )
+    .unwrap();
+    drop(conn);
+    let out = berth(&["restore", backup.to_str().unwrap(), "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("lose 1"), "{}", stderr(&out));
+    let out = berth(&["restore", backup.to_str().unwrap(), "--data-dir", d, "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = berth(&["restore", "/nonexistent.db", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    std::fs::write(tmp.path().join("junk.db"), b"not a database at all").unwrap();
+    let out = berth(&[
+        "restore",
+        tmp.path().join("junk.db").to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn init_takes_the_installation_from_the_config() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("berth.toml");
+    let data = tmp.path().join("d");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n[installation]\nid = \"ac-42\"\nvessel_type = \"aircraft\"\nvessel_name = \"A321 D-AIEA\"\n", data),
+    )
+    .unwrap();
+    let out = berth(&["init", "--config", config.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["installation_id"], "ac-42");
+    assert_eq!(v["vessel_type"], "aircraft");
+    std::fs::write(&config, "[installation]\nvessel_type = \"zeppelin\"\n").unwrap();
+    let out = berth(&["config", "show", "--config", config.to_str().unwrap()]);
+    assert!(
+        stderr(&out).contains("installation.vessel_type"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -120,12 +120,15 @@ async fn five_hundred_concurrent_licenses() {
         }));
     }
     let mut ok = 0;
+    let mut statuses = std::collections::BTreeMap::new();
     for h in handles {
-        if h.await.unwrap() == 200 {
+        let status = h.await.unwrap();
+        *statuses.entry(status).or_insert(0) += 1;
+        if status == 200 {
             ok += 1;
         }
     }
-    assert_eq!(ok, 500);
+    assert_eq!(ok, 500, "statuses: {statuses:?}");
     assert_eq!(app.log_rows(), 500);
     let out = app.berth(&["log", "verify"]);
     assert!(out.status.success());

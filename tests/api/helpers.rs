@@ -54,9 +54,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     let done = create_installation(
         &config,
         &InitArgs {
-            installation_id: "test-vessel".into(),
-            vessel_type: VesselType::Aircraft,
-            vessel_name: "Test Aircraft".into(),
+            installation_id: Some("test-vessel".into()),
+            vessel_type: Some(VesselType::Aircraft),
+            vessel_name: Some("Test Aircraft".into()),
             admin_user: "admin".into(),
         },
         &SystemClock,
@@ -229,10 +229,16 @@ pub fn uuid_like() -> String {
     uuid::Builder::from_random_bytes(b).into_uuid().to_string()
 }
 
-pub fn client() -> awc::Client {
-    awc::Client::builder()
+thread_local! {
+    // Building a client builds a TLS connector (the CA bundle is parsed), so
+    // each test thread shares one.
+    static CLIENT: awc::Client = awc::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
-        .finish()
+        .finish();
+}
+
+pub fn client() -> awc::Client {
+    CLIENT.with(Clone::clone)
 }
 
 /// POSTs a Clear Key request with the token in `X-AxDRM-Message`.
