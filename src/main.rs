@@ -7,9 +7,15 @@ fn main() -> std::process::ExitCode {
     let cli = berth::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Log lines (one per license) are written by a background thread, so request
+    // handlers never wait on a write(2) to stderr; nothing is dropped, and the
+    // guard flushes what is left when the process ends.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(false)
         .init();
     match berth::cli::run(cli) {

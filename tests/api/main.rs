@@ -5,6 +5,7 @@ mod helpers;
 mod cli;
 mod counting;
 mod errors;
+mod faults;
 mod hostile;
 mod license;
 mod reports;
