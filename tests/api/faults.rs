@@ -186,8 +186,8 @@ async fn a_full_disk_gives_503_hands_out_nothing_and_recovers() {
         let mut f = std::fs::File::create(&filler).unwrap();
         let block = vec![0u8; 4096];
         while f.write_all(&block).is_ok() {}
-        let mut byte = [0u8; 1];
-        while f.write_all(&mut byte).is_ok() {}
+        let byte = [0u8; 1];
+        while f.write_all(&byte).is_ok() {}
         let _ = f.sync_all();
     }
     let acked: Acked = Arc::new(Mutex::new(Vec::new()));
