@@ -33,6 +33,10 @@ for script in postinst prerm postrm; do
   dpkg-deb -I "$deb" "$script" >/dev/null
 done
 echo "package contents and conffiles ok"
+if command -v lintian >/dev/null; then
+  echo "-- lintian (reported, not fatal; see the README)"
+  lintian --tag-display-limit 0 "$deb" || true
+fi
 
 # Install into a throwaway root (files only; maintainer scripts need a booted
 # system) and run the installed binary.

@@ -15,6 +15,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("the request body is larger than 64 KiB")]
     BodyTooLarge,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("too many requests from this address; try again shortly")]
     RateLimited { retry_after_secs: u64 },
     #[error("the request is not a Clear Key license request; this server only speaks Clear Key and HLS keys")]
@@ -32,6 +34,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::BodyTooLarge => "body_too_large",
+            ApiError::BodyTimeout => "bad_request",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::KeySystemUnsupported => "key_system_unsupported",
             ApiError::NotFound => "not_found",
@@ -69,6 +72,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::BAD_REQUEST,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::KeySystemUnsupported => StatusCode::NOT_IMPLEMENTED,
             ApiError::NotFound => StatusCode::NOT_FOUND,

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod cli;
+mod connections;
 mod counting;
 mod errors;
 mod faults;

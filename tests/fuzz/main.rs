@@ -1,0 +1,237 @@
+//! Mutation fuzzing of every parser a stranger's bytes reach: the token
+//! verifier, the Clear Key request parser, the JSON/CPIX key importers and the
+//! report-zip verifier. Seeds are valid inputs; each iteration flips, inserts,
+//! deletes, duplicates or splices bytes, and the parser must return (an error is
+//! fine), never panic or hang.
+//!
+//! This is not libFuzzer: `cargo fuzz` needs a nightly toolchain, which this
+//! machine's single stable toolchain cannot provide. It runs in CI briefly
+//! (`cargo test`), and long with `FUZZ_ITERATIONS=10000000 cargo test --release
+//! --test fuzz -- --nocapture`.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use berth::ids::{ComKeyId, Secret32};
+use berth::token::ComKey;
+use serde_json::json;
+
+/// xorshift64*: deterministic, seeded, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            0
+        } else {
+            (self.next() % n as u64) as usize
+        }
+    }
+}
+
+const INTERESTING: &[&[u8]] = &[
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"null",
+    b"true",
+    b"-1",
+    b"1e999",
+    b"\\u0000",
+    b".",
+    b"=",
+    b"\xff",
+    b"<",
+    b">",
+    b"&lt;",
+    b"<!DOCTYPE a [<!ENTITY x \"y\">]>",
+    b"\r\n",
+    b"HS256",
+    b"none",
+    b"inline",
+    b"stored",
+];
+
+fn mutate(rng: &mut Rng, seed: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(seed);
+    for _ in 0..=rng.below(4) {
+        let len = out.len();
+        match rng.below(6) {
+            0 if len > 0 => {
+                let i = rng.below(len);
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let i = rng.below(len + 1);
+                let b = rng.next() as u8;
+                out.insert(i, b);
+            }
+            2 if len > 0 => {
+                let i = rng.below(len);
+                let n = rng.below((len - i).min(64)) + 1;
+                out.drain(i..i + n);
+            }
+            3 if len > 0 => {
+                let i = rng.below(len);
+                let n = rng.below((len - i).min(256)) + 1;
+                let copy = out[i..i + n].to_vec();
+                let at = rng.below(out.len() + 1);
+                out.splice(at..at, copy);
+            }
+            4 => {
+                let piece = INTERESTING[rng.below(INTERESTING.len())];
+                let at = rng.below(len + 1);
+                out.splice(at..at, piece.iter().copied());
+            }
+            _ if len > 0 => {
+                out.truncate(rng.below(len));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn iterations(default: u64) -> u64 {
+    std::env::var("FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn run(name: &str, seeds: &[Vec<u8>], default: u64, mut target: impl FnMut(&[u8])) {
+    let n = iterations(default);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ name.len() as u64);
+    let mut input = Vec::new();
+    let started = Instant::now();
+    for i in 0..n {
+        let seed = &seeds[(i as usize) % seeds.len()];
+        mutate(&mut rng, seed, &mut input);
+        target(&input);
+    }
+    println!(
+        "FUZZ {name}: {n} executions in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn com_keys() -> (Arc<ComKey>, berth::token::ComKeys) {
+    let key = Arc::new(ComKey::new(
+        ComKeyId(
+            "11111111-2222-4333-8444-555555555555"
+                .parse::<uuid::Uuid>()
+                .unwrap(),
+        ),
+        Secret32([9; 32]),
+    ));
+    let map = HashMap::from([(key.id, key.clone())]);
+    (key, map)
+}
+
+#[test]
+fn fuzz_tokens() {
+    let (key, keys) = com_keys();
+    let payload = json!({
+        "version": 1, "com_key_id": key.id.to_string(), "id": "t-1",
+        "begin_date": "2026-01-01T00:00:00Z", "expiration_date": "2027-01-01T00:00:00Z",
+        "message": { "type": "entitlement_message", "version": 2,
+            "license": { "allow_persistence": true, "start_datetime": "2026-01-01T00:00:00Z" },
+            "content_keys_source": { "inline": [ { "id": "9eb4050d-e44b-4802-932e-27d75083e266", "encrypted_key": "AAAAAAAAAAAAAAAAAAAAAA==", "usage_policy": "p" } ] },
+            "content_key_usage_policies": [ { "name": "p", "widevine": { "hdcp": "HDCP_NONE" } } ],
+            "license_server": { "access_control": { "prevent_drm_message_reuse": true, "allowed_ip_addresses": ["10.0.0.0/8"] } },
+            "session": { "user_id": "u" } }
+    });
+    let token = key.sign_token(&payload);
+    let (_, body_and_sig) = token.split_once('.').unwrap();
+    let (body, _) = body_and_sig.rsplit_once('.').unwrap();
+    // Seeds: the whole token, and the decoded payload re-signed after mutation
+    // (so mutations reach the entitlement rules, not just the signature check).
+    let now = time::macros::datetime!(2026-06-01 00:00 UTC);
+    let tolerance = time::Duration::minutes(5);
+    run("token (raw)", &[token.clone().into_bytes()], 300_000, |input| {
+        let _ = berth::token::verify(&String::from_utf8_lossy(input), &keys, now, tolerance);
+    });
+    let decoded = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, body).unwrap();
+    run("token (signed payload)", &[decoded], 300_000, |input| {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(input) {
+            let signed = key.sign_token(&value);
+            if let Ok(ent) = berth::token::verify(&signed, &keys, now, tolerance) {
+                let _ = ent.grant(
+                    &[],
+                    berth::ids::LicenseType::Temporary,
+                    "10.1.2.3".parse().unwrap(),
+                    |_| None,
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn fuzz_clearkey_requests() {
+    let seeds = vec![
+        br#"{"kids":["nrQFDeRLSAKTLifXUIPiZg","nrQFDeRLSAKTLifXUIPiZg=="],"type":"temporary"}"#.to_vec(),
+        br#"{"kids":["nrQF/eRLSAKTLifXUIPiZg"],"type":"persistent-license"}"#.to_vec(),
+        vec![0x08, 0x04],
+    ];
+    run("clearkey request", &seeds, 1_000_000, |input| {
+        let _ = berth::clearkey::parse_request(input);
+    });
+}
+
+#[test]
+fn fuzz_key_files() {
+    let seeds = vec![
+        br#"{"keys":[{"kid":"9eb4050d-e44b-4802-932e-27d75083e266","key":"00112233445566778899aabbccddeeff","label":"a"},{"kid":"9eb4050de44b4802932e27d75083e267","key":"ABEiM0RVZneImaq7zN3u/w=="}]}"#.to_vec(),
+        br#"<?xml version="1.0"?><cpix:CPIX contentId="x" xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc"><cpix:ContentKeyList><cpix:ContentKey kid="9eb4050d-e44b-4802-932e-27d75083e266"><cpix:Data><pskc:Secret><pskc:PlainValue>ABEiM0RVZneImaq7zN3u/w==</pskc:PlainValue></pskc:Secret></cpix:Data></cpix:ContentKey></cpix:ContentKeyList></cpix:CPIX>"#.to_vec(),
+    ];
+    run("key file", &seeds, 300_000, |input| {
+        let _ = berth::keyfile::parse(input);
+    });
+}
+
+#[test]
+fn fuzz_report_zips() {
+    // A real report, exported from a real installation.
+    let dir = tempfile::tempdir().unwrap();
+    let config = berth::config::Config {
+        data_dir: dir.path().join("d"),
+        ..Default::default()
+    };
+    let args = berth::cli::InitArgs {
+        installation_id: Some("fuzz".into()),
+        vessel_type: Some(berth::store::VesselType::Bus),
+        vessel_name: Some("Fuzz".into()),
+        admin_user: "admin".into(),
+    };
+    berth::cli::create_installation(&config, &args, &berth::clock::SystemClock).unwrap();
+    let master = berth::server::load_master_key(&config.data_dir.join("master.key")).unwrap();
+    let mut db = berth::store::Db::open(&config.data_dir, master).unwrap();
+    let month = "2026-01".parse().unwrap();
+    let report = berth::report::export(
+        &mut db,
+        month,
+        time::macros::datetime!(2026-02-01 00:00 UTC),
+        false,
+        &dir.path().join("r"),
+    )
+    .unwrap();
+    let seed = std::fs::read(&report.path).unwrap();
+    let file = dir.path().join("fuzzed.zip");
+    run("report zip", &[seed], 20_000, |input| {
+        std::fs::File::create(&file).unwrap().write_all(input).unwrap();
+        let _ = berth::report::verify_file(&file, None);
+    });
+}
