@@ -10,7 +10,7 @@ use zip::write::SimpleFileOptions;
 use super::{
     CSV_HEADER, InstallationJson, LogRange, Manifest, Period, ReportJson, ReportMeta, SCHEMA, Software, Tally,
 };
-use crate::chain::{GENESIS, Row, row_hash};
+use crate::chain::{GENESIS, row_hash};
 use crate::crypto::{self, sha256_hex};
 use crate::ids::{Month, format_instant, hex};
 use crate::store::{Db, ReportRecord, StoreError};
@@ -173,19 +173,7 @@ pub fn export(
                 .from_writer(&mut hashing);
             csv.write_record(CSV_HEADER)?;
             db.for_each_log_row::<ExportError>(first_seq, last_seq, |r| {
-                let computed = row_hash(
-                    &r.prev_hash,
-                    &Row {
-                        seq: r.seq,
-                        issued_at: &r.issued_at,
-                        key_system: &r.key_system,
-                        kids: &r.kids,
-                        license_type: &r.license_type,
-                        user_hash: &r.user_hash,
-                        token_id: &r.token_id,
-                        com_key_id: &r.com_key_id,
-                    },
-                );
+                let computed = row_hash(&r.prev_hash, &r.chain_row());
                 if r.prev_hash != chain_head || computed != r.row_hash {
                     return Err(ExportError::Refused(format!(
                         "the license log is broken at row {}; run `berth log verify` and investigate before exporting",

@@ -494,73 +494,37 @@ impl std::fmt::Display for ChainProblem {
 
 /// Walks the log in `seq` order and recomputes every hash. Returns the number of
 /// rows on success.
-pub fn verify_chain(conn: &Connection) -> Result<Result<u64, ChainProblem>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, issued_at, key_system, kids, license_type, user_hash, token_id,
-                com_key_id, prev_hash, row_hash
-         FROM license_log ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
+pub fn verify_chain(db: &super::Db) -> Result<Result<u64, ChainProblem>, StoreError> {
     let mut prev_seq = 0i64;
     let mut prev_hash = GENESIS.to_owned();
-    let mut count = 0u64;
-    while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(0)?;
-        let fields: [String; 9] = [
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-            r.get(9)?,
-        ];
-        let [
-            issued_at,
-            key_system,
-            kids,
-            license_type,
-            user_hash,
-            token_id,
-            com_key_id,
-            stored_prev,
-            stored_hash,
-        ] = fields;
-        if seq != prev_seq + 1 {
-            return Ok(Err(ChainProblem {
-                seq,
-                what: format!("sequence jumps from {prev_seq} to {seq} (rows missing)"),
-            }));
+    let mut problem = None;
+    db.for_each_log_row::<StoreError>(1, i64::MAX, |r| {
+        if problem.is_some() {
+            return Ok(());
         }
-        if stored_prev != prev_hash {
-            return Ok(Err(ChainProblem {
-                seq,
-                what: "prev_hash does not match the previous row (a row was removed, inserted or edited)"
-                    .into(),
-            }));
-        }
-        let row = Row {
-            seq,
-            issued_at: &issued_at,
-            key_system: &key_system,
-            kids: &kids,
-            license_type: &license_type,
-            user_hash: &user_hash,
-            token_id: &token_id,
-            com_key_id: &com_key_id,
+        let what = if r.seq != prev_seq + 1 {
+            Some(format!(
+                "sequence jumps from {prev_seq} to {} (rows missing)",
+                r.seq
+            ))
+        } else if r.prev_hash != prev_hash {
+            Some(
+                "prev_hash does not match the previous row (a row was removed, inserted or edited)"
+                    .to_owned(),
+            )
+        } else if row_hash(&prev_hash, &r.chain_row()) != r.row_hash {
+            Some("row_hash does not match the row's contents (the row was edited)".to_owned())
+        } else {
+            None
         };
-        let computed = row_hash(&prev_hash, &row);
-        if computed != stored_hash {
-            return Ok(Err(ChainProblem {
-                seq,
-                what: "row_hash does not match the row's contents (the row was edited)".into(),
-            }));
+        match what {
+            Some(what) => problem = Some(ChainProblem { seq: r.seq, what }),
+            None => {
+                prev_seq = r.seq;
+                prev_hash = r.row_hash;
+            }
         }
-        prev_seq = seq;
-        prev_hash = stored_hash;
-        count += 1;
-    }
-    Ok(Ok(count))
+        Ok(())
+    })?;
+    Ok(problem.map_or(Ok(prev_seq.max(0) as u64), Err))
 }

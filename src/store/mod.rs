@@ -572,7 +572,7 @@ impl Db {
 
     /// Walks the whole hash chain.
     pub fn verify_log(&self) -> Result<Result<u64, ChainProblem>, StoreError> {
-        verify_chain(&self.conn)
+        verify_chain(self)
     }
 
     /// Writes a consistent copy of the database to `out` while others keep

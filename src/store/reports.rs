@@ -40,6 +40,22 @@ pub struct LogRow {
     pub row_hash: String,
 }
 
+impl LogRow {
+    /// The fields the hash chain covers.
+    pub fn chain_row(&self) -> crate::chain::Row<'_> {
+        crate::chain::Row {
+            seq: self.seq,
+            issued_at: &self.issued_at,
+            key_system: &self.key_system,
+            kids: &self.kids,
+            license_type: &self.license_type,
+            user_hash: &self.user_hash,
+            token_id: &self.token_id,
+            com_key_id: &self.com_key_id,
+        }
+    }
+}
+
 const REPORT_COLUMNS: &str = "sequence, month, file_name, manifest_sha256, zip_sha256, first_seq, last_seq,
      last_row_hash, licenses, active_users, generated_at, uploaded_at, upload_attempts, next_attempt_at,
      last_error";

@@ -3,9 +3,9 @@
 //! up, answers a legitimate client, never answers 500, and its memory stays
 //! bounded. Its own log output is then scanned for secrets.
 
-use std::io::{BufRead as _, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -53,25 +53,12 @@ async fn slowloris_floods_and_endless_bodies_do_not_take_berth_down() {
     let mut app = spawn_app().await;
     app.stop().await;
     let log_path = app.dir.path().join("serve.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "serve",
-            "--data-dir",
-            app.data_dir().to_str().unwrap(),
-            "--license-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("BERTH_CONFIG")
-        .env("BERTH_LICENSE_BODY_TIMEOUT_SECS", "2")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let (child, url) = spawn_serve_process(
+        app.data_dir(),
+        &[("BERTH_LICENSE_BODY_TIMEOUT_SECS", "2".as_ref())],
+        Stdio::from(std::fs::File::create(&log_path).unwrap()),
+    );
+    let addr = url.trim_start_matches("http://").to_owned();
     let user_id = "raw-passenger-id-7c1e";
     let token = app.token(&[KID_A], json!({ "session": { "user_id": user_id } }));
     let pid = child.id();
@@ -140,11 +127,7 @@ async fn slowloris_floods_and_endless_bodies_do_not_take_berth_down() {
     let rss_mb = peak_rss_kb(pid) / 1024;
     assert!(rss_mb < 256, "memory stays bounded: peak RSS {rss_mb} MB");
 
-    Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    child.wait().unwrap();
+    terminate(child);
     let out = std::fs::read_to_string(&log_path).unwrap();
     assert!(!out.contains(" 500 ") && !out.contains("panicked"), "{out}");
     // Secrets never reach the log output: keys, the communication secret,

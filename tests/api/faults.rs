@@ -3,9 +3,8 @@
 //! SQLite must pass its integrity check, and berth must serve again by itself.
 
 use std::collections::HashSet;
-use std::io::BufRead as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,29 +28,6 @@ fn integrity(db: &Path) -> String {
     let conn = rusqlite::Connection::open(db).unwrap();
     conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap()
-}
-
-fn start_serve(app: &TestApp) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "serve",
-            "--data-dir",
-            app.data_dir().to_str().unwrap(),
-            "--license-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("BERTH_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://"), "berth did not start: {line:?}");
-    (child, url)
 }
 
 /// Clients that request licenses with fresh token ids until `stop` is set,
@@ -108,7 +84,7 @@ async fn power_cuts_under_load_lose_no_acknowledged_license() {
     let acked: Acked = Arc::new(Mutex::new(Vec::new()));
     let mut seed = 0x2545_f491_u64;
     for round in 0..20 {
-        let (mut child, url) = start_serve(&app);
+        let (mut child, url) = spawn_serve_process(app.data_dir(), &[], Stdio::null());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let clients = load(&app, &url, 16, stop.clone(), acked.clone());
         // A pseudo-random moment between 150 and 650 ms into the load.

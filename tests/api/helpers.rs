@@ -196,6 +196,46 @@ impl TestApp {
     }
 }
 
+/// Runs the real `berth serve` binary on `data_dir`, listening on port 0, with
+/// extra environment; returns the process and the URL it printed.
+pub fn spawn_serve_process(
+    data_dir: &Path,
+    envs: &[(&str, &std::ffi::OsStr)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "serve",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--license-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("BERTH_CONFIG")
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("start berth serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+    assert!(url.starts_with("http://"), "berth serve did not start: {line:?}");
+    (child, url)
+}
+
+/// SIGTERM, as systemd stops berth; waits for the exit.
+pub fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap()
+}
+
 pub fn sign_with(secret: &[u8], header: &str, payload: &Value) -> String {
     let h = URL_SAFE_NO_PAD.encode(header);
     let p = URL_SAFE_NO_PAD.encode(payload.to_string());

@@ -1,8 +1,9 @@
 //! `berth serve` under a service manager: the test owns the notify socket.
 
-use std::io::BufRead as _;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
+
+use crate::helpers::{spawn_serve_process, terminate};
 use std::time::{Duration, Instant};
 
 /// Reads notify messages until `want` arrives or `within` passes; returns every line seen.
@@ -53,31 +54,20 @@ fn ready_status_watchdog_and_stopping() {
     sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     let stall = tmp.path().join("stall");
 
-    let mut child = Command::new(bin)
-        .args([
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--license-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("BERTH_CONFIG")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "400000")
-        .env("BERTH_LOG_BUSY_TIMEOUT_MS", "100")
-        .env("BERTH_TEST_STALL_WRITER_FILE", &stall)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-
+    let (child, url) = spawn_serve_process(
+        &data,
+        &[
+            ("NOTIFY_SOCKET", sock_path.as_os_str()),
+            ("WATCHDOG_USEC", "400000".as_ref()),
+            ("BERTH_LOG_BUSY_TIMEOUT_MS", "100".as_ref()),
+            ("BERTH_TEST_STALL_WRITER_FILE", stall.as_os_str()),
+        ],
+        Stdio::null(),
+    );
     let lines = collect(&sock, Duration::from_secs(20), Some("READY=1"));
     assert_eq!(lines.last().map(String::as_str), Some("READY=1"), "{lines:?}");
     // By READY the listener already answered its own health check, so it answers ours.
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let addr = url.trim_start_matches("http://").to_owned();
     let health = Command::new(bin)
         .args(["healthcheck", "--addr", &addr])
         .env_remove("BERTH_CONFIG")
@@ -123,14 +113,10 @@ fn ready_status_watchdog_and_stopping() {
         "{lines:?}"
     );
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let stopped = std::thread::spawn(move || terminate(child));
     let lines = collect(&sock, Duration::from_secs(10), Some("STOPPING=1"));
     assert_eq!(lines.last().map(String::as_str), Some("STOPPING=1"), "{lines:?}");
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    assert!(stopped.join().unwrap().success());
 }
 
 #[test]
@@ -157,29 +143,7 @@ fn without_a_notify_socket_serve_runs_the_same() {
             .status
             .success()
     );
-    let mut child = Command::new(bin)
-        .args([
-            "serve",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--license-listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("BERTH_CONFIG")
-        .env_remove("NOTIFY_SOCKET")
-        .env("WATCHDOG_USEC", "400000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let (child, url) = spawn_serve_process(&data, &[("WATCHDOG_USEC", "400000".as_ref())], Stdio::null());
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(terminate(child).success());
 }
