@@ -128,6 +128,9 @@ pub struct ServeArgs {
     /// Address for the license API (passenger network).
     #[arg(long)]
     pub license_listen: Option<SocketAddr>,
+    /// Address for the crew admin UI (crew network).
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -529,10 +532,15 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
     if let Some(addr) = args.license_listen {
         config.license.listen = addr;
     }
+    if let Some(addr) = args.admin_listen {
+        config.admin.listen = addr;
+    }
     config.validate()?;
     let master = server::load_master_key(&server::master_key_path(&config))?;
     let listener = TcpListener::bind(config.license.listen)
         .with_context(|| format!("binding the license listener to {}", config.license.listen))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .with_context(|| format!("binding the admin listener to {}", config.admin.listen))?;
     actix_web::rt::System::new().block_on(async move {
         let mut server = server::start(
             &config,
@@ -540,6 +548,7 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
                 master: Arc::clone(&master),
                 clock: Arc::clone(&clock),
                 license_listener: listener,
+                admin_listener: Some(admin_listener),
                 workers: None,
             },
         )
@@ -560,6 +569,9 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
             .await?
             .context("the license listener does not answer its own health check")?;
         println!("license API listening on http://{addr}");
+        if let Some(admin) = server.admin_addr() {
+            println!("admin UI listening on http://{admin}");
+        }
         let _ = std::io::stdout().flush();
         crate::systemd::ready();
         if let Some(period) = crate::systemd::watchdog_interval() {

@@ -24,6 +24,8 @@ use crate::store::{Db, LogWriter, WriterConfig};
 /// A running berth.
 pub struct Server {
     license_addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    admin: Option<actix_web::dev::ServerHandle>,
     handle: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: LogWriter,
@@ -40,6 +42,8 @@ pub struct Startup {
     pub master: Arc<MasterKey>,
     pub clock: Arc<dyn Clock>,
     pub license_listener: TcpListener,
+    /// The crew network's listener for the admin UI, if it is to run.
+    pub admin_listener: Option<TcpListener>,
     /// HTTP worker threads; `None` means one per CPU.
     pub workers: Option<usize>,
 }
@@ -58,6 +62,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         master,
         clock,
         license_listener,
+        admin_listener,
         workers,
     } = startup;
     let data_dir = &config.data_dir;
@@ -97,12 +102,32 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
     license_listener.set_nonblocking(true)?;
     let license_addr = license_listener.local_addr()?;
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let api = LicenseApi::new(Arc::clone(&service), &config.license);
+    let outcomes = Arc::new(crate::http::Outcomes::default());
+    let api = LicenseApi::new(Arc::clone(&service), Arc::clone(&outcomes), &config.license);
     let server = license_server(license_listener, api, workers)
         .with_context(|| format!("starting the license listener on {license_addr}"))?;
     let handle = server.handle();
     let task = actix_web::rt::spawn(server);
     let mut tasks = Vec::new();
+    let mut admin = None;
+    let mut admin_addr = None;
+    if let Some(listener) = admin_listener {
+        listener.set_nonblocking(true)?;
+        admin_addr = Some(listener.local_addr()?);
+        let state = crate::admin::AdminState::new(
+            Arc::clone(&service),
+            Arc::clone(&outcomes),
+            data_dir,
+            Arc::clone(&master_for_reports),
+        )?;
+        let server = crate::admin::admin_server(listener, state).context("starting the admin listener")?;
+        admin = Some(server.handle());
+        tasks.push(actix_web::rt::spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "the admin listener failed");
+            }
+        }));
+    }
     if config.reports.auto_export || !config.upload.url.is_empty() {
         let clock = Arc::clone(service.clock());
         tasks.push(actix_web::rt::spawn(report_task(
@@ -120,6 +145,8 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
     );
     Ok(Server {
         license_addr,
+        admin_addr,
+        admin,
         handle,
         task,
         writer,
@@ -133,6 +160,10 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
 impl Server {
     pub fn license_addr(&self) -> SocketAddr {
         self.license_addr
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     pub fn service(&self) -> &Arc<LicenseService> {
@@ -151,6 +182,9 @@ impl Server {
     }
 
     pub async fn stop(self) {
+        if let Some(admin) = &self.admin {
+            admin.stop(true).await;
+        }
         for task in &self.tasks {
             task.abort();
         }

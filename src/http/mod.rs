@@ -7,6 +7,7 @@
 
 mod cors;
 mod error;
+mod outcomes;
 mod ratelimit;
 mod upload;
 
@@ -29,6 +30,7 @@ use crate::license::{LicenseRequest, LicenseService};
 
 pub use cors::Cors;
 pub use error::ApiError;
+pub use outcomes::{Outcomes, disk_free_bytes};
 use ratelimit::RateLimiter;
 pub use upload::{UploadPass, Uploader};
 
@@ -38,15 +40,17 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Everything the license API handlers share.
 pub struct LicenseApi {
     service: Arc<LicenseService>,
+    outcomes: Arc<Outcomes>,
     cors: Cors,
     rate: Option<RateLimiter>,
     body_timeout: Duration,
 }
 
 impl LicenseApi {
-    pub fn new(service: Arc<LicenseService>, config: &LicenseConfig) -> LicenseApi {
+    pub fn new(service: Arc<LicenseService>, outcomes: Arc<Outcomes>, config: &LicenseConfig) -> LicenseApi {
         LicenseApi {
             service,
+            outcomes,
             cors: Cors::new(&config.allowed_origins),
             rate: (config.rate_limit_per_second > 0.0)
                 .then(|| RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst)),
@@ -210,8 +214,16 @@ async fn read_body(
 
 /// One log line per license request: outcome, key system, KID count, latency.
 /// Never a key, a token or a user id.
-fn log_outcome(key_system: KeySystem, kids: usize, started: Instant, outcome: Result<i64, &ApiError>) {
-    let latency_us = started.elapsed().as_micros() as u64;
+fn log_outcome(
+    outcomes: &Outcomes,
+    key_system: KeySystem,
+    kids: usize,
+    started: Instant,
+    outcome: Result<i64, &ApiError>,
+) {
+    let elapsed = started.elapsed();
+    outcomes.record(key_system, outcome.map_or_else(|e| e.code(), |_| "ok"), elapsed);
+    let latency_us = elapsed.as_micros() as u64;
     match outcome {
         Ok(seq) => tracing::info!(
             target: "berth::license",
@@ -264,6 +276,7 @@ async fn clearkey_license(
     }
     .await;
     log_outcome(
+        &api.outcomes,
         KeySystem::ClearKey,
         kid_count,
         started,
@@ -299,7 +312,13 @@ async fn hls_key(req: HttpRequest, api: web::Data<LicenseApi>) -> Result<HttpRes
         Ok::<_, ApiError>(license)
     }
     .await;
-    log_outcome(KeySystem::Hls, 1, started, result.as_ref().map(|l| l.seq));
+    log_outcome(
+        &api.outcomes,
+        KeySystem::Hls,
+        1,
+        started,
+        result.as_ref().map(|l| l.seq),
+    );
     let license = result?;
     let key = license.keys[0].1.0;
     Ok(HttpResponse::Ok()

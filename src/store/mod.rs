@@ -515,6 +515,30 @@ impl Db {
             > 0)
     }
 
+    /// A crew account's password hash and role.
+    pub fn user_credentials(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT password_hash, role FROM crew_users WHERE name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// The newest license log rows, newest first.
+    pub fn last_licenses(&self, limit: i64) -> Result<Vec<reports::LogRow>, StoreError> {
+        let last = self.last_seq()?;
+        let mut rows = Vec::new();
+        self.for_each_log_row::<StoreError>((last - limit + 1).max(1), last, |r| {
+            rows.push(r);
+            Ok(())
+        })?;
+        rows.reverse();
+        Ok(rows)
+    }
+
     /// Crew accounts as (name, role, created_at).
     pub fn list_users(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut stmt = self

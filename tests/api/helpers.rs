@@ -35,9 +35,21 @@ pub struct TestApp {
     pub config: Config,
     pub com_key_id: String,
     pub com_secret: [u8; 32],
+    pub admin_password: String,
     /// The server's clock: real time at start, settable by tests.
     pub clock: Arc<FixedClock>,
+    /// Whether `start` also runs the admin UI.
+    pub with_admin: bool,
     server: Option<Server>,
+}
+
+/// A berth with the crew admin UI on its own port as well.
+pub async fn spawn_admin_app() -> TestApp {
+    let mut app = spawn_app().await;
+    app.stop().await;
+    app.with_admin = true;
+    app.start().await;
+    app
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -88,7 +100,9 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         config,
         com_key_id: done.com_key_id,
         com_secret,
+        admin_password: done.admin_password,
         clock: Arc::new(FixedClock::new(OffsetDateTime::now_utc())),
+        with_admin: false,
         server: None,
     };
     app.start().await;
@@ -105,6 +119,9 @@ impl TestApp {
                 master,
                 clock: self.clock.clone(),
                 license_listener: listener,
+                admin_listener: self
+                    .with_admin
+                    .then(|| TcpListener::bind("127.0.0.1:0").expect("bind admin")),
                 workers: Some(2),
             },
         )
@@ -122,6 +139,15 @@ impl TestApp {
 
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("running")
+    }
+
+    /// A running berth with the admin UI on its own port.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!(
+            "http://{}{}",
+            self.server().admin_addr().expect("admin UI running"),
+            path
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -210,6 +236,8 @@ pub fn spawn_serve_process(
             "--data-dir",
             data_dir.to_str().unwrap(),
             "--license-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
             "127.0.0.1:0",
         ])
         .env_remove("BERTH_CONFIG")

@@ -105,7 +105,7 @@ class Berth {
 
   start() {
     return new Promise((resolve, reject) => {
-      this.proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, '--license-listen', '127.0.0.1:0'], { env: cleanEnv() });
+      this.proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, '--license-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv() });
       let stdout = '';
       this.proc.stdout.on('data', (d) => {
         stdout += d;

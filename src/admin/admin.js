@@ -1,0 +1,48 @@
+// Refreshes the dashboard's figures every 5 seconds without reloading the page.
+(function () {
+  'use strict';
+  function text(id, value) {
+    var el = document.getElementById(id);
+    if (el && value !== undefined && value !== null) el.textContent = String(value);
+  }
+  function cell(row, value) {
+    var td = document.createElement('td');
+    td.textContent = value;
+    row.appendChild(td);
+  }
+  function refresh() {
+    fetch('/dashboard.json', { credentials: 'same-origin', cache: 'no-store' })
+      .then(function (r) { if (r.status === 401) { location.href = '/login'; } return r.json(); })
+      .then(function (d) {
+        if (!d || !d.counts) return;
+        text('licenses', d.counts.licenses);
+        text('active-users', d.counts.active_users);
+        text('without-user', d.counts.licenses_without_user);
+        var ok = d.health && d.health.status === 'ok';
+        var status = document.getElementById('status');
+        if (status) { status.textContent = ok ? 'OK' : 'PROBLEM'; status.className = 'n ' + (ok ? 'ok' : 'bad'); }
+        var body = document.getElementById('last');
+        if (body && d.last_licenses) {
+          body.textContent = '';
+          d.last_licenses.forEach(function (l) {
+            var tr = document.createElement('tr');
+            [l.seq, l.issued_at, l.key_system, l.kids, 'delivered'].forEach(function (v) { cell(tr, v); });
+            body.appendChild(tr);
+          });
+        }
+        var bars = document.querySelectorAll('#chart rect');
+        var days = Object.keys(d.counts.by_day || {});
+        var max = Math.max.apply(null, days.map(function (k) { return d.counts.by_day[k]; }).concat([1]));
+        days.forEach(function (k, i) {
+          var n = d.counts.by_day[k], h = Math.floor(n * 120 / max), rect = bars[i];
+          if (!rect) return;
+          rect.setAttribute('height', h);
+          rect.setAttribute('y', 130 - h);
+          rect.firstChild && (rect.firstChild.textContent = k + ': ' + n);
+        });
+        document.body.dataset.refreshed = String(Date.now());
+      })
+      .catch(function () {});
+  }
+  setInterval(refresh, 5000);
+})();

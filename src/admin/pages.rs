@@ -1,0 +1,206 @@
+//! Server-rendered pages. Every value from the database or the request goes
+//! through [`esc`]; the only script is `/static/admin.js`.
+
+use serde_json::Value;
+
+use super::session::Session;
+
+/// Escapes text for HTML element content and quoted attributes.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2733;background:#f4f6f8}
+header{background:#14324a;color:#fff;padding:.6rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}
+header h1{font-size:1.1rem;margin:0;flex:1}
+main{padding:1rem;max-width:1200px;margin:auto}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:.8rem}
+.card{background:#fff;border-radius:6px;padding:.8rem 1rem;box-shadow:0 1px 2px #0002}
+.card .n{font-size:1.8rem;font-weight:600}
+.ok{color:#146c2e}.bad{color:#a4161a;font-weight:600}
+table{width:100%;border-collapse:collapse;background:#fff;margin-top:.5rem}
+td,th{padding:.35rem .5rem;border-bottom:1px solid #dde3e8;text-align:left;font-size:.9rem}
+code{font-size:.85rem;word-break:break-all}
+form.inline{display:inline}
+button,input{font:inherit;padding:.35rem .6rem}
+label{display:block;margin:.6rem 0 .2rem}
+:focus-visible{outline:3px solid #f0a202;outline-offset:2px}
+.login{max-width:340px;margin:10vh auto;background:#fff;padding:1.5rem;border-radius:8px;box-shadow:0 1px 3px #0003}
+.error{color:#a4161a}
+svg{background:#fff;border-radius:6px;width:100%;height:auto}
+";
+
+fn page(title: &str, session: Option<&Session>, body: &str) -> String {
+    let nav = match session {
+        Some(s) => format!(
+            "<nav aria-label=\"account\"><span>{} ({})</span> \
+             <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form></nav>",
+            esc(&s.user),
+            esc(&s.role),
+            esc(&s.csrf)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · berth</title><style>{STYLE}</style></head><body><header><h1>berth · {}</h1>{nav}</header><main>{body}</main></body></html>",
+        esc(title),
+        esc(title)
+    )
+}
+
+pub fn login(nonce: &str, error: Option<&str>) -> String {
+    let error = error.map_or(String::new(), |e| {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))
+    });
+    let body = format!(
+        "<form class=\"login\" method=\"post\" action=\"/login\"><h2>Crew sign-in</h2>{error}\
+         <input type=\"hidden\" name=\"nonce\" value=\"{}\">\
+         <label for=\"user\">User name</label><input id=\"user\" name=\"user\" autocomplete=\"username\" required autofocus>\
+         <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+         <p><button type=\"submit\">Sign in</button></p></form>",
+        esc(nonce)
+    );
+    page("Sign in", None, &body)
+}
+
+pub fn not_found() -> String {
+    page(
+        "Not found",
+        None,
+        "<p>There is nothing at this address. <a href=\"/\">Go to the dashboard</a>.</p>",
+    )
+}
+
+pub fn forbidden(why: &str) -> String {
+    page(
+        "Not allowed",
+        None,
+        &format!(
+            "<p class=\"error\">{}</p><p><a href=\"/\">Back to the dashboard</a></p>",
+            esc(why)
+        ),
+    )
+}
+
+fn num(v: &Value) -> String {
+    v.as_u64().map_or_else(|| "–".to_owned(), |n| n.to_string())
+}
+
+/// The licenses-per-day chart: one bar per day of the month, inline SVG.
+pub fn chart(by_day: &serde_json::Map<String, Value>) -> String {
+    let max = by_day
+        .values()
+        .filter_map(Value::as_u64)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let width = 24 * by_day.len().max(1);
+    let mut bars = String::new();
+    for (i, (day, n)) in by_day.iter().enumerate() {
+        let n = n.as_u64().unwrap_or(0);
+        let h = (n * 120 / max) as usize;
+        bars.push_str(&format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"18\" height=\"{h}\" fill=\"#2a6f97\"><title>{}: {n}</title></rect>\
+             <text x=\"{}\" y=\"148\" font-size=\"9\" text-anchor=\"middle\">{}</text>",
+            i * 24 + 3,
+            130 - h,
+            esc(day),
+            i * 24 + 12,
+            esc(day.get(8..).unwrap_or(""))
+        ));
+    }
+    format!(
+        "<svg id=\"chart\" viewBox=\"0 0 {width} 152\" role=\"img\" aria-label=\"Licenses per day this month\">{bars}</svg>"
+    )
+}
+
+pub fn dashboard(session: &Session, d: &Value) -> String {
+    let health = &d["health"];
+    let healthy = health["status"] == "ok";
+    let problems: Vec<String> = health["problems"].as_array().map_or_else(Vec::new, |p| {
+        p.iter().filter_map(|x| x.as_str()).map(esc).collect()
+    });
+    let counts = &d["counts"];
+    let inst = &d["installation"];
+    let free_mb = d["disk_free_bytes"]
+        .as_u64()
+        .map_or("?".to_owned(), |b| (b / (1024 * 1024)).to_string());
+    let mut last = String::new();
+    for r in d["last_licenses"].as_array().into_iter().flatten() {
+        last.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>delivered</td></tr>",
+            num(&r["seq"]),
+            esc(r["issued_at"].as_str().unwrap_or("")),
+            esc(r["key_system"].as_str().unwrap_or("")),
+            esc(r["kids"].as_str().unwrap_or(""))
+        ));
+    }
+    let mut denials = String::new();
+    for (code, n) in d["denials"].as_object().into_iter().flatten() {
+        denials.push_str(&format!("<tr><td>{}</td><td>{}</td></tr>", esc(code), num(n)));
+    }
+    if denials.is_empty() {
+        denials.push_str("<tr><td colspan=\"2\">none since the service started</td></tr>");
+    }
+    let empty = serde_json::Map::new();
+    let body = format!(
+        "<section aria-labelledby=\"health\"><h2 id=\"health\">Health</h2><div class=\"cards\">\
+         <div class=\"card\"><div>Service</div><div class=\"n {}\" id=\"status\">{}</div><div>{}</div></div>\
+         <div class=\"card\"><div>Licenses in {}</div><div class=\"n\" id=\"licenses\">{}</div></div>\
+         <div class=\"card\"><div>Active users</div><div class=\"n\" id=\"active-users\">{}</div></div>\
+         <div class=\"card\"><div>Licenses without user</div><div class=\"n\" id=\"without-user\">{}</div></div>\
+         <div class=\"card\"><div>Disk free</div><div class=\"n\">{free_mb} MB</div></div>\
+         <div class=\"card\"><div>Clock</div><div>{}</div><div>{}</div></div></div></section>\
+         <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div></section>\
+         <section aria-labelledby=\"id-h\"><h2 id=\"id-h\">Installation</h2><table><tr><th scope=\"row\">Id</th><td>{}</td></tr>\
+         <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr></table></section>\
+         <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></section>\
+         <section aria-labelledby=\"den-h\"><h2 id=\"den-h\">Denials since start, by error code</h2><table><tbody id=\"denials\">{denials}</tbody></table></section>\
+         <script src=\"/static/admin.js\"></script>",
+        if healthy { "ok" } else { "bad" },
+        if healthy { "OK" } else { "PROBLEM" },
+        problems.join("; "),
+        esc(d["month"].as_str().unwrap_or("")),
+        num(&counts["licenses"]),
+        num(&counts["active_users"]),
+        num(&counts["licenses_without_user"]),
+        esc(health["clock"]["now"].as_str().unwrap_or("")),
+        if health["clock"]["behind_log"] == true {
+            "<span class=\"bad\">behind the newest license: check the clock</span>"
+        } else {
+            ""
+        },
+        chart(counts["by_day"].as_object().unwrap_or(&empty)),
+        esc(inst["id"].as_str().unwrap_or("")),
+        esc(inst["vessel_name"].as_str().unwrap_or("")),
+        esc(inst["vessel_type"].as_str().unwrap_or("")),
+        esc(inst["signing_key_sha256"].as_str().unwrap_or("")),
+    );
+    page("Dashboard", Some(session), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_everything_that_could_open_markup() {
+        assert_eq!(
+            esc("<script>\"x\" & 'y'</script>"),
+            "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
+        );
+    }
+}

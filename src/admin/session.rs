@@ -1,0 +1,167 @@
+//! Crew sessions: random ids in `HttpOnly; SameSite=Strict` cookies that
+//! expire, one CSRF token per session, and sign-in rate limits per account and
+//! per address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::HttpRequest;
+use actix_web::cookie::{Cookie, SameSite};
+use argon2::PasswordVerifier as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::crypto::{ct_eq, random};
+
+pub const SESSION_COOKIE: &str = "berth_session";
+pub const NONCE_COOKIE: &str = "berth_login";
+/// A session ends after this long without a request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
+/// Failed sign-ins allowed per account and per address within the window.
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: String,
+    pub role: String,
+    pub csrf: String,
+    last_seen: Instant,
+}
+
+impl Session {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+
+    pub fn csrf_matches(&self, token: &str) -> bool {
+        ct_eq(self.csrf.as_bytes(), token.as_bytes())
+    }
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+fn token() -> String {
+    URL_SAFE_NO_PAD.encode(random::<32>())
+}
+
+fn cookie(name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .finish()
+}
+
+pub fn expired_cookie(name: &'static str) -> Cookie<'static> {
+    let mut c = cookie(name, String::new());
+    c.make_removal();
+    c
+}
+
+/// A nonce for the sign-in form, mirrored in a cookie (double submit).
+pub fn login_nonce() -> (String, Cookie<'static>) {
+    let nonce = token();
+    (nonce.clone(), cookie(NONCE_COOKIE, nonce))
+}
+
+pub fn nonce_matches(req: &HttpRequest, nonce: &str) -> bool {
+    req.cookie(NONCE_COOKIE)
+        .is_some_and(|c| !nonce.is_empty() && ct_eq(c.value().as_bytes(), nonce.as_bytes()))
+}
+
+/// Verifies a password against a stored argon2 hash; returns the role. An
+/// unknown user costs the same time as a known one.
+pub fn check_password(stored: Option<(String, String)>, password: &str) -> Option<String> {
+    const DUMMY: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$VyDNnPPDdjVbE3EV9vp2s4UyT9NhkCG9AZZbaJMqgGk";
+    let (hash, role) = stored.unwrap_or_else(|| (DUMMY.to_owned(), String::new()));
+    let parsed = argon2::PasswordHash::new(&hash).ok()?;
+    let ok = argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    (ok && !role.is_empty()).then_some(role)
+}
+
+impl Sessions {
+    pub fn create(&self, user: &str, role: &str) -> Cookie<'static> {
+        let id = token();
+        let session = Session {
+            user: user.to_owned(),
+            role: role.to_owned(),
+            csrf: token(),
+            last_seen: Instant::now(),
+        };
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        sessions.retain(|_, s| s.last_seen.elapsed() < IDLE_TIMEOUT);
+        sessions.insert(id.clone(), session);
+        cookie(SESSION_COOKIE, id)
+    }
+
+    /// The request's session, if it has a live one; touching it keeps it alive.
+    pub fn current(&self, req: &HttpRequest) -> Option<Session> {
+        let id = req.cookie(SESSION_COOKIE)?;
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        let session = sessions.get_mut(id.value())?;
+        if session.last_seen.elapsed() >= IDLE_TIMEOUT {
+            sessions.remove(id.value());
+            return None;
+        }
+        session.last_seen = Instant::now();
+        Some(session.clone())
+    }
+
+    pub fn remove(&self, req: &HttpRequest) {
+        if let Some(id) = req.cookie(SESSION_COOKIE) {
+            self.sessions.lock().expect("sessions lock").remove(id.value());
+        }
+    }
+
+    fn keys(user: &str, ip: IpAddr) -> [String; 2] {
+        [
+            format!("user:{}", user.chars().take(64).collect::<String>()),
+            format!("ip:{ip}"),
+        ]
+    }
+
+    /// `Err(wait)` when the account or the address failed too often lately.
+    pub fn login_allowed(&self, user: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let failures = self.failures.lock().expect("failures lock");
+        for key in Self::keys(user, ip) {
+            if let Some((n, since)) = failures.get(&key)
+                && *n >= MAX_FAILURES
+                && now.duration_since(*since) < FAILURE_WINDOW
+            {
+                return Err(FAILURE_WINDOW - now.duration_since(*since));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn login_failed(&self, user: &str, ip: IpAddr, now: Instant) {
+        let mut failures = self.failures.lock().expect("failures lock");
+        if failures.len() > 100_000 {
+            failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+        }
+        for key in Self::keys(user, ip) {
+            let entry = failures.entry(key).or_insert((0, now));
+            if now.duration_since(entry.1) >= FAILURE_WINDOW {
+                *entry = (0, now);
+            }
+            entry.0 += 1;
+        }
+    }
+
+    pub fn login_succeeded(&self, user: &str, ip: IpAddr) {
+        let mut failures = self.failures.lock().expect("failures lock");
+        for key in Self::keys(user, ip) {
+            failures.remove(&key);
+        }
+    }
+}

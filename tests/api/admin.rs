@@ -1,0 +1,277 @@
+//! The crew admin UI: sign-in, sessions, CSRF, rate limits, the dashboard and
+//! metrics, over real HTTP on the admin listener.
+
+use awc::http::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+thread_local! {
+    static NO_REDIRECTS: awc::Client = awc::Client::builder().disable_redirects().finish();
+}
+
+/// A client that shows redirects instead of following them.
+fn client() -> awc::Client {
+    NO_REDIRECTS.with(Clone::clone)
+}
+
+/// The value of a Set-Cookie for `name`, with its attributes.
+fn set_cookie(res: &awc::http::header::HeaderMap, name: &str) -> Option<String> {
+    res.get_all("set-cookie")
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned()
+}
+
+fn between<'a>(text: &'a str, before: &str, after: &str) -> &'a str {
+    let start = text.find(before).expect(before) + before.len();
+    &text[start..start + text[start..].find(after).expect(after)]
+}
+
+/// Fetches the login form: (nonce, nonce cookie).
+async fn login_form(app: &TestApp) -> (String, String) {
+    let mut res = client().get(app.admin_url("/login")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let cookie = cookie_value(&set_cookie(res.headers(), "berth_login").expect("nonce cookie"));
+    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    (between(&body, "name=\"nonce\" value=\"", "\"").to_owned(), cookie)
+}
+
+async fn sign_in(
+    app: &TestApp,
+    user: &str,
+    password: &str,
+) -> awc::ClientResponse<
+    impl futures_core::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>,
+> {
+    let (nonce, cookie) = login_form(app).await;
+    client()
+        .post(app.admin_url("/login"))
+        .insert_header(("Cookie", format!("berth_login={cookie}")))
+        .send_form(&[("user", user), ("password", password), ("nonce", nonce.as_str())])
+        .await
+        .unwrap()
+}
+
+/// Signs in as the admin `init` created; returns the session cookie header.
+async fn session(app: &TestApp) -> String {
+    let res = sign_in(app, "admin", &app.admin_password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set = set_cookie(res.headers(), "berth_session").expect("session cookie");
+    format!("berth_session={}", cookie_value(&set))
+}
+
+#[actix_web::test]
+async fn sign_in_sets_a_strict_http_only_session() {
+    let app = spawn_admin_app().await;
+    let res = sign_in(&app, "admin", "wrong password").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(set_cookie(res.headers(), "berth_session").is_none());
+
+    let res = sign_in(&app, "admin", &app.admin_password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let set = set_cookie(res.headers(), "berth_session").unwrap();
+    assert!(set.contains("HttpOnly"), "{set}");
+    assert!(set.contains("SameSite=Strict"), "{set}");
+    assert!(set.contains("Path=/"), "{set}");
+
+    // A sign-in without the form's nonce is refused.
+    let res = client()
+        .post(app.admin_url("/login"))
+        .send_form(&[
+            ("user", "admin"),
+            ("password", app.admin_password.as_str()),
+            ("nonce", "forged"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn pages_need_a_session() {
+    let app = spawn_admin_app().await;
+    let res = client().get(app.admin_url("/")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers().get("location").unwrap(), "/login");
+    let res = client()
+        .get(app.admin_url("/dashboard.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = client()
+        .get(app.admin_url("/"))
+        .insert_header(("Cookie", "berth_session=forged-session-id"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = client().get(app.admin_url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn the_dashboard_counts_what_the_license_api_delivered() {
+    let app = spawn_admin_app().await;
+    for user in ["a", "b", "a"] {
+        let token = app.token(&[KID_A], json!({ "session": { "user_id": user } }));
+        assert_eq!(
+            post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
+                .await
+                .0,
+            200
+        );
+    }
+    let (s, _, _) = post_license(&app, None, &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(s, 401);
+    let cookie = session(&app).await;
+    let mut res = client()
+        .get(app.admin_url("/"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get("x-frame-options").unwrap(), "DENY");
+    assert!(res.headers().get("content-security-policy").is_some());
+    let body = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    assert_eq!(between(&body, "id=\"licenses\">", "<"), "3");
+    assert_eq!(between(&body, "id=\"active-users\">", "<"), "2");
+    assert!(body.contains("token_missing"), "recent denials by code");
+    assert!(body.contains("Test Aircraft") && body.contains("test-vessel"));
+    assert!(body.contains("<svg id=\"chart\""));
+    assert!(body.contains("<label for=\"user\">") || !body.contains("<input id=\"user\""));
+
+    let mut res = client()
+        .get(app.admin_url("/dashboard.json"))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .unwrap();
+    let data: serde_json::Value = res.json().limit(1 << 20).await.unwrap();
+    assert_eq!(data["counts"]["licenses"], 3);
+    assert_eq!(data["last_licenses"].as_array().unwrap().len(), 3);
+    assert_eq!(data["health"]["status"], "ok");
+    assert!(data["disk_free_bytes"].as_u64().unwrap() > 0);
+}
+
+#[actix_web::test]
+async fn markup_from_the_database_is_escaped() {
+    let app = spawn_admin_app().await;
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.execute(
+        "UPDATE installation SET vessel_name = '<script>alert(1)</script>'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let cookie = session(&app).await;
+    let mut res = client()
+        .get(app.admin_url("/"))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .unwrap();
+    let body = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(!body.contains("<script>alert(1)</script>"));
+    assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+#[actix_web::test]
+async fn sign_out_needs_the_csrf_token_and_ends_the_session() {
+    let app = spawn_admin_app().await;
+    let cookie = session(&app).await;
+    let mut res = client()
+        .get(app.admin_url("/"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send()
+        .await
+        .unwrap();
+    let body = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    let csrf = between(&body, "name=\"csrf\" value=\"", "\"").to_owned();
+    let res = client()
+        .post(app.admin_url("/logout"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send_form(&[("csrf", "wrong")])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = client()
+        .post(app.admin_url("/logout"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send_form(&[("csrf", csrf.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = client()
+        .get(app.admin_url("/"))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "the old session is gone");
+}
+
+#[actix_web::test]
+async fn sign_ins_are_rate_limited() {
+    let app = spawn_admin_app().await;
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&app, "admin", "guess").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Even the right password waits now.
+    assert_eq!(
+        sign_in(&app, "admin", &app.admin_password).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[actix_web::test]
+async fn metrics_in_prometheus_format() {
+    let app = spawn_admin_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    assert_eq!(
+        post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
+            .await
+            .0,
+        200
+    );
+    let (s, _, _) = post_license(&app, Some("bad"), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(s, 401);
+    let mut res = client().get(app.admin_url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("berth_license_requests_total{key_system=\"clearkey\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_license_requests_total{key_system=\"clearkey\",outcome=\"token_invalid\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("berth_license_latency_seconds_count 2"), "{text}");
+    assert!(text.contains("berth_log_queue_depth 0"));
+    assert!(text.contains("berth_database_bytes "));
+    // The license listener never serves the admin UI.
+    for path in ["/login", "/metrics", "/dashboard.json", "/static/admin.js"] {
+        assert_eq!(
+            client().get(app.url(path)).send().await.unwrap().status(),
+            404,
+            "{path}"
+        );
+    }
+}
