@@ -109,9 +109,11 @@ class Berth {
       let stdout = '';
       this.proc.stdout.on('data', (d) => {
         stdout += d;
-        const m = stdout.match(/listening on (http:\/\/[0-9.:]+)/);
-        if (m && !this.url) {
+        const m = stdout.match(/license API listening on (http:\/\/[0-9.:]+)/);
+        const a = stdout.match(/admin UI listening on (http:\/\/[0-9.:]+)/);
+        if (m && a && !this.url) {
           this.url = m[1];
+          this.adminUrl = a[1];
           resolve();
         }
       });
@@ -309,6 +311,34 @@ async function playInBrowser(browser, origin, berths, { name, player, src, berth
   return exchanges;
 }
 
+// The crew's view: sign in to the admin UI in the browser, see the month's
+// count match berth's stats, watch the page refresh itself, sign out.
+async function crewDashboard(browser, berth) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.goto(`${berth.adminUrl}/`);
+  check(page.url().endsWith('/login'), 'the admin UI asks for a sign-in first');
+  await page.getByLabel('User name').fill(berth.identity.admin_user);
+  await page.getByLabel('Password').fill('not the password');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  check(await page.getByRole('alert').isVisible(), 'a wrong password is refused with a visible message');
+  await page.getByLabel('User name').fill(berth.identity.admin_user);
+  await page.getByLabel('Password').fill(berth.identity.admin_password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForSelector('#licenses');
+  const stats = await berth.stats();
+  const shown = Number(await page.textContent('#licenses'));
+  check(shown === stats.licenses, `the dashboard shows this month's licenses (${shown} = ${stats.licenses})`);
+  check((await page.textContent('#status')).trim() === 'OK', 'the dashboard shows berth healthy');
+  await page.waitForFunction(() => document.body.dataset.refreshed, null, { timeout: 10_000 });
+  check(true, 'the dashboard refreshed itself without a reload');
+  await page.screenshot({ path: path.join(out, 'screenshots', 'admin-dashboard.png'), fullPage: true });
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(/\/login$/);
+  check(page.url().endsWith('/login'), 'signing out returns to the sign-in page');
+  await context.close();
+}
+
 function frameHashes(text) {
   return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(',').pop().trim());
 }
@@ -377,6 +407,7 @@ async function main() {
   const tamperedDash = await tampered.mint([keys.cenc], 'seat-4A');
   await play({ name: 'shaka-tampered-key', player: 'shaka', src: 'dash_cenc/manifest.mpd', berth: tampered, token: tamperedDash, expect: 'no-play' });
   await play({ name: 'hlsjs-tampered-key', player: 'hlsjs', src: 'aes/tampered.m3u8', berth: tampered, token: '', tokenIn: 'none', expect: 'no-play' });
+  await crewDashboard(browser, honest);
   await browser.close();
 
   // ffmpeg as a non-browser client: frame-identical to the clear source.
