@@ -252,11 +252,13 @@ async fn report_task(config: Config, master: Arc<MasterKey>, clock: Arc<dyn Cloc
 
 enum RefreshCommand {
     Reload,
+    /// Reload only if the store changed, then answer.
+    Check(tokio::sync::oneshot::Sender<()>),
     Stop,
 }
 
 /// Notices keys changed by the CLI (or the admin UI) and swaps them into the
-/// ring within a second.
+/// ring within 250 ms.
 struct KeyRefresher {
     tx: Sender<RefreshCommand>,
     thread: JoinHandle<()>,
@@ -265,12 +267,24 @@ struct KeyRefresher {
 impl KeyRefresher {
     fn start(db: Db, ring: Arc<KeyRing>) -> anyhow::Result<KeyRefresher> {
         let (tx, rx) = channel();
+        let checks = std::sync::Mutex::new(tx.clone());
+        ring.set_store_check(Box::new(move |answer| {
+            let _ = checks
+                .lock()
+                .expect("refresher lock")
+                .send(RefreshCommand::Check(answer));
+        }));
         let thread = std::thread::Builder::new()
             .name("berth-key-refresh".into())
             .spawn(move || loop {
-                let forced = match rx.recv_timeout(Duration::from_secs(1)) {
+                let mut answer = None;
+                let forced = match rx.recv_timeout(Duration::from_millis(250)) {
                     Ok(RefreshCommand::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                     Ok(RefreshCommand::Reload) => true,
+                    Ok(RefreshCommand::Check(reply)) => {
+                        answer = Some(reply);
+                        false
+                    }
                     Err(RecvTimeoutError::Timeout) => false,
                 };
                 let changed = match db.key_generation() {
@@ -289,6 +303,9 @@ impl KeyRefresher {
                         ),
                         Err(e) => tracing::error!(error = %format!("{e:#}"), "reloading keys failed; keeping the old ones"),
                     }
+                }
+                if let Some(answer) = answer {
+                    let _ = answer.send(());
                 }
             })
             .context("starting the key refresher")?;

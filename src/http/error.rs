@@ -41,7 +41,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::License(e) => match e {
                 LicenseError::TokenMissing => "token_missing",
-                LicenseError::Token(TokenError::Invalid(_)) => "token_invalid",
+                LicenseError::Token(TokenError::Invalid(_) | TokenError::UnknownComKey(_)) => "token_invalid",
                 LicenseError::Token(TokenError::Expired(_)) => "token_expired",
                 LicenseError::Token(TokenError::NotYetValid(_)) => "token_not_yet_valid",
                 LicenseError::Token(TokenError::Unsupported(_)) => "unsupported_entitlement",
@@ -80,6 +80,7 @@ impl ResponseError for ApiError {
             ApiError::License(e) => match e {
                 LicenseError::TokenMissing
                 | LicenseError::Token(TokenError::Invalid(_))
+                | LicenseError::Token(TokenError::UnknownComKey(_))
                 | LicenseError::Token(TokenError::Expired(_))
                 | LicenseError::Token(TokenError::NotYetValid(_)) => StatusCode::UNAUTHORIZED,
                 LicenseError::Token(TokenError::Unsupported(_))

@@ -20,11 +20,16 @@ use crate::token::{self, ComKey, ComKeys, Denial, TokenError};
 
 /// The keys the server hands out and verifies with, decrypted once and swapped
 /// whole when the store changes.
+/// Asks the key store whether keys changed, and answers once the ring is up to date.
+pub type StoreCheck = Box<dyn Fn(tokio::sync::oneshot::Sender<()>) + Send + Sync>;
+
 #[derive(Default)]
 pub struct KeyRing {
     content: RwLock<Arc<HashMap<Kid, ContentKey>>>,
     com: RwLock<Arc<ComKeys>>,
     generation: AtomicI64,
+    check: Mutex<Option<StoreCheck>>,
+    last_check: Mutex<Option<std::time::Instant>>,
 }
 
 impl KeyRing {
@@ -37,6 +42,32 @@ impl KeyRing {
         *self.content.write().expect("key ring lock") = Arc::new(content);
         *self.com.write().expect("key ring lock") = Arc::new(com);
         self.generation.store(generation, Ordering::Release);
+    }
+
+    /// Installs how to ask the store for changes (the server's key refresher).
+    pub fn set_store_check(&self, check: StoreCheck) {
+        *self.check.lock().expect("key ring lock") = Some(check);
+    }
+
+    /// A key was asked for that the ring does not have: it may have been imported
+    /// a moment ago. Asks the store (at most ten times a second, so unknown KIDs
+    /// cannot flood it) and returns whether the ring changed.
+    async fn check_store(&self) -> bool {
+        {
+            let mut last = self.last_check.lock().expect("key ring lock");
+            if last.is_some_and(|t| t.elapsed() < StdDuration::from_millis(100)) {
+                return false;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let before = self.generation();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match self.check.lock().expect("key ring lock").as_ref() {
+            Some(check) => check(tx),
+            None => return false,
+        }
+        let _ = tokio::time::timeout(StdDuration::from_millis(500), rx).await;
+        self.generation() != before
     }
 
     pub fn generation(&self) -> i64 {
@@ -147,9 +178,12 @@ impl LicenseService {
         out
     }
 
-    /// Checks the token and entitlement, logs the license durably, and only then
-    /// returns the keys.
-    pub async fn issue(&self, request: LicenseRequest<'_>) -> Result<License, LicenseError> {
+    /// The token's entitlement and the keys it grants for this request.
+    #[allow(clippy::type_complexity)]
+    fn authorize(
+        &self,
+        request: &LicenseRequest<'_>,
+    ) -> Result<(token::Entitlement, Vec<(Kid, ContentKey)>), LicenseError> {
         let token = request.token.ok_or(LicenseError::TokenMissing)?;
         let com_keys = self.keys.com();
         let entitlement = token::verify(token, &com_keys, self.clock.now(), self.tolerance)?;
@@ -157,6 +191,19 @@ impl LicenseService {
         let keys = entitlement.grant(&request.kids, request.license_type, request.client, |kid| {
             store.get(kid).cloned()
         })?;
+        Ok((entitlement, keys))
+    }
+
+    /// Checks the token and entitlement, logs the license durably, and only then
+    /// returns the keys.
+    pub async fn issue(&self, request: LicenseRequest<'_>) -> Result<License, LicenseError> {
+        let (entitlement, keys) = match self.authorize(&request) {
+            // A key or communication key imported a moment ago: look once more.
+            Err(
+                LicenseError::Denied(Denial::Unknown(_)) | LicenseError::Token(TokenError::UnknownComKey(_)),
+            ) if self.keys.check_store().await => self.authorize(&request),
+            other => other,
+        }?;
 
         let mut kids = request.kids.clone();
         kids.sort();

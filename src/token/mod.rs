@@ -56,6 +56,8 @@ pub type ComKeys = HashMap<ComKeyId, Arc<ComKey>>;
 pub enum TokenError {
     #[error("the license token is not valid: {0}")]
     Invalid(String),
+    #[error("the license token is not valid: communication key {0} is not known")]
+    UnknownComKey(ComKeyId),
     #[error("the license token has expired ({0})")]
     Expired(String),
     #[error("the license token is not valid yet ({0})")]
@@ -205,7 +207,7 @@ pub fn verify(
         .map_err(|_| invalid("com_key_id is not a UUID"))?;
     let com_key = com_keys
         .get(&com_key_id)
-        .ok_or_else(|| invalid(format!("communication key {com_key_id} is not known")))?;
+        .ok_or(TokenError::UnknownComKey(com_key_id))?;
 
     let signature = URL_SAFE_NO_PAD
         .decode(sig_b64)

@@ -367,3 +367,41 @@ async fn graceful_stop_keeps_every_license() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("6 rows"));
 }
+
+#[actix_web::test]
+async fn a_key_and_com_key_imported_a_moment_ago_work_at_once() {
+    let app = spawn_app().await;
+    let kid_d = "22222222-3333-4444-8555-666666666666";
+    let file = app.dir.path().join("fresh.json");
+    std::fs::write(
+        &file,
+        json!({ "keys": [ { "kid": kid_d, "key": "0f0e0d0c0b0a09080706050403020100" } ] }).to_string(),
+    )
+    .unwrap();
+    assert!(
+        app.berth(&["keys", "import", file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = app.berth(&["comkey", "generate", "--json"]);
+    let com: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = app.berth(&[
+        "token",
+        "mint",
+        "--kid",
+        kid_d,
+        "--com-key-id",
+        com["com_key_id"].as_str().unwrap(),
+    ]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    // No reload, no waiting: the unknown KID and com key make berth look once more.
+    let (status, body, _) = post_license(&app, Some(&token), &clearkey_body(&[kid_d], "temporary")).await;
+    assert_eq!(status, 200, "{body}");
+    // A KID nobody imported is still unknown, and asking again does not flood the store.
+    let token = app.token(&[KID_UNKNOWN], json!({}));
+    for _ in 0..50 {
+        let (status, _, _) =
+            post_license(&app, Some(&token), &clearkey_body(&[KID_UNKNOWN], "temporary")).await;
+        assert_eq!(status, 403);
+    }
+}
