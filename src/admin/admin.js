@@ -44,5 +44,20 @@
       })
       .catch(function () {});
   }
-  setInterval(refresh, 5000);
+  if (document.getElementById('licenses')) setInterval(refresh, 5000);
+
+  // Keys page: read a chosen file into the form; confirm removals.
+  var file = document.getElementById('keyfile');
+  if (file) {
+    file.addEventListener('change', function () {
+      var f = file.files && file.files[0];
+      if (!f) return;
+      f.text().then(function (t) { document.getElementById('content').value = t; });
+    });
+  }
+  document.querySelectorAll('form[data-confirm]').forEach(function (form) {
+    form.addEventListener('submit', function (e) {
+      if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+    });
+  });
 })();

@@ -77,6 +77,13 @@ pub fn admin_server(listener: TcpListener, state: AdminState) -> std::io::Result
             .route("/logout", web::post().to(logout))
             .route("/", web::get().to(dashboard))
             .route("/dashboard.json", web::get().to(dashboard_json))
+            .route("/keys", web::get().to(keys_page))
+            .service(
+                web::resource("/keys/import")
+                    .app_data(web::FormConfig::default().limit(crate::keyfile::MAX_KEY_FILE * 2))
+                    .route(web::post().to(import_keys)),
+            )
+            .route("/keys/remove", web::post().to(remove_key))
             .route("/static/admin.js", web::get().to(script))
             .route("/metrics", web::get().to(metrics))
             .default_service(web::to(|| async { HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(pages::not_found()) }))
@@ -299,4 +306,157 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)
+}
+
+async fn keys_page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
+    let Some(session) = state.sessions.current(&req) else {
+        return redirect("/login");
+    };
+    keys_answer(&state, &session, None).await
+}
+
+async fn keys_answer(
+    state: &web::Data<AdminState>,
+    session: &session::Session,
+    message: Option<(bool, String)>,
+) -> HttpResponse {
+    let list = web::block({
+        let state = state.clone();
+        move || state.db.lock().expect("db lock").list_keys()
+    })
+    .await;
+    match list {
+        Ok(Ok(list)) => {
+            let status = if message.as_ref().is_some_and(|(ok, _)| !ok) {
+                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                actix_web::http::StatusCode::OK
+            };
+            HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(pages::keys(
+                    session,
+                    &list,
+                    message.as_ref().map(|(ok, m)| (*ok, m.as_str())),
+                ))
+        }
+        _ => HttpResponse::ServiceUnavailable()
+            .content_type("text/html; charset=utf-8")
+            .body(pages::forbidden("The key store cannot be read right now.")),
+    }
+}
+
+/// A signed-in admin with the right CSRF token, or the answer to give instead.
+fn admin_action(
+    req: &HttpRequest,
+    state: &AdminState,
+    csrf: &str,
+) -> Result<session::Session, Box<HttpResponse>> {
+    let html = |status: actix_web::http::StatusCode, why: &str| {
+        Box::new(
+            HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(pages::forbidden(why)),
+        )
+    };
+    let Some(session) = state.sessions.current(req) else {
+        return Err(Box::new(redirect("/login")));
+    };
+    if !session.csrf_matches(csrf) {
+        return Err(html(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "The form's security token is missing or wrong.",
+        ));
+    }
+    if !session.is_admin() {
+        return Err(html(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "This needs an admin account.",
+        ));
+    }
+    Ok(session)
+}
+
+#[derive(Deserialize)]
+struct ImportForm {
+    csrf: String,
+    content: String,
+}
+
+async fn import_keys(
+    req: HttpRequest,
+    form: web::Form<ImportForm>,
+    state: web::Data<AdminState>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let session = match admin_action(&req, &state, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    let outcome = web::block({
+        let state = state.clone();
+        let now = state.service.clock().now();
+        move || -> Result<crate::store::ImportOutcome, String> {
+            let keys = crate::keyfile::parse(form.content.as_bytes()).map_err(|e| e.0)?;
+            state
+                .db
+                .lock()
+                .expect("db lock")
+                .import_keys(&keys, now)
+                .map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    let message = match outcome {
+        Ok(Ok(o)) => {
+            tracing::info!(user = %session.user, added = o.added, unchanged = o.unchanged, "keys imported from the admin UI");
+            state.service.keys().reload_soon();
+            (
+                true,
+                format!("Imported {} new keys ({} already present).", o.added, o.unchanged),
+            )
+        }
+        Ok(Err(why)) => (false, format!("Nothing was imported: {why}")),
+        Err(_) => (
+            false,
+            "Nothing was imported: the import did not finish.".to_owned(),
+        ),
+    };
+    keys_answer(&state, &session, Some(message)).await
+}
+
+#[derive(Deserialize)]
+struct RemoveForm {
+    csrf: String,
+    kid: String,
+}
+
+async fn remove_key(
+    req: HttpRequest,
+    form: web::Form<RemoveForm>,
+    state: web::Data<AdminState>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let session = match admin_action(&req, &state, &form.csrf) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
+    };
+    let Ok(kid) = form.kid.parse::<crate::ids::Kid>() else {
+        return keys_answer(&state, &session, Some((false, "That is not a KID.".to_owned()))).await;
+    };
+    let removed = web::block({
+        let state = state.clone();
+        move || state.db.lock().expect("db lock").remove_key(&kid)
+    })
+    .await;
+    let message = match removed {
+        Ok(Ok(true)) => {
+            tracing::info!(user = %session.user, %kid, "key removed from the admin UI");
+            state.service.keys().reload_soon();
+            (true, format!("Removed key {kid}."))
+        }
+        Ok(Ok(false)) => (false, format!("There is no key {kid}.")),
+        _ => (false, "The key could not be removed.".to_owned()),
+    };
+    keys_answer(&state, &session, Some(message)).await
 }

@@ -45,7 +45,8 @@ svg{background:#fff;border-radius:6px;width:100%;height:auto}
 fn page(title: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
         Some(s) => format!(
-            "<nav aria-label=\"account\"><span>{} ({})</span> \
+            "<nav aria-label=\"pages\"><a href=\"/\" style=\"color:#fff\">Dashboard</a> <a href=\"/keys\" style=\"color:#fff\">Keys</a></nav>\
+             <nav aria-label=\"account\"><span>{} ({})</span> \
              <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form></nav>",
             esc(&s.user),
             esc(&s.role),
@@ -190,6 +191,59 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         esc(inst["signing_key_sha256"].as_str().unwrap_or("")),
     );
     page("Dashboard", Some(session), &body)
+}
+
+/// The keys page: every KID with its label and date (never a key), and for
+/// admins an import form and a remove button per key.
+pub fn keys(session: &Session, keys: &[crate::store::KeyInfo], message: Option<(bool, &str)>) -> String {
+    let message = message.map_or(String::new(), |(ok, text)| {
+        format!(
+            "<p class=\"{}\" role=\"status\">{}</p>",
+            if ok { "ok" } else { "error" },
+            esc(text)
+        )
+    });
+    let csrf = esc(&session.csrf);
+    let mut rows = String::new();
+    for k in keys {
+        let remove = if session.is_admin() {
+            format!(
+                "<form class=\"inline\" method=\"post\" action=\"/keys/remove\" data-confirm=\"Remove key {kid}? Players can no longer get it.\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"kid\" value=\"{kid}\">\
+                 <button type=\"submit\" aria-label=\"Remove key {kid}\">Remove</button></form>",
+                kid = esc(&k.kid.to_string())
+            )
+        } else {
+            String::new()
+        };
+        rows.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{remove}</td></tr>",
+            esc(&k.kid.to_string()),
+            esc(&k.label),
+            esc(&k.added_at)
+        ));
+    }
+    if rows.is_empty() {
+        rows.push_str("<tr><td colspan=\"4\">No content keys yet.</td></tr>");
+    }
+    let import = if session.is_admin() {
+        format!(
+            "<section aria-labelledby=\"imp-h\"><h2 id=\"imp-h\">Import keys</h2>\
+             <form method=\"post\" action=\"/keys/import\" id=\"import\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <label for=\"keyfile\">Key file (berth JSON or DASH-IF CPIX with clear keys)</label><input type=\"file\" id=\"keyfile\" accept=\".json,.xml,.cpix\">\
+             <label for=\"content\">or paste its contents</label><textarea id=\"content\" name=\"content\" rows=\"6\" cols=\"80\" required></textarea>\
+             <p><button type=\"submit\">Import</button> All keys of a file are imported, or none.</p></form></section>"
+        )
+    } else {
+        "<p>Importing and removing keys needs an admin account.</p>".to_owned()
+    };
+    let body = format!(
+        "{message}<section aria-labelledby=\"keys-h\"><h2 id=\"keys-h\">Content keys ({})</h2>\
+         <table><thead><tr><th>KID</th><th>Label</th><th>Added (UTC)</th><th></th></tr></thead><tbody>{rows}</tbody></table></section>{import}\
+         <script src=\"/static/admin.js\"></script>",
+        keys.len()
+    );
+    page("Keys", Some(session), &body)
 }
 
 #[cfg(test)]

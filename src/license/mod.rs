@@ -49,6 +49,15 @@ impl KeyRing {
         *self.check.lock().expect("key ring lock") = Some(check);
     }
 
+    /// Keys changed in the store (the admin UI imported or removed one): have the
+    /// refresher reload now rather than at its next poll.
+    pub fn reload_soon(&self) {
+        let (tx, _rx) = tokio::sync::oneshot::channel();
+        if let Some(check) = self.check.lock().expect("key ring lock").as_ref() {
+            check(tx);
+        }
+    }
+
     /// A key was asked for that the ring does not have: it may have been imported
     /// a moment ago. Asks the store (at most ten times a second, so unknown KIDs
     /// cannot flood it) and returns whether the ring changed.

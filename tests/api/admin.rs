@@ -275,3 +275,122 @@ async fn metrics_in_prometheus_format() {
         );
     }
 }
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
+    let mut res = client()
+        .get(app.admin_url(path))
+        .insert_header(("Cookie", cookie.to_owned()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{path}");
+    String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap()
+}
+
+#[actix_web::test]
+async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
+    let app = spawn_admin_app().await;
+    let cookie = session(&app).await;
+    let body = page(&app, &cookie, "/keys").await;
+    assert!(body.contains(KID_A) && body.contains("Content keys (2)"));
+    assert!(!body.contains("11111111111111111111111111111111"), "never a key");
+    let csrf = between(&body, "name=\"csrf\" value=\"", "\"").to_owned();
+    let kid_e = "33333333-4444-4555-8666-777777777777";
+    let file = json!({ "keys": [ { "kid": kid_e, "key": "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", "label": "<b>film</b>" } ] }).to_string();
+
+    // Without the CSRF token: refused, nothing imported.
+    let res = client()
+        .post(app.admin_url("/keys/import"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send_form(&[("csrf", "nope"), ("content", file.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // A broken file: a clear message, nothing imported.
+    let mut res = client()
+        .post(app.admin_url("/keys/import"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send_form(&[
+            ("csrf", csrf.as_str()),
+            ("content", "{\"keys\":[{\"kid\":\"x\"}]}"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("Nothing was imported"), "{text}");
+
+    let mut res = client()
+        .post(app.admin_url("/keys/import"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send_form(&[("csrf", csrf.as_str()), ("content", file.as_str())])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    assert!(text.contains("Imported 1 new keys"), "{text}");
+    assert!(text.contains("&lt;b&gt;film&lt;/b&gt;"), "labels are escaped");
+    let token = app.token(&[kid_e], json!({}));
+    assert_eq!(
+        post_license(&app, Some(&token), &clearkey_body(&[kid_e], "temporary"))
+            .await
+            .0,
+        200
+    );
+
+    let res = client()
+        .post(app.admin_url("/keys/remove"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send_form(&[("csrf", csrf.as_str()), ("kid", kid_e)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut status = 0;
+    for _ in 0..20 {
+        status = post_license(&app, Some(&token), &clearkey_body(&[kid_e], "temporary"))
+            .await
+            .0;
+        if status == 403 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 403, "a removed key is no longer handed out");
+}
+
+#[actix_web::test]
+async fn viewers_see_keys_but_cannot_change_them() {
+    let app = spawn_admin_app().await;
+    let out = app.berth(&["user", "add", "maria", "--role", "viewer", "--json"]);
+    let password = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = sign_in(&app, "maria", &password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let cookie = format!(
+        "berth_session={}",
+        cookie_value(&set_cookie(res.headers(), "berth_session").unwrap())
+    );
+    let body = page(&app, &cookie, "/keys").await;
+    assert!(body.contains(KID_A));
+    assert!(
+        !body.contains("action=\"/keys/import\""),
+        "no import form for viewers"
+    );
+    let csrf = between(&body, "name=\"csrf\" value=\"", "\"").to_owned();
+    let res = client()
+        .post(app.admin_url("/keys/remove"))
+        .insert_header(("Cookie", cookie))
+        .send_form(&[("csrf", csrf.as_str()), ("kid", KID_A)])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let token = app.token(&[KID_A], json!({}));
+    assert_eq!(
+        post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
+            .await
+            .0,
+        200
+    );
+}

@@ -333,6 +333,18 @@ async function crewDashboard(browser, berth) {
   await page.waitForFunction(() => document.body.dataset.refreshed, null, { timeout: 10_000 });
   check(true, 'the dashboard refreshed itself without a reload');
   await page.screenshot({ path: path.join(out, 'screenshots', 'admin-dashboard.png'), fullPage: true });
+  // Import a key file the way crew would: choose it, import.
+  const extra = newKey();
+  const keyFile = path.join(out, 'crew-keys.json');
+  fs.writeFileSync(keyFile, JSON.stringify({ keys: [{ kid: extra.uuid, key: extra.key, label: 'crew import' }] }));
+  await page.getByRole('link', { name: 'Keys' }).click();
+  await page.getByLabel(/Key file/).setInputFiles(keyFile);
+  await page.waitForFunction(() => document.getElementById('content').value.includes('crew import'));
+  await page.getByRole('button', { name: 'Import' }).click();
+  const status = await page.getByRole('status').textContent();
+  check(/Imported 1 new keys/.test(status), `the keys page imports a chosen file (${status.trim()})`);
+  check(await page.getByText(extra.uuid).isVisible(), 'the imported KID is listed (and no key is shown)');
+  await page.screenshot({ path: path.join(out, 'screenshots', 'admin-keys.png'), fullPage: true });
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(/\/login$/);
   check(page.url().endsWith('/login'), 'signing out returns to the sign-in page');
