@@ -542,6 +542,7 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
     let admin_listener = TcpListener::bind(config.admin.listen)
         .with_context(|| format!("binding the admin listener to {}", config.admin.listen))?;
     actix_web::rt::System::new().block_on(async move {
+        let mut signals = Signals::install()?;
         let mut server = server::start(
             &config,
             Startup {
@@ -568,11 +569,13 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
         probe
             .await?
             .context("the license listener does not answer its own health check")?;
-        println!("license API listening on http://{addr}");
+        // Announce the addresses; a closed stdout must not take the service down.
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "license API listening on http://{addr}");
         if let Some(admin) = server.admin_addr() {
-            println!("admin UI listening on http://{admin}");
+            let _ = writeln!(stdout, "admin UI listening on http://{admin}");
         }
-        let _ = std::io::stdout().flush();
+        let _ = stdout.flush();
         crate::systemd::ready();
         if let Some(period) = crate::systemd::watchdog_interval() {
             let service = Arc::clone(server.service());
@@ -581,7 +584,7 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
         let service = Arc::clone(server.service());
         server.spawn(status_updates(config.clone(), master, service));
         stall_hook_for_tests(&server);
-        wait_for_shutdown(&server).await?;
+        wait_for_shutdown(&server, &mut signals).await?;
         crate::systemd::stopping();
         server.stop().await;
         Ok(())
@@ -687,16 +690,31 @@ async fn status_updates(
     }
 }
 
-async fn wait_for_shutdown(server: &server::Server) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
+/// The signals `serve` answers to, installed before berth announces itself, so
+/// a SIGTERM right after `READY=1` still drains and flushes.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn wait_for_shutdown(server: &server::Server, signals: &mut Signals) -> anyhow::Result<()> {
     loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = hup.recv() => {
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
+            _ = signals.hup.recv() => {
                 tracing::info!("SIGHUP: reloading keys");
                 crate::systemd::reloading();
                 server.reload_keys();
