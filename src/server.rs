@@ -267,12 +267,9 @@ struct KeyRefresher {
 impl KeyRefresher {
     fn start(db: Db, ring: Arc<KeyRing>) -> anyhow::Result<KeyRefresher> {
         let (tx, rx) = channel();
-        let checks = std::sync::Mutex::new(tx.clone());
+        let checks = tx.clone();
         ring.set_store_check(Box::new(move |answer| {
-            let _ = checks
-                .lock()
-                .expect("refresher lock")
-                .send(RefreshCommand::Check(answer));
+            let _ = checks.send(RefreshCommand::Check(answer));
         }));
         let thread = std::thread::Builder::new()
             .name("berth-key-refresh".into())

@@ -231,16 +231,19 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
     })
 }
 
+/// [`dashboard_data`] off the async workers (it reads SQLite).
+async fn dashboard_data_blocking(state: &web::Data<AdminState>) -> serde_json::Value {
+    let state = state.clone();
+    web::block(move || dashboard_data(&state))
+        .await
+        .unwrap_or_default()
+}
+
 async fn dashboard(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
     let Some(session) = state.sessions.current(&req) else {
         return redirect("/login");
     };
-    let data = web::block({
-        let state = state.clone();
-        move || dashboard_data(&state)
-    })
-    .await
-    .unwrap_or_default();
+    let data = dashboard_data_blocking(&state).await;
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(pages::dashboard(&session, &data))
@@ -250,13 +253,7 @@ async fn dashboard_json(req: HttpRequest, state: web::Data<AdminState>) -> HttpR
     if state.sessions.current(&req).is_none() {
         return HttpResponse::Unauthorized().json(serde_json::json!({ "error": "not signed in" }));
     }
-    let data = web::block({
-        let state = state.clone();
-        move || dashboard_data(&state)
-    })
-    .await
-    .unwrap_or_default();
-    HttpResponse::Ok().json(data)
+    HttpResponse::Ok().json(dashboard_data_blocking(&state).await)
 }
 
 async fn script() -> HttpResponse {
