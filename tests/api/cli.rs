@@ -263,18 +263,7 @@ async fn comkeys_and_minted_tokens_work_end_to_end() {
 fn migrate_refuses_a_newer_database() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
-    let out = berth(&[
-        "init",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--installation-id",
-        "b1",
-        "--vessel-type",
-        "bus",
-        "--vessel-name",
-        "Bus 1",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    berth_init(&data, "b1", "bus", "Bus 1");
     let out = berth(&["migrate", "--data-dir", data.to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
@@ -295,21 +284,7 @@ fn a_wrong_master_key_is_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
     let d = data.to_str().unwrap();
-    assert!(
-        berth(&[
-            "init",
-            "--data-dir",
-            d,
-            "--installation-id",
-            "t1",
-            "--vessel-type",
-            "train",
-            "--vessel-name",
-            "ICE"
-        ])
-        .status
-        .success()
-    );
+    berth_init(&data, "t1", "train", "ICE");
     let json = tmp.path().join("k.json");
     std::fs::write(
         &json,
@@ -333,21 +308,7 @@ fn crew_users() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
     let d = data.to_str().unwrap();
-    assert!(
-        berth(&[
-            "init",
-            "--data-dir",
-            d,
-            "--installation-id",
-            "t1",
-            "--vessel-type",
-            "other",
-            "--vessel-name",
-            "X"
-        ])
-        .status
-        .success()
-    );
+    berth_init(&data, "t1", "other", "X");
     let out = berth(&[
         "user",
         "add",
@@ -441,21 +402,7 @@ fn restore_refuses_an_older_log_unless_forced() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
     let d = data.to_str().unwrap();
-    assert!(
-        berth(&[
-            "init",
-            "--data-dir",
-            d,
-            "--installation-id",
-            "r1",
-            "--vessel-type",
-            "ship",
-            "--vessel-name",
-            "R"
-        ])
-        .status
-        .success()
-    );
+    berth_init(&data, "r1", "ship", "R");
     let backup = tmp.path().join("b.db");
     assert!(
         berth(&["backup", "--out", backup.to_str().unwrap(), "--data-dir", d])

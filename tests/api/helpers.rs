@@ -255,6 +255,28 @@ pub fn spawn_serve_process(
     (child, url)
 }
 
+/// `berth init` with the real binary on a fresh data dir; panics if it fails.
+pub fn berth_init(data_dir: &Path, id: &str, vessel_type: &str, vessel_name: &str) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["init", "--data-dir", data_dir.to_str().unwrap()])
+        .args([
+            "--installation-id",
+            id,
+            "--vessel-type",
+            vessel_type,
+            "--vessel-name",
+            vessel_name,
+        ])
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .expect("run berth init");
+    assert!(
+        out.status.success(),
+        "berth init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// SIGTERM, as systemd stops berth; waits for the exit.
 pub fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
     std::process::Command::new("kill")

@@ -3,7 +3,7 @@
 use std::os::unix::net::UnixDatagram;
 use std::process::{Command, Stdio};
 
-use crate::helpers::{spawn_serve_process, terminate};
+use crate::helpers::{berth_init, spawn_serve_process, terminate};
 use std::time::{Duration, Instant};
 
 /// Reads notify messages until `want` arrives or `within` passes; returns every line seen.
@@ -33,22 +33,7 @@ fn ready_status_watchdog_and_stopping() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let bin = env!("CARGO_BIN_EXE_berth");
-    let init = Command::new(bin)
-        .args([
-            "init",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--installation-id",
-            "sd-1",
-            "--vessel-type",
-            "ship",
-            "--vessel-name",
-            "MS Notify",
-        ])
-        .env_remove("BERTH_CONFIG")
-        .output()
-        .unwrap();
-    assert!(init.status.success());
+    berth_init(&data, "sd-1", "ship", "MS Notify");
     let sock_path = tmp.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
@@ -123,26 +108,7 @@ fn ready_status_watchdog_and_stopping() {
 fn without_a_notify_socket_serve_runs_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let bin = env!("CARGO_BIN_EXE_berth");
-    assert!(
-        Command::new(bin)
-            .args([
-                "init",
-                "--data-dir",
-                data.to_str().unwrap(),
-                "--installation-id",
-                "sd-2",
-                "--vessel-type",
-                "bus",
-                "--vessel-name",
-                "Bus"
-            ])
-            .env_remove("BERTH_CONFIG")
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    berth_init(&data, "sd-2", "bus", "Bus");
     let (child, url) = spawn_serve_process(&data, &[("WATCHDOG_USEC", "400000".as_ref())], Stdio::null());
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(terminate(child).success());
