@@ -61,8 +61,15 @@ pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified
     if size > MAX_ZIP {
         return fail(format!("{} is larger than 4 GiB", path.display()));
     }
-    let mut zip = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|e| VerifyError(format!("not a zip file ({e})")))?;
+    verify_reader(BufReader::new(file), expected)
+}
+
+/// [`verify_file`] over any seekable bytes (an upload held in memory, a fuzzer's input).
+pub fn verify_reader<R: Read + std::io::Seek>(
+    reader: R,
+    expected: Option<&PublicKey>,
+) -> Result<Verified, VerifyError> {
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| VerifyError(format!("not a zip file ({e})")))?;
 
     // Exactly the expected files.
     let names: BTreeSet<String> = zip

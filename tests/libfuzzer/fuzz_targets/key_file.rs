@@ -1,0 +1,6 @@
+#![no_main]
+//! The JSON and CPIX key importers (`berth keys import`, the admin UI's upload).
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = berth::keyfile::parse(data);
+});
