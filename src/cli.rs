@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use argon2::PasswordHasher as _;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::accounts::{check_user_name, hash_password, new_com_key, new_password, new_uuid};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::crypto::{self, MasterKey, SigningKey, sha256_hex};
@@ -387,21 +387,6 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("setting permissions of {}", dir.display()))
 }
 
-fn new_uuid() -> uuid::Uuid {
-    uuid::Builder::from_random_bytes(crypto::random()).into_uuid()
-}
-
-fn new_password() -> String {
-    URL_SAFE_NO_PAD.encode(crypto::random::<15>())
-}
-
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow!("hashing the password: {e}"))
-}
-
 /// What `berth init` made; the secrets in it are shown once and never again.
 #[derive(Debug, serde::Serialize)]
 pub struct Initialised {
@@ -470,8 +455,7 @@ pub fn create_installation(
     let mut db = Db::open(data_dir, Arc::new(master))?;
     let now = clock.now();
     let signing_key = SigningKey::generate();
-    let com_key_id = ComKeyId(new_uuid());
-    let com_secret = Secret32(crypto::random());
+    let (com_key_id, com_secret) = new_com_key();
     let password = new_password();
     db.add_com_key(&com_key_id, &com_secret, now)?;
     db.add_user(&args.admin_user, &hash_password(&password)?, "admin", now)?;
@@ -573,7 +557,12 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "license API listening on http://{addr}");
         if let Some(admin) = server.admin_addr() {
-            let _ = writeln!(stdout, "admin UI listening on http://{admin}");
+            let scheme = if config.admin.tls().is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            let _ = writeln!(stdout, "admin UI listening on {scheme}://{admin}");
         }
         let _ = stdout.flush();
         crate::systemd::ready();
@@ -794,8 +783,7 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
             println!("added communication key {id}");
         }
         ComkeyCommand::Generate => {
-            let id = ComKeyId(new_uuid());
-            let secret = Secret32(crypto::random());
+            let (id, secret) = new_com_key();
             db.add_com_key(&id, &secret, clock.now())?;
             let secret_b64 = STANDARD.encode(secret.0);
             if cli.json {
@@ -959,11 +947,7 @@ fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<(
     let mut db = open_db(&config)?;
     match command {
         UserCommand::Add { name, role } => {
-            let name = name.trim();
-            if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace())
-            {
-                bail!("a user name must be 1 to 64 characters without spaces");
-            }
+            let name = check_user_name(name).map_err(|e| anyhow!(e))?;
             let password = new_password();
             db.add_user(name, &hash_password(&password)?, role, clock.now())?;
             if cli.json {

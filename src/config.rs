@@ -112,6 +112,18 @@ pub struct LicenseConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// Certificate chain and private key (PEM) to serve the admin UI over
+    /// HTTPS; both empty means plain HTTP (for a listener on loopback).
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// A crew session ends after this many seconds without a request.
+    pub session_idle_secs: u64,
+}
+
+impl AdminConfig {
+    pub fn tls(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        (!self.tls_cert.as_os_str().is_empty()).then_some((self.tls_cert.as_path(), self.tls_key.as_path()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,6 +171,9 @@ impl Default for AdminConfig {
     fn default() -> AdminConfig {
         AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
+            session_idle_secs: 8 * 3600,
         }
     }
 }
@@ -326,6 +341,12 @@ impl Config {
                 "admin.listen",
                 "must differ from license.listen: passengers must never reach the admin UI",
             );
+        }
+        if self.admin.tls_cert.as_os_str().is_empty() != self.admin.tls_key.as_os_str().is_empty() {
+            return invalid("admin.tls_key", "tls_cert and tls_key go together");
+        }
+        if !(1..=7 * 86_400).contains(&self.admin.session_idle_secs) {
+            return invalid("admin.session_idle_secs", "must be between 1 and 604800");
         }
         if !(1..=1_000_000).contains(&self.log.queue_capacity) {
             return invalid("log.queue_capacity", "must be between 1 and 1000000");

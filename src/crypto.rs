@@ -290,6 +290,25 @@ pub fn tls_connector(
     Ok(builder.build())
 }
 
+/// A TLS server configuration for the admin listener from PEM files: Mozilla's
+/// "intermediate" settings (TLS 1.2 and 1.3).
+pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<openssl::ssl::SslAcceptorBuilder, CryptoError> {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    // The key first: loading the certificate after it does not fail on a
+    // mismatch, so check_private_key below can say so plainly.
+    builder
+        .set_private_key_file(key, SslFiletype::PEM)
+        .map_err(|e| CryptoError::Invalid(format!("reading TLS key {}: {e}", key.display())))?;
+    builder
+        .set_certificate_chain_file(cert)
+        .map_err(|e| CryptoError::Invalid(format!("reading TLS certificate {}: {e}", cert.display())))?;
+    builder
+        .check_private_key()
+        .map_err(|e| CryptoError::Invalid(format!("the TLS key does not match the certificate: {e}")))?;
+    Ok(builder)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,11 +17,13 @@
 //! - [`license`]: token + keys + log -> license; no HTTP, no SQL.
 //! - [`report`]: monthly usage reports: export, sign, verify, fleet summary.
 //! - [`http`]: the only place that knows actix-web: the license API.
+//! - [`accounts`]: crew account rules and fresh secrets (CLI and admin UI).
 //! - [`admin`]: the crew UI on its own listener: sign-in, dashboard, metrics.
 //! - [`server`]: assembles a running berth from a config and bound listeners.
 //! - [`systemd`]: sd_notify readiness, status, watchdog.
 //! - [`cli`]: one function per subcommand; only `serve` starts HTTP.
 
+pub mod accounts;
 pub mod admin;
 pub mod chain;
 pub mod clearkey;

@@ -117,10 +117,17 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         let state = crate::admin::AdminState::new(
             Arc::clone(&service),
             Arc::clone(&outcomes),
-            data_dir,
+            config,
             Arc::clone(&master_for_reports),
         )?;
-        let server = crate::admin::admin_server(listener, state).context("starting the admin listener")?;
+        let tls = match config.admin.tls() {
+            Some((cert, key)) => {
+                Some(crate::crypto::tls_acceptor(cert, key).context("admin.tls_cert / admin.tls_key")?)
+            }
+            None => None,
+        };
+        let server =
+            crate::admin::admin_server(listener, state, tls).context("starting the admin listener")?;
         admin = Some(server.handle());
         tasks.push(actix_web::rt::spawn(async move {
             if let Err(e) = server.await {

@@ -1,22 +1,33 @@
-//! The crew admin UI on its own listener (SPEC section 8): login, sessions,
-//! CSRF, a self-refreshing dashboard, and Prometheus metrics. Everything it
+//! The crew admin UI on its own listener (SPEC section 8): sign-in, sessions,
+//! CSRF, a self-refreshing dashboard, keys, the license log, reports,
+//! communication keys, crew accounts, and Prometheus metrics. Everything it
 //! serves is compiled in; it works with no internet.
 //!
 //! Architecture Invariant: never mounted on the license listener. SQL only
 //! through `store`; it reads the license path's health, never changes it.
+//! Viewers read; every change needs an admin session and its CSRF token
+//! ([`admin_action`]).
 
+mod accounts;
+mod body;
+mod keys;
+mod log;
 mod pages;
+mod reports;
 mod session;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix_web::dev::Server;
-use actix_web::http::header;
+use actix_web::http::{StatusCode, header};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde::Deserialize;
 
+use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::Outcomes;
 use crate::ids::Month;
@@ -31,27 +42,44 @@ pub struct AdminState {
     outcomes: Arc<Outcomes>,
     db: Mutex<Db>,
     sessions: Sessions,
-    data_dir: std::path::PathBuf,
+    data_dir: PathBuf,
+    master: Arc<MasterKey>,
+    /// Reports are uploaded by the server's report task (shown on the reports page).
+    upload_configured: bool,
+    /// `report verify` results by report sequence, with the file's size and
+    /// modification time they were computed for.
+    verified: Mutex<HashMap<i64, reports::Verification>>,
 }
 
 impl AdminState {
     pub fn new(
         service: Arc<LicenseService>,
         outcomes: Arc<Outcomes>,
-        data_dir: &std::path::Path,
+        config: &Config,
         master: Arc<MasterKey>,
     ) -> anyhow::Result<AdminState> {
         Ok(AdminState {
             service,
             outcomes,
-            db: Mutex::new(Db::open(data_dir, master)?),
-            sessions: Sessions::default(),
-            data_dir: data_dir.to_owned(),
+            db: Mutex::new(Db::open(&config.data_dir, Arc::clone(&master))?),
+            sessions: Sessions::new(
+                config.admin.tls().is_some(),
+                std::time::Duration::from_secs(config.admin.session_idle_secs),
+            ),
+            data_dir: config.data_dir.clone(),
+            master,
+            upload_configured: !config.upload.url.is_empty(),
+            verified: Mutex::new(HashMap::new()),
         })
     }
 }
 
-pub fn admin_server(listener: TcpListener, state: AdminState) -> std::io::Result<Server> {
+/// Starts the admin listener; with `tls`, it speaks only HTTPS.
+pub fn admin_server(
+    listener: TcpListener,
+    state: AdminState,
+    tls: Option<openssl::ssl::SslAcceptorBuilder>,
+) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -65,9 +93,10 @@ pub fn admin_server(listener: TcpListener, state: AdminState) -> std::io::Result
                     h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
                     h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
                     h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+                    h.insert(header::REFERRER_POLICY, header::HeaderValue::from_static("same-origin"));
                     h.insert(
                         header::CONTENT_SECURITY_POLICY,
-                        header::HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:"),
+                        header::HeaderValue::from_static("default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"),
                     );
                     Ok(res)
                 }
@@ -77,23 +106,75 @@ pub fn admin_server(listener: TcpListener, state: AdminState) -> std::io::Result
             .route("/logout", web::post().to(logout))
             .route("/", web::get().to(dashboard))
             .route("/dashboard.json", web::get().to(dashboard_json))
-            .route("/keys", web::get().to(keys_page))
+            .route("/keys", web::get().to(keys::page))
             .service(
                 web::resource("/keys/import")
                     .app_data(web::FormConfig::default().limit(crate::keyfile::MAX_KEY_FILE * 2))
-                    .route(web::post().to(import_keys)),
+                    .route(web::post().to(keys::import)),
             )
-            .route("/keys/remove", web::post().to(remove_key))
+            .route("/keys/remove", web::post().to(keys::remove))
+            .route("/log", web::get().to(log::page))
+            .route("/log.csv", web::get().to(log::csv))
+            .route("/reports", web::get().to(reports::page))
+            .route("/reports/export", web::post().to(reports::export))
+            .route("/reports/{sequence}/download", web::get().to(reports::download))
+            .route("/comkeys", web::get().to(accounts::com_keys_page))
+            .route("/comkeys/generate", web::post().to(accounts::generate_com_key))
+            .route("/comkeys/remove", web::post().to(accounts::remove_com_key))
+            .route("/users", web::get().to(accounts::users_page))
+            .route("/users/add", web::post().to(accounts::add_user))
+            .route("/users/passwd", web::post().to(accounts::new_password))
+            .route("/users/remove", web::post().to(accounts::remove_user))
             .route("/static/admin.js", web::get().to(script))
             .route("/metrics", web::get().to(metrics))
-            .default_service(web::to(|| async { HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(pages::not_found()) }))
+            .default_service(web::to(|| async { html(StatusCode::NOT_FOUND, pages::not_found()) }))
     })
     .workers(1)
     .disable_signals()
-    .shutdown_timeout(5)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(5);
+    let server = match tls {
+        Some(acceptor) => server.listen_openssl(listener, acceptor)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
+}
+
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+/// A notice shown above a page after an action: `(succeeded, text)`.
+type Notice = Option<(bool, String)>;
+
+/// The page's status for a notice: 422 when the action failed.
+fn notice_status(notice: &Notice) -> StatusCode {
+    if notice.as_ref().is_some_and(|(ok, _)| !ok) {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// Runs `f` with the admin's database connection, off the async workers.
+async fn with_db<T: Send + 'static>(
+    state: &web::Data<AdminState>,
+    f: impl FnOnce(&mut Db) -> T + Send + 'static,
+) -> Option<T> {
+    let state = state.clone();
+    web::block(move || f(&mut state.db.lock().expect("db lock")))
+        .await
+        .ok()
+}
+
+fn unavailable(what: &str) -> HttpResponse {
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        pages::forbidden(&format!(
+            "{what} cannot be read right now; try again in a moment."
+        )),
+    )
 }
 
 fn client_ip(req: &HttpRequest) -> IpAddr {
@@ -110,7 +191,7 @@ async fn login_page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespo
     if state.sessions.current(&req).is_some() {
         return redirect("/");
     }
-    let (nonce, cookie) = session::login_nonce();
+    let (nonce, cookie) = state.sessions.login_nonce();
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .cookie(cookie)
@@ -127,17 +208,14 @@ struct LoginForm {
 async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<AdminState>) -> HttpResponse {
     let form = form.into_inner();
     let again = |message: &str, status: actix_web::http::StatusCode| {
-        let (nonce, cookie) = session::login_nonce();
+        let (nonce, cookie) = state.sessions.login_nonce();
         HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .cookie(cookie)
             .body(pages::login(&nonce, Some(message)))
     };
     if !session::nonce_matches(&req, &form.nonce) {
-        return again(
-            "The form expired; please sign in again.",
-            actix_web::http::StatusCode::FORBIDDEN,
-        );
+        return again("The form expired; please sign in again.", StatusCode::FORBIDDEN);
     }
     let ip = client_ip(&req);
     if let Err(wait) = state.sessions.login_allowed(&form.user, ip, Instant::now()) {
@@ -146,7 +224,7 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
                 "Too many failed sign-ins; try again in {} minutes.",
                 wait.as_secs().div_ceil(60)
             ),
-            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
         );
     }
     let credentials = state
@@ -169,16 +247,13 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/"))
                 .cookie(cookie)
-                .cookie(session::expired_cookie(session::NONCE_COOKIE))
+                .cookie(state.sessions.expired_cookie(session::NONCE_COOKIE))
                 .finish()
         }
         None => {
             state.sessions.login_failed(&form.user, ip, Instant::now());
             tracing::warn!(user = %form.user.chars().take(64).collect::<String>(), %ip, "failed crew sign-in");
-            again(
-                "Wrong user name or password.",
-                actix_web::http::StatusCode::UNAUTHORIZED,
-            )
+            again("Wrong user name or password.", StatusCode::UNAUTHORIZED)
         }
     }
 }
@@ -194,7 +269,7 @@ async fn logout(req: HttpRequest, form: web::Form<CsrfForm>, state: web::Data<Ad
             state.sessions.remove(&req);
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/login"))
-                .cookie(session::expired_cookie(session::SESSION_COOKIE))
+                .cookie(state.sessions.expired_cookie(session::SESSION_COOKIE))
                 .finish()
         }
         Some(_) => HttpResponse::Forbidden()
@@ -240,8 +315,9 @@ async fn dashboard_data_blocking(state: &web::Data<AdminState>) -> serde_json::V
 }
 
 async fn dashboard(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    let Some(session) = state.sessions.current(&req) else {
-        return redirect("/login");
+    let session = match signed_in(&req, &state) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
     let data = dashboard_data_blocking(&state).await;
     HttpResponse::Ok()
@@ -250,7 +326,7 @@ async fn dashboard(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespon
 }
 
 async fn dashboard_json(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if state.sessions.current(&req).is_none() {
+    if live_session(&req, &state).is_none() {
         return HttpResponse::Unauthorized().json(serde_json::json!({ "error": "not signed in" }));
     }
     HttpResponse::Ok().json(dashboard_data_blocking(&state).await)
@@ -305,42 +381,24 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         .body(out)
 }
 
-async fn keys_page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    let Some(session) = state.sessions.current(&req) else {
-        return redirect("/login");
-    };
-    keys_answer(&state, &session, None).await
+/// The request's live session: its account still exists with the same role
+/// (an account removed or changed by the CLI ends its sessions here).
+fn live_session(req: &HttpRequest, state: &AdminState) -> Option<session::Session> {
+    let session = state.sessions.current(req)?;
+    let stored = state.db.lock().expect("db lock").user_credentials(&session.user);
+    match stored {
+        Ok(Some((_, role))) if role == session.role => Some(session),
+        Ok(_) => {
+            state.sessions.remove(req);
+            None
+        }
+        Err(_) => Some(session),
+    }
 }
 
-async fn keys_answer(
-    state: &web::Data<AdminState>,
-    session: &session::Session,
-    message: Option<(bool, String)>,
-) -> HttpResponse {
-    let list = web::block({
-        let state = state.clone();
-        move || state.db.lock().expect("db lock").list_keys()
-    })
-    .await;
-    match list {
-        Ok(Ok(list)) => {
-            let status = if message.as_ref().is_some_and(|(ok, _)| !ok) {
-                actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
-            } else {
-                actix_web::http::StatusCode::OK
-            };
-            HttpResponse::build(status)
-                .content_type("text/html; charset=utf-8")
-                .body(pages::keys(
-                    session,
-                    &list,
-                    message.as_ref().map(|(ok, m)| (*ok, m.as_str())),
-                ))
-        }
-        _ => HttpResponse::ServiceUnavailable()
-            .content_type("text/html; charset=utf-8")
-            .body(pages::forbidden("The key store cannot be read right now.")),
-    }
+/// The request's session, or a redirect to the sign-in page.
+fn signed_in(req: &HttpRequest, state: &AdminState) -> Result<session::Session, Box<HttpResponse>> {
+    live_session(req, state).ok_or_else(|| Box::new(redirect("/login")))
 }
 
 /// A signed-in admin with the right CSRF token, or the answer to give instead.
@@ -349,111 +407,13 @@ fn admin_action(
     state: &AdminState,
     csrf: &str,
 ) -> Result<session::Session, Box<HttpResponse>> {
-    let html = |status: actix_web::http::StatusCode, why: &str| {
-        Box::new(
-            HttpResponse::build(status)
-                .content_type("text/html; charset=utf-8")
-                .body(pages::forbidden(why)),
-        )
-    };
-    let Some(session) = state.sessions.current(req) else {
-        return Err(Box::new(redirect("/login")));
-    };
+    let session = signed_in(req, state)?;
+    let refuse = |why: &str| Box::new(html(StatusCode::FORBIDDEN, pages::forbidden(why)));
     if !session.csrf_matches(csrf) {
-        return Err(html(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "The form's security token is missing or wrong.",
-        ));
+        return Err(refuse("The form's security token is missing or wrong."));
     }
     if !session.is_admin() {
-        return Err(html(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "This needs an admin account.",
-        ));
+        return Err(refuse("This needs an admin account."));
     }
     Ok(session)
-}
-
-#[derive(Deserialize)]
-struct ImportForm {
-    csrf: String,
-    content: String,
-}
-
-async fn import_keys(
-    req: HttpRequest,
-    form: web::Form<ImportForm>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
-    let outcome = web::block({
-        let state = state.clone();
-        let now = state.service.clock().now();
-        move || -> Result<crate::store::ImportOutcome, String> {
-            let keys = crate::keyfile::parse(form.content.as_bytes()).map_err(|e| e.0)?;
-            state
-                .db
-                .lock()
-                .expect("db lock")
-                .import_keys(&keys, now)
-                .map_err(|e| e.to_string())
-        }
-    })
-    .await;
-    let message = match outcome {
-        Ok(Ok(o)) => {
-            tracing::info!(user = %session.user, added = o.added, unchanged = o.unchanged, "keys imported from the admin UI");
-            state.service.keys().reload_soon();
-            (
-                true,
-                format!("Imported {} new keys ({} already present).", o.added, o.unchanged),
-            )
-        }
-        Ok(Err(why)) => (false, format!("Nothing was imported: {why}")),
-        Err(_) => (
-            false,
-            "Nothing was imported: the import did not finish.".to_owned(),
-        ),
-    };
-    keys_answer(&state, &session, Some(message)).await
-}
-
-#[derive(Deserialize)]
-struct RemoveForm {
-    csrf: String,
-    kid: String,
-}
-
-async fn remove_key(
-    req: HttpRequest,
-    form: web::Form<RemoveForm>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
-    let Ok(kid) = form.kid.parse::<crate::ids::Kid>() else {
-        return keys_answer(&state, &session, Some((false, "That is not a KID.".to_owned()))).await;
-    };
-    let removed = web::block({
-        let state = state.clone();
-        move || state.db.lock().expect("db lock").remove_key(&kid)
-    })
-    .await;
-    let message = match removed {
-        Ok(Ok(true)) => {
-            tracing::info!(user = %session.user, %kid, "key removed from the admin UI");
-            state.service.keys().reload_soon();
-            (true, format!("Removed key {kid}."))
-        }
-        Ok(Ok(false)) => (false, format!("There is no key {kid}.")),
-        _ => (false, "The key could not be removed.".to_owned()),
-    };
-    keys_answer(&state, &session, Some(message)).await
 }

@@ -40,18 +40,51 @@ label{display:block;margin:.6rem 0 .2rem}
 .login{max-width:340px;margin:10vh auto;background:#fff;padding:1.5rem;border-radius:8px;box-shadow:0 1px 3px #0003}
 .error{color:#a4161a}
 svg{background:#fff;border-radius:6px;width:100%;height:auto}
+header nav{display:flex;gap:.2rem .9rem;flex-wrap:wrap;align-items:center}
+header a{color:#fff}header a[aria-current]{font-weight:700;text-decoration-thickness:3px}
+.scroll{overflow-x:auto;max-width:100%}
+.notice{padding:.5rem .8rem;border-radius:6px;background:#fff;border-left:5px solid currentColor}
+.filters{display:flex;flex-wrap:wrap;gap:.3rem 1rem;align-items:end;background:#fff;padding:.6rem 1rem;border-radius:6px}
+.filters label{margin:0}.filters div{display:flex;flex-direction:column}
+.pager{display:flex;justify-content:space-between;margin:.6rem 0}
+.secret{background:#fff7d6;border:2px solid #f0a202;padding:.8rem 1rem;border-radius:6px}
+textarea{max-width:100%;box-sizing:border-box}
 ";
 
-fn page(title: &str, session: Option<&Session>, body: &str) -> String {
+/// The pages in the navigation bar; admin-only ones carry `true`.
+const NAV: [(&str, &str, bool); 6] = [
+    ("/", "Dashboard", false),
+    ("/keys", "Keys", false),
+    ("/log", "License log", false),
+    ("/reports", "Reports", false),
+    ("/comkeys", "Communication keys", false),
+    ("/users", "Crew users", true),
+];
+
+pub fn page(title: &str, session: Option<&Session>, body: &str) -> String {
     let nav = match session {
-        Some(s) => format!(
-            "<nav aria-label=\"pages\"><a href=\"/\" style=\"color:#fff\">Dashboard</a> <a href=\"/keys\" style=\"color:#fff\">Keys</a></nav>\
-             <nav aria-label=\"account\"><span>{} ({})</span> \
-             <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form></nav>",
-            esc(&s.user),
-            esc(&s.role),
-            esc(&s.csrf)
-        ),
+        Some(s) => {
+            let links: String = NAV
+                .iter()
+                .filter(|(_, _, admin_only)| !admin_only || s.is_admin())
+                .map(|(href, label, _)| {
+                    let current = if *label == title {
+                        " aria-current=\"page\""
+                    } else {
+                        ""
+                    };
+                    format!("<a href=\"{href}\"{current}>{label}</a>")
+                })
+                .collect();
+            format!(
+                "<nav aria-label=\"pages\">{links}</nav>\
+                 <nav aria-label=\"account\" class=\"account\"><span>{} ({})</span> \
+                 <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form></nav>",
+                esc(&s.user),
+                esc(&s.role),
+                esc(&s.csrf)
+            )
+        }
         None => String::new(),
     };
     format!(
@@ -59,6 +92,25 @@ fn page(title: &str, session: Option<&Session>, body: &str) -> String {
          <title>{} · berth</title><style>{STYLE}</style></head><body><header><h1>berth · {}</h1>{nav}</header><main>{body}</main></body></html>",
         esc(title),
         esc(title)
+    )
+}
+
+/// The result of an action, above the page.
+pub fn notice(notice: Option<&(bool, String)>) -> String {
+    notice.map_or(String::new(), |(ok, text)| {
+        format!(
+            "<p class=\"notice {}\" role=\"status\">{}</p>",
+            if *ok { "ok" } else { "error" },
+            esc(text)
+        )
+    })
+}
+
+/// A hidden CSRF field for a form.
+pub fn csrf_field(session: &Session) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(&session.csrf)
     )
 }
 
@@ -166,10 +218,10 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
          <div class=\"card\"><div>Disk free</div><div class=\"n\">{free_mb} MB</div></div>\
          <div class=\"card\"><div>Clock</div><div>{}</div><div>{}</div></div></div></section>\
          <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div></section>\
-         <section aria-labelledby=\"id-h\"><h2 id=\"id-h\">Installation</h2><table><tr><th scope=\"row\">Id</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr></table></section>\
-         <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></section>\
-         <section aria-labelledby=\"den-h\"><h2 id=\"den-h\">Denials since start, by error code</h2><table><tbody id=\"denials\">{denials}</tbody></table></section>\
+         <section aria-labelledby=\"id-h\"><h2 id=\"id-h\">Installation</h2><div class=\"scroll\"><table><tr><th scope=\"row\">Id</th><td>{}</td></tr>\
+         <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr></table></div></section>\
+         <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><div class=\"scroll\"><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></div></section>\
+         <section aria-labelledby=\"den-h\"><h2 id=\"den-h\">Denials since start, by error code</h2><div class=\"scroll\"><table><tbody id=\"denials\">{denials}</tbody></table></div></section>\
          <script src=\"/static/admin.js\"></script>",
         if healthy { "ok" } else { "bad" },
         if healthy { "OK" } else { "PROBLEM" },
@@ -195,14 +247,8 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
 
 /// The keys page: every KID with its label and date (never a key), and for
 /// admins an import form and a remove button per key.
-pub fn keys(session: &Session, keys: &[crate::store::KeyInfo], message: Option<(bool, &str)>) -> String {
-    let message = message.map_or(String::new(), |(ok, text)| {
-        format!(
-            "<p class=\"{}\" role=\"status\">{}</p>",
-            if ok { "ok" } else { "error" },
-            esc(text)
-        )
-    });
+pub fn keys(session: &Session, keys: &[crate::store::KeyInfo], message: Option<&(bool, String)>) -> String {
+    let message = notice(message);
     let csrf = esc(&session.csrf);
     let mut rows = String::new();
     for k in keys {
@@ -239,7 +285,7 @@ pub fn keys(session: &Session, keys: &[crate::store::KeyInfo], message: Option<(
     };
     let body = format!(
         "{message}<section aria-labelledby=\"keys-h\"><h2 id=\"keys-h\">Content keys ({})</h2>\
-         <table><thead><tr><th>KID</th><th>Label</th><th>Added (UTC)</th><th></th></tr></thead><tbody>{rows}</tbody></table></section>{import}\
+         <div class=\"scroll\"><table><thead><tr><th>KID</th><th>Label</th><th>Added (UTC)</th><th></th></tr></thead><tbody>{rows}</tbody></table></div></section>{import}\
          <script src=\"/static/admin.js\"></script>",
         keys.len()
     );

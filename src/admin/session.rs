@@ -17,8 +17,6 @@ use crate::crypto::{ct_eq, random};
 
 pub const SESSION_COOKIE: &str = "berth_session";
 pub const NONCE_COOKIE: &str = "berth_login";
-/// A session ends after this long without a request.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(8 * 3600);
 /// Failed sign-ins allowed per account and per address within the window.
 const MAX_FAILURES: u32 = 5;
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
@@ -41,34 +39,17 @@ impl Session {
     }
 }
 
-#[derive(Default)]
 pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
+    /// Cookies carry `Secure` (the admin listener serves HTTPS).
+    secure: bool,
+    /// A session ends after this long without a request.
+    idle_timeout: Duration,
 }
 
 fn token() -> String {
     URL_SAFE_NO_PAD.encode(random::<32>())
-}
-
-fn cookie(name: &'static str, value: String) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish()
-}
-
-pub fn expired_cookie(name: &'static str) -> Cookie<'static> {
-    let mut c = cookie(name, String::new());
-    c.make_removal();
-    c
-}
-
-/// A nonce for the sign-in form, mirrored in a cookie (double submit).
-pub fn login_nonce() -> (String, Cookie<'static>) {
-    let nonce = token();
-    (nonce.clone(), cookie(NONCE_COOKIE, nonce))
 }
 
 pub fn nonce_matches(req: &HttpRequest, nonce: &str) -> bool {
@@ -90,6 +71,36 @@ pub fn check_password(stored: Option<(String, String)>, password: &str) -> Optio
 }
 
 impl Sessions {
+    pub fn new(secure: bool, idle_timeout: Duration) -> Sessions {
+        Sessions {
+            sessions: Mutex::default(),
+            failures: Mutex::default(),
+            secure,
+            idle_timeout,
+        }
+    }
+
+    fn cookie(&self, name: &'static str, value: String) -> Cookie<'static> {
+        Cookie::build(name, value)
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Strict)
+            .finish()
+    }
+
+    pub fn expired_cookie(&self, name: &'static str) -> Cookie<'static> {
+        let mut c = self.cookie(name, String::new());
+        c.make_removal();
+        c
+    }
+
+    /// A nonce for the sign-in form, mirrored in a cookie (double submit).
+    pub fn login_nonce(&self) -> (String, Cookie<'static>) {
+        let nonce = token();
+        (nonce.clone(), self.cookie(NONCE_COOKIE, nonce))
+    }
+
     pub fn create(&self, user: &str, role: &str) -> Cookie<'static> {
         let id = token();
         let session = Session {
@@ -99,9 +110,9 @@ impl Sessions {
             last_seen: Instant::now(),
         };
         let mut sessions = self.sessions.lock().expect("sessions lock");
-        sessions.retain(|_, s| s.last_seen.elapsed() < IDLE_TIMEOUT);
+        sessions.retain(|_, s| s.last_seen.elapsed() < self.idle_timeout);
         sessions.insert(id.clone(), session);
-        cookie(SESSION_COOKIE, id)
+        self.cookie(SESSION_COOKIE, id)
     }
 
     /// The request's session, if it has a live one; touching it keeps it alive.
@@ -109,7 +120,7 @@ impl Sessions {
         let id = req.cookie(SESSION_COOKIE)?;
         let mut sessions = self.sessions.lock().expect("sessions lock");
         let session = sessions.get_mut(id.value())?;
-        if session.last_seen.elapsed() >= IDLE_TIMEOUT {
+        if session.last_seen.elapsed() >= self.idle_timeout {
             sessions.remove(id.value());
             return None;
         }
@@ -121,6 +132,16 @@ impl Sessions {
         if let Some(id) = req.cookie(SESSION_COOKIE) {
             self.sessions.lock().expect("sessions lock").remove(id.value());
         }
+    }
+
+    /// Ends every session of `user` (removed, or given a new password) but the
+    /// one making the request.
+    pub fn end_sessions_of(&self, user: &str, req: &HttpRequest) {
+        let keep = req.cookie(SESSION_COOKIE).map(|c| c.value().to_owned());
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .retain(|id, s| s.user != user || keep.as_deref() == Some(id.as_str()));
     }
 
     fn keys(user: &str, ip: IpAddr) -> [String; 2] {

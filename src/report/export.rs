@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 use zip::write::SimpleFileOptions;
 
-use super::{
-    CSV_HEADER, InstallationJson, LogRange, Manifest, Period, ReportJson, ReportMeta, SCHEMA, Software, Tally,
-};
+use super::{InstallationJson, LogRange, Manifest, Period, ReportJson, ReportMeta, SCHEMA, Software, Tally};
 use crate::chain::{GENESIS, row_hash};
 use crate::crypto::{self, sha256_hex};
 use crate::ids::{Month, format_instant, hex};
@@ -168,10 +166,7 @@ pub fn export(
         let mut tally = Tally::new(month, previous_issued_at);
         let mut chain_head = first_prev_hash.clone();
         {
-            let mut csv = csv::WriterBuilder::new()
-                .terminator(csv::Terminator::CRLF)
-                .from_writer(&mut hashing);
-            csv.write_record(CSV_HEADER)?;
+            let mut csv = super::csv_writer(&mut hashing)?;
             db.for_each_log_row::<ExportError>(first_seq, last_seq, |r| {
                 let computed = row_hash(&r.prev_hash, &r.chain_row());
                 if r.prev_hash != chain_head || computed != r.row_hash {
@@ -181,19 +176,7 @@ pub fn export(
                     )));
                 }
                 tally.add(r.seq, &r.issued_at, &r.key_system, &r.user_hash);
-                let seq = r.seq.to_string();
-                csv.write_record([
-                    seq.as_str(),
-                    &r.issued_at,
-                    &r.key_system,
-                    &r.kids,
-                    &r.license_type,
-                    &r.user_hash,
-                    &r.token_id,
-                    &r.com_key_id,
-                    &r.prev_hash,
-                    &r.row_hash,
-                ])?;
+                super::write_csv_row(&mut csv, &r)?;
                 chain_head = r.row_hash;
                 Ok(())
             })?;

@@ -38,6 +38,34 @@ pub const CSV_HEADER: [&str; 10] = [
     "prev_hash",
     "row_hash",
 ];
+
+/// Writes one log row as a `licenses.csv` record (CRLF, the header's order).
+pub fn write_csv_row<W: std::io::Write>(
+    csv: &mut csv::Writer<W>,
+    r: &crate::store::LogRow,
+) -> csv::Result<()> {
+    csv.write_record([
+        r.seq.to_string().as_str(),
+        &r.issued_at,
+        &r.key_system,
+        &r.kids,
+        &r.license_type,
+        &r.user_hash,
+        &r.token_id,
+        &r.com_key_id,
+        &r.prev_hash,
+        &r.row_hash,
+    ])
+}
+
+/// A `licenses.csv` writer: the header, then [`write_csv_row`] per row.
+pub fn csv_writer<W: std::io::Write>(out: W) -> csv::Result<csv::Writer<W>> {
+    let mut csv = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(out);
+    csv.write_record(CSV_HEADER)?;
+    Ok(csv)
+}
 /// The files a report zip holds, no more and no fewer.
 pub const FILES: [&str; 5] = [
     "report.json",

@@ -337,6 +337,7 @@ impl Writer {
         let mut results = Vec::with_capacity(batch.len());
         let mut daily: HashMap<KeySystem, (i64, i64)> = HashMap::new();
         let mut users: Vec<String> = Vec::new();
+        let mut com_keys_used: Vec<String> = Vec::new();
         {
             let mut spend = tx.prepare_cached(
                 "INSERT OR IGNORE INTO used_tokens (token_id, usable_until) VALUES (?1, ?2)",
@@ -358,6 +359,9 @@ impl Writer {
                 let kids = join_kids(&entry.kids);
                 let user_hash = entry.user_hash.map(|h| hex(&h)).unwrap_or_default();
                 let com_key_id = entry.com_key_id.to_string();
+                if !com_keys_used.contains(&com_key_id) {
+                    com_keys_used.push(com_key_id.clone());
+                }
                 let row = Row {
                     seq: head.seq + 1,
                     issued_at: &issued_at,
@@ -407,6 +411,12 @@ impl Writer {
             )?;
             for (key_system, (licenses, without_user)) in &daily {
                 upsert_day.execute(params![day, key_system.as_str(), licenses, without_user])?;
+            }
+            // "Last used" on the communication keys page: one update per key
+            // per batch, not per license.
+            let mut used = tx.prepare_cached("UPDATE com_keys SET last_used_at = ?2 WHERE id = ?1")?;
+            for id in &com_keys_used {
+                used.execute(params![id, issued_at])?;
             }
             let mut add_user =
                 tx.prepare_cached("INSERT OR IGNORE INTO usage_users (month, user_hash) VALUES (?1, ?2)")?;

@@ -6,6 +6,7 @@
 //! module in clear only as typed values; on disk they are always sealed under the
 //! master key, with the row's identity bound as associated data.
 
+mod browse;
 mod log;
 mod migrate;
 mod reports;
@@ -21,6 +22,7 @@ use time::OffsetDateTime;
 use crate::crypto::{CryptoError, MasterKey, SigningKey, ct_eq};
 use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
+pub use browse::{LogCursor, LogFilter, LogPage};
 pub use log::{
     AppendError, Appended, ChainProblem, LogEntry, LogHandle, LogWriter, WriterConfig, WriterHealth,
     verify_chain,

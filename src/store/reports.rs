@@ -56,6 +56,25 @@ impl LogRow {
     }
 }
 
+/// The license log's columns in [`log_row`]'s order.
+pub(super) const LOG_COLUMNS: &str =
+    "seq, issued_at, key_system, kids, license_type, user_hash, token_id, com_key_id, prev_hash, row_hash";
+
+pub(super) fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
+    Ok(LogRow {
+        seq: r.get(0)?,
+        issued_at: r.get(1)?,
+        key_system: r.get(2)?,
+        kids: r.get(3)?,
+        license_type: r.get(4)?,
+        user_hash: r.get(5)?,
+        token_id: r.get(6)?,
+        com_key_id: r.get(7)?,
+        prev_hash: r.get(8)?,
+        row_hash: r.get(9)?,
+    })
+}
+
 const REPORT_COLUMNS: &str = "sequence, month, file_name, manifest_sha256, zip_sha256, first_seq, last_seq,
      last_row_hash, licenses, active_users, generated_at, uploaded_at, upload_attempts, next_attempt_at,
      last_error";
@@ -197,30 +216,13 @@ impl Db {
     ) -> Result<(), E> {
         let mut stmt = self
             .conn
-            .prepare(
-                "SELECT seq, issued_at, key_system, kids, license_type, user_hash, token_id,
-                        com_key_id, prev_hash, row_hash
-                 FROM license_log WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq",
-            )
+            .prepare(&format!(
+                "SELECT {LOG_COLUMNS} FROM license_log WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq"
+            ))
             .map_err(StoreError::from)?;
         let mut rows = stmt.query(params![from, to]).map_err(StoreError::from)?;
         while let Some(r) = rows.next().map_err(StoreError::from)? {
-            let row = (|| -> rusqlite::Result<LogRow> {
-                Ok(LogRow {
-                    seq: r.get(0)?,
-                    issued_at: r.get(1)?,
-                    key_system: r.get(2)?,
-                    kids: r.get(3)?,
-                    license_type: r.get(4)?,
-                    user_hash: r.get(5)?,
-                    token_id: r.get(6)?,
-                    com_key_id: r.get(7)?,
-                    prev_hash: r.get(8)?,
-                    row_hash: r.get(9)?,
-                })
-            })()
-            .map_err(StoreError::from)?;
-            f(row)?;
+            f(log_row(r).map_err(StoreError::from)?)?;
         }
         Ok(())
     }

@@ -11,19 +11,19 @@ thread_local! {
 }
 
 /// A client that shows redirects instead of following them.
-fn client() -> awc::Client {
+pub fn client() -> awc::Client {
     NO_REDIRECTS.with(Clone::clone)
 }
 
 /// The value of a Set-Cookie for `name`, with its attributes.
-fn set_cookie(res: &awc::http::header::HeaderMap, name: &str) -> Option<String> {
+pub fn set_cookie(res: &awc::http::header::HeaderMap, name: &str) -> Option<String> {
     res.get_all("set-cookie")
         .filter_map(|v| v.to_str().ok())
         .find(|v| v.starts_with(&format!("{name}=")))
         .map(str::to_owned)
 }
 
-fn cookie_value(set_cookie: &str) -> String {
+pub fn cookie_value(set_cookie: &str) -> String {
     set_cookie
         .split(';')
         .next()
@@ -34,13 +34,13 @@ fn cookie_value(set_cookie: &str) -> String {
         .to_owned()
 }
 
-fn between<'a>(text: &'a str, before: &str, after: &str) -> &'a str {
+pub fn between<'a>(text: &'a str, before: &str, after: &str) -> &'a str {
     let start = text.find(before).expect(before) + before.len();
     &text[start..start + text[start..].find(after).expect(after)]
 }
 
 /// Fetches the login form: (nonce, nonce cookie).
-async fn login_form(app: &TestApp) -> (String, String) {
+pub async fn login_form(app: &TestApp) -> (String, String) {
     let mut res = client().get(app.admin_url("/login")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let cookie = cookie_value(&set_cookie(res.headers(), "berth_login").expect("nonce cookie"));
@@ -48,7 +48,7 @@ async fn login_form(app: &TestApp) -> (String, String) {
     (between(&body, "name=\"nonce\" value=\"", "\"").to_owned(), cookie)
 }
 
-async fn sign_in(
+pub async fn sign_in(
     app: &TestApp,
     user: &str,
     password: &str,
@@ -65,7 +65,7 @@ async fn sign_in(
 }
 
 /// Signs in as the admin `init` created; returns the session cookie header.
-async fn session(app: &TestApp) -> String {
+pub async fn session(app: &TestApp) -> String {
     let res = sign_in(app, "admin", &app.admin_password).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let set = set_cookie(res.headers(), "berth_session").expect("session cookie");
@@ -276,7 +276,7 @@ async fn metrics_in_prometheus_format() {
     }
 }
 
-async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
+pub async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
     let mut res = client()
         .get(app.admin_url(path))
         .insert_header(("Cookie", cookie.to_owned()))
@@ -393,4 +393,51 @@ async fn viewers_see_keys_but_cannot_change_them() {
             .0,
         200
     );
+}
+
+/// Signs in as `user`; returns the session cookie header.
+pub async fn session_as(app: &TestApp, user: &str, password: &str) -> String {
+    let res = sign_in(app, user, password).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign in as {user}");
+    let set = set_cookie(res.headers(), "berth_session").expect("session cookie");
+    format!("berth_session={}", cookie_value(&set))
+}
+
+/// Adds a crew user with the CLI; returns the password it printed.
+pub fn add_user(app: &TestApp, name: &str, role: &str) -> String {
+    let out = app.berth(&["user", "add", name, "--role", role, "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A GET on the admin listener: (status, body).
+pub async fn get(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+    let mut res = client()
+        .get(app.admin_url(path))
+        .insert_header(("Cookie", cookie.to_owned()))
+        .send()
+        .await
+        .unwrap();
+    let body = res.body().limit(64 << 20).await.unwrap().to_vec();
+    (res.status(), String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A form POST on the admin listener: (status, body).
+pub async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let mut res = client()
+        .post(app.admin_url(path))
+        .insert_header(("Cookie", cookie.to_owned()))
+        .send_form(&form)
+        .await
+        .unwrap();
+    let body = res.body().limit(1 << 20).await.unwrap().to_vec();
+    (res.status(), String::from_utf8_lossy(&body).into_owned())
+}
+
+/// The CSRF token on a page.
+pub fn csrf(body: &str) -> String {
+    between(body, "name=\"csrf\" value=\"", "\"").to_owned()
 }

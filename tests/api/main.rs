@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin;
+mod admin_pages;
 mod cli;
 mod connections;
 mod counting;

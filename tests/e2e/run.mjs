@@ -314,7 +314,7 @@ async function playInBrowser(browser, origin, berths, { name, player, src, berth
 // The crew's view: sign in to the admin UI in the browser, see the month's
 // count match berth's stats, watch the page refresh itself, sign out.
 async function crewDashboard(browser, berth) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   const page = await context.newPage();
   await page.goto(`${berth.adminUrl}/`);
   check(page.url().endsWith('/login'), 'the admin UI asks for a sign-in first');
@@ -337,14 +337,60 @@ async function crewDashboard(browser, berth) {
   const extra = newKey();
   const keyFile = path.join(out, 'crew-keys.json');
   fs.writeFileSync(keyFile, JSON.stringify({ keys: [{ kid: extra.uuid, key: extra.key, label: 'crew import' }] }));
-  await page.getByRole('link', { name: 'Keys' }).click();
+  await page.getByRole('link', { name: 'Keys', exact: true }).click();
   await page.getByLabel(/Key file/).setInputFiles(keyFile);
   await page.waitForFunction(() => document.getElementById('content').value.includes('crew import'));
-  await page.getByRole('button', { name: 'Import' }).click();
+  await page.getByRole('button', { name: 'Import', exact: true }).click();
   const status = await page.getByRole('status').textContent();
   check(/Imported 1 new keys/.test(status), `the keys page imports a chosen file (${status.trim()})`);
   check(await page.getByText(extra.uuid).isVisible(), 'the imported KID is listed (and no key is shown)');
   await page.screenshot({ path: path.join(out, 'screenshots', 'admin-keys.png'), fullPage: true });
+
+  // The license log, filtered by key system, and its CSV download.
+  await page.getByRole('link', { name: 'License log' }).click();
+  await page.getByLabel('Key system').selectOption('hls');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.waitForURL(/key_system=hls/);
+  const counts = await berth.stats();
+  const hlsRows = await page.locator('#log tbody tr').count();
+  check(hlsRows === counts.by_key_system.hls && hlsRows > 0,
+    `the license log filtered to hls shows its ${hlsRows} rows (stats: ${counts.by_key_system.hls})`);
+  const [csvDownload] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: /as CSV/ }).click()]);
+  const csvFile = path.join(out, 'license-log-hls.csv');
+  await csvDownload.saveAs(csvFile);
+  const csvLines = fs.readFileSync(csvFile, 'utf8').trim().split('\r\n');
+  check(csvLines[0].startsWith('seq,issued_at,key_system') && csvLines.length - 1 === hlsRows
+    && csvLines.slice(1).every((l) => l.split(',')[2] === 'hls'),
+    `the CSV download holds the same ${csvLines.length - 1} rows`);
+
+  // Reports: export last month, download the zip, and verify it with the CLI.
+  await page.getByRole('link', { name: 'Reports', exact: true }).click();
+  await page.getByRole('button', { name: 'Export', exact: true }).click();
+  const exported = await page.getByRole('status').textContent();
+  check(/^Exported \d{4}-\d{2} as report 1/.test(exported.trim()), `the reports page exports last month (${exported.trim()})`);
+  check(await page.locator('#reports td.ok').first().isVisible(), 'the exported report shows as verified');
+  const [zipDownload] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: /Download report 1/ }).click()]);
+  const zipFile = path.join(out, zipDownload.suggestedFilename());
+  await zipDownload.saveAs(zipFile);
+  const verified = await run(berthBin, ['report', 'verify', zipFile], { allowFail: true });
+  check(verified.code === 0 && /^OK /.test(verified.stdout), `the downloaded report verifies: ${verified.stdout.trim() || verified.stderr.trim()}`);
+  await page.screenshot({ path: path.join(out, 'screenshots', 'admin-reports.png'), fullPage: true });
+
+  // Keyboard: the first Tab lands on the navigation, Enter follows it.
+  await page.goto(`${berth.adminUrl}/`);
+  await page.keyboard.press('Tab');
+  const focused = await page.evaluate(() => document.activeElement && document.activeElement.getAttribute('href'));
+  check(focused === '/', `the first Tab focuses the navigation (${focused})`);
+
+  // A 768-wide tablet: no page scrolls sideways.
+  await page.setViewportSize({ width: 768, height: 1024 });
+  for (const where of ['/', '/keys', '/log', '/reports', '/comkeys', '/users']) {
+    await page.goto(`${berth.adminUrl}${where}`);
+    const width = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(width <= 768, `${where} fits a 768-wide tablet (${width}px)`);
+  }
+  await page.goto(`${berth.adminUrl}/log`);
+  await page.screenshot({ path: path.join(out, 'screenshots', 'admin-log-768.png'), fullPage: true });
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(/\/login$/);
   check(page.url().endsWith('/login'), 'signing out returns to the sign-in page');

@@ -1,0 +1,85 @@
+//! Crew accounts and communication keys: the rules and the fresh secrets that
+//! the CLI and the admin UI share, so both make them the same way.
+
+use argon2::PasswordHasher as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::crypto;
+use crate::ids::{ComKeyId, Secret32};
+
+/// What a crew account may be.
+pub const ROLES: [&str; 2] = ["admin", "viewer"];
+
+/// A user name as stored: trimmed, 1 to 64 characters, no spaces or controls.
+pub fn check_user_name(name: &str) -> Result<&str, String> {
+    let name = name.trim();
+    if name.is_empty()
+        || name.chars().count() > 64
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err("a user name must be 1 to 64 characters without spaces".to_owned());
+    }
+    Ok(name)
+}
+
+pub fn check_role(role: &str) -> Result<&str, String> {
+    ROLES
+        .iter()
+        .find(|r| **r == role)
+        .copied()
+        .ok_or_else(|| "a role is admin or viewer".to_owned())
+}
+
+/// A generated password: 120 random bits, 20 URL-safe characters.
+pub fn new_password() -> String {
+    URL_SAFE_NO_PAD.encode(crypto::random::<15>())
+}
+
+/// An argon2id PHC string for the password.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))
+}
+
+/// A random (version 4) UUID.
+pub fn new_uuid() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes(crypto::random()).into_uuid()
+}
+
+/// A new communication key: a random id and a 256-bit secret.
+pub fn new_com_key() -> (ComKeyId, Secret32) {
+    (ComKeyId(new_uuid()), Secret32(crypto::random()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_are_trimmed_and_bounded() {
+        assert_eq!(check_user_name("  crew1 "), Ok("crew1"));
+        assert!(check_user_name("").is_err());
+        assert!(check_user_name("two words").is_err());
+        assert!(check_user_name("bell\u{7}").is_err());
+        assert!(check_user_name(&"x".repeat(65)).is_err());
+        assert!(check_user_name(&"é".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn roles_are_admin_or_viewer() {
+        assert_eq!(check_role("viewer"), Ok("viewer"));
+        assert!(check_role("root").is_err());
+    }
+
+    #[test]
+    fn passwords_verify_against_their_hash() {
+        let password = new_password();
+        assert_eq!(password.len(), 20);
+        let hash = hash_password(&password).unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert_ne!(new_password(), password);
+    }
+}

@@ -1,0 +1,108 @@
+//! Response bodies produced by a blocking thread (CSV export of the license
+//! log, report downloads): the thread sends chunks, the client reads them at
+//! its own pace, and a client that goes away stops the thread.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, MessageBody};
+use actix_web::web::Bytes;
+use tokio::sync::mpsc;
+
+/// Chunks in flight between the thread and the client.
+const CHUNKS_IN_FLIGHT: usize = 8;
+/// The size of one chunk.
+pub const CHUNK: usize = 64 * 1024;
+
+pub struct ChannelBody {
+    rx: mpsc::Receiver<std::io::Result<Bytes>>,
+    size: BodySize,
+}
+
+impl MessageBody for ChannelBody {
+    type Error = std::io::Error;
+
+    fn size(&self) -> BodySize {
+        self.size
+    }
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The sending half, for the producing thread.
+pub struct Chunks(mpsc::Sender<std::io::Result<Bytes>>);
+
+impl Chunks {
+    /// Sends one chunk; `false` once the client has gone.
+    pub fn send(&self, chunk: Vec<u8>) -> bool {
+        self.0.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+    }
+
+    /// Ends the body with an error: the client sees a cut-off download, not a
+    /// file that looks complete.
+    pub fn fail(&self, why: String) {
+        let _ = self.0.blocking_send(Err(std::io::Error::other(why)));
+    }
+}
+
+/// A body of `size` bytes (or unknown) filled by `produce` on its own thread.
+pub fn spawn(
+    name: &str,
+    size: Option<u64>,
+    produce: impl FnOnce(Chunks) + Send + 'static,
+) -> std::io::Result<ChannelBody> {
+    let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || produce(Chunks(tx)))?;
+    Ok(ChannelBody {
+        rx,
+        size: size.map_or(BodySize::Stream, BodySize::Sized),
+    })
+}
+
+/// A `std::io::Write` that sends full chunks as they fill.
+pub struct ChunkWriter {
+    chunks: Chunks,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    pub fn new(chunks: Chunks) -> ChunkWriter {
+        ChunkWriter {
+            chunks,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    pub fn fail(self, why: String) {
+        self.chunks.fail(why);
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        if self.chunks.send(chunk) {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the client went away",
+            ))
+        }
+    }
+}

@@ -1,0 +1,668 @@
+//! The crew admin UI's pages beyond sign-in: the license log, reports,
+//! communication keys, crew users, expiring sessions and TLS, over real HTTP.
+
+use std::time::Duration;
+
+use awc::http::StatusCode;
+use serde_json::json;
+use time::macros::datetime;
+
+use crate::admin::{add_user, between, csrf, get, post, session, session_as, set_cookie};
+use crate::helpers::*;
+
+/// Delivers one Clear Key license for `kid` to `user`; panics unless 200.
+async fn deliver(app: &TestApp, kid: &str, user: &str) {
+    let token = app.token(&[kid], json!({ "session": { "user_id": user } }));
+    let (s, b, _) = post_license(app, Some(&token), &clearkey_body(&[kid], "temporary")).await;
+    assert_eq!(s, 200, "{b}");
+}
+
+/// Delivers one HLS key for `kid`.
+async fn deliver_hls(app: &TestApp, kid: &str) {
+    let token = app.token(&[kid], json!({}));
+    let res = crate::helpers::client()
+        .get(app.url(&format!("/hls/key/{kid}?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// The `<tbody>` of the license log table.
+fn log_rows(body: &str) -> usize {
+    between(body, "<table id=\"log\">", "</table>")
+        .matches("<tr><td>")
+        .count()
+}
+
+#[actix_web::test]
+async fn the_license_log_filters_by_day_kid_and_key_system() {
+    let app = spawn_admin_app().await;
+    app.clock.set(datetime!(2026-10-30 12:00 UTC));
+    deliver(&app, KID_A, "u1").await;
+    deliver(&app, KID_B, "u2").await;
+    app.clock.set(datetime!(2026-11-02 08:00 UTC));
+    deliver(&app, KID_A, "u1").await;
+    deliver_hls(&app, KID_A).await;
+    let cookie = session(&app).await;
+
+    let (s, body) = get(&app, &cookie, "/log").await;
+    assert_eq!(s, 200);
+    assert_eq!(log_rows(&body), 4);
+    assert!(body.contains("aria-current=\"page\">License log"));
+    // Newest first.
+    assert!(body.find("2026-11-02T08").unwrap() < body.find("2026-10-30T12").unwrap());
+
+    let (_, body) = get(&app, &cookie, &format!("/log?kid={KID_B}")).await;
+    assert_eq!(log_rows(&body), 1);
+    assert!(body.contains(KID_B));
+    assert!(
+        !body.contains("id=\"match-count\""),
+        "no count from aggregates by KID"
+    );
+
+    let (_, body) = get(&app, &cookie, "/log?key_system=hls").await;
+    assert_eq!(log_rows(&body), 1);
+    assert!(body.contains("1 licenses match."));
+
+    let (_, body) = get(&app, &cookie, "/log?from=2026-10-30&to=2026-10-31&key_system=any").await;
+    assert_eq!(log_rows(&body), 2);
+    assert!(body.contains("2 licenses match."));
+    assert!(
+        body.contains("value=\"2026-10-30\""),
+        "the filter stays in the form"
+    );
+    assert!(body.contains("/log.csv?from=2026-10-30&amp;to=2026-10-31"));
+
+    let (_, body) = get(
+        &app,
+        &cookie,
+        &format!("/log?from=2026-11-01&kid={}", KID_A.replace('-', "")),
+    )
+    .await;
+    assert_eq!(log_rows(&body), 2, "a KID as 32 hex digits works too");
+
+    let (_, body) = get(&app, &cookie, "/log?to=2026-10-29").await;
+    assert!(body.contains("No licenses match."));
+}
+
+#[actix_web::test]
+async fn the_license_log_refuses_bad_filters_clearly() {
+    let app = spawn_admin_app().await;
+    let cookie = session(&app).await;
+    for (query, message) in [
+        ("from=yesterday", "From is not a date"),
+        ("to=2026-02-30", "To is not a date"),
+        ("from=2026-11-02&to=2026-11-01", "From is after To"),
+        ("kid=%3Cscript%3Ealert(1)%3C/script%3E", "KID is not a UUID"),
+        ("key_system=widevine", "Key system is clearkey or hls"),
+        ("dir=older", "page address is not valid"),
+        (
+            "dir=older&seq=1&at=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "page address is not valid",
+        ),
+        ("dir=sideways&seq=1&at=x", "page address is not valid"),
+        ("from=%FF%FE", "From is not a date"),
+    ] {
+        let (s, body) = get(&app, &cookie, &format!("/log?{query}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
+        assert!(body.contains(message), "{query}: {body}");
+        assert!(!body.contains("<script>alert"), "{query}");
+        let (s, _) = get(&app, &cookie, &format!("/log.csv?{query}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
+    }
+    // Without a session: to the sign-in page, for the CSV too.
+    let (s, _) = get(&app, "", "/log").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _) = get(&app, "", "/log.csv").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+}
+
+/// The target of the pager link with this `rel`.
+fn link(body: &str, rel: &str) -> String {
+    let before = body.split(&format!("\" rel=\"{rel}\"")).next().unwrap();
+    before.rsplit("<a href=\"").next().unwrap().replace("&amp;", "&")
+}
+
+#[actix_web::test]
+async fn the_license_log_pages_by_keyset_and_exports_csv() {
+    let app = spawn_admin_app().await;
+    for i in 0..57 {
+        deliver(&app, if i % 3 == 0 { KID_B } else { KID_A }, &format!("u{i}")).await;
+    }
+    let cookie = session(&app).await;
+    let (_, first) = get(&app, &cookie, "/log").await;
+    assert_eq!(log_rows(&first), 50);
+    assert!(
+        !first.contains("rel=\"prev\""),
+        "the first page has no newer page"
+    );
+    let older = link(&first, "next");
+    let (s, second) = get(&app, &cookie, &older).await;
+    assert_eq!(s, 200, "{older}");
+    assert_eq!(log_rows(&second), 7);
+    assert!(
+        !second.contains("rel=\"next\""),
+        "the last page has no older page"
+    );
+    assert!(second.contains("<td>1</td>"), "row 1 is on the last page");
+    let newer = link(&second, "prev");
+    let (_, back) = get(&app, &cookie, &newer).await;
+    assert_eq!(log_rows(&back), 50);
+    assert!(back.contains("<td>57</td>") && back.contains("<td>8</td>"));
+
+    // The CSV holds exactly the filtered rows, in the report's columns.
+    let mut res = crate::admin::client()
+        .get(app.admin_url(&format!("/log.csv?kid={KID_B}")))
+        .insert_header(("Cookie", cookie.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()
+            .get("content-disposition")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"berth-log-")
+    );
+    let csv = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "seq,issued_at,key_system,kids,license_type,user_hash,token_id,com_key_id,prev_hash,row_hash"
+    );
+    assert_eq!(lines.len(), 1 + 19);
+    assert!(lines[1..].iter().all(|l| l.contains(KID_B)));
+    assert!(lines[1].starts_with("1,"), "oldest first");
+    // The CSV's rows are the log's rows, hashes and all.
+    let db = app.db();
+    let stored = db.last_licenses(57).unwrap();
+    let row_1 = stored.iter().find(|r| r.seq == 1).unwrap();
+    assert!(lines[1].ends_with(&format!("{},{}", row_1.prev_hash, row_1.row_hash)));
+}
+
+/// Makes licenses in October 2026, then sets the clock to November.
+async fn app_with_a_finished_month() -> TestApp {
+    let app = spawn_admin_app().await;
+    app.clock.set(datetime!(2026-10-15 09:00 UTC));
+    for user in ["a", "b", "a"] {
+        deliver(&app, KID_A, user).await;
+    }
+    app.clock.set(datetime!(2026-11-03 10:00 UTC));
+    app
+}
+
+#[actix_web::test]
+async fn admins_export_download_and_verify_reports() {
+    let app = app_with_a_finished_month().await;
+    let cookie = session(&app).await;
+    let (s, body) = get(&app, &cookie, "/reports").await;
+    assert_eq!(s, 200);
+    assert!(body.contains("No report has been exported yet."));
+    assert!(body.contains("value=\"2026-10\""), "last month is suggested");
+    let token = csrf(&body);
+
+    // A month that has not ended, and nonsense, are refused with a reason.
+    let (s, body) = post(
+        &app,
+        &cookie,
+        "/reports/export",
+        &[("csrf", &token), ("month", "2026-11")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("has not ended yet"), "{body}");
+    for bad in ["2026-13", "october", "", "2026-10-01"] {
+        let (s, body) = post(
+            &app,
+            &cookie,
+            "/reports/export",
+            &[("csrf", &token), ("month", bad)],
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert!(body.contains("Month is not a month"), "{bad}");
+    }
+    let (s, _) = post(
+        &app,
+        &cookie,
+        "/reports/export",
+        &[("csrf", "forged"), ("month", "2026-10")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, body) = post(
+        &app,
+        &cookie,
+        "/reports/export",
+        &[("csrf", &token), ("month", "2026-10")],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(
+        body.contains("Exported 2026-10 as report 1 (3 licenses, 2 active users)."),
+        "{body}"
+    );
+    let row = between(&body, "<table id=\"reports\">", "</table>");
+    assert!(
+        row.contains("<td>1</td><td>2026-10</td><td>3</td><td>2</td>"),
+        "{row}"
+    );
+    assert!(row.contains("OK: signature, manifest, hash chain and counts check out (3 licenses, rows 1..3)"));
+    assert!(row.contains("not uploaded (no upload address is configured)"));
+    // Exporting it again changes nothing.
+    let (_, body) = post(
+        &app,
+        &cookie,
+        "/reports/export",
+        &[("csrf", &token), ("month", "2026-10")],
+    )
+    .await;
+    assert!(body.contains("2026-10 was exported before, as report 1."));
+
+    // The download is the signed zip, byte for byte, and it verifies.
+    let mut res = crate::admin::client()
+        .get(app.admin_url("/reports/1/download"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get("content-type").unwrap(), "application/zip");
+    let zip = res.body().limit(16 << 20).await.unwrap().to_vec();
+    let file_name = app.db().reports().unwrap()[0].file_name.clone();
+    let on_disk = std::fs::read(app.data_dir().join("reports").join(&file_name)).unwrap();
+    assert_eq!(zip, on_disk);
+    let verified = berth::report::verify_reader(std::io::Cursor::new(zip), None).unwrap();
+    assert_eq!(verified.report.counts.licenses, 3);
+    for missing in [
+        "/reports/2/download",
+        "/reports/abc/download",
+        "/reports/-1/download",
+    ] {
+        let (s, _) = get(&app, &cookie, missing).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{missing}");
+    }
+    let (s, _) = get(&app, "", "/reports/1/download").await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "downloads need a session");
+
+    // A report changed on disk shows as failed.
+    let path = app.data_dir().join("reports").join(&file_name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, body) = get(&app, &cookie, "/reports").await;
+    assert!(body.contains("class=\"bad\">FAILED: "), "{body}");
+}
+
+#[actix_web::test]
+async fn viewers_see_reports_but_cannot_export() {
+    let app = app_with_a_finished_month().await;
+    let password = add_user(&app, "maria", "viewer");
+    let cookie = session_as(&app, "maria", &password).await;
+    let (s, body) = get(&app, &cookie, "/reports").await;
+    assert_eq!(s, 200);
+    assert!(!body.contains("action=\"/reports/export\""));
+    let (s, _) = post(
+        &app,
+        &cookie,
+        "/reports/export",
+        &[("csrf", &csrf(&body)), ("month", "2026-10")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(app.db().reports().unwrap().is_empty());
+    // Viewers do not see the crew users page at all.
+    let (s, _) = get(&app, &cookie, "/users").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(!body.contains("href=\"/users\""), "nor its link");
+}
+
+#[actix_web::test]
+async fn communication_keys_are_generated_shown_once_used_and_removed() {
+    let app = spawn_admin_app().await;
+    let cookie = session(&app).await;
+    let (s, body) = get(&app, &cookie, "/comkeys").await;
+    assert_eq!(s, 200);
+    assert!(body.contains(&app.com_key_id) && body.contains("Communication keys (1)"));
+    assert!(body.contains("<td>never</td>"));
+    let (s, body) = post(&app, &cookie, "/comkeys/generate", &[("csrf", &csrf(&body))]).await;
+    assert_eq!(s, 200);
+    let id = between(&body, "Generated communication key ", ".").to_owned();
+    let secret = between(&body, "Secret (base64)</th><td><code class=\"once\">", "<").to_owned();
+    let secret = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &secret).unwrap();
+    assert_eq!(secret.len(), 32);
+
+    // A token signed with the new key works at once, and the key shows as used.
+    let mut payload = app.payload(&[KID_A], json!({}));
+    payload["com_key_id"] = json!(id);
+    let token = sign_with(&secret, r#"{"alg":"HS256","typ":"JWT"}"#, &payload);
+    let (s, b, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(s, 200, "{b}");
+    let (_, body) = get(&app, &cookie, "/comkeys").await;
+    assert!(body.contains("Communication keys (2)"));
+    assert!(
+        !body.contains("class=\"once\""),
+        "the secret is never shown again"
+    );
+    let row = between(&body, &format!("<tr><td><code>{id}</code></td>"), "</tr>");
+    assert!(!row.contains("never"), "last used: {row}");
+
+    let (s, body) = post(
+        &app,
+        &cookie,
+        "/comkeys/remove",
+        &[("csrf", &csrf(&body)), ("id", &id)],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body.contains(&format!("Removed communication key {id}.")));
+    let token = sign_with(&secret, r#"{"alg":"HS256","typ":"JWT"}"#, &{
+        payload["id"] = json!(uuid_like());
+        payload
+    });
+    let (s, b, h) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_error(s, &b, &h, 401, "token_invalid");
+    let (s, body) = post(
+        &app,
+        &cookie,
+        "/comkeys/remove",
+        &[("csrf", &csrf(&body)), ("id", "not-a-uuid")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("That is not a communication key id."));
+
+    // Viewers list but cannot generate.
+    let password = add_user(&app, "maria", "viewer");
+    let viewer = session_as(&app, "maria", &password).await;
+    let (s, body) = get(&app, &viewer, "/comkeys").await;
+    assert_eq!(s, 200);
+    assert!(!body.contains("action=\"/comkeys/generate\""));
+    let (s, _) = post(&app, &viewer, "/comkeys/generate", &[("csrf", &csrf(&body))]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[actix_web::test]
+async fn admins_manage_crew_users() {
+    let app = spawn_admin_app().await;
+    let cookie = session(&app).await;
+    let (s, body) = get(&app, &cookie, "/users").await;
+    assert_eq!(s, 200);
+    assert!(body.contains("<td>admin</td><td>admin</td>"));
+    let token = csrf(&body);
+
+    let (s, body) = post(
+        &app,
+        &cookie,
+        "/users/add",
+        &[("csrf", &token), ("name", "kim"), ("role", "viewer")],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let password = between(&body, "Password</th><td><code class=\"once\">", "<").to_owned();
+    let kim = session_as(&app, "kim", &password).await;
+    let (s, _) = get(&app, &kim, "/").await;
+    assert_eq!(s, 200);
+
+    for (name, role, why) in [
+        ("two words", "viewer", "without spaces"),
+        ("", "viewer", "without spaces"),
+        ("kim", "viewer", "already exists"),
+        ("root", "superuser", "a role is admin or viewer"),
+        (&"x".repeat(65), "admin", "without spaces"),
+    ] {
+        let (s, body) = post(
+            &app,
+            &cookie,
+            "/users/add",
+            &[("csrf", &token), ("name", name), ("role", role)],
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        assert!(body.contains(why), "{name}: {body}");
+    }
+    // Oversized forms are refused before they are read.
+    let huge = "y".repeat(64 * 1024);
+    let (s, _) = post(
+        &app,
+        &cookie,
+        "/users/add",
+        &[("csrf", &token), ("name", &huge), ("role", "admin")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // A new password ends kim's sessions; the old password stops working.
+    let (s, body) = post(
+        &app,
+        &cookie,
+        "/users/passwd",
+        &[("csrf", &token), ("name", "kim")],
+    )
+    .await;
+    assert_eq!(s, 200);
+    let new_password = between(&body, "Password</th><td><code class=\"once\">", "<").to_owned();
+    assert_ne!(new_password, password);
+    let (s, _) = get(&app, &kim, "/").await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "kim's session ended");
+    assert_eq!(
+        crate::admin::sign_in(&app, "kim", &password).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let kim = session_as(&app, "kim", &new_password).await;
+
+    // Nobody removes themselves; removing kim ends kim's session.
+    let (s, body) = post(
+        &app,
+        &cookie,
+        "/users/remove",
+        &[("csrf", &token), ("name", "admin")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("You cannot remove your own account"));
+    let (s, body) = post(
+        &app,
+        &cookie,
+        "/users/remove",
+        &[("csrf", &token), ("name", "kim")],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body.contains("Removed kim"));
+    let (s, _) = get(&app, &kim, "/").await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (s, _) = post(
+        &app,
+        &cookie,
+        "/users/remove",
+        &[("csrf", &token), ("name", "kim")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // The same actions without the CSRF token do nothing.
+    let (s, _) = post(&app, &cookie, "/users/add", &[("name", "eve"), ("role", "admin")]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = post(
+        &app,
+        &cookie,
+        "/users/add",
+        &[("csrf", "x"), ("name", "eve"), ("role", "admin")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(app.db().user_credentials("eve").unwrap().is_none());
+}
+
+#[actix_web::test]
+async fn an_account_removed_by_the_cli_is_signed_out() {
+    let app = spawn_admin_app().await;
+    let password = add_user(&app, "maria", "viewer");
+    let cookie = session_as(&app, "maria", &password).await;
+    assert_eq!(get(&app, &cookie, "/keys").await.0, 200);
+    assert!(app.berth(&["user", "remove", "maria"]).status.success());
+    assert_eq!(get(&app, &cookie, "/keys").await.0, StatusCode::SEE_OTHER);
+}
+
+#[actix_web::test]
+async fn sessions_expire_after_the_idle_time() {
+    let mut app = spawn_app_with(|c| c.admin.session_idle_secs = 1).await;
+    app.stop().await;
+    app.with_admin = true;
+    app.start().await;
+    let cookie = session(&app).await;
+    assert_eq!(get(&app, &cookie, "/").await.0, 200);
+    actix_web::rt::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(get(&app, &cookie, "/").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&app, &cookie, "/dashboard.json").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[actix_web::test]
+async fn every_page_answers_with_its_content() {
+    let app = spawn_admin_app().await;
+    deliver(&app, KID_A, "u").await;
+    let cookie = session(&app).await;
+    for (path, content) in [
+        ("/", "Licenses per day"),
+        ("/keys", "Content keys (2)"),
+        ("/log", "Download these rows as CSV"),
+        ("/reports", "Export a month"),
+        ("/comkeys", "Generate a new communication key"),
+        ("/users", "Add a crew user"),
+    ] {
+        let (s, body) = get(&app, &cookie, path).await;
+        assert_eq!(s, 200, "{path}");
+        assert!(body.contains(content), "{path}");
+        // Every page has the navigation, a labelled form field per input, and
+        // no script but the compiled-in one.
+        assert!(body.contains("<nav aria-label=\"pages\">"), "{path}");
+        for id in body
+            .split("<input id=\"")
+            .skip(1)
+            .map(|s| s.split('"').next().unwrap())
+        {
+            assert!(
+                body.contains(&format!("<label for=\"{id}\"")),
+                "{path}: input {id} has no label"
+            );
+        }
+        assert!(!body.contains("<script>"), "{path}");
+        // The license listener serves none of it.
+        assert_eq!(
+            crate::helpers::client()
+                .get(app.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404,
+            "{path}"
+        );
+    }
+    for path in ["/log.csv", "/reports/1/download", "/comkeys", "/users"] {
+        assert_eq!(
+            crate::helpers::client()
+                .get(app.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            404,
+            "{path}"
+        );
+    }
+}
+
+/// A throwaway certificate for 127.0.0.1, made by the openssl command line.
+fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("admin.crt"), dir.join("admin.key"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=berth test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (cert, key)
+}
+
+#[actix_web::test]
+async fn the_admin_listener_speaks_tls_with_secure_cookies() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let mut app = spawn_app_with(|c| {
+        c.admin.tls_cert = cert.clone();
+        c.admin.tls_key = key.clone();
+    })
+    .await;
+    app.stop().await;
+    app.with_admin = true;
+    app.start().await;
+    let addr = app.server().admin_addr().unwrap();
+
+    let mut tls = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
+    tls.set_ca_file(&cert).unwrap();
+    let client = awc::Client::builder()
+        .connector(awc::Connector::new().openssl(tls.build()))
+        .disable_redirects()
+        .finish();
+    let res = client.get(format!("https://{addr}/login")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let nonce = set_cookie(res.headers(), "berth_login").unwrap();
+    assert!(nonce.contains("Secure") && nonce.contains("HttpOnly"), "{nonce}");
+
+    // Plain HTTP on the TLS port gets no page.
+    let plain = crate::helpers::client()
+        .get(format!("http://{addr}/login"))
+        .timeout(Duration::from_secs(3))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+
+    // A certificate that does not match its key is refused at start-up.
+    let mut config = app.config.clone();
+    let other = tempfile::tempdir().unwrap();
+    let (_, wrong_key) = self_signed(other.path());
+    config.admin.tls_key = wrong_key;
+    let master = berth::server::load_master_key(&berth::server::master_key_path(&config)).unwrap();
+    app.stop().await;
+    let started = berth::server::start(
+        &config,
+        berth::server::Startup {
+            master,
+            clock: app.clock.clone(),
+            license_listener: std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            admin_listener: Some(std::net::TcpListener::bind("127.0.0.1:0").unwrap()),
+            workers: Some(1),
+        },
+    )
+    .await;
+    let error = format!("{:#}", started.err().expect("refused"));
+    assert!(error.contains("does not match"), "{error}");
+}
