@@ -8,7 +8,6 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use openssl::hash::{MessageDigest, hash};
 use openssl::pkey::{Id, PKey, Private, Public};
 use openssl::sign::{Signer, Verifier};
 use openssl::symm::{Cipher, Crypter, Mode};
@@ -38,10 +37,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = hash(MessageDigest::sha256(), data).expect("SHA-256 is available");
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&digest);
-    out
+    openssl::sha::sha256(data)
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
@@ -64,21 +60,45 @@ impl Sha256 {
     }
 }
 
-/// An HMAC-SHA256 key prepared once and used for many messages.
-pub struct HmacKey(PKey<Private>);
+/// An HMAC-SHA256 key prepared once and used for many messages (RFC 2104):
+/// the SHA-256 states after the key's inner and outer pads are computed once,
+/// so signing one message is two cloned states and a few block compressions,
+/// with no per-call allocation or algorithm lookup (it runs twice per license).
+pub struct HmacKey {
+    inner: openssl::sha::Sha256,
+    outer: openssl::sha::Sha256,
+}
 
 impl HmacKey {
     pub fn new(key: &[u8]) -> HmacKey {
-        HmacKey(PKey::hmac(key).expect("an HMAC key of any length is accepted"))
+        const BLOCK: usize = 64;
+        let mut block = [0u8; BLOCK];
+        if key.len() > BLOCK {
+            block[..32].copy_from_slice(&sha256(key));
+        } else {
+            block[..key.len()].copy_from_slice(key);
+        }
+        let mut inner = openssl::sha::Sha256::new();
+        inner.update(&block.map(|b| b ^ 0x36));
+        let mut outer = openssl::sha::Sha256::new();
+        outer.update(&block.map(|b| b ^ 0x5c));
+        wipe(&mut block);
+        HmacKey { inner, outer }
     }
 
     pub fn sign(&self, data: &[u8]) -> [u8; 32] {
-        let mut signer = Signer::new(MessageDigest::sha256(), &self.0).expect("HMAC-SHA256 is available");
-        signer.update(data).expect("HMAC update does not fail");
-        let mut out = [0u8; 32];
-        signer.sign(&mut out).expect("HMAC output fits 32 bytes");
-        out
+        let mut inner = self.inner.clone();
+        inner.update(data);
+        let mut outer = self.outer.clone();
+        outer.update(&inner.finish());
+        outer.finish()
     }
+}
+
+/// Overwrites key material on the stack before it goes out of scope.
+fn wipe(bytes: &mut [u8]) {
+    bytes.fill(0);
+    std::hint::black_box(bytes);
 }
 
 /// `AES-256-CBC-decrypt(key, iv, no padding)` of exactly one 16-byte block, as SPEC
@@ -312,6 +332,34 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<openssl::ssl::SslAcceptor
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        fn hex_of(bytes: &[u8]) -> String {
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+        // Test case 2: a short key.
+        assert_eq!(
+            hex_of(&HmacKey::new(b"Jefe").sign(b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        // Test case 6: a key longer than the block is hashed first.
+        assert_eq!(
+            hex_of(
+                &HmacKey::new(&[0xaa; 131]).sign(b"Test Using Larger Than Block-Size Key - Hash Key First")
+            ),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        // Against openssl's own HMAC, for a 32-byte key like a communication secret.
+        let key = [7u8; 32];
+        let pkey = PKey::hmac(&key).unwrap();
+        let mut signer = Signer::new(openssl::hash::MessageDigest::sha256(), &pkey).unwrap();
+        signer.update(b"header.payload").unwrap();
+        assert_eq!(
+            HmacKey::new(&key).sign(b"header.payload").to_vec(),
+            signer.sign_to_vec().unwrap()
+        );
+    }
 
     #[test]
     fn seal_binds_context() {

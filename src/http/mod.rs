@@ -78,8 +78,16 @@ pub fn license_server(listener: TcpListener, api: LicenseApi, workers: usize) ->
                     Ok(response)
                 }
             })
+            // One resource per path: a resource with several paths is matched
+            // with a regex set on every request.
             .service(
-                web::resource(["/clearkey", "/AcquireLicense"])
+                web::resource("/clearkey")
+                    .route(web::post().to(clearkey_license))
+                    .route(web::method(Method::OPTIONS).to(cors::preflight))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/AcquireLicense")
                     .route(web::post().to(clearkey_license))
                     .route(web::method(Method::OPTIONS).to(cors::preflight))
                     .default_service(web::to(method_not_allowed)),
