@@ -128,7 +128,7 @@ pub async fn generate_com_key(
     match with_db(&state, move |db| db.add_com_key(&id, &secret, now)).await {
         Some(Ok(())) => {
             tracing::info!(user = %session.user, %id, "communication key generated from the admin UI");
-            state.service.keys().reload_soon();
+            state.service.keys().reload().await;
             let shown = Shown {
                 what: "New communication key",
                 pairs: vec![("Id", id.to_string()), ("Secret (base64)", secret_b64)],
@@ -181,7 +181,7 @@ pub async fn remove_com_key(
     let notice = match with_db(&state, move |db| db.remove_com_key(&id)).await {
         Some(Ok(true)) => {
             tracing::info!(user = %session.user, %id, "communication key removed from the admin UI");
-            state.service.keys().reload_soon();
+            state.service.keys().reload().await;
             (true, format!("Removed communication key {id}."))
         }
         Some(Ok(false)) => (false, format!("There is no communication key {id}.")),

@@ -49,7 +49,7 @@ pub async fn import(
     let notice = match outcome {
         Some(Ok(o)) => {
             tracing::info!(user = %session.user, added = o.added, unchanged = o.unchanged, "keys imported from the admin UI");
-            state.service.keys().reload_soon();
+            state.service.keys().reload().await;
             (
                 true,
                 format!("Imported {} new keys ({} already present).", o.added, o.unchanged),
@@ -86,7 +86,7 @@ pub async fn remove(
     let notice = match with_db(&state, move |db| db.remove_key(&kid)).await {
         Some(Ok(true)) => {
             tracing::info!(user = %session.user, %kid, "key removed from the admin UI");
-            state.service.keys().reload_soon();
+            state.service.keys().reload().await;
             (true, format!("Removed key {kid}."))
         }
         Some(Ok(false)) => (false, format!("There is no key {kid}.")),

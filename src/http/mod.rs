@@ -208,7 +208,21 @@ async fn read_body(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(ApiError::BodyTooLarge);
     }
-    match tokio::time::timeout(timeout, payload.to_bytes_limited(MAX_BODY)).await {
+    // With its declared length the body is collected into a buffer of that
+    // size; a bare stream would start with 32 KiB per request (1,000 players
+    // in flight: 32 MB) for a body that is usually under 100 bytes.
+    let collected = match declared {
+        Some(length) => {
+            let sized = actix_web::body::SizedStream::new(length, payload);
+            tokio::time::timeout(timeout, actix_web::body::to_bytes_limited(sized, MAX_BODY))
+                .await
+                .map(|r| r.map(|r| r.map_err(|e| e.to_string())))
+        }
+        None => tokio::time::timeout(timeout, payload.to_bytes_limited(MAX_BODY))
+            .await
+            .map(|r| r.map(|r| r.map_err(|e| e.to_string()))),
+    };
+    match collected {
         Err(_) => Err(ApiError::BadRequest(
             "the request body did not arrive in time".into(),
         )),

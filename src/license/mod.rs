@@ -58,6 +58,16 @@ impl KeyRing {
         }
     }
 
+    /// Reloads from the store and waits (up to 2 s) until the ring has the
+    /// store's keys: after the admin UI removes a key, no request uses it.
+    pub async fn reload(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Some(check) = self.check.lock().expect("key ring lock").as_ref() {
+            check(tx);
+        }
+        let _ = tokio::time::timeout(StdDuration::from_secs(2), rx).await;
+    }
+
     /// A key was asked for that the ring does not have: it may have been imported
     /// a moment ago. Asks the store (at most ten times a second, so unknown KIDs
     /// cannot flood it) and returns whether the ring changed.
