@@ -74,6 +74,9 @@ function newKey() {
 
 // --- berth -------------------------------------------------------------------
 
+// Every `berth serve` this suite started and has not stopped.
+const serving = new Set();
+
 class Berth {
   constructor(name) {
     this.name = name;
@@ -105,7 +108,10 @@ class Berth {
 
   start() {
     return new Promise((resolve, reject) => {
-      this.proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, '--license-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv() });
+      const proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, '--license-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv() });
+      this.proc = proc;
+      serving.add(proc);
+      proc.on('exit', () => serving.delete(proc));
       let stdout = '';
       this.proc.stdout.on('data', (d) => {
         stdout += d;
@@ -514,5 +520,7 @@ async function main() {
 
 main().catch((e) => {
   console.error('e2e suite crashed:', e);
+  // A crash must not leave berth servers running behind it.
+  for (const proc of serving) proc.kill('SIGKILL');
   process.exit(1);
 });
