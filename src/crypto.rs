@@ -297,12 +297,13 @@ pub fn tls_connector(
             .map_err(|e| CryptoError::Invalid(format!("reading CA file {}: {e}", ca.display())))?;
     }
     if let Some((cert, key)) = client_cert {
-        builder.set_certificate_chain_file(cert).map_err(|e| {
-            CryptoError::Invalid(format!("reading client certificate {}: {e}", cert.display()))
-        })?;
+        // The key first, as in `tls_acceptor`, so a mismatch is named below.
         builder
             .set_private_key_file(key, SslFiletype::PEM)
             .map_err(|e| CryptoError::Invalid(format!("reading client key {}: {e}", key.display())))?;
+        builder.set_certificate_chain_file(cert).map_err(|e| {
+            CryptoError::Invalid(format!("reading client certificate {}: {e}", cert.display()))
+        })?;
         builder.check_private_key().map_err(|e| {
             CryptoError::Invalid(format!("the client key does not match the certificate: {e}"))
         })?;

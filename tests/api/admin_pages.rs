@@ -581,37 +581,6 @@ async fn every_page_answers_with_its_content() {
     }
 }
 
-/// A throwaway certificate for 127.0.0.1, made by the openssl command line.
-fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("admin.crt"), dir.join("admin.key"));
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=berth test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    (cert, key)
-}
-
 #[actix_web::test]
 async fn the_admin_listener_speaks_tls_with_secure_cookies() {
     let certs = tempfile::tempdir().unwrap();

@@ -583,16 +583,38 @@ type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>
 /// A minimal HTTP receiver on a socket: records each request's path, headers
 /// and body, answers 200.
 fn start_receiver(listener: std::net::TcpListener) -> Received {
-    use std::io::BufRead as _;
+    start_receiver_with(listener, None)
+}
+
+/// [`start_receiver`], speaking TLS with `tls` when given (a handshake that
+/// fails records nothing).
+fn start_receiver_with(listener: std::net::TcpListener, tls: Option<openssl::ssl::SslAcceptor>) -> Received {
     let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let store = received.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            match &tls {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream) {
+                        receive_one(stream, &store);
+                    }
+                }
+                None => receive_one(stream, &store),
+            }
+        }
+    });
+    received
+}
+
+fn receive_one<S: std::io::Read + std::io::Write>(stream: S, store: &Received) {
+    use std::io::BufRead as _;
+    {
+        {
             let mut reader = std::io::BufReader::new(stream);
             let mut request_line = String::new();
             if reader.read_line(&mut request_line).is_err() {
-                continue;
+                return;
             }
             let mut headers = String::new();
             let mut length = 0usize;
@@ -608,7 +630,7 @@ fn start_receiver(listener: std::net::TcpListener) -> Received {
             }
             let mut body = vec![0u8; length];
             if reader.read_exact(&mut body).is_err() {
-                continue;
+                return;
             }
             store
                 .lock()
@@ -616,9 +638,9 @@ fn start_receiver(listener: std::net::TcpListener) -> Received {
                 .push((request_line.trim().to_owned(), headers, body));
             let mut stream = reader.into_inner();
             let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.flush();
         }
-    });
-    received
+    }
 }
 
 fn report_list(app: &TestApp) -> Vec<Value> {
@@ -726,5 +748,95 @@ async fn reports_upload_exactly_once_across_outages_and_restarts() {
         out.status.code(),
         Some(1),
         "no upload.url in the CLI's default config"
+    );
+}
+
+#[actix_web::test]
+async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let receiver_dir = certs.path().join("receiver");
+    let client_dir = certs.path().join("client");
+    std::fs::create_dir_all(&receiver_dir).unwrap();
+    std::fs::create_dir_all(&client_dir).unwrap();
+    let (server_cert, server_key) = self_signed(&receiver_dir);
+    let (client_cert, client_key) = self_signed(&client_dir);
+    // The receiver (the ground's upload endpoint) wants a client certificate it trusts.
+    let mut acceptor =
+        openssl::ssl::SslAcceptor::mozilla_intermediate_v5(openssl::ssl::SslMethod::tls_server()).unwrap();
+    acceptor
+        .set_private_key_file(&server_key, openssl::ssl::SslFiletype::PEM)
+        .unwrap();
+    acceptor.set_certificate_chain_file(&server_cert).unwrap();
+    acceptor.set_ca_file(&client_cert).unwrap();
+    acceptor
+        .set_verify(openssl::ssl::SslVerifyMode::PEER | openssl::ssl::SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = start_receiver_with(listener, Some(acceptor.build()));
+
+    let app = spawn_app().await;
+    let month = Month::of(OffsetDateTime::now_utc()).previous().to_string();
+    let out = app.berth(&["report", "export", "--month", &month]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let upload = |extra: &str| {
+        let config = app.dir.path().join("upload.toml");
+        std::fs::write(
+            &config,
+            format!("[upload]\nurl = \"https://127.0.0.1:{port}/incoming/\"\nretry_min_secs = 1\n{extra}"),
+        )
+        .unwrap();
+        app.berth(&["report", "upload", "--config", config.to_str().unwrap()])
+    };
+    let pending = |app: &TestApp| {
+        report_list(app)
+            .iter()
+            .filter(|r| r["uploaded_at"].is_null())
+            .count()
+    };
+
+    // A receiver berth cannot authenticate gets nothing.
+    let out = upload("");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "untrusted receiver: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Trusted, but without a client certificate: refused by the receiver.
+    let out = upload(&format!("ca_file = {:?}\n", server_cert));
+    assert_ne!(out.status.code(), Some(0), "no client certificate");
+    assert!(received.lock().unwrap().is_empty());
+    assert_eq!(pending(&app), 1);
+    // A client key that does not match its certificate is a clear error.
+    let out = upload(&format!(
+        "ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
+        server_cert, client_cert, server_key
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not match"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = upload(&format!(
+        "ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
+        server_cert, client_cert, client_key
+    ));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(pending(&app), 0);
+    let got = received.lock().unwrap();
+    assert_eq!(got.len(), 1);
+    let name = app.db().reports().unwrap()[0].file_name.clone();
+    assert_eq!(got[0].0, format!("PUT /incoming/{name} HTTP/1.1"));
+    assert_eq!(
+        got[0].2,
+        std::fs::read(reports_dir(&app).join(&name)).unwrap(),
+        "byte-identical over TLS"
     );
 }
