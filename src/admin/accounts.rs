@@ -125,7 +125,7 @@ pub async fn generate_com_key(
     let (id, secret) = accounts::new_com_key();
     let secret_b64 = STANDARD.encode(secret.0);
     let now = state.service.clock().now();
-    match with_db(&state, move |db| db.add_com_key(&id, &secret, now)).await {
+    let (notice, shown) = match with_db(&state, move |db| db.add_com_key(&id, &secret, now)).await {
         Some(Ok(())) => {
             tracing::info!(user = %session.user, %id, "communication key generated from the admin UI");
             state.service.keys().reload().await;
@@ -133,24 +133,14 @@ pub async fn generate_com_key(
                 what: "New communication key",
                 pairs: vec![("Id", id.to_string()), ("Secret (base64)", secret_b64)],
             };
-            com_keys_answer(
-                &state,
-                &session,
-                Some((true, format!("Generated communication key {id}."))),
-                Some(shown),
-            )
-            .await
+            ((true, format!("Generated communication key {id}.")), Some(shown))
         }
-        _ => {
-            com_keys_answer(
-                &state,
-                &session,
-                Some((false, "No key was generated: the database refused it.".to_owned())),
-                None,
-            )
-            .await
-        }
-    }
+        _ => (
+            (false, "No key was generated: the database refused it.".to_owned()),
+            None,
+        ),
+    };
+    com_keys_answer(&state, &session, Some(notice), shown).await
 }
 
 #[derive(Deserialize)]
@@ -169,23 +159,17 @@ pub async fn remove_com_key(
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    let Ok(id) = form.id.parse::<ComKeyId>() else {
-        return com_keys_answer(
-            &state,
-            &session,
-            Some((false, "That is not a communication key id.".to_owned())),
-            None,
-        )
-        .await;
-    };
-    let notice = match with_db(&state, move |db| db.remove_com_key(&id)).await {
-        Some(Ok(true)) => {
-            tracing::info!(user = %session.user, %id, "communication key removed from the admin UI");
-            state.service.keys().reload().await;
-            (true, format!("Removed communication key {id}."))
-        }
-        Some(Ok(false)) => (false, format!("There is no communication key {id}.")),
-        _ => (false, "The communication key could not be removed.".to_owned()),
+    let notice = match form.id.parse::<ComKeyId>() {
+        Err(_) => (false, "That is not a communication key id.".to_owned()),
+        Ok(id) => match with_db(&state, move |db| db.remove_com_key(&id)).await {
+            Some(Ok(true)) => {
+                tracing::info!(user = %session.user, %id, "communication key removed from the admin UI");
+                state.service.keys().reload().await;
+                (true, format!("Removed communication key {id}."))
+            }
+            Some(Ok(false)) => (false, format!("There is no communication key {id}.")),
+            _ => (false, "The communication key could not be removed.".to_owned()),
+        },
     };
     com_keys_answer(&state, &session, Some(notice), None).await
 }
@@ -283,67 +267,36 @@ pub async fn add_user(
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    let checked = accounts::check_user_name(&form.name)
-        .and_then(|n| Ok((n.to_owned(), accounts::check_role(&form.role)?.to_owned())));
-    let (name, role) = match checked {
-        Ok(v) => v,
-        Err(why) => {
-            return users_answer(
-                &state,
-                &session,
-                Some((false, format!("No user was added: {why}."))),
-                None,
-            )
+    let (notice, shown) = match accounts::check_user_name(&form.name)
+        .and_then(|n| Ok((n.to_owned(), accounts::check_role(&form.role)?.to_owned())))
+    {
+        Err(why) => ((false, format!("No user was added: {why}.")), None),
+        Ok((name, role)) => {
+            let password = accounts::new_password();
+            let now = state.service.clock().now();
+            let added = with_db(&state, {
+                let (name, role, password) = (name.clone(), role.clone(), password.clone());
+                move |db| -> anyhow::Result<()> {
+                    Ok(db.add_user(&name, &accounts::hash_password(&password)?, &role, now)?)
+                }
+            })
             .await;
+            match added {
+                Some(Ok(())) => {
+                    tracing::info!(user = %session.user, added = %name, %role, "crew user added from the admin UI");
+                    let notice = (true, format!("Added {name}."));
+                    let shown = Shown {
+                        what: "New crew user",
+                        pairs: vec![("User name", name), ("Role", role), ("Password", password)],
+                    };
+                    (notice, Some(shown))
+                }
+                Some(Err(e)) => ((false, format!("No user was added: {e}.")), None),
+                None => ((false, "No user was added.".to_owned()), None),
+            }
         }
     };
-    let password = accounts::new_password();
-    let now = state.service.clock().now();
-    let added = with_db(&state, {
-        let (name, role, password) = (name.clone(), role.clone(), password.clone());
-        move |db| -> anyhow::Result<()> {
-            Ok(db.add_user(&name, &accounts::hash_password(&password)?, &role, now)?)
-        }
-    })
-    .await;
-    match added {
-        Some(Ok(())) => {
-            tracing::info!(user = %session.user, added = %name, %role, "crew user added from the admin UI");
-            let shown = Shown {
-                what: "New crew user",
-                pairs: vec![
-                    ("User name", name.clone()),
-                    ("Role", role),
-                    ("Password", password),
-                ],
-            };
-            users_answer(
-                &state,
-                &session,
-                Some((true, format!("Added {name}."))),
-                Some(shown),
-            )
-            .await
-        }
-        Some(Err(e)) => {
-            users_answer(
-                &state,
-                &session,
-                Some((false, format!("No user was added: {e}."))),
-                None,
-            )
-            .await
-        }
-        None => {
-            users_answer(
-                &state,
-                &session,
-                Some((false, "No user was added.".to_owned())),
-                None,
-            )
-            .await
-        }
-    }
+    users_answer(&state, &session, Some(notice), shown).await
 }
 
 #[derive(Deserialize)]
@@ -371,44 +324,24 @@ pub async fn new_password(
     })
     .await;
     let name = form.name;
-    match changed {
+    let (notice, shown) = match changed {
         Some(Ok(true)) => {
             state.sessions.end_sessions_of(&name, &req);
             tracing::info!(user = %session.user, changed = %name, "crew password changed from the admin UI");
+            let notice = (
+                true,
+                format!("{name} has a new password; their other sessions ended."),
+            );
             let shown = Shown {
                 what: "New password",
-                pairs: vec![("User name", name.clone()), ("Password", password)],
+                pairs: vec![("User name", name), ("Password", password)],
             };
-            users_answer(
-                &state,
-                &session,
-                Some((
-                    true,
-                    format!("{name} has a new password; their other sessions ended."),
-                )),
-                Some(shown),
-            )
-            .await
+            (notice, Some(shown))
         }
-        Some(Ok(false)) => {
-            users_answer(
-                &state,
-                &session,
-                Some((false, format!("There is no crew user {name}."))),
-                None,
-            )
-            .await
-        }
-        _ => {
-            users_answer(
-                &state,
-                &session,
-                Some((false, "The password was not changed.".to_owned())),
-                None,
-            )
-            .await
-        }
-    }
+        Some(Ok(false)) => ((false, format!("There is no crew user {name}.")), None),
+        _ => ((false, "The password was not changed.".to_owned()), None),
+    };
+    users_answer(&state, &session, Some(notice), shown).await
 }
 
 pub async fn remove_user(
@@ -422,52 +355,26 @@ pub async fn remove_user(
         Err(answer) => return *answer,
     };
     let name = form.name;
-    if name == session.user {
-        return users_answer(
-            &state,
-            &session,
-            Some((
-                false,
-                "You cannot remove your own account; another admin can.".to_owned(),
-            )),
-            None,
+    let notice = if name == session.user {
+        (
+            false,
+            "You cannot remove your own account; another admin can.".to_owned(),
         )
+    } else {
+        let removed = with_db(&state, {
+            let name = name.clone();
+            move |db| db.remove_user(&name)
+        })
         .await;
-    }
-    let removed = with_db(&state, {
-        let name = name.clone();
-        move |db| db.remove_user(&name)
-    })
-    .await;
-    match removed {
-        Some(Ok(true)) => {
-            state.sessions.end_sessions_of(&name, &req);
-            tracing::info!(user = %session.user, removed = %name, "crew user removed from the admin UI");
-            users_answer(
-                &state,
-                &session,
-                Some((true, format!("Removed {name}; their sessions ended."))),
-                None,
-            )
-            .await
+        match removed {
+            Some(Ok(true)) => {
+                state.sessions.end_sessions_of(&name, &req);
+                tracing::info!(user = %session.user, removed = %name, "crew user removed from the admin UI");
+                (true, format!("Removed {name}; their sessions ended."))
+            }
+            Some(Ok(false)) => (false, format!("There is no crew user {name}.")),
+            _ => (false, "The user was not removed.".to_owned()),
         }
-        Some(Ok(false)) => {
-            users_answer(
-                &state,
-                &session,
-                Some((false, format!("There is no crew user {name}."))),
-                None,
-            )
-            .await
-        }
-        _ => {
-            users_answer(
-                &state,
-                &session,
-                Some((false, "The user was not removed.".to_owned())),
-                None,
-            )
-            .await
-        }
-    }
+    };
+    users_answer(&state, &session, Some(notice), None).await
 }

@@ -80,17 +80,17 @@ pub async fn remove(
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    let Ok(kid) = form.kid.parse::<crate::ids::Kid>() else {
-        return answer(&state, &session, Some((false, "That is not a KID.".to_owned()))).await;
-    };
-    let notice = match with_db(&state, move |db| db.remove_key(&kid)).await {
-        Some(Ok(true)) => {
-            tracing::info!(user = %session.user, %kid, "key removed from the admin UI");
-            state.service.keys().reload().await;
-            (true, format!("Removed key {kid}."))
-        }
-        Some(Ok(false)) => (false, format!("There is no key {kid}.")),
-        _ => (false, "The key could not be removed.".to_owned()),
+    let notice = match form.kid.parse::<crate::ids::Kid>() {
+        Err(_) => (false, "That is not a KID.".to_owned()),
+        Ok(kid) => match with_db(&state, move |db| db.remove_key(&kid)).await {
+            Some(Ok(true)) => {
+                tracing::info!(user = %session.user, %kid, "key removed from the admin UI");
+                state.service.keys().reload().await;
+                (true, format!("Removed key {kid}."))
+            }
+            Some(Ok(false)) => (false, format!("There is no key {kid}.")),
+            _ => (false, "The key could not be removed.".to_owned()),
+        },
     };
     answer(&state, &session, Some(notice)).await
 }
