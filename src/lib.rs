@@ -16,6 +16,7 @@
 //!   writer (group commit), usage aggregates.
 //! - [`license`]: token + keys + log -> license; no HTTP, no SQL.
 //! - [`report`]: monthly usage reports: export, sign, verify, fleet summary.
+//! - [`histogram`]: lock-free latency histograms for `/metrics`.
 //! - [`http`]: the only place that knows actix-web: the license API.
 //! - [`accounts`]: crew account rules and fresh secrets (CLI and admin UI).
 //! - [`admin`]: the crew UI on its own listener: sign-in, dashboard, metrics.
@@ -31,6 +32,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod histogram;
 pub mod http;
 pub mod ids;
 pub mod keyfile;

@@ -348,14 +348,11 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
             "berth_license_requests_total{{key_system=\"{key_system}\",outcome=\"{outcome}\"}} {n}\n"
         ));
     }
-    out.push_str("# HELP berth_license_latency_seconds License request latency.\n# TYPE berth_license_latency_seconds histogram\n");
-    let (buckets, sum, count) = state.outcomes.latency();
-    for (le, n) in buckets {
-        out.push_str(&format!(
-            "berth_license_latency_seconds_bucket{{le=\"{le}\"}} {n}\n"
-        ));
-    }
-    out.push_str(&format!("berth_license_latency_seconds_bucket{{le=\"+Inf\"}} {count}\nberth_license_latency_seconds_sum {sum}\nberth_license_latency_seconds_count {count}\n"));
+    state.outcomes.latency().write_prometheus(
+        &mut out,
+        "berth_license_latency_seconds",
+        "License request latency.",
+    );
     out.push_str(&format!(
         "# HELP berth_log_queue_depth Licenses waiting for the log writer.\n# TYPE berth_log_queue_depth gauge\nberth_log_queue_depth {}\n",
         writer.queued()
@@ -364,6 +361,11 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
         "# HELP berth_log_commit_seconds Duration of the last log commit.\n# TYPE berth_log_commit_seconds gauge\nberth_log_commit_seconds {}\n",
         writer.last_commit().as_secs_f64()
     ));
+    writer.commits().write_prometheus(
+        &mut out,
+        "berth_log_commit_duration_seconds",
+        "Duration of each log commit (one batch, one fsync).",
+    );
     out.push_str(&format!(
         "# HELP berth_log_committed_total Licenses committed since start.\n# TYPE berth_log_committed_total counter\nberth_log_committed_total {}\n",
         writer.committed()

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::histogram::Histogram;
 use crate::ids::KeySystem;
 
 /// Every outcome code the license API answers with.
@@ -30,23 +31,16 @@ pub const CODES: [&str; 18] = [
     "method_not_allowed",
 ];
 
-/// Latency bucket bounds in seconds.
-pub const BUCKETS: [f64; 9] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
-
 pub struct Outcomes {
     counts: [[AtomicU64; CODES.len()]; 2],
-    buckets: [AtomicU64; BUCKETS.len()],
-    sum_us: AtomicU64,
-    count: AtomicU64,
+    latency: Histogram,
 }
 
 impl Default for Outcomes {
     fn default() -> Outcomes {
         Outcomes {
             counts: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            sum_us: AtomicU64::new(0),
-            count: AtomicU64::new(0),
+            latency: Histogram::default(),
         }
     }
 }
@@ -57,15 +51,7 @@ impl Outcomes {
         if let Some(i) = CODES.iter().position(|c| *c == code) {
             self.counts[ks][i].fetch_add(1, Ordering::Relaxed);
         }
-        let secs = latency.as_secs_f64();
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.sum_us
-            .fetch_add(latency.as_micros() as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
+        self.latency.record(latency);
     }
 
     /// Non-zero counters as ((key system, outcome), n).
@@ -93,18 +79,9 @@ impl Outcomes {
         out
     }
 
-    /// Cumulative buckets, the sum in seconds, and the count.
-    pub fn latency(&self) -> (Vec<(f64, u64)>, f64, u64) {
-        let buckets = BUCKETS
-            .iter()
-            .zip(&self.buckets)
-            .map(|(b, n)| (*b, n.load(Ordering::Relaxed)))
-            .collect();
-        (
-            buckets,
-            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6,
-            self.count.load(Ordering::Relaxed),
-        )
+    /// The request latency histogram.
+    pub fn latency(&self) -> &Histogram {
+        &self.latency
     }
 }
 

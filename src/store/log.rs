@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 use super::{StoreError, connect};
 use crate::chain::{GENESIS, Row, row_hash};
 use crate::clock::Clock;
+use crate::histogram::Histogram;
 use crate::ids::{ComKeyId, KeySystem, Kid, LicenseType, Month, format_instant, hex};
 
 /// One license to log.
@@ -84,6 +85,7 @@ pub struct WriterHealth {
     committed: AtomicU64,
     batches: AtomicU64,
     last_commit_us: AtomicU64,
+    commits: Histogram,
     queued: AtomicU64,
     stalled_for_test: AtomicBool,
     started: std::sync::OnceLock<Instant>,
@@ -122,6 +124,11 @@ impl WriterHealth {
         Duration::from_micros(self.last_commit_us.load(Ordering::Relaxed))
     }
 
+    /// How long each commit (one batch, one fsync) took.
+    pub fn commits(&self) -> &Histogram {
+        &self.commits
+    }
+
     pub fn queued(&self) -> u64 {
         self.queued.load(Ordering::Relaxed)
     }
@@ -153,16 +160,15 @@ impl LogHandle {
     /// Queues the entry and waits until it is committed (or refused).
     pub async fn append(&self, entry: LogEntry) -> Result<Appended, AppendError> {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job { entry, reply }) {
-            Ok(()) => {
-                self.health.queued.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(TrySendError::Full(_)) => {
-                return Err(AppendError::Unavailable("the log queue is full".into()));
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(AppendError::Unavailable("the log writer has stopped".into()));
-            }
+        // Counted before it is sent: the writer may take the job (and count it
+        // off) before try_send returns.
+        self.health.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.tx.try_send(Job { entry, reply }) {
+            self.health.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(AppendError::Unavailable(match e {
+                TrySendError::Full(_) => "the log queue is full".into(),
+                TrySendError::Disconnected(_) => "the log writer has stopped".into(),
+            }));
         }
         answer
             .await
@@ -297,9 +303,11 @@ impl Writer {
                 let n = results.iter().filter(|r| r.is_ok()).count() as u64;
                 self.health.committed.fetch_add(n, Ordering::Relaxed);
                 self.health.batches.fetch_add(1, Ordering::Relaxed);
+                let took = started.elapsed();
+                self.health.commits.record(took);
                 self.health
                     .last_commit_us
-                    .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    .store(took.as_micros() as u64, Ordering::Relaxed);
                 self.health.set_failure(None);
                 for (job, result) in batch.drain(..).zip(results) {
                     let _ = job.reply.send(result);

@@ -265,6 +265,14 @@ async fn metrics_in_prometheus_format() {
     );
     assert!(text.contains("berth_license_latency_seconds_count 2"), "{text}");
     assert!(text.contains("berth_log_queue_depth 0"));
+    assert!(
+        text.contains("# TYPE berth_log_commit_duration_seconds histogram\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("berth_log_commit_duration_seconds_count 1\n"),
+        "{text}"
+    );
     assert!(text.contains("berth_database_bytes "));
     // The license listener never serves the admin UI.
     for path in ["/login", "/metrics", "/dashboard.json", "/static/admin.js"] {

@@ -119,6 +119,18 @@ async fn five_hundred_concurrent_licenses() {
             status
         }));
     }
+    // While they run, /healthz's queue depth stays within what was sent (it
+    // once wrapped below zero when the writer took a job before it was counted).
+    let health_url = app.url("/healthz");
+    let sampler = actix_web::rt::spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..40 {
+            let mut res = client().get(health_url.as_str()).send().await.expect("healthz");
+            let body: Value = serde_json::from_slice(&res.body().await.unwrap()).unwrap();
+            seen.push(body["log_writer"]["queued"].as_u64().unwrap());
+        }
+        seen
+    });
     let mut ok = 0;
     let mut statuses = std::collections::BTreeMap::new();
     for h in handles {
@@ -129,6 +141,8 @@ async fn five_hundred_concurrent_licenses() {
         }
     }
     assert_eq!(ok, 500, "statuses: {statuses:?}");
+    let seen = sampler.await.unwrap();
+    assert!(seen.iter().all(|q| *q <= 500), "queue depths seen: {seen:?}");
     assert_eq!(app.log_rows(), 500);
     let out = app.berth(&["log", "verify"]);
     assert!(out.status.success());

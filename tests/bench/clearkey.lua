@@ -18,6 +18,16 @@ function request()
   return wrk.format("POST", "/clearkey", { ["X-AxDRM-Message"] = tokens[i] }, body)
 end
 
+-- BENCH_PACE_MS=n: each connection waits a random 0.8n..1.2n ms before its
+-- next request, so the load arrives at a set rate instead of as fast as
+-- berth answers (wrk measures latency from send to answer, without the wait).
+local pace = tonumber(os.getenv("BENCH_PACE_MS") or "")
+if pace then
+  function delay()
+    return math.random(math.floor(pace * 0.8), math.ceil(pace * 1.2))
+  end
+end
+
 function response(status, headers, body)
   if status == 200 then ok = ok + 1 else bad = bad + 1 end
 end
