@@ -83,7 +83,6 @@ pub struct WriterHealth {
     /// Milliseconds since the writer started, at the last loop turn.
     heartbeat_ms: AtomicU64,
     committed: AtomicU64,
-    batches: AtomicU64,
     last_commit_us: AtomicU64,
     commits: Histogram,
     queued: AtomicU64,
@@ -114,10 +113,6 @@ impl WriterHealth {
 
     pub fn committed(&self) -> u64 {
         self.committed.load(Ordering::Relaxed)
-    }
-
-    pub fn batches(&self) -> u64 {
-        self.batches.load(Ordering::Relaxed)
     }
 
     pub fn last_commit(&self) -> Duration {
@@ -302,7 +297,6 @@ impl Writer {
                 self.head = head;
                 let n = results.iter().filter(|r| r.is_ok()).count() as u64;
                 self.health.committed.fetch_add(n, Ordering::Relaxed);
-                self.health.batches.fetch_add(1, Ordering::Relaxed);
                 let took = started.elapsed();
                 self.health.commits.record(took);
                 self.health
