@@ -9,10 +9,12 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Log lines (one per license) are written by a background thread, so request
     // handlers never wait on a write(2) to stderr; nothing is dropped, and the
-    // guard flushes what is left when the process ends.
+    // guard flushes what is left when the process ends. The thread flushes
+    // whenever it has written every line waiting, so the buffer only gathers
+    // the lines of a burst into one write(2) instead of one each.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -11,6 +11,7 @@ mod outcomes;
 mod ratelimit;
 mod upload;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::sync::Arc;
@@ -161,16 +162,20 @@ fn client_ip(req: &HttpRequest) -> IpAddr {
 }
 
 /// The token, by SPEC precedence: `X-AxDRM-Message`, `Authorization: Bearer`,
-/// query `AxDrmMessage`, query `token`. A header that is present but not text
-/// yields an empty token, which fails verification as malformed.
-fn find_token(req: &HttpRequest) -> Option<String> {
+/// query `AxDrmMessage`, query `token`. A header that is present but not UTF-8
+/// yields an empty token, which fails verification as malformed (as does any
+/// other byte a compact JWS cannot hold). Headers are borrowed, not copied.
+fn find_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
+    fn text(value: &HeaderValue) -> &str {
+        std::str::from_utf8(value.as_bytes()).unwrap_or("").trim()
+    }
     if let Some(value) = req.headers().get("x-axdrm-message") {
-        return Some(value.to_str().unwrap_or("").trim().to_owned());
+        return Some(Cow::Borrowed(text(value)));
     }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
-        let text = value.to_str().unwrap_or("").trim();
-        if text.len() > 7 && text[..7].eq_ignore_ascii_case("bearer ") {
-            return Some(text[7..].trim().to_owned());
+        let text = text(value);
+        if text.len() > 7 && text.is_char_boundary(7) && text[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(Cow::Borrowed(text[7..].trim()));
         }
     }
     let query = req.query_string();
@@ -183,7 +188,7 @@ fn find_token(req: &HttpRequest) -> Option<String> {
     params
         .get("AxDrmMessage")
         .or_else(|| params.get("token"))
-        .cloned()
+        .map(|token| Cow::Owned(token.clone()))
 }
 
 fn check_rate(api: &LicenseApi, client: IpAddr) -> Result<(), ApiError> {

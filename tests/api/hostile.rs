@@ -136,6 +136,16 @@ async fn hostile_http() {
             out.push(fake.raw(&huge));
             // Pipelining: two requests in one write.
             out.push(fake.raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+            // A token that is UTF-8 but not ASCII, and an Authorization header
+            // whose 7th byte falls inside a character (where "Bearer " would end).
+            let body = "{\"kids\":[\"nrQFDeRLSAKTLifXUIPiZg\"]}";
+            for header in ["X-AxDRM-Message: ey\u{e4}.\u{e9}.\u{fc}", "Authorization: Beare\u{20ac}x abc"] {
+                let request = format!(
+                    "POST /clearkey HTTP/1.1\r\nHost: x\r\n{header}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                out.push(fake.raw(request.as_bytes()));
+            }
             out
         }
     })
@@ -156,6 +166,10 @@ async fn hostile_http() {
     );
     assert!(!results[4].starts_with("HTTP/1.1 200"), "{:.80}", &results[4]);
     assert_eq!(results[5].matches("HTTP/1.1 200").count(), 2, "{}", &results[5]);
+    assert!(results[6].starts_with("HTTP/1.1 401"), "{}", &results[6]);
+    assert!(results[6].contains("token_invalid"), "{}", &results[6]);
+    assert!(results[7].starts_with("HTTP/1.1 401"), "{}", &results[7]);
+    assert!(results[7].contains("token_missing"), "{}", &results[7]);
     for r in &results {
         assert!(!r.contains(" 500 "), "{r:.200}");
     }

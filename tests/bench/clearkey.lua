@@ -1,21 +1,27 @@
 -- wrk script: POST /clearkey with a different token (and user) per request,
--- counting 200s across threads and printing latency percentiles.
-local tokens = {}
-for line in io.lines(os.getenv("BENCH_TOKENS")) do
-  tokens[#tokens + 1] = line
-end
-local body = os.getenv("BENCH_BODY")
-local i = math.random(#tokens)
-ok, bad = 0, 0
-local threads = {}
+-- counting 200s and printing latency percentiles.
+--
+-- The requests are formatted once, up front, and there is no response()
+-- callback (wrk counts answers >= 400 itself in summary.errors.status; berth
+-- answers 200 or an error), so per request wrk only picks the next string:
+-- wrk shares berth's two cores, and formatting each request and handing every
+-- answer's headers and body to Lua cost it 16.5 us per license against 10.1 us
+-- now (and 7-9 us per /healthz, which runs no Lua at all).
+local requests = {}
+local i = 0
 
-function setup(thread)
-  table.insert(threads, thread)
+-- Per thread, after wrk has set the Host header that wrk.format adds.
+function init(args)
+  local body = os.getenv("BENCH_BODY")
+  for line in io.lines(os.getenv("BENCH_TOKENS")) do
+    requests[#requests + 1] = wrk.format("POST", "/clearkey", { ["X-AxDRM-Message"] = line }, body)
+  end
+  i = math.random(#requests)
 end
 
 function request()
-  i = i % #tokens + 1
-  return wrk.format("POST", "/clearkey", { ["X-AxDRM-Message"] = tokens[i] }, body)
+  i = i % #requests + 1
+  return requests[i]
 end
 
 -- BENCH_PACE_MS=n: each connection waits a random 0.8n..1.2n ms before its
@@ -28,19 +34,11 @@ if pace then
   end
 end
 
-function response(status, headers, body)
-  if status == 200 then ok = ok + 1 else bad = bad + 1 end
-end
-
 function done(summary, latency, requests)
-  local total_ok, total_bad = 0, 0
-  for _, t in ipairs(threads) do
-    total_ok = total_ok + t:get("ok")
-    total_bad = total_bad + t:get("bad")
-  end
+  local bad = summary.errors.status
   io.write(string.format(
     "RESULT requests=%d ok=%d bad=%d socket_errors=%d rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f\n",
-    summary.requests, total_ok, total_bad,
+    summary.requests, summary.requests - bad, bad,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     summary.requests / (summary.duration / 1e6),
     latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency:percentile(99.9) / 1000,
