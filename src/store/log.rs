@@ -5,7 +5,7 @@
 //! The hash chain and the usage aggregates are written in the same transaction as
 //! the rows, so a crash leaves all three consistent.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
@@ -256,9 +256,25 @@ struct Writer {
     max_batch: usize,
 }
 
+/// The log's `kids` column: the KIDs as UUIDs, sorted, without duplicates,
+/// joined by `;`. Sorting the bytes sorts the text (lowercase hex keeps the
+/// order of the nibbles, and the hyphens sit in the same places).
 pub fn join_kids(kids: &[Kid]) -> String {
-    let set: BTreeSet<String> = kids.iter().map(Kid::to_uuid_string).collect();
-    set.into_iter().collect::<Vec<_>>().join(";")
+    let mut sorted = kids.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = String::with_capacity(sorted.len() * 37);
+    for (i, kid) in sorted.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(
+            uuid::Uuid::from_bytes(kid.0)
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()),
+        );
+    }
+    out
 }
 
 impl Writer {
@@ -539,4 +555,28 @@ pub fn verify_chain(db: &super::Db) -> Result<Result<u64, ChainProblem>, StoreEr
         Ok(())
     })?;
     Ok(problem.map_or(Ok(prev_seq.max(0) as u64), Err))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn join_kids_sorts_as_text_and_drops_duplicates() {
+        let kids: Vec<Kid> = [
+            [0xff; 16], [0x0a; 16], [0x09; 16], [0xa0; 16], [0x0a; 16], [0; 16],
+        ]
+        .into_iter()
+        .map(Kid)
+        .collect();
+        let by_text: BTreeSet<String> = kids.iter().map(Kid::to_uuid_string).collect();
+        assert_eq!(
+            join_kids(&kids),
+            by_text.into_iter().collect::<Vec<_>>().join(";")
+        );
+        assert_eq!(join_kids(&kids[..1]), "ffffffff-ffff-ffff-ffff-ffffffffffff");
+        assert_eq!(join_kids(&[]), "");
+    }
 }

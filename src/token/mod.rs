@@ -340,7 +340,7 @@ fn parse_key_source(
     let (kind, value) = source.iter().next().expect("one entry");
     match kind.as_str() {
         "inline" => {
-            let entries: Vec<InlineKey> = serde_json::from_value(value.clone())
+            let entries = Vec::<InlineKey>::deserialize(value)
                 .map_err(|_| invalid("content_keys_source.inline is not a list of keys"))?;
             let mut keys = Vec::with_capacity(entries.len());
             for entry in entries {
@@ -360,7 +360,7 @@ fn parse_key_source(
             Ok(KeySource::Inline(keys))
         }
         "stored" => {
-            let entries: Vec<StoredKey> = serde_json::from_value(value.clone())
+            let entries = Vec::<StoredKey>::deserialize(value)
                 .map_err(|_| invalid("content_keys_source.stored is not a list of keys"))?;
             let kids = entries
                 .iter()
