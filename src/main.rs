@@ -15,11 +15,17 @@ fn main() -> std::process::ExitCode {
     let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
-    tracing_subscriber::fmt()
+    let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
-        .with_ansi(false)
-        .init();
+        .with_ansi(false);
+    if berth::systemd::stderr_is_journal() {
+        // journald records when each line arrived; a second timestamp in the
+        // text is noise (and formatting it is a cost on every license).
+        subscriber.without_time().init();
+    } else {
+        subscriber.init();
+    }
     match berth::cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -4,7 +4,8 @@
 //! so development and tests run exactly the same code.
 //!
 //! Architecture Invariant: the one module besides `cli` that reads the
-//! environment (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, through `sd-notify`).
+//! environment (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, through `sd-notify`;
+//! `JOURNAL_STREAM`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,23 @@ fn send(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::warn!(error = %e, "could not notify the service manager");
     }
+}
+
+/// Whether stderr is the journal: systemd sets `JOURNAL_STREAM` to the device
+/// and inode of the stream it connected, and journald stamps every line with
+/// the time itself, so log lines need not carry their own.
+pub fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    std::fs::File::from(fd)
+        .metadata()
+        .is_ok_and(|m| stream.to_str() == Some(format!("{}:{}", m.dev(), m.ino()).as_str()))
 }
 
 pub fn ready() {

@@ -113,3 +113,35 @@ fn without_a_notify_socket_serve_runs_the_same() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(terminate(child).success());
 }
+
+/// Under systemd, stderr is the journal, which stamps each line itself: berth
+/// leaves its own timestamp out then, and only then.
+#[test]
+fn log_lines_leave_the_time_to_the_journal() {
+    use std::os::unix::fs::MetadataExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    berth_init(&data, "sd-3", "train", "Train");
+    for to_journal in [true, false] {
+        let path = tmp.path().join(format!("stderr-{to_journal}"));
+        let file = std::fs::File::create(&path).unwrap();
+        let meta = file.metadata().unwrap();
+        // Another stream's device and inode: stderr is not the journal.
+        let stream = if to_journal {
+            format!("{}:{}", meta.dev(), meta.ino())
+        } else {
+            format!("{}:{}", meta.dev(), meta.ino() + 1)
+        };
+        let (child, _) =
+            spawn_serve_process(&data, &[("JOURNAL_STREAM", stream.as_ref())], Stdio::from(file));
+        assert!(terminate(child).success());
+        let out = std::fs::read_to_string(&path).unwrap();
+        let first = out.lines().next().unwrap_or_default();
+        assert!(first.contains("INFO"), "berth logged at start: {out}");
+        let stamped = first.starts_with(|c: char| c.is_ascii_digit());
+        assert_eq!(
+            stamped, !to_journal,
+            "to the journal: {to_journal}; first line: {first}"
+        );
+    }
+}
