@@ -3,6 +3,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use time::macros::datetime;
 
 use crate::helpers::*;
 
@@ -200,4 +201,45 @@ async fn no_secret_is_stored_in_clear() {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(app.data_dir()).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700);
+}
+
+/// The log writer remembers which passengers each month has already counted,
+/// to skip their insert: across batches, a new month, a clock set back and a
+/// restart (which forgets), each passenger still counts once per month.
+#[actix_web::test]
+async fn each_passenger_counts_once_per_month() {
+    let mut app = spawn_app().await;
+    async fn deliver(app: &TestApp, user: &str) {
+        let token = app.token(&[KID_A], json!({ "session": { "user_id": user } }));
+        let (s, b, _) = post_license(app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        assert_eq!(s, 200, "{b}");
+    }
+    app.clock.set(datetime!(2026-09-10 12:00 UTC));
+    for user in ["u1", "u1", "u2", "u1"] {
+        deliver(&app, user).await;
+    }
+    // u2's only October license is the month's first: it must count there.
+    app.clock.set(datetime!(2026-10-01 00:00 UTC));
+    for user in ["u2", "u4"] {
+        deliver(&app, user).await;
+    }
+    // Set back into September: u1 and u2 are not new there; u3 and u4 are.
+    app.clock.set(datetime!(2026-09-20 12:00 UTC));
+    for user in ["u1", "u3", "u4", "u2"] {
+        deliver(&app, user).await;
+    }
+    app.clock.set(datetime!(2026-10-02 08:00 UTC));
+    deliver(&app, "u4").await;
+    app.stop().await;
+    app.start().await;
+    for user in ["u1", "u4"] {
+        deliver(&app, user).await;
+    }
+    for (month, licenses, users) in [("2026-09", 8, 4), ("2026-10", 5, 3)] {
+        let out = app.berth(&["stats", "--month", month, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(stats["counts"]["licenses"], licenses, "{month}");
+        assert_eq!(stats["counts"]["active_users"], users, "{month}");
+    }
 }
