@@ -259,8 +259,9 @@ struct Writer {
 }
 
 /// Passengers (user hashes) the writer knows are already in `usage_users` for
-/// a month, so that their next licenses skip that insert (about 5 % of the
-/// instructions per license, measured with callgrind). Holds only what
+/// a month, so that their next licenses skip that insert (about 4 % of the
+/// instructions per license when passengers come back: `tests/bench/run
+/// --instructions` with `BENCH_PASSENGERS=1000`). Holds only what
 /// committed batches wrote; starts empty, and past its limit the database
 /// alone answers, as it always can.
 #[derive(Default)]
