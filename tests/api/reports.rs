@@ -840,3 +840,38 @@ async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certif
         "byte-identical over TLS"
     );
 }
+
+/// A log edited behind berth's back is not exported: the reading thread stops
+/// at the broken row while the deflating thread is mid-file, the error names
+/// the row, and no zip (nor a temporary file) is left in the reports folder.
+#[actix_web::test]
+async fn a_broken_log_is_not_exported() {
+    let app = spawn_app().await;
+    for (i, user) in ["a", "b", "c"].iter().enumerate() {
+        license_at(
+            &app,
+            datetime!(2026-10-05 10:00 UTC) + time::Duration::hours(i as i64),
+            Some(user),
+            false,
+        )
+        .await;
+    }
+    let status = std::process::Command::new("sqlite3")
+        .arg(app.db_path())
+        .arg("DROP TRIGGER license_log_no_update; UPDATE license_log SET license_type = 'persistent' WHERE seq = 2;")
+        .status()
+        .expect("sqlite3 is installed");
+    assert!(status.success());
+    let out = app.berth(&["report", "export", "--month", "2026-10"]);
+    expect_failure(&out, "the license log is broken at row 2");
+    let left: Vec<_> = std::fs::read_dir(reports_dir(&app))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != ".export.lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(report_list(&app).is_empty());
+}
