@@ -162,6 +162,16 @@ impl TestApp {
         self.config.data_dir.join("berth.db")
     }
 
+    /// Edits the database the way an operator with the sqlite3 shell could.
+    pub fn tamper(&self, sql: &str) {
+        let status = std::process::Command::new("sqlite3")
+            .arg(self.db_path())
+            .arg(sql)
+            .status()
+            .expect("sqlite3 is installed");
+        assert!(status.success(), "sqlite3 {sql}");
+    }
+
     /// Signs a payload with HS256 (openssl directly, not berth's signer).
     pub fn sign(&self, payload: &Value) -> String {
         sign_with(&self.com_secret, r#"{"alg":"HS256","typ":"JWT"}"#, payload)

@@ -37,6 +37,14 @@ async fn license_at(app: &TestApp, at: OffsetDateTime, user: Option<&str>, hls: 
     assert_eq!(status, 200);
 }
 
+/// One Clear Key license per user on 5 October 2026, an hour apart from 10:00.
+async fn october_5th(app: &TestApp, users: &[&str]) {
+    for (i, user) in users.iter().enumerate() {
+        let at = datetime!(2026-10-05 10:00 UTC) + time::Duration::hours(i as i64);
+        license_at(app, at, Some(user), false).await;
+    }
+}
+
 fn reports_dir(app: &TestApp) -> PathBuf {
     app.data_dir().join("reports")
 }
@@ -235,15 +243,7 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
 #[actix_web::test]
 async fn the_tamper_catalogue_is_caught() {
     let app = spawn_app().await;
-    for (i, user) in ["a", "b", "c", "d"].iter().enumerate() {
-        license_at(
-            &app,
-            datetime!(2026-10-05 10:00 UTC) + time::Duration::hours(i as i64),
-            Some(user),
-            false,
-        )
-        .await;
-    }
+    october_5th(&app, &["a", "b", "c", "d"]).await;
     let october = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
     license_at(&app, datetime!(2026-11-05 10:00 UTC), Some("e"), false).await;
     let november = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
@@ -847,21 +847,8 @@ async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certif
 #[actix_web::test]
 async fn a_broken_log_is_not_exported() {
     let app = spawn_app().await;
-    for (i, user) in ["a", "b", "c"].iter().enumerate() {
-        license_at(
-            &app,
-            datetime!(2026-10-05 10:00 UTC) + time::Duration::hours(i as i64),
-            Some(user),
-            false,
-        )
-        .await;
-    }
-    let status = std::process::Command::new("sqlite3")
-        .arg(app.db_path())
-        .arg("DROP TRIGGER license_log_no_update; UPDATE license_log SET license_type = 'persistent' WHERE seq = 2;")
-        .status()
-        .expect("sqlite3 is installed");
-    assert!(status.success());
+    october_5th(&app, &["a", "b", "c"]).await;
+    app.tamper("DROP TRIGGER license_log_no_update; UPDATE license_log SET license_type = 'persistent' WHERE seq = 2;");
     let out = app.berth(&["report", "export", "--month", "2026-10"]);
     expect_failure(&out, "the license log is broken at row 2");
     let left: Vec<_> = std::fs::read_dir(reports_dir(&app))
