@@ -11,6 +11,7 @@
 //! - [`token`]: license tokens and entitlements (pure).
 //! - [`chain`]: the license log's hash-chain rule (pure).
 //! - [`clearkey`]: the W3C Clear Key message format (pure).
+//! - [`chunks`]: a writer that hands its output to another thread in chunks.
 //! - [`keyfile`]: JSON and CPIX key import files (pure).
 //! - [`store`]: the only place with SQL: migrations, key stores, the license log
 //!   writer (group commit), usage aggregates.
@@ -27,6 +28,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod chain;
+pub mod chunks;
 pub mod clearkey;
 pub mod cli;
 pub mod clock;

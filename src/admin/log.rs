@@ -9,6 +9,7 @@ use time::macros::format_description;
 use super::pages::{self, esc};
 use super::session::Session;
 use super::{AdminState, html, signed_in, with_db};
+use crate::chunks::ChunkWriter;
 use crate::store::{Db, LogCursor, LogFilter, LogPage};
 
 const PAGE_SIZE: usize = 50;
@@ -240,7 +241,7 @@ pub async fn csv(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse
     );
     let (data_dir, master) = (state.data_dir.clone(), state.master.clone());
     let body = super::body::spawn("berth-log-csv", None, move |chunks| {
-        let mut out = super::body::ChunkWriter::new(chunks);
+        let mut out = ChunkWriter::new(super::body::CHUNK, |chunk| chunks.send(chunk));
         let written = (|| -> anyhow::Result<()> {
             let db = Db::open(&data_dir, master)?;
             let mut csv = crate::report::csv_writer(&mut out)?;
@@ -253,7 +254,7 @@ pub async fn csv(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse
             Ok(()) => {}
             Err(why) => {
                 tracing::warn!(error = %why, "license log CSV export cut short");
-                out.fail(why.to_string());
+                chunks.fail(why.to_string());
             }
         }
     });

@@ -3,13 +3,14 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::sync_channel;
 
 use time::OffsetDateTime;
 use zip::write::SimpleFileOptions;
 
 use super::{InstallationJson, LogRange, Manifest, Period, ReportJson, ReportMeta, SCHEMA, Software, Tally};
 use crate::chain::{GENESIS, row_hash};
+use crate::chunks::ChunkWriter;
 use crate::crypto::{self, sha256_hex};
 use crate::ids::{Month, format_instant, hex};
 use crate::store::{Db, ReportRecord, StoreError};
@@ -53,45 +54,8 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-/// Hands what is written to it to another thread, in pieces of 256 KiB.
-struct Chunks {
-    tx: SyncSender<Vec<u8>>,
-    buf: Vec<u8>,
-}
-
+/// licenses.csv goes to the deflate thread in pieces of this size.
 const CHUNK: usize = 256 * 1024;
-
-impl Chunks {
-    fn new(tx: SyncSender<Vec<u8>>) -> Chunks {
-        Chunks {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        }
-    }
-
-    fn send(&mut self) -> std::io::Result<()> {
-        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .send(full)
-            .map_err(|_| std::io::Error::other("the zip writer stopped"))
-    }
-}
-
-impl Write for Chunks {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(buf);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        self.send()
-    }
-}
 
 pub fn file_name(installation: &str, month: Month, sequence: i64, partial: bool) -> String {
     let suffix = if partial { "-partial" } else { "" };
@@ -218,7 +182,8 @@ pub fn export(
                 Ok(hex(&hashing.hash.finish()))
             });
             let written = (|| -> Result<(), ExportError> {
-                let mut csv = super::csv_writer(Chunks::new(tx))?;
+                let mut csv =
+                    super::csv_writer(ChunkWriter::new(CHUNK, move |chunk| tx.send(chunk).is_ok()))?;
                 db.for_each_log_row::<ExportError>(first_seq, last_seq, |r| {
                     let computed = row_hash(&r.prev_hash, &r.chain_row());
                     if r.prev_hash != chain_head || computed != r.row_hash {
