@@ -739,10 +739,7 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
             if cli.json {
                 print_json(&json!({ "added": outcome.added, "unchanged": outcome.unchanged }));
             } else {
-                println!(
-                    "imported {} new keys ({} already present)",
-                    outcome.added, outcome.unchanged
-                );
+                println!("imported {outcome}");
             }
         }
         KeysCommand::List => {

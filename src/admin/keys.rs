@@ -50,10 +50,7 @@ pub async fn import(
         Some(Ok(o)) => {
             tracing::info!(user = %session.user, added = o.added, unchanged = o.unchanged, "keys imported from the admin UI");
             state.service.keys().reload().await;
-            (
-                true,
-                format!("Imported {} new keys ({} already present).", o.added, o.unchanged),
-            )
+            (true, format!("Imported {o}."))
         }
         Some(Err(why)) => (false, format!("Nothing was imported: {why}")),
         None => (

@@ -141,6 +141,18 @@ pub struct ImportOutcome {
     pub unchanged: usize,
 }
 
+/// "1 new key (2 already present)", for the CLI and the admin UI.
+impl std::fmt::Display for ImportOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let noun = if self.added == 1 { "key" } else { "keys" };
+        write!(
+            f,
+            "{} new {noun} ({} already present)",
+            self.added, self.unchanged
+        )
+    }
+}
+
 /// The counts of SPEC section 6 for one month.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
@@ -631,5 +643,29 @@ impl Db {
 
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImportOutcome;
+
+    #[test]
+    fn an_import_outcome_counts_in_words() {
+        let one = ImportOutcome {
+            added: 1,
+            unchanged: 0,
+        };
+        let more = ImportOutcome {
+            added: 2,
+            unchanged: 1,
+        };
+        let none = ImportOutcome {
+            added: 0,
+            unchanged: 3,
+        };
+        assert_eq!(one.to_string(), "1 new key (0 already present)");
+        assert_eq!(more.to_string(), "2 new keys (1 already present)");
+        assert_eq!(none.to_string(), "0 new keys (3 already present)");
     }
 }

@@ -336,7 +336,7 @@ async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let text = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
-    assert!(text.contains("Imported 1 new keys"), "{text}");
+    assert!(text.contains("Imported 1 new key (0 already present)."), "{text}");
     assert!(text.contains("&lt;b&gt;film&lt;/b&gt;"), "labels are escaped");
     let token = app.token(&[kid_e], json!({}));
     assert_eq!(

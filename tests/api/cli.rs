@@ -174,6 +174,8 @@ async fn key_import_is_all_or_nothing_and_never_prints_keys() {
     .unwrap();
     let out = app.berth(&["keys", "import", cpix.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("imported 1 new key (0 already present)"), "{said}");
     let encrypted = dir.join("enc.cpix.xml");
     std::fs::write(
         &encrypted,
