@@ -21,7 +21,7 @@ use crate::accounts::{check_user_name, hash_password, new_com_key, new_password,
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::crypto::{self, MasterKey, SigningKey, sha256_hex};
-use crate::ids::{ComKeyId, Kid, Month, Secret32, decode_b64_any, format_instant};
+use crate::ids::{ComKeyId, Kid, Month, Secret32, counted, decode_b64_any, format_instant};
 use crate::server::{self, Startup};
 use crate::store::{Db, Installation, VesselType};
 use crate::token::ComKey;
@@ -371,7 +371,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600))?;
             let (id, rows) = Db::inspect(out)?;
             println!(
-                "backed up installation {id} ({rows} licenses) to {}; back up the master key separately",
+                "backed up installation {id} ({}) to {}; back up the master key separately",
+                counted(rows, "license"),
                 out.display()
             );
             Ok(())
@@ -596,8 +597,9 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
         }
         if rows > backup_rows && !force {
             bail!(
-                "the current log holds {rows} licenses, the backup only {backup_rows}: restoring would lose {} acknowledged licenses (use --force if that is really wanted)",
-                rows - backup_rows
+                "the current log holds {}, the backup only {backup_rows}: restoring would lose {} (use --force if that is really wanted)",
+                counted(rows, "license"),
+                counted(rows - backup_rows, "acknowledged license")
             );
         }
     }
@@ -615,7 +617,8 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
         print_json(&json!({ "restored": file, "installation_id": backup_id, "licenses": backup_rows }));
     } else {
         println!(
-            "restored installation {backup_id} ({backup_rows} licenses) from {}",
+            "restored installation {backup_id} ({}) from {}",
+            counted(backup_rows, "license"),
             file.display()
         );
     }
@@ -673,8 +676,8 @@ async fn status_updates(
             Some(why) => format!("NOT LOGGING ({why})"),
             None => "serving".to_owned(),
         };
-        let licenses = licenses.map_or_else(|| "?".to_owned(), |n| n.to_string());
-        crate::systemd::status(&format!("{state}; {licenses} licenses in {month}; {last}"));
+        let licenses = licenses.map_or_else(|| "? licenses".to_owned(), |n| counted(n, "license"));
+        crate::systemd::status(&format!("{state}; {licenses} in {month}; {last}"));
         actix_web::rt::time::sleep(Duration::from_secs(5)).await;
     }
 }
@@ -926,7 +929,7 @@ fn log_verify(cli: &Cli) -> anyhow::Result<()> {
             if cli.json {
                 print_json(&json!({ "ok": true, "rows": rows }));
             } else {
-                println!("license log intact: {rows} rows");
+                println!("license log intact: {}", counted(rows, "row"));
             }
             Ok(())
         }
@@ -1055,11 +1058,11 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                     "already exported"
                 };
                 println!(
-                    "{verb} {} ({}: {} licenses, {} active users, sequence {}{})",
+                    "{verb} {} ({}: {}, {}, sequence {}{})",
                     path.display(),
                     r.period.month,
-                    r.counts.licenses,
-                    r.counts.active_users,
+                    counted(r.counts.licenses, "license"),
+                    counted(r.counts.active_users, "active user"),
                     r.report.sequence,
                     if r.partial { ", partial preview" } else { "" }
                 );
@@ -1097,14 +1100,14 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                 print_json(&json!({ "ok": true, "file": file, "report": r }));
             } else {
                 println!(
-                    "OK {}: installation {} ({}), {}, sequence {}, {} licenses, {} active users, rows {}..{}{}",
+                    "OK {}: installation {} ({}), {}, sequence {}, {}, {}, rows {}..{}{}",
                     file.display(),
                     r.installation.id,
                     r.installation.vessel_type,
                     r.period.month,
                     r.report.sequence,
-                    r.counts.licenses,
-                    r.counts.active_users,
+                    counted(r.counts.licenses, "license"),
+                    counted(r.counts.active_users, "active user"),
                     r.log.first_seq,
                     r.log.last_seq,
                     if r.partial { " (partial preview)" } else { "" }

@@ -222,6 +222,16 @@ impl FromStr for KeySystem {
     }
 }
 
+/// "1 license", "2 licenses": a count and its noun for people to read (every
+/// noun berth counts takes an "s").
+pub fn counted<N: std::fmt::Display + PartialEq + From<u8>>(n: N, noun: &str) -> String {
+    if n == N::from(1) {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A calendar month in UTC, `YYYY-MM`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {
@@ -340,6 +350,13 @@ pub fn parse_instant(text: &str) -> Result<OffsetDateTime, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_read_as_words() {
+        assert_eq!(counted(1u64, "license"), "1 license");
+        assert_eq!(counted(0i64, "license"), "0 licenses");
+        assert_eq!(counted(2usize, "new key"), "2 new keys");
+    }
 
     #[test]
     fn kid_forms_agree() {

@@ -164,7 +164,12 @@ fn render(
     );
     if let Some((page_rows, count)) = rows {
         if let Some(n) = count {
-            body.push_str(&format!("<p id=\"match-count\">{n} licenses match.</p>"));
+            let matches = if n == 1 {
+                "1 license matches".to_owned()
+            } else {
+                format!("{n} licenses match")
+            };
+            body.push_str(&format!("<p id=\"match-count\">{matches}.</p>"));
         }
         let mut table = String::new();
         for r in &page_rows.rows {

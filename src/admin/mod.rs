@@ -30,7 +30,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::Outcomes;
-use crate::ids::Month;
+use crate::ids::{Month, counted};
 use crate::license::LicenseService;
 use crate::store::Db;
 
@@ -221,8 +221,8 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
     if let Err(wait) = state.sessions.login_allowed(&form.user, ip, Instant::now()) {
         return again(
             &format!(
-                "Too many failed sign-ins; try again in {} minutes.",
-                wait.as_secs().div_ceil(60)
+                "Too many failed sign-ins; try again in {}.",
+                counted(wait.as_secs().div_ceil(60), "minute")
             ),
             StatusCode::TOO_MANY_REQUESTS,
         );

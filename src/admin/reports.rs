@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::pages::{self, csrf_field, esc, notice};
 use super::session::Session;
 use super::{AdminState, Notice, admin_action, html, notice_status, signed_in, with_db};
-use crate::ids::Month;
+use crate::ids::{Month, counted};
 use crate::store::ReportRecord;
 
 /// A `report verify` result, valid while the file keeps its size and time.
@@ -59,8 +59,10 @@ fn verify(state: &AdminState, r: &ReportRecord, public_key_der: &[u8]) -> (bool,
         Ok(v) => (
             true,
             format!(
-                "signature, manifest, hash chain and counts check out ({} licenses, rows {}..{})",
-                v.report.counts.licenses, v.report.log.first_seq, v.report.log.last_seq
+                "signature, manifest, hash chain and counts check out ({}, rows {}..{})",
+                counted(v.report.counts.licenses, "license"),
+                v.report.log.first_seq,
+                v.report.log.last_seq
             ),
         ),
     };
@@ -133,8 +135,8 @@ fn render(
             (None, false) => "not uploaded (no upload address is configured)".to_owned(),
             (None, true) if r.upload_attempts == 0 => "waiting to upload".to_owned(),
             (None, true) => format!(
-                "<span class=\"bad\">not uploaded yet</span> ({} attempts; last: {}; next {})",
-                r.upload_attempts,
+                "<span class=\"bad\">not uploaded yet</span> ({}; last: {}; next {})",
+                counted(r.upload_attempts, "attempt"),
                 esc(r.last_error.as_deref().unwrap_or("–")),
                 esc(r.next_attempt_at.as_deref().unwrap_or("soon"))
             ),
@@ -215,8 +217,10 @@ pub async fn export(
             (
                 true,
                 format!(
-                    "Exported {month} as report {} ({} licenses, {} active users).",
-                    e.report.report.sequence, e.report.counts.licenses, e.report.counts.active_users
+                    "Exported {month} as report {} ({}, {}).",
+                    e.report.report.sequence,
+                    counted(e.report.counts.licenses, "license"),
+                    counted(e.report.counts.active_users, "active user")
                 ),
             )
         }

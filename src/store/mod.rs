@@ -144,12 +144,8 @@ pub struct ImportOutcome {
 /// "1 new key (2 already present)", for the CLI and the admin UI.
 impl std::fmt::Display for ImportOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let noun = if self.added == 1 { "key" } else { "keys" };
-        write!(
-            f,
-            "{} new {noun} ({} already present)",
-            self.added, self.unchanged
-        )
+        let added = crate::ids::counted(self.added, "new key");
+        write!(f, "{added} ({} already present)", self.unchanged)
     }
 }
 

@@ -63,7 +63,7 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
 
     let (_, body) = get(&app, &cookie, "/log?key_system=hls").await;
     assert_eq!(log_rows(&body), 1);
-    assert!(body.contains("1 licenses match."));
+    assert!(body.contains("1 license matches."));
 
     let (_, body) = get(&app, &cookie, "/log?from=2026-10-30&to=2026-10-31&key_system=any").await;
     assert_eq!(log_rows(&body), 2);
