@@ -10,6 +10,7 @@ use super::pages::{self, esc};
 use super::session::Session;
 use super::{AdminState, html, signed_in, with_db};
 use crate::chunks::ChunkWriter;
+use crate::ids::counted;
 use crate::store::{Db, LogCursor, LogFilter, LogPage};
 
 const PAGE_SIZE: usize = 50;
@@ -164,12 +165,11 @@ fn render(
     );
     if let Some((page_rows, count)) = rows {
         if let Some(n) = count {
-            let matches = if n == 1 {
-                "1 license matches".to_owned()
-            } else {
-                format!("{n} licenses match")
-            };
-            body.push_str(&format!("<p id=\"match-count\">{matches}.</p>"));
+            let verb = if n == 1 { "matches" } else { "match" };
+            body.push_str(&format!(
+                "<p id=\"match-count\">{} {verb}.</p>",
+                counted(n, "license")
+            ));
         }
         let mut table = String::new();
         for r in &page_rows.rows {
