@@ -337,6 +337,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve(load_config(&cli)?, args, clock),
         Command::Migrate => {
             let config = load_config(&cli)?;
+            let pending = Db::pending_migrations(&config.data_dir)?;
+            if !pending.is_empty() && !cli.json {
+                eprintln!(
+                    "applying {} (on a long license log this takes a while: about a second per million licenses)",
+                    pending.join(", ")
+                );
+            }
             let applied = Db::migrate_only(&config.data_dir)?;
             if cli.json {
                 print_json(&json!({ "applied": applied, "schema_version": crate::store::SCHEMA_VERSION }));

@@ -8,6 +8,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -73,8 +74,19 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         );
     }
     let lock = lock_data_dir(data_dir, "another berth serve holds it")?;
-    let db = Db::open(data_dir, Arc::clone(&master))
+    let pending = Db::pending_migrations(data_dir)
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    let db = if pending.is_empty() {
+        Db::open(data_dir, Arc::clone(&master))
+    } else {
+        let names = pending.join(", ");
+        tracing::info!(migrations = %names, "applying database migrations before serving; on a long license log this takes a while");
+        let steps = Arc::new(AtomicU64::new(0));
+        crate::systemd::extend_start_while(&format!("applying database migrations: {names}"), &steps, || {
+            Db::open_counting(data_dir, Arc::clone(&master), Some(Arc::clone(&steps)))
+        })
+    }
+    .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     let installation = db.installation()?;
     let pepper = db.pepper().context("opening the user-id pepper")?;
     let ring = Arc::new(KeyRing::default());

@@ -7,7 +7,8 @@
 //! environment (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, through `sd-notify`;
 //! `JOURNAL_STREAM`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -54,6 +55,33 @@ pub fn reloading() {
 
 pub fn status(text: &str) {
     send(&[NotifyState::Status(text)]);
+}
+
+/// Runs a slow start-up step (a migration that fills a table from a long
+/// license log) with `status` in `systemctl status`, asking systemd every 10 s
+/// for 30 s more start time as long as `progress` keeps moving: a box
+/// upgraded with years of log is not killed mid-migration by
+/// `TimeoutStartSec=` and restarted into the same work for ever, while a step
+/// stuck on a hung disk still times out.
+pub fn extend_start_while<T>(status: &str, progress: &AtomicU64, work: impl FnOnce() -> T) -> T {
+    const MORE: u32 = 30_000_000;
+    send(&[NotifyState::Status(status), NotifyState::ExtendTimeoutUsec(MORE)]);
+    std::thread::scope(|scope| {
+        let (done, finished) = mpsc::channel::<()>();
+        scope.spawn(move || {
+            let mut seen = progress.load(Ordering::Relaxed);
+            while let Err(mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(Duration::from_secs(10)) {
+                let now = progress.load(Ordering::Relaxed);
+                if now != seen {
+                    send(&[NotifyState::ExtendTimeoutUsec(MORE)]);
+                    seen = now;
+                }
+            }
+        });
+        let out = work();
+        drop(done);
+        out
+    })
 }
 
 /// The watchdog interval systemd asked for, if any.

@@ -129,12 +129,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
     }
 }
 
-fn render(
-    session: &Session,
-    f: &LogFilter,
-    rows: Option<(&LogPage, Option<i64>)>,
-    error: Option<&str>,
-) -> String {
+fn render(session: &Session, f: &LogFilter, rows: Option<(&LogPage, i64)>, error: Option<&str>) -> String {
     let value = |v: Option<String>| esc(&v.unwrap_or_default());
     let selected = |ks: &str| {
         if f.key_system.map(|k| k.as_str()) == Some(ks) {
@@ -163,14 +158,12 @@ fn render(
         selected("hls"),
         esc(&query),
     );
-    if let Some((page_rows, count)) = rows {
-        if let Some(n) = count {
-            let verb = if n == 1 { "matches" } else { "match" };
-            body.push_str(&format!(
-                "<p id=\"match-count\">{} {verb}.</p>",
-                counted(n, "license")
-            ));
-        }
+    if let Some((page_rows, n)) = rows {
+        let verb = if n == 1 { "matches" } else { "match" };
+        body.push_str(&format!(
+            "<p id=\"match-count\">{} {verb}.</p>",
+            counted(n, "license")
+        ));
         let mut table = String::new();
         for r in &page_rows.rows {
             let user = if r.user_hash.is_empty() {

@@ -4,6 +4,7 @@
 
 use rusqlite::ToSql;
 use time::Date;
+use time::macros::format_description;
 
 use super::reports::{LOG_COLUMNS, log_row};
 use super::{Db, LogRow, StoreError};
@@ -66,6 +67,34 @@ impl LogFilter {
         }
         (clause, params)
     }
+
+    /// The first and last day (`YYYY-MM-DD`, inclusive) the filter lets through.
+    fn day_bounds(&self) -> (String, String) {
+        let from = self.from.map(|d| d.to_string()).unwrap_or_default();
+        let to = self.to.map_or_else(|| "9999-99".to_owned(), |d| d.to_string());
+        (from, to)
+    }
+
+    /// The same filter narrowed to one UTC day.
+    fn on(&self, day: Date) -> LogFilter {
+        LogFilter {
+            from: Some(day),
+            to: Some(day),
+            ..self.clone()
+        }
+    }
+}
+
+impl LogCursor {
+    /// Whether the page may hold rows stamped on `day` (`YYYY-MM-DD`): not a
+    /// day wholly newer than an `Older` cursor or wholly older than a `Newer` one.
+    fn may_reach(&self, day: &str) -> bool {
+        match self {
+            LogCursor::Newest => true,
+            LogCursor::Older(at, _) => day <= at.as_str(),
+            LogCursor::Newer(at, _) => day >= at.get(..10).unwrap_or(at),
+        }
+    }
 }
 
 impl Db {
@@ -76,31 +105,28 @@ impl Db {
         cursor: &LogCursor,
         limit: usize,
     ) -> Result<LogPage, StoreError> {
-        let (mut clause, mut params) = filter.clause();
-        let order = match cursor {
-            LogCursor::Newest => "DESC",
-            LogCursor::Older(at, seq) => {
-                clause.push_str(" AND (issued_at, seq) < (?, ?)");
-                params.push(Box::new(at.clone()));
-                params.push(Box::new(*seq));
-                "DESC"
-            }
-            LogCursor::Newer(at, seq) => {
-                clause.push_str(" AND (issued_at, seq) > (?, ?)");
-                params.push(Box::new(at.clone()));
-                params.push(Box::new(*seq));
-                "ASC"
+        let mut rows = match &filter.kid {
+            None => self.page_rows(filter, cursor, limit + 1)?,
+            Some(kid) => {
+                // Only the days the KID was licensed on, one at a time from the
+                // cursor on: a rare KID costs its own days, not a scan of the log.
+                let mut days = self.kid_days(filter, kid)?;
+                if !matches!(cursor, LogCursor::Newer(..)) {
+                    days.reverse();
+                }
+                let mut rows = Vec::new();
+                for day in days {
+                    if rows.len() > limit {
+                        break;
+                    }
+                    if cursor.may_reach(&day.to_string()) {
+                        let wanted = limit + 1 - rows.len();
+                        rows.extend(self.page_rows(&filter.on(day), cursor, wanted)?);
+                    }
+                }
+                rows
             }
         };
-        let sql = format!(
-            "SELECT {LOG_COLUMNS} FROM license_log WHERE {clause}
-             ORDER BY issued_at {order}, seq {order} LIMIT {}",
-            limit + 1
-        );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut rows = stmt
-            .query_map(rusqlite::params_from_iter(params.iter()), log_row)?
-            .collect::<Result<Vec<_>, _>>()?;
         let beyond = rows.len() > limit;
         rows.truncate(limit);
         let mut page = LogPage::default();
@@ -120,11 +146,106 @@ impl Db {
         Ok(page)
     }
 
+    /// Up to `limit` rows of the filtered log beyond `cursor`, in the order the
+    /// cursor walks (newest first, or oldest first for `Newer`).
+    fn page_rows(
+        &self,
+        filter: &LogFilter,
+        cursor: &LogCursor,
+        limit: usize,
+    ) -> Result<Vec<LogRow>, StoreError> {
+        // SQLite bounds the index scan by one condition per side: where the
+        // cursor is inside the filter's days, leave out the day bound on the
+        // cursor's side, or the scan starts at the end of the day range and
+        // reads every row between it and the cursor.
+        let mut filter = filter.clone();
+        match cursor {
+            LogCursor::Newest => {}
+            LogCursor::Older(at, _) => {
+                if filter.day_bounds().1.as_str() >= at.get(..10).unwrap_or(at) {
+                    filter.to = None;
+                }
+            }
+            LogCursor::Newer(at, _) => {
+                if filter.day_bounds().0 <= *at {
+                    filter.from = None;
+                }
+            }
+        }
+        let (mut clause, mut params) = filter.clause();
+        let order = match cursor {
+            LogCursor::Newest => "DESC",
+            LogCursor::Older(at, seq) => {
+                clause.push_str(" AND (issued_at, seq) < (?, ?)");
+                params.push(Box::new(at.clone()));
+                params.push(Box::new(*seq));
+                "DESC"
+            }
+            LogCursor::Newer(at, seq) => {
+                clause.push_str(" AND (issued_at, seq) > (?, ?)");
+                params.push(Box::new(at.clone()));
+                params.push(Box::new(*seq));
+                "ASC"
+            }
+        };
+        let sql = format!(
+            "SELECT {LOG_COLUMNS} FROM license_log WHERE {clause}
+             ORDER BY issued_at {order}, seq {order} LIMIT ?"
+        );
+        params.push(Box::new(limit as i64));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(params.iter()), log_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The UTC days, oldest first, on which `kid` was licensed within the
+    /// filter's days and key system (from the per-KID daily aggregates).
+    fn kid_days(&self, filter: &LogFilter, kid: &Kid) -> Result<Vec<Date>, StoreError> {
+        let (from, to) = filter.day_bounds();
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT day FROM usage_kid_daily
+             WHERE kid = ?1 AND day >= ?2 AND day <= ?3 AND (?4 IS NULL OR key_system = ?4)
+             ORDER BY day",
+        )?;
+        let key_system = filter.key_system.map(|ks| ks.as_str());
+        let days = stmt
+            .query_map(
+                rusqlite::params![kid.to_uuid_string(), from, to, key_system],
+                |r| r.get::<_, String>(0),
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        days.iter()
+            .map(|day| {
+                Date::parse(day, format_description!("[year]-[month]-[day]")).map_err(|_| {
+                    StoreError::Invalid(format!("usage_kid_daily holds a day that is not a date: {day:?}"))
+                })
+            })
+            .collect()
+    }
+
     /// Calls `f` for every row of the filtered log, oldest first (CSV export).
     pub fn for_each_filtered<E: From<StoreError>>(
         &self,
         filter: &LogFilter,
         mut f: impl FnMut(LogRow) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(kid) = &filter.kid else {
+            return self.each_row(filter, &mut f);
+        };
+        // One snapshot for the days and their rows; only the KID's days are read.
+        let _snapshot = self.conn.unchecked_transaction().map_err(StoreError::from)?;
+        for day in self.kid_days(filter, kid)? {
+            self.each_row(&filter.on(day), &mut f)?;
+        }
+        Ok(())
+    }
+
+    fn each_row<E: From<StoreError>>(
+        &self,
+        filter: &LogFilter,
+        f: &mut impl FnMut(LogRow) -> Result<(), E>,
     ) -> Result<(), E> {
         let (clause, params) = filter.clause();
         let sql = format!("SELECT {LOG_COLUMNS} FROM license_log WHERE {clause} ORDER BY issued_at, seq");
@@ -138,14 +259,22 @@ impl Db {
         Ok(())
     }
 
-    /// How many rows the filter matches, from the daily aggregates (no log
-    /// scan); `None` when it filters by KID, which the aggregates do not keep.
-    pub fn count_filtered(&self, filter: &LogFilter) -> Result<Option<i64>, StoreError> {
-        if filter.kid.is_some() {
-            return Ok(None);
+    /// How many rows the filter matches, from the daily aggregates (no log scan).
+    pub fn count_filtered(&self, filter: &LogFilter) -> Result<i64, StoreError> {
+        let (from, to) = filter.day_bounds();
+        if let Some(kid) = &filter.kid {
+            let key_system = filter.key_system.map(|ks| ks.as_str());
+            return Ok(self
+                .conn
+                .prepare_cached(
+                    "SELECT coalesce(sum(licenses), 0) FROM usage_kid_daily
+                     WHERE kid = ?1 AND day >= ?2 AND day <= ?3 AND (?4 IS NULL OR key_system = ?4)",
+                )?
+                .query_row(
+                    rusqlite::params![kid.to_uuid_string(), from, to, key_system],
+                    |r| r.get(0),
+                )?);
         }
-        let from = filter.from.map(|d| d.to_string()).unwrap_or_default();
-        let to = filter.to.map_or_else(|| "9999-99".to_owned(), |d| d.to_string());
         let n: i64 = match filter.key_system {
             Some(ks) => self.conn.prepare_cached(
                 "SELECT coalesce(sum(licenses), 0) FROM usage_daily WHERE day >= ?1 AND day <= ?2 AND key_system = ?3",
@@ -156,6 +285,6 @@ impl Db {
                 .prepare_cached("SELECT coalesce(sum(licenses), 0) FROM usage_daily WHERE day >= ?1 AND day <= ?2")?
                 .query_row(rusqlite::params![from, to], |r| r.get(0))?,
         };
-        Ok(Some(n))
+        Ok(n)
     }
 }

@@ -391,6 +391,7 @@ impl Writer {
         let mut head = self.head.clone();
         let mut results = Vec::with_capacity(batch.len());
         let mut daily: HashMap<KeySystem, (i64, i64)> = HashMap::new();
+        let mut kid_daily: HashMap<(Kid, KeySystem), i64> = HashMap::new();
         // Users this batch may add to the month's count (not known counted yet).
         let mut users: Vec<[u8; 16]> = Vec::new();
         let mut com_keys_used: Vec<String> = Vec::new();
@@ -442,6 +443,11 @@ impl Writer {
                     hash,
                 ])?;
                 let seq = row.seq;
+                for (i, kid) in entry.kids.iter().enumerate() {
+                    if !entry.kids[..i].contains(kid) {
+                        *kid_daily.entry((*kid, entry.key_system)).or_default() += 1;
+                    }
+                }
                 let slot = daily.entry(entry.key_system).or_default();
                 slot.0 += 1;
                 match entry.user_hash {
@@ -467,6 +473,13 @@ impl Writer {
             )?;
             for (key_system, (licenses, without_user)) in &daily {
                 upsert_day.execute(params![day, key_system.as_str(), licenses, without_user])?;
+            }
+            let mut upsert_kid_day = tx.prepare_cached(
+                "INSERT INTO usage_kid_daily (kid, day, key_system, licenses) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kid, day, key_system) DO UPDATE SET licenses = licenses + excluded.licenses",
+            )?;
+            for ((kid, key_system), licenses) in &kid_daily {
+                upsert_kid_day.execute(params![kid.to_uuid_string(), day, key_system.as_str(), licenses])?;
             }
             // "Last used" on the communication keys page: one update per key
             // per batch, not per license.

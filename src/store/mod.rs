@@ -199,6 +199,29 @@ pub struct Db {
 impl Db {
     /// Opens (creating if needed) and migrates the database in `data_dir`.
     pub fn open(data_dir: &Path, master: Arc<MasterKey>) -> Result<Db, StoreError> {
+        Db::open_counting(data_dir, master, None)
+    }
+
+    /// The migrations the database in `data_dir` has yet to apply, by name.
+    pub fn pending_migrations(data_dir: &Path) -> Result<Vec<&'static str>, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(migrate::pending(0));
+        }
+        let conn = connect(&path, Duration::from_secs(5))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        Ok(migrate::pending(version))
+    }
+
+    /// `open`, with SQLite adding one to `steps` every 100,000 or so of its
+    /// virtual-machine steps while it migrates, so that a supervisor can tell
+    /// a long migration (one that fills a table from the whole license log)
+    /// from a stuck one.
+    pub fn open_counting(
+        data_dir: &Path,
+        master: Arc<MasterKey>,
+        steps: Option<Arc<std::sync::atomic::AtomicU64>>,
+    ) -> Result<Db, StoreError> {
         let path = data_dir.join(DB_FILE);
         let created = !path.exists();
         let mut conn = connect(&path, Duration::from_secs(5))?;
@@ -208,7 +231,19 @@ impl Db {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| StoreError::Invalid(format!("restricting {}: {e}", path.display())))?;
         }
-        migrate::migrate(&mut conn)?;
+        if let Some(steps) = steps {
+            conn.progress_handler(
+                100_000,
+                Some(move || {
+                    steps.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    false
+                }),
+            )?;
+            migrate::migrate(&mut conn)?;
+            conn.progress_handler(0, None::<fn() -> bool>)?;
+        } else {
+            migrate::migrate(&mut conn)?;
+        }
         Ok(Db { conn, master, path })
     }
 

@@ -57,9 +57,16 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
     assert_eq!(log_rows(&body), 1);
     assert!(body.contains(KID_B));
     assert!(
-        !body.contains("id=\"match-count\""),
-        "no count from aggregates by KID"
+        body.contains("1 license matches."),
+        "counted from the per-KID aggregates"
     );
+    let (_, body) = get(&app, &cookie, &format!("/log?kid={KID_A}&key_system=clearkey")).await;
+    assert_eq!(log_rows(&body), 2);
+    assert!(body.contains("2 licenses match."));
+    let (_, body) = get(&app, &cookie, &format!("/log?kid={KID_A}&to=2026-10-31")).await;
+    assert!(body.contains("1 license matches."));
+    let (_, body) = get(&app, &cookie, "/log?kid=00000000-0000-4000-8000-000000000000").await;
+    assert!(body.contains("0 licenses match.") && body.contains("No licenses match."));
 
     let (_, body) = get(&app, &cookie, "/log?key_system=hls").await;
     assert_eq!(log_rows(&body), 1);
@@ -181,6 +188,99 @@ async fn the_license_log_pages_by_keyset_and_exports_csv() {
     let stored = db.last_licenses(57).unwrap();
     let row_1 = stored.iter().find(|r| r.seq == 1).unwrap();
     assert!(lines[1].ends_with(&format!("{},{}", row_1.prev_hash, row_1.row_hash)));
+}
+
+#[actix_web::test]
+async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on() {
+    let app = spawn_admin_app().await;
+    // KID_A on three days, KID_B only on the first and last, and a day of
+    // KID_B alone between them, which the KID_A pages must pass over.
+    let days = [
+        (datetime!(2026-10-30 12:00 UTC), 30, 5),
+        (datetime!(2026-10-31 12:00 UTC), 0, 7),
+        (datetime!(2026-11-01 12:00 UTC), 40, 0),
+        (datetime!(2026-11-02 12:00 UTC), 30, 20),
+    ];
+    for (at, a, b) in days {
+        app.clock.set(at);
+        for i in 0..a {
+            deliver(&app, KID_A, &format!("a{i}")).await;
+        }
+        for i in 0..b {
+            deliver(&app, KID_B, &format!("b{i}")).await;
+        }
+    }
+    // One license for both KIDs counts under each.
+    let token = app.token(&[KID_A, KID_B], json!({}));
+    let (s, b, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A, KID_B], "temporary")).await;
+    assert_eq!(s, 200, "{b}");
+    let cookie = session(&app).await;
+
+    let (_, first) = get(&app, &cookie, &format!("/log?kid={KID_A}")).await;
+    assert!(first.contains("101 licenses match."));
+    assert_eq!(log_rows(&first), 50);
+    assert!(!first.contains("2026-10-31T"), "no KID_A row on the 31st");
+    let (_, second) = get(&app, &cookie, &link(&first, "next")).await;
+    assert_eq!(log_rows(&second), 50);
+    assert!(second.contains("2026-11-01T") && second.contains("2026-10-30T"));
+    let (_, third) = get(&app, &cookie, &link(&second, "next")).await;
+    assert_eq!(log_rows(&third), 1);
+    assert!(third.contains("<td>1</td>"), "the oldest row comes last");
+    assert!(!third.contains("rel=\"next\""));
+    let seqs = |body: &str| -> Vec<u64> {
+        between(body, "<tbody>", "</tbody>")
+            .split("<tr><td>")
+            .skip(1)
+            .map(|r| r.split("</td>").next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let (_, back) = get(&app, &cookie, &link(&third, "prev")).await;
+    assert_eq!(seqs(&back), seqs(&second));
+    let (_, top) = get(&app, &cookie, &link(&back, "prev")).await;
+    assert_eq!(seqs(&top), seqs(&first));
+    assert!(!top.contains("rel=\"prev\""), "back at the newest page");
+    // Every KID_A row once, over the three pages.
+    let mut all: Vec<u64> = [&first, &second, &third].iter().flat_map(|b| seqs(b)).collect();
+    assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first, no row twice");
+    all.sort_unstable();
+    assert_eq!(all.len(), 101);
+
+    // A day range pages the same way (its bounds give way to the cursor's).
+    let (_, first) = get(&app, &cookie, "/log?from=2026-10-30&to=2026-11-01").await;
+    assert!(first.contains("82 licenses match."));
+    let (_, second) = get(&app, &cookie, &link(&first, "next")).await;
+    assert_eq!(log_rows(&second), 32);
+    assert_eq!(seqs(&second), (1..=32).rev().collect::<Vec<_>>());
+    let (_, back) = get(&app, &cookie, &link(&second, "prev")).await;
+    assert_eq!(seqs(&back), (33..=82).rev().collect::<Vec<_>>());
+    assert!(!back.contains("rel=\"prev\""));
+
+    let (_, body) = get(
+        &app,
+        &cookie,
+        &format!("/log?kid={KID_B}&from=2026-10-31&to=2026-11-01"),
+    )
+    .await;
+    assert!(body.contains("7 licenses match."));
+    assert_eq!(log_rows(&body), 7);
+
+    let mut res = crate::admin::client()
+        .get(app.admin_url(&format!("/log.csv?kid={KID_B}")))
+        .insert_header(("Cookie", cookie.clone()))
+        .send()
+        .await
+        .unwrap();
+    let csv = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).skip(1).collect();
+    assert_eq!(lines.len(), 5 + 7 + 20 + 1);
+    let csv_seqs: Vec<u64> = lines
+        .iter()
+        .map(|l| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        csv_seqs.windows(2).all(|w| w[0] < w[1]),
+        "oldest first across the days"
+    );
 }
 
 /// Makes licenses in October 2026, then sets the clock to November.

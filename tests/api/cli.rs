@@ -281,6 +281,83 @@ fn migrate_refuses_a_newer_database() {
     }
 }
 
+/// Every `(kid, day, key_system, licenses)` row of the per-KID aggregates.
+fn kid_usage(data: &std::path::Path) -> Vec<(String, String, String, i64)> {
+    let conn = rusqlite::Connection::open(data.join("berth.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT kid, day, key_system, licenses FROM usage_kid_daily ORDER BY kid, day, key_system")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A database from before the per-KID aggregates (schema 2) gets them filled
+/// from its log by `berth migrate`, equal to what the log writer keeps.
+#[actix_web::test]
+async fn migrate_fills_the_per_kid_aggregates_from_an_existing_log() {
+    use berth::ids::{ComKeyId, KeySystem, Kid, LicenseType};
+    use berth::store::{LogEntry, LogWriter, WriterConfig};
+    use time::macros::datetime;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    berth_init(&data, "m1", "ship", "MS Migrate");
+    let clock = std::sync::Arc::new(berth::clock::FixedClock::new(datetime!(2026-10-30 23:59 UTC)));
+    let (writer, log) =
+        LogWriter::start(&data.join("berth.db"), WriterConfig::default(), clock.clone()).unwrap();
+    let (a, b): (Kid, Kid) = (KID_A.parse().unwrap(), KID_B.parse().unwrap());
+    // Across midnight, with a KID twice in one license (counted once).
+    for (i, kids) in [vec![a], vec![a, b], vec![b, a, b], vec![b]]
+        .into_iter()
+        .enumerate()
+    {
+        clock.set(datetime!(2026-10-30 23:59 UTC) + time::Duration::minutes(i as i64));
+        for key_system in [KeySystem::ClearKey, KeySystem::Hls] {
+            log.append(LogEntry {
+                key_system,
+                kids: kids.clone(),
+                license_type: LicenseType::Temporary,
+                user_hash: None,
+                token_id: None,
+                com_key_id: ComKeyId(uuid::Uuid::from_bytes([7; 16])),
+                single_use: None,
+            })
+            .await
+            .unwrap();
+        }
+    }
+    drop(log);
+    writer.join();
+    let kept = kid_usage(&data);
+    let row = |kid: &str, day: &str, ks: &str, n| (kid.to_owned(), day.to_owned(), ks.to_owned(), n);
+    assert_eq!(
+        kept,
+        [
+            row(KID_B, "2026-10-31", "clearkey", 3),
+            row(KID_B, "2026-10-31", "hls", 3),
+            row(KID_A, "2026-10-30", "clearkey", 1),
+            row(KID_A, "2026-10-30", "hls", 1),
+            row(KID_A, "2026-10-31", "clearkey", 2),
+            row(KID_A, "2026-10-31", "hls", 2),
+        ]
+    );
+
+    let conn = rusqlite::Connection::open(data.join("berth.db")).unwrap();
+    conn.execute_batch("DROP TABLE usage_kid_daily; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(conn);
+    let out = berth(&["migrate", "--data-dir", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("applying 0003_kid_usage (on a long license log"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "applied 0003_kid_usage"
+    );
+    assert_eq!(kid_usage(&data), kept);
+}
+
 #[test]
 fn a_wrong_master_key_is_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();

@@ -145,3 +145,32 @@ fn log_lines_leave_the_time_to_the_journal() {
         );
     }
 }
+
+/// A migration at start-up (one that fills a table from the whole log takes
+/// minutes on years of log) shows in `STATUS=` and asks for more start time
+/// than `TimeoutStartSec=`, before `READY=1`.
+#[test]
+fn a_migration_at_start_asks_for_more_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    berth_init(&data, "sd-4", "ship", "MS Upgrade");
+    let conn = rusqlite::Connection::open(data.join("berth.db")).unwrap();
+    conn.execute_batch("DROP TABLE usage_kid_daily; PRAGMA user_version = 2;")
+        .unwrap();
+    drop(conn);
+    let sock_path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let (child, _) = spawn_serve_process(&data, &[("NOTIFY_SOCKET", sock_path.as_os_str())], Stdio::null());
+    let lines = collect(&sock, Duration::from_secs(20), Some("READY=1"));
+    assert_eq!(lines.last().map(String::as_str), Some("READY=1"), "{lines:?}");
+    let status = lines
+        .iter()
+        .position(|l| l == "STATUS=applying database migrations: 0003_kid_usage")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(lines[status + 1], "EXTEND_TIMEOUT_USEC=30000000", "{lines:?}");
+    assert!(terminate(child).success());
+    let conn = rusqlite::Connection::open(data.join("berth.db")).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, berth::store::SCHEMA_VERSION);
+}
