@@ -3,6 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use crate::ids::Month;
+
 use super::{
     AdminState, Notice, admin_action, html, notice_status, pages, session::Session, signed_in, with_db,
 };
@@ -15,10 +17,21 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
 }
 
 async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice) -> HttpResponse {
-    match with_db(state, |db| db.list_keys()).await {
-        Some(Ok(list)) => html(
+    let month = Month::of(state.service.clock().now());
+    let listed = with_db(state, move |db| -> Result<_, crate::store::StoreError> {
+        let keys = db.list_keys()?;
+        let since = month.start().date();
+        let usage = keys
+            .iter()
+            .map(|k| db.kid_usage(&k.kid, since))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((keys, usage))
+    })
+    .await;
+    match listed {
+        Some(Ok((keys, usage))) => html(
             notice_status(&notice),
-            pages::keys(session, &list, notice.as_ref()),
+            pages::keys(session, &keys, &usage, month, notice.as_ref()),
         ),
         _ => super::unavailable("The key store"),
     }

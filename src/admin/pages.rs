@@ -245,13 +245,27 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
     page("Dashboard", Some(session), &body)
 }
 
-/// The keys page: every KID with its label and date (never a key), and for
-/// admins an import form and a remove button per key.
-pub fn keys(session: &Session, keys: &[crate::store::KeyInfo], message: Option<&(bool, String)>) -> String {
+/// The keys page: every KID with its label, date and use this month (never a
+/// key), and for admins an import form and a remove button per key.
+pub fn keys(
+    session: &Session,
+    keys: &[crate::store::KeyInfo],
+    usage: &[crate::store::KidUsage],
+    month: crate::ids::Month,
+    message: Option<&(bool, String)>,
+) -> String {
     let message = notice(message);
     let csrf = esc(&session.csrf);
     let mut rows = String::new();
-    for k in keys {
+    let since = month.start().date();
+    let none = crate::store::KidUsage::default();
+    for (i, k) in keys.iter().enumerate() {
+        let used = usage.get(i).unwrap_or(&none);
+        let licenses = format!(
+            "<a href=\"/log?kid={}&amp;from={since}\">{}</a>",
+            k.kid, used.licenses_since
+        );
+        let last = used.last_day.as_deref().map_or("never".to_owned(), esc);
         let remove = if session.is_admin() {
             format!(
                 "<form class=\"inline\" method=\"post\" action=\"/keys/remove\" data-confirm=\"Remove key {kid}? Players can no longer get it.\">\
@@ -263,14 +277,14 @@ pub fn keys(session: &Session, keys: &[crate::store::KeyInfo], message: Option<&
             String::new()
         };
         rows.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{remove}</td></tr>",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{licenses}</td><td>{last}</td><td>{remove}</td></tr>",
             esc(&k.kid.to_string()),
             esc(&k.label),
             esc(&k.added_at)
         ));
     }
     if rows.is_empty() {
-        rows.push_str("<tr><td colspan=\"4\">No content keys yet.</td></tr>");
+        rows.push_str("<tr><td colspan=\"6\">No content keys yet.</td></tr>");
     }
     let import = if session.is_admin() {
         format!(
@@ -285,7 +299,7 @@ pub fn keys(session: &Session, keys: &[crate::store::KeyInfo], message: Option<&
     };
     let body = format!(
         "{message}<section aria-labelledby=\"keys-h\"><h2 id=\"keys-h\">Content keys ({})</h2>\
-         <div class=\"scroll\"><table><thead><tr><th>KID</th><th>Label</th><th>Added (UTC)</th><th></th></tr></thead><tbody>{rows}</tbody></table></div></section>{import}\
+         <div class=\"scroll\"><table><thead><tr><th>KID</th><th>Label</th><th>Added (UTC)</th><th>Licenses in {month}</th><th>Last licensed (UTC day)</th><th></th></tr></thead><tbody>{rows}</tbody></table></div></section>{import}\
          <script src=\"/static/admin.js\"></script>",
         keys.len()
     );

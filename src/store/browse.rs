@@ -10,6 +10,15 @@ use super::reports::{LOG_COLUMNS, log_row};
 use super::{Db, LogRow, StoreError};
 use crate::ids::{KeySystem, Kid};
 
+/// How much one KID has been licensed, from the per-KID daily aggregates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KidUsage {
+    /// Licenses since the day asked for (inclusive).
+    pub licenses_since: i64,
+    /// The last UTC day it was licensed on, if ever.
+    pub last_day: Option<String>,
+}
+
 /// Which rows to show; every field narrows the set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogFilter {
@@ -257,6 +266,23 @@ impl Db {
             f(log_row(r).map_err(StoreError::from)?)?;
         }
         Ok(())
+    }
+
+    /// Licenses of `kid` since `since` and the last day it was licensed on:
+    /// two seeks into the per-KID aggregates, whatever the log's length.
+    pub fn kid_usage(&self, kid: &Kid, since: Date) -> Result<KidUsage, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT (SELECT coalesce(sum(licenses), 0) FROM usage_kid_daily WHERE kid = ?1 AND day >= ?2),
+                        (SELECT max(day) FROM usage_kid_daily WHERE kid = ?1)",
+            )?
+            .query_row(rusqlite::params![kid.to_uuid_string(), since.to_string()], |r| {
+                Ok(KidUsage {
+                    licenses_since: r.get(0)?,
+                    last_day: r.get(1)?,
+                })
+            })?)
     }
 
     /// How many rows the filter matches, from the daily aggregates (no log scan).

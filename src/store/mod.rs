@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use crate::crypto::{CryptoError, MasterKey, SigningKey, ct_eq};
 use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
-pub use browse::{LogCursor, LogFilter, LogPage};
+pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use log::{
     AppendError, Appended, ChainProblem, LogEntry, LogHandle, LogWriter, WriterConfig, WriterHealth,
     verify_chain,

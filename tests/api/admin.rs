@@ -302,6 +302,10 @@ async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
     let body = page(&app, &cookie, "/keys").await;
     assert!(body.contains(KID_A) && body.contains("Content keys (2)"));
     assert!(!body.contains("11111111111111111111111111111111"), "never a key");
+    assert!(
+        body.contains(">0</a></td><td>never</td>"),
+        "not licensed yet: {body}"
+    );
     let csrf = between(&body, "name=\"csrf\" value=\"", "\"").to_owned();
     let kid_e = "33333333-4444-4555-8666-777777777777";
     let file = json!({ "keys": [ { "kid": kid_e, "key": "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", "label": "<b>film</b>" } ] }).to_string();

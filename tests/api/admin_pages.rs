@@ -191,7 +191,7 @@ async fn the_license_log_pages_by_keyset_and_exports_csv() {
 }
 
 #[actix_web::test]
-async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on() {
+async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_keys_page_counts_it() {
     let app = spawn_admin_app().await;
     // KID_A on three days, KID_B only on the first and last, and a day of
     // KID_B alone between them, which the KID_A pages must pass over.
@@ -215,6 +215,18 @@ async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on() {
     let (s, b, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A, KID_B], "temporary")).await;
     assert_eq!(s, 200, "{b}");
     let cookie = session(&app).await;
+
+    // The keys page counts each KID's licenses this month and links to them.
+    let (_, keys) = get(&app, &cookie, "/keys").await;
+    assert!(keys.contains("<th>Licenses in 2026-11</th>"), "{keys}");
+    assert!(keys.contains(&format!(
+        "<a href=\"/log?kid={KID_A}&amp;from=2026-11-01\">71</a></td><td>2026-11-02</td>"
+    )));
+    assert!(keys.contains(&format!(
+        "<a href=\"/log?kid={KID_B}&amp;from=2026-11-01\">21</a></td><td>2026-11-02</td>"
+    )));
+    let (_, listed) = get(&app, &cookie, &format!("/log?kid={KID_A}&from=2026-11-01")).await;
+    assert!(listed.contains("71 licenses match."));
 
     let (_, first) = get(&app, &cookie, &format!("/log?kid={KID_A}")).await;
     assert!(first.contains("101 licenses match."));
