@@ -125,6 +125,25 @@ async fn the_license_log_refuses_bad_filters_clearly() {
     assert_eq!(s, StatusCode::SEE_OTHER);
 }
 
+/// `/log.csv?{query}`: its `Content-Disposition` and its body; panics unless 200.
+async fn log_csv(app: &TestApp, cookie: &str, query: &str) -> (String, String) {
+    let mut res = crate::admin::client()
+        .get(app.admin_url(&format!("/log.csv?{query}")))
+        .insert_header(("Cookie", cookie.to_owned()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{query}");
+    let disposition = res
+        .headers()
+        .get("content-disposition")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    (disposition, body)
+}
+
 /// The target of the pager link with this `rel`.
 fn link(body: &str, rel: &str) -> String {
     let before = body.split(&format!("\" rel=\"{rel}\"")).next().unwrap();
@@ -159,22 +178,8 @@ async fn the_license_log_pages_by_keyset_and_exports_csv() {
     assert!(back.contains("<td>57</td>") && back.contains("<td>8</td>"));
 
     // The CSV holds exactly the filtered rows, in the report's columns.
-    let mut res = crate::admin::client()
-        .get(app.admin_url(&format!("/log.csv?kid={KID_B}")))
-        .insert_header(("Cookie", cookie.clone()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert!(
-        res.headers()
-            .get("content-disposition")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .starts_with("attachment; filename=\"berth-log-")
-    );
-    let csv = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    let (disposition, csv) = log_csv(&app, &cookie, &format!("kid={KID_B}")).await;
+    assert!(disposition.starts_with("attachment; filename=\"berth-log-"));
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(
         lines[0],
@@ -276,13 +281,7 @@ async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_
     assert!(body.contains("7 licenses match."));
     assert_eq!(log_rows(&body), 7);
 
-    let mut res = crate::admin::client()
-        .get(app.admin_url(&format!("/log.csv?kid={KID_B}")))
-        .insert_header(("Cookie", cookie.clone()))
-        .send()
-        .await
-        .unwrap();
-    let csv = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    let (_, csv) = log_csv(&app, &cookie, &format!("kid={KID_B}")).await;
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).skip(1).collect();
     assert_eq!(lines.len(), 5 + 7 + 20 + 1);
     let csv_seqs: Vec<u64> = lines
