@@ -118,18 +118,20 @@ impl Db {
             None => self.page_rows(filter, cursor, limit + 1)?,
             Some(kid) => {
                 // Only the days the KID was licensed on, one at a time from the
-                // cursor on: a rare KID costs its own days, not a scan of the log.
+                // cursor on, each read no further than its last row of the KID
+                // (the day's count): a rare KID costs its own days, not a scan
+                // of the log.
                 let mut days = self.kid_days(filter, kid)?;
                 if !matches!(cursor, LogCursor::Newer(..)) {
                     days.reverse();
                 }
                 let mut rows = Vec::new();
-                for day in days {
+                for (day, licensed) in days {
                     if rows.len() > limit {
                         break;
                     }
                     if cursor.may_reach(&day.to_string()) {
-                        let wanted = limit + 1 - rows.len();
+                        let wanted = (limit + 1 - rows.len()).min(licensed.max(0) as usize);
                         rows.extend(self.page_rows(&filter.on(day), cursor, wanted)?);
                     }
                 }
@@ -210,26 +212,31 @@ impl Db {
     }
 
     /// The UTC days, oldest first, on which `kid` was licensed within the
-    /// filter's days and key system (from the per-KID daily aggregates).
-    fn kid_days(&self, filter: &LogFilter, kid: &Kid) -> Result<Vec<Date>, StoreError> {
+    /// filter's days and key system, each with how many licenses it had (from
+    /// the per-KID daily aggregates).
+    fn kid_days(&self, filter: &LogFilter, kid: &Kid) -> Result<Vec<(Date, i64)>, StoreError> {
         let (from, to) = filter.day_bounds();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT day FROM usage_kid_daily
+            "SELECT day, sum(licenses) FROM usage_kid_daily
              WHERE kid = ?1 AND day >= ?2 AND day <= ?3 AND (?4 IS NULL OR key_system = ?4)
-             ORDER BY day",
+             GROUP BY day ORDER BY day",
         )?;
         let key_system = filter.key_system.map(|ks| ks.as_str());
         let days = stmt
             .query_map(
                 rusqlite::params![kid.to_uuid_string(), from, to, key_system],
-                |r| r.get::<_, String>(0),
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
             )?
             .collect::<Result<Vec<_>, _>>()?;
         days.iter()
-            .map(|day| {
-                Date::parse(day, format_description!("[year]-[month]-[day]")).map_err(|_| {
-                    StoreError::Invalid(format!("usage_kid_daily holds a day that is not a date: {day:?}"))
-                })
+            .map(|(day, licensed)| {
+                Date::parse(day, format_description!("[year]-[month]-[day]"))
+                    .map(|d| (d, *licensed))
+                    .map_err(|_| {
+                        StoreError::Invalid(format!(
+                            "usage_kid_daily holds a day that is not a date: {day:?}"
+                        ))
+                    })
             })
             .collect()
     }
@@ -245,7 +252,7 @@ impl Db {
         };
         // One snapshot for the days and their rows; only the KID's days are read.
         let _snapshot = self.conn.unchecked_transaction().map_err(StoreError::from)?;
-        for day in self.kid_days(filter, kid)? {
+        for (day, _) in self.kid_days(filter, kid)? {
             self.each_row(&filter.on(day), &mut f)?;
         }
         Ok(())
