@@ -261,10 +261,10 @@ pub fn keys(
     let none = crate::store::KidUsage::default();
     for (i, k) in keys.iter().enumerate() {
         let used = usage.get(i).unwrap_or(&none);
-        let licenses = format!(
-            "<a href=\"/log?kid={}&amp;from={since}\">{}</a>",
-            k.kid, used.licenses_since
-        );
+        let licenses = match used.licenses_since {
+            0 => "0".to_owned(),
+            n => format!("<a href=\"/log?kid={}&amp;from={since}\">{n}</a>", k.kid),
+        };
         let last = used.last_day.as_deref().map_or("never".to_owned(), esc);
         let remove = if session.is_admin() {
             format!(

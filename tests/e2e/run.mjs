@@ -319,7 +319,7 @@ async function playInBrowser(browser, origin, berths, { name, player, src, berth
 
 // The crew's view: sign in to the admin UI in the browser, see the month's
 // count match berth's stats, watch the page refresh itself, sign out.
-async function crewDashboard(browser, berth) {
+async function crewDashboard(browser, berth, keys) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   const page = await context.newPage();
   await page.goto(`${berth.adminUrl}/`);
@@ -351,6 +351,20 @@ async function crewDashboard(browser, berth) {
   check(/Imported 1 new key \(/.test(status), `the keys page imports a chosen file (${status.trim()})`);
   check(await page.getByText(extra.uuid).isVisible(), 'the imported KID is listed (and no key is shown)');
   await page.screenshot({ path: path.join(out, 'screenshots', 'admin-keys.png'), fullPage: true });
+  // "Are passengers watching this film?": the keys page counts each KID's
+  // licenses this month, and the count leads to those rows of the log.
+  const played = page.locator('tr', { hasText: keys.cenc.uuid }).getByRole('link');
+  const playedCount = Number((await played.textContent()).trim());
+  const idle = (await page.locator('tr', { hasText: extra.uuid }).textContent()).includes('never');
+  check(playedCount >= 2 && idle, `the keys page counts a played KID's licenses (${playedCount}) and shows a new one as never licensed`);
+  await played.click();
+  await page.waitForURL(new RegExp(`kid=${keys.cenc.uuid}`));
+  const matchCount = (await page.textContent('#match-count')).trim();
+  const kidRows = page.locator('#log tbody tr');
+  const kidRowCount = await kidRows.count();
+  const allKid = (await kidRows.allTextContents()).every((t) => t.includes(keys.cenc.uuid));
+  check(matchCount === `${playedCount} licenses match.` && kidRowCount === playedCount && allKid,
+    `its count opens the license log on that KID's ${kidRowCount} rows (${matchCount})`);
 
   // The license log, filtered by key system, and its CSV download.
   await page.getByRole('link', { name: 'License log' }).click();
@@ -471,7 +485,7 @@ async function main() {
   const tamperedDash = await tampered.mint([keys.cenc], 'seat-4A');
   await play({ name: 'shaka-tampered-key', player: 'shaka', src: 'dash_cenc/manifest.mpd', berth: tampered, token: tamperedDash, expect: 'no-play' });
   await play({ name: 'hlsjs-tampered-key', player: 'hlsjs', src: 'aes/tampered.m3u8', berth: tampered, token: '', tokenIn: 'none', expect: 'no-play' });
-  await crewDashboard(browser, honest);
+  await crewDashboard(browser, honest, keys);
   await browser.close();
 
   // ffmpeg as a non-browser client: frame-identical to the clear source.
