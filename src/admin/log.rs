@@ -11,7 +11,7 @@ use super::session::Session;
 use super::{AdminState, html, signed_in, with_db};
 use crate::chunks::ChunkWriter;
 use crate::ids::counted;
-use crate::store::{Db, LogCursor, LogFilter, LogPage};
+use crate::store::{Db, KeyInfo, LogCursor, LogFilter, LogPage};
 
 const PAGE_SIZE: usize = 50;
 
@@ -109,7 +109,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
         Err(why) => {
             return html(
                 StatusCode::BAD_REQUEST,
-                render(&session, &LogFilter::default(), None, Some(&why)),
+                render(&session, &LogFilter::default(), &[], None, Some(&why)),
             );
         }
     };
@@ -117,19 +117,28 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
     let result = with_db(&state, move |db: &mut Db| {
         let page = db.log_page(&query.filter, &query.cursor, PAGE_SIZE)?;
         let count = db.count_filtered(&query.filter)?;
-        Ok::<_, crate::store::StoreError>((page, count))
+        let keys = db.list_keys()?;
+        Ok::<_, crate::store::StoreError>((page, count, keys))
     })
     .await;
     match result {
-        Some(Ok((rows, count))) => html(
+        Some(Ok((rows, count, keys))) => html(
             StatusCode::OK,
-            render(&session, &filter, Some((&rows, count)), None),
+            render(&session, &filter, &keys, Some((&rows, count)), None),
         ),
         _ => super::unavailable("The license log"),
     }
 }
 
-fn render(session: &Session, f: &LogFilter, rows: Option<(&LogPage, i64)>, error: Option<&str>) -> String {
+/// The page; `keys` give the KIDs their labels (film titles, as imported) in
+/// the table and in the KID field's suggestions.
+fn render(
+    session: &Session,
+    f: &LogFilter,
+    keys: &[KeyInfo],
+    rows: Option<(&LogPage, i64)>,
+    error: Option<&str>,
+) -> String {
     let value = |v: Option<String>| esc(&v.unwrap_or_default());
     let selected = |ks: &str| {
         if f.key_system.map(|k| k.as_str()) == Some(ks) {
@@ -139,6 +148,16 @@ fn render(session: &Session, f: &LogFilter, rows: Option<(&LogPage, i64)>, error
         }
     };
     let query = filter_query(f);
+    let labels: std::collections::HashMap<String, &str> = keys
+        .iter()
+        .filter(|k| !k.label.is_empty())
+        .map(|k| (k.kid.to_string(), k.label.as_str()))
+        .collect();
+    let mut suggestions = String::from("<datalist id=\"known-kids\">");
+    for k in keys {
+        suggestions.push_str(&format!("<option value=\"{}\">{}</option>", k.kid, esc(&k.label)));
+    }
+    suggestions.push_str("</datalist>");
     let error = error.map_or(String::new(), |e| {
         format!("<p class=\"notice error\" role=\"alert\">{}</p>", esc(e))
     });
@@ -146,7 +165,7 @@ fn render(session: &Session, f: &LogFilter, rows: Option<(&LogPage, i64)>, error
         "{error}<form class=\"filters\" method=\"get\" action=\"/log\" aria-label=\"Filter the license log\">\
          <div><label for=\"from\">From (UTC day)</label><input type=\"date\" id=\"from\" name=\"from\" value=\"{}\"></div>\
          <div><label for=\"to\">To (UTC day)</label><input type=\"date\" id=\"to\" name=\"to\" value=\"{}\"></div>\
-         <div><label for=\"kid\">KID</label><input id=\"kid\" name=\"kid\" size=\"38\" placeholder=\"9eb4050d-e44b-4802-932e-27d75083e266\" value=\"{}\"></div>\
+         <div><label for=\"kid\">KID</label><input id=\"kid\" name=\"kid\" size=\"38\" list=\"known-kids\" placeholder=\"9eb4050d-e44b-4802-932e-27d75083e266\" value=\"{}\">{suggestions}</div>\
          <div><label for=\"key_system\">Key system</label><select id=\"key_system\" name=\"key_system\">\
          <option value=\"any\">any</option><option value=\"clearkey\"{}>clearkey</option><option value=\"hls\"{}>hls</option></select></div>\
          <div><button type=\"submit\">Show</button></div>\
@@ -176,12 +195,24 @@ fn render(session: &Session, f: &LogFilter, rows: Option<(&LogPage, i64)>, error
                 )
             };
             table.push_str(&format!(
-                "<tr><td>{seq}</td><td>{at}</td><td>{ks}</td><td><code>{kids}</code></td><td>{lt}</td><td>{user}</td>\
+                "<tr><td>{seq}</td><td>{at}</td><td>{ks}</td><td>{kids}</td><td>{lt}</td><td>{user}</td>\
                  <td><code>{token}</code></td><td><code title=\"{com}\">{com_short}…</code></td></tr>",
                 seq = r.seq,
                 at = esc(&r.issued_at),
                 ks = esc(&r.key_system),
-                kids = esc(&r.kids).replace(';', "<br>"),
+                kids = r
+                    .kids
+                    .split(';')
+                    .map(|kid| match labels.get(kid) {
+                        Some(label) => format!(
+                            "<code>{}</code> <span class=\"kid-label\">{}</span>",
+                            esc(kid),
+                            esc(label)
+                        ),
+                        None => format!("<code>{}</code>", esc(kid)),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("<br>"),
                 lt = esc(&r.license_type),
                 token = esc(&r.token_id),
                 com = esc(&r.com_key_id),

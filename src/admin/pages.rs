@@ -33,6 +33,7 @@ main{padding:1rem;max-width:1200px;margin:auto}
 table{width:100%;border-collapse:collapse;background:#fff;margin-top:.5rem}
 td,th{padding:.35rem .5rem;border-bottom:1px solid #dde3e8;text-align:left;font-size:.9rem}
 code{font-size:.85rem;word-break:break-all}
+.kid-label{display:block;color:#4a5561;font-size:.85rem}
 form.inline{display:inline}
 button,input{font:inherit;padding:.35rem .6rem}
 label{display:block;margin:.6rem 0 .2rem}

@@ -55,7 +55,16 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
 
     let (_, body) = get(&app, &cookie, &format!("/log?kid={KID_B}")).await;
     assert_eq!(log_rows(&body), 1);
-    assert!(body.contains(KID_B));
+    assert!(
+        body.contains(&format!(
+            "<td><code>{KID_B}</code> <span class=\"kid-label\">B</span></td>"
+        )),
+        "a KID shows with its label"
+    );
+    assert!(
+        body.contains(&format!("<option value=\"{KID_A}\">A</option>")),
+        "the KID field suggests the known KIDs by label"
+    );
     assert!(
         body.contains("1 license matches."),
         "counted from the per-KID aggregates"
@@ -91,6 +100,32 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
 
     let (_, body) = get(&app, &cookie, "/log?to=2026-10-29").await;
     assert!(body.contains("No licenses match."));
+
+    // A label is the key file's text: shown, never run.
+    let hostile = "33333333-4444-4555-8666-777777777777";
+    let mut db = app.db();
+    db.import_keys(
+        &[berth::store::NewKey {
+            kid: hostile.parse().unwrap(),
+            key: berth::ids::ContentKey([9; 16]),
+            label: "<script>alert(1)</script>\"><b>".into(),
+        }],
+        app.clock_now(),
+    )
+    .unwrap();
+    drop(db);
+    deliver(&app, hostile, "u3").await;
+    let (_, body) = get(&app, &cookie, "/log").await;
+    assert!(
+        !body.contains("<script>alert") && !body.contains("\"><b>"),
+        "{body}"
+    );
+    assert_eq!(
+        body.matches("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;b&gt;")
+            .count(),
+        2,
+        "in the table and in the suggestions"
+    );
 }
 
 #[actix_web::test]

@@ -67,9 +67,9 @@ function run(cmd, args, { input, allowFail = false } = {}) {
 const hex = (buf) => Buffer.from(buf).toString('hex');
 const uuid = (h) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 
-function newKey() {
+function newKey(label = '') {
   const kid = hex(crypto.randomBytes(16));
-  return { kid, uuid: uuid(kid), key: hex(crypto.randomBytes(16)) };
+  return { kid, uuid: uuid(kid), key: hex(crypto.randomBytes(16)), label };
 }
 
 // --- berth -------------------------------------------------------------------
@@ -362,9 +362,11 @@ async function crewDashboard(browser, berth, keys) {
   const matchCount = (await page.textContent('#match-count')).trim();
   const kidRows = page.locator('#log tbody tr');
   const kidRowCount = await kidRows.count();
-  const allKid = (await kidRows.allTextContents()).every((t) => t.includes(keys.cenc.uuid));
+  const allKid = (await kidRows.allTextContents()).every((t) => t.includes(keys.cenc.uuid) && t.includes(keys.cenc.label));
   check(matchCount === `${playedCount} licenses match.` && kidRowCount === playedCount && allKid,
-    `its count opens the license log on that KID's ${kidRowCount} rows (${matchCount})`);
+    `its count opens the license log on that KID's ${kidRowCount} rows, labelled "${keys.cenc.label}" (${matchCount})`);
+  const suggested = await page.locator('#known-kids option', { hasText: keys.hls.label }).getAttribute('value');
+  check(suggested === keys.hls.uuid, `the KID field suggests known KIDs by their label (${keys.hls.label})`);
 
   // The license log, filtered by key system, and its CSV download.
   await page.getByRole('link', { name: 'License log' }).click();
@@ -429,7 +431,10 @@ async function main() {
   for (const [what, file] of [['berth', berthBin], ['packager', packagerBin], ['chromium', chromiumBin]]) {
     if (!fs.existsSync(file)) throw new Error(`${what} not found at ${file}`);
   }
-  const keys = { cenc: newKey(), cbcs: newKey(), hls: newKey(), aes: newKey(), unused: newKey() };
+  const keys = {
+    cenc: newKey('Coral Reef (DASH cenc)'), cbcs: newKey('Night Train (DASH cbcs)'), hls: newKey('Harbour Lights (HLS cbcs)'),
+    aes: newKey('Old Town (HLS AES-128)'), unused: newKey(),
+  };
   const honest = new Berth('honest');
   await honest.init('aircraft');
   await honest.importKeys(Object.values(keys));
