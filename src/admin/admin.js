@@ -26,7 +26,7 @@
           body.textContent = '';
           d.last_licenses.forEach(function (l) {
             var tr = document.createElement('tr');
-            [l.seq, l.issued_at, l.key_system, l.kids, 'delivered'].forEach(function (v) { cell(tr, v); });
+            [l.seq, l.issued_at, l.key_system, l.kids, l.titles || '', 'delivered'].forEach(function (v) { cell(tr, v); });
             body.appendChild(tr);
           });
         }

@@ -148,11 +148,7 @@ fn render(
         }
     };
     let query = filter_query(f);
-    let labels: std::collections::HashMap<String, &str> = keys
-        .iter()
-        .filter(|k| !k.label.is_empty())
-        .map(|k| (k.kid.to_string(), k.label.as_str()))
-        .collect();
+    let labels = super::labels_by_kid(keys);
     let mut suggestions = String::from("<datalist id=\"known-kids\">");
     for k in keys {
         suggestions.push_str(&format!("<option value=\"{}\">{}</option>", k.kid, esc(&k.label)));

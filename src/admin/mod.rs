@@ -279,6 +279,15 @@ async fn logout(req: HttpRequest, form: web::Form<CsrfForm>, state: web::Data<Ad
     }
 }
 
+/// The non-empty labels of the content keys (film titles, as imported), by
+/// KID as the log writes it (lowercase UUID).
+fn labels_by_kid(keys: &[crate::store::KeyInfo]) -> std::collections::HashMap<String, &str> {
+    keys.iter()
+        .filter(|k| !k.label.is_empty())
+        .map(|k| (k.kid.to_string(), k.label.as_str()))
+        .collect()
+}
+
 /// Everything the dashboard shows, as JSON (the page refreshes from it).
 fn dashboard_data(state: &AdminState) -> serde_json::Value {
     let now = state.service.clock().now();
@@ -287,7 +296,9 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
     let installation = db.installation().ok();
     let counts = db.counts(month).ok();
     let last = db.last_licenses(20).unwrap_or_default();
+    let keys = db.list_keys().unwrap_or_default();
     drop(db);
+    let labels = labels_by_kid(&keys);
     let disk_free = crate::http::disk_free_bytes(&state.data_dir);
     serde_json::json!({
         "health": crate::http::health_report(&state.service),
@@ -300,6 +311,7 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
         "counts": counts,
         "last_licenses": last.iter().map(|r| serde_json::json!({
             "seq": r.seq, "issued_at": r.issued_at, "key_system": r.key_system, "kids": r.kids,
+            "titles": r.kids.split(';').filter_map(|kid| labels.get(kid).copied()).collect::<Vec<_>>().join("; "),
             "license_type": r.license_type,
         })).collect::<Vec<_>>(),
         "denials": state.outcomes.denials(),

@@ -195,11 +195,12 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
     let mut last = String::new();
     for r in d["last_licenses"].as_array().into_iter().flatten() {
         last.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>delivered</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>delivered</td></tr>",
             num(&r["seq"]),
             esc(r["issued_at"].as_str().unwrap_or("")),
             esc(r["key_system"].as_str().unwrap_or("")),
-            esc(r["kids"].as_str().unwrap_or(""))
+            esc(r["kids"].as_str().unwrap_or("")),
+            esc(r["titles"].as_str().unwrap_or(""))
         ));
     }
     let mut denials = String::new();
@@ -221,7 +222,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
          <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div></section>\
          <section aria-labelledby=\"id-h\"><h2 id=\"id-h\">Installation</h2><div class=\"scroll\"><table><tr><th scope=\"row\">Id</th><td>{}</td></tr>\
          <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr></table></div></section>\
-         <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><div class=\"scroll\"><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></div></section>\
+         <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><div class=\"scroll\"><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Title</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></div></section>\
          <section aria-labelledby=\"den-h\"><h2 id=\"den-h\">Denials since start, by error code</h2><div class=\"scroll\"><table><tbody id=\"denials\">{denials}</tbody></table></div></section>\
          <script src=\"/static/admin.js\"></script>",
         if healthy { "ok" } else { "bad" },

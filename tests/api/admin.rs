@@ -148,6 +148,12 @@ async fn the_dashboard_counts_what_the_license_api_delivered() {
     assert!(res.headers().get("content-security-policy").is_some());
     let body = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
     assert_eq!(between(&body, "id=\"licenses\">", "<"), "3");
+    assert!(
+        body.contains(&format!(
+            "<td><code>{KID_A}</code></td><td>A</td><td>delivered</td>"
+        )),
+        "the last licenses show the KID's label"
+    );
     assert_eq!(between(&body, "id=\"active-users\">", "<"), "2");
     assert!(body.contains("token_missing"), "recent denials by code");
     assert!(body.contains("Test Aircraft") && body.contains("test-vessel"));
@@ -163,6 +169,7 @@ async fn the_dashboard_counts_what_the_license_api_delivered() {
     let data: serde_json::Value = res.json().limit(1 << 20).await.unwrap();
     assert_eq!(data["counts"]["licenses"], 3);
     assert_eq!(data["last_licenses"].as_array().unwrap().len(), 3);
+    assert_eq!(data["last_licenses"][0]["titles"], "A", "the KID's label");
     assert_eq!(data["health"]["status"], "ok");
     assert!(data["disk_free_bytes"].as_u64().unwrap() > 0);
 }
@@ -176,7 +183,15 @@ async fn markup_from_the_database_is_escaped() {
         [],
     )
     .unwrap();
+    conn.execute(
+        "UPDATE content_keys SET label = '<img src=x onerror=alert(2)>'",
+        [],
+    )
+    .unwrap();
     drop(conn);
+    let token = app.token(&[KID_A], json!({}));
+    let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(s, 200);
     let cookie = session(&app).await;
     let mut res = client()
         .get(app.admin_url("/"))
@@ -187,6 +202,8 @@ async fn markup_from_the_database_is_escaped() {
     let body = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
     assert!(!body.contains("<script>alert(1)</script>"));
     assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!body.contains("<img src=x"), "a label is text, never markup");
+    assert!(body.contains("<td>&lt;img src=x onerror=alert(2)&gt;</td>"));
 }
 
 #[actix_web::test]
