@@ -294,20 +294,11 @@ impl Db {
 
     /// How many rows the filter matches, from the daily aggregates (no log scan).
     pub fn count_filtered(&self, filter: &LogFilter) -> Result<i64, StoreError> {
-        let (from, to) = filter.day_bounds();
         if let Some(kid) = &filter.kid {
-            let key_system = filter.key_system.map(|ks| ks.as_str());
-            return Ok(self
-                .conn
-                .prepare_cached(
-                    "SELECT coalesce(sum(licenses), 0) FROM usage_kid_daily
-                     WHERE kid = ?1 AND day >= ?2 AND day <= ?3 AND (?4 IS NULL OR key_system = ?4)",
-                )?
-                .query_row(
-                    rusqlite::params![kid.to_uuid_string(), from, to, key_system],
-                    |r| r.get(0),
-                )?);
+            // The same days the page walks, so the count and the rows agree.
+            return Ok(self.kid_days(filter, kid)?.iter().map(|(_, n)| n).sum());
         }
+        let (from, to) = filter.day_bounds();
         let n: i64 = match filter.key_system {
             Some(ks) => self.conn.prepare_cached(
                 "SELECT coalesce(sum(licenses), 0) FROM usage_daily WHERE day >= ?1 AND day <= ?2 AND key_system = ?3",
