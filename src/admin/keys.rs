@@ -1,38 +1,153 @@
-//! The keys page: list (never a key), import a JSON or CPIX file, remove.
+//! The keys page: find a film by title or KID, see how much each is watched,
+//! import a JSON or CPIX file, remove (never a key).
 
+use std::cmp::Reverse;
+
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::ids::Month;
+use crate::store::{KeyInfo, KidUsage};
 
 use super::{
     AdminState, Notice, admin_action, html, notice_status, pages, session::Session, signed_in, with_db,
 };
 
-pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    match signed_in(&req, &state) {
-        Ok(session) => answer(&state, &session, None).await,
-        Err(answer) => *answer,
+/// The longest search text the page accepts (a title or a KID is far shorter).
+const MAX_SEARCH: usize = 100;
+
+/// The order the keys are listed in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyOrder {
+    /// By title, A to Z (keys without a title last, by KID).
+    #[default]
+    Title,
+    /// Most licenses this month first: what passengers are watching.
+    Watched,
+    /// Most recently licensed first; never-licensed keys last.
+    LastLicensed,
+    /// Most recently imported first.
+    Added,
+}
+
+impl KeyOrder {
+    /// Every order, with its query value and what the page calls it.
+    pub const ALL: [(KeyOrder, &'static str, &'static str); 4] = [
+        (KeyOrder::Title, "title", "Title, A to Z"),
+        (KeyOrder::Watched, "watched", "Most licensed this month"),
+        (KeyOrder::LastLicensed, "last", "Most recently licensed"),
+        (KeyOrder::Added, "added", "Most recently added"),
+    ];
+}
+
+/// What the page shows: the keys whose title or KID contains `search`, in `order`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyView {
+    pub search: String,
+    pub order: KeyOrder,
+}
+
+fn parse_view(query: &str) -> Result<KeyView, String> {
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|_| "The address's query cannot be read.".to_owned())?
+        .into_inner();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.trim())
+    };
+    let search = get("q");
+    if search.chars().count() > MAX_SEARCH {
+        return Err(format!("The search is longer than {MAX_SEARCH} characters."));
+    }
+    let order = match get("sort") {
+        "" => KeyOrder::default(),
+        text => KeyOrder::ALL
+            .iter()
+            .find(|(_, value, _)| *value == text)
+            .map(|(order, _, _)| *order)
+            .ok_or_else(|| "The order is title, watched, last or added.".to_owned())?,
+    };
+    Ok(KeyView {
+        search: search.to_owned(),
+        order,
+    })
+}
+
+/// Whether a key's title or KID contains the search, ignoring case; a KID
+/// matches with or without its dashes.
+fn matches(key: &KeyInfo, search: &str) -> bool {
+    if search.is_empty() {
+        return true;
+    }
+    let search = search.to_lowercase();
+    let kid = key.kid.to_string();
+    key.label.to_lowercase().contains(&search)
+        || kid.contains(&search)
+        || kid.replace('-', "").contains(&search.replace('-', ""))
+}
+
+/// Puts the keys in the view's order; ties go by title, then KID.
+fn sort(listed: &mut [(KeyInfo, KidUsage)], order: KeyOrder) {
+    let title = |k: &KeyInfo| (k.label.is_empty(), k.label.to_lowercase(), k.kid.to_string());
+    match order {
+        KeyOrder::Title => listed.sort_by_cached_key(|(k, _)| title(k)),
+        KeyOrder::Watched => listed.sort_by_cached_key(|(k, u)| (Reverse(u.licenses_since), title(k))),
+        KeyOrder::LastLicensed => listed.sort_by_cached_key(|(k, u)| (Reverse(u.last_day.clone()), title(k))),
+        KeyOrder::Added => listed.sort_by_cached_key(|(k, _)| (Reverse(k.added_at.clone()), title(k))),
     }
 }
 
-async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice) -> HttpResponse {
+pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
+    let session = match signed_in(&req, &state) {
+        Ok(session) => session,
+        Err(answer) => return *answer,
+    };
+    match parse_view(req.query_string()) {
+        Ok(view) => answer(&state, &session, &view, None).await,
+        Err(why) => {
+            // The whole list, under what was wrong with the address.
+            let mut listed = answer(&state, &session, &KeyView::default(), Some((false, why))).await;
+            *listed.status_mut() = StatusCode::BAD_REQUEST;
+            listed
+        }
+    }
+}
+
+async fn answer(
+    state: &web::Data<AdminState>,
+    session: &Session,
+    view: &KeyView,
+    notice: Notice,
+) -> HttpResponse {
     let month = Month::of(state.service.clock().now());
+    let search = view.search.clone();
     let listed = with_db(state, move |db| -> Result<_, crate::store::StoreError> {
         let keys = db.list_keys()?;
+        let total = keys.len();
         let since = month.start().date();
-        let usage = keys
-            .iter()
-            .map(|k| db.kid_usage(&k.kid, since))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((keys, usage))
+        let listed = keys
+            .into_iter()
+            .filter(|k| matches(k, &search))
+            .map(|k| {
+                let usage = db.kid_usage(&k.kid, since)?;
+                Ok((k, usage))
+            })
+            .collect::<Result<Vec<_>, crate::store::StoreError>>()?;
+        Ok((listed, total))
     })
     .await;
     match listed {
-        Some(Ok((keys, usage))) => html(
-            notice_status(&notice),
-            pages::keys(session, &keys, &usage, month, notice.as_ref()),
-        ),
+        Some(Ok((mut listed, total))) => {
+            sort(&mut listed, view.order);
+            html(
+                notice_status(&notice),
+                pages::keys(session, &listed, total, view, month, notice.as_ref()),
+            )
+        }
         _ => super::unavailable("The key store"),
     }
 }
@@ -71,7 +186,7 @@ pub async fn import(
             "Nothing was imported: the import did not finish.".to_owned(),
         ),
     };
-    answer(&state, &session, Some(notice)).await
+    answer(&state, &session, &KeyView::default(), Some(notice)).await
 }
 
 #[derive(Deserialize)]
@@ -102,5 +217,5 @@ pub async fn remove(
             _ => (false, "The key could not be removed.".to_owned()),
         },
     };
-    answer(&state, &session, Some(notice)).await
+    answer(&state, &session, &KeyView::default(), Some(notice)).await
 }

@@ -33,9 +33,10 @@ main{padding:1rem;max-width:1200px;margin:auto}
 table{width:100%;border-collapse:collapse;background:#fff;margin-top:.5rem}
 td,th{padding:.35rem .5rem;border-bottom:1px solid #dde3e8;text-align:left;font-size:.9rem}
 code{font-size:.85rem;word-break:break-all}
+code.kid{white-space:nowrap;word-break:normal}
 .kid-label{display:block;color:#4a5561;font-size:.85rem}
 form.inline{display:inline}
-button,input{font:inherit;padding:.35rem .6rem}
+button,input,select{font:inherit;padding:.35rem .6rem}
 label{display:block;margin:.6rem 0 .2rem}
 :focus-visible{outline:3px solid #f0a202;outline-offset:2px}
 .login{max-width:340px;margin:10vh auto;background:#fff;padding:1.5rem;border-radius:8px;box-shadow:0 1px 3px #0003}
@@ -219,7 +220,8 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
          <div class=\"card\"><div>Licenses without user</div><div class=\"n\" id=\"without-user\">{}</div></div>\
          <div class=\"card\"><div>Disk free</div><div class=\"n\">{free_mb} MB</div></div>\
          <div class=\"card\"><div>Clock</div><div>{}</div><div>{}</div></div></div></section>\
-         <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div></section>\
+         <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div>\
+         <p><a href=\"/keys?sort=watched\">Which titles are licensed most this month</a></p></section>\
          <section aria-labelledby=\"id-h\"><h2 id=\"id-h\">Installation</h2><div class=\"scroll\"><table><tr><th scope=\"row\">Id</th><td>{}</td></tr>\
          <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr></table></div></section>\
          <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><div class=\"scroll\"><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Title</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></div></section>\
@@ -251,8 +253,9 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
 /// key), and for admins an import form and a remove button per key.
 pub fn keys(
     session: &Session,
-    keys: &[crate::store::KeyInfo],
-    usage: &[crate::store::KidUsage],
+    listed: &[(crate::store::KeyInfo, crate::store::KidUsage)],
+    total: usize,
+    view: &super::keys::KeyView,
     month: crate::ids::Month,
     message: Option<&(bool, String)>,
 ) -> String {
@@ -260,9 +263,7 @@ pub fn keys(
     let csrf = esc(&session.csrf);
     let mut rows = String::new();
     let since = month.start().date();
-    let none = crate::store::KidUsage::default();
-    for (i, k) in keys.iter().enumerate() {
-        let used = usage.get(i).unwrap_or(&none);
+    for (k, used) in listed {
         let licenses = match used.licenses_since {
             0 => "0".to_owned(),
             n => format!("<a href=\"/log?kid={}&amp;from={since}\">{n}</a>", k.kid),
@@ -278,16 +279,50 @@ pub fn keys(
         } else {
             String::new()
         };
+        // Added to the minute; the full time (milliseconds) on hover.
+        let added = k.added_at.get(..16).unwrap_or(&k.added_at).replace('T', " ");
         rows.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{licenses}</td><td>{last}</td><td>{remove}</td></tr>",
-            esc(&k.kid.to_string()),
+            "<tr><td>{}</td><td><code class=\"kid\">{}</code></td><td>{licenses}</td><td>{last}</td><td title=\"{}\">{}</td><td>{remove}</td></tr>",
             esc(&k.label),
-            esc(&k.added_at)
+            esc(&k.kid.to_string()),
+            esc(&k.added_at),
+            esc(&added),
         ));
     }
     if rows.is_empty() {
-        rows.push_str("<tr><td colspan=\"6\">No content keys yet.</td></tr>");
+        let none = if total == 0 {
+            "No content keys yet."
+        } else {
+            "No key's title or KID contains that."
+        };
+        rows.push_str(&format!("<tr><td colspan=\"6\">{none}</td></tr>"));
     }
+    let orders: String = super::keys::KeyOrder::ALL
+        .iter()
+        .map(|(order, value, name)| {
+            let selected = if *order == view.order { " selected" } else { "" };
+            format!("<option value=\"{value}\"{selected}>{name}</option>")
+        })
+        .collect();
+    let (heading, show_all) = if view.search.is_empty() {
+        (format!("Content keys ({total})"), String::new())
+    } else {
+        (
+            format!(
+                "Content keys: {} of {total} match \u{201c}{}\u{201d}",
+                listed.len(),
+                esc(&view.search)
+            ),
+            "<div><a href=\"/keys\">Show all keys</a></div>".to_owned(),
+        )
+    };
+    let find = format!(
+        "<form class=\"filters\" method=\"get\" action=\"/keys\" role=\"search\" aria-label=\"Find content keys\">\
+         <div><label for=\"q\">Title or KID contains</label><input type=\"search\" id=\"q\" name=\"q\" size=\"30\" maxlength=\"100\" value=\"{}\"></div>\
+         <div><label for=\"sort\">Order</label><select id=\"sort\" name=\"sort\">{orders}</select></div>\
+         <div><button type=\"submit\">Show</button></div>{show_all}</form>",
+        esc(&view.search)
+    );
     let import = if session.is_admin() {
         format!(
             "<section aria-labelledby=\"imp-h\"><h2 id=\"imp-h\">Import keys</h2>\
@@ -300,10 +335,9 @@ pub fn keys(
         "<p>Importing and removing keys needs an admin account.</p>".to_owned()
     };
     let body = format!(
-        "{message}<section aria-labelledby=\"keys-h\"><h2 id=\"keys-h\">Content keys ({})</h2>\
-         <div class=\"scroll\"><table><thead><tr><th>KID</th><th>Label</th><th>Added (UTC)</th><th>Licenses in {month}</th><th>Last licensed (UTC day)</th><th></th></tr></thead><tbody>{rows}</tbody></table></div></section>{import}\
-         <script src=\"/static/admin.js\"></script>",
-        keys.len()
+        "{message}<section aria-labelledby=\"keys-h\"><h2 id=\"keys-h\">{heading}</h2>{find}\
+         <div class=\"scroll\"><table><thead><tr><th>Title (label)</th><th>KID</th><th>Licenses in {month}</th><th>Last licensed (UTC day)</th><th>Added (UTC)</th><th></th></tr></thead><tbody>{rows}</tbody></table></div></section>{import}\
+         <script src=\"/static/admin.js\"></script>"
     );
     page("Keys", Some(session), &body)
 }

@@ -230,6 +230,106 @@ async fn the_license_log_pages_by_keyset_and_exports_csv() {
     assert!(lines[1].ends_with(&format!("{},{}", row_1.prev_hash, row_1.row_hash)));
 }
 
+/// The keys page's rows as (title, KID) in the order shown.
+fn key_rows(body: &str) -> Vec<(String, String)> {
+    between(body, "<tbody>", "</tbody>")
+        .split("<tr><td>")
+        .skip(1)
+        .filter(|row| row.contains("<code class=\"kid\">"))
+        .map(|row| {
+            let title = row.split("</td>").next().unwrap().to_owned();
+            (title, between(row, "<code class=\"kid\">", "</code>").to_owned())
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
+    let app = spawn_admin_app().await;
+    let coral = "11111111-2222-4333-8444-555555555555";
+    let untitled = "22222222-3333-4444-8555-666666666666";
+    app.clock.set(datetime!(2026-10-20 12:00 UTC));
+    let mut db = app.db();
+    let new_key = |kid: &str, label: &str| berth::store::NewKey {
+        kid: kid.parse().unwrap(),
+        key: berth::ids::ContentKey([7; 16]),
+        label: label.into(),
+    };
+    db.import_keys(&[new_key(coral, "coral Reef")], app.clock_now())
+        .unwrap();
+    app.clock.set(datetime!(2026-10-21 12:00 UTC));
+    db.import_keys(&[new_key(untitled, "")], app.clock_now()).unwrap();
+    drop(db);
+    // KID_A was watched last month only; this month KID_B most, then coral.
+    deliver(&app, KID_A, "u1").await;
+    app.clock.set(datetime!(2026-11-02 12:00 UTC));
+    for user in ["u1", "u2", "u3"] {
+        deliver(&app, KID_B, user).await;
+    }
+    deliver(&app, coral, "u4").await;
+    let cookie = session(&app).await;
+    let order = |body: &str| key_rows(body).into_iter().map(|(_, kid)| kid).collect::<Vec<_>>();
+
+    // By title, A to Z and ignoring case; a key without a title comes last.
+    let (s, body) = get(&app, &cookie, "/keys").await;
+    assert_eq!(s, 200);
+    assert_eq!(order(&body), [KID_A, KID_B, coral, untitled]);
+    assert!(body.contains("Content keys (4)"));
+    assert!(body.contains("<option value=\"title\" selected>"));
+    // Most licensed this month first (the dashboard links here).
+    let (_, body) = get(&app, &cookie, "/keys?sort=watched").await;
+    assert_eq!(order(&body), [KID_B, coral, KID_A, untitled]);
+    assert!(body.contains("<option value=\"watched\" selected>"));
+    let (_, dashboard) = get(&app, &cookie, "/").await;
+    assert!(dashboard.contains("<a href=\"/keys?sort=watched\">"));
+    // Most recently licensed first (a tie by title), never licensed last.
+    let (_, body) = get(&app, &cookie, "/keys?sort=last").await;
+    assert_eq!(order(&body), [KID_B, coral, KID_A, untitled]);
+    assert!(body.contains("<td>2026-10-21</td>") && body.contains("<td>never</td>"));
+    // Most recently added first.
+    let (_, body) = get(&app, &cookie, "/keys?sort=added").await;
+    assert_eq!(
+        order(&body),
+        [KID_A, KID_B, untitled, coral],
+        "A and B came with the installation"
+    );
+    assert!(body.contains("<td title=\"2026-10-21T12:00:00.000Z\">2026-10-21 12:00</td>"));
+
+    // Found by a piece of the title, any case, with the order kept.
+    let (_, body) = get(&app, &cookie, "/keys?q=+REEF+&sort=watched").await;
+    assert_eq!(key_rows(&body), [("coral Reef".to_owned(), coral.to_owned())]);
+    assert!(body.contains("Content keys: 1 of 4 match \u{201c}REEF\u{201d}"));
+    assert!(body.contains("value=\"REEF\"") && body.contains("<a href=\"/keys\">Show all keys</a>"));
+    // Or by a piece of the KID, with or without its dashes.
+    let (_, body) = get(
+        &app,
+        &cookie,
+        &format!("/keys?q={}", &KID_B.replace('-', "")[4..20]),
+    )
+    .await;
+    assert_eq!(order(&body), [KID_B]);
+    let (_, body) = get(&app, &cookie, "/keys?q=4802-932E").await;
+    assert_eq!(order(&body), [KID_A]);
+    // Nothing found says so; hostile text is shown, never run.
+    let (s, body) = get(&app, &cookie, "/keys?q=%3Cscript%3Ealert(1)%3C/script%3E%22%3E").await;
+    assert_eq!(s, 200);
+    assert!(key_rows(&body).is_empty() && body.contains("No key's title or KID contains that."));
+    assert!(
+        !body.contains("<script>alert") && body.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;")
+    );
+
+    // A search too long or an order that does not exist: 400, the reason, and the whole list.
+    let (s, body) = get(&app, &cookie, &format!("/keys?q={}", "x".repeat(101))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("The search is longer than 100 characters."));
+    assert_eq!(order(&body).len(), 4);
+    let (s, body) = get(&app, &cookie, "/keys?sort=%00%ff").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body.contains("The order is title, watched, last or added."));
+    let (s, _) = get(&app, &cookie, &format!("/keys?q={}", "x".repeat(100))).await;
+    assert_eq!(s, 200, "100 characters are fine");
+}
+
 #[actix_web::test]
 async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_keys_page_counts_it() {
     let app = spawn_admin_app().await;

@@ -357,6 +357,21 @@ async function crewDashboard(browser, berth, keys) {
   const playedCount = Number((await played.textContent()).trim());
   const idle = (await page.locator('tr', { hasText: extra.uuid }).textContent()).includes('never');
   check(playedCount >= 2 && idle, `the keys page counts a played KID's licenses (${playedCount}) and shows a new one as never licensed`);
+  // "What are passengers watching?": from the dashboard, the titles by
+  // licenses this month; then one film found by a piece of its title.
+  await page.getByRole('link', { name: 'Dashboard' }).click();
+  await page.getByRole('link', { name: 'Which titles are licensed most this month' }).click();
+  await page.waitForURL(/sort=watched/);
+  const byWatched = (await page.locator('table tbody tr td:nth-child(3)').allTextContents()).map((t) => Number(t.trim()));
+  check(byWatched.length === 6 && byWatched.every((n, i) => i === 0 || byWatched[i - 1] >= n) && byWatched[0] >= playedCount,
+    `the dashboard leads to the titles, most licensed first (${byWatched.join(', ')})`);
+  await page.getByLabel('Title or KID contains').fill('coral');
+  await page.getByRole('button', { name: 'Show' }).click();
+  await page.waitForURL(/q=coral/);
+  const found = await page.locator('table tbody tr').allTextContents();
+  check(found.length === 1 && found[0].includes(keys.cenc.label) && found[0].includes(keys.cenc.uuid)
+    && (await page.getByLabel('Order').inputValue()) === 'watched',
+    `the keys page finds "${keys.cenc.label}" by "coral", keeping the order chosen`);
   await played.click();
   await page.waitForURL(new RegExp(`kid=${keys.cenc.uuid}`));
   const matchCount = (await page.textContent('#match-count')).trim();
