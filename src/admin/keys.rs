@@ -49,21 +49,12 @@ pub struct KeyView {
 }
 
 fn parse_view(query: &str) -> Result<KeyView, String> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
-        .map_err(|_| "The address's query cannot be read.".to_owned())?
-        .into_inner();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.trim())
-    };
-    let search = get("q");
+    let query = super::PageQuery::parse(query)?;
+    let search = query.get("q");
     if search.chars().count() > MAX_SEARCH {
         return Err(format!("The search is longer than {MAX_SEARCH} characters."));
     }
-    let order = match get("sort") {
+    let order = match query.get("sort") {
         "" => KeyOrder::default(),
         text => KeyOrder::ALL
             .iter()
@@ -79,15 +70,15 @@ fn parse_view(query: &str) -> Result<KeyView, String> {
 
 /// Whether a key's title or KID contains the search, ignoring case; a KID
 /// matches with or without its dashes.
-fn matches(key: &KeyInfo, search: &str) -> bool {
-    if search.is_empty() {
-        return true;
+fn matcher(search: &str) -> impl Fn(&KeyInfo) -> bool + use<> {
+    let text = search.to_lowercase();
+    let hex = text.replace('-', "");
+    move |key| {
+        text.is_empty()
+            || key.label.to_lowercase().contains(&text)
+            || key.kid.to_string().contains(&text)
+            || crate::ids::hex(&key.kid.0).contains(&hex)
     }
-    let search = search.to_lowercase();
-    let kid = key.kid.to_string();
-    key.label.to_lowercase().contains(&search)
-        || kid.contains(&search)
-        || kid.replace('-', "").contains(&search.replace('-', ""))
 }
 
 /// Puts the keys in the view's order; ties go by title, then KID.
@@ -124,14 +115,14 @@ async fn answer(
     notice: Notice,
 ) -> HttpResponse {
     let month = Month::of(state.service.clock().now());
-    let search = view.search.clone();
+    let wanted = matcher(&view.search);
     let listed = with_db(state, move |db| -> Result<_, crate::store::StoreError> {
         let keys = db.list_keys()?;
         let total = keys.len();
         let since = month.start().date();
         let listed = keys
             .into_iter()
-            .filter(|k| matches(k, &search))
+            .filter(|k| wanted(k))
             .map(|k| {
                 let usage = db.kid_usage(&k.kid, since)?;
                 Ok((k, usage))

@@ -31,40 +31,31 @@ fn parse_day(field: &str, value: &str) -> Result<Option<Date>, String> {
 }
 
 fn parse_query(req: &HttpRequest) -> Result<LogQuery, String> {
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
-        .map_err(|_| "The address's query cannot be read.".to_owned())?
-        .into_inner();
-    let get = |name: &str| {
-        pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.trim())
-    };
-    let from = parse_day("From", get("from"))?;
-    let to = parse_day("To", get("to"))?;
+    let query = super::PageQuery::parse(req.query_string())?;
+    let from = parse_day("From", query.get("from"))?;
+    let to = parse_day("To", query.get("to"))?;
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
         return Err("From is after To.".to_owned());
     }
-    let kid = match get("kid") {
+    let kid = match query.get("kid") {
         "" => None,
         text => Some(
             text.parse()
                 .map_err(|_| "KID is not a UUID or 32 hex digits.".to_owned())?,
         ),
     };
-    let key_system = match get("key_system") {
+    let key_system = match query.get("key_system") {
         "" | "any" => None,
         text => Some(
             text.parse()
                 .map_err(|_| "Key system is clearkey or hls.".to_owned())?,
         ),
     };
-    let at = get("at");
-    let seq = get("seq").parse::<i64>();
-    let cursor = match (get("dir"), seq) {
+    let at = query.get("at");
+    let seq = query.get("seq").parse::<i64>();
+    let cursor = match (query.get("dir"), seq) {
         ("", _) => LogCursor::Newest,
         ("older", Ok(seq)) if at.len() <= 40 => LogCursor::Older(at.to_owned(), seq),
         ("newer", Ok(seq)) if at.len() <= 40 => LogCursor::Newer(at.to_owned(), seq),

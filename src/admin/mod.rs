@@ -157,6 +157,26 @@ fn notice_status(notice: &Notice) -> StatusCode {
     }
 }
 
+/// A page address's query, for the pages that filter with one (`/log`, `/keys`).
+struct PageQuery(Vec<(String, String)>);
+
+impl PageQuery {
+    fn parse(query: &str) -> Result<PageQuery, String> {
+        web::Query::<Vec<(String, String)>>::from_query(query)
+            .map(|pairs| PageQuery(pairs.into_inner()))
+            .map_err(|_| "The address's query cannot be read.".to_owned())
+    }
+
+    /// The last value given for `name`, trimmed; empty when there is none.
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.trim())
+    }
+}
+
 /// Runs `f` with the admin's database connection, off the async workers.
 async fn with_db<T: Send + 'static>(
     state: &web::Data<AdminState>,
