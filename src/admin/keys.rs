@@ -76,7 +76,6 @@ fn matcher(search: &str) -> impl Fn(&KeyInfo) -> bool + use<> {
     move |key| {
         text.is_empty()
             || key.label.to_lowercase().contains(&text)
-            || key.kid.to_string().contains(&text)
             || crate::ids::hex(&key.kid.0).contains(&hex)
     }
 }

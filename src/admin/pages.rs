@@ -249,8 +249,9 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
     page("Dashboard", Some(session), &body)
 }
 
-/// The keys page: every KID with its label, date and use this month (never a
-/// key), and for admins an import form and a remove button per key.
+/// The keys page: the keys `view` finds (of `total`), in its order, each with its
+/// title, KID, use this month and date (never a key); a form to find and order
+/// them; and for admins an import form and a remove button per key.
 pub fn keys(
     session: &Session,
     listed: &[(crate::store::KeyInfo, crate::store::KidUsage)],
@@ -309,8 +310,9 @@ pub fn keys(
     } else {
         (
             format!(
-                "Content keys: {} of {total} match \u{201c}{}\u{201d}",
+                "Content keys: {} of {total} {} \u{201c}{}\u{201d}",
                 listed.len(),
+                if listed.len() == 1 { "matches" } else { "match" },
                 esc(&view.search)
             ),
             "<div><a href=\"/keys\">Show all keys</a></div>".to_owned(),

@@ -298,7 +298,7 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
     // Found by a piece of the title, any case, with the order kept.
     let (_, body) = get(&app, &cookie, "/keys?q=+REEF+&sort=watched").await;
     assert_eq!(key_rows(&body), [("coral Reef".to_owned(), coral.to_owned())]);
-    assert!(body.contains("Content keys: 1 of 4 match \u{201c}REEF\u{201d}"));
+    assert!(body.contains("Content keys: 1 of 4 matches \u{201c}REEF\u{201d}"));
     assert!(body.contains("value=\"REEF\"") && body.contains("<a href=\"/keys\">Show all keys</a>"));
     // Or by a piece of the KID, with or without its dashes.
     let (_, body) = get(
