@@ -90,6 +90,16 @@ fn rejects_garbage() {
     let body = URL_SAFE_NO_PAD.encode(deep);
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#);
     assert!(check(&format!("{header}.{body}.AAAA")).is_err());
+    // A header or payload whose bytes are not UTF-8, even inside a string.
+    let not_utf8 = URL_SAFE_NO_PAD.encode(b"{\"version\":1,\"com_key_id\":\"\xff\"}");
+    assert_eq!(
+        check(&format!("{header}.{not_utf8}.AAAA")).unwrap_err(),
+        TokenError::Invalid("payload is not UTF-8 JSON".into())
+    );
+    assert_eq!(
+        check(&format!("{not_utf8}.{body}.AAAA")).unwrap_err(),
+        TokenError::Invalid("header is not UTF-8 JSON".into())
+    );
 }
 
 #[test]
