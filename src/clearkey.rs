@@ -4,9 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ContentKey, Kid, LicenseType};
+use crate::ids::{ContentKey, Kid, LicenseType, b64_encode};
 
-use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The most KIDs one request may ask for.
@@ -95,7 +94,7 @@ pub fn response(keys: &[(Kid, ContentKey)], license_type: LicenseType) -> Vec<u8
             .map(|(kid, key)| JsonWebKey {
                 kty: "oct",
                 kid: kid.to_b64url(),
-                k: URL_SAFE_NO_PAD.encode(key.0),
+                k: b64_encode(&URL_SAFE_NO_PAD, &key.0),
             })
             .collect(),
         kind: license_type.as_str(),

@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use base64::Engine as _;
+use base64::engine::GeneralPurpose;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use time::{Date, OffsetDateTime, UtcOffset};
 
@@ -36,7 +37,7 @@ impl Kid {
     }
 
     pub fn to_b64url(&self) -> String {
-        URL_SAFE_NO_PAD.encode(self.0)
+        b64_encode(&URL_SAFE_NO_PAD, &self.0)
     }
 
     pub fn to_uuid_string(&self) -> String {
@@ -71,15 +72,29 @@ impl fmt::Debug for Kid {
     }
 }
 
+/// `engine.decode(text)` into a buffer from `malloc`: base64's own `decode`
+/// (and `encode`) start from a zeroed `calloc`, which glibc serves outside its
+/// per-thread cache, and a license decodes four (the token's parts, the KID)
+/// and encodes two.
+pub fn b64_decode(engine: &GeneralPurpose, text: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    let mut out = Vec::with_capacity(base64::decoded_len_estimate(text.len()));
+    engine.decode_vec(text, &mut out)?;
+    Ok(out)
+}
+
+/// `engine.encode(bytes)` without a `calloc` (see [`b64_decode`]).
+pub fn b64_encode(engine: &GeneralPurpose, bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    engine.encode_string(bytes, &mut out);
+    out
+}
+
 /// Decodes base64 in any of the four common alphabets/padding variants.
 pub fn decode_b64_any(text: &str) -> Option<Vec<u8>> {
     let text = text.trim();
-    for engine in [&URL_SAFE_NO_PAD, &URL_SAFE, &STANDARD, &STANDARD_NO_PAD] {
-        if let Ok(bytes) = engine.decode(text) {
-            return Some(bytes);
-        }
-    }
-    None
+    [&URL_SAFE_NO_PAD, &URL_SAFE, &STANDARD, &STANDARD_NO_PAD]
+        .into_iter()
+        .find_map(|engine| b64_decode(engine, text).ok())
 }
 
 /// The id of a communication key (a UUID), kept in its canonical lowercase form.
@@ -356,6 +371,32 @@ mod tests {
         assert_eq!(counted(1u64, "license"), "1 license");
         assert_eq!(counted(0i64, "license"), "0 licenses");
         assert_eq!(counted(2usize, "new key"), "2 new keys");
+    }
+
+    #[test]
+    fn b64_helpers_agree_with_the_engines() {
+        let inputs: [&[u8]; 5] = [
+            b"",
+            b"f",
+            b"fo",
+            b"foo",
+            &[0xfb, 0xff, 0x00, 0x10, 0x83, 0x7e, 0xbf],
+        ];
+        for bytes in inputs {
+            for engine in [&URL_SAFE_NO_PAD, &URL_SAFE, &STANDARD, &STANDARD_NO_PAD] {
+                let text = engine.encode(bytes);
+                assert_eq!(b64_encode(engine, bytes), text);
+                assert_eq!(b64_decode(engine, &text).unwrap(), bytes);
+            }
+        }
+        for bad in ["a", "ab=c", "a b", "é", "AAAA=", "-_==", "+/"] {
+            assert_eq!(
+                b64_decode(&URL_SAFE_NO_PAD, bad),
+                URL_SAFE_NO_PAD.decode(bad),
+                "{bad}"
+            );
+            assert_eq!(b64_decode(&STANDARD, bad), STANDARD.decode(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
 use crate::crypto::{HmacKey, aes256_cbc_decrypt_block, ct_eq};
-use crate::ids::{ComKeyId, ContentKey, Kid, Secret32, decode_b64_any, parse_instant};
+use crate::ids::{ComKeyId, ContentKey, Kid, Secret32, b64_decode, decode_b64_any, parse_instant};
 
 pub use entitlement::Denial;
 
@@ -209,9 +209,8 @@ pub fn verify(
         .get(&com_key_id)
         .ok_or(TokenError::UnknownComKey(com_key_id))?;
 
-    let signature = URL_SAFE_NO_PAD
-        .decode(sig_b64)
-        .map_err(|_| invalid("the signature is not base64url"))?;
+    let signature =
+        b64_decode(&URL_SAFE_NO_PAD, sig_b64).map_err(|_| invalid("the signature is not base64url"))?;
     let signing_input_len = header_b64.len() + 1 + payload_b64.len();
     let expected = com_key.hmac.sign(&token.trim().as_bytes()[..signing_input_len]);
     if !ct_eq(&expected, &signature) {
@@ -412,8 +411,7 @@ fn opt_str<'a>(map: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str
 }
 
 fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, String> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
+    let bytes = b64_decode(&URL_SAFE_NO_PAD, part.trim_end_matches('='))
         .map_err(|_| "is not base64url".to_string())?;
     // Checked as UTF-8 once, whole: `from_slice` would check every string in
     // it on its own (two dozen calls per token).
