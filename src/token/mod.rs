@@ -115,13 +115,19 @@ struct Payload {
     message: Message,
 }
 
+// No `#[serde(flatten)]` below: it buffers the whole object (every key and
+// string copied) before the fields are read, and a duplicate key in the
+// flattened rest would silently take the last value. The fields that restrict
+// playback are named instead (`policy` denies what berth cannot enforce); any
+// other unknown field is ignored, and a named field given twice is an error.
+
 #[derive(Deserialize)]
 struct Message {
     #[serde(rename = "type")]
     kind: String,
     version: i64,
     #[serde(default)]
-    license: Option<Map<String, Value>>,
+    license: Option<License>,
     content_keys_source: Map<String, Value>,
     #[serde(default)]
     content_key_usage_policies: Option<Vec<Value>>,
@@ -129,16 +135,83 @@ struct Message {
     license_server: Option<LicenseServer>,
     #[serde(default)]
     session: Option<Session>,
-    #[serde(flatten)]
-    rest: Map<String, Value>,
+    #[serde(default)]
+    first_play_expiration: Option<Value>,
+    #[serde(default)]
+    concurrency_limit: Option<Value>,
+    #[serde(default)]
+    output_protection: Option<Value>,
+}
+
+impl Message {
+    fn restrictions(&self) -> [(&'static str, &Option<Value>); 3] {
+        [
+            ("first_play_expiration", &self.first_play_expiration),
+            ("concurrency_limit", &self.concurrency_limit),
+            ("output_protection", &self.output_protection),
+        ]
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct License {
+    #[serde(default)]
+    start_datetime: Option<Value>,
+    #[serde(default)]
+    expiration_datetime: Option<Value>,
+    #[serde(default)]
+    allow_persistence: Option<Value>,
+    #[serde(default)]
+    duration: Option<Value>,
+    #[serde(default)]
+    real_time_expiration: Option<Value>,
+    #[serde(default)]
+    rental_duration: Option<Value>,
+    #[serde(default)]
+    playback_duration: Option<Value>,
+    #[serde(default)]
+    license_duration: Option<Value>,
+    #[serde(default)]
+    first_play_expiration: Option<Value>,
+    #[serde(default)]
+    max_playbacks: Option<Value>,
+}
+
+impl License {
+    /// The fields that limit playback on the device after delivery.
+    fn restrictions(&self) -> [(&'static str, &Option<Value>); 7] {
+        [
+            ("duration", &self.duration),
+            ("real_time_expiration", &self.real_time_expiration),
+            ("rental_duration", &self.rental_duration),
+            ("playback_duration", &self.playback_duration),
+            ("license_duration", &self.license_duration),
+            ("first_play_expiration", &self.first_play_expiration),
+            ("max_playbacks", &self.max_playbacks),
+        ]
+    }
 }
 
 #[derive(Deserialize, Default)]
 struct LicenseServer {
     #[serde(default)]
     access_control: Option<AccessControl>,
-    #[serde(flatten)]
-    rest: Map<String, Value>,
+    #[serde(default)]
+    concurrency_limit: Option<Value>,
+    #[serde(default)]
+    max_licenses: Option<Value>,
+    #[serde(default)]
+    max_devices: Option<Value>,
+}
+
+impl LicenseServer {
+    fn restrictions(&self) -> [(&'static str, &Option<Value>); 3] {
+        [
+            ("concurrency_limit", &self.concurrency_limit),
+            ("max_licenses", &self.max_licenses),
+            ("max_devices", &self.max_devices),
+        ]
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -147,8 +220,31 @@ struct AccessControl {
     prevent_drm_message_reuse: Option<bool>,
     #[serde(default)]
     allowed_ip_addresses: Option<Vec<String>>,
-    #[serde(flatten)]
-    rest: Map<String, Value>,
+    #[serde(default)]
+    concurrency_limit: Option<Value>,
+    #[serde(default)]
+    max_licenses: Option<Value>,
+    #[serde(default)]
+    max_devices: Option<Value>,
+    #[serde(default)]
+    allowed_countries: Option<Value>,
+    #[serde(default)]
+    geo_restriction: Option<Value>,
+    #[serde(default)]
+    device_restriction: Option<Value>,
+}
+
+impl AccessControl {
+    fn restrictions(&self) -> [(&'static str, &Option<Value>); 6] {
+        [
+            ("concurrency_limit", &self.concurrency_limit),
+            ("max_licenses", &self.max_licenses),
+            ("max_devices", &self.max_devices),
+            ("allowed_countries", &self.allowed_countries),
+            ("geo_restriction", &self.geo_restriction),
+            ("device_restriction", &self.device_restriction),
+        ]
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -244,21 +340,29 @@ fn check_semantics(
         )));
     }
 
-    let license = message.license.unwrap_or_default();
-    let mut windows = vec![(
-        "begin_date",
-        payload.begin_date.as_deref(),
-        "expiration_date",
-        payload.expiration_date.as_deref(),
-    )];
-    let license_start = opt_str(&license, "license.start_datetime")?;
-    let license_end = opt_str(&license, "license.expiration_datetime")?;
-    windows.push((
+    let license = message.license.as_ref();
+    let license_start = opt_str(
+        license.and_then(|l| l.start_datetime.as_ref()),
         "license.start_datetime",
-        license_start,
+    )?;
+    let license_end = opt_str(
+        license.and_then(|l| l.expiration_datetime.as_ref()),
         "license.expiration_datetime",
-        license_end,
-    ));
+    )?;
+    let windows = [
+        (
+            "begin_date",
+            payload.begin_date.as_deref(),
+            "expiration_date",
+            payload.expiration_date.as_deref(),
+        ),
+        (
+            "license.start_datetime",
+            license_start,
+            "license.expiration_datetime",
+            license_end,
+        ),
+    ];
     let mut usable_until: Option<OffsetDateTime> = None;
     for (start_name, start, end_name, end) in windows {
         if let Some(start) = start {
@@ -276,18 +380,20 @@ fn check_semantics(
             usable_until = Some(usable_until.map_or(until, |u| u.min(until)));
         }
     }
-    let allow_persistence = match license.get("allow_persistence") {
+    let allow_persistence = match license.and_then(|l| l.allow_persistence.as_ref()) {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(invalid("license.allow_persistence is not a boolean")),
     };
-    policy::check_license_fields(&license)?;
-    policy::check_message_fields(&message.rest)?;
+    if let Some(license) = license {
+        policy::check_fields("license", &license.restrictions())?;
+    }
+    policy::check_fields("message", &message.restrictions())?;
 
     let server = message.license_server.unwrap_or_default();
-    policy::check_object_fields("license_server", &server.rest)?;
+    policy::check_fields("license_server", &server.restrictions())?;
     let access = server.access_control.unwrap_or_default();
-    policy::check_access_control_fields(&access.rest)?;
+    policy::check_fields("license_server.access_control", &access.restrictions())?;
     let prevent_reuse = access.prevent_drm_message_reuse.unwrap_or(false);
     let allowed_ips = access
         .allowed_ip_addresses
@@ -401,9 +507,8 @@ fn parse_ip_or_net(text: &str) -> Result<IpNet, TokenError> {
     })
 }
 
-fn opt_str<'a>(map: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, TokenError> {
-    let field = name.rsplit('.').next().expect("a field name");
-    match map.get(field) {
+fn opt_str<'a>(value: Option<&'a Value>, name: &str) -> Result<Option<&'a str>, TokenError> {
+    match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(invalid(format!("{name} is not a string"))),

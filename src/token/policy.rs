@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{TokenError, short};
 
@@ -16,57 +16,14 @@ fn unsupported(field: impl Into<String>) -> TokenError {
     TokenError::Unsupported(field.into())
 }
 
-/// `license.*` fields that limit playback on the device after delivery.
-const DEVICE_SIDE_LICENSE_FIELDS: &[&str] = &[
-    "duration",
-    "real_time_expiration",
-    "rental_duration",
-    "playback_duration",
-    "license_duration",
-    "first_play_expiration",
-    "max_playbacks",
-];
-
-pub fn check_license_fields(license: &Map<String, Value>) -> Result<(), TokenError> {
-    for name in DEVICE_SIDE_LICENSE_FIELDS {
-        if let Some(value) = license.get(*name)
-            && restricts(name, value)
-        {
-            return Err(unsupported(format!("license.{name}")));
-        }
-    }
-    Ok(())
-}
-
-pub fn check_message_fields(rest: &Map<String, Value>) -> Result<(), TokenError> {
-    for name in ["first_play_expiration", "concurrency_limit", "output_protection"] {
-        if let Some(value) = rest.get(name)
-            && restricts(name, value)
-        {
-            return Err(unsupported(format!("message.{name}")));
-        }
-    }
-    Ok(())
-}
-
-pub fn check_object_fields(prefix: &str, rest: &Map<String, Value>) -> Result<(), TokenError> {
-    for name in ["concurrency_limit", "max_licenses", "max_devices"] {
-        if let Some(value) = rest.get(name)
+/// Denies the first of an object's restricting fields (`Message::restrictions`
+/// and the like name them) whose value asks for something.
+pub fn check_fields(prefix: &str, fields: &[(&str, &Option<Value>)]) -> Result<(), TokenError> {
+    for (name, value) in fields {
+        if let Some(value) = value
             && restricts(name, value)
         {
             return Err(unsupported(format!("{prefix}.{name}")));
-        }
-    }
-    Ok(())
-}
-
-pub fn check_access_control_fields(rest: &Map<String, Value>) -> Result<(), TokenError> {
-    check_object_fields("license_server.access_control", rest)?;
-    for name in ["allowed_countries", "geo_restriction", "device_restriction"] {
-        if let Some(value) = rest.get(name)
-            && restricts(name, value)
-        {
-            return Err(unsupported(format!("license_server.access_control.{name}")));
         }
     }
     Ok(())

@@ -174,6 +174,65 @@ fn fails_closed_on_what_clear_key_cannot_enforce() {
         check(&com_key().sign_token(&p)).is_ok(),
         "unknown fields are ignored"
     );
+
+    // Each level's own restrictions, named with their path; "no restriction"
+    // values and unknown neighbours pass.
+    for (extra, field) in [
+        (
+            json!({ "output_protection": { "hdcp": true } }),
+            "message.output_protection",
+        ),
+        (json!({ "concurrency_limit": 2 }), "message.concurrency_limit"),
+        (
+            json!({ "license_server": { "max_devices": 3 } }),
+            "license_server.max_devices",
+        ),
+        (
+            json!({ "license_server": { "access_control": { "allowed_countries": ["FR"] } } }),
+            "license_server.access_control.allowed_countries",
+        ),
+        (
+            json!({ "license": { "max_playbacks": 1, "allow_persistence": false } }),
+            "license.max_playbacks",
+        ),
+    ] {
+        assert_eq!(
+            tolerance_err(payload(extra)),
+            TokenError::Unsupported(field.into())
+        );
+    }
+    let p = payload(json!({
+        "concurrency_limit": null,
+        "output_protection": "none",
+        "license": { "duration": 0, "widevine": { "anything": 1 } },
+        "license_server": { "max_licenses": null, "access_control": { "geo_restriction": [], "note": "x" } },
+    }));
+    assert!(check(&com_key().sign_token(&p)).is_ok(), "nothing restricted");
+}
+
+#[test]
+fn a_restriction_given_twice_is_refused() {
+    // JSON parsers disagree on which of two equal keys wins; a restricting
+    // field given twice must not be read as its harmless copy.
+    let key = com_key();
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    for fields in [
+        r#""concurrency_limit":2,"concurrency_limit":null"#,
+        r#""license_server":{"access_control":{"max_devices":1,"max_devices":0}}"#,
+        r#""license":{"duration":60,"duration":0}"#,
+    ] {
+        let text = format!(
+            r#"{{"version":1,"com_key_id":"{}","message":{{"type":"entitlement_message","version":2,"content_keys_source":{{"inline":[{{"id":"{KID}"}}]}},{fields}}}}}"#,
+            key.id
+        );
+        let body = URL_SAFE_NO_PAD.encode(&text);
+        let sig = URL_SAFE_NO_PAD.encode(key.hmac.sign(format!("{header}.{body}").as_bytes()));
+        let err = check(&format!("{header}.{body}.{sig}")).unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Invalid(why) if why.contains("duplicate field")),
+            "{text}: {err:?}"
+        );
+    }
 }
 
 #[test]
