@@ -15,7 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::de::IgnoredAny;
+use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
 use crate::crypto::{HmacKey, aes256_cbc_decrypt_block, ct_eq};
@@ -128,7 +129,7 @@ struct Message {
     version: i64,
     #[serde(default)]
     license: Option<License>,
-    content_keys_source: Map<String, Value>,
+    content_keys_source: KeysSource,
     #[serde(default)]
     content_key_usage_policies: Option<Vec<Value>>,
     #[serde(default)]
@@ -251,6 +252,19 @@ impl AccessControl {
 struct Session {
     #[serde(default)]
     user_id: Option<Value>,
+}
+
+/// `content_keys_source`: exactly one of the three (checked after parsing);
+/// anything else in it is an error, not ignored.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysSource {
+    #[serde(default)]
+    inline: Option<Vec<InlineKey>>,
+    #[serde(default)]
+    stored: Option<Vec<StoredKey>>,
+    #[serde(default)]
+    license_request: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -410,7 +424,7 @@ fn check_semantics(
         return Err(invalid("prevent_drm_message_reuse needs the token's id"));
     }
     let policies = policy::Policies::parse(message.content_key_usage_policies.unwrap_or_default())?;
-    let keys = parse_key_source(&message.content_keys_source, com_key, &policies)?;
+    let keys = parse_key_source(message.content_keys_source, com_key, &policies)?;
 
     let user_id = match message.session.unwrap_or_default().user_id {
         None | Some(Value::Null) => None,
@@ -433,20 +447,12 @@ fn check_semantics(
 }
 
 fn parse_key_source(
-    source: &Map<String, Value>,
+    source: KeysSource,
     com_key: &ComKey,
     policies: &policy::Policies,
 ) -> Result<KeySource, TokenError> {
-    if source.len() != 1 {
-        return Err(invalid(
-            "content_keys_source must hold exactly one of inline, stored, license_request",
-        ));
-    }
-    let (kind, value) = source.iter().next().expect("one entry");
-    match kind.as_str() {
-        "inline" => {
-            let entries = Vec::<InlineKey>::deserialize(value)
-                .map_err(|_| invalid("content_keys_source.inline is not a list of keys"))?;
+    match (source.inline, source.stored, source.license_request) {
+        (Some(entries), None, None) => {
             let mut keys = Vec::with_capacity(entries.len());
             for entry in entries {
                 let kid: Kid = entry
@@ -464,9 +470,7 @@ fn parse_key_source(
             }
             Ok(KeySource::Inline(keys))
         }
-        "stored" => {
-            let entries = Vec::<StoredKey>::deserialize(value)
-                .map_err(|_| invalid("content_keys_source.stored is not a list of keys"))?;
+        (None, Some(entries), None) => {
             let kids = entries
                 .iter()
                 .map(|e| e.id.parse::<Kid>())
@@ -474,11 +478,10 @@ fn parse_key_source(
                 .map_err(|_| invalid("a stored key id is not a UUID"))?;
             Ok(KeySource::Stored(kids))
         }
-        "license_request" => Ok(KeySource::LicenseRequest),
-        other => Err(invalid(format!(
-            "content_keys_source.{} is not supported",
-            short(other)
-        ))),
+        (None, None, Some(_)) => Ok(KeySource::LicenseRequest),
+        _ => Err(invalid(
+            "content_keys_source must hold exactly one of inline, stored, license_request",
+        )),
     }
 }
 

@@ -271,3 +271,32 @@ fn single_use_needs_an_id() {
     let p = payload(json!({ "license_server": { "access_control": { "prevent_drm_message_reuse": true } } }));
     assert!(matches!(tolerance_err(p), TokenError::Invalid(_)));
 }
+
+#[test]
+fn content_keys_source_holds_exactly_one_kind() {
+    let source = |value: Value| check(&com_key().sign_token(&payload(json!({ "content_keys_source": value }))));
+    assert!(matches!(
+        source(json!({ "license_request": {} })),
+        Ok(Entitlement { keys: KeySource::LicenseRequest, .. })
+    ));
+    assert!(matches!(
+        source(json!({ "stored": [ { "id": KID } ] })),
+        Ok(Entitlement { keys: KeySource::Stored(kids), .. }) if kids == vec![KID.parse::<Kid>().unwrap()]
+    ));
+    for (value, why) in [
+        (json!({}), "exactly one of inline, stored, license_request"),
+        (json!({ "inline": [], "license_request": {} }), "exactly one of"),
+        (json!({ "license_request": null }), "exactly one of"),
+        (json!({ "everything": true }), "unknown field `everything`"),
+        (json!({ "inline": [ { "id": KID } ], "extra": 1 }), "unknown field `extra`"),
+        (json!({ "inline": "everything" }), "payload is not the expected JSON"),
+        (json!({ "stored": [ { "id": "not-a-uuid" } ] }), "a stored key id is not a UUID"),
+        (json!("inline"), "payload is not the expected JSON"),
+    ] {
+        let err = source(value.clone()).unwrap_err();
+        assert!(
+            matches!(&err, TokenError::Invalid(text) if text.contains(why)),
+            "{value}: {err:?}"
+        );
+    }
+}
