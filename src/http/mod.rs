@@ -65,6 +65,8 @@ impl LicenseApi {
 pub fn license_server(listener: TcpListener, api: LicenseApi, workers: usize) -> std::io::Result<Server> {
     let api = web::Data::new(api);
     let server = HttpServer::new(move || {
+        // Runs on each worker thread, inside its LocalSet.
+        crate::store::Mailbox::open_on_this_thread();
         let cors = api.cors.clone();
         App::new()
             .app_data(api.clone())

@@ -5,6 +5,7 @@
 //! The hash chain and the usage aggregates are written in the same transaction as
 //! the rows, so a crash leaves all three consistent.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use time::OffsetDateTime;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::{StoreError, connect};
 use crate::chain::{GENESIS, Row, row_hash};
@@ -53,9 +54,82 @@ pub enum AppendError {
     Unavailable(String),
 }
 
+type Reply = oneshot::Sender<Result<Appended, AppendError>>;
+
 struct Job {
     entry: LogEntry,
-    reply: oneshot::Sender<Result<Appended, AppendError>>,
+    reply: Reply,
+    /// The mailbox of the worker thread that waits for this job, if it has one.
+    mailbox: Option<Arc<Mailbox>>,
+}
+
+/// Where the writer leaves a worker thread's answers, for that thread to send.
+///
+/// A worker (actix's, one tokio `LocalSet` per thread) serves a task woken from
+/// another thread only from a second queue, which it reads once every 31 tasks
+/// or when it has nothing else to do. Answered from the writer thread, every
+/// committed license went into that queue and waited behind newly arrived
+/// requests: at 1,000 connections, tens of milliseconds. With a mailbox, the
+/// writer wakes one task per worker per batch, and that task sends the answers
+/// on the worker's own thread, which queues the waiting requests in the order
+/// they were woken, with the rest of the worker's work.
+#[derive(Default)]
+pub struct Mailbox {
+    replies: Mutex<Vec<(Reply, Result<Appended, AppendError>)>>,
+    ready: Notify,
+}
+
+thread_local! {
+    static MAILBOX: RefCell<Option<Arc<Mailbox>>> = const { RefCell::new(None) };
+}
+
+impl Mailbox {
+    /// Gives the current thread a mailbox, delivered by a task on its
+    /// `LocalSet` (call it from inside one, e.g. an actix worker's app
+    /// factory); once per thread, later calls do nothing. Threads without a
+    /// mailbox are answered by the writer directly.
+    pub fn open_on_this_thread() {
+        if MAILBOX.with(|m| m.borrow().is_some()) {
+            return;
+        }
+        let mailbox = Arc::new(Mailbox::default());
+        MAILBOX.with(|m| *m.borrow_mut() = Some(Arc::clone(&mailbox)));
+        tokio::task::spawn_local(async move {
+            loop {
+                mailbox.ready.notified().await;
+                let replies = std::mem::take(&mut *mailbox.replies.lock().expect("mailbox lock"));
+                for (reply, result) in replies {
+                    let _ = reply.send(result);
+                }
+            }
+        });
+    }
+}
+
+/// Answers every job of a batch: directly, or through its thread's mailbox,
+/// waking each mailbox once.
+fn answer(batch: &mut Vec<Job>, results: impl Iterator<Item = Result<Appended, AppendError>>) {
+    let mut woken: Vec<Arc<Mailbox>> = Vec::new();
+    for (job, result) in batch.drain(..).zip(results) {
+        match job.mailbox {
+            None => {
+                let _ = job.reply.send(result);
+            }
+            Some(mailbox) => {
+                mailbox
+                    .replies
+                    .lock()
+                    .expect("mailbox lock")
+                    .push((job.reply, result));
+                if !woken.iter().any(|m| Arc::ptr_eq(m, &mailbox)) {
+                    woken.push(mailbox);
+                }
+            }
+        }
+    }
+    for mailbox in woken {
+        mailbox.ready.notify_one();
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -158,7 +232,12 @@ impl LogHandle {
         // Counted before it is sent: the writer may take the job (and count it
         // off) before try_send returns.
         self.health.queued.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.tx.try_send(Job { entry, reply }) {
+        let mailbox = MAILBOX.with(|m| m.borrow().clone());
+        if let Err(e) = self.tx.try_send(Job {
+            entry,
+            reply,
+            mailbox,
+        }) {
             self.health.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(AppendError::Unavailable(match e {
                 TrySendError::Full(_) => "the log queue is full".into(),
@@ -356,17 +435,14 @@ impl Writer {
                     .last_commit_us
                     .store(took.as_micros() as u64, Ordering::Relaxed);
                 self.health.set_failure(None);
-                for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
-                }
+                answer(batch, results.into_iter());
             }
             Err(e) => {
                 let reason = describe(&e);
                 tracing::error!(error = %e, rows = batch.len(), "license log commit failed; answering 503");
                 self.health.set_failure(Some(reason.clone()));
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(AppendError::Unavailable(reason.clone())));
-                }
+                let refused = std::iter::repeat_with(|| Err(AppendError::Unavailable(reason.clone())));
+                answer(batch, refused);
             }
         }
     }

@@ -24,7 +24,7 @@ use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use log::{
-    AppendError, Appended, ChainProblem, LogEntry, LogHandle, LogWriter, WriterConfig, WriterHealth,
+    AppendError, Appended, ChainProblem, LogEntry, LogHandle, LogWriter, Mailbox, WriterConfig, WriterHealth,
     verify_chain,
 };
 pub use migrate::LATEST as SCHEMA_VERSION;

@@ -274,10 +274,14 @@ fn single_use_needs_an_id() {
 
 #[test]
 fn content_keys_source_holds_exactly_one_kind() {
-    let source = |value: Value| check(&com_key().sign_token(&payload(json!({ "content_keys_source": value }))));
+    let source =
+        |value: Value| check(&com_key().sign_token(&payload(json!({ "content_keys_source": value }))));
     assert!(matches!(
         source(json!({ "license_request": {} })),
-        Ok(Entitlement { keys: KeySource::LicenseRequest, .. })
+        Ok(Entitlement {
+            keys: KeySource::LicenseRequest,
+            ..
+        })
     ));
     assert!(matches!(
         source(json!({ "stored": [ { "id": KID } ] })),
@@ -288,9 +292,18 @@ fn content_keys_source_holds_exactly_one_kind() {
         (json!({ "inline": [], "license_request": {} }), "exactly one of"),
         (json!({ "license_request": null }), "exactly one of"),
         (json!({ "everything": true }), "unknown field `everything`"),
-        (json!({ "inline": [ { "id": KID } ], "extra": 1 }), "unknown field `extra`"),
-        (json!({ "inline": "everything" }), "payload is not the expected JSON"),
-        (json!({ "stored": [ { "id": "not-a-uuid" } ] }), "a stored key id is not a UUID"),
+        (
+            json!({ "inline": [ { "id": KID } ], "extra": 1 }),
+            "unknown field `extra`",
+        ),
+        (
+            json!({ "inline": "everything" }),
+            "payload is not the expected JSON",
+        ),
+        (
+            json!({ "stored": [ { "id": "not-a-uuid" } ] }),
+            "a stored key id is not a UUID",
+        ),
         (json!("inline"), "payload is not the expected JSON"),
     ] {
         let err = source(value.clone()).unwrap_err();

@@ -405,3 +405,78 @@ async fn a_key_and_com_key_imported_a_moment_ago_work_at_once() {
         assert_eq!(status, 403);
     }
 }
+
+/// The log writer answers a worker thread that has a mailbox through it (the
+/// mailbox's task sends the answers on that thread, which is how the license
+/// listener's workers are answered) and any other thread directly; either way
+/// each append gets its own committed row, and the chain holds them all.
+#[actix_web::test]
+async fn log_answers_reach_threads_with_and_without_a_mailbox() {
+    use berth::ids::{ComKeyId, KeySystem, LicenseType};
+    use berth::store::{LogEntry, LogWriter, Mailbox, WriterConfig};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    berth_init(&data, "mb1", "bus", "Mailbox");
+    let clock: std::sync::Arc<dyn berth::clock::Clock> = std::sync::Arc::new(berth::clock::SystemClock);
+    let (writer, log) = LogWriter::start(&data.join("berth.db"), WriterConfig::default(), clock).unwrap();
+    let log = std::sync::Arc::new(log);
+    let entry = || LogEntry {
+        key_system: KeySystem::ClearKey,
+        kids: vec![KID_A.parse().unwrap()],
+        license_type: LicenseType::Temporary,
+        user_hash: None,
+        token_id: None,
+        com_key_id: ComKeyId(uuid::Uuid::from_bytes([7; 16])),
+        single_use: None,
+    };
+
+    // This thread, with a mailbox: 300 appends in flight at once.
+    Mailbox::open_on_this_thread();
+    Mailbox::open_on_this_thread(); // a second call changes nothing
+    let tasks: Vec<_> = (0..300)
+        .map(|_| {
+            let log = log.clone();
+            actix_web::rt::spawn(async move { log.append(entry()).await })
+        })
+        .collect();
+    // Another thread, without one, at the same time.
+    let direct = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async { appended_one_by_one(&log, 100, entry).await })
+        })
+    };
+    let mut seqs = Vec::new();
+    for task in tasks {
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(30), task)
+            .await
+            .expect("answered through the mailbox");
+        seqs.push(answered.unwrap().unwrap().seq);
+    }
+    seqs.extend(direct.join().unwrap());
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=400).collect::<Vec<i64>>());
+    drop(log);
+    writer.join();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["log", "verify", "--data-dir", data.to_str().unwrap()])
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `n` appends one after another, their sequence numbers.
+async fn appended_one_by_one(
+    log: &berth::store::LogHandle,
+    n: usize,
+    entry: impl Fn() -> berth::store::LogEntry,
+) -> Vec<i64> {
+    let mut seqs = Vec::with_capacity(n);
+    for _ in 0..n {
+        seqs.push(log.append(entry()).await.unwrap().seq);
+    }
+    seqs
+}
