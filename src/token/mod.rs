@@ -122,129 +122,71 @@ struct Payload {
 // playback are named instead (`policy` denies what berth cannot enforce); any
 // other unknown field is ignored, and a named field given twice is an error.
 
-#[derive(Deserialize)]
-struct Message {
-    #[serde(rename = "type")]
-    kind: String,
-    version: i64,
-    #[serde(default)]
-    license: Option<License>,
-    content_keys_source: KeysSource,
-    #[serde(default)]
-    content_key_usage_policies: Option<Vec<Value>>,
-    #[serde(default)]
-    license_server: Option<LicenseServer>,
-    #[serde(default)]
-    session: Option<Session>,
-    #[serde(default)]
-    first_play_expiration: Option<Value>,
-    #[serde(default)]
-    concurrency_limit: Option<Value>,
-    #[serde(default)]
-    output_protection: Option<Value>,
+/// Declares an object of the token with its fields and, after `restricts`, the
+/// fields that restrict playback, which `restrictions()` lists by their JSON
+/// names for `policy::check_fields`. (A missing `Option` field is `None`.)
+macro_rules! token_object {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* } restricts { $($limit:ident),* $(,)? }) => {
+        $(#[$meta])*
+        struct $name {
+            $($(#[$fmeta])* $field: $ty,)*
+            $(#[serde(default)] $limit: Option<Value>,)*
+        }
+
+        impl $name {
+            fn restrictions(&self) -> [(&'static str, &Option<Value>); [$(stringify!($limit)),*].len()] {
+                [$((stringify!($limit), &self.$limit)),*]
+            }
+        }
+    };
 }
 
-impl Message {
-    fn restrictions(&self) -> [(&'static str, &Option<Value>); 3] {
-        [
-            ("first_play_expiration", &self.first_play_expiration),
-            ("concurrency_limit", &self.concurrency_limit),
-            ("output_protection", &self.output_protection),
-        ]
+token_object! {
+    #[derive(Deserialize)]
+    struct Message {
+        #[serde(rename = "type")]
+        kind: String,
+        version: i64,
+        license: Option<License>,
+        content_keys_source: KeysSource,
+        content_key_usage_policies: Option<Vec<Value>>,
+        license_server: Option<LicenseServer>,
+        session: Option<Session>,
+    } restricts {
+        first_play_expiration, concurrency_limit, output_protection
     }
 }
 
-#[derive(Deserialize, Default)]
-struct License {
-    #[serde(default)]
-    start_datetime: Option<Value>,
-    #[serde(default)]
-    expiration_datetime: Option<Value>,
-    #[serde(default)]
-    allow_persistence: Option<Value>,
-    #[serde(default)]
-    duration: Option<Value>,
-    #[serde(default)]
-    real_time_expiration: Option<Value>,
-    #[serde(default)]
-    rental_duration: Option<Value>,
-    #[serde(default)]
-    playback_duration: Option<Value>,
-    #[serde(default)]
-    license_duration: Option<Value>,
-    #[serde(default)]
-    first_play_expiration: Option<Value>,
-    #[serde(default)]
-    max_playbacks: Option<Value>,
-}
-
-impl License {
-    /// The fields that limit playback on the device after delivery.
-    fn restrictions(&self) -> [(&'static str, &Option<Value>); 7] {
-        [
-            ("duration", &self.duration),
-            ("real_time_expiration", &self.real_time_expiration),
-            ("rental_duration", &self.rental_duration),
-            ("playback_duration", &self.playback_duration),
-            ("license_duration", &self.license_duration),
-            ("first_play_expiration", &self.first_play_expiration),
-            ("max_playbacks", &self.max_playbacks),
-        ]
+token_object! {
+    /// `restricts`: the limits on playback on the device after delivery.
+    #[derive(Deserialize, Default)]
+    struct License {
+        start_datetime: Option<Value>,
+        expiration_datetime: Option<Value>,
+        allow_persistence: Option<Value>,
+    } restricts {
+        duration, real_time_expiration, rental_duration, playback_duration,
+            license_duration, first_play_expiration, max_playbacks
     }
 }
 
-#[derive(Deserialize, Default)]
-struct LicenseServer {
-    #[serde(default)]
-    access_control: Option<AccessControl>,
-    #[serde(default)]
-    concurrency_limit: Option<Value>,
-    #[serde(default)]
-    max_licenses: Option<Value>,
-    #[serde(default)]
-    max_devices: Option<Value>,
-}
-
-impl LicenseServer {
-    fn restrictions(&self) -> [(&'static str, &Option<Value>); 3] {
-        [
-            ("concurrency_limit", &self.concurrency_limit),
-            ("max_licenses", &self.max_licenses),
-            ("max_devices", &self.max_devices),
-        ]
+token_object! {
+    #[derive(Deserialize, Default)]
+    struct LicenseServer {
+        access_control: Option<AccessControl>,
+    } restricts {
+        concurrency_limit, max_licenses, max_devices
     }
 }
 
-#[derive(Deserialize, Default)]
-struct AccessControl {
-    #[serde(default)]
-    prevent_drm_message_reuse: Option<bool>,
-    #[serde(default)]
-    allowed_ip_addresses: Option<Vec<String>>,
-    #[serde(default)]
-    concurrency_limit: Option<Value>,
-    #[serde(default)]
-    max_licenses: Option<Value>,
-    #[serde(default)]
-    max_devices: Option<Value>,
-    #[serde(default)]
-    allowed_countries: Option<Value>,
-    #[serde(default)]
-    geo_restriction: Option<Value>,
-    #[serde(default)]
-    device_restriction: Option<Value>,
-}
-
-impl AccessControl {
-    fn restrictions(&self) -> [(&'static str, &Option<Value>); 6] {
-        [
-            ("concurrency_limit", &self.concurrency_limit),
-            ("max_licenses", &self.max_licenses),
-            ("max_devices", &self.max_devices),
-            ("allowed_countries", &self.allowed_countries),
-            ("geo_restriction", &self.geo_restriction),
-            ("device_restriction", &self.device_restriction),
-        ]
+token_object! {
+    #[derive(Deserialize, Default)]
+    struct AccessControl {
+        prevent_drm_message_reuse: Option<bool>,
+        allowed_ip_addresses: Option<Vec<String>>,
+    } restricts {
+        concurrency_limit, max_licenses, max_devices, allowed_countries,
+            geo_restriction, device_restriction
     }
 }
 
