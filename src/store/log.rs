@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -80,20 +80,23 @@ pub struct Mailbox {
 }
 
 thread_local! {
-    static MAILBOX: RefCell<Option<Arc<Mailbox>>> = const { RefCell::new(None) };
+    /// Weak: the mailbox lives as long as its task, so a thread whose
+    /// `LocalSet` has ended is answered directly again, never into a mailbox
+    /// nobody empties.
+    static MAILBOX: RefCell<Weak<Mailbox>> = const { RefCell::new(Weak::new()) };
 }
 
 impl Mailbox {
     /// Gives the current thread a mailbox, delivered by a task on its
     /// `LocalSet` (call it from inside one, e.g. an actix worker's app
-    /// factory); once per thread, later calls do nothing. Threads without a
-    /// mailbox are answered by the writer directly.
+    /// factory); while that task runs, later calls do nothing. Threads without
+    /// a mailbox are answered by the writer directly.
     pub fn open_on_this_thread() {
-        if MAILBOX.with(|m| m.borrow().is_some()) {
+        if MAILBOX.with(|m| m.borrow().strong_count() > 0) {
             return;
         }
         let mailbox = Arc::new(Mailbox::default());
-        MAILBOX.with(|m| *m.borrow_mut() = Some(Arc::clone(&mailbox)));
+        MAILBOX.with(|m| *m.borrow_mut() = Arc::downgrade(&mailbox));
         tokio::task::spawn_local(async move {
             loop {
                 mailbox.ready.notified().await;
@@ -232,7 +235,7 @@ impl LogHandle {
         // Counted before it is sent: the writer may take the job (and count it
         // off) before try_send returns.
         self.health.queued.fetch_add(1, Ordering::Relaxed);
-        let mailbox = MAILBOX.with(|m| m.borrow().clone());
+        let mailbox = MAILBOX.with(|m| m.borrow().upgrade());
         if let Err(e) = self.tx.try_send(Job {
             entry,
             reply,

@@ -406,10 +406,11 @@ async fn a_key_and_com_key_imported_a_moment_ago_work_at_once() {
     }
 }
 
-/// The log writer answers a worker thread that has a mailbox through it (the
+/// The log writer answers a thread that has a mailbox through it (the
 /// mailbox's task sends the answers on that thread, which is how the license
-/// listener's workers are answered) and any other thread directly; either way
-/// each append gets its own committed row, and the chain holds them all.
+/// listener's workers are answered) and any other thread directly, also one
+/// whose mailbox went with its LocalSet; either way each append gets its own
+/// committed row, and the chain holds them all.
 #[actix_web::test]
 async fn log_answers_reach_threads_with_and_without_a_mailbox() {
     use berth::ids::{ComKeyId, KeySystem, LicenseType};
@@ -440,12 +441,31 @@ async fn log_answers_reach_threads_with_and_without_a_mailbox() {
             actix_web::rt::spawn(async move { log.append(entry()).await })
         })
         .collect();
-    // Another thread, without one, at the same time.
-    let direct = {
+    // Another thread at the same time: first inside a LocalSet with its own
+    // mailbox, then, that LocalSet gone, without one (answered directly, not
+    // into a mailbox nobody empties any more).
+    let other = {
         let log = log.clone();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            rt.block_on(async { appended_one_by_one(&log, 100, entry).await })
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap();
+            let local = tokio::task::LocalSet::new();
+            let mut seqs = local.block_on(&rt, async {
+                Mailbox::open_on_this_thread();
+                appended_one_by_one(&log, 50, entry).await
+            });
+            drop(local);
+            let later = rt.block_on(async {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    appended_one_by_one(&log, 50, entry),
+                )
+                .await
+            });
+            seqs.extend(later.expect("answered without the mailbox"));
+            seqs
         })
     };
     let mut seqs = Vec::new();
@@ -455,7 +475,7 @@ async fn log_answers_reach_threads_with_and_without_a_mailbox() {
             .expect("answered through the mailbox");
         seqs.push(answered.unwrap().unwrap().seq);
     }
-    seqs.extend(direct.join().unwrap());
+    seqs.extend(other.join().unwrap());
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=400).collect::<Vec<i64>>());
     drop(log);
