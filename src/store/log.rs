@@ -75,59 +75,106 @@ struct Job {
 /// they were woken, with the rest of the worker's work.
 #[derive(Default)]
 pub struct Mailbox {
-    replies: Mutex<Vec<(Reply, Result<Appended, AppendError>)>>,
+    inbox: Mutex<Inbox>,
     ready: Notify,
 }
 
+#[derive(Default)]
+struct Inbox {
+    /// Set when the mailbox's task ends: from then on the writer answers directly.
+    closed: bool,
+    replies: Vec<(Reply, Result<Appended, AppendError>)>,
+}
+
 thread_local! {
-    /// Weak: the mailbox lives as long as its task, so a thread whose
-    /// `LocalSet` has ended is answered directly again, never into a mailbox
-    /// nobody empties.
     static MAILBOX: RefCell<Weak<Mailbox>> = const { RefCell::new(Weak::new()) };
 }
 
+/// Held by a mailbox's task: when the task ends (its `LocalSet` gone), closes
+/// the mailbox and sends what was left in it, so no answer waits in a mailbox
+/// nobody empties.
+struct Postman(Arc<Mailbox>);
+
+impl Postman {
+    fn deliver(&self, closing: bool) {
+        let replies = {
+            let mut inbox = self.0.inbox.lock().expect("mailbox lock");
+            inbox.closed |= closing;
+            std::mem::take(&mut inbox.replies)
+        };
+        for (reply, result) in replies {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+impl Drop for Postman {
+    fn drop(&mut self) {
+        self.deliver(true);
+    }
+}
+
 impl Mailbox {
-    /// Gives the current thread a mailbox, delivered by a task on its
-    /// `LocalSet` (call it from inside one, e.g. an actix worker's app
-    /// factory); while that task runs, later calls do nothing. Threads without
-    /// a mailbox are answered by the writer directly.
+    /// Leaves an answer for the mailbox's thread; gives it back if the
+    /// mailbox is closed.
+    #[allow(clippy::type_complexity)]
+    fn leave(
+        &self,
+        reply: Reply,
+        result: Result<Appended, AppendError>,
+    ) -> Result<(), (Reply, Result<Appended, AppendError>)> {
+        let mut inbox = self.inbox.lock().expect("mailbox lock");
+        if inbox.closed {
+            return Err((reply, result));
+        }
+        inbox.replies.push((reply, result));
+        Ok(())
+    }
+
+    /// Gives the current thread a mailbox, emptied by a task on its `LocalSet`
+    /// (call it from inside one, e.g. an actix worker's app factory); while
+    /// that task runs, later calls do nothing. Threads without an open mailbox
+    /// are answered by the writer directly.
     pub fn open_on_this_thread() {
-        if MAILBOX.with(|m| m.borrow().strong_count() > 0) {
+        let open = MAILBOX.with(|m| {
+            m.borrow()
+                .upgrade()
+                .is_some_and(|m| !m.inbox.lock().expect("mailbox lock").closed)
+        });
+        if open {
             return;
         }
         let mailbox = Arc::new(Mailbox::default());
         MAILBOX.with(|m| *m.borrow_mut() = Arc::downgrade(&mailbox));
         tokio::task::spawn_local(async move {
+            let postman = Postman(mailbox);
             loop {
-                mailbox.ready.notified().await;
-                let replies = std::mem::take(&mut *mailbox.replies.lock().expect("mailbox lock"));
-                for (reply, result) in replies {
-                    let _ = reply.send(result);
-                }
+                postman.0.ready.notified().await;
+                postman.deliver(false);
             }
         });
     }
 }
 
-/// Answers every job of a batch: directly, or through its thread's mailbox,
-/// waking each mailbox once.
+/// Answers every job of a batch: directly, or through its thread's open
+/// mailbox, waking each mailbox once.
 fn answer(batch: &mut Vec<Job>, results: impl Iterator<Item = Result<Appended, AppendError>>) {
     let mut woken: Vec<Arc<Mailbox>> = Vec::new();
     for (job, result) in batch.drain(..).zip(results) {
-        match job.mailbox {
-            None => {
-                let _ = job.reply.send(result);
-            }
-            Some(mailbox) => {
-                mailbox
-                    .replies
-                    .lock()
-                    .expect("mailbox lock")
-                    .push((job.reply, result));
-                if !woken.iter().any(|m| Arc::ptr_eq(m, &mailbox)) {
-                    woken.push(mailbox);
+        let unsent = match job.mailbox {
+            Some(mailbox) => match mailbox.leave(job.reply, result) {
+                Ok(()) => {
+                    if !woken.iter().any(|m| Arc::ptr_eq(m, &mailbox)) {
+                        woken.push(mailbox);
+                    }
+                    None
                 }
-            }
+                Err(closed) => Some(closed),
+            },
+            None => Some((job.reply, result)),
+        };
+        if let Some((reply, result)) = unsent {
+            let _ = reply.send(result);
         }
     }
     for mailbox in woken {
