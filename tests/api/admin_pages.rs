@@ -586,7 +586,7 @@ async fn communication_keys_are_generated_shown_once_used_and_removed() {
     // A token signed with the new key works at once, and the key shows as used.
     let mut payload = app.payload(&[KID_A], json!({}));
     payload["com_key_id"] = json!(id);
-    let token = sign_with(&secret, r#"{"alg":"HS256","typ":"JWT"}"#, &payload);
+    let token = sign_hs256(&secret, &payload);
     let (s, b, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
     assert_eq!(s, 200, "{b}");
     let (_, body) = get(&app, &cookie, "/comkeys").await;
@@ -607,7 +607,7 @@ async fn communication_keys_are_generated_shown_once_used_and_removed() {
     .await;
     assert_eq!(s, 200);
     assert!(body.contains(&format!("Removed communication key {id}.")));
-    let token = sign_with(&secret, r#"{"alg":"HS256","typ":"JWT"}"#, &{
+    let token = sign_hs256(&secret, &{
         payload["id"] = json!(uuid_like());
         payload
     });

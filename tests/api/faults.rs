@@ -51,7 +51,7 @@ fn load(
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let id = uuid_like();
                     payload["id"] = json!(id);
-                    let token = sign_with(&secret, r#"{"alg":"HS256","typ":"JWT"}"#, &payload);
+                    let token = sign_hs256(&secret, &payload);
                     let sent = client
                         .post(format!("{url}/clearkey"))
                         .insert_header(("X-AxDRM-Message", token))

@@ -174,7 +174,7 @@ impl TestApp {
 
     /// Signs a payload with HS256 (openssl directly, not berth's signer).
     pub fn sign(&self, payload: &Value) -> String {
-        sign_with(&self.com_secret, r#"{"alg":"HS256","typ":"JWT"}"#, payload)
+        sign_hs256(&self.com_secret, payload)
     }
 
     /// A valid token for these KIDs with these message fields merged in.
@@ -294,6 +294,11 @@ pub fn terminate(mut child: std::process::Child) -> std::process::ExitStatus {
         .status()
         .unwrap();
     child.wait().unwrap()
+}
+
+/// A token as the portal signs it: HS256 with this communication secret.
+pub fn sign_hs256(secret: &[u8], payload: &Value) -> String {
+    sign_with(secret, r#"{"alg":"HS256","typ":"JWT"}"#, payload)
 }
 
 pub fn sign_with(secret: &[u8], header: &str, payload: &Value) -> String {

@@ -25,7 +25,7 @@ async fn hostile_tokens() {
         format!("{none_header}.{}.", URL_SAFE_NO_PAD.encode(payload.to_string())),
         format!("{none_header}.{rest}"),
         sign_with(&app.com_secret, r#"{"alg":"HS512","typ":"JWT"}"#, &payload),
-        sign_with(&[7u8; 32], r#"{"alg":"HS256","typ":"JWT"}"#, &payload),
+        sign_hs256(&[7u8; 32], &payload),
         sign_with(&app.com_secret, r#"{"alg":"HS256","crit":["exp"]}"#, &payload),
         "....".to_owned(),
         "\u{1F600}.\u{1F600}.\u{1F600}".to_owned(),
