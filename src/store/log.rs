@@ -55,6 +55,8 @@ pub enum AppendError {
 }
 
 type Reply = oneshot::Sender<Result<Appended, AppendError>>;
+/// A reply channel with the result to send on it.
+type Answer = (Reply, Result<Appended, AppendError>);
 
 struct Job {
     entry: LogEntry,
@@ -83,7 +85,7 @@ pub struct Mailbox {
 struct Inbox {
     /// Set when the mailbox's task ends: from then on the writer answers directly.
     closed: bool,
-    replies: Vec<(Reply, Result<Appended, AppendError>)>,
+    replies: Vec<Answer>,
 }
 
 thread_local! {
@@ -117,17 +119,12 @@ impl Drop for Postman {
 impl Mailbox {
     /// Leaves an answer for the mailbox's thread; gives it back if the
     /// mailbox is closed.
-    #[allow(clippy::type_complexity)]
-    fn leave(
-        &self,
-        reply: Reply,
-        result: Result<Appended, AppendError>,
-    ) -> Result<(), (Reply, Result<Appended, AppendError>)> {
+    fn leave(&self, answer: Answer) -> Result<(), Answer> {
         let mut inbox = self.inbox.lock().expect("mailbox lock");
         if inbox.closed {
-            return Err((reply, result));
+            return Err(answer);
         }
-        inbox.replies.push((reply, result));
+        inbox.replies.push(answer);
         Ok(())
     }
 
@@ -162,7 +159,7 @@ fn answer(batch: &mut Vec<Job>, results: impl Iterator<Item = Result<Appended, A
     let mut woken: Vec<Arc<Mailbox>> = Vec::new();
     for (job, result) in batch.drain(..).zip(results) {
         let unsent = match job.mailbox {
-            Some(mailbox) => match mailbox.leave(job.reply, result) {
+            Some(mailbox) => match mailbox.leave((job.reply, result)) {
                 Ok(()) => {
                     if !woken.iter().any(|m| Arc::ptr_eq(m, &mailbox)) {
                         woken.push(mailbox);
