@@ -120,9 +120,12 @@ pub struct LicenseRequest<'a> {
     pub client: IpAddr,
 }
 
+/// Content keys with their KIDs, in the order the player asked for them.
+pub type Keys = Vec<(Kid, ContentKey)>;
+
 #[derive(Debug)]
 pub struct License {
-    pub keys: Vec<(Kid, ContentKey)>,
+    pub keys: Keys,
     pub seq: i64,
 }
 
@@ -198,11 +201,7 @@ impl LicenseService {
     }
 
     /// The token's entitlement and the keys it grants for this request.
-    #[allow(clippy::type_complexity)]
-    fn authorize(
-        &self,
-        request: &LicenseRequest<'_>,
-    ) -> Result<(token::Entitlement, Vec<(Kid, ContentKey)>), LicenseError> {
+    fn authorize(&self, request: &LicenseRequest<'_>) -> Result<(Entitlement, Keys), LicenseError> {
         let token = request.token.ok_or(LicenseError::TokenMissing)?;
         let com_keys = self.keys.com();
         let entitlement = token::verify(token, &com_keys, self.clock.now(), self.tolerance)?;

@@ -54,9 +54,11 @@ pub enum AppendError {
     Unavailable(String),
 }
 
-type Reply = oneshot::Sender<Result<Appended, AppendError>>;
-/// A reply channel with the result to send on it.
-type Answer = (Reply, Result<Appended, AppendError>);
+/// What the writer answers for one license.
+type Outcome = Result<Appended, AppendError>;
+type Reply = oneshot::Sender<Outcome>;
+/// A reply channel with the outcome to send on it.
+type Answer = (Reply, Outcome);
 
 struct Job {
     entry: LogEntry,
@@ -155,7 +157,7 @@ impl Mailbox {
 
 /// Answers every job of a batch: directly, or through its thread's open
 /// mailbox, waking each mailbox once.
-fn answer(batch: &mut Vec<Job>, results: impl Iterator<Item = Result<Appended, AppendError>>) {
+fn answer(batch: &mut Vec<Job>, results: impl Iterator<Item = Outcome>) {
     let mut woken: Vec<Arc<Mailbox>> = Vec::new();
     for (job, result) in batch.drain(..).zip(results) {
         let unsent = match job.mailbox {
@@ -496,11 +498,7 @@ impl Writer {
 
     /// Writes one batch in one transaction; returns the new head and each job's
     /// outcome. Nothing is visible to anyone until the commit returns.
-    #[allow(clippy::type_complexity)]
-    fn write(
-        &mut self,
-        batch: &[Job],
-    ) -> Result<(Head, Vec<Result<Appended, AppendError>>), rusqlite::Error> {
+    fn write(&mut self, batch: &[Job]) -> Result<(Head, Vec<Outcome>), rusqlite::Error> {
         let now = self.clock.now();
         let issued_at = format_instant(now);
         let day = now.date().to_string();
