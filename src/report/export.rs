@@ -142,7 +142,7 @@ pub fn export(
         Some(l) if l.last_seq > 0 => {
             let mut at = None;
             db.for_each_log_row::<StoreError>(l.last_seq, l.last_seq, |r| {
-                at = Some(r.issued_at);
+                at = Some(r.issued_at.clone());
                 Ok(())
             })?;
             at
@@ -193,8 +193,8 @@ pub fn export(
                         )));
                     }
                     tally.add(r.seq, &r.issued_at, &r.key_system, &r.user_hash);
-                    super::write_csv_row(&mut csv, &r)?;
-                    chain_head = r.row_hash;
+                    super::write_csv_row(&mut csv, r)?;
+                    chain_head.clone_from(&r.row_hash);
                     Ok(())
                 })?;
                 csv.flush()?;

@@ -155,7 +155,8 @@ pub struct Manifest {
 /// Recounts rows as they stream past, for export and for verification alike,
 /// so both sides count by the same rules.
 pub(crate) struct Tally {
-    month: crate::ids::Month,
+    /// The report's month as `YYYY-MM`, the prefix of its rows' `issued_at`.
+    month: String,
     counts: CountsJson,
     users: std::collections::HashSet<String>,
     anomalies: ClockAnomalies,
@@ -166,7 +167,7 @@ impl Tally {
     pub(crate) fn new(month: crate::ids::Month, previous_issued_at: Option<String>) -> Tally {
         let empty = crate::store::Counts::empty(month);
         Tally {
-            month,
+            month: month.to_string(),
             counts: CountsJson {
                 by_key_system: empty.by_key_system,
                 by_day: empty.by_day,
@@ -178,22 +179,20 @@ impl Tally {
         }
     }
 
+    /// Counts one row. Allocates only for what it has not seen before (a
+    /// passenger, a day or key system outside the month): a report has millions
+    /// of rows.
     pub(crate) fn add(&mut self, seq: i64, issued_at: &str, key_system: &str, user_hash: &str) {
         self.counts.licenses += 1;
-        *self
-            .counts
-            .by_key_system
-            .entry(key_system.to_owned())
-            .or_default() += 1;
-        let day = issued_at.get(..10).unwrap_or(issued_at);
-        *self.counts.by_day.entry(day.to_owned()).or_default() += 1;
+        count_in(&mut self.counts.by_key_system, key_system);
+        count_in(&mut self.counts.by_day, issued_at.get(..10).unwrap_or(issued_at));
         if user_hash.is_empty() {
             self.counts.licenses_without_user += 1;
         } else if !self.users.contains(user_hash) {
             self.users.insert(user_hash.to_owned());
         }
         let went_back = self.previous_issued_at.as_deref().is_some_and(|p| issued_at < p);
-        let outside = issued_at.get(..7) != Some(self.month.to_string().as_str());
+        let outside = issued_at.get(..7) != Some(self.month.as_str());
         if outside {
             self.anomalies.outside_month += 1;
         }
@@ -203,11 +202,22 @@ impl Tally {
                 self.anomalies.first_seqs.push(seq);
             }
         }
-        self.previous_issued_at = Some(issued_at.to_owned());
+        let previous = self.previous_issued_at.get_or_insert_with(String::new);
+        previous.clear();
+        previous.push_str(issued_at);
     }
 
     pub(crate) fn finish(mut self) -> (CountsJson, ClockAnomalies) {
         self.counts.active_users = self.users.len() as u64;
         (self.counts, self.anomalies)
+    }
+}
+
+fn count_in(counts: &mut BTreeMap<String, u64>, key: &str) {
+    match counts.get_mut(key) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(key.to_owned(), 1);
+        }
     }
 }

@@ -211,7 +211,8 @@ pub fn verify_reader<R: Read + std::io::Seek>(
                 }
             }
             tally.add(seq, row.issued_at, row.key_system, row.user_hash);
-            head = record[9].to_owned();
+            head.clear();
+            head.push_str(&record[9]);
             expected_seq = seq + 1;
         }
     }

@@ -205,10 +205,12 @@ impl Db {
         );
         params.push(Box::new(limit as i64));
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(params.iter()), log_row)?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut page = Vec::with_capacity(limit);
+        while let Some(r) = rows.next()? {
+            page.push(log_row(r)?);
+        }
+        Ok(page)
     }
 
     /// The UTC days, oldest first, on which `kid` was licensed within the
@@ -270,7 +272,7 @@ impl Db {
             .query(rusqlite::params_from_iter(params.iter()))
             .map_err(StoreError::from)?;
         while let Some(r) = rows.next().map_err(StoreError::from)? {
-            f(log_row(r).map_err(StoreError::from)?)?;
+            f(log_row(r)?)?;
         }
         Ok(())
     }

@@ -699,7 +699,7 @@ pub fn verify_chain(db: &super::Db) -> Result<Result<u64, ChainProblem>, StoreEr
     let mut prev_seq = 0i64;
     let mut prev_hash = GENESIS.to_owned();
     let mut problem = None;
-    db.for_each_log_row::<StoreError>(1, i64::MAX, |r| {
+    let walked = db.for_each_log_row::<StoreError>(1, i64::MAX, |r| {
         if problem.is_some() {
             return Ok(());
         }
@@ -722,12 +722,19 @@ pub fn verify_chain(db: &super::Db) -> Result<Result<u64, ChainProblem>, StoreEr
             Some(what) => problem = Some(ChainProblem { seq: r.seq, what }),
             None => {
                 prev_seq = r.seq;
-                prev_hash = r.row_hash;
+                prev_hash.clone_from(&r.row_hash);
             }
         }
         Ok(())
-    })?;
-    Ok(problem.map_or(Ok(prev_seq.max(0) as u64), Err))
+    });
+    // A row that cannot be read as berth writes rows is where the chain breaks,
+    // unless it broke before.
+    match (walked, problem) {
+        (Ok(()) | Err(StoreError::BadRow { .. }), Some(problem)) => Ok(Err(problem)),
+        (Err(StoreError::BadRow { seq, what }), None) => Ok(Err(ChainProblem { seq, what })),
+        (Err(e), _) => Err(e),
+        (Ok(()), None) => Ok(Ok(prev_seq.max(0) as u64)),
+    }
 }
 
 #[cfg(test)]

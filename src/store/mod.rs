@@ -46,6 +46,9 @@ pub enum StoreError {
     NotInitialised,
     #[error("{0}")]
     Invalid(String),
+    /// A license log row berth could not have written.
+    #[error("license log row {seq}: {what}")]
+    BadRow { seq: i64, what: String },
 }
 
 /// Opens a connection with berth's pragmas: WAL, `synchronous=FULL`, a busy timeout.
@@ -577,7 +580,7 @@ impl Db {
         let last = self.last_seq()?;
         let mut rows = Vec::new();
         self.for_each_log_row::<StoreError>((last - limit + 1).max(1), last, |r| {
-            rows.push(r);
+            rows.push(r.clone());
             Ok(())
         })?;
         rows.reverse();

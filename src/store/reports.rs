@@ -26,7 +26,7 @@ pub struct ReportRecord {
 }
 
 /// One license log row, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LogRow {
     pub seq: i64,
     pub issued_at: String,
@@ -60,19 +60,39 @@ impl LogRow {
 pub(super) const LOG_COLUMNS: &str =
     "seq, issued_at, key_system, kids, license_type, user_hash, token_id, com_key_id, prev_hash, row_hash";
 
-pub(super) fn log_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRow> {
-    Ok(LogRow {
-        seq: r.get(0)?,
-        issued_at: r.get(1)?,
-        key_system: r.get(2)?,
-        kids: r.get(3)?,
-        license_type: r.get(4)?,
-        user_hash: r.get(5)?,
-        token_id: r.get(6)?,
-        com_key_id: r.get(7)?,
-        prev_hash: r.get(8)?,
-        row_hash: r.get(9)?,
-    })
+pub(super) fn log_row(r: &rusqlite::Row<'_>) -> Result<LogRow, StoreError> {
+    let mut row = LogRow::default();
+    read_log_row(r, &mut row)?;
+    Ok(row)
+}
+
+/// Reads a row of [`LOG_COLUMNS`] into `row`, reusing its strings' buffers. A
+/// field that is not UTF-8 text was not written by berth: [`StoreError::BadRow`].
+fn read_log_row(r: &rusqlite::Row<'_>, row: &mut LogRow) -> Result<(), StoreError> {
+    row.seq = r.get(0)?;
+    let fields = [
+        &mut row.issued_at,
+        &mut row.key_system,
+        &mut row.kids,
+        &mut row.license_type,
+        &mut row.user_hash,
+        &mut row.token_id,
+        &mut row.com_key_id,
+        &mut row.prev_hash,
+        &mut row.row_hash,
+    ];
+    for (i, field) in fields.into_iter().enumerate() {
+        let text = r.get_ref(i + 1)?.as_str().map_err(|_| StoreError::BadRow {
+            seq: row.seq,
+            what: format!(
+                "column {} is not UTF-8 text (the row was written outside berth)",
+                LOG_COLUMNS.split(", ").nth(i + 1).unwrap_or("?")
+            ),
+        })?;
+        field.clear();
+        field.push_str(text);
+    }
+    Ok(())
 }
 
 const REPORT_COLUMNS: &str = "sequence, month, file_name, manifest_sha256, zip_sha256, first_seq, last_seq,
@@ -208,11 +228,13 @@ impl Db {
 
     /// Calls `f` for every row with `from <= seq <= to`, in order, from one
     /// consistent snapshot.
+    /// Calls `f` with each log row from `from` to `to` in `seq` order. The row
+    /// is lent, one buffer for them all: a month's report reads millions.
     pub fn for_each_log_row<E: From<StoreError>>(
         &self,
         from: i64,
         to: i64,
-        mut f: impl FnMut(LogRow) -> Result<(), E>,
+        mut f: impl FnMut(&LogRow) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut stmt = self
             .conn
@@ -221,8 +243,10 @@ impl Db {
             ))
             .map_err(StoreError::from)?;
         let mut rows = stmt.query(params![from, to]).map_err(StoreError::from)?;
+        let mut row = LogRow::default();
         while let Some(r) = rows.next().map_err(StoreError::from)? {
-            f(log_row(r).map_err(StoreError::from)?)?;
+            read_log_row(r, &mut row)?;
+            f(&row)?;
         }
         Ok(())
     }

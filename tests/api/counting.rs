@@ -97,6 +97,43 @@ async fn a_deleted_row_breaks_the_chain() {
 }
 
 #[actix_web::test]
+async fn a_row_edited_into_bytes_that_are_not_text_breaks_the_chain() {
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    for _ in 0..3 {
+        let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        assert_eq!(s, 200);
+    }
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER license_log_no_update;
+         UPDATE license_log SET token_id = CAST(X'FF' AS TEXT) WHERE seq = 2;",
+    )
+    .unwrap();
+    let out = app.berth(&["log", "verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["seq"], 2);
+    assert!(
+        report["problem"]
+            .as_str()
+            .unwrap()
+            .contains("column token_id is not UTF-8 text"),
+        "{report}"
+    );
+    // The month's report refuses to carry it, and says where it is.
+    let month = berth::ids::Month::of(time::OffsetDateTime::now_utc()).to_string();
+    let out = app.berth(&["report", "export", "--month", &month, "--partial"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("row 2: column token_id is not UTF-8 text"),
+        "{stderr}"
+    );
+}
+
+#[actix_web::test]
 async fn five_hundred_concurrent_licenses() {
     let app = spawn_app().await;
     let mut handles = Vec::new();
