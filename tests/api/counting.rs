@@ -78,8 +78,9 @@ async fn mixed_traffic_logs_exactly_the_successes() {
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
 }
 
-#[actix_web::test]
-async fn a_deleted_row_breaks_the_chain() {
+/// Three licenses, then `edit` run with `sqlite3`'s powers (the triggers
+/// dropped); returns the app and `berth log verify --json`'s verdict, a failure.
+async fn edited_log(edit: &str) -> (TestApp, Value) {
     let app = spawn_app().await;
     let token = app.token(&[KID_A], json!({}));
     for _ in 0..3 {
@@ -87,33 +88,27 @@ async fn a_deleted_row_breaks_the_chain() {
         assert_eq!(s, 200);
     }
     let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute_batch("DROP TRIGGER license_log_no_delete; DELETE FROM license_log WHERE seq = 2;")
-        .unwrap();
-    let out = app.berth(&["log", "verify", "--json"]);
-    assert_eq!(out.status.code(), Some(1));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["ok"], false);
-    assert_eq!(report["seq"], 3);
-}
-
-#[actix_web::test]
-async fn a_row_edited_into_bytes_that_are_not_text_breaks_the_chain() {
-    let app = spawn_app().await;
-    let token = app.token(&[KID_A], json!({}));
-    for _ in 0..3 {
-        let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
-        assert_eq!(s, 200);
-    }
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute_batch(
-        "DROP TRIGGER license_log_no_update;
-         UPDATE license_log SET token_id = CAST(X'FF' AS TEXT) WHERE seq = 2;",
-    )
+    conn.execute_batch(&format!(
+        "DROP TRIGGER license_log_no_delete; DROP TRIGGER license_log_no_update; {edit}"
+    ))
     .unwrap();
     let out = app.berth(&["log", "verify", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], false);
+    (app, report)
+}
+
+#[actix_web::test]
+async fn a_deleted_row_breaks_the_chain() {
+    let (_app, report) = edited_log("DELETE FROM license_log WHERE seq = 2;").await;
+    assert_eq!(report["seq"], 3);
+}
+
+#[actix_web::test]
+async fn a_row_edited_into_bytes_that_are_not_text_breaks_the_chain() {
+    let (app, report) =
+        edited_log("UPDATE license_log SET token_id = CAST(X'FF' AS TEXT) WHERE seq = 2;").await;
     assert_eq!(report["seq"], 2);
     assert!(
         report["problem"]
