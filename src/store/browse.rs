@@ -206,7 +206,7 @@ impl Db {
         params.push(Box::new(limit as i64));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
-        let mut page = Vec::with_capacity(limit);
+        let mut page = Vec::new();
         while let Some(r) = rows.next()? {
             page.push(log_row(r)?);
         }
