@@ -104,7 +104,7 @@ fn render_com_keys(
     let body = format!(
         "{}{}<section aria-labelledby=\"ck-h\"><h2 id=\"ck-h\">Communication keys ({})</h2>\
          <p>The portal signs license tokens with one of these; berth never shows a stored secret.</p>\
-         <div class=\"scroll\"><table id=\"comkeys\"><thead><tr><th>Id</th><th>Created (UTC)</th><th>Last used (UTC)</th><th></th></tr></thead>\
+         <div class=\"scroll\"><table id=\"comkeys\"><thead><tr><th>Id</th><th>Created (UTC)</th><th>Last used (UTC, to the minute)</th><th></th></tr></thead>\
          <tbody>{rows}</tbody></table></div></section>{generate}<script src=\"/static/admin.js\"></script>",
         notice(message),
         shown_html(shown),

@@ -334,6 +334,7 @@ impl LogWriter {
                     health: thread_health,
                     max_batch: config.max_batch,
                     counted: CountedUsers::default(),
+                    last_used_minute: HashMap::new(),
                 }
                 .run(rx)
             })
@@ -384,6 +385,12 @@ struct Writer {
     health: Arc<WriterHealth>,
     max_batch: usize,
     counted: CountedUsers,
+    /// Per communication key, the minute (`YYYY-MM-DDTHH:MM`) its `last_used_at`
+    /// was last written in, by a committed batch. "Last used" is written once a
+    /// minute per key, not once per batch: at a vessel's rates every license is
+    /// its own batch, and that update was one page of the five or six each
+    /// commit writes to the WAL.
+    last_used_minute: HashMap<String, String>,
 }
 
 /// Passengers (user hashes) the writer knows are already in `usage_users` for
@@ -506,6 +513,7 @@ impl Writer {
         // A clock set back stamps rows earlier than the row before them; they are
         // kept as stamped and counted, never reordered or dropped.
         let clock_went_back = issued_at < self.head.issued_at;
+        let minute = issued_at.get(..16).unwrap_or(&issued_at);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -602,8 +610,9 @@ impl Writer {
             for ((kid, key_system), licenses) in &kid_daily {
                 upsert_kid_day.execute(params![kid.to_uuid_string(), day, key_system.as_str(), licenses])?;
             }
-            // "Last used" on the communication keys page: one update per key
-            // per batch, not per license.
+            // "Last used" on the communication keys page: at most one update
+            // per key and minute.
+            com_keys_used.retain(|id| self.last_used_minute.get(id).map(String::as_str) != Some(minute));
             let mut used = tx.prepare_cached("UPDATE com_keys SET last_used_at = ?2 WHERE id = ?1")?;
             for id in &com_keys_used {
                 used.execute(params![id, issued_at])?;
@@ -627,6 +636,9 @@ impl Writer {
         }
         tx.commit()?;
         self.counted.remember(&month, &users);
+        for id in com_keys_used {
+            self.last_used_minute.insert(id, minute.to_owned());
+        }
         Ok((head, results))
     }
 

@@ -583,20 +583,38 @@ async fn communication_keys_are_generated_shown_once_used_and_removed() {
     let secret = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &secret).unwrap();
     assert_eq!(secret.len(), 32);
 
-    // A token signed with the new key works at once, and the key shows as used.
+    // A token signed with the new key works at once, and the key shows as used:
+    // to the minute, written by the first license of each minute.
+    let minute = app
+        .clock_now()
+        .replace_second(0)
+        .unwrap()
+        .replace_nanosecond(0)
+        .unwrap();
+    let last_used = |body: &str| {
+        between(body, &format!("<tr><td><code>{id}</code></td>"), "</tr>")
+            .split("<td>")
+            .nth(2)
+            .unwrap_or_default()
+            .trim_end_matches("</td>")
+            .to_owned()
+    };
     let mut payload = app.payload(&[KID_A], json!({}));
     payload["com_key_id"] = json!(id);
     let token = sign_hs256(&secret, &payload);
-    let (s, b, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
-    assert_eq!(s, 200, "{b}");
-    let (_, body) = get(&app, &cookie, "/comkeys").await;
-    assert!(body.contains("Communication keys (2)"));
-    assert!(
-        !body.contains("class=\"once\""),
-        "the secret is never shown again"
-    );
-    let row = between(&body, &format!("<tr><td><code>{id}</code></td>"), "</tr>");
-    assert!(!row.contains("never"), "last used: {row}");
+    for (second, shown) in [(10, 10), (40, 10), (70, 70)] {
+        app.clock.set(minute + time::Duration::seconds(second));
+        let (s, b, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        assert_eq!(s, 200, "{b}");
+        let (_, body) = get(&app, &cookie, "/comkeys").await;
+        assert!(body.contains("Communication keys (2)"));
+        assert!(
+            !body.contains("class=\"once\""),
+            "the secret is never shown again"
+        );
+        let expected = berth::ids::format_instant(minute + time::Duration::seconds(shown));
+        assert_eq!(last_used(&body), expected, "a license at {second} s");
+    }
 
     let (s, body) = post(
         &app,
