@@ -111,22 +111,35 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
 
 impl TestApp {
     pub async fn start(&mut self) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let master = server::load_master_key(&server::master_key_path(&self.config)).unwrap();
-        let server = server::start(
-            &self.config,
-            Startup {
-                master,
-                clock: self.clock.clone(),
-                license_listener: listener,
-                admin_listener: self
-                    .with_admin
-                    .then(|| TcpListener::bind("127.0.0.1:0").expect("bind admin")),
-                workers: Some(2),
-            },
-        )
-        .await
-        .expect("start berth");
+        // A restart in this process can find the data dir's lock still held for a
+        // moment: the lock is an flock on an open file, and a child that another
+        // test spawned at the instant `stop` closed it holds a copy of every open
+        // file until it execs. So a start refused for the lock is tried again
+        // (a real `berth serve` is a process of its own, and its exit frees it).
+        let mut attempts = 0;
+        let server = loop {
+            let started = server::start(
+                &self.config,
+                Startup {
+                    master: master.clone(),
+                    clock: self.clock.clone(),
+                    license_listener: TcpListener::bind("127.0.0.1:0").expect("bind"),
+                    admin_listener: self
+                        .with_admin
+                        .then(|| TcpListener::bind("127.0.0.1:0").expect("bind admin")),
+                    workers: Some(2),
+                },
+            )
+            .await;
+            match started {
+                Err(e) if attempts < 50 && e.to_string().contains("another berth serve holds it") => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                other => break other.expect("start berth"),
+            }
+        };
         self.addr = server.license_addr();
         self.server = Some(server);
     }
