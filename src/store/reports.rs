@@ -227,9 +227,8 @@ impl Db {
     }
 
     /// Calls `f` for every row with `from <= seq <= to`, in order, from one
-    /// consistent snapshot.
-    /// Calls `f` with each log row from `from` to `to` in `seq` order. The row
-    /// is lent, one buffer for them all: a month's report reads millions.
+    /// consistent snapshot. The row is lent, one buffer for them all: a month's
+    /// report reads millions.
     pub fn for_each_log_row<E: From<StoreError>>(
         &self,
         from: i64,
