@@ -21,6 +21,23 @@
         var ok = d.health && d.health.status === 'ok';
         var status = document.getElementById('status');
         if (status) { status.textContent = ok ? 'OK' : 'PROBLEM'; status.className = 'n ' + (ok ? 'ok' : 'bad'); }
+        text('problems', ((d.health && d.health.problems) || []).join('; '));
+        var now = (d.health && d.health.clock && d.health.clock.now) || '';
+        if (now.length >= 19) { text('clock', now.slice(11, 19)); text('clock-date', now.slice(0, 10)); }
+        var denials = document.getElementById('denials');
+        if (denials && d.denials && d.denials.length) {
+          denials.textContent = '';
+          d.denials.forEach(function (x) {
+            var tr = document.createElement('tr'), code = document.createElement('code'), td = document.createElement('td');
+            code.textContent = x.code;
+            code.className = 'nowrap';
+            td.appendChild(code);
+            tr.appendChild(td);
+            cell(tr, x.count);
+            cell(tr, x.meaning);
+            denials.appendChild(tr);
+          });
+        }
         var body = document.getElementById('last');
         if (body && d.last_licenses) {
           body.textContent = '';

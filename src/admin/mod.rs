@@ -334,8 +334,35 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
             "titles": r.kids.split(';').filter_map(|kid| labels.get(kid).copied()).collect::<Vec<_>>().join("; "),
             "license_type": r.license_type,
         })).collect::<Vec<_>>(),
-        "denials": state.outcomes.denials(),
+        "denials": denials(&state.outcomes),
+        "disk_days_left": disk_free.zip(counts.as_ref()).and_then(|(free, c)| {
+            log_days_left(free, c.licenses, now - month.start())
+        }),
     })
+}
+
+/// Refusals since start, most frequent first, each with what it usually means.
+fn denials(outcomes: &crate::http::Outcomes) -> Vec<serde_json::Value> {
+    let mut denials: Vec<_> = outcomes.denials().into_iter().collect();
+    denials.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    denials
+        .into_iter()
+        .map(|(code, count)| {
+            serde_json::json!({ "code": code, "count": count, "meaning": crate::http::meaning(code) })
+        })
+        .collect()
+}
+
+/// How many days of license log `free` bytes hold at the rate of the month so
+/// far (`licenses` in `elapsed`, counted as at least a day), or None before
+/// the month's first license.
+fn log_days_left(free: u64, licenses: u64, elapsed: time::Duration) -> Option<u64> {
+    if licenses == 0 {
+        return None;
+    }
+    let days = elapsed.as_seconds_f64().max(86_400.0) / 86_400.0;
+    let bytes_per_day = licenses as f64 / days * crate::store::LOG_BYTES_PER_LICENSE as f64;
+    Some((free as f64 / bytes_per_day) as u64)
 }
 
 /// [`dashboard_data`] off the async workers (it reads SQLite).
@@ -450,4 +477,26 @@ fn admin_action(
         return Err(refuse("This needs an admin account."));
     }
     Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_days_left;
+    use time::Duration;
+
+    #[test]
+    fn days_of_log_the_disk_holds_at_the_months_rate() {
+        // 10,000 licenses a day take 4 MB a day: 1 GB holds 250 days.
+        assert_eq!(
+            log_days_left(1_000_000_000, 100_000, Duration::days(10)),
+            Some(250)
+        );
+        // Early in a month the rate is taken over at least a day, not extrapolated from minutes.
+        assert_eq!(
+            log_days_left(1_000_000_000, 10_000, Duration::minutes(5)),
+            Some(250)
+        );
+        assert_eq!(log_days_left(1_000_000_000, 0, Duration::days(10)), None);
+        assert_eq!(log_days_left(0, 5, Duration::days(1)), Some(0));
+    }
 }

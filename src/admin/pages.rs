@@ -33,7 +33,7 @@ main{padding:1rem;max-width:1200px;margin:auto}
 table{width:100%;border-collapse:collapse;background:#fff;margin-top:.5rem}
 td,th{padding:.35rem .5rem;border-bottom:1px solid #dde3e8;text-align:left;font-size:.9rem}
 code{font-size:.85rem;word-break:break-all}
-code.kid{white-space:nowrap;word-break:normal}
+code.kid,code.nowrap{white-space:nowrap;word-break:normal}
 .kid-label{display:block;color:#4a5561;font-size:.85rem}
 form.inline{display:inline}
 button,input,select{font:inherit;padding:.35rem .6rem}
@@ -182,6 +182,32 @@ pub fn chart(by_day: &serde_json::Map<String, Value>) -> String {
     )
 }
 
+/// Bytes for people: "51.1 GB", "820 MB".
+fn size(bytes: u64) -> String {
+    if bytes >= 1_000_000_000 {
+        format!("{:.1} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{} MB", bytes / 1_000_000)
+    }
+}
+
+/// The dashboard's estimate of what the free disk holds.
+fn room_for(days: u64) -> String {
+    match days {
+        0..=1 => "less than a day of licenses at this month's rate".to_owned(),
+        2..=3650 => format!("room for about {days} days of licenses at this month's rate"),
+        _ => "room for more than ten years of licenses at this month's rate".to_owned(),
+    }
+}
+
+/// "2026-12-01T02:42:48.892Z" as ("02:42:48", "2026-12-01").
+fn clock(now: &str) -> (String, String) {
+    match (now.get(11..19), now.get(..10)) {
+        (Some(time), Some(date)) => (esc(time), esc(date)),
+        _ => (esc(now), String::new()),
+    }
+}
+
 pub fn dashboard(session: &Session, d: &Value) -> String {
     let health = &d["health"];
     let healthy = health["status"] == "ok";
@@ -190,9 +216,16 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
     });
     let counts = &d["counts"];
     let inst = &d["installation"];
-    let free_mb = d["disk_free_bytes"]
-        .as_u64()
-        .map_or("?".to_owned(), |b| (b / (1024 * 1024)).to_string());
+    let free = d["disk_free_bytes"].as_u64();
+    let days_left = d["disk_days_left"].as_u64();
+    let disk_low = free.is_some_and(|b| b < 1_000_000_000) || days_left.is_some_and(|n| n < 30);
+    let disk = format!(
+        "<div class=\"n{}\">{}</div><div>{}</div>",
+        if disk_low { " bad" } else { "" },
+        free.map_or("?".to_owned(), size),
+        days_left.map_or(String::new(), room_for)
+    );
+    let (clock_time, clock_date) = clock(health["clock"]["now"].as_str().unwrap_or(""));
     let mut last = String::new();
     for r in d["last_licenses"].as_array().into_iter().flatten() {
         last.push_str(&format!(
@@ -205,27 +238,32 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         ));
     }
     let mut denials = String::new();
-    for (code, n) in d["denials"].as_object().into_iter().flatten() {
-        denials.push_str(&format!("<tr><td>{}</td><td>{}</td></tr>", esc(code), num(n)));
+    for denial in d["denials"].as_array().into_iter().flatten() {
+        denials.push_str(&format!(
+            "<tr><td><code class=\"nowrap\">{}</code></td><td>{}</td><td>{}</td></tr>",
+            esc(denial["code"].as_str().unwrap_or("")),
+            num(&denial["count"]),
+            esc(denial["meaning"].as_str().unwrap_or(""))
+        ));
     }
     if denials.is_empty() {
-        denials.push_str("<tr><td colspan=\"2\">none since the service started</td></tr>");
+        denials.push_str("<tr><td colspan=\"3\">none since the service started</td></tr>");
     }
     let empty = serde_json::Map::new();
     let body = format!(
         "<section aria-labelledby=\"health\"><h2 id=\"health\">Health</h2><div class=\"cards\">\
-         <div class=\"card\"><div>Service</div><div class=\"n {}\" id=\"status\">{}</div><div>{}</div></div>\
+         <div class=\"card\"><div>Service</div><div class=\"n {}\" id=\"status\">{}</div><div id=\"problems\">{}</div></div>\
          <div class=\"card\"><div>Licenses in {}</div><div class=\"n\" id=\"licenses\">{}</div></div>\
          <div class=\"card\"><div>Active users</div><div class=\"n\" id=\"active-users\">{}</div></div>\
          <div class=\"card\"><div>Licenses without user</div><div class=\"n\" id=\"without-user\">{}</div></div>\
-         <div class=\"card\"><div>Disk free</div><div class=\"n\">{free_mb} MB</div></div>\
-         <div class=\"card\"><div>Clock</div><div>{}</div><div>{}</div></div></div></section>\
+         <div class=\"card\"><div>Disk free</div>{disk}</div>\
+         <div class=\"card\"><div>Clock (UTC)</div><div class=\"n\" id=\"clock\">{clock_time}</div><div id=\"clock-date\">{clock_date}</div><div>{}</div></div></div></section>\
          <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div>\
          <p><a href=\"/keys?sort=watched\">Which titles are licensed most this month</a></p></section>\
          <section aria-labelledby=\"id-h\"><h2 id=\"id-h\">Installation</h2><div class=\"scroll\"><table><tr><th scope=\"row\">Id</th><td>{}</td></tr>\
          <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr></table></div></section>\
          <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><div class=\"scroll\"><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Title</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></div></section>\
-         <section aria-labelledby=\"den-h\"><h2 id=\"den-h\">Denials since start, by error code</h2><div class=\"scroll\"><table><tbody id=\"denials\">{denials}</tbody></table></div></section>\
+         <section aria-labelledby=\"den-h\"><h2 id=\"den-h\">Refused requests since the service started</h2><div class=\"scroll\"><table><thead><tr><th>Code</th><th>Count</th><th>What it usually means</th></tr></thead><tbody id=\"denials\">{denials}</tbody></table></div></section>\
          <script src=\"/static/admin.js\"></script>",
         if healthy { "ok" } else { "bad" },
         if healthy { "OK" } else { "PROBLEM" },
@@ -234,7 +272,6 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         num(&counts["licenses"]),
         num(&counts["active_users"]),
         num(&counts["licenses_without_user"]),
-        esc(health["clock"]["now"].as_str().unwrap_or("")),
         if health["clock"]["behind_log"] == true {
             "<span class=\"bad\">behind the newest license: check the clock</span>"
         } else {
@@ -354,5 +391,25 @@ mod tests {
             esc("<script>\"x\" & 'y'</script>"),
             "&lt;script&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/script&gt;"
         );
+    }
+
+    #[test]
+    fn the_dashboard_says_sizes_days_and_times_for_people() {
+        assert_eq!(size(51_080_000_000), "51.1 GB");
+        assert_eq!(size(820_400_000), "820 MB");
+        assert_eq!(room_for(0), "less than a day of licenses at this month's rate");
+        assert_eq!(
+            room_for(45),
+            "room for about 45 days of licenses at this month's rate"
+        );
+        assert_eq!(
+            room_for(40_000),
+            "room for more than ten years of licenses at this month's rate"
+        );
+        assert_eq!(
+            clock("2026-12-01T02:42:48.892Z"),
+            ("02:42:48".to_owned(), "2026-12-01".to_owned())
+        );
+        assert_eq!(clock("<b>"), ("&lt;b&gt;".to_owned(), String::new()));
     }
 }

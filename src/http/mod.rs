@@ -31,7 +31,7 @@ use crate::license::{LicenseRequest, LicenseService};
 
 pub use cors::Cors;
 pub use error::ApiError;
-pub use outcomes::{Outcomes, disk_free_bytes};
+pub use outcomes::{Outcomes, disk_free_bytes, meaning};
 use ratelimit::RateLimiter;
 pub use upload::{UploadPass, Uploader};
 

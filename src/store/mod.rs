@@ -32,6 +32,11 @@ pub use reports::{LogRow, ReportRecord};
 
 pub const DB_FILE: &str = "berth.db";
 
+/// What a license adds to the database, its indexes and aggregates included
+/// (measured: 2,986,787 licenses in 1.14 GB after a checkpoint, 382 bytes each;
+/// rounded up), for the dashboard's estimate of the days the disk holds.
+pub const LOG_BYTES_PER_LICENSE: u64 = 400;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]

@@ -155,7 +155,11 @@ async fn the_dashboard_counts_what_the_license_api_delivered() {
         "the last licenses show the KID's label"
     );
     assert_eq!(between(&body, "id=\"active-users\">", "<"), "2");
-    assert!(body.contains("token_missing"), "recent denials by code");
+    assert!(
+        body.contains("<tr><td><code class=\"nowrap\">token_missing</code></td><td>1</td><td>The player sent no license token"),
+        "refusals by code, with what they mean"
+    );
+    assert!(body.contains("room for about") || body.contains("room for more than ten years"));
     assert!(body.contains("Test Aircraft") && body.contains("test-vessel"));
     assert!(body.contains("<svg id=\"chart\""));
     assert!(body.contains("<label for=\"user\">") || !body.contains("<input id=\"user\""));
@@ -172,6 +176,18 @@ async fn the_dashboard_counts_what_the_license_api_delivered() {
     assert_eq!(data["last_licenses"][0]["titles"], "A", "the KID's label");
     assert_eq!(data["health"]["status"], "ok");
     assert!(data["disk_free_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(data["denials"][0]["code"], "token_missing");
+    assert_eq!(data["denials"][0]["count"], 1);
+    assert!(
+        data["denials"][0]["meaning"]
+            .as_str()
+            .unwrap()
+            .contains("no license token")
+    );
+    assert!(
+        data["disk_days_left"].as_u64().is_some(),
+        "an estimate once the month has a license"
+    );
 }
 
 #[actix_web::test]
