@@ -437,6 +437,11 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
     out.push_str(&format!(
         "# HELP berth_database_bytes Size of the database and its WAL.\n# TYPE berth_database_bytes gauge\nberth_database_bytes {size}\n"
     ));
+    if let Some(free) = crate::http::disk_free_bytes(&state.data_dir) {
+        out.push_str(&format!(
+            "# HELP berth_disk_free_bytes Free space for the database on its filesystem.\n# TYPE berth_disk_free_bytes gauge\nberth_disk_free_bytes {free}\n"
+        ));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)

@@ -307,6 +307,11 @@ async fn metrics_in_prometheus_format() {
         "{text}"
     );
     assert!(text.contains("berth_database_bytes "));
+    let free = text
+        .lines()
+        .find_map(|l| l.strip_prefix("berth_disk_free_bytes "))
+        .expect("free disk space");
+    assert!(free.parse::<u64>().unwrap() > 0);
     // The license listener never serves the admin UI.
     for path in ["/login", "/metrics", "/dashboard.json", "/static/admin.js"] {
         assert_eq!(
