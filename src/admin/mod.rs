@@ -343,9 +343,8 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
 
 /// Refusals since start, most frequent first, each with what it usually means.
 fn denials(outcomes: &crate::http::Outcomes) -> Vec<serde_json::Value> {
-    let mut denials: Vec<_> = outcomes.denials().into_iter().collect();
-    denials.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    denials
+    outcomes
+        .denials()
         .into_iter()
         .map(|(code, count)| {
             serde_json::json!({ "code": code, "count": count, "meaning": crate::http::meaning(code) })

@@ -62,7 +62,7 @@ pub fn meaning(code: &str) -> &'static str {
         }
         "ip_not_allowed" => "The seat's network address is outside the addresses the token allows.",
         "unsupported_entitlement" => {
-            "The token asks for a restriction berth cannot enforce (a concurrency limit, output protection), so berth refuses rather than ignore it; `journalctl -u berth` names the field."
+            "The token asks for a restriction berth cannot enforce (a concurrency limit, output protection), so berth refuses rather than ignore it; the service log (journalctl -u berth) names the field."
         }
         "body_too_large" => "A request body over 64 KiB: not a real player.",
         "rate_limited" => "One address sent more requests than the configured rate allows.",
@@ -117,14 +117,16 @@ impl Outcomes {
         out
     }
 
-    /// Refusals by code, both key systems together.
-    pub fn denials(&self) -> BTreeMap<&'static str, u64> {
-        let mut out = BTreeMap::new();
+    /// Refusals by code, both key systems together, most frequent first.
+    pub fn denials(&self) -> Vec<(&'static str, u64)> {
+        let mut by_code: BTreeMap<&str, u64> = BTreeMap::new();
         for ((_, code), n) in self.snapshot() {
             if code != "ok" {
-                *out.entry(code).or_default() += n;
+                *by_code.entry(code).or_default() += n;
             }
         }
+        let mut out: Vec<_> = by_code.into_iter().collect();
+        out.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
         out
     }
 
