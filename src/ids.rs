@@ -328,7 +328,9 @@ impl FromStr for Month {
         let year: i32 = y.parse().map_err(|_| bad())?;
         let month: u8 = m.parse().map_err(|_| bad())?;
         let month = time::Month::try_from(month).map_err(|_| bad())?;
-        if !(1970..=9999).contains(&year) {
+        // Up to 9998: a month's end is the next month's start, and the date
+        // type stops at 9999-12-31 (9999-12 made `stats` and `report verify` panic).
+        if !(1970..=9998).contains(&year) {
             return Err(bad());
         }
         Ok(Month { year, month })
@@ -423,6 +425,15 @@ mod tests {
         assert_eq!("2024-02".parse::<Month>().unwrap().days().len(), 29);
         assert!("2026-13".parse::<Month>().is_err());
         assert!("26-01".parse::<Month>().is_err());
+        // Every month that parses has an end and days: the last is 9998-12.
+        let last: Month = "9998-12".parse().unwrap();
+        assert_eq!(format_instant(last.end()), "9999-01-01T00:00:00.000Z");
+        assert_eq!(last.days().len(), 31);
+        for bad in [
+            "9999-12", "9999-01", "1969-12", "0000-01", "+999-01", "2026-00", "2026-1 ",
+        ] {
+            assert!(bad.parse::<Month>().is_err(), "{bad}");
+        }
     }
 
     #[test]

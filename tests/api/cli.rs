@@ -83,6 +83,13 @@ fn usage_errors_exit_2_and_failures_exit_1() {
         Some(2)
     );
     assert_eq!(berth(&["stats", "--month", "2026-13"]).status.code(), Some(2));
+    for month in ["9999-12", "0000-01"] {
+        let out = berth(&["stats", "--month", month]);
+        assert_eq!(out.status.code(), Some(2), "{month}: {}", stderr(&out));
+        assert!(stderr(&out).contains("YYYY-MM"), "{}", stderr(&out));
+        let out = berth(&["report", "export", "--month", month]);
+        assert_eq!(out.status.code(), Some(2), "{month}: {}", stderr(&out));
+    }
     let tmp = tempfile::tempdir().unwrap();
     let out = berth(&["stats", "--data-dir", tmp.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));

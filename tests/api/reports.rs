@@ -295,6 +295,14 @@ async fn the_tamper_catalogue_is_caught() {
         resign(files, &key);
     });
     expect_failure(&verify(&app, &f, &[]), "counts.licenses");
+    // A month the date type cannot end (signed by whoever holds a key): refused, not a panic.
+    let f = tampered(&app, &october, "month-9999.zip", |files| {
+        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+        report["period"]["month"] = json!("9999-12");
+        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &f, &[]), "period.month is not YYYY-MM");
     let f = tampered(&app, &october, "manifest-edited.zip", |files| {
         let text = String::from_utf8(files["manifest.json"].clone())
             .unwrap()
