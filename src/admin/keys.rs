@@ -23,7 +23,7 @@ pub enum KeyOrder {
     /// By title, A to Z (keys without a title last, by KID).
     #[default]
     Title,
-    /// Most licenses this month first: what passengers are watching.
+    /// Most licenses in the month shown first: what passengers are watching.
     Watched,
     /// Most recently licensed first; never-licensed keys last.
     LastLicensed,
@@ -35,17 +35,19 @@ impl KeyOrder {
     /// Every order, with its query value and what the page calls it.
     pub const ALL: [(KeyOrder, &'static str, &'static str); 4] = [
         (KeyOrder::Title, "title", "Title, A to Z"),
-        (KeyOrder::Watched, "watched", "Most licensed this month"),
+        (KeyOrder::Watched, "watched", "Most licensed in the month"),
         (KeyOrder::LastLicensed, "last", "Most recently licensed"),
         (KeyOrder::Added, "added", "Most recently added"),
     ];
 }
 
-/// What the page shows: the keys whose title or KID contains `search`, in `order`.
+/// What the page shows: the keys whose title or KID contains `search`, in
+/// `order`, with their licenses in `month` (None: the current one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyView {
     pub search: String,
     pub order: KeyOrder,
+    pub month: Option<Month>,
 }
 
 fn parse_view(query: &str) -> Result<KeyView, String> {
@@ -62,9 +64,17 @@ fn parse_view(query: &str) -> Result<KeyView, String> {
             .map(|(order, _, _)| *order)
             .ok_or_else(|| "The order is title, watched, last or added.".to_owned())?,
     };
+    let month = match query.get("month") {
+        "" => None,
+        text => Some(
+            text.parse()
+                .map_err(|_| "The month is written YYYY-MM, for example 2026-11.".to_owned())?,
+        ),
+    };
     Ok(KeyView {
         search: search.to_owned(),
         order,
+        month,
     })
 }
 
@@ -85,7 +95,7 @@ fn sort(listed: &mut [(KeyInfo, KidUsage)], order: KeyOrder) {
     let title = |k: &KeyInfo| (k.label.is_empty(), k.label.to_lowercase(), k.kid.to_string());
     match order {
         KeyOrder::Title => listed.sort_by_cached_key(|(k, _)| title(k)),
-        KeyOrder::Watched => listed.sort_by_cached_key(|(k, u)| (Reverse(u.licenses_since), title(k))),
+        KeyOrder::Watched => listed.sort_by_cached_key(|(k, u)| (Reverse(u.licenses), title(k))),
         KeyOrder::LastLicensed => listed.sort_by_cached_key(|(k, u)| (Reverse(u.last_day.clone()), title(k))),
         KeyOrder::Added => listed.sort_by_cached_key(|(k, _)| (Reverse(k.added_at.clone()), title(k))),
     }
@@ -113,17 +123,19 @@ async fn answer(
     view: &KeyView,
     notice: Notice,
 ) -> HttpResponse {
-    let month = Month::of(state.service.clock().now());
+    let month = view
+        .month
+        .unwrap_or_else(|| Month::of(state.service.clock().now()));
     let wanted = matcher(&view.search);
     let listed = with_db(state, move |db| -> Result<_, crate::store::StoreError> {
         let keys = db.list_keys()?;
         let total = keys.len();
-        let since = month.start().date();
+        let (from, until) = (month.start().date(), month.end().date());
         let listed = keys
             .into_iter()
             .filter(|k| wanted(k))
             .map(|k| {
-                let usage = db.kid_usage(&k.kid, since)?;
+                let usage = db.kid_usage(&k.kid, from, until)?;
                 Ok((k, usage))
             })
             .collect::<Result<Vec<_>, crate::store::StoreError>>()?;

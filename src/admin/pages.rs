@@ -259,7 +259,8 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
          <div class=\"card\"><div>Disk free</div>{disk}</div>\
          <div class=\"card\"><div>Clock (UTC)</div><div class=\"n\" id=\"clock\">{clock_time}</div><div id=\"clock-date\">{clock_date}</div><div>{}</div></div></div></section>\
          <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div>\
-         <p><a href=\"/keys?sort=watched\">Which titles are licensed most this month</a></p></section>\
+         <p><a href=\"/keys?sort=watched\">Which titles are licensed most this month</a> \
+         (<a href=\"/keys?sort=watched&amp;month={}\">last month</a>)</p></section>\
          <section aria-labelledby=\"id-h\"><h2 id=\"id-h\">Installation</h2><div class=\"scroll\"><table><tr><th scope=\"row\">Id</th><td>{}</td></tr>\
          <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr></table></div></section>\
          <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><div class=\"scroll\"><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Title</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></div></section>\
@@ -278,6 +279,10 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
             ""
         },
         chart(counts["by_day"].as_object().unwrap_or(&empty)),
+        d["month"]
+            .as_str()
+            .and_then(|m| m.parse::<crate::ids::Month>().ok())
+            .map_or(String::new(), |m| m.previous().to_string()),
         esc(inst["id"].as_str().unwrap_or("")),
         esc(inst["vessel_name"].as_str().unwrap_or("")),
         esc(inst["vessel_type"].as_str().unwrap_or("")),
@@ -287,7 +292,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
 }
 
 /// The keys page: the keys `view` finds (of `total`), in its order, each with its
-/// title, KID, use this month and date (never a key); a form to find and order
+/// title, KID, use in the month shown and dates (never a key); a form to find and order
 /// them; and for admins an import form and a remove button per key.
 pub fn keys(
     session: &Session,
@@ -300,11 +305,15 @@ pub fn keys(
     let message = notice(message);
     let csrf = esc(&session.csrf);
     let mut rows = String::new();
-    let since = month.start().date();
+    let first = month.start().date();
+    let last_day = month.end().date().previous_day().unwrap_or(first);
     for (k, used) in listed {
-        let licenses = match used.licenses_since {
+        let licenses = match used.licenses {
             0 => "0".to_owned(),
-            n => format!("<a href=\"/log?kid={}&amp;from={since}\">{n}</a>", k.kid),
+            n => format!(
+                "<a href=\"/log?kid={}&amp;from={first}&amp;to={last_day}\">{n}</a>",
+                k.kid
+            ),
         };
         let last = used.last_day.as_deref().map_or("never".to_owned(), esc);
         let remove = if session.is_admin() {
@@ -359,6 +368,7 @@ pub fn keys(
         "<form class=\"filters\" method=\"get\" action=\"/keys\" role=\"search\" aria-label=\"Find content keys\">\
          <div><label for=\"q\">Title or KID contains</label><input type=\"search\" id=\"q\" name=\"q\" size=\"30\" maxlength=\"100\" value=\"{}\"></div>\
          <div><label for=\"sort\">Order</label><select id=\"sort\" name=\"sort\">{orders}</select></div>\
+         <div><label for=\"month\">Licenses in the month</label><input type=\"month\" id=\"month\" name=\"month\" value=\"{month}\" min=\"1970-01\" max=\"9998-12\"></div>\
          <div><button type=\"submit\">Show</button></div>{show_all}</form>",
         esc(&view.search)
     );

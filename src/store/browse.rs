@@ -13,8 +13,8 @@ use crate::ids::{KeySystem, Kid};
 /// How much one KID has been licensed, from the per-KID daily aggregates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KidUsage {
-    /// Licenses since the day asked for (inclusive).
-    pub licenses_since: i64,
+    /// Licenses in the days asked for.
+    pub licenses: i64,
     /// The last UTC day it was licensed on, if ever.
     pub last_day: Option<String>,
 }
@@ -277,21 +277,26 @@ impl Db {
         Ok(())
     }
 
-    /// Licenses of `kid` since `since` and the last day it was licensed on:
-    /// two seeks into the per-KID aggregates, whatever the log's length.
-    pub fn kid_usage(&self, kid: &Kid, since: Date) -> Result<KidUsage, StoreError> {
+    /// Licenses of `kid` on the days from `from` up to (not including) `until`,
+    /// and the last day it was licensed on: two seeks into the per-KID
+    /// aggregates, whatever the log's length.
+    pub fn kid_usage(&self, kid: &Kid, from: Date, until: Date) -> Result<KidUsage, StoreError> {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT (SELECT coalesce(sum(licenses), 0) FROM usage_kid_daily WHERE kid = ?1 AND day >= ?2),
+                "SELECT (SELECT coalesce(sum(licenses), 0) FROM usage_kid_daily
+                         WHERE kid = ?1 AND day >= ?2 AND day < ?3),
                         (SELECT max(day) FROM usage_kid_daily WHERE kid = ?1)",
             )?
-            .query_row(rusqlite::params![kid.to_uuid_string(), since.to_string()], |r| {
-                Ok(KidUsage {
-                    licenses_since: r.get(0)?,
-                    last_day: r.get(1)?,
-                })
-            })?)
+            .query_row(
+                rusqlite::params![kid.to_uuid_string(), from.to_string(), until.to_string()],
+                |r| {
+                    Ok(KidUsage {
+                        licenses: r.get(0)?,
+                        last_day: r.get(1)?,
+                    })
+                },
+            )?)
     }
 
     /// How many rows the filter matches, from the daily aggregates (no log scan).

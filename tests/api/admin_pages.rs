@@ -282,6 +282,21 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
     assert!(body.contains("<option value=\"watched\" selected>"));
     let (_, dashboard) = get(&app, &cookie, "/").await;
     assert!(dashboard.contains("<a href=\"/keys?sort=watched\">"));
+    assert!(dashboard.contains("<a href=\"/keys?sort=watched&amp;month=2026-10\">last month</a>"));
+    assert!(body.contains("<th>Licenses in 2026-11</th>") && body.contains("value=\"2026-11\""));
+    assert!(body.contains(&format!(
+        "<a href=\"/log?kid={KID_B}&amp;from=2026-11-01&amp;to=2026-11-30\">3</a>"
+    )));
+    // Another month: its counts, its order, and links to its days in the log.
+    let (s, body) = get(&app, &cookie, "/keys?sort=watched&month=2026-10").await;
+    assert_eq!(s, 200);
+    assert_eq!(order(&body), [KID_A, KID_B, coral, untitled]);
+    assert!(body.contains("<th>Licenses in 2026-10</th>") && body.contains("value=\"2026-10\""));
+    assert!(body.contains(&format!(
+        "<a href=\"/log?kid={KID_A}&amp;from=2026-10-01&amp;to=2026-10-31\">1</a>"
+    )));
+    let (_, body) = get(&app, &cookie, "/keys?sort=watched&month=2026-09").await;
+    assert!(!body.contains("/log?kid="), "nothing licensed in September");
     // Most recently licensed first (a tie by title), never licensed last.
     let (_, body) = get(&app, &cookie, "/keys?sort=last").await;
     assert_eq!(order(&body), [KID_B, coral, KID_A, untitled]);
@@ -326,6 +341,13 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
     let (s, body) = get(&app, &cookie, "/keys?sort=%00%ff").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(body.contains("The order is title, watched, last or added."));
+    for month in ["2026-13", "9999-12", "%3Cb%3E", "2026-1", &"9".repeat(5000)] {
+        let (s, body) = get(&app, &cookie, &format!("/keys?month={month}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{month}");
+        assert!(body.contains("The month is written YYYY-MM, for example 2026-11."));
+        assert!(!body.contains("<b>"));
+        assert_eq!(order(&body).len(), 4);
+    }
     let (s, _) = get(&app, &cookie, &format!("/keys?q={}", "x".repeat(100))).await;
     assert_eq!(s, 200, "100 characters are fine");
 }
@@ -360,12 +382,17 @@ async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_
     let (_, keys) = get(&app, &cookie, "/keys").await;
     assert!(keys.contains("<th>Licenses in 2026-11</th>"), "{keys}");
     assert!(keys.contains(&format!(
-        "<a href=\"/log?kid={KID_A}&amp;from=2026-11-01\">71</a></td><td>2026-11-02</td>"
+        "<a href=\"/log?kid={KID_A}&amp;from=2026-11-01&amp;to=2026-11-30\">71</a></td><td>2026-11-02</td>"
     )));
     assert!(keys.contains(&format!(
-        "<a href=\"/log?kid={KID_B}&amp;from=2026-11-01\">21</a></td><td>2026-11-02</td>"
+        "<a href=\"/log?kid={KID_B}&amp;from=2026-11-01&amp;to=2026-11-30\">21</a></td><td>2026-11-02</td>"
     )));
-    let (_, listed) = get(&app, &cookie, &format!("/log?kid={KID_A}&from=2026-11-01")).await;
+    let (_, listed) = get(
+        &app,
+        &cookie,
+        &format!("/log?kid={KID_A}&from=2026-11-01&to=2026-11-30"),
+    )
+    .await;
     assert!(listed.contains("71 licenses match."));
 
     let (_, first) = get(&app, &cookie, &format!("/log?kid={KID_A}")).await;
