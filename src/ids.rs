@@ -359,9 +359,14 @@ pub fn format_instant(at: OffsetDateTime) -> String {
 }
 
 /// Parses an RFC 3339 instant (any offset).
+/// Parses an RFC 3339 date-time into UTC. An instant past the last one the
+/// date type holds in UTC (`9999-12-31T23:59:59-01:00`) is refused here:
+/// converting it later (to log it) would panic.
 pub fn parse_instant(text: &str) -> Result<OffsetDateTime, ParseError> {
     OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| parse_error("not an RFC 3339 date-time", text))
+        .ok()
+        .and_then(|at| at.checked_to_offset(UtcOffset::UTC))
+        .ok_or_else(|| parse_error("not an RFC 3339 date-time up to 9999-12-31T23:59:59Z", text))
 }
 
 #[cfg(test)]

@@ -322,17 +322,27 @@ fn check_semantics(
     let mut usable_until: Option<OffsetDateTime> = None;
     for (start_name, start, end_name, end) in windows {
         if let Some(start) = start {
-            let start = parse_instant(start).map_err(|_| invalid(format!("{start_name} is not RFC 3339")))?;
-            if now + tolerance < start {
+            let start = parse_instant(start).map_err(|_| {
+                invalid(format!(
+                    "{start_name} is not an RFC 3339 date-time up to 9999-12-31T23:59:59Z"
+                ))
+            })?;
+            // Saturating: a portal may write "never" as 9999-12-31T23:59:59Z,
+            // and the date type ends there (plain `+` panicked).
+            if now.saturating_add(tolerance) < start {
                 return Err(TokenError::NotYetValid(format!("{start_name} is in the future")));
             }
         }
         if let Some(end) = end {
-            let end = parse_instant(end).map_err(|_| invalid(format!("{end_name} is not RFC 3339")))?;
-            if now - tolerance > end {
+            let end = parse_instant(end).map_err(|_| {
+                invalid(format!(
+                    "{end_name} is not an RFC 3339 date-time up to 9999-12-31T23:59:59Z"
+                ))
+            })?;
+            if now.saturating_sub(tolerance) > end {
                 return Err(TokenError::Expired(format!("{end_name} has passed")));
             }
-            let until = end + tolerance;
+            let until = end.saturating_add(tolerance);
             usable_until = Some(usable_until.map_or(until, |u| u.min(until)));
         }
     }

@@ -119,6 +119,36 @@ fn dates_use_the_tolerance() {
 }
 
 #[test]
+fn dates_at_the_end_of_time_are_far_future_not_a_crash() {
+    // "Never expires" written as the last representable instant, with every
+    // offset and precision RFC 3339 allows there.
+    for end in [
+        "9999-12-31T23:59:59Z",
+        "9999-12-31T23:59:59.999999999Z",
+        "9999-12-31T23:59:59+23:59",
+    ] {
+        let mut p = payload(json!({ "license": { "expiration_datetime": end } }));
+        p["expiration_date"] = json!(end);
+        let entitlement = check(&com_key().sign_token(&p)).unwrap();
+        assert!(entitlement.usable_until.unwrap().year() >= 9999, "{end}");
+    }
+    // Past the end of time in UTC: refused as a date, not carried on to panic
+    // where it is logged.
+    let mut p = payload(json!({}));
+    p["expiration_date"] = json!("9999-12-31T23:59:59-00:01");
+    assert_eq!(
+        tolerance_err(p),
+        TokenError::Invalid("expiration_date is not an RFC 3339 date-time up to 9999-12-31T23:59:59Z".into())
+    );
+    let p = payload(json!({ "license": { "start_datetime": "9999-12-31T23:59:59Z" } }));
+    assert!(matches!(tolerance_err(p), TokenError::NotYetValid(_)));
+    let mut p = payload(json!({}));
+    p["begin_date"] = json!("0000-01-01T00:00:00Z");
+    p["expiration_date"] = json!("0000-01-01T00:00:00Z");
+    assert!(matches!(tolerance_err(p), TokenError::Expired(_)));
+}
+
+#[test]
 fn decrypts_inline_keys() {
     let kid: Kid = KID.parse().unwrap();
     let key = [7u8; 16];

@@ -68,6 +68,45 @@ async fn hostile_tokens() {
     assert_eq!(app.log_rows(), 0);
 }
 
+/// "Never expires" written as the last instant there is: a license, once
+/// for a single-use token; an instant past it in UTC: a clear 401. (The first
+/// made every worker that met it panic and drop the connection.)
+#[actix_web::test]
+async fn tokens_at_the_edges_of_time() {
+    let app = spawn_app().await;
+    let body = clearkey_body(&[KID_A], "temporary");
+    let single_use = json!({ "license_server": { "access_control": { "prevent_drm_message_reuse": true } } });
+    let mut forever = app.payload(&[KID_A], single_use);
+    forever["expiration_date"] = json!("9999-12-31T23:59:59Z");
+    let forever = app.sign(&forever);
+    let (status, answer, _) = post_license(&app, Some(&forever), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer, _) = post_license(&app, Some(&forever), &body).await;
+    assert_eq!((status, answer["error"].as_str()), (403, Some("token_reused")));
+    let license_forever = app.token(
+        &[KID_A],
+        json!({ "license": { "expiration_datetime": "9999-12-31T23:59:59.999999999Z" } }),
+    );
+    assert_eq!(post_license(&app, Some(&license_forever), &body).await.0, 200);
+    for (field, at) in [
+        ("expiration_date", "9999-12-31T23:59:59-00:01"),
+        ("begin_date", "9999-12-31T23:59:59-00:01"),
+        ("expiration_date", "0000-01-01T00:00:00+23:59:59"),
+        ("expiration_date", "10000-01-01T00:00:00Z"),
+    ] {
+        let mut payload = app.payload(&[KID_A], json!({}));
+        payload[field] = json!(at);
+        let (status, answer, _) = post_license(&app, Some(&app.sign(&payload)), &body).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (401, Some("token_invalid")),
+            "{at}"
+        );
+        assert!(answer["message"].as_str().unwrap().contains(field), "{answer}");
+    }
+    assert_eq!(app.log_rows(), 2);
+}
+
 #[actix_web::test]
 async fn hostile_bodies() {
     let app = spawn_app().await;

@@ -164,10 +164,17 @@ fn fuzz_tokens() {
         let _ = berth::token::verify(&String::from_utf8_lossy(input), &keys, now, tolerance);
     });
     let decoded = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, body).unwrap();
-    run("token (signed payload)", &[decoded], 100_000, |input| {
+    // And "never expires" as the last instant there is (it once panicked).
+    let mut forever = payload.clone();
+    forever["expiration_date"] = json!("9999-12-31T23:59:59Z");
+    forever["message"]["license"]["expiration_datetime"] = json!("9999-12-31T23:59:59.999999999+00:00");
+    let seeds = [decoded, serde_json::to_vec(&forever).unwrap()];
+    run("token (signed payload)", &seeds, 100_000, |input| {
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(input) {
             let signed = key.sign_token(&value);
             if let Ok(ent) = berth::token::verify(&signed, &keys, now, tolerance) {
+                // What the log writer does with a single-use token's last instant.
+                let _ = ent.usable_until.map(berth::ids::format_instant);
                 let _ = ent.grant(
                     &[],
                     berth::ids::LicenseType::Temporary,

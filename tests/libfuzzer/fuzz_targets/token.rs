@@ -23,6 +23,8 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Ok(payload) = serde_json::from_slice::<serde_json::Value>(data) {
         let signed = key.sign_token(&payload);
         if let Ok(entitlement) = berth::token::verify(&signed, keys, now, tolerance) {
+            // What the log writer does with a single-use token's last instant.
+            let _ = entitlement.usable_until.map(berth::ids::format_instant);
             let _ = entitlement.grant(&[], LicenseType::Temporary, "10.1.2.3".parse().unwrap(), |_| None);
         }
     }
