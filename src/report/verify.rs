@@ -213,7 +213,9 @@ pub fn verify_reader<R: Read + std::io::Seek>(
             tally.add(seq, row.issued_at, row.key_system, row.user_hash);
             head.clear();
             head.push_str(&record[9]);
-            expected_seq = seq + 1;
+            expected_seq = seq
+                .checked_add(1)
+                .ok_or_else(|| VerifyError(format!("licenses.csv has a seq too large to follow: {seq}")))?;
         }
     }
     // Read to the end so the hash covers the whole entry.
@@ -228,7 +230,7 @@ pub fn verify_reader<R: Read + std::io::Seek>(
     if hex(&hashing.hash.finish()) != manifest.files["licenses.csv"] {
         return fail("licenses.csv does not match its hash in manifest.json (licenses.csv edited)");
     }
-    if expected_seq - 1 != log.last_seq || head != log.last_row_hash {
+    if expected_seq.checked_sub(1) != Some(log.last_seq) || head != log.last_row_hash {
         return fail(
             "licenses.csv does not end where report.json log.last_seq / last_row_hash say (rows missing at the end)",
         );
@@ -331,7 +333,8 @@ pub fn verify_link(previous: &Verified, next: &Verified) -> Result<(), VerifyErr
     if n.report.previous_report_sha256.as_deref() != Some(previous.manifest_sha256.as_str()) {
         return fail("previous_report_sha256 does not match the previous report's manifest.json");
     }
-    if n.log.first_prev_hash != p.log.last_row_hash || n.log.first_seq != p.log.last_seq + 1 {
+    if n.log.first_prev_hash != p.log.last_row_hash || p.log.last_seq.checked_add(1) != Some(n.log.first_seq)
+    {
         return fail(
             "the license log does not continue from the previous report (rows missing or rewritten between them)",
         );

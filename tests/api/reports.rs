@@ -303,6 +303,26 @@ async fn the_tamper_catalogue_is_caught() {
         resign(files, &key);
     });
     expect_failure(&verify(&app, &f, &[]), "period.month is not YYYY-MM");
+    // Sequence numbers at the end of i64: refused, not an overflow.
+    let f = tampered(&app, &october, "seq-max.zip", |files| {
+        let mut lines = csv_lines(files);
+        let rest = lines[1].split_once(',').unwrap().1.to_owned();
+        lines[1] = format!("{},{rest}", i64::MAX);
+        files.insert("licenses.csv".into(), lines.concat().into_bytes());
+        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+        report["log"]["first_seq"] = json!(i64::MAX);
+        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &f, &[]), "seq too large");
+    let f = tampered(&app, &october, "seq-min.zip", |files| {
+        files.insert("licenses.csv".into(), csv_lines(files)[0].clone().into_bytes());
+        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+        report["log"]["first_seq"] = json!(i64::MIN);
+        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        resign(files, &key);
+    });
+    expect_failure(&verify(&app, &f, &[]), "rows missing at the end");
     let f = tampered(&app, &october, "manifest-edited.zip", |files| {
         let text = String::from_utf8(files["manifest.json"].clone())
             .unwrap()

@@ -14,6 +14,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
 
+use berth::crypto::SigningKey;
 use berth::ids::{ComKeyId, Secret32};
 use berth::token::ComKey;
 use serde_json::json;
@@ -241,4 +242,47 @@ fn fuzz_report_zips() {
         std::fs::File::create(&file).unwrap().write_all(input).unwrap();
         let _ = berth::report::verify_file(&file, None);
     });
+
+    // A mutated byte of a zip rarely gets past its signature. The libFuzzer
+    // target's second kind of input does: report.json, a NUL, licenses.csv,
+    // hashed and signed into a zip with a key for fuzzing only, as an operator
+    // holding a signing key could. Its seed verifies as it is.
+    let libfuzzer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libfuzzer");
+    let signer =
+        SigningKey::from_pkcs8_der(&std::fs::read(libfuzzer.join("report-signer.der")).unwrap()).unwrap();
+    let seed = std::fs::read(libfuzzer.join("seeds/report_zip/resigned.bin")).unwrap();
+    let verify = |input: &[u8]| {
+        let nul = input.iter().position(|b| *b == 0)?;
+        let zip = signed_zip(&signer, &input[..nul], &input[nul + 1..]);
+        Some(berth::report::verify_reader(std::io::Cursor::new(zip), None))
+    };
+    let verified = verify(&seed).unwrap().unwrap();
+    assert_eq!(verified.report.counts.licenses, 3);
+    run("report zip (re-signed contents)", &[seed], 2_000, |input| {
+        let _ = verify(input);
+    });
+}
+
+/// A report zip of these two files, hashed into its manifest and signed.
+fn signed_zip(signer: &SigningKey, report: &[u8], csv: &[u8]) -> Vec<u8> {
+    let manifest = json!({ "files": {
+        "report.json": berth::crypto::sha256_hex(report),
+        "licenses.csv": berth::crypto::sha256_hex(csv),
+    }})
+    .to_string();
+    let (signature, pem) = (signer.sign(manifest.as_bytes()), signer.public_pem());
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let files: [(&str, &[u8]); 5] = [
+        ("report.json", report),
+        ("licenses.csv", csv),
+        ("manifest.json", manifest.as_bytes()),
+        ("manifest.sig", &signature),
+        ("signer.pem", pem.as_bytes()),
+    ];
+    for (name, bytes) in files {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
 }
