@@ -280,8 +280,11 @@ fn signed_zip(signer: &SigningKey, report: &[u8], csv: &[u8]) -> Vec<u8> {
         ("signer.pem", pem.as_bytes()),
     ];
     for (name, bytes) in files {
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
+        zip.start_file(
+            name,
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
+        )
+        .unwrap();
         zip.write_all(bytes).unwrap();
     }
     zip.finish().unwrap().into_inner()
