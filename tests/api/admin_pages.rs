@@ -153,6 +153,24 @@ async fn the_license_log_refuses_bad_filters_clearly() {
         let (s, _) = get(&app, &cookie, &format!("/log.csv?{query}")).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{query}");
     }
+    // The first and last days there are: an answer, not a crash.
+    deliver(&app, KID_A, "u1").await;
+    for query in [
+        "from=0000-01-01&to=9999-12-31".to_owned(),
+        format!("from=0000-01-01&to=9999-12-31&kid={KID_A}&key_system=clearkey"),
+        "to=0000-01-01".to_owned(),
+        "from=9999-12-31".to_owned(),
+        "dir=older&seq=9223372036854775807&at=9999-12-31T23:59:59.999Z".to_owned(),
+        "dir=newer&seq=-9223372036854775808&at=0000-01-01T00:00:00.000Z".to_owned(),
+    ] {
+        let (s, body) = get(&app, &cookie, &format!("/log?{query}")).await;
+        assert_eq!(s, 200, "{query}: {body}");
+        let (s, _) = get(&app, &cookie, &format!("/log.csv?{query}")).await;
+        assert_eq!(s, 200, "{query}");
+    }
+    let (_, body) = get(&app, &cookie, "/log?from=0000-01-01&to=9999-12-31").await;
+    assert!(body.contains("1 license matches."), "{body}");
+
     // Without a session: to the sign-in page, for the CSV too.
     let (s, _) = get(&app, "", "/log").await;
     assert_eq!(s, StatusCode::SEE_OTHER);
