@@ -18,6 +18,9 @@ use berth::crypto::SigningKey;
 use berth::ids::{ComKeyId, Secret32};
 use berth::token::ComKey;
 use serde_json::json;
+use signed_zip::signed_zip;
+
+mod signed_zip;
 
 /// xorshift64*: deterministic, seeded, no dependency.
 struct Rng(u64);
@@ -261,31 +264,4 @@ fn fuzz_report_zips() {
     run("report zip (re-signed contents)", &[seed], 2_000, |input| {
         let _ = verify(input);
     });
-}
-
-/// A report zip of these two files, hashed into its manifest and signed.
-fn signed_zip(signer: &SigningKey, report: &[u8], csv: &[u8]) -> Vec<u8> {
-    let manifest = json!({ "files": {
-        "report.json": berth::crypto::sha256_hex(report),
-        "licenses.csv": berth::crypto::sha256_hex(csv),
-    }})
-    .to_string();
-    let (signature, pem) = (signer.sign(manifest.as_bytes()), signer.public_pem());
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let files: [(&str, &[u8]); 5] = [
-        ("report.json", report),
-        ("licenses.csv", csv),
-        ("manifest.json", manifest.as_bytes()),
-        ("manifest.sig", &signature),
-        ("signer.pem", pem.as_bytes()),
-    ];
-    for (name, bytes) in files {
-        zip.start_file(
-            name,
-            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
-        )
-        .unwrap();
-        zip.write_all(bytes).unwrap();
-    }
-    zip.finish().unwrap().into_inner()
 }
