@@ -33,7 +33,10 @@ pub struct FleetSummary {
     pub problems: Vec<Problem>,
 }
 
-/// Every `.zip` in the given files and directories (directories recursively).
+/// Every `.zip` in the given files and directories (directories recursively,
+/// but not through a symbolic link to a directory: two links back to their
+/// parent made the walk go on forever; a linked zip file is read, and counted
+/// once like any other copy).
 pub fn collect(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for input in inputs {
@@ -41,10 +44,11 @@ pub fn collect(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
             let mut stack = vec![input.clone()];
             while let Some(dir) = stack.pop() {
                 for entry in std::fs::read_dir(&dir)? {
-                    let path = entry?.path();
-                    if path.is_dir() {
+                    let entry = entry?;
+                    let path = entry.path();
+                    if entry.file_type()?.is_dir() {
                         stack.push(path);
-                    } else if path.extension().is_some_and(|e| e == "zip") {
+                    } else if path.extension().is_some_and(|e| e == "zip") && !path.is_dir() {
                         out.push(path);
                     }
                 }

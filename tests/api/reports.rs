@@ -550,6 +550,11 @@ async fn fleet_summary_counts_active_installations() {
         files.insert("licenses.csv".into(), text.into_bytes());
     });
     std::fs::copy(&bad, fleet.path().join("tampered.zip")).unwrap();
+    // Symbolic links: two back to the directory itself (not followed: the walk
+    // once went on forever) and one to a report (a copy, counted once).
+    std::os::unix::fs::symlink(fleet.path(), fleet.path().join("loop")).unwrap();
+    std::os::unix::fs::symlink(fleet.path(), fleet.path().join("again")).unwrap();
+    std::os::unix::fs::symlink(first_oct, fleet.path().join("linked-oct.zip")).unwrap();
 
     let out = first_app.berth(&["fleet", "summary", fleet.path().to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
