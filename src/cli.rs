@@ -6,7 +6,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -371,11 +371,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { out } => {
             let config = load_config(&cli)?;
             let db = open_db(&config)?;
-            if out.exists() {
-                bail!("{} exists; refusing to overwrite it", out.display());
+            // Created empty and private first (VACUUM INTO fills an empty file), so
+            // the copy is never readable by others, not even for a moment, and two
+            // backups to one path cannot both write it.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(out)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => {
+                        anyhow!("{} exists; refusing to overwrite it", out.display())
+                    }
+                    _ => anyhow!("cannot create {}: {e}", out.display()),
+                })?;
+            if let Err(e) = db.backup_to(out) {
+                let _ = std::fs::remove_file(out);
+                return Err(e.into());
             }
-            db.backup_to(out)?;
-            std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600))?;
             let (id, rows) = Db::inspect(out)?;
             println!(
                 "backed up installation {id} ({}) to {}; back up the master key separately",

@@ -1,5 +1,6 @@
 //! The `berth` binary as crew and ground staff use it.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
 use serde_json::Value;
@@ -458,8 +459,25 @@ async fn backup_while_serving_and_restore_refuses_to_lose_licenses() {
     let out = app.berth(&["backup", "--out", backup.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 licenses"));
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let out = app.berth(&["backup", "--out", backup.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "never overwrites");
+    assert!(stderr(&out).contains("exists; refusing to overwrite it"));
+    // A directory that does not exist, or the live database itself: a clear line, nothing written.
+    let nowhere = app.dir.path().join("no/such/dir/b.db");
+    let out = app.berth(&["backup", "--out", nowhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!("berth: cannot create {}: ", nowhere.display())),
+        "{}",
+        stderr(&out)
+    );
+    let live = app.data_dir().join("berth.db");
+    let out = app.berth(&["backup", "--out", live.to_str().unwrap()]);
+    assert!(stderr(&out).contains("exists; refusing to overwrite it"));
     // The copy is consistent and its chain verifies.
     let copy_dir = app.dir.path().join("copy");
     std::fs::create_dir(&copy_dir).unwrap();
