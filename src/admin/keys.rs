@@ -130,12 +130,11 @@ async fn answer(
     let listed = with_db(state, move |db| -> Result<_, crate::store::StoreError> {
         let keys = db.list_keys()?;
         let total = keys.len();
-        let (from, until) = (month.start().date(), month.end().date());
         let listed = keys
             .into_iter()
             .filter(|k| wanted(k))
             .map(|k| {
-                let usage = db.kid_usage(&k.kid, from, until)?;
+                let usage = db.kid_usage(&k.kid, month)?;
                 Ok((k, usage))
             })
             .collect::<Result<Vec<_>, crate::store::StoreError>>()?;

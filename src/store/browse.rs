@@ -8,12 +8,12 @@ use time::macros::format_description;
 
 use super::reports::{LOG_COLUMNS, log_row};
 use super::{Db, LogRow, StoreError};
-use crate::ids::{KeySystem, Kid};
+use crate::ids::{KeySystem, Kid, Month};
 
 /// How much one KID has been licensed, from the per-KID daily aggregates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KidUsage {
-    /// Licenses in the days asked for.
+    /// Licenses in the month asked for.
     pub licenses: i64,
     /// The last UTC day it was licensed on, if ever.
     pub last_day: Option<String>,
@@ -277,10 +277,10 @@ impl Db {
         Ok(())
     }
 
-    /// Licenses of `kid` on the days from `from` up to (not including) `until`,
-    /// and the last day it was licensed on: two seeks into the per-KID
-    /// aggregates, whatever the log's length.
-    pub fn kid_usage(&self, kid: &Kid, from: Date, until: Date) -> Result<KidUsage, StoreError> {
+    /// Licenses of `kid` in `month` and the last day it was licensed on: two
+    /// seeks into the per-KID aggregates, whatever the log's length.
+    pub fn kid_usage(&self, kid: &Kid, month: Month) -> Result<KidUsage, StoreError> {
+        let (from, until) = (month.start().date(), month.end().date());
         Ok(self
             .conn
             .prepare_cached(
