@@ -46,6 +46,8 @@ pub struct AdminState {
     master: Arc<MasterKey>,
     /// Reports are uploaded by the server's report task (shown on the reports page).
     upload_configured: bool,
+    /// Finished months are exported by the server's report task.
+    auto_export: bool,
     /// `report verify` results by report sequence, with the file's size and
     /// modification time they were computed for.
     verified: Mutex<HashMap<i64, reports::Verification>>,
@@ -69,6 +71,7 @@ impl AdminState {
             data_dir: config.data_dir.clone(),
             master,
             upload_configured: !config.upload.url.is_empty(),
+            auto_export: config.reports.auto_export,
             verified: Mutex::new(HashMap::new()),
         })
     }

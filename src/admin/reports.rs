@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use super::pages::{self, csrf_field, esc, notice};
 use super::session::Session;
@@ -87,10 +88,14 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
 
 async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice) -> HttpResponse {
     let listed = with_db(state, |db| {
-        Ok::<_, crate::store::StoreError>((db.reports()?, db.installation()?))
+        Ok::<_, crate::report::ExportError>((
+            db.reports()?,
+            db.installation()?,
+            crate::report::next_month(db)?,
+        ))
     })
     .await;
-    let Some(Ok((reports, installation))) = listed else {
+    let Some(Ok((reports, installation, next))) = listed else {
         return super::unavailable("The reports");
     };
     let verified = web::block({
@@ -108,14 +113,16 @@ async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice
     })
     .await
     .unwrap_or_default();
-    let suggested = Month::of(state.service.clock().now()).previous();
+    let now = state.service.clock().now();
     html(
         notice_status(&notice),
         render(
             session,
             &verified,
             state.upload_configured,
-            suggested,
+            state.auto_export,
+            next,
+            now,
             notice.as_ref(),
         ),
     )
@@ -125,7 +132,9 @@ fn render(
     session: &Session,
     reports: &[(ReportRecord, (bool, String))],
     upload_configured: bool,
-    suggested: Month,
+    auto_export: bool,
+    next: Month,
+    now: OffsetDateTime,
     message: Option<&(bool, String)>,
 ) -> String {
     let mut rows = String::new();
@@ -159,14 +168,27 @@ fn render(
     if rows.is_empty() {
         rows.push_str("<tr><td colspan=\"8\">No report has been exported yet.</td></tr>");
     }
-    let export = if session.is_admin() {
+    let by_itself = if auto_export {
+        "berth also exports each finished month by itself and uploads it when an upload address is configured."
+    } else {
+        "Automatic export is off (<code>auto_export = false</code> under <code>[reports]</code> in the configuration): \
+         a finished month waits until it is exported here or with <code>berth report export</code>."
+    };
+    let export = if session.is_admin() && next.end() > now {
+        format!(
+            "<section aria-labelledby=\"exp-h\"><h2 id=\"exp-h\">Export a month</h2>\
+             <p id=\"next-report\">Nothing to export yet: the next report is for {next}, \
+             which can be exported once that month ends, at 00:00 UTC on {ends}. {by_itself}</p></section>",
+            ends = next.end().date(),
+        )
+    } else if session.is_admin() {
         format!(
             "<section aria-labelledby=\"exp-h\"><h2 id=\"exp-h\">Export a month</h2>\
              <form method=\"post\" action=\"/reports/export\" id=\"export\">{}\
-             <label for=\"month\">Month (reports go month by month, after the month has ended)</label>\
-             <input type=\"month\" id=\"month\" name=\"month\" value=\"{suggested}\" required pattern=\"[0-9]{{4}}-[0-9]{{2}}\">\
+             <label for=\"month\">Month (the next report is for {next}; reports go month by month, after the month has ended)</label>\
+             <input type=\"month\" id=\"month\" name=\"month\" value=\"{next}\" required pattern=\"[0-9]{{4}}-[0-9]{{2}}\">\
              <button type=\"submit\">Export</button></form>\
-             <p>berth also exports each finished month by itself and uploads it when an upload address is configured.</p></section>",
+             <p>{by_itself}</p></section>",
             csrf_field(session)
         )
     } else {

@@ -114,17 +114,18 @@ pub fn export(
         )));
     }
     let last = db.last_report()?;
-    if let Some(last) = &last {
-        let expected: Month = last
-            .month
-            .parse()
-            .map_err(|_| ExportError::Refused("a stored report month is invalid".into()))?;
-        let expected = expected.next();
-        if month != expected {
-            return Err(ExportError::Refused(format!(
-                "the next report to export is {expected} (reports go month by month, none skipped)"
-            )));
-        }
+    let expected = super::next_month(db)?;
+    if month != expected {
+        // A first report for another month would bill the licenses before it
+        // in the wrong month, or begin the chain years early (a typo'd year) so
+        // that every month since had to be exported, empty, before this one.
+        return Err(ExportError::Refused(if last.is_none() {
+            format!(
+                "the first report to export is {expected}, the installation's first month (reports go month by month, none skipped)"
+            )
+        } else {
+            format!("the next report to export is {expected} (reports go month by month, none skipped)")
+        }));
     }
     let sequence = last.as_ref().map_or(1, |l| l.sequence + 1);
     let first_seq = last.as_ref().map_or(1, |l| l.last_seq + 1);

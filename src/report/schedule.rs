@@ -10,20 +10,7 @@ use crate::ids::{Month, parse_instant};
 use crate::store::Db;
 
 pub fn due_months(db: &Db, now: OffsetDateTime) -> Result<Vec<Month>, ExportError> {
-    let first = match db.last_report()? {
-        Some(last) => last
-            .month
-            .parse::<Month>()
-            .map_err(|_| ExportError::Refused("a stored report month is invalid".into()))?
-            .next(),
-        None => {
-            let created = db.installation()?.created_at;
-            Month::of(
-                parse_instant(&created)
-                    .map_err(|_| ExportError::Refused("the installation date is invalid".into()))?,
-            )
-        }
-    };
+    let first = next_month(db)?;
     let current = Month::of(now);
     let mut months = Vec::new();
     let mut month = first;
@@ -32,6 +19,34 @@ pub fn due_months(db: &Db, now: OffsetDateTime) -> Result<Vec<Month>, ExportErro
         month = month.next();
     }
     Ok(months)
+}
+
+/// The month the next report is for, ended or not: the one after the last
+/// exported, or the first.
+pub fn next_month(db: &Db) -> Result<Month, ExportError> {
+    match db.last_report()? {
+        Some(last) => Ok(last
+            .month
+            .parse::<Month>()
+            .map_err(|_| ExportError::Refused("a stored report month is invalid".into()))?
+            .next()),
+        None => first_month(db),
+    }
+}
+
+/// The month of the first report: the installation's first month, or the
+/// first license's if the clock said earlier then (a clock set right after
+/// `init`). Reports start there so that no license falls before the first.
+pub fn first_month(db: &Db) -> Result<Month, ExportError> {
+    let invalid = |what: &str| ExportError::Refused(format!("the {what} date is invalid"));
+    let created = parse_instant(&db.installation()?.created_at).map_err(|_| invalid("installation"))?;
+    let mut first = Month::of(created);
+    if let Some(at) = db.first_issued_at()? {
+        first = first.min(Month::of(
+            parse_instant(&at).map_err(|_| invalid("first license's"))?,
+        ));
+    }
+    Ok(first)
 }
 
 /// Exports every due month; stops at the first failure (the next run retries).

@@ -492,7 +492,7 @@ async fn admins_export_download_and_verify_reports() {
     let (s, body) = get(&app, &cookie, "/reports").await;
     assert_eq!(s, 200);
     assert!(body.contains("No report has been exported yet."));
-    assert!(body.contains("value=\"2026-10\""), "last month is suggested");
+    assert!(body.contains("value=\"2026-10\""), "the first month is suggested");
     let token = csrf(&body);
 
     // A month that has not ended, and nonsense, are refused with a reason.
@@ -544,6 +544,15 @@ async fn admins_export_download_and_verify_reports() {
     );
     assert!(row.contains("OK: signature, manifest, hash chain and counts check out (3 licenses, rows 1..3)"));
     assert!(row.contains("not uploaded (no upload address is configured)"));
+    assert!(
+        body.contains(
+            "Nothing to export yet: the next report is for 2026-11, which can be exported \
+             once that month ends, at 00:00 UTC on 2026-12-01. berth also exports each \
+             finished month by itself"
+        ),
+        "the page says what comes next instead of a form that would be refused: {body}"
+    );
+    assert!(!body.contains("action=\"/reports/export\""));
     // Exporting it again changes nothing.
     let (_, body) = post(
         &app,

@@ -237,6 +237,19 @@ impl TestApp {
         Db::open(&self.config.data_dir, master).unwrap()
     }
 
+    /// Dates the installation back to `at`, as if `init` had run then (tests
+    /// export months from before the day they run).
+    pub fn installed_at(&self, at: OffsetDateTime) {
+        let conn = rusqlite::Connection::open(self.db_path()).unwrap();
+        let changed = conn
+            .execute(
+                "UPDATE installation SET created_at = ?1",
+                [berth::ids::format_instant(at)],
+            )
+            .unwrap();
+        assert_eq!(changed, 1);
+    }
+
     /// The number of rows in the license log, read with SQLite directly.
     pub fn log_rows(&self) -> i64 {
         let conn = rusqlite::Connection::open(self.db_path()).unwrap();

@@ -375,6 +375,7 @@ async fn the_tamper_catalogue_is_caught() {
 #[actix_web::test]
 async fn empty_months_and_clocks_that_jump_back() {
     let app = spawn_app().await;
+    app.installed_at(datetime!(2026-09-14 09:00 UTC));
     // An empty month still exports, inactive, with zero counts.
     let september = export(&app, "2026-09", datetime!(2026-10-01 00:00 UTC));
     let report = berth::report::verify_file(&september, None).unwrap().report;
@@ -428,6 +429,70 @@ async fn empty_months_and_clocks_that_jump_back() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("2026-12"), "{err}");
+}
+
+/// The first report is the installation's first month: a typo'd year would
+/// begin the chain of reports a year early, and a later month would bill the
+/// licenses before it in the wrong month.
+#[actix_web::test]
+async fn the_first_report_is_the_installations_first_month() {
+    let app = spawn_app().await;
+    app.installed_at(datetime!(2026-10-20 09:00 UTC));
+    license_at(&app, datetime!(2026-10-21 10:00 UTC), Some("a"), false).await;
+    license_at(&app, datetime!(2026-11-02 10:00 UTC), Some("b"), false).await;
+    let now = datetime!(2026-12-01 08:00 UTC);
+    let refused = |month: &str| {
+        berth::report::export(
+            &mut app.db(),
+            month.parse().unwrap(),
+            now,
+            false,
+            &reports_dir(&app),
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    for month in ["2025-10", "2026-09", "2026-11"] {
+        let err = refused(month);
+        assert!(
+            err.contains("the first report to export is 2026-10"),
+            "{month}: {err}"
+        );
+    }
+    assert!(berth::report::due_months(&app.db(), now).unwrap().first() == Some(&"2026-10".parse().unwrap()));
+    assert!(
+        std::fs::read_dir(reports_dir(&app))
+            .unwrap()
+            .flatten()
+            .all(|e| { e.file_name().to_string_lossy().starts_with('.') }),
+        "a refused export leaves no report behind"
+    );
+    let out = app.berth(&["report", "export", "--month", "2026-11"]);
+    expect_failure(&out, "the first report to export is 2026-10");
+    let october = export(&app, "2026-10", now);
+    let november = export(&app, "2026-11", now);
+    for (file, licenses) in [(&october, 1), (&november, 1)] {
+        let report = berth::report::verify_file(file, None).unwrap().report;
+        assert_eq!(report.counts.licenses, licenses);
+        assert_eq!(report.clock_anomalies.count, 0);
+    }
+}
+
+/// A box whose clock was set right only after `init` (it said December): the
+/// first license's month comes first.
+#[actix_web::test]
+async fn a_clock_set_after_init_moves_the_first_report_back() {
+    let app = spawn_app().await;
+    app.installed_at(datetime!(2026-12-31 23:00 UTC));
+    license_at(&app, datetime!(2026-10-05 10:00 UTC), Some("a"), false).await;
+    let now = datetime!(2026-11-01 00:00 UTC);
+    assert_eq!(
+        berth::report::due_months(&app.db(), now).unwrap(),
+        vec!["2026-10".parse::<Month>().unwrap()]
+    );
+    let october = export(&app, "2026-10", now);
+    let report = berth::report::verify_file(&october, None).unwrap().report;
+    assert_eq!(report.counts.licenses, 1);
 }
 
 #[actix_web::test]
@@ -808,7 +873,9 @@ async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certif
     let received = start_receiver_with(listener, Some(acceptor.build()));
 
     let app = spawn_app().await;
-    let month = Month::of(OffsetDateTime::now_utc()).previous().to_string();
+    let month = Month::of(OffsetDateTime::now_utc()).previous();
+    app.installed_at(month.start());
+    let month = month.to_string();
     let out = app.berth(&["report", "export", "--month", &month]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let upload = |extra: &str| {

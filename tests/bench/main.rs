@@ -111,10 +111,10 @@ fn fleet_fixture() {
                         vessel_name: Some(format!("Vessel {n}")),
                         admin_user: "admin".into(),
                     };
-                    create_installation(&config, &args, &berth::clock::SystemClock).unwrap();
+                    let clock = Arc::new(FixedClock::new(time::macros::datetime!(2025-01-01 00:00 UTC)));
+                    create_installation(&config, &args, &*clock).unwrap();
                     let master = berth::server::load_master_key(&config.data_dir.join("master.key")).unwrap();
                     let mut db = berth::store::Db::open(&config.data_dir, master).unwrap();
-                    let clock = Arc::new(FixedClock::new(time::macros::datetime!(2025-01-01 00:00 UTC)));
                     let (writer, log) =
                         LogWriter::start(db.path(), WriterConfig::default(), clock.clone()).unwrap();
                     let runtime = tokio::runtime::Builder::new_current_thread()

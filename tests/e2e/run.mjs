@@ -93,6 +93,18 @@ class Berth {
     this.identity = JSON.parse(stdout);
   }
 
+  // Dates the installation to the start of last month, as if it had been set
+  // up then, so that last month has a report to export (berth refuses a first
+  // report for a month before the installation's first), and turns automatic
+  // export off so that the crew UI's Export button is what exports it.
+  async installedLastMonth() {
+    const now = new Date();
+    const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)).toISOString();
+    await run('sqlite3', [path.join(this.dataDir, 'berth.db'), `UPDATE installation SET created_at = '${start}'`]);
+    this.config = path.join(out, `${this.name}.toml`);
+    fs.writeFileSync(this.config, '[reports]\nauto_export = false\n');
+  }
+
   async importKeys(keys) {
     const file = path.join(out, `${this.name}-keys.json`);
     fs.writeFileSync(file, JSON.stringify({ keys: keys.map((k) => ({ kid: k.uuid, key: k.key, label: k.label || '' })) }));
@@ -108,7 +120,8 @@ class Berth {
 
   start() {
     return new Promise((resolve, reject) => {
-      const proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, '--license-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv() });
+      const config = this.config ? ['--config', this.config] : [];
+      const proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, ...config, '--license-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv() });
       this.proc = proc;
       serving.add(proc);
       proc.on('exit', () => serving.delete(proc));
@@ -406,6 +419,9 @@ async function crewDashboard(browser, berth, keys) {
   const exported = await page.getByRole('status').textContent();
   check(/^Exported \d{4}-\d{2} as report 1/.test(exported.trim()), `the reports page exports last month (${exported.trim()})`);
   check(await page.locator('#reports td.ok').first().isVisible(), 'the exported report shows as verified');
+  const next = (await page.locator('#next-report').textContent()).trim();
+  check(/^Nothing to export yet: the next report is for \d{4}-\d{2}, which can be exported once that month ends.*Automatic export is off/.test(next),
+    `the reports page then says when the next report can be exported (${next.slice(0, 80)}...)`);
   const [zipDownload] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: /Download report 1/ }).click()]);
   const zipFile = path.join(out, zipDownload.suggestedFilename());
   await zipDownload.saveAs(zipFile);
@@ -452,6 +468,7 @@ async function main() {
   };
   const honest = new Berth('honest');
   await honest.init('aircraft');
+  await honest.installedLastMonth();
   await honest.importKeys(Object.values(keys));
   await honest.start();
   // The tampered instance hands out wrong keys for the right KIDs.

@@ -227,7 +227,8 @@ fn fuzz_report_zips() {
         vessel_name: Some("Fuzz".into()),
         admin_user: "admin".into(),
     };
-    berth::cli::create_installation(&config, &args, &berth::clock::SystemClock).unwrap();
+    let installed = berth::clock::FixedClock::new(time::macros::datetime!(2026-01-10 09:00 UTC));
+    berth::cli::create_installation(&config, &args, &installed).unwrap();
     let master = berth::server::load_master_key(&config.data_dir.join("master.key")).unwrap();
     let mut db = berth::store::Db::open(&config.data_dir, master).unwrap();
     let month = "2026-01".parse().unwrap();
