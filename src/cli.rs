@@ -26,6 +26,34 @@ use crate::server::{self, Startup};
 use crate::store::{Db, Installation, VesselType};
 use crate::token::ComKey;
 
+/// `println!` for the commands' output. When the reader of stdout has gone
+/// (`berth fleet summary reports/ | head`) the process ends quietly with 0, as
+/// the default SIGPIPE would end it; when stdout cannot be written (a full
+/// disk) it ends with 1 and one line on stderr. `println!` panics in both.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for the commands' output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))
+    };
+}
+
+fn write_stdout(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("berth: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "berth",
@@ -318,19 +346,19 @@ fn open_db(config: &Config) -> anyhow::Result<Db> {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).expect("JSON prints"));
+    outln!("{}", serde_json::to_string_pretty(value).expect("JSON prints"));
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match &cli.command {
         Command::Config(ConfigCommand::Example) => {
-            print!("{}", config::EXAMPLE);
+            out!("{}", config::EXAMPLE);
             Ok(())
         }
         Command::Config(ConfigCommand::Show) => {
             let config = load_config(&cli)?;
-            print!("{}", config.to_toml());
+            out!("{}", config.to_toml());
             Ok(())
         }
         Command::Init(args) => init(&cli, &load_config(&cli)?, args, clock.as_ref()),
@@ -348,12 +376,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             if cli.json {
                 print_json(&json!({ "applied": applied, "schema_version": crate::store::SCHEMA_VERSION }));
             } else if applied.is_empty() {
-                println!(
+                outln!(
                     "the database is up to date (schema version {})",
                     crate::store::SCHEMA_VERSION
                 );
             } else {
-                println!("applied {}", applied.join(", "));
+                outln!("applied {}", applied.join(", "));
             }
             Ok(())
         }
@@ -390,7 +418,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 return Err(e.into());
             }
             let (id, rows) = Db::inspect(out)?;
-            println!(
+            outln!(
                 "backed up installation {id} ({}) to {}; back up the master key separately",
                 counted(rows, "license"),
                 out.display()
@@ -510,25 +538,26 @@ fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyho
     if cli.json {
         print_json(&serde_json::to_value(&done)?);
     } else {
-        println!(
+        outln!(
             "created installation {} ({}, {}) in {}",
             done.installation_id,
             done.vessel_type,
             done.vessel_name,
             done.data_dir.display()
         );
-        println!(
+        outln!(
             "master key:            {} (back it up separately from the database)",
             done.master_key_file.display()
         );
-        println!("communication key id:  {}", done.com_key_id);
-        println!("communication secret:  {}", done.com_key_secret);
-        println!(
+        outln!("communication key id:  {}", done.com_key_id);
+        outln!("communication secret:  {}", done.com_key_secret);
+        outln!(
             "crew admin:            {} / {}",
-            done.admin_user, done.admin_password
+            done.admin_user,
+            done.admin_password
         );
-        println!("signing key sha256:    {}", done.signing_key_sha256);
-        println!("The secret and password are shown only now; give the secret to the onboard portal.");
+        outln!("signing key sha256:    {}", done.signing_key_sha256);
+        outln!("The secret and password are shown only now; give the secret to the onboard portal.");
     }
     Ok(())
 }
@@ -636,7 +665,7 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
     if cli.json {
         print_json(&json!({ "restored": file, "installation_id": backup_id, "licenses": backup_rows }));
     } else {
-        println!(
+        outln!(
             "restored installation {backup_id} ({}) from {}",
             counted(backup_rows, "license"),
             file.display()
@@ -762,7 +791,7 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
             if cli.json {
                 print_json(&json!({ "added": outcome.added, "unchanged": outcome.unchanged }));
             } else {
-                println!("imported {outcome}");
+                outln!("imported {outcome}");
             }
         }
         KeysCommand::List => {
@@ -774,9 +803,9 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
                     .collect();
                 print_json(&json!({ "keys": keys }));
             } else {
-                println!("{:<36}  {:<24}  label", "kid", "added");
+                outln!("{:<36}  {:<24}  label", "kid", "added");
                 for k in &list {
-                    println!("{:<36}  {:<24}  {}", k.kid, k.added_at, k.label);
+                    outln!("{:<36}  {:<24}  {}", k.kid, k.added_at, k.label);
                 }
             }
         }
@@ -784,7 +813,7 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
             if !db.remove_key(kid)? {
                 bail!("no content key {kid}");
             }
-            println!("removed key {kid}");
+            outln!("removed key {kid}");
         }
     }
     Ok(())
@@ -800,7 +829,7 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
                 .try_into()
                 .map_err(|_| anyhow!("--secret must be 32 bytes (44 base64 characters)"))?;
             db.add_com_key(id, &Secret32(secret), clock.now())?;
-            println!("added communication key {id}");
+            outln!("added communication key {id}");
         }
         ComkeyCommand::Generate => {
             let (id, secret) = new_com_key();
@@ -809,9 +838,9 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
             if cli.json {
                 print_json(&json!({ "com_key_id": id.to_string(), "com_key_secret": secret_b64 }));
             } else {
-                println!("communication key id:  {id}");
-                println!("communication secret:  {secret_b64}");
-                println!("The secret is shown only now.");
+                outln!("communication key id:  {id}");
+                outln!("communication secret:  {secret_b64}");
+                outln!("The secret is shown only now.");
             }
         }
         ComkeyCommand::List => {
@@ -824,7 +853,7 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
                 print_json(&json!({ "com_keys": keys }));
             } else {
                 for k in &list {
-                    println!("{}  created {}", k.id, k.created_at);
+                    outln!("{}  created {}", k.id, k.created_at);
                 }
             }
         }
@@ -832,7 +861,7 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
             if !db.remove_com_key(id)? {
                 bail!("no communication key {id}");
             }
-            println!("removed communication key {id}");
+            outln!("removed communication key {id}");
         }
     }
     Ok(())
@@ -907,7 +936,7 @@ fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
     if cli.json {
         print_json(&json!({ "token": token, "expires_at": payload["expiration_date"] }));
     } else {
-        println!("{token}");
+        outln!("{token}");
     }
     Ok(())
 }
@@ -921,22 +950,22 @@ fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<(
         print_json(&json!({ "month": month.to_string(), "counts": counts }));
         return Ok(());
     }
-    println!("month:                  {month}");
-    println!("licenses:               {}", counts.licenses);
-    println!("active users:           {}", counts.active_users);
-    println!("licenses without user:  {}", counts.licenses_without_user);
+    outln!("month:                  {month}");
+    outln!("licenses:               {}", counts.licenses);
+    outln!("active users:           {}", counts.active_users);
+    outln!("licenses without user:  {}", counts.licenses_without_user);
     if counts.clock_anomalies > 0 {
-        println!(
+        outln!(
             "clock anomalies:        {} (licenses stamped earlier than the one before; the clock was set back)",
             counts.clock_anomalies
         );
     }
     for (system, n) in &counts.by_key_system {
-        println!("  {system:<20}  {n}");
+        outln!("  {system:<20}  {n}");
     }
-    println!("by day:");
+    outln!("by day:");
     for (day, n) in counts.by_day.iter().filter(|(_, n)| **n > 0) {
-        println!("  {day}  {n}");
+        outln!("  {day}  {n}");
     }
     Ok(())
 }
@@ -949,7 +978,7 @@ fn log_verify(cli: &Cli) -> anyhow::Result<()> {
             if cli.json {
                 print_json(&json!({ "ok": true, "rows": rows }));
             } else {
-                println!("license log intact: {}", counted(rows, "row"));
+                outln!("license log intact: {}", counted(rows, "row"));
             }
             Ok(())
         }
@@ -973,7 +1002,7 @@ fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<(
             if cli.json {
                 print_json(&json!({ "user": name, "role": role, "password": password }));
             } else {
-                println!("added {role} {name} with password {password} (shown only now)");
+                outln!("added {role} {name} with password {password} (shown only now)");
             }
         }
         UserCommand::Passwd { name } => {
@@ -984,14 +1013,14 @@ fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<(
             if cli.json {
                 print_json(&json!({ "user": name, "password": password }));
             } else {
-                println!("new password for {name}: {password} (shown only now)");
+                outln!("new password for {name}: {password} (shown only now)");
             }
         }
         UserCommand::Remove { name } => {
             if !db.remove_user(name)? {
                 bail!("no crew user {name:?}");
             }
-            println!("removed crew user {name}");
+            outln!("removed crew user {name}");
         }
         UserCommand::List => {
             let users = db.list_users()?;
@@ -1003,7 +1032,7 @@ fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<(
                 print_json(&json!({ "users": list }));
             } else {
                 for (name, role, created) in &users {
-                    println!("{name:<24} {role:<8} created {created}");
+                    outln!("{name:<24} {role:<8} created {created}");
                 }
             }
         }
@@ -1043,9 +1072,9 @@ fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
     }
     let (healthy, body) = probe_healthz(addr)?;
     if cli.json {
-        println!("{body}");
+        outln!("{body}");
     } else {
-        println!("{}", if healthy { "healthy" } else { "unhealthy" });
+        outln!("{}", if healthy { "healthy" } else { "unhealthy" });
     }
     if !healthy {
         bail!("berth at {addr} is not healthy: {body}");
@@ -1077,7 +1106,7 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                 } else {
                     "already exported"
                 };
-                println!(
+                outln!(
                     "{verb} {} ({}: {}, {}, sequence {}{})",
                     path.display(),
                     r.period.month,
@@ -1087,9 +1116,10 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                     if r.partial { ", partial preview" } else { "" }
                 );
                 if r.clock_anomalies.count > 0 {
-                    println!(
+                    outln!(
                         "warning: {} clock anomalies (first at rows {:?}); see the README on clocks",
-                        r.clock_anomalies.count, r.clock_anomalies.first_seqs
+                        r.clock_anomalies.count,
+                        r.clock_anomalies.first_seqs
                     );
                 }
             }
@@ -1119,7 +1149,7 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             if cli.json {
                 print_json(&json!({ "ok": true, "file": file, "report": r }));
             } else {
-                println!(
+                outln!(
                     "OK {}: installation {} ({}), {}, sequence {}, {}, {}, rows {}..{}{}",
                     file.display(),
                     r.installation.id,
@@ -1163,10 +1193,10 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                 print_json(&json!({ "uploaded": pass.uploaded, "failed": pass.failed }));
             } else {
                 for name in &pass.uploaded {
-                    println!("uploaded {name}");
+                    outln!("uploaded {name}");
                 }
                 if pass.uploaded.is_empty() && pass.failed.is_empty() {
-                    println!("nothing to upload");
+                    outln!("nothing to upload");
                 }
             }
             if let Some((name, why)) = pass.failed.first() {
@@ -1192,9 +1222,13 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                     .collect();
                 print_json(&json!({ "reports": list }));
             } else {
-                println!(
+                outln!(
                     "{:>4}  {:<8} {:>9} {:>7}  {:<10} file",
-                    "seq", "month", "licenses", "users", "upload"
+                    "seq",
+                    "month",
+                    "licenses",
+                    "users",
+                    "upload"
                 );
                 for r in &reports {
                     let state = match (&r.uploaded_at, &r.last_error) {
@@ -1202,9 +1236,14 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                         (None, Some(_)) => format!("retrying ({})", r.upload_attempts),
                         (None, None) => "pending".to_owned(),
                     };
-                    println!(
+                    outln!(
                         "{:>4}  {:<8} {:>9} {:>7}  {:<10} {}",
-                        r.sequence, r.month, r.licenses, r.active_users, state, r.file_name
+                        r.sequence,
+                        r.month,
+                        r.licenses,
+                        r.active_users,
+                        state,
+                        r.file_name
                     );
                 }
             }
@@ -1226,36 +1265,47 @@ fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: boo
     if cli.json {
         print_json(&serde_json::to_value(&summary)?);
     } else if csv {
-        println!("month,vessel_type,active_installations,reporting_installations,licenses,active_users");
+        outln!("month,vessel_type,active_installations,reporting_installations,licenses,active_users");
         for (month, types) in &summary.months {
             for (vessel, c) in types {
-                println!(
+                outln!(
                     "{month},{vessel},{},{},{},{}",
-                    c.active_installations, c.reporting_installations, c.licenses, c.active_users
+                    c.active_installations,
+                    c.reporting_installations,
+                    c.licenses,
+                    c.active_users
                 );
             }
         }
     } else {
-        println!(
+        outln!(
             "{} files, {} valid reports, {} problems",
             summary.files,
             summary.valid_reports,
             summary.problems.len()
         );
-        println!(
+        outln!(
             "{:<8} {:<9} {:>7} {:>9} {:>10} {:>8}",
-            "month", "vessel", "active", "reporting", "licenses", "users"
+            "month",
+            "vessel",
+            "active",
+            "reporting",
+            "licenses",
+            "users"
         );
         for (month, types) in &summary.months {
             for (vessel, c) in types {
-                println!(
+                outln!(
                     "{month:<8} {vessel:<9} {:>7} {:>9} {:>10} {:>8}",
-                    c.active_installations, c.reporting_installations, c.licenses, c.active_users
+                    c.active_installations,
+                    c.reporting_installations,
+                    c.licenses,
+                    c.active_users
                 );
             }
         }
         for p in &summary.problems {
-            println!(
+            outln!(
                 "problem: {} ({}): {}",
                 p.file,
                 p.installation.as_deref().unwrap_or("?"),

@@ -561,3 +561,33 @@ fn init_takes_the_installation_from_the_config() {
         stderr(&out)
     );
 }
+
+/// Output read by a pipe whose reader has gone (`berth ... | head`) ends the
+/// command quietly, and output that cannot be written (a full disk) fails with
+/// one line: neither panics.
+#[test]
+fn output_nobody_reads_or_that_cannot_be_written() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "example"])
+        .env_remove("BERTH_CONFIG")
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["config", "example"])
+        .env_remove("BERTH_CONFIG")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "berth: cannot write to standard output: No space left on device (os error 28)\n"
+    );
+}
