@@ -320,6 +320,7 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
     let counts = db.counts(month).ok();
     let last = db.last_licenses(20).unwrap_or_default();
     let keys = db.list_keys().unwrap_or_default();
+    let reports = reports_status(&db, now, state.upload_configured, state.auto_export);
     drop(db);
     let labels = labels_by_kid(&keys);
     let disk_free = crate::http::disk_free_bytes(&state.data_dir);
@@ -338,9 +339,37 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
             "license_type": r.license_type,
         })).collect::<Vec<_>>(),
         "denials": denials(&state.outcomes),
+        "reports": reports,
         "disk_days_left": disk_free.zip(counts.as_ref()).and_then(|(free, c)| {
             log_days_left(free, c.licenses, now - month.start())
         }),
+    })
+}
+
+/// Where the monthly reports stand: the months that have ended without a
+/// report, the last report, and its uploads. Null if the database cannot say.
+fn reports_status(
+    db: &Db,
+    now: time::OffsetDateTime,
+    upload_configured: bool,
+    auto_export: bool,
+) -> serde_json::Value {
+    let (Ok(due), Ok(reports)) = (crate::report::due_months(db, now), db.reports()) else {
+        return serde_json::Value::Null;
+    };
+    let not_uploaded: Vec<_> = reports.iter().filter(|r| r.uploaded_at.is_none()).collect();
+    let failing = not_uploaded
+        .iter()
+        .filter(|r| r.upload_attempts > 0)
+        .max_by_key(|r| r.sequence);
+    serde_json::json!({
+        "due": due.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "next": due.first().copied().or_else(|| crate::report::next_month(db).ok()).map(|m| m.to_string()),
+        "auto_export": auto_export,
+        "last": reports.last().map(|r| serde_json::json!({ "month": r.month, "sequence": r.sequence })),
+        "upload_configured": upload_configured,
+        "not_uploaded": not_uploaded.len(),
+        "upload_error": failing.and_then(|r| r.last_error.clone()),
     })
 }
 

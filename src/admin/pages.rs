@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::session::Session;
+use crate::ids::counted;
 
 /// Escapes text for HTML element content and quoted attributes.
 pub fn esc(text: &str) -> String {
@@ -26,9 +27,9 @@ body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2733;background:#f4f6
 header{background:#14324a;color:#fff;padding:.6rem 1rem;display:flex;gap:1rem;align-items:center;flex-wrap:wrap}
 header h1{font-size:1.1rem;margin:0;flex:1}
 main{padding:1rem;max-width:1200px;margin:auto}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:.8rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(160px,1fr));gap:.8rem}
 .card{background:#fff;border-radius:6px;padding:.8rem 1rem;box-shadow:0 1px 2px #0002}
-.card .n{font-size:1.8rem;font-weight:600}
+.card .n{font-size:1.6rem;font-weight:600;white-space:nowrap}
 .ok{color:#146c2e}.bad{color:#a4161a;font-weight:600}
 table{width:100%;border-collapse:collapse;background:#fff;margin-top:.5rem}
 td,th{padding:.35rem .5rem;border-bottom:1px solid #dde3e8;text-align:left;font-size:.9rem}
@@ -208,6 +209,60 @@ fn clock(now: &str) -> (String, String) {
     }
 }
 
+/// The dashboard's monthly-reports card: a finished month without a report
+/// stands out; otherwise the last report, the next, and how uploads go.
+fn reports_card(r: &Value) -> String {
+    if r.is_null() {
+        return "<div class=\"n\">?</div>".to_owned();
+    }
+    let due: Vec<&str> = r["due"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut lines = Vec::new();
+    let head = if let Some(first) = due.first() {
+        let what = if due.len() == 1 {
+            "has ended and has no report yet".to_owned()
+        } else {
+            format!("{} finished months have no report yet, from this one", due.len())
+        };
+        lines.push(format!("<span class=\"bad\">{what}</span>"));
+        lines.push(if r["auto_export"] == true {
+            "berth exports finished months by itself; if this stays, see <a href=\"/reports\">Reports</a> and the service log".to_owned()
+        } else {
+            "automatic export is off: <a href=\"/reports\">export it on the Reports page</a>".to_owned()
+        });
+        format!("<div class=\"n bad\">{}</div>", esc(first))
+    } else {
+        let last = r["last"]["month"]
+            .as_str()
+            .map_or_else(|| "none yet".to_owned(), esc);
+        if let Some(next) = r["next"].as_str() {
+            lines.push(format!("next: {} when it ends", esc(next)));
+        }
+        format!("<div class=\"n\">{last}</div>")
+    };
+    let not_uploaded = r["not_uploaded"].as_u64().unwrap_or(0);
+    if r["upload_configured"] != true {
+        if r["last"].is_object() {
+            lines.push("no upload address: download them from <a href=\"/reports\">Reports</a>".to_owned());
+        }
+    } else if let Some(error) = r["upload_error"].as_str().filter(|_| not_uploaded > 0) {
+        lines.push(format!(
+            "<span class=\"bad\">{} not uploaded; the last try failed: {}</span>",
+            counted(not_uploaded, "report"),
+            esc(error)
+        ));
+    } else if not_uploaded > 0 {
+        lines.push(format!("{} waiting to upload", counted(not_uploaded, "report")));
+    } else if r["last"].is_object() {
+        lines.push("all uploaded".to_owned());
+    }
+    format!("{head}<div>{}</div>", lines.join("; "))
+}
+
 pub fn dashboard(session: &Session, d: &Value) -> String {
     let health = &d["health"];
     let healthy = health["status"] == "ok";
@@ -225,6 +280,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         free.map_or("?".to_owned(), size),
         days_left.map_or(String::new(), room_for)
     );
+    let reports = reports_card(&d["reports"]);
     let (clock_time, clock_date) = clock(health["clock"]["now"].as_str().unwrap_or(""));
     let mut last = String::new();
     for r in d["last_licenses"].as_array().into_iter().flatten() {
@@ -257,6 +313,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
          <div class=\"card\"><div>Active users</div><div class=\"n\" id=\"active-users\">{}</div></div>\
          <div class=\"card\"><div>Licenses without user</div><div class=\"n\" id=\"without-user\">{}</div></div>\
          <div class=\"card\"><div>Disk free</div>{disk}</div>\
+         <div class=\"card\" id=\"reports-card\"><div>Monthly report</div>{reports}</div>\
          <div class=\"card\"><div>Clock (UTC)</div><div class=\"n\" id=\"clock\">{clock_time}</div><div id=\"clock-date\">{clock_date}</div><div>{}</div></div></div></section>\
          <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div>\
          <p><a href=\"/keys?sort=watched\">Which titles are licensed most this month</a> \
@@ -421,5 +478,51 @@ mod tests {
             ("02:42:48".to_owned(), "2026-12-01".to_owned())
         );
         assert_eq!(clock("<b>"), ("&lt;b&gt;".to_owned(), String::new()));
+    }
+
+    #[test]
+    fn the_reports_card_says_what_is_late_and_how_uploads_go() {
+        let card = |r: Value| reports_card(&r);
+        let due = serde_json::json!({
+            "due": ["2026-10"], "next": "2026-10", "auto_export": true, "last": null,
+            "upload_configured": false, "not_uploaded": 0, "upload_error": null,
+        });
+        assert_eq!(
+            card(due.clone()),
+            "<div class=\"n bad\">2026-10</div><div><span class=\"bad\">has ended and has no report yet</span>; \
+             berth exports finished months by itself; if this stays, see <a href=\"/reports\">Reports</a> and the service log</div>"
+        );
+        let mut off = due.clone();
+        off["auto_export"] = false.into();
+        off["due"] = serde_json::json!(["2026-10", "2026-11"]);
+        assert!(card(off).starts_with(
+            "<div class=\"n bad\">2026-10</div><div><span class=\"bad\">2 finished months have no report yet, from this one</span>; \
+             automatic export is off: <a href=\"/reports\">export it on the Reports page</a>"
+        ));
+        let done = serde_json::json!({
+            "due": [], "next": "2026-12", "auto_export": true,
+            "last": {"month": "2026-11", "sequence": 2},
+            "upload_configured": true, "not_uploaded": 0, "upload_error": null,
+        });
+        assert_eq!(
+            card(done.clone()),
+            "<div class=\"n\">2026-11</div><div>next: 2026-12 when it ends; all uploaded</div>"
+        );
+        let mut waiting = done.clone();
+        waiting["not_uploaded"] = 1.into();
+        assert!(card(waiting.clone()).ends_with("; 1 report waiting to upload</div>"));
+        waiting["not_uploaded"] = 2.into();
+        waiting["upload_error"] = "<refused> by the receiver".into();
+        assert!(card(waiting).ends_with(
+            "<span class=\"bad\">2 reports not uploaded; the last try failed: &lt;refused&gt; by the receiver</span></div>"
+        ));
+        let mut none = done;
+        none["last"] = Value::Null;
+        none["upload_configured"] = false.into();
+        assert_eq!(
+            card(none),
+            "<div class=\"n\">none yet</div><div>next: 2026-12 when it ends</div>"
+        );
+        assert_eq!(card(Value::Null), "<div class=\"n\">?</div>");
     }
 }

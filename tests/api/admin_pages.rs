@@ -489,6 +489,13 @@ async fn app_with_a_finished_month() -> TestApp {
 async fn admins_export_download_and_verify_reports() {
     let app = app_with_a_finished_month().await;
     let cookie = session(&app).await;
+    let (_, dashboard) = get(&app, &cookie, "/").await;
+    assert!(
+        dashboard.contains(
+            "<div class=\"n bad\">2026-10</div><div><span class=\"bad\">has ended and has no report yet"
+        ),
+        "the dashboard shows a finished month without a report: {dashboard}"
+    );
     let (s, body) = get(&app, &cookie, "/reports").await;
     assert_eq!(s, 200);
     assert!(body.contains("No report has been exported yet."));
@@ -553,6 +560,14 @@ async fn admins_export_download_and_verify_reports() {
         "the page says what comes next instead of a form that would be refused: {body}"
     );
     assert!(!body.contains("action=\"/reports/export\""));
+    let (_, dashboard) = get(&app, &cookie, "/").await;
+    assert!(
+        dashboard.contains(
+            "<div class=\"n\">2026-10</div><div>next: 2026-11 when it ends; no upload address: \
+             download them from <a href=\"/reports\">Reports</a></div>"
+        ),
+        "{dashboard}"
+    );
     // Exporting it again changes nothing.
     let (_, body) = post(
         &app,

@@ -349,6 +349,9 @@ async function crewDashboard(browser, berth, keys) {
   const shown = Number(await page.textContent('#licenses'));
   check(shown === stats.licenses, `the dashboard shows this month's licenses (${shown} = ${stats.licenses})`);
   check((await page.textContent('#status')).trim() === 'OK', 'the dashboard shows berth healthy');
+  const late = (await page.textContent('#reports-card .n.bad')).trim();
+  check(/^\d{4}-\d{2}$/.test(late) && (await page.textContent('#reports-card')).includes('has ended and has no report yet'),
+    `the dashboard shows last month (${late}) in red: it has ended without a report`);
   await page.waitForFunction(() => document.body.dataset.refreshed, null, { timeout: 10_000 });
   check(true, 'the dashboard refreshed itself without a reload');
   await page.screenshot({ path: path.join(out, 'screenshots', 'admin-dashboard.png'), fullPage: true });
