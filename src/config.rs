@@ -374,6 +374,22 @@ impl Config {
         if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
             return invalid("upload.url", "must be empty (off) or an http:// or https:// URL");
         }
+        let authority = url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        if !url.is_empty() && authority.is_empty() {
+            return invalid(
+                "upload.url",
+                "must name a host, as in https://billing.example/incoming/",
+            );
+        }
+        if authority.contains('@') {
+            return invalid(
+                "upload.url",
+                "must not carry a user name or password (they would show in the service log and on the \
+                 reports page); the receiver knows berth by its client certificate (upload.client_cert)",
+            );
+        }
         if !matches!(self.upload.method.as_str(), "PUT" | "POST") {
             return invalid("upload.method", "must be PUT or POST");
         }
@@ -444,6 +460,24 @@ mod tests {
         let err = load_text("[license]\nallowed_origins = [\"portal\"]\n", &[]).unwrap_err();
         assert!(err.to_string().contains("license.allowed_origins"), "{err}");
         assert!(load_text("not toml [", &[]).is_err());
+        for url in [
+            "https://billing:s3cret@ground.example/in/",
+            "https://token@ground.example",
+            "http://a@b:8443?x",
+        ] {
+            let err = load_text(&format!("[upload]\nurl = \"{url}\"\n"), &[]).unwrap_err();
+            assert!(
+                err.to_string().contains("must not carry a user name or password"),
+                "{err}"
+            );
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        for url in ["https://", "http:///path", "https://?q"] {
+            let err = load_text(&format!("[upload]\nurl = \"{url}\"\n"), &[]).unwrap_err();
+            assert!(err.to_string().contains("must name a host"), "{url}: {err}");
+        }
+        let ok = load_text("[upload]\nurl = \"https://ground.example:8443/in/?a=b@c\"\n", &[]);
+        assert!(ok.is_ok(), "an @ after the host is the path's: {ok:?}");
     }
 
     #[test]
