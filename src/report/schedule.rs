@@ -34,19 +34,15 @@ pub fn next_month(db: &Db) -> Result<Month, ExportError> {
     }
 }
 
-/// The month of the first report: the installation's first month, or the
-/// first license's if the clock said earlier then (a clock set right after
-/// `init`). Reports start there so that no license falls before the first.
+/// The month of the first report: the installation's first month. Licenses
+/// stamped before it (a clock set right only after `init`) count in the first
+/// report, as clock anomalies, like every row stamped outside its report's
+/// month; starting earlier would let one row stamped 1970 by a reset clock
+/// oblige fifty years of empty reports.
 pub fn first_month(db: &Db) -> Result<Month, ExportError> {
-    let invalid = |what: &str| ExportError::Refused(format!("the {what} date is invalid"));
-    let created = parse_instant(&db.installation()?.created_at).map_err(|_| invalid("installation"))?;
-    let mut first = Month::of(created);
-    if let Some(at) = db.first_issued_at()? {
-        first = first.min(Month::of(
-            parse_instant(&at).map_err(|_| invalid("first license's"))?,
-        ));
-    }
-    Ok(first)
+    let created = parse_instant(&db.installation()?.created_at)
+        .map_err(|_| ExportError::Refused("the installation date is invalid".into()))?;
+    Ok(Month::of(created))
 }
 
 /// Exports every due month; stops at the first failure (the next run retries).

@@ -220,18 +220,6 @@ impl Db {
             .optional()?)
     }
 
-    /// The first row's `issued_at`, if the log has any.
-    pub fn first_issued_at(&self) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT issued_at FROM license_log ORDER BY seq LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
     pub fn last_seq(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn

@@ -477,6 +477,7 @@ async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_
 /// Makes licenses in October 2026, then sets the clock to November.
 async fn app_with_a_finished_month() -> TestApp {
     let app = spawn_admin_app().await;
+    app.installed_at(datetime!(2026-10-01 08:00 UTC));
     app.clock.set(datetime!(2026-10-15 09:00 UTC));
     for user in ["a", "b", "a"] {
         deliver(&app, KID_A, user).await;

@@ -132,6 +132,7 @@ fn expect_failure(out: &std::process::Output, needle: &str) {
 #[actix_web::test]
 async fn a_month_exports_and_verifies_with_berth_and_openssl() {
     let app = spawn_app().await;
+    app.installed_at(datetime!(2026-09-30 12:00 UTC));
     license_at(&app, datetime!(2026-09-30 23:59:59.999 UTC), Some("early"), false).await;
     license_at(&app, datetime!(2026-10-01 00:00:00.000 UTC), Some("alice"), false).await;
     license_at(&app, datetime!(2026-10-10 12:00 UTC), Some("alice"), false).await;
@@ -243,6 +244,7 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
 #[actix_web::test]
 async fn the_tamper_catalogue_is_caught() {
     let app = spawn_app().await;
+    app.installed_at(datetime!(2026-10-01 08:00 UTC));
     october_5th(&app, &["a", "b", "c", "d"]).await;
     let october = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
     license_at(&app, datetime!(2026-11-05 10:00 UTC), Some("e"), false).await;
@@ -478,26 +480,44 @@ async fn the_first_report_is_the_installations_first_month() {
     }
 }
 
-/// A box whose clock was set right only after `init` (it said December): the
-/// first license's month comes first.
+/// A box whose clock was set right only after `init` (it said 30 November
+/// when it was October): the license stamped before November counts in
+/// November's report, as a clock anomaly, and no report starts before the
+/// installation.
 #[actix_web::test]
-async fn a_clock_set_after_init_moves_the_first_report_back() {
+async fn a_clock_set_after_init_counts_earlier_licenses_in_the_first_report() {
     let app = spawn_app().await;
-    app.installed_at(datetime!(2026-12-31 23:00 UTC));
+    app.installed_at(datetime!(2026-11-30 23:00 UTC));
     license_at(&app, datetime!(2026-10-05 10:00 UTC), Some("a"), false).await;
-    let now = datetime!(2026-11-01 00:00 UTC);
-    assert_eq!(
-        berth::report::due_months(&app.db(), now).unwrap(),
-        vec!["2026-10".parse::<Month>().unwrap()]
+    license_at(&app, datetime!(2026-11-30 23:30 UTC), Some("b"), false).await;
+    let err = berth::report::export(
+        &mut app.db(),
+        "2026-10".parse().unwrap(),
+        datetime!(2026-11-01 00:00 UTC),
+        false,
+        &reports_dir(&app),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("the first report to export is 2026-11"),
+        "{err}"
     );
-    let october = export(&app, "2026-10", now);
-    let report = berth::report::verify_file(&october, None).unwrap().report;
-    assert_eq!(report.counts.licenses, 1);
+    assert!(
+        berth::report::due_months(&app.db(), datetime!(2026-11-01 00:00 UTC))
+            .unwrap()
+            .is_empty()
+    );
+    let november = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
+    let report = berth::report::verify_file(&november, None).unwrap().report;
+    assert_eq!(report.counts.licenses, 2);
+    assert_eq!(report.clock_anomalies.outside_month, 1);
+    assert_eq!(report.clock_anomalies.first_seqs, vec![1]);
 }
 
 #[actix_web::test]
 async fn hostile_zips_get_a_clear_error() {
     let app = spawn_app().await;
+    app.installed_at(datetime!(2026-10-01 08:00 UTC));
     license_at(&app, datetime!(2026-10-05 10:00 UTC), Some("a"), false).await;
     let good = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
     let key = app.db().signing_key().unwrap();
@@ -592,6 +612,7 @@ async fn fleet_summary_counts_active_installations() {
         )
         .unwrap();
         drop(conn);
+        app.installed_at(datetime!(2026-10-01 08:00 UTC));
         // Every installation is active in October; only the first two in November.
         license_at(&app, datetime!(2026-10-03 10:00 UTC), Some("p1"), false).await;
         license_at(&app, datetime!(2026-10-04 10:00 UTC), Some("p2"), false).await;
@@ -947,6 +968,7 @@ async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certif
 #[actix_web::test]
 async fn a_broken_log_is_not_exported() {
     let app = spawn_app().await;
+    app.installed_at(datetime!(2026-10-01 08:00 UTC));
     october_5th(&app, &["a", "b", "c"]).await;
     app.tamper("DROP TRIGGER license_log_no_update; UPDATE license_log SET license_type = 'persistent' WHERE seq = 2;");
     let out = app.berth(&["report", "export", "--month", "2026-10"]);

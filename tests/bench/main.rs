@@ -73,6 +73,15 @@ fn fill() {
     });
     drop(log);
     writer.join();
+    // The rows are the installation's history, so it dates from their month
+    // (its first report is for the month it was set up in).
+    rusqlite::Connection::open(data_dir.join("berth.db"))
+        .unwrap()
+        .execute(
+            "UPDATE installation SET created_at = min(created_at, ?1)",
+            [berth::ids::format_instant(month.start())],
+        )
+        .unwrap();
     let secs = started.elapsed().as_secs_f64();
     println!(
         "FILL rows={rows} month={month} seconds={secs:.1} rows_per_s={:.0}",
