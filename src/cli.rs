@@ -491,6 +491,14 @@ pub fn create_installation(
             data_dir.display()
         );
     }
+    let now = clock.now();
+    if now < crate::clock::EARLIEST_PLAUSIBLE {
+        bail!(
+            "the clock says {}, which is before berth existed: set it (timedatectl set-time 'YYYY-MM-DD HH:MM:SS') \
+             and run init again, because the monthly reports begin at the month of init",
+            format_instant(now)
+        );
+    }
     create_private_dir(data_dir)?;
     let master_path = server::master_key_path(config);
     let master = if master_path.exists() {
@@ -502,7 +510,6 @@ pub fn create_installation(
         key
     };
     let mut db = Db::open(data_dir, Arc::new(master))?;
-    let now = clock.now();
     let signing_key = SigningKey::generate();
     let (com_key_id, com_secret) = new_com_key();
     let password = new_password();

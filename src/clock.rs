@@ -5,6 +5,12 @@ use std::sync::Mutex;
 
 use time::OffsetDateTime;
 
+/// No clock berth runs under can truly read earlier than this: berth was
+/// written in 2026. A clock that does was reset (a box without a real-time-clock
+/// battery boots in 1970), and `init` refuses it, because the installation's
+/// month is where its monthly reports begin.
+pub const EARLIEST_PLAUSIBLE: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> OffsetDateTime;
 }

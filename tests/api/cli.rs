@@ -591,3 +591,31 @@ fn output_nobody_reads_or_that_cannot_be_written() {
         "berth: cannot write to standard output: No space left on device (os error 28)\n"
     );
 }
+
+/// A box whose clock was reset (1970, no real-time-clock battery) is not
+/// initialised: its reports would begin in 1970. Nothing is written.
+#[test]
+fn init_refuses_a_clock_from_before_berth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = berth::config::Config {
+        data_dir: tmp.path().join("d"),
+        ..Default::default()
+    };
+    let args = berth::cli::InitArgs {
+        installation_id: Some("bus-9".into()),
+        vessel_type: Some(berth::store::VesselType::Bus),
+        vessel_name: Some("Bus 9".into()),
+        admin_user: "admin".into(),
+    };
+    let reset = berth::clock::FixedClock::new(time::OffsetDateTime::UNIX_EPOCH);
+    let err = berth::cli::create_installation(&config, &args, &reset).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the clock says 1970-01-01T00:00:00.000Z, which is before berth existed: set it \
+         (timedatectl set-time 'YYYY-MM-DD HH:MM:SS') and run init again, because the monthly \
+         reports begin at the month of init"
+    );
+    assert!(!config.data_dir.exists(), "nothing is written");
+    let set = berth::clock::FixedClock::new(berth::clock::EARLIEST_PLAUSIBLE);
+    assert!(berth::cli::create_installation(&config, &args, &set).is_ok());
+}

@@ -120,7 +120,7 @@ fn fleet_fixture() {
                         vessel_name: Some(format!("Vessel {n}")),
                         admin_user: "admin".into(),
                     };
-                    let clock = Arc::new(FixedClock::new(time::macros::datetime!(2025-01-01 00:00 UTC)));
+                    let clock = Arc::new(FixedClock::new(time::macros::datetime!(2026-01-01 00:00 UTC)));
                     create_installation(&config, &args, &*clock).unwrap();
                     let master = berth::server::load_master_key(&config.data_dir.join("master.key")).unwrap();
                     let mut db = berth::store::Db::open(&config.data_dir, master).unwrap();
@@ -130,7 +130,7 @@ fn fleet_fixture() {
                         .enable_all()
                         .build()
                         .unwrap();
-                    let mut month: Month = "2025-01".parse().unwrap();
+                    let mut month: Month = "2026-01".parse().unwrap();
                     for _ in 0..12 {
                         // Most vessels are active; every fifth idles in odd months.
                         let active = n % 5 != 0 || u8::from(month.start().month()) % 2 == 0;
