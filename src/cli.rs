@@ -229,8 +229,13 @@ pub enum LogCommand {
 pub enum ReportCommand {
     /// Export a month's signed usage report (a zip) into <data_dir>/reports.
     Export {
-        #[arg(long)]
-        month: Month,
+        /// The month to export, YYYY-MM.
+        #[arg(long, required_unless_present = "due", conflicts_with = "due")]
+        month: Option<Month>,
+        /// Export every month that has ended without a report, in order (none
+        /// is not an error): what the monthly timer runs.
+        #[arg(long, conflicts_with = "partial")]
+        due: bool,
         /// Also copy the zip into this directory.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -453,6 +458,37 @@ pub struct Initialised {
 
 /// Creates a new installation in the config's data dir; refuses, changing
 /// nothing, if one exists.
+/// Copies an exported report into `out`, if given; the path to show.
+fn copy_report(path: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let Some(out) = out else {
+        return Ok(path.to_owned());
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let target = out.join(path.file_name().expect("a report has a file name"));
+    std::fs::copy(path, &target).with_context(|| format!("copying the report to {}", target.display()))?;
+    Ok(target)
+}
+
+fn print_exported(path: &Path, new: bool, r: &crate::report::ReportJson) {
+    let verb = if new { "exported" } else { "already exported" };
+    outln!(
+        "{verb} {} ({}: {}, {}, sequence {}{})",
+        path.display(),
+        r.period.month,
+        counted(r.counts.licenses, "license"),
+        counted(r.counts.active_users, "active user"),
+        r.report.sequence,
+        if r.partial { ", partial preview" } else { "" }
+    );
+    if r.clock_anomalies.count > 0 {
+        outln!(
+            "warning: {} clock anomalies (first at rows {:?}); see the README on clocks",
+            r.clock_anomalies.count,
+            r.clock_anomalies.first_seqs
+        );
+    }
+}
+
 pub fn create_installation(
     config: &Config,
     args: &InitArgs,
@@ -1091,44 +1127,43 @@ fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
 
 fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Result<()> {
     match command {
-        ReportCommand::Export { month, out, partial } => {
+        ReportCommand::Export {
+            month,
+            due,
+            out,
+            partial,
+        } => {
             let config = load_config(cli)?;
             let mut db = open_db(&config)?;
             let dir = config.data_dir.join("reports");
-            let exported = crate::report::export(&mut db, *month, clock.now(), *partial, &dir)?;
-            let mut path = exported.path.clone();
-            if let Some(out) = out {
-                std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-                let target = out.join(exported.path.file_name().expect("a report has a file name"));
-                std::fs::copy(&exported.path, &target)
-                    .with_context(|| format!("copying the report to {}", target.display()))?;
-                path = target;
-            }
-            let r = &exported.report;
-            if cli.json {
-                print_json(&json!({ "file": path, "new": exported.new, "report": r }));
-            } else {
-                let verb = if exported.new {
-                    "exported"
+            let now = clock.now();
+            let months = match month {
+                Some(month) => vec![*month],
+                None => crate::report::due_months(&db, now)?,
+            };
+            let mut listed = Vec::new();
+            let any = !months.is_empty();
+            for month in months {
+                let exported = crate::report::export(&mut db, month, now, *partial, &dir)?;
+                let path = copy_report(&exported.path, out.as_deref())?;
+                if cli.json {
+                    listed.push(json!({ "file": path, "new": exported.new, "report": exported.report }));
                 } else {
-                    "already exported"
-                };
-                outln!(
-                    "{verb} {} ({}: {}, {}, sequence {}{})",
-                    path.display(),
-                    r.period.month,
-                    counted(r.counts.licenses, "license"),
-                    counted(r.counts.active_users, "active user"),
-                    r.report.sequence,
-                    if r.partial { ", partial preview" } else { "" }
-                );
-                if r.clock_anomalies.count > 0 {
+                    print_exported(&path, exported.new, &exported.report);
+                }
+            }
+            if *due {
+                let next = crate::report::next_month(&db)?;
+                if cli.json {
+                    print_json(&json!({ "exported": listed, "next": next.to_string() }));
+                } else if !any {
                     outln!(
-                        "warning: {} clock anomalies (first at rows {:?}); see the README on clocks",
-                        r.clock_anomalies.count,
-                        r.clock_anomalies.first_seqs
+                        "nothing to export: the next report, for {next}, can be exported once that month ends ({})",
+                        format_instant(next.end())
                     );
                 }
+            } else if let Some(one) = listed.pop() {
+                print_json(&one);
             }
             Ok(())
         }

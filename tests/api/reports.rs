@@ -480,6 +480,58 @@ async fn the_first_report_is_the_installations_first_month() {
     }
 }
 
+/// `report export --due` (the monthly timer) exports every month that has
+/// ended without a report, in order, and says what is next when none has.
+#[actix_web::test]
+async fn export_due_catches_up_every_finished_month() {
+    let app = spawn_app().await;
+    let this_month = Month::of(OffsetDateTime::now_utc());
+    let two_ago = this_month.previous().previous();
+    app.installed_at(two_ago.start() + time::Duration::days(3));
+    license_at(&app, two_ago.start() + time::Duration::days(4), Some("a"), false).await;
+    let out = app.berth(&["report", "export", "--due"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("exported ")
+            && lines[0].contains(&format!("({two_ago}: 1 license, 1 active user, sequence 1)")),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains(&format!(
+            "({}: 0 licenses, 0 active users, sequence 2)",
+            two_ago.next()
+        )),
+        "{text}"
+    );
+
+    let out = app.berth(&["report", "export", "--due"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "nothing to export: the next report, for {this_month}, can be exported once that month ends ({})\n",
+            berth::ids::format_instant(this_month.end())
+        )
+    );
+    let out = app.berth(&["report", "export", "--due", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["exported"], json!([]));
+    assert_eq!(v["next"], this_month.to_string());
+    assert_eq!(report_list(&app).len(), 2);
+
+    // --due takes no month and no --partial; export needs one or the other.
+    for args in [
+        &["report", "export", "--due", "--month", "2026-10"][..],
+        &["report", "export", "--due", "--partial"],
+        &["report", "export"],
+    ] {
+        assert_eq!(app.berth(args).status.code(), Some(2), "{args:?}");
+    }
+}
+
 /// A box whose clock was set right only after `init` (it said 30 November
 /// when it was October): the license stamped before November counts in
 /// November's report, as a clock anomaly, and no report starts before the
