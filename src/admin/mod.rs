@@ -354,9 +354,10 @@ fn reports_status(
     upload_configured: bool,
     auto_export: bool,
 ) -> serde_json::Value {
-    let (Ok(due), Ok(reports)) = (crate::report::due_months(db, now), db.reports()) else {
+    let (Ok(next), Ok(reports)) = (crate::report::next_month(db), db.reports()) else {
         return serde_json::Value::Null;
     };
+    let due = crate::report::ended_from(next, now);
     let not_uploaded: Vec<_> = reports.iter().filter(|r| r.uploaded_at.is_none()).collect();
     let failing = not_uploaded
         .iter()
@@ -364,7 +365,7 @@ fn reports_status(
         .max_by_key(|r| r.sequence);
     serde_json::json!({
         "due": due.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "next": due.first().copied().or_else(|| crate::report::next_month(db).ok()).map(|m| m.to_string()),
+        "next": next.to_string(),
         "auto_export": auto_export,
         "last": reports.last().map(|r| serde_json::json!({ "month": r.month, "sequence": r.sequence })),
         "upload_configured": upload_configured,

@@ -10,7 +10,11 @@ use crate::ids::{Month, parse_instant};
 use crate::store::Db;
 
 pub fn due_months(db: &Db, now: OffsetDateTime) -> Result<Vec<Month>, ExportError> {
-    let first = next_month(db)?;
+    Ok(ended_from(next_month(db)?, now))
+}
+
+/// The months from `first` that have ended by `now`, in order.
+pub fn ended_from(first: Month, now: OffsetDateTime) -> Vec<Month> {
     let current = Month::of(now);
     let mut months = Vec::new();
     let mut month = first;
@@ -18,7 +22,7 @@ pub fn due_months(db: &Db, now: OffsetDateTime) -> Result<Vec<Month>, ExportErro
         months.push(month);
         month = month.next();
     }
-    Ok(months)
+    months
 }
 
 /// The month the next report is for, ended or not: the one after the last
