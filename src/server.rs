@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::{LicenseApi, license_server};
+use crate::ids::Month;
 use crate::license::{KeyRing, LicenseService};
 use crate::store::{Db, LogWriter, WriterConfig};
 
@@ -265,7 +266,11 @@ async fn report_task(config: Config, master: Arc<MasterKey>, clock: Arc<dyn Cloc
         {
             tracing::error!(error = %format!("{e:#}"), "report upload pass failed");
         }
-        actix_web::rt::time::sleep(interval).await;
+        // Wake at the turn of the month too, so that a month is exported in the
+        // first second after it ends rather than up to an interval later.
+        let now = clock.now();
+        let to_month_end = (Month::of(now).end() - now).unsigned_abs() + Duration::from_secs(1);
+        actix_web::rt::time::sleep(interval.min(to_month_end)).await;
     }
 }
 

@@ -532,6 +532,31 @@ async fn export_due_catches_up_every_finished_month() {
     }
 }
 
+/// The server's automatic export wakes at the turn of the month, not only
+/// every `check_interval_secs` (an hour here): October is exported in the
+/// first seconds of November.
+#[actix_web::test]
+async fn the_automatic_export_runs_as_the_month_ends() {
+    let mut app = spawn_app_with(|c| c.reports.check_interval_secs = 3600).await;
+    app.installed_at(datetime!(2026-10-01 08:00 UTC));
+    license_at(&app, datetime!(2026-10-05 10:00 UTC), Some("a"), false).await;
+    app.stop().await;
+    app.clock.set(datetime!(2026-10-31 23:59:59.500 UTC));
+    app.start().await;
+    // Let the first pass (nothing has ended yet) run and go to sleep.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(report_list(&app).is_empty());
+    app.clock.set(datetime!(2026-11-01 00:00:00.200 UTC));
+    let mut waited = 0;
+    while report_list(&app).is_empty() && waited < 50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    let listed = report_list(&app);
+    assert_eq!(listed.len(), 1, "October was exported as November began");
+    assert_eq!(listed[0]["month"], "2026-10");
+}
+
 /// A box whose clock was set right only after `init` (it said 30 November
 /// when it was October): the license stamped before November counts in
 /// November's report, as a clock anomaly, and no report starts before the
