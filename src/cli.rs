@@ -1003,8 +1003,9 @@ fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<(
             counts.clock_anomalies
         );
     }
+    outln!("by key system:");
     for (system, n) in &counts.by_key_system {
-        outln!("  {system:<20}  {n}");
+        outln!("  {system:<10}  {n}");
     }
     outln!("by day:");
     for (day, n) in counts.by_day.iter().filter(|(_, n)| **n > 0) {

@@ -398,6 +398,22 @@ async fn empty_months_and_clocks_that_jump_back() {
         stats["counts"]["clock_anomalies"], 1,
         "berth stats shows the jump"
     );
+    let out = app.berth(&["stats", "--month", "2026-10"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "month:                  2026-10\n\
+         licenses:               3\n\
+         active users:           3\n\
+         licenses without user:  0\n\
+         clock anomalies:        1 (licenses stamped earlier than the one before; the clock was set back)\n\
+         by key system:\n\
+         \x20 clearkey    3\n\
+         \x20 hls         0\n\
+         by day:\n\
+         \x20 2026-10-10  1\n\
+         \x20 2026-10-12  1\n\
+         \x20 2026-10-20  1\n"
+    );
     let november = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
     let report = berth::report::verify_file(&november, None).unwrap().report;
     assert_eq!(
