@@ -35,6 +35,9 @@ struct RawRequest {
 }
 
 pub fn parse_request(body: &[u8]) -> Result<ClearKeyRequest, ClearKeyError> {
+    // A UTF-8 byte order mark, which some HTTP stacks put before JSON, is
+    // ignored, as RFC 8259 allows.
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let trimmed = body.trim_ascii_start();
     if trimmed.is_empty() {
         return Err(ClearKeyError::Malformed("the request body is empty".into()));
@@ -115,6 +118,21 @@ mod tests {
         assert_eq!(r.license_type, LicenseType::PersistentLicense);
         let r = parse_request(br#"{"kids":["nrQFDeRLSAKTLifXUIPiZg"]}"#).unwrap();
         assert_eq!(r.license_type, LicenseType::Temporary);
+    }
+
+    #[test]
+    fn ignores_a_byte_order_mark() {
+        let r = parse_request(b"\xEF\xBB\xBF {\"kids\":[\"nrQFDeRLSAKTLifXUIPiZg\"]}").unwrap();
+        assert_eq!(r.kids[0].to_uuid_string(), "9eb4050d-e44b-4802-932e-27d75083e266");
+        // Only one, and only at the start.
+        assert_eq!(
+            parse_request(b"\xEF\xBB\xBF\xEF\xBB\xBF{}"),
+            Err(ClearKeyError::NotClearKey)
+        );
+        assert!(matches!(
+            parse_request(b" \xEF\xBB\xBF{\"kids\":[\"nrQFDeRLSAKTLifXUIPiZg\"]}"),
+            Err(ClearKeyError::NotClearKey)
+        ));
     }
 
     #[test]

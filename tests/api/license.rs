@@ -88,6 +88,19 @@ async fn padded_and_standard_base64_kids_are_accepted() {
     );
 }
 
+/// A body that starts with a UTF-8 byte order mark (some HTTP stacks add
+/// one) is a license like any other, logged once.
+#[actix_web::test]
+async fn a_body_with_a_byte_order_mark_is_a_license() {
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    let body = format!("\u{feff}{}", clearkey_body(&[KID_A], "temporary"));
+    let (status, answer, _) = post_license(&app, Some(&token), &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["keys"][0]["kid"], b64url_kid(KID_A));
+    assert_eq!(app.log_rows(), 1);
+}
+
 #[actix_web::test]
 async fn hls_key_bytes() {
     let app = spawn_app().await;
