@@ -15,6 +15,11 @@
       .then(function (r) { if (r.status === 401) { location.href = '/login'; } return r.json(); })
       .then(function (d) {
         if (!d || !d.counts) return;
+        // A new month: the headings and the chart's days are the page's, so load it anew.
+        var licenses = document.getElementById('licenses');
+        if (licenses && licenses.dataset.month && d.month !== licenses.dataset.month) { location.reload(); return; }
+        var reports = document.getElementById('reports-now');
+        if (reports && typeof d.reports_card === 'string' && reports.innerHTML !== d.reports_card) reports.innerHTML = d.reports_card;
         text('licenses', d.counts.licenses);
         text('active-users', d.counts.active_users);
         text('without-user', d.counts.licenses_without_user);

@@ -420,7 +420,11 @@ async fn dashboard_json(req: HttpRequest, state: web::Data<AdminState>) -> HttpR
     if live_session(&req, &state).is_none() {
         return HttpResponse::Unauthorized().json(serde_json::json!({ "error": "not signed in" }));
     }
-    HttpResponse::Ok().json(dashboard_data_blocking(&state).await)
+    let mut data = dashboard_data_blocking(&state).await;
+    // The report card as the page renders it, so that the page's script shows
+    // an export or an upload without knowing the card's wording.
+    data["reports_card"] = pages::reports_card(&data["reports"]).into();
+    HttpResponse::Ok().json(data)
 }
 
 async fn script() -> HttpResponse {

@@ -211,7 +211,7 @@ fn clock(now: &str) -> (String, String) {
 
 /// The dashboard's monthly-reports card: a finished month without a report
 /// stands out; otherwise the last report, the next, and how uploads go.
-fn reports_card(r: &Value) -> String {
+pub fn reports_card(r: &Value) -> String {
     if r.is_null() {
         return "<div class=\"n\">?</div>".to_owned();
     }
@@ -309,11 +309,11 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
     let body = format!(
         "<section aria-labelledby=\"health\"><h2 id=\"health\">Health</h2><div class=\"cards\">\
          <div class=\"card\"><div>Service</div><div class=\"n {}\" id=\"status\">{}</div><div id=\"problems\">{}</div></div>\
-         <div class=\"card\"><div>Licenses in {}</div><div class=\"n\" id=\"licenses\">{}</div></div>\
+         <div class=\"card\"><div>Licenses in {}</div><div class=\"n\" id=\"licenses\" data-month=\"{}\">{}</div></div>\
          <div class=\"card\"><div>Active users</div><div class=\"n\" id=\"active-users\">{}</div></div>\
          <div class=\"card\"><div>Licenses without user</div><div class=\"n\" id=\"without-user\">{}</div></div>\
          <div class=\"card\"><div>Disk free</div>{disk}</div>\
-         <div class=\"card\" id=\"reports-card\"><div>Monthly report</div>{reports}</div>\
+         <div class=\"card\" id=\"reports-card\"><div>Monthly report</div><div id=\"reports-now\">{reports}</div></div>\
          <div class=\"card\"><div>Clock (UTC)</div><div class=\"n\" id=\"clock\">{clock_time}</div><div id=\"clock-date\">{clock_date}</div><div>{}</div></div></div></section>\
          <section aria-labelledby=\"chart-h\"><h2 id=\"chart-h\">Licenses per day</h2><div id=\"chart-box\">{}</div>\
          <p><a href=\"/keys?sort=watched\">Which titles are licensed most this month</a> \
@@ -326,6 +326,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         if healthy { "ok" } else { "bad" },
         if healthy { "OK" } else { "PROBLEM" },
         problems.join("; "),
+        esc(d["month"].as_str().unwrap_or("")),
         esc(d["month"].as_str().unwrap_or("")),
         num(&counts["licenses"]),
         num(&counts["active_users"]),

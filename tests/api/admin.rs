@@ -147,7 +147,13 @@ async fn the_dashboard_counts_what_the_license_api_delivered() {
     assert_eq!(res.headers().get("x-frame-options").unwrap(), "DENY");
     assert!(res.headers().get("content-security-policy").is_some());
     let body = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
-    assert_eq!(between(&body, "id=\"licenses\">", "<"), "3");
+    assert_eq!(
+        between(&body, "id=\"licenses\" data-month=\"", "<")
+            .split_once("\">")
+            .unwrap()
+            .1,
+        "3"
+    );
     assert!(
         body.contains(&format!(
             "<td><code>{KID_A}</code></td><td>A</td><td>delivered</td>"

@@ -569,6 +569,17 @@ async fn admins_export_download_and_verify_reports() {
         ),
         "{dashboard}"
     );
+    let (_, json) = get(&app, &cookie, "/dashboard.json").await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["reports"]["last"]["month"], "2026-10");
+    assert!(
+        dashboard.contains(json["reports_card"].as_str().unwrap()),
+        "the script gets the card as the page shows it"
+    );
+    assert!(
+        dashboard.contains("id=\"licenses\" data-month=\"2026-11\""),
+        "the script reloads the page when the month it shows has ended"
+    );
     // Exporting it again changes nothing.
     let (_, body) = post(
         &app,

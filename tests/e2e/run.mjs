@@ -416,11 +416,18 @@ async function crewDashboard(browser, berth, keys) {
     && csvLines.slice(1).every((l) => l.split(',')[2] === 'hls'),
     `the CSV download holds the same ${csvLines.length - 1} rows`);
 
-  // Reports: export last month, download the zip, and verify it with the CLI.
+  // Reports: export last month, download the zip, and verify it with the CLI,
+  // while the dashboard stays open in a second tab, as on a crew screen.
+  const screen = await page.context().newPage();
+  await screen.goto(`${berth.adminUrl}/`);
   await page.getByRole('link', { name: 'Reports', exact: true }).click();
   await page.getByRole('button', { name: 'Export', exact: true }).click();
   const exported = await page.getByRole('status').textContent();
   check(/^Exported \d{4}-\d{2} as report 1/.test(exported.trim()), `the reports page exports last month (${exported.trim()})`);
+  await screen.waitForFunction(() => !document.getElementById('reports-now').textContent.includes('has no report yet'), null, { timeout: 10_000 });
+  const card = (await screen.textContent('#reports-now')).trim();
+  check(/^\d{4}-\d{2}next: \d{4}-\d{2} when it ends/.test(card), `the open dashboard shows the export without a reload (${card})`);
+  await screen.close();
   check(await page.locator('#reports td.ok').first().isVisible(), 'the exported report shows as verified');
   const next = (await page.locator('#next-report').textContent()).trim();
   check(/^Nothing to export yet: the next report is for \d{4}-\d{2}, which can be exported once that month ends.*Automatic export is off/.test(next),
