@@ -1277,6 +1277,7 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                     let state = match (&r.uploaded_at, &r.last_error) {
                         (Some(_), _) => "uploaded".to_owned(),
                         (None, Some(_)) => format!("retrying ({})", r.upload_attempts),
+                        (None, None) if config.upload.url.is_empty() => "by hand".to_owned(),
                         (None, None) => "pending".to_owned(),
                     };
                     outln!(
@@ -1287,6 +1288,12 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                         r.active_users,
                         state,
                         r.file_name
+                    );
+                }
+                if config.upload.url.is_empty() && reports.iter().any(|r| r.uploaded_at.is_none()) {
+                    outln!(
+                        "no upload address is configured ([upload] url): take the files from {} to the ground",
+                        config.data_dir.join("reports").display()
                     );
                 }
             }

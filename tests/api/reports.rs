@@ -537,6 +537,16 @@ async fn export_due_catches_up_every_finished_month() {
     assert_eq!(v["exported"], json!([]));
     assert_eq!(v["next"], this_month.to_string());
     assert_eq!(report_list(&app).len(), 2);
+    let out = app.berth(&["report", "list"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("  by hand  ").count(), 2, "{text}");
+    assert!(
+        text.ends_with(&format!(
+            "no upload address is configured ([upload] url): take the files from {} to the ground\n",
+            reports_dir(&app).display()
+        )),
+        "{text}"
+    );
 
     // --due takes no month and no --partial; export needs one or the other.
     for args in [
