@@ -567,24 +567,22 @@ fn init_takes_the_installation_from_the_config() {
 /// one line: neither panics.
 #[test]
 fn output_nobody_reads_or_that_cannot_be_written() {
+    let example_to = |stdout: std::process::Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["config", "example"])
+            .env_remove("BERTH_CONFIG")
+            .stdout(stdout)
+            .output()
+            .unwrap()
+    };
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["config", "example"])
-        .env_remove("BERTH_CONFIG")
-        .stdout(writer)
-        .output()
-        .unwrap();
+    let out = example_to(writer.into());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stderr(&out), "");
 
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["config", "example"])
-        .env_remove("BERTH_CONFIG")
-        .stdout(full)
-        .output()
-        .unwrap();
+    let out = example_to(full.into());
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out),
