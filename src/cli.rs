@@ -44,7 +44,6 @@ macro_rules! out {
 }
 
 fn write_stdout(text: std::fmt::Arguments<'_>) {
-    use std::io::Write as _;
     if let Err(e) = std::io::stdout().lock().write_fmt(text) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
@@ -456,8 +455,6 @@ pub struct Initialised {
     pub signing_key_sha256: String,
 }
 
-/// Creates a new installation in the config's data dir; refuses, changing
-/// nothing, if one exists.
 /// Copies an exported report into `out`, if given; the path to show.
 fn copy_report(path: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     let Some(out) = out else {
@@ -489,6 +486,8 @@ fn print_exported(path: &Path, new: bool, r: &crate::report::ReportJson) {
     }
 }
 
+/// Creates a new installation in the config's data dir; refuses, changing
+/// nothing, if one exists.
 pub fn create_installation(
     config: &Config,
     args: &InitArgs,

@@ -358,8 +358,7 @@ pub fn format_instant(at: OffsetDateTime) -> String {
     )
 }
 
-/// Parses an RFC 3339 instant (any offset).
-/// Parses an RFC 3339 date-time into UTC. An instant past the last one the
+/// Parses an RFC 3339 date-time (any offset) into UTC. An instant past the last one the
 /// date type holds in UTC (`9999-12-31T23:59:59-01:00`) is refused here:
 /// converting it later (to log it) would panic.
 pub fn parse_instant(text: &str) -> Result<OffsetDateTime, ParseError> {

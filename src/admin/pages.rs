@@ -280,6 +280,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         free.map_or("?".to_owned(), size),
         days_left.map_or(String::new(), room_for)
     );
+    let month = esc(d["month"].as_str().unwrap_or(""));
     let reports = reports_card(&d["reports"]);
     let (clock_time, clock_date) = clock(health["clock"]["now"].as_str().unwrap_or(""));
     let mut last = String::new();
@@ -309,7 +310,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
     let body = format!(
         "<section aria-labelledby=\"health\"><h2 id=\"health\">Health</h2><div class=\"cards\">\
          <div class=\"card\"><div>Service</div><div class=\"n {}\" id=\"status\">{}</div><div id=\"problems\">{}</div></div>\
-         <div class=\"card\"><div>Licenses in {}</div><div class=\"n\" id=\"licenses\" data-month=\"{}\">{}</div></div>\
+         <div class=\"card\"><div>Licenses in {month}</div><div class=\"n\" id=\"licenses\" data-month=\"{month}\">{}</div></div>\
          <div class=\"card\"><div>Active users</div><div class=\"n\" id=\"active-users\">{}</div></div>\
          <div class=\"card\"><div>Licenses without user</div><div class=\"n\" id=\"without-user\">{}</div></div>\
          <div class=\"card\"><div>Disk free</div>{disk}</div>\
@@ -326,8 +327,6 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         if healthy { "ok" } else { "bad" },
         if healthy { "OK" } else { "PROBLEM" },
         problems.join("; "),
-        esc(d["month"].as_str().unwrap_or("")),
-        esc(d["month"].as_str().unwrap_or("")),
         num(&counts["licenses"]),
         num(&counts["active_users"]),
         num(&counts["licenses_without_user"]),
