@@ -56,6 +56,14 @@ fn export(app: &TestApp, month: &str, now: OffsetDateTime) -> PathBuf {
         .path
 }
 
+/// The error of an export that must be refused.
+fn refused(app: &TestApp, month: &str, now: OffsetDateTime) -> String {
+    let month: Month = month.parse().unwrap();
+    berth::report::export(&mut app.db(), month, now, false, &reports_dir(app))
+        .expect_err("the export is refused")
+        .to_string()
+}
+
 fn verify(app: &TestApp, file: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["report", "verify", file.to_str().unwrap()];
     args.extend(extra);
@@ -438,15 +446,8 @@ async fn empty_months_and_clocks_that_jump_back() {
         .sum();
     assert_eq!(total as i64, app.log_rows(), "no row dropped or counted twice");
     // Skipping a month is refused.
-    let err = berth::report::export(
-        &mut app.db(),
-        "2027-01".parse().unwrap(),
-        datetime!(2027-02-01 00:00 UTC),
-        false,
-        &reports_dir(&app),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("2026-12"), "{err}");
+    let err = refused(&app, "2027-01", datetime!(2027-02-01 00:00 UTC));
+    assert!(err.contains("2026-12"), "{err}");
 }
 
 /// The first report is the installation's first month: a typo'd year would
@@ -459,19 +460,8 @@ async fn the_first_report_is_the_installations_first_month() {
     license_at(&app, datetime!(2026-10-21 10:00 UTC), Some("a"), false).await;
     license_at(&app, datetime!(2026-11-02 10:00 UTC), Some("b"), false).await;
     let now = datetime!(2026-12-01 08:00 UTC);
-    let refused = |month: &str| {
-        berth::report::export(
-            &mut app.db(),
-            month.parse().unwrap(),
-            now,
-            false,
-            &reports_dir(&app),
-        )
-        .unwrap_err()
-        .to_string()
-    };
     for month in ["2025-10", "2026-09", "2026-11"] {
-        let err = refused(month);
+        let err = refused(&app, month, now);
         assert!(
             err.contains("the first report to export is 2026-10"),
             "{month}: {err}"
@@ -593,18 +583,8 @@ async fn a_clock_set_after_init_counts_earlier_licenses_in_the_first_report() {
     app.installed_at(datetime!(2026-11-30 23:00 UTC));
     license_at(&app, datetime!(2026-10-05 10:00 UTC), Some("a"), false).await;
     license_at(&app, datetime!(2026-11-30 23:30 UTC), Some("b"), false).await;
-    let err = berth::report::export(
-        &mut app.db(),
-        "2026-10".parse().unwrap(),
-        datetime!(2026-11-01 00:00 UTC),
-        false,
-        &reports_dir(&app),
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string().contains("the first report to export is 2026-11"),
-        "{err}"
-    );
+    let err = refused(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
+    assert!(err.contains("the first report to export is 2026-11"), "{err}");
     assert!(
         berth::report::due_months(&app.db(), datetime!(2026-11-01 00:00 UTC))
             .unwrap()
