@@ -117,6 +117,13 @@ fn tampered(
     path
 }
 
+/// Edits the zip's report.json (as JSON) in place.
+fn edit_report(files: &mut BTreeMap<String, Vec<u8>>, edit: impl FnOnce(&mut Value)) {
+    let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+    edit(&mut report);
+    files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+}
+
 fn csv_lines(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
     String::from_utf8(files["licenses.csv"].clone())
         .unwrap()
@@ -293,23 +300,17 @@ async fn the_tamper_catalogue_is_caught() {
     });
     expect_failure(&verify(&app, &f, &[]), "inserted");
     let f = tampered(&app, &october, "count-edited.zip", |files| {
-        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
-        report["counts"]["licenses"] = json!(2);
-        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        edit_report(files, |r| r["counts"]["licenses"] = json!(2));
     });
     expect_failure(&verify(&app, &f, &[]), "report.json");
     let f = tampered(&app, &october, "count-edited-resigned.zip", |files| {
-        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
-        report["counts"]["licenses"] = json!(2);
-        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        edit_report(files, |r| r["counts"]["licenses"] = json!(2));
         resign(files, &key);
     });
     expect_failure(&verify(&app, &f, &[]), "counts.licenses");
     // A month the date type cannot end (signed by whoever holds a key): refused, not a panic.
     let f = tampered(&app, &october, "month-9999.zip", |files| {
-        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
-        report["period"]["month"] = json!("9999-12");
-        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        edit_report(files, |r| r["period"]["month"] = json!("9999-12"));
         resign(files, &key);
     });
     expect_failure(&verify(&app, &f, &[]), "period.month is not YYYY-MM");
@@ -319,17 +320,13 @@ async fn the_tamper_catalogue_is_caught() {
         let rest = lines[1].split_once(',').unwrap().1.to_owned();
         lines[1] = format!("{},{rest}", i64::MAX);
         files.insert("licenses.csv".into(), lines.concat().into_bytes());
-        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
-        report["log"]["first_seq"] = json!(i64::MAX);
-        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        edit_report(files, |r| r["log"]["first_seq"] = json!(i64::MAX));
         resign(files, &key);
     });
     expect_failure(&verify(&app, &f, &[]), "seq too large");
     let f = tampered(&app, &october, "seq-min.zip", |files| {
         files.insert("licenses.csv".into(), csv_lines(files)[0].clone().into_bytes());
-        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
-        report["log"]["first_seq"] = json!(i64::MIN);
-        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        edit_report(files, |r| r["log"]["first_seq"] = json!(i64::MIN));
         resign(files, &key);
     });
     expect_failure(&verify(&app, &f, &[]), "rows missing at the end");
@@ -344,9 +341,9 @@ async fn the_tamper_catalogue_is_caught() {
     // Signed by another installation's key: fine alone, caught with --pubkey.
     let other = berth::crypto::SigningKey::generate();
     let f = tampered(&app, &october, "other-key.zip", |files| {
-        let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
-        report["installation"]["public_key_sha256"] = json!(berth::crypto::sha256_hex(&other.public_der()));
-        files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
+        edit_report(files, |r| {
+            r["installation"]["public_key_sha256"] = json!(berth::crypto::sha256_hex(&other.public_der()))
+        });
         files.insert("signer.pem".into(), other.public_pem().into_bytes());
         resign(files, &other);
     });
