@@ -1302,7 +1302,7 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
 }
 
 fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: bool) -> anyhow::Result<()> {
-    let files = crate::report::collect(inputs).context("listing report files")?;
+    let files = crate::report::collect(inputs).map_err(|e| anyhow!(e))?;
     if files.is_empty() {
         bail!("no report zips found in the given paths");
     }
@@ -1314,6 +1314,10 @@ fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: boo
     if cli.json {
         print_json(&serde_json::to_value(&summary)?);
     } else if csv {
+        // The CSV goes to a billing system; the problems go to whoever runs it.
+        for p in &summary.problems {
+            eprintln!("berth: {}", problem_line(p));
+        }
         outln!("month,vessel_type,active_installations,reporting_installations,licenses,active_users");
         for (month, types) in &summary.months {
             for (vessel, c) in types {
@@ -1354,13 +1358,17 @@ fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: boo
             }
         }
         for p in &summary.problems {
-            outln!(
-                "problem: {} ({}): {}",
-                p.file,
-                p.installation.as_deref().unwrap_or("?"),
-                p.problem
-            );
+            outln!("{}", problem_line(p));
         }
     }
     Ok(())
+}
+
+fn problem_line(p: &crate::report::Problem) -> String {
+    format!(
+        "problem: {} ({}): {}",
+        p.file,
+        p.installation.as_deref().unwrap_or("?"),
+        p.problem
+    )
 }

@@ -37,24 +37,31 @@ pub struct FleetSummary {
 /// but not through a symbolic link to a directory: two links back to their
 /// parent made the walk go on forever; a linked zip file is read, and counted
 /// once like any other copy).
-pub fn collect(inputs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+///
+/// A path named on the command line that does not exist is an error (a typo'd
+/// directory would otherwise summarise nothing and look like a quiet month), as
+/// is a directory that cannot be read, by name.
+pub fn collect(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     let mut out = Vec::new();
     for input in inputs {
         if input.is_dir() {
             let mut stack = vec![input.clone()];
             while let Some(dir) = stack.pop() {
-                for entry in std::fs::read_dir(&dir)? {
-                    let entry = entry?;
+                let listing = |e: std::io::Error| format!("reading {}: {e}", dir.display());
+                for entry in std::fs::read_dir(&dir).map_err(listing)? {
+                    let entry = entry.map_err(listing)?;
                     let path = entry.path();
-                    if entry.file_type()?.is_dir() {
+                    if entry.file_type().map_err(listing)?.is_dir() {
                         stack.push(path);
                     } else if path.extension().is_some_and(|e| e == "zip") && !path.is_dir() {
                         out.push(path);
                     }
                 }
             }
-        } else {
+        } else if input.exists() {
             out.push(input.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", input.display()));
         }
     }
     out.sort();
@@ -86,32 +93,27 @@ pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>
         .map_or(2, |n| n.get())
         .min(16);
     let chunk = files.len().div_ceil(threads).max(1);
-    let results: Vec<(PathBuf, Result<Verified, String>)> = std::thread::scope(|scope| {
+    // A report that fails verification names no installation (its claim is not
+    // to be trusted); one refused by --pubkeys names the one it claims to be.
+    let check = |path: &PathBuf| -> Result<Verified, (Option<String>, String)> {
+        let v = verify_file(path, None).map_err(|e| (None, e.0))?;
+        let Some(keys) = pubkeys else { return Ok(v) };
+        let refused = |why: &str| Err((Some(v.report.installation.id.clone()), why.to_owned()));
+        match keys.get(&v.report.installation.id) {
+            None => refused("no public key for this installation in --pubkeys"),
+            Some(k) if k.der() != v.public_key_der => {
+                refused("signed by another key than the installation's in --pubkeys")
+            }
+            Some(_) => Ok(v),
+        }
+    };
+    let results: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || {
+                scope.spawn(|| {
                     part.iter()
-                        .map(|path| {
-                            let verified =
-                                verify_file(path, None)
-                                    .map_err(|e| e.0)
-                                    .and_then(|v| match pubkeys {
-                                        None => Ok(v),
-                                        Some(keys) => match keys.get(&v.report.installation.id) {
-                                            None => {
-                                                Err("no public key for this installation in --pubkeys"
-                                                    .to_owned())
-                                            }
-                                            Some(k) if k.der() != v.public_key_der => Err(
-                                                "signed by another key than the installation's in --pubkeys"
-                                                    .to_owned(),
-                                            ),
-                                            Some(_) => Ok(v),
-                                        },
-                                    });
-                            (path.clone(), verified)
-                        })
+                        .map(|path| (path.clone(), check(path)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -138,9 +140,9 @@ pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>
                 .entry(v.report.installation.id.clone())
                 .or_default()
                 .push((path, v)),
-            Err(problem) => summary.problems.push(Problem {
+            Err((installation, problem)) => summary.problems.push(Problem {
                 file: path.display().to_string(),
-                installation: None,
+                installation,
                 problem,
             }),
         }

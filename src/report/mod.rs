@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use export::{ExportError, Exported, export};
-pub use fleet::{FleetSummary, collect, load_pubkeys, summarize};
+pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize};
 pub use schedule::{due_months, ended_from, export_due, next_month};
 pub use verify::{Verified, VerifyError, verify_file, verify_link, verify_reader};
 

@@ -57,8 +57,13 @@ fn read_entry<R: Read + std::io::Seek>(
 /// Verifies one report zip; with `expected`, also that it was signed by that key.
 pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified, VerifyError> {
     let file = File::open(path).map_err(|e| VerifyError(format!("cannot open {}: {e}", path.display())))?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    if size > MAX_ZIP {
+    let meta = file
+        .metadata()
+        .map_err(|e| VerifyError(format!("cannot read {}: {e}", path.display())))?;
+    if meta.is_dir() {
+        return fail(format!("{} is a directory, not a report zip", path.display()));
+    }
+    if meta.len() > MAX_ZIP {
         return fail(format!("{} is larger than 4 GiB", path.display()));
     }
     verify_reader(BufReader::new(file), expected)

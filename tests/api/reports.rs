@@ -606,6 +606,7 @@ async fn hostile_zips_get_a_clear_error() {
     std::fs::write(dir.join("not-a.zip"), b"PK\x03\x04 this is not a zip").unwrap();
     expect_failure(&verify(&app, &dir.join("not-a.zip"), &[]), "not a zip");
     expect_failure(&verify(&app, &dir.join("missing.zip"), &[]), "cannot open");
+    expect_failure(&verify(&app, dir, &[]), "is a directory, not a report zip");
 
     let traversal = tampered(&app, &good, "traversal.zip", |files| {
         files.insert("../../etc/passwd".into(), b"root".to_vec());
@@ -673,6 +674,17 @@ async fn hostile_zips_get_a_clear_error() {
         1
     );
     assert_eq!(std::fs::read_dir(&junk_dir).unwrap().count(), before.len());
+
+    // A path that is not there (a typo) is an error, not an empty summary.
+    let typo = dir.join("reprots");
+    let out = app.berth(&[
+        "fleet",
+        "summary",
+        junk_dir.to_str().unwrap(),
+        typo.to_str().unwrap(),
+    ]);
+    expect_failure(&out, "reprots: no such file or directory");
+    assert!(out.stdout.is_empty());
 }
 
 /// Vendor side: several installations of several vessel types, with an invalid
@@ -710,9 +722,9 @@ async fn fleet_summary_counts_active_installations() {
     let (first_app, first_oct) = &apps[0];
     std::fs::copy(first_oct, fleet.path().join("copy-of-oct.zip")).unwrap();
     let bad = tampered(first_app, &apps[2].1, "tampered.zip", |files| {
-        let text = String::from_utf8(files["licenses.csv"].clone())
-            .unwrap()
-            .replacen("p1", "p9", 1);
+        let text = String::from_utf8(files["licenses.csv"].clone()).unwrap();
+        assert!(text.contains(",temporary,"));
+        let text = text.replacen(",temporary,", ",persistent-license,", 1);
         files.insert("licenses.csv".into(), text.into_bytes());
     });
     std::fs::copy(&bad, fleet.path().join("tampered.zip")).unwrap();
@@ -742,12 +754,16 @@ async fn fleet_summary_counts_active_installations() {
             .any(|p| p["problem"].as_str().unwrap().contains("duplicate")),
         "{problems:?}"
     );
-    assert!(
-        problems
-            .iter()
-            .any(|p| p["file"].as_str().unwrap().ends_with("tampered.zip")),
-        "{problems:?}"
+    let tampered_problem = problems
+        .iter()
+        .find(|p| p["file"].as_str().unwrap().ends_with("tampered.zip"))
+        .expect("the tampered report is a problem");
+    assert_eq!(
+        tampered_problem["problem"],
+        "licenses.csv row 1: row_hash does not match the row (the row was edited)"
     );
+    // A report that fails verification names no installation: its claim is not trusted.
+    assert_eq!(tampered_problem["installation"], Value::Null);
     assert_eq!(s["valid_reports"], 10);
 
     // --pubkeys: a report whose installation is not known is not counted.
@@ -768,11 +784,19 @@ async fn fleet_summary_counts_active_installations() {
         keys.path().to_str().unwrap(),
         "--csv",
     ]);
+    assert!(out.status.success());
     let csv = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(csv.contains("2026-10,aircraft,2,2,4,4"), "{csv}");
     assert!(
         !csv.contains("2026-10,bus"),
         "the bus has no key in --pubkeys: {csv}"
+    );
+    assert!(!csv.contains("problem"), "the CSV holds counts only: {csv}");
+    // The problems are not lost with --csv: they go to stderr.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("tampered.zip") && stderr.contains("(v4)"),
+        "{stderr}"
     );
 }
 
