@@ -974,6 +974,18 @@ fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
         "expiration_date": format_instant(now + args.valid_for),
         "message": message,
     });
+    // A commissioning token for a key berth does not have would be refused with
+    // key_unknown; say so now rather than at the player.
+    let known = db.list_keys()?;
+    for kid in args
+        .kid
+        .iter()
+        .filter(|kid| !known.iter().any(|k| k.kid == **kid))
+    {
+        eprintln!(
+            "berth: warning: key {kid} is not in the key store; a license for it is refused (key_unknown) until it is imported"
+        );
+    }
     let token = com_key.sign_token(&payload);
     if cli.json {
         print_json(&json!({ "token": token, "expires_at": payload["expiration_date"] }));

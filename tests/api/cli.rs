@@ -252,6 +252,7 @@ async fn comkeys_and_minted_tokens_work_end_to_end() {
         args.extend(extra);
         let out = app.berth(&args);
         assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "a known key is minted without a warning");
         let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         app.server().reload_keys();
         let mut status = 0;
@@ -265,6 +266,17 @@ async fn comkeys_and_minted_tokens_work_end_to_end() {
         }
         assert_eq!(status, 200);
     }
+    // A key that is not in the store: the token is minted (the key may be
+    // imported later), with a warning that says what the player would get.
+    let unknown = "22222222-2222-4222-8222-222222222222";
+    let out = app.berth(&["token", "mint", "--kid", unknown, "--com-key-id", &id]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains(&format!("key {unknown} is not in the key store"))
+            && stderr(&out).contains("key_unknown"),
+        "{}",
+        stderr(&out)
+    );
     let out = app.berth(&["comkey", "remove", &id]);
     assert!(out.status.success());
 }
