@@ -164,15 +164,20 @@ fn client_ip(req: &HttpRequest) -> IpAddr {
 }
 
 /// The token, by SPEC precedence: `X-AxDRM-Message`, `Authorization: Bearer`,
-/// query `AxDrmMessage`, query `token`. A header that is present but not UTF-8
-/// yields an empty token, which fails verification as malformed (as does any
-/// other byte a compact JWS cannot hold). Headers are borrowed, not copied.
+/// query `AxDrmMessage`, query `token`. A place that is present but empty holds
+/// no token and the next one is looked at (a player configured with an empty
+/// header before its app fetched the token, a `token=` left in a URL template).
+/// A header that is present but not UTF-8 yields an empty token, which fails
+/// verification as malformed (as does any other byte a compact JWS cannot hold).
+/// Headers are borrowed, not copied.
 fn find_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
     fn text(value: &HeaderValue) -> &str {
         std::str::from_utf8(value.as_bytes()).unwrap_or("").trim()
     }
     if let Some(value) = req.headers().get("x-axdrm-message") {
-        return Some(Cow::Borrowed(text(value)));
+        if !value.as_bytes().trim_ascii().is_empty() {
+            return Some(Cow::Borrowed(text(value)));
+        }
     }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let text = text(value);
@@ -187,9 +192,9 @@ fn find_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
     let params: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(query)
         .map(|q| q.into_inner())
         .unwrap_or_default();
-    params
-        .get("AxDrmMessage")
-        .or_else(|| params.get("token"))
+    let given = |name: &str| params.get(name).filter(|token| !token.trim().is_empty());
+    given("AxDrmMessage")
+        .or_else(|| given("token"))
         .map(|token| Cow::Owned(token.clone()))
 }
 

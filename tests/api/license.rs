@@ -196,11 +196,31 @@ async fn token_travels_by_precedence() {
     let res = client()
         .post(app.url(&format!("/clearkey?token={good}")))
         .insert_header(("X-AxDRM-Message", "garbage"))
+        .send_body(body.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // An empty place holds no token: the next one is used (a player set up with
+    // an empty header, an `AxDrmMessage=` left in a URL template) ...
+    let res = client()
+        .post(app.url(&format!("/clearkey?AxDrmMessage=&token={good}")))
+        .insert_header(("X-AxDRM-Message", " "))
+        .send_body(body.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // ... and with none given, the token is missing, not malformed.
+    let mut res = client()
+        .post(app.url("/clearkey?token="))
+        .insert_header(("X-AxDRM-Message", ""))
+        .insert_header(("Authorization", "Bearer "))
         .send_body(body)
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    assert_eq!(app.log_rows(), 3);
+    let error: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(error["error"], "token_missing");
+    assert_eq!(app.log_rows(), 4);
 }
 
 #[actix_web::test]
