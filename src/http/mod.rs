@@ -174,10 +174,10 @@ fn find_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
     fn text(value: &HeaderValue) -> &str {
         std::str::from_utf8(value.as_bytes()).unwrap_or("").trim()
     }
-    if let Some(value) = req.headers().get("x-axdrm-message") {
-        if !value.as_bytes().trim_ascii().is_empty() {
-            return Some(Cow::Borrowed(text(value)));
-        }
+    if let Some(value) = req.headers().get("x-axdrm-message")
+        && !value.as_bytes().trim_ascii().is_empty()
+    {
+        return Some(Cow::Borrowed(text(value)));
     }
     if let Some(value) = req.headers().get(header::AUTHORIZATION) {
         let text = text(value);
