@@ -268,7 +268,7 @@ pub enum FleetCommand {
         /// Directory of <installation id>.pem public keys; reports from other keys are invalid.
         #[arg(long)]
         pubkeys: Option<PathBuf>,
-        /// Print CSV rows instead of a table.
+        /// Print CSV rows instead of a table; the problems go to stderr.
         #[arg(long)]
         csv: bool,
     },
