@@ -213,10 +213,14 @@ pub struct Source {
 pub fn load(path: &Path, explicit: bool, env: &[(String, String)]) -> Result<(Config, Source), ConfigError> {
     let (mut table, file) = match std::fs::read_to_string(path) {
         Ok(text) => {
-            let table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+            // Read the file as the config first: its errors carry a place in
+            // the file ("invalid socket address syntax" alone named no key).
+            let parse_error = |e: toml::de::Error| ConfigError::Parse {
                 path: path.to_owned(),
-                message: e.message().to_owned(),
-            })?;
+                message: describe(&text, &e),
+            };
+            toml::from_str::<Config>(&text).map_err(parse_error)?;
+            let table: toml::Table = text.parse().map_err(parse_error)?;
             (table, Some(path.to_owned()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => (toml::Table::new(), None),
@@ -293,8 +297,38 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)]) -> Result<(), Co
             None => &mut *table,
         };
         target.insert(field.clone(), value);
+        // A value of the right TOML type can still be wrong for the field (an
+        // address with port 99999): name the variable, as the file's line is named.
+        if let Err(e) = toml::Value::Table(table.clone()).try_into::<Config>() {
+            return Err(ConfigError::Env {
+                name: name.clone(),
+                message: e.message().to_owned(),
+            });
+        }
     }
     Ok(())
+}
+
+/// A TOML error with the line it is on: `line 2 (listen = "0.0.0.0:99999"):
+/// invalid socket address syntax`.
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return message.to_owned();
+    };
+    let mut start = span.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let number = text[..start].matches('\n').count() + 1;
+    let line: String = text[line_start..line_end].trim().chars().take(80).collect();
+    if line.is_empty() {
+        format!("line {number}: {message}")
+    } else {
+        format!("line {number} ({line}): {message}")
+    }
 }
 
 impl Config {
@@ -452,14 +486,28 @@ mod tests {
         assert!(err.to_string().contains("listen_on"), "{err}");
         let err = load_text("[log]\nmax_batch = 0\n", &[]).unwrap_err();
         assert!(err.to_string().contains("log.max_batch"), "{err}");
-        let err = load_text("[license]\nlisten = \"nowhere\"\n", &[]).unwrap_err();
+        // A value of the right type that is wrong for its field: the line is named
+        // (the message alone, "invalid socket address syntax", named no key).
+        let err = load_text(
+            "[admin]\nlisten = \"127.0.0.1:8088\"\n\n[license]\n  listen = \"0.0.0.0:99999\"\n",
+            &[],
+        )
+        .unwrap_err();
         assert!(
-            err.to_string().contains("listen") || err.to_string().contains("address"),
+            err.to_string()
+                .ends_with(": line 5 (listen = \"0.0.0.0:99999\"): invalid socket address syntax"),
+            "{err}"
+        );
+        let err = load_text("[license]\nclock_tolerance_secs = -5", &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("line 2 (clock_tolerance_secs = -5): invalid value"),
             "{err}"
         );
         let err = load_text("[license]\nallowed_origins = [\"portal\"]\n", &[]).unwrap_err();
         assert!(err.to_string().contains("license.allowed_origins"), "{err}");
-        assert!(load_text("not toml [", &[]).is_err());
+        let err = load_text("not toml [", &[]).unwrap_err();
+        assert!(err.to_string().contains("line 1 (not toml [)"), "{err}");
         for url in [
             "https://billing:s3cret@ground.example/in/",
             "https://token@ground.example",
@@ -480,6 +528,23 @@ mod tests {
         assert!(ok.is_ok(), "an @ after the host is the path's: {ok:?}");
     }
 
+    /// Every cut of the example file, and the same with multi-byte characters
+    /// dropped into it, loads or fails with a message; none panics.
+    #[test]
+    fn broken_files_never_panic() {
+        let cuts = EXAMPLE.char_indices().map(|(i, _)| EXAMPLE[..i].to_owned());
+        let spiked = EXAMPLE
+            .char_indices()
+            .step_by(7)
+            .map(|(i, _)| format!("{}\u{e9}\u{1f6a2}={}", &EXAMPLE[..i], &EXAMPLE[i..]));
+        let oversized = std::iter::once(format!("data_dir = \"{}\"\n", "x".repeat(1 << 20)));
+        for text in cuts.chain(spiked).chain(oversized) {
+            if let Err(e) = load_text(&text, &[]) {
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
+
     #[test]
     fn environment_overrides_the_file() {
         let c = load_text(
@@ -496,6 +561,18 @@ mod tests {
         assert!(err.to_string().contains("BERTH_LICENSE_TOLERANCE"), "{err}");
         let err = load_text("", &[("BERTH_LOG_MAX_BATCH", "lots")]).unwrap_err();
         assert!(err.to_string().contains("BERTH_LOG_MAX_BATCH"), "{err}");
+        // Of the right TOML type but wrong for the field: the variable is named.
+        let err = load_text("", &[("BERTH_LICENSE_LISTEN", "0.0.0.0:99999")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable BERTH_LICENSE_LISTEN: invalid socket address syntax"
+        );
+        let err = load_text("", &[("BERTH_LOG_MAX_BATCH", "-1")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("environment variable BERTH_LOG_MAX_BATCH: "),
+            "{err}"
+        );
     }
 
     #[test]
