@@ -222,6 +222,13 @@ pub struct MintArgs {
 pub enum LogCommand {
     /// Check the whole hash chain.
     Verify,
+    /// Remove the licenses of the months before --before whose signed reports are
+    /// on the box (and uploaded, when an upload address is configured).
+    Prune {
+        /// YYYY-MM: the first month whose licenses stay in the log.
+        #[arg(long)]
+        before: Month,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -371,9 +378,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(&cli)?;
             let pending = Db::pending_migrations(&config.data_dir)?;
             if !pending.is_empty() && !cli.json {
+                let slow = pending.iter().any(|name| crate::store::reads_the_log(name));
                 eprintln!(
-                    "applying {} (on a long license log this takes a while: about a second per million licenses)",
-                    pending.join(", ")
+                    "applying {}{}",
+                    pending.join(", "),
+                    if slow {
+                        " (on a long license log this takes a while: about a second per million licenses)"
+                    } else {
+                        ""
+                    }
                 );
             }
             let applied = Db::migrate_only(&config.data_dir)?;
@@ -394,6 +407,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenCommand::Mint(args)) => mint(&cli, args, clock.as_ref()),
         Command::Stats { month } => stats(&cli, *month, clock.as_ref()),
         Command::Log(LogCommand::Verify) => log_verify(&cli),
+        Command::Log(LogCommand::Prune { before }) => log_prune(&cli, *before, clock.as_ref()),
         Command::Report(command) => report(&cli, command, clock.as_ref()),
         Command::Fleet(FleetCommand::Summary { inputs, pubkeys, csv }) => {
             fleet_summary(&cli, inputs, pubkeys.as_deref(), *csv)
@@ -1029,11 +1043,25 @@ fn log_verify(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let db = open_db(&config)?;
     match db.verify_log()? {
-        Ok(rows) => {
+        Ok(chain) => {
             if cli.json {
-                print_json(&json!({ "ok": true, "rows": rows }));
+                print_json(&json!({
+                    "ok": true,
+                    "rows": chain.rows,
+                    "first_seq": chain.first_seq,
+                    "last_seq": chain.last_seq,
+                    "pruned_through": chain.pruned.as_ref().map(|m| &m.through_month),
+                }));
             } else {
-                outln!("license log intact: {}", counted(rows, "row"));
+                outln!("license log intact: {}", counted(chain.rows, "row"));
+                if let Some(mark) = &chain.pruned {
+                    outln!(
+                        "(rows before {} were pruned on {}: the months through {}, kept in their signed reports)",
+                        mark.first_seq,
+                        &mark.pruned_at[..10.min(mark.pruned_at.len())],
+                        mark.through_month
+                    );
+                }
             }
             Ok(())
         }
@@ -1044,6 +1072,32 @@ fn log_verify(cli: &Cli) -> anyhow::Result<()> {
             bail!("license log broken at {problem}")
         }
     }
+}
+
+fn log_prune(cli: &Cli, before: Month, clock: &dyn Clock) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let mut db = open_db(&config)?;
+    let dir = config.data_dir.join("reports");
+    let pruned = crate::report::prune(&mut db, before, &dir, !config.upload.url.is_empty(), clock.now())?;
+    if cli.json {
+        print_json(&json!({
+            "removed": pruned.removed,
+            "first_seq": pruned.mark.as_ref().map(|m| m.first_seq),
+            "pruned_through": pruned.mark.as_ref().map(|m| &m.through_month),
+        }));
+        return Ok(());
+    }
+    match &pruned.mark {
+        Some(mark) => outln!(
+            "removed {}; the log now begins at row {} (the months through {} are in the signed reports in {})",
+            counted(pruned.removed, "license"),
+            mark.first_seq,
+            mark.through_month,
+            dir.display()
+        ),
+        None => outln!("nothing to prune before {before}"),
+    }
+    Ok(())
 }
 
 fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<()> {

@@ -137,6 +137,10 @@ pub struct LogConfig {
     pub busy_timeout_ms: u64,
     /// How long a request waits for its log entry before it gets 503.
     pub append_timeout_ms: u64,
+    /// Months of licenses kept besides the current one; older months are pruned
+    /// once their signed reports are on the box (and uploaded, when an upload
+    /// address is set). 0 keeps every license.
+    pub keep_months: u32,
 }
 
 impl Default for Config {
@@ -185,6 +189,7 @@ impl Default for LogConfig {
             max_batch: 4_096,
             busy_timeout_ms: 2_000,
             append_timeout_ms: 10_000,
+            keep_months: 0,
         }
     }
 }
@@ -391,6 +396,12 @@ impl Config {
         if !(1..=600_000).contains(&self.log.busy_timeout_ms) {
             return invalid("log.busy_timeout_ms", "must be between 1 and 600000");
         }
+        if self.log.keep_months > 1200 {
+            return invalid(
+                "log.keep_months",
+                "must be between 0 (keep every license) and 1200",
+            );
+        }
         if !(1..=600_000).contains(&self.log.append_timeout_ms) {
             return invalid("log.append_timeout_ms", "must be between 1 and 600000");
         }
@@ -486,6 +497,10 @@ mod tests {
         assert!(err.to_string().contains("listen_on"), "{err}");
         let err = load_text("[log]\nmax_batch = 0\n", &[]).unwrap_err();
         assert!(err.to_string().contains("log.max_batch"), "{err}");
+        let err = load_text("[log]\nkeep_months = 1201\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("log.keep_months"), "{err}");
+        let err = load_text("[log]\nkeep_months = -1\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("line 2 (keep_months = -1)"), "{err}");
         // A value of the right type that is wrong for its field: the line is named
         // (the message alone, "invalid socket address syntax", named no key).
         let err = load_text(

@@ -148,7 +148,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             }
         }));
     }
-    if config.reports.auto_export || !config.upload.url.is_empty() {
+    if config.reports.auto_export || !config.upload.url.is_empty() || config.log.keep_months > 0 {
         let clock = Arc::clone(service.clock());
         tasks.push(actix_web::rt::spawn(report_task(
             config.clone(),
@@ -224,9 +224,11 @@ impl Server {
     }
 }
 
-/// Exports closed months and uploads pending reports, every
-/// `reports.check_interval_secs`, for as long as the server runs.
+/// Exports closed months, uploads pending reports and prunes the log
+/// (`log.keep_months`), every `reports.check_interval_secs`, for as long as
+/// the server runs.
 async fn report_task(config: Config, master: Arc<MasterKey>, clock: Arc<dyn Clock>) {
+    let mut prune_waits = String::new();
     let uploader = if config.upload.url.is_empty() {
         None
     } else {
@@ -266,11 +268,56 @@ async fn report_task(config: Config, master: Arc<MasterKey>, clock: Arc<dyn Cloc
         {
             tracing::error!(error = %format!("{e:#}"), "report upload pass failed");
         }
+        if config.log.keep_months > 0 {
+            prune_old_months(&config, &master, clock.now(), &mut prune_waits).await;
+        }
         // Wake at the turn of the month too, so that a month is exported in the
         // first second after it ends rather than up to an interval later.
         let now = clock.now();
         let to_month_end = (Month::of(now).end() - now).unsigned_abs() + Duration::from_secs(1);
         actix_web::rt::time::sleep(interval.min(to_month_end)).await;
+    }
+}
+
+/// `log.keep_months`: prunes the months before the kept ones. Why it cannot yet
+/// (a report not exported or not uploaded) is logged when it changes, not at
+/// every pass.
+async fn prune_old_months(
+    config: &Config,
+    master: &Arc<MasterKey>,
+    now: time::OffsetDateTime,
+    waits: &mut String,
+) {
+    let before = (0..config.log.keep_months).fold(Month::of(now), |m, _| m.previous());
+    let (data_dir, master) = (config.data_dir.clone(), Arc::clone(master));
+    let uploads = !config.upload.url.is_empty();
+    let pruned = actix_web::rt::task::spawn_blocking(move || {
+        let mut db = Db::open(&data_dir, master)?;
+        crate::report::prune(&mut db, before, &data_dir.join("reports"), uploads, now)
+            .map_err(anyhow::Error::from)
+    })
+    .await;
+    match pruned {
+        Ok(Ok(p)) => {
+            waits.clear();
+            if let Some(mark) = p.mark.filter(|_| p.removed > 0) {
+                tracing::info!(
+                    removed = p.removed,
+                    first_seq = mark.first_seq,
+                    through = %mark.through_month,
+                    "pruned the license log: the months through {} are in their signed reports",
+                    mark.through_month
+                );
+            }
+        }
+        Ok(Err(e)) => {
+            let why = format!("{e:#}");
+            if *waits != why {
+                tracing::info!(reason = %why, "the license log keeps months older than log.keep_months for now");
+                *waits = why;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "pruning the license log failed; will retry"),
     }
 }
 

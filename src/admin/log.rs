@@ -11,7 +11,7 @@ use super::session::Session;
 use super::{AdminState, html, signed_in, with_db};
 use crate::chunks::ChunkWriter;
 use crate::ids::counted;
-use crate::store::{Db, KeyInfo, LogCursor, LogFilter, LogPage};
+use crate::store::{Db, KeyInfo, LogCursor, LogFilter, LogPage, PruneMark};
 
 const PAGE_SIZE: usize = 50;
 
@@ -100,7 +100,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
         Err(why) => {
             return html(
                 StatusCode::BAD_REQUEST,
-                render(&session, &LogFilter::default(), &[], None, Some(&why)),
+                render(&session, &LogFilter::default(), &[], None, None, Some(&why)),
             );
         }
     };
@@ -109,13 +109,21 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
         let page = db.log_page(&query.filter, &query.cursor, PAGE_SIZE)?;
         let count = db.count_filtered(&query.filter)?;
         let keys = db.list_keys()?;
-        Ok::<_, crate::store::StoreError>((page, count, keys))
+        let pruned = db.prune_mark()?;
+        Ok::<_, crate::store::StoreError>((page, count, keys, pruned))
     })
     .await;
     match result {
-        Some(Ok((rows, count, keys))) => html(
+        Some(Ok((rows, count, keys, pruned))) => html(
             StatusCode::OK,
-            render(&session, &filter, &keys, Some((&rows, count)), None),
+            render(
+                &session,
+                &filter,
+                &keys,
+                Some((&rows, count)),
+                pruned.as_ref(),
+                None,
+            ),
         ),
         _ => super::unavailable("The license log"),
     }
@@ -128,6 +136,7 @@ fn render(
     f: &LogFilter,
     keys: &[KeyInfo],
     rows: Option<(&LogPage, i64)>,
+    pruned: Option<&PruneMark>,
     error: Option<&str>,
 ) -> String {
     let value = |v: Option<String>| esc(&v.unwrap_or_default());
@@ -170,6 +179,16 @@ fn render(
             "<p id=\"match-count\">{} {verb}.</p>",
             counted(n, "license")
         ));
+        if let Some(mark) = pruned {
+            body.push_str(&format!(
+                "<p id=\"pruned\" class=\"notice\">The licenses of the months through {} were pruned \
+                 from this log on {} (every row before #{}): they are in those months' signed reports \
+                 (<a href=\"/reports\">Reports</a>). The count above includes them; the list and the CSV do not.</p>",
+                esc(&mark.through_month),
+                esc(mark.pruned_at.get(..10).unwrap_or(&mark.pruned_at)),
+                mark.first_seq
+            ));
+        }
         let mut table = String::new();
         for r in &page_rows.rows {
             let user = if r.user_hash.is_empty() {

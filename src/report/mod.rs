@@ -13,6 +13,7 @@
 
 mod export;
 mod fleet;
+mod prune;
 mod schedule;
 mod verify;
 
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use export::{ExportError, Exported, export};
 pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize};
+pub use prune::{PruneError, Pruned, prune};
 pub use schedule::{due_months, ended_from, export_due, next_month};
 pub use verify::{Verified, VerifyError, verify_file, verify_link, verify_reader};
 

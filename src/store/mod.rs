@@ -9,6 +9,7 @@
 mod browse;
 mod log;
 mod migrate;
+mod prune;
 mod reports;
 
 use std::collections::BTreeMap;
@@ -24,10 +25,11 @@ use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use log::{
-    AppendError, Appended, ChainProblem, LogEntry, LogHandle, LogWriter, Mailbox, WriterConfig, WriterHealth,
-    verify_chain,
+    AppendError, Appended, ChainProblem, ChainSummary, LogEntry, LogHandle, LogWriter, Mailbox, WriterConfig,
+    WriterHealth, verify_chain,
 };
-pub use migrate::LATEST as SCHEMA_VERSION;
+pub use migrate::{LATEST as SCHEMA_VERSION, reads_the_log};
+pub use prune::PruneMark;
 pub use reports::{LogRow, ReportRecord};
 
 pub const DB_FILE: &str = "berth.db";
@@ -648,7 +650,7 @@ impl Db {
     }
 
     /// Walks the whole hash chain.
-    pub fn verify_log(&self) -> Result<Result<u64, ChainProblem>, StoreError> {
+    pub fn verify_log(&self) -> Result<Result<ChainSummary, ChainProblem>, StoreError> {
         verify_chain(self)
     }
 

@@ -370,10 +370,10 @@ async fn migrate_fills_the_per_kid_aggregates_from_an_existing_log() {
     drop(conn);
     let out = berth(&["migrate", "--data-dir", data.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("applying 0003_kid_usage (on a long license log"));
+    assert!(stderr(&out).contains("applying 0003_kid_usage, 0004_log_prune (on a long license log"));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "applied 0003_kid_usage"
+        "applied 0003_kid_usage, 0004_log_prune"
     );
     assert_eq!(kid_usage(&data), kept);
 }

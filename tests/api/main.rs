@@ -11,5 +11,6 @@ mod errors;
 mod faults;
 mod hostile;
 mod license;
+mod prune;
 mod reports;
 mod systemd;

@@ -14,7 +14,7 @@ use time::macros::datetime;
 
 use crate::helpers::*;
 
-async fn license_at(app: &TestApp, at: OffsetDateTime, user: Option<&str>, hls: bool) {
+pub(crate) async fn license_at(app: &TestApp, at: OffsetDateTime, user: Option<&str>, hls: bool) {
     app.clock.set(at);
     let session = match user {
         Some(u) => json!({ "user_id": u }),
@@ -45,11 +45,11 @@ async fn october_5th(app: &TestApp, users: &[&str]) {
     }
 }
 
-fn reports_dir(app: &TestApp) -> PathBuf {
+pub(crate) fn reports_dir(app: &TestApp) -> PathBuf {
     app.data_dir().join("reports")
 }
 
-fn export(app: &TestApp, month: &str, now: OffsetDateTime) -> PathBuf {
+pub(crate) fn export(app: &TestApp, month: &str, now: OffsetDateTime) -> PathBuf {
     let month: Month = month.parse().unwrap();
     berth::report::export(&mut app.db(), month, now, false, &reports_dir(app))
         .expect("export")
@@ -64,13 +64,13 @@ fn refused(app: &TestApp, month: &str, now: OffsetDateTime) -> String {
         .to_string()
 }
 
-fn verify(app: &TestApp, file: &Path, extra: &[&str]) -> std::process::Output {
+pub(crate) fn verify(app: &TestApp, file: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec!["report", "verify", file.to_str().unwrap()];
     args.extend(extra);
     app.berth(&args)
 }
 
-fn read_zip(path: &Path) -> BTreeMap<String, Vec<u8>> {
+pub(crate) fn read_zip(path: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut out = BTreeMap::new();
     for i in 0..zip.len() {
@@ -82,7 +82,7 @@ fn read_zip(path: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-fn write_zip(path: &Path, files: &BTreeMap<String, Vec<u8>>) {
+pub(crate) fn write_zip(path: &Path, files: &BTreeMap<String, Vec<u8>>) {
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
     for (name, bytes) in files {
         zip.start_file(name.as_str(), zip::write::SimpleFileOptions::default())
@@ -104,7 +104,7 @@ fn resign(files: &mut BTreeMap<String, Vec<u8>>, key: &berth::crypto::SigningKey
     files.insert("manifest.json".into(), bytes);
 }
 
-fn tampered(
+pub(crate) fn tampered(
     app: &TestApp,
     original: &Path,
     name: &str,
@@ -132,7 +132,7 @@ fn csv_lines(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
         .collect()
 }
 
-fn expect_failure(out: &std::process::Output, needle: &str) {
+pub(crate) fn expect_failure(out: &std::process::Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         out.status.code(),

@@ -1,0 +1,132 @@
+//! `berth log prune --before YYYY-MM`: removes the license log rows of the
+//! months before YYYY-MM, once their signed reports are on the box (and, when an
+//! upload address is configured, on the ground).
+//!
+//! What makes it safe: a row goes only when the report that holds it has been
+//! exported, its zip is in the reports directory and verifies (signature,
+//! hashes, chain, counts) as the very report berth recorded, so every pruned
+//! row stays in a signed file. The last row of the last pruned month stays in
+//! the log: the next report's chain begins with its hash, and the log writer,
+//! `berth restore` and the reports read the newest row as before.
+
+use std::path::Path;
+
+use time::OffsetDateTime;
+
+use super::{next_month, verify_file};
+use crate::ids::{Month, format_instant};
+use crate::store::{Db, PruneMark, StoreError};
+
+/// Rows removed per transaction: a running log writer waits for one at most.
+const CHUNK: i64 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Export(#[from] super::ExportError),
+}
+
+/// What a prune did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    /// Rows removed by this call (0 when there was nothing more to remove).
+    pub removed: u64,
+    /// Where the log now begins (None: it was never pruned).
+    pub mark: Option<PruneMark>,
+}
+
+/// Removes the rows of every month before `before`. `uploads` is whether an
+/// upload address is configured: then each report must have been uploaded.
+pub fn prune(
+    db: &mut Db,
+    before: Month,
+    reports_dir: &Path,
+    uploads: bool,
+    now: OffsetDateTime,
+) -> Result<Pruned, PruneError> {
+    let installation = db.installation()?;
+    let through = before.previous();
+    let next = next_month(db)?;
+    if through >= next {
+        return Err(PruneError::Refused(format!(
+            "{through} has no report yet (the next to export is {next}): a month's licenses are pruned only once its signed report exists"
+        )));
+    }
+    let current = db.prune_mark()?;
+    let reports = db.reports()?;
+    let Some(last) = reports.iter().find(|r| r.month == through.to_string()) else {
+        // Before the installation's first month: nothing was ever logged there.
+        return Ok(Pruned {
+            removed: 0,
+            mark: current,
+        });
+    };
+    let start = current.as_ref().map_or(1, |m| m.first_seq);
+    if last.last_seq <= start {
+        // Nothing new; finish a prune that was cut short, if one was.
+        let removed = match &current {
+            Some(mark) => db.prune_log(mark, CHUNK)?,
+            None => 0,
+        };
+        return Ok(Pruned {
+            removed,
+            mark: current,
+        });
+    }
+    // Every report holding a row about to go must be on the box, intact, and
+    // the one berth recorded; and on the ground when uploads are configured.
+    for report in reports
+        .iter()
+        .filter(|r| r.sequence <= last.sequence && r.last_seq >= start && r.first_seq <= r.last_seq)
+    {
+        let path = reports_dir.join(&report.file_name);
+        let verified = verify_file(&path, None).map_err(|e| {
+            PruneError::Refused(format!(
+                "the report for {} does not verify ({e}); its rows stay in the log",
+                report.month
+            ))
+        })?;
+        if verified.manifest_sha256 != report.manifest_sha256
+            || verified.public_key_der != installation.public_key_der
+        {
+            return Err(PruneError::Refused(format!(
+                "{} is not the report berth exported for {}; its rows stay in the log",
+                path.display(),
+                report.month
+            )));
+        }
+        if uploads && report.uploaded_at.is_none() {
+            return Err(PruneError::Refused(format!(
+                "the report for {} has not been uploaded yet; its rows stay in the log until it has",
+                report.month
+            )));
+        }
+    }
+    let mut anchor = None;
+    db.for_each_log_row::<StoreError>(last.last_seq, last.last_seq, |r| {
+        anchor = Some((r.prev_hash.clone(), r.row_hash.clone()));
+        Ok(())
+    })?;
+    let Some((prev_hash, _)) = anchor.filter(|(_, hash)| *hash == last.last_row_hash) else {
+        return Err(PruneError::Refused(format!(
+            "row {} is not the last row of the report for {}: run `berth log verify`",
+            last.last_seq, last.month
+        )));
+    };
+    let mark = PruneMark {
+        first_seq: last.last_seq,
+        prev_hash,
+        through_month: last.month.clone(),
+        report_sequence: last.sequence,
+        pruned_at: format_instant(now),
+    };
+    let removed = db.prune_log(&mark, CHUNK)?;
+    Ok(Pruned {
+        removed,
+        mark: Some(mark),
+    })
+}
