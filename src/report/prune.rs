@@ -77,12 +77,21 @@ pub fn prune(
             mark: current,
         });
     }
-    // Every report holding a row about to go must be on the box, intact, and
-    // the one berth recorded; and on the ground when uploads are configured.
-    for report in reports
+    // Every report holding a row about to go must be on the ground when uploads
+    // are configured (checked first: it is cheap, and the server asks at every
+    // pass while a vessel is offline), and on the box, intact, the one berth
+    // recorded.
+    let holding: Vec<_> = reports
         .iter()
         .filter(|r| r.sequence <= last.sequence && r.last_seq >= start && r.first_seq <= r.last_seq)
-    {
+        .collect();
+    if let Some(report) = holding.iter().find(|r| uploads && r.uploaded_at.is_none()) {
+        return Err(PruneError::Refused(format!(
+            "the report for {} has not been uploaded yet; its rows stay in the log until it has",
+            report.month
+        )));
+    }
+    for report in holding {
         let path = reports_dir.join(&report.file_name);
         let verified = verify_file(&path, None).map_err(|e| {
             PruneError::Refused(format!(
@@ -96,12 +105,6 @@ pub fn prune(
             return Err(PruneError::Refused(format!(
                 "{} is not the report berth exported for {}; its rows stay in the log",
                 path.display(),
-                report.month
-            )));
-        }
-        if uploads && report.uploaded_at.is_none() {
-            return Err(PruneError::Refused(format!(
-                "the report for {} has not been uploaded yet; its rows stay in the log until it has",
                 report.month
             )));
         }
