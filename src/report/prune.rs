@@ -10,6 +10,7 @@
 //! `berth restore` and the reports read the newest row as before.
 
 use std::path::Path;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -17,8 +18,11 @@ use super::{next_month, verify_file};
 use crate::ids::{Month, format_instant};
 use crate::store::{Db, PruneMark, StoreError};
 
-/// Rows removed per transaction: a running log writer waits for one at most.
-const CHUNK: i64 = 10_000;
+/// Rows removed per transaction (about a millisecond's work), and the pause
+/// after each, in which a serving log writer takes the lock: a month of a
+/// million licenses goes in about half a minute, in the background.
+const CHUNK: i64 = 500;
+const PAUSE: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
@@ -69,7 +73,7 @@ pub fn prune(
     if last.last_seq <= start {
         // Nothing new; finish a prune that was cut short, if one was.
         let removed = match &current {
-            Some(mark) => db.prune_log(mark, CHUNK)?,
+            Some(mark) => db.prune_log(mark, CHUNK, PAUSE)?,
             None => 0,
         };
         return Ok(Pruned {
@@ -127,7 +131,7 @@ pub fn prune(
         report_sequence: last.sequence,
         pruned_at: format_instant(now),
     };
-    let removed = db.prune_log(&mark, CHUNK)?;
+    let removed = db.prune_log(&mark, CHUNK, PAUSE)?;
     Ok(Pruned {
         removed,
         mark: Some(mark),

@@ -3,6 +3,8 @@
 //! The rules (which months, which reports must exist) are `report::prune`'s;
 //! this is the SQL.
 
+use std::time::Duration;
+
 use rusqlite::{OptionalExtension as _, TransactionBehavior, params};
 
 use super::{Db, StoreError};
@@ -48,11 +50,15 @@ impl Db {
     }
 
     /// Records `mark` (the line only moves up) and removes every row below it,
-    /// oldest first, `chunk` rows per transaction, so that a running log writer
-    /// waits for one chunk at most. A prune cut short (a power cut) leaves rows
+    /// oldest first, `chunk` rows per transaction with `pause` between them, and
+    /// checkpoints its own pages after each: a serving log writer waits for one
+    /// short transaction at most, and finds the lock free when it asks (SQLite's
+    /// busy handler polls with growing sleeps, so back-to-back transactions kept
+    /// it out for most of a second), and never pays for copying the pruned
+    /// pages back into the database. A prune cut short (a power cut) leaves rows
     /// just below the line, which the next prune removes; the chain stays
     /// checkable meanwhile. Returns the number of rows removed.
-    pub fn prune_log(&mut self, mark: &PruneMark, chunk: i64) -> Result<u64, StoreError> {
+    pub fn prune_log(&mut self, mark: &PruneMark, chunk: i64, pause: Duration) -> Result<u64, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -97,6 +103,9 @@ impl Db {
             let below = mark.first_seq.min(low.saturating_add(chunk.max(1)));
             removed += tx.execute("DELETE FROM license_log WHERE seq < ?1", [below])? as u64;
             tx.commit()?;
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            std::thread::sleep(pause);
         }
         Ok(removed)
     }
