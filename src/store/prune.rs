@@ -65,10 +65,9 @@ impl Db {
         let current: Option<i64> = tx
             .query_row("SELECT first_seq FROM log_pruned", [], |r| r.get(0))
             .optional()?;
-        if current.is_some_and(|c| c > mark.first_seq) {
+        if let Some(current) = current.filter(|c| *c > mark.first_seq) {
             return Err(StoreError::Invalid(format!(
-                "the log was already pruned up to row {}, beyond {}",
-                current.unwrap_or_default(),
+                "the log was already pruned up to row {current}, beyond {}",
                 mark.first_seq
             )));
         }
