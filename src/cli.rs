@@ -1058,7 +1058,7 @@ fn log_verify(cli: &Cli) -> anyhow::Result<()> {
                     outln!(
                         "(rows before {} were pruned on {}: the months through {}, kept in their signed reports)",
                         mark.first_seq,
-                        &mark.pruned_at[..10.min(mark.pruned_at.len())],
+                        mark.day(),
                         mark.through_month
                     );
                 }

@@ -185,7 +185,7 @@ fn render(
                  from this log on {} (every row before #{}): they are in those months' signed reports \
                  (<a href=\"/reports\">Reports</a>). The count above includes them; the list and the CSV do not.</p>",
                 esc(&mark.through_month),
-                esc(mark.pruned_at.get(..10).unwrap_or(&mark.pruned_at)),
+                esc(mark.day()),
                 mark.first_seq
             ));
         }

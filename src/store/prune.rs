@@ -22,6 +22,13 @@ pub struct PruneMark {
     pub pruned_at: String,
 }
 
+impl PruneMark {
+    /// The UTC day of the prune, `YYYY-MM-DD`.
+    pub fn day(&self) -> &str {
+        self.pruned_at.get(..10).unwrap_or(&self.pruned_at)
+    }
+}
+
 impl Db {
     pub fn prune_mark(&self) -> Result<Option<PruneMark>, StoreError> {
         Ok(self
