@@ -48,6 +48,8 @@ pub struct AdminState {
     upload_configured: bool,
     /// Finished months are exported by the server's report task.
     auto_export: bool,
+    /// Months of licenses the server keeps besides the current one (0: all).
+    keep_months: u32,
     /// `report verify` results by report sequence, with the file's size and
     /// modification time they were computed for.
     verified: Mutex<HashMap<i64, reports::Verification>>,
@@ -72,6 +74,7 @@ impl AdminState {
             master,
             upload_configured: !config.upload.url.is_empty(),
             auto_export: config.reports.auto_export,
+            keep_months: config.log.keep_months,
             verified: Mutex::new(HashMap::new()),
         })
     }

@@ -12,7 +12,7 @@ use super::pages::{self, csrf_field, esc, notice};
 use super::session::Session;
 use super::{AdminState, Notice, admin_action, html, notice_status, signed_in, with_db};
 use crate::ids::{Month, counted};
-use crate::store::ReportRecord;
+use crate::store::{PruneMark, ReportRecord};
 
 /// A `report verify` result, valid while the file keeps its size and time.
 #[derive(Clone)]
@@ -92,10 +92,11 @@ async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice
             db.reports()?,
             db.installation()?,
             crate::report::next_month(db)?,
+            db.prune_mark()?,
         ))
     })
     .await;
-    let Some(Ok((reports, installation, next))) = listed else {
+    let Some(Ok((reports, installation, next, pruned))) = listed else {
         return super::unavailable("The reports");
     };
     let verified = web::block({
@@ -119,10 +120,9 @@ async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice
         render(
             session,
             &verified,
-            state.upload_configured,
-            state.auto_export,
-            next,
-            now,
+            state,
+            (next, now),
+            pruned.as_ref(),
             notice.as_ref(),
         ),
     )
@@ -131,12 +131,12 @@ async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice
 fn render(
     session: &Session,
     reports: &[(ReportRecord, (bool, String))],
-    upload_configured: bool,
-    auto_export: bool,
-    next: Month,
-    now: OffsetDateTime,
+    state: &AdminState,
+    (next, now): (Month, OffsetDateTime),
+    pruned: Option<&PruneMark>,
     message: Option<&(bool, String)>,
 ) -> String {
+    let (upload_configured, auto_export) = (state.upload_configured, state.auto_export);
     let mut rows = String::new();
     for (r, (ok, text)) in reports {
         let upload = match (&r.uploaded_at, upload_configured) {
@@ -197,10 +197,43 @@ fn render(
     let body = format!(
         "{}<section aria-labelledby=\"rep-h\"><h2 id=\"rep-h\">Exported reports</h2>\
          <div class=\"scroll\"><table id=\"reports\"><thead><tr><th>Sequence</th><th>Month</th><th>Licenses</th><th>Active users</th>\
-         <th>Generated (UTC)</th><th>Upload</th><th>Verification</th><th>File</th></tr></thead><tbody>{rows}</tbody></table></div></section>{export}",
-        notice(message)
+         <th>Generated (UTC)</th><th>Upload</th><th>Verification</th><th>File</th></tr></thead><tbody>{rows}</tbody></table></div></section>{export}{}",
+        notice(message),
+        retention(state.keep_months, upload_configured, pruned)
     );
     pages::page("Reports", Some(session), &body)
+}
+
+/// How long the license log keeps licenses, and what was pruned: the reports
+/// are what is left of a pruned month on this box.
+fn retention(keep_months: u32, upload_configured: bool, pruned: Option<&PruneMark>) -> String {
+    let kept = if keep_months == 0 {
+        "The license log keeps every license (<code>keep_months = 0</code> under <code>[log]</code> in the \
+         configuration); <code>berth log prune</code> removes the months whose reports are here."
+            .to_owned()
+    } else {
+        format!(
+            "The license log keeps this month and the {} before it; an older month's licenses are removed \
+             once its report is here and verifies{}.",
+            counted(keep_months, "month"),
+            if upload_configured {
+                " and has been uploaded"
+            } else {
+                ""
+            }
+        )
+    };
+    let done = pruned.map_or(String::new(), |m| {
+        format!(
+            " Removed so far: the months through {} (on {}); their licenses are in the reports above, \
+             so keep the files.",
+            esc(&m.through_month),
+            esc(m.day())
+        )
+    });
+    format!(
+        "<section aria-labelledby=\"ret-h\"><h2 id=\"ret-h\">Old licenses</h2><p id=\"retention\">{kept}{done}</p></section>"
+    )
 }
 
 #[derive(Deserialize)]

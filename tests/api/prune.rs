@@ -106,6 +106,12 @@ async fn pruning_removes_reported_months_and_keeps_the_chain() {
         "{page}"
     );
     assert!(page.contains("(every row before #5)"), "{page}");
+    let (_, page) = crate::admin::get(&app, &cookie, "/reports").await;
+    assert!(
+        page.contains("The license log keeps every license (<code>keep_months = 0</code>")
+            && page.contains("Removed so far: the months through 2026-10 (on "),
+        "{page}"
+    );
 
     // The log goes on: a new license, and November's report links to October's.
     license_at(&app, datetime!(2026-11-20 10:00 UTC), Some("e"), false).await;
@@ -250,6 +256,7 @@ async fn the_server_prunes_months_older_than_it_keeps() {
     three_months(&app).await;
     app.stop().await;
     app.clock.set(datetime!(2026-11-15 12:00 UTC));
+    app.with_admin = true;
     app.start().await;
     // September goes (but for its last row, which the chain goes on from);
     // October, the month kept besides November, stays.
@@ -262,4 +269,14 @@ async fn the_server_prunes_months_older_than_it_keeps() {
     let listed: Vec<String> = app.db().reports().unwrap().into_iter().map(|r| r.month).collect();
     assert_eq!(listed, ["2026-09", "2026-10"]);
     assert!(out(&app.berth(&["log", "verify"])).starts_with("license log intact: 5 rows"));
+    // The crew see how long licenses are kept, and what went.
+    let cookie = crate::admin::session(&app).await;
+    let (_, page) = crate::admin::get(&app, &cookie, "/reports").await;
+    let retention = crate::admin::between(&page, "<p id=\"retention\">", "</p>");
+    assert_eq!(
+        retention,
+        "The license log keeps this month and the 1 month before it; an older month's licenses are removed \
+         once its report is here and verifies. Removed so far: the months through 2026-09 (on 2026-11-15); \
+         their licenses are in the reports above, so keep the files."
+    );
 }
