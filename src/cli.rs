@@ -844,6 +844,9 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
             let keys = crate::keyfile::parse(&bytes)
                 .with_context(|| format!("reading keys from {}", file.display()))?;
             let outcome = db.import_keys(&keys, clock.now())?;
+            for warning in crate::keyfile::warnings(&keys) {
+                eprintln!("berth: warning: {warning}");
+            }
             if cli.json {
                 print_json(&json!({ "added": outcome.added, "unchanged": outcome.unchanged }));
             } else {

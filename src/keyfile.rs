@@ -24,6 +24,22 @@ fn err(message: impl Into<String>) -> KeyFileError {
     KeyFileError(message.into())
 }
 
+/// What is suspicious in keys that parsed: a key of sixteen zero bytes is the
+/// placeholder a packaging tool writes when it has no key, not a key content
+/// is encrypted with. Imported all the same (content may really use it), but
+/// said, so that a broken export is noticed before players fail to decrypt.
+pub fn warnings(keys: &[NewKey]) -> Vec<String> {
+    keys.iter()
+        .filter(|k| k.key.0 == [0; 16])
+        .map(|k| {
+            format!(
+                "key {} is all zeros: a placeholder rather than a content key? Check the export",
+                k.kid
+            )
+        })
+        .collect()
+}
+
 /// Parses a key file, telling JSON from CPIX by its first character.
 pub fn parse(bytes: &[u8]) -> Result<Vec<NewKey>, KeyFileError> {
     if bytes.len() > MAX_KEY_FILE {

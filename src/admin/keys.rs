@@ -170,16 +170,18 @@ pub async fn import(
         Err(answer) => return *answer,
     };
     let now = state.service.clock().now();
-    let outcome = with_db(&state, move |db| -> Result<crate::store::ImportOutcome, String> {
+    let outcome = with_db(&state, move |db| {
         let keys = crate::keyfile::parse(form.content.as_bytes()).map_err(|e| e.0)?;
-        db.import_keys(&keys, now).map_err(|e| e.to_string())
+        let outcome = db.import_keys(&keys, now).map_err(|e| e.to_string())?;
+        Ok::<_, String>((outcome, crate::keyfile::warnings(&keys)))
     })
     .await;
     let notice = match outcome {
-        Some(Ok(o)) => {
+        Some(Ok((o, warnings))) => {
             tracing::info!(user = %session.user, added = o.added, unchanged = o.unchanged, "keys imported from the admin UI");
             state.service.keys().reload().await;
-            (true, format!("Imported {o}."))
+            let warned: String = warnings.iter().map(|w| format!(" Warning: {w}.")).collect();
+            (true, format!("Imported {o}.{warned}"))
         }
         Some(Err(why)) => (false, format!("Nothing was imported: {why}")),
         None => (

@@ -184,6 +184,23 @@ async fn key_import_is_all_or_nothing_and_never_prints_keys() {
     assert!(out.status.success(), "{}", stderr(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("imported 1 new key (0 already present)"), "{said}");
+    assert_eq!(stderr(&out), "", "a real key imports without a warning");
+    // A key of sixteen zero bytes: imported, with a warning.
+    let zeros = dir.join("zeros.json");
+    let zero_kid = "00000000-1111-4222-8333-444444444444";
+    std::fs::write(
+        &zeros,
+        format!(r#"{{"keys":[{{"kid":"{zero_kid}","key":"{}"}}]}}"#, hex(&[0; 16])),
+    )
+    .unwrap();
+    let out = app.berth(&["keys", "import", zeros.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "berth: warning: key {zero_kid} is all zeros: a placeholder rather than a content key? Check the export"
+        )
+    );
     let encrypted = dir.join("enc.cpix.xml");
     std::fs::write(
         &encrypted,
