@@ -391,14 +391,14 @@ async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
     assert!(text.contains("&lt;b&gt;film&lt;/b&gt;"), "labels are escaped");
     // A key of sixteen zero bytes is imported with a warning on the page.
     let zeros = "{\"keys\":[{\"kid\":\"00000000-1111-4222-8333-444444444444\",\"key\":\"00000000000000000000000000000000\"}]}";
-    let mut res = client()
-        .post(app.admin_url("/keys/import"))
-        .insert_header(("Cookie", cookie.clone()))
-        .send_form(&[("csrf", csrf.as_str()), ("content", zeros)])
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let zero_text = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
+    let (status, zero_text) = post(
+        &app,
+        &cookie,
+        "/keys/import",
+        &[("csrf", &csrf), ("content", zeros)],
+    )
+    .await;
+    assert_eq!(status, 200);
     assert!(
         zero_text.contains(
             "Imported 1 new key (0 already present). Warning: key 00000000-1111-4222-8333-444444444444 is all zeros"
