@@ -645,11 +645,12 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
         )
         .await?;
         let addr = server.license_addr();
+        let tls = config.license.tls().is_some();
         // READY=1 only once the license API really answers.
         let probe = actix_web::rt::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             loop {
-                match probe_healthz(addr) {
+                match probe_healthz(addr, tls) {
                     Ok(_) => return Ok(()),
                     Err(e) if std::time::Instant::now() > deadline => return Err(e),
                     Err(_) => std::thread::sleep(Duration::from_millis(50)),
@@ -661,14 +662,11 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
             .context("the license listener does not answer its own health check")?;
         // Announce the addresses; a closed stdout must not take the service down.
         let mut stdout = std::io::stdout();
-        let _ = writeln!(stdout, "license API listening on http://{addr}");
+        let scheme = |tls: bool| if tls { "https" } else { "http" };
+        let _ = writeln!(stdout, "license API listening on {}://{addr}", scheme(tls));
         if let Some(admin) = server.admin_addr() {
-            let scheme = if config.admin.tls().is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            let _ = writeln!(stdout, "admin UI listening on {scheme}://{admin}");
+            let admin_scheme = scheme(config.admin.tls().is_some());
+            let _ = writeln!(stdout, "admin UI listening on {admin_scheme}://{admin}");
         }
         let _ = stdout.flush();
         crate::systemd::ready();
@@ -1152,24 +1150,59 @@ fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<(
     Ok(())
 }
 
-/// GETs `/healthz` with a plain socket (for monitoring scripts without curl).
-/// `Ok((healthy, body))` when it answered at all.
-fn probe_healthz(addr: SocketAddr) -> anyhow::Result<(bool, String)> {
+/// GETs `/healthz` with a plain socket (for monitoring scripts without curl),
+/// over TLS when the license API speaks it. `Ok((healthy, body))` when it
+/// answered at all.
+fn probe_healthz(addr: SocketAddr, tls: bool) -> anyhow::Result<(bool, String)> {
     let timeout = Duration::from_secs(5);
-    let mut stream =
+    let stream =
         TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(stream, "GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = Vec::new();
-    stream.take(1024 * 1024).read_to_end(&mut response)?;
+    let request = format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let answer = if tls {
+        // The certificate names the host the players use, not this address,
+        // and the probe sends no secret and trusts the answer only for an exit
+        // code, so it does not verify the certificate.
+        let mut connector = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())?;
+        connector.set_verify(openssl::ssl::SslVerifyMode::NONE);
+        let mut stream = connector
+            .build()
+            .configure()?
+            .verify_hostname(false)
+            .connect("localhost", stream)
+            .map_err(|e| anyhow!("no TLS handshake with {addr}: {e}"))?;
+        exchange(&mut stream, &request)
+    } else {
+        exchange(&mut { stream }, &request)
+    };
+    let not_http = |why: String| {
+        let hint = if tls {
+            ""
+        } else {
+            " (if it speaks HTTPS, license.tls_cert is not set here)"
+        };
+        anyhow!("{addr} did not answer HTTP{why}{hint}")
+    };
+    let response = answer.map_err(|e| not_http(format!(": {e}")))?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     if !head.starts_with("HTTP/1.") {
-        bail!("{addr} did not answer HTTP");
+        return Err(not_http(String::new()));
     }
     let healthy = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
     Ok((healthy, body.trim().to_owned()))
+}
+
+/// Sends an HTTP/1.0 request and reads the answer (at most 1 MiB) until the
+/// server closes. A TLS peer that closes without saying so has still answered.
+fn exchange(stream: &mut (impl std::io::Read + std::io::Write), request: &str) -> std::io::Result<Vec<u8>> {
+    stream.write_all(request.as_bytes())?;
+    let mut response = Vec::new();
+    match stream.take(1024 * 1024).read_to_end(&mut response) {
+        Err(e) if response.is_empty() => Err(e),
+        _ => Ok(response),
+    }
 }
 
 fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
@@ -1182,7 +1215,7 @@ fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
-    let (healthy, body) = probe_healthz(addr)?;
+    let (healthy, body) = probe_healthz(addr, config.license.tls().is_some())?;
     if cli.json {
         outln!("{body}");
     } else {

@@ -106,6 +106,17 @@ pub struct LicenseConfig {
     pub rate_limit_burst: u32,
     /// How long a request may take to send its body, in seconds.
     pub body_timeout_secs: u64,
+    /// Certificate chain and private key (PEM) to serve the license API over
+    /// HTTPS, for players on an HTTPS portal page (a browser does not let such
+    /// a page call plain HTTP on another host); both empty means plain HTTP.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+}
+
+impl LicenseConfig {
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        tls_files(&self.tls_cert, &self.tls_key)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,9 +132,15 @@ pub struct AdminConfig {
 }
 
 impl AdminConfig {
-    pub fn tls(&self) -> Option<(&std::path::Path, &std::path::Path)> {
-        (!self.tls_cert.as_os_str().is_empty()).then_some((self.tls_cert.as_path(), self.tls_key.as_path()))
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        tls_files(&self.tls_cert, &self.tls_key)
     }
+}
+
+/// A listener's certificate and key, when it has them (validation has made
+/// sure they come together).
+fn tls_files<'a>(cert: &'a Path, key: &'a Path) -> Option<(&'a Path, &'a Path)> {
+    (!cert.as_os_str().is_empty()).then_some((cert, key))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +184,8 @@ impl Default for LicenseConfig {
             rate_limit_per_second: 0.0,
             rate_limit_burst: 50,
             body_timeout_secs: 10,
+            tls_cert: PathBuf::new(),
+            tls_key: PathBuf::new(),
         }
     }
 }
@@ -381,6 +400,9 @@ impl Config {
                 "must differ from license.listen: passengers must never reach the admin UI",
             );
         }
+        if self.license.tls_cert.as_os_str().is_empty() != self.license.tls_key.as_os_str().is_empty() {
+            return invalid("license.tls_key", "tls_cert and tls_key go together");
+        }
         if self.admin.tls_cert.as_os_str().is_empty() != self.admin.tls_key.as_os_str().is_empty() {
             return invalid("admin.tls_key", "tls_cert and tls_key go together");
         }
@@ -521,6 +543,10 @@ mod tests {
         );
         let err = load_text("[license]\nallowed_origins = [\"portal\"]\n", &[]).unwrap_err();
         assert!(err.to_string().contains("license.allowed_origins"), "{err}");
+        let err = load_text("[license]\ntls_cert = \"/etc/berth/drm.pem\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("license.tls_key"), "{err}");
+        let err = load_text("", &[("BERTH_ADMIN_TLS_KEY", "/etc/berth/crew.key")]).unwrap_err();
+        assert!(err.to_string().contains("admin.tls_key"), "{err}");
         let err = load_text("not toml [", &[]).unwrap_err();
         assert!(err.to_string().contains("line 1 (not toml [)"), "{err}");
         for url in [

@@ -311,7 +311,7 @@ pub fn tls_connector(
     Ok(builder.build())
 }
 
-/// A TLS server configuration for the admin listener from PEM files: Mozilla's
+/// A TLS server configuration for a listener from PEM files: Mozilla's
 /// "intermediate" settings (TLS 1.2 and 1.3).
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<openssl::ssl::SslAcceptorBuilder, CryptoError> {
     use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};

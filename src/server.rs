@@ -59,6 +59,18 @@ fn load_keys(db: &Db, ring: &KeyRing) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A listener's TLS settings from its `tls_cert` and `tls_key`, when set; a
+/// file that cannot be read, or a key that does not match, names the section.
+fn tls_acceptor(
+    files: Option<(&Path, &Path)>,
+    section: &str,
+) -> anyhow::Result<Option<openssl::ssl::SslAcceptorBuilder>> {
+    files
+        .map(|(cert, key)| crate::crypto::tls_acceptor(cert, key))
+        .transpose()
+        .with_context(|| format!("{section}.tls_cert / {section}.tls_key"))
+}
+
 pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> {
     let Startup {
         master,
@@ -117,7 +129,8 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outcomes = Arc::new(crate::http::Outcomes::default());
     let api = LicenseApi::new(Arc::clone(&service), Arc::clone(&outcomes), &config.license);
-    let server = license_server(license_listener, api, workers)
+    let tls = tls_acceptor(config.license.tls(), "license")?;
+    let server = license_server(license_listener, api, workers, tls)
         .with_context(|| format!("starting the license listener on {license_addr}"))?;
     let handle = server.handle();
     let task = actix_web::rt::spawn(server);
@@ -133,12 +146,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             config,
             Arc::clone(&master_for_reports),
         )?;
-        let tls = match config.admin.tls() {
-            Some((cert, key)) => {
-                Some(crate::crypto::tls_acceptor(cert, key).context("admin.tls_cert / admin.tls_key")?)
-            }
-            None => None,
-        };
+        let tls = tls_acceptor(config.admin.tls(), "admin")?;
         let server =
             crate::admin::admin_server(listener, state, tls).context("starting the admin listener")?;
         admin = Some(server.handle());

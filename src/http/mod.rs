@@ -60,9 +60,14 @@ impl LicenseApi {
     }
 }
 
-/// Builds the license server on an already-bound listener. The caller runs it
-/// and stops it through its handle.
-pub fn license_server(listener: TcpListener, api: LicenseApi, workers: usize) -> std::io::Result<Server> {
+/// Builds the license server on an already-bound listener; with `tls`, it
+/// speaks only HTTPS. The caller runs it and stops it through its handle.
+pub fn license_server(
+    listener: TcpListener,
+    api: LicenseApi,
+    workers: usize,
+    tls: Option<openssl::ssl::SslAcceptorBuilder>,
+) -> std::io::Result<Server> {
     let api = web::Data::new(api);
     let server = HttpServer::new(move || {
         // Runs on each worker thread, inside its LocalSet.
@@ -111,10 +116,12 @@ pub fn license_server(listener: TcpListener, api: LicenseApi, workers: usize) ->
     })
     .workers(workers)
     .disable_signals()
-    .shutdown_timeout(10)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .shutdown_timeout(10);
+    let server = match tls {
+        Some(acceptor) => server.listen_openssl(listener, acceptor)?,
+        None => server.listen(listener)?,
+    };
+    Ok(server.run())
 }
 
 /// Whatever actix itself answers with (an extractor error, a panic turned into

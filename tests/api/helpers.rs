@@ -287,7 +287,7 @@ pub fn spawn_serve_process(
         .read_line(&mut line)
         .unwrap();
     let url = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
-    assert!(url.starts_with("http://"), "berth serve did not start: {line:?}");
+    assert!(url.starts_with("http"), "berth serve did not start: {line:?}");
     (child, url)
 }
 
@@ -414,7 +414,7 @@ pub fn assert_error(
 
 /// A throwaway certificate for 127.0.0.1, made by the openssl command line.
 pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("admin.crt"), dir.join("admin.key"));
+    let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
     let out = std::process::Command::new("openssl")
         .args([
             "req",

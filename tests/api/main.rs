@@ -14,3 +14,4 @@ mod license;
 mod prune;
 mod reports;
 mod systemd;
+mod tls;

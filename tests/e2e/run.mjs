@@ -5,7 +5,10 @@
 // instances (one honest, one with deliberately wrong keys), serves the player
 // page from a second local origin so CORS is real, and drives Shaka Player,
 // dash.js and hls.js in headless Debian Chromium with playwright-core, plus
-// ffmpeg as a non-browser client. Then checks berth's counts against the
+// ffmpeg as a non-browser client. The page's origin and the honest berth's
+// license API speak HTTPS (one throwaway certificate for 127.0.0.1, trusted by
+// Chromium through its SPKI hash only), as with a portal served over HTTPS;
+// the tampered berth speaks plain HTTP. Then checks berth's counts against the
 // license exchanges the players really made.
 //
 // Usage: node run.mjs   (BERTH_BIN overrides ../../target/debug/berth)
@@ -13,7 +16,7 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -78,8 +81,10 @@ function newKey(label = '') {
 const serving = new Set();
 
 class Berth {
-  constructor(name) {
+  // tls: { cert, key } files for the license API, or none for plain HTTP.
+  constructor(name, tls = null) {
     this.name = name;
+    this.tls = tls;
     this.dataDir = path.join(out, name);
     this.lines = [];
   }
@@ -121,14 +126,16 @@ class Berth {
   start() {
     return new Promise((resolve, reject) => {
       const config = this.config ? ['--config', this.config] : [];
-      const proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, ...config, '--license-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env: cleanEnv() });
+      const env = cleanEnv();
+      if (this.tls) Object.assign(env, { BERTH_LICENSE_TLS_CERT: this.tls.cert, BERTH_LICENSE_TLS_KEY: this.tls.key });
+      const proc = spawn(berthBin, ['serve', '--data-dir', this.dataDir, ...config, '--license-listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0'], { env });
       this.proc = proc;
       serving.add(proc);
       proc.on('exit', () => serving.delete(proc));
       let stdout = '';
       this.proc.stdout.on('data', (d) => {
         stdout += d;
-        const m = stdout.match(/license API listening on (http:\/\/[0-9.:]+)/);
+        const m = stdout.match(/license API listening on (https?:\/\/[0-9.:]+)/);
         const a = stdout.match(/admin UI listening on (http:\/\/[0-9.:]+)/);
         if (m && a && !this.url) {
           this.url = m[1];
@@ -253,7 +260,18 @@ async function makeMedia(keys, berth) {
 
 // --- the page's origin ---------------------------------------------------------
 
-function startStatic() {
+// A throwaway certificate for 127.0.0.1, and the base64 SHA-256 of its public
+// key, which is what Chromium's --ignore-certificate-errors-spki-list takes.
+async function makeCertificate() {
+  const cert = path.join(out, 'tls.crt');
+  const key = path.join(out, 'tls.key');
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+    '-subj', '/CN=berth e2e', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert]);
+  const spki = new crypto.X509Certificate(fs.readFileSync(cert)).publicKey.export({ type: 'spki', format: 'der' });
+  return { cert, key, spki: crypto.createHash('sha256').update(spki).digest('base64') };
+}
+
+function startStatic(tls) {
   const routes = [
     ['/lib/shaka/', path.join(here, 'node_modules/shaka-player/dist/')],
     ['/lib/hlsjs/', path.join(here, 'node_modules/hls.js/dist/')],
@@ -261,7 +279,7 @@ function startStatic() {
     ['/media/', path.join(out, 'media/')],
   ];
   const types = { '.html': 'text/html', '.js': 'text/javascript', '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl', '.mp4': 'video/mp4', '.m4s': 'video/iso.segment', '.ts': 'video/mp2t' };
-  const server = http.createServer((req, res) => {
+  const server = https.createServer({ cert: fs.readFileSync(tls.cert), key: fs.readFileSync(tls.key) }, (req, res) => {
     const url = new URL(req.url, 'http://x');
     let file = null;
     if (url.pathname === '/player.html') file = path.join(here, 'player.html');
@@ -476,7 +494,8 @@ async function main() {
     cenc: newKey('Coral Reef (DASH cenc)'), cbcs: newKey('Night Train (DASH cbcs)'), hls: newKey('Harbour Lights (HLS cbcs)'),
     aes: newKey('Old Town (HLS AES-128)'), unused: newKey(),
   };
-  const honest = new Berth('honest');
+  const tls = await makeCertificate();
+  const honest = new Berth('honest', tls);
   await honest.init('aircraft');
   await honest.installedLastMonth();
   await honest.importKeys(Object.values(keys));
@@ -496,14 +515,16 @@ async function main() {
     playlist.replace(/URI="[^"]*"/, `URI="${tampered.url}/hls/key/${keys.aes.uuid}?token=${tamperedToken}"`));
   log('media made');
 
-  const server = await startStatic();
-  const origin = `http://127.0.0.1:${server.address().port}`;
+  const server = await startStatic(tls);
+  const origin = `https://127.0.0.1:${server.address().port}`;
+  check(honest.url.startsWith('https://') && tampered.url.startsWith('http://'),
+    `the honest berth's license API speaks HTTPS (${honest.url}), the tampered one plain HTTP (${tampered.url})`);
   const browser = await chromium.launch({
     executablePath: chromiumBin,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic',
-      '--autoplay-policy=no-user-gesture-required'],
+      '--autoplay-policy=no-user-gesture-required', `--ignore-certificate-errors-spki-list=${tls.spki}`],
   });
   const berths = [honest, tampered];
   const exchanges = [];
