@@ -400,11 +400,13 @@ impl Config {
                 "must differ from license.listen: passengers must never reach the admin UI",
             );
         }
-        if self.license.tls_cert.as_os_str().is_empty() != self.license.tls_key.as_os_str().is_empty() {
-            return invalid("license.tls_key", "tls_cert and tls_key go together");
-        }
-        if self.admin.tls_cert.as_os_str().is_empty() != self.admin.tls_key.as_os_str().is_empty() {
-            return invalid("admin.tls_key", "tls_cert and tls_key go together");
+        for (key, cert, tls_key) in [
+            ("license.tls_key", &self.license.tls_cert, &self.license.tls_key),
+            ("admin.tls_key", &self.admin.tls_cert, &self.admin.tls_key),
+        ] {
+            if cert.as_os_str().is_empty() != tls_key.as_os_str().is_empty() {
+                return invalid(key, "tls_cert and tls_key go together");
+            }
         }
         if !(1..=7 * 86_400).contains(&self.admin.session_idle_secs) {
             return invalid("admin.session_idle_secs", "must be between 1 and 604800");

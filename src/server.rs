@@ -86,6 +86,13 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             data_dir.display()
         );
     }
+    // Certificates first: a file berth cannot use stops the start before
+    // anything else is opened.
+    let license_tls = tls_acceptor(config.license.tls(), "license")?;
+    let admin_tls = match admin_listener {
+        Some(_) => tls_acceptor(config.admin.tls(), "admin")?,
+        None => None,
+    };
     let lock = lock_data_dir(data_dir, "another berth serve holds it")?;
     let pending = Db::pending_migrations(data_dir)
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
@@ -129,8 +136,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outcomes = Arc::new(crate::http::Outcomes::default());
     let api = LicenseApi::new(Arc::clone(&service), Arc::clone(&outcomes), &config.license);
-    let tls = tls_acceptor(config.license.tls(), "license")?;
-    let server = license_server(license_listener, api, workers, tls)
+    let server = license_server(license_listener, api, workers, license_tls)
         .with_context(|| format!("starting the license listener on {license_addr}"))?;
     let handle = server.handle();
     let task = actix_web::rt::spawn(server);
@@ -146,9 +152,8 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             config,
             Arc::clone(&master_for_reports),
         )?;
-        let tls = tls_acceptor(config.admin.tls(), "admin")?;
         let server =
-            crate::admin::admin_server(listener, state, tls).context("starting the admin listener")?;
+            crate::admin::admin_server(listener, state, admin_tls).context("starting the admin listener")?;
         admin = Some(server.handle());
         tasks.push(actix_web::rt::spawn(async move {
             if let Err(e) = server.await {
