@@ -626,6 +626,17 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
         config.admin.listen = addr;
     }
     config.validate()?;
+    // Each connection is an open file; a limit below a few thousand turns
+    // players away in a boarding rush.
+    match server::raise_open_files_limit() {
+        Ok((_, limit)) if limit < 4096 => tracing::warn!(
+            limit,
+            "the open files limit leaves room for fewer than 4,096 connections; raise LimitNOFILE="
+        ),
+        Ok((from, to)) if from != to => tracing::info!(from, to, "raised the open files limit"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+    }
     let master = server::load_master_key(&server::master_key_path(&config))?;
     let listener = TcpListener::bind(config.license.listen)
         .with_context(|| format!("binding the license listener to {}", config.license.listen))?;

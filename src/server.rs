@@ -403,6 +403,30 @@ impl KeyRefresher {
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit. Every
+/// player's connection is a file, and the soft limit systemd gives a service
+/// (1,024) would stop berth accepting connections at about a thousand players,
+/// where a ship boards three thousand; the hard limit (systemd's default
+/// 524,288) still bounds it. Returns the limit before and after.
+pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    // The kernel's own ceiling (`fs.nr_open`) by default, for a hard limit of
+    // "unlimited", which a soft limit on files may not be.
+    const CEILING: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current.unwrap_or(u64::MAX);
+    let wanted = limit.maximum.unwrap_or(CEILING).min(CEILING);
+    if current >= wanted {
+        return Ok((current, current));
+    }
+    let raised = Rlimit {
+        current: Some(wanted),
+        maximum: limit.maximum,
+    };
+    setrlimit(Resource::Nofile, raised)?;
+    Ok((current, wanted))
+}
+
 /// Holds `<data_dir>/berth.lock` for as long as the process runs: one `serve`
 /// per data dir, and `restore` only while none runs.
 pub fn lock_data_dir(data_dir: &Path, what: &str) -> anyhow::Result<std::fs::File> {

@@ -265,17 +265,32 @@ pub fn spawn_serve_process(
     envs: &[(&str, &std::ffi::OsStr)],
     stderr: std::process::Stdio,
 ) -> (std::process::Child, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+    command.args(serve_args(data_dir));
+    start_serve(command, envs, stderr)
+}
+
+/// `berth serve`'s arguments for `data_dir`, both listeners on port 0.
+pub fn serve_args(data_dir: &Path) -> [&str; 7] {
+    [
+        "serve",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--license-listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]
+}
+
+/// Starts a command that runs `berth serve` and waits for the URL it prints.
+pub fn start_serve(
+    mut command: std::process::Command,
+    envs: &[(&str, &std::ffi::OsStr)],
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
     use std::io::BufRead as _;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "serve",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "--license-listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
+    let mut child = command
         .env_remove("BERTH_CONFIG")
         .envs(envs.iter().copied())
         .stdout(std::process::Stdio::piped())
