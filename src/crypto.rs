@@ -330,6 +330,19 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<openssl::ssl::SslAcceptor
     Ok(builder)
 }
 
+/// When the first certificate in a PEM file (a listener's own, ahead of its
+/// chain) stops being valid.
+pub fn certificate_expiry(cert: &Path) -> Result<time::OffsetDateTime, CryptoError> {
+    let read = |e: &dyn std::fmt::Display| {
+        CryptoError::Invalid(format!("reading TLS certificate {}: {e}", cert.display()))
+    };
+    let pem = std::fs::read(cert).map_err(|e| read(&e))?;
+    let leaf = openssl::x509::X509::from_pem(&pem).map_err(|e| read(&e))?;
+    let diff = openssl::asn1::Asn1Time::from_unix(0)?.diff(leaf.not_after())?;
+    let seconds = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
+    time::OffsetDateTime::from_unix_timestamp(seconds).map_err(|e| read(&e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::{LicenseApi, license_server};
-use crate::ids::Month;
+use crate::ids::{Month, format_instant};
 use crate::license::{KeyRing, LicenseService};
 use crate::store::{Db, LogWriter, WriterConfig};
 
@@ -59,14 +59,18 @@ fn load_keys(db: &Db, ring: &KeyRing) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A listener's TLS settings from its `tls_cert` and `tls_key`, when set; a
-/// file that cannot be read, or a key that does not match, names the section.
+/// A listener's TLS settings from its `tls_cert` and `tls_key`, when set, and
+/// when its certificate expires; a file that cannot be read, or a key that
+/// does not match, names the section.
 fn tls_acceptor(
     files: Option<(&Path, &Path)>,
     section: &str,
-) -> anyhow::Result<Option<openssl::ssl::SslAcceptorBuilder>> {
+) -> anyhow::Result<Option<(openssl::ssl::SslAcceptorBuilder, time::OffsetDateTime)>> {
     files
-        .map(|(cert, key)| crate::crypto::tls_acceptor(cert, key))
+        .map(|(cert, key)| {
+            let acceptor = crate::crypto::tls_acceptor(cert, key)?;
+            Ok::<_, crate::crypto::CryptoError>((acceptor, crate::crypto::certificate_expiry(cert)?))
+        })
         .transpose()
         .with_context(|| format!("{section}.tls_cert / {section}.tls_key"))
 }
@@ -93,6 +97,23 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         Some(_) => tls_acceptor(config.admin.tls(), "admin")?,
         None => None,
     };
+    let certificates: Vec<crate::admin::Certificate> =
+        [("License API", &license_tls), ("Admin UI", &admin_tls)]
+            .into_iter()
+            .filter_map(|(listener, tls)| {
+                let expires = tls.as_ref()?.1;
+                Some(crate::admin::Certificate { listener, expires })
+            })
+            .collect();
+    for certificate in &certificates {
+        if certificate.expires_soon(clock.now()) {
+            tracing::warn!(
+                listener = certificate.listener,
+                expires = %format_instant(certificate.expires),
+                "the certificate expires within 30 days: browsers refuse an expired one"
+            );
+        }
+    }
     let lock = lock_data_dir(data_dir, "another berth serve holds it")?;
     let pending = Db::pending_migrations(data_dir)
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
@@ -136,7 +157,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
     let workers = workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let outcomes = Arc::new(crate::http::Outcomes::default());
     let api = LicenseApi::new(Arc::clone(&service), Arc::clone(&outcomes), &config.license);
-    let server = license_server(license_listener, api, workers, license_tls)
+    let server = license_server(license_listener, api, workers, license_tls.map(|(tls, _)| tls))
         .with_context(|| format!("starting the license listener on {license_addr}"))?;
     let handle = server.handle();
     let task = actix_web::rt::spawn(server);
@@ -151,9 +172,10 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             Arc::clone(&outcomes),
             config,
             Arc::clone(&master_for_reports),
+            certificates,
         )?;
-        let server =
-            crate::admin::admin_server(listener, state, admin_tls).context("starting the admin listener")?;
+        let server = crate::admin::admin_server(listener, state, admin_tls.map(|(tls, _)| tls))
+            .context("starting the admin listener")?;
         admin = Some(server.handle());
         tasks.push(actix_web::rt::spawn(async move {
             if let Err(e) = server.await {

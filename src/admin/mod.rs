@@ -30,7 +30,7 @@ use serde::Deserialize;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::Outcomes;
-use crate::ids::{Month, counted};
+use crate::ids::{Month, counted, format_instant};
 use crate::license::LicenseService;
 use crate::store::Db;
 
@@ -53,6 +53,23 @@ pub struct AdminState {
     /// `report verify` results by report sequence, with the file's size and
     /// modification time they were computed for.
     verified: Mutex<HashMap<i64, reports::Verification>>,
+    /// The listeners' TLS certificates, read at start (a new one takes a restart).
+    certificates: Vec<Certificate>,
+}
+
+/// A listener's TLS certificate, for the dashboard: an expired one makes
+/// browsers refuse the listener, and a vessel offline cannot fetch a new one.
+#[derive(Debug, Clone)]
+pub struct Certificate {
+    /// "License API" or "Admin UI".
+    pub listener: &'static str,
+    pub expires: time::OffsetDateTime,
+}
+
+impl Certificate {
+    pub fn expires_soon(&self, now: time::OffsetDateTime) -> bool {
+        self.expires - now < time::Duration::days(30)
+    }
 }
 
 impl AdminState {
@@ -61,6 +78,7 @@ impl AdminState {
         outcomes: Arc<Outcomes>,
         config: &Config,
         master: Arc<MasterKey>,
+        certificates: Vec<Certificate>,
     ) -> anyhow::Result<AdminState> {
         Ok(AdminState {
             service,
@@ -76,6 +94,7 @@ impl AdminState {
             auto_export: config.reports.auto_export,
             keep_months: config.log.keep_months,
             verified: Mutex::new(HashMap::new()),
+            certificates,
         })
     }
 }
@@ -346,6 +365,14 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
         "disk_days_left": disk_free.zip(counts.as_ref()).and_then(|(free, c)| {
             log_days_left(free, c.licenses, now - month.start())
         }),
+        "certificates": state.certificates.iter().map(|c| serde_json::json!({
+            "listener": c.listener,
+            "expires": format_instant(c.expires),
+            // Calendar days (UTC), so that 1 is tomorrow.
+            "days_left": (c.expires.date() - now.date()).whole_days(),
+            "expired": c.expires <= now,
+            "soon": c.expires_soon(now),
+        })).collect::<Vec<_>>(),
     })
 }
 

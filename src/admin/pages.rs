@@ -320,7 +320,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
          <p><a href=\"/keys?sort=watched\">Which titles are licensed most this month</a> \
          (<a href=\"/keys?sort=watched&amp;month={}\">last month</a>)</p></section>\
          <section aria-labelledby=\"id-h\"><h2 id=\"id-h\">Installation</h2><div class=\"scroll\"><table><tr><th scope=\"row\">Id</th><td>{}</td></tr>\
-         <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr></table></div></section>\
+         <tr><th scope=\"row\">Vessel</th><td>{} ({})</td></tr><tr><th scope=\"row\">Signing key SHA-256</th><td><code>{}</code></td></tr>{}</table></div></section>\
          <section aria-labelledby=\"last-h\"><h2 id=\"last-h\">Last licenses</h2><div class=\"scroll\"><table><thead><tr><th>#</th><th>Time (UTC)</th><th>Key system</th><th>KIDs</th><th>Title</th><th>Outcome</th></tr></thead><tbody id=\"last\">{last}</tbody></table></div></section>\
          <section aria-labelledby=\"den-h\"><h2 id=\"den-h\">Refused requests since the service started</h2><div class=\"scroll\"><table><thead><tr><th>Code</th><th>Count</th><th>What it usually means</th></tr></thead><tbody id=\"denials\">{denials}</tbody></table></div></section>\
          <script src=\"/static/admin.js\"></script>",
@@ -344,8 +344,40 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         esc(inst["vessel_name"].as_str().unwrap_or("")),
         esc(inst["vessel_type"].as_str().unwrap_or("")),
         esc(inst["signing_key_sha256"].as_str().unwrap_or("")),
+        certificate_rows(&d["certificates"]),
     );
     page("Dashboard", Some(session), &body)
+}
+
+/// The listeners' TLS certificates and when they expire, in red within 30
+/// days: an expired one makes browsers refuse the listener.
+fn certificate_rows(certificates: &Value) -> String {
+    let mut rows = String::new();
+    for c in certificates.as_array().into_iter().flatten() {
+        let date = c["expires"].as_str().unwrap_or("").get(..10).unwrap_or("");
+        let text = if c["expired"] == true {
+            format!("expired on {date}: browsers refuse it; install a new one and restart berth")
+        } else {
+            let when = match c["days_left"].as_i64().unwrap_or(0) {
+                0 => "today".to_owned(),
+                1 => "tomorrow".to_owned(),
+                n => format!("in {n} days"),
+            };
+            let renew = if c["soon"] == true {
+                "; install a new one before then and restart berth"
+            } else {
+                ""
+            };
+            format!("expires {date} ({when}){renew}")
+        };
+        rows.push_str(&format!(
+            "<tr><th scope=\"row\">{} certificate</th><td{}>{}</td></tr>",
+            esc(c["listener"].as_str().unwrap_or("")),
+            if c["soon"] == true { " class=\"bad\"" } else { "" },
+            esc(&text)
+        ));
+    }
+    rows
 }
 
 /// The keys page: the keys `view` finds (of `total`), in its order, each with its

@@ -429,6 +429,11 @@ pub fn assert_error(
 
 /// A throwaway certificate for 127.0.0.1, made by the openssl command line.
 pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    self_signed_for(dir, 2)
+}
+
+/// The same, valid for `days` from now.
+pub fn self_signed_for(dir: &std::path::Path, days: u32) -> (std::path::PathBuf, std::path::PathBuf) {
     let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
     let out = std::process::Command::new("openssl")
         .args([
@@ -440,7 +445,7 @@ pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::Pat
             "ec_paramgen_curve:P-256",
             "-nodes",
             "-days",
-            "2",
+            &days.to_string(),
         ])
         .args([
             "-subj",

@@ -11,6 +11,7 @@ use std::time::Duration;
 use openssl::ssl::{SslConnector, SslMethod, SslVersion};
 use serde_json::{Value, json};
 
+use crate::admin::{get, session};
 use crate::helpers::*;
 
 /// An HTTPS client that trusts exactly this certificate.
@@ -269,4 +270,58 @@ fn serve_and_healthcheck_speak_https() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("license.tls_cert"), "{stderr}");
     assert!(terminate(child).success());
+}
+
+/// The crew's dashboard says when each listener's certificate expires, in red
+/// within 30 days and once it has expired (browsers then refuse the listener,
+/// and a vessel offline cannot fetch a new certificate by itself).
+#[actix_web::test]
+async fn the_dashboard_says_when_the_certificates_expire() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed_for(certs.path(), 400);
+    let mut app = spawn_app_with(|c| {
+        c.license.tls_cert = cert.clone();
+        c.license.tls_key = key.clone();
+    })
+    .await;
+    app.stop().await;
+    app.with_admin = true;
+    app.start().await;
+    let now = time::OffsetDateTime::now_utc();
+    let cookie = session(&app).await;
+    let (_, page) = get(&app, &cookie, "/").await;
+    let row = |page: &str| {
+        let start = page.find("License API certificate").expect("a certificate row");
+        page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
+    };
+    let healthy = row(&page);
+    assert!(
+        healthy.contains("(in 400 days)") && !healthy.contains("bad"),
+        "{healthy}"
+    );
+    assert!(
+        !page.contains("Admin UI certificate"),
+        "the admin UI speaks plain HTTP here"
+    );
+
+    // Ten days before the end: red, with what to do.
+    app.clock.set(now + time::Duration::days(390));
+    let cookie = session(&app).await;
+    let (_, page) = get(&app, &cookie, "/").await;
+    let soon = row(&page);
+    assert!(
+        soon.contains("class=\"bad\"")
+            && soon.contains("(in 10 days); install a new one before then and restart berth"),
+        "{soon}"
+    );
+    app.clock.set(now + time::Duration::days(401));
+    let cookie = session(&app).await;
+    let (_, page) = get(&app, &cookie, "/").await;
+    let expired = row(&page);
+    assert!(
+        expired.contains("class=\"bad\"")
+            && expired.contains("expired on ")
+            && expired.contains("browsers refuse it"),
+        "{expired}"
+    );
 }
