@@ -249,7 +249,9 @@ fn serve_and_healthcheck_speak_https() {
     ];
     // `serve` prints its address only after its own health probe answered,
     // which it made over TLS.
-    let (child, url) = spawn_serve_process(&data, &tls_env, Stdio::null());
+    let log = tmp.path().join("serve.log");
+    let (child, url) =
+        spawn_serve_process(&data, &tls_env, Stdio::from(std::fs::File::create(&log).unwrap()));
     assert!(url.starts_with("https://"), "{url}");
     let addr = url.trim_start_matches("https://").to_owned();
     let healthcheck = |envs: &[(&str, &std::ffi::OsStr)]| {
@@ -270,6 +272,12 @@ fn serve_and_healthcheck_speak_https() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("license.tls_cert"), "{stderr}");
     assert!(terminate(child).success());
+    // The certificate is good for two days: berth says so at start.
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("WARN") && log.contains("the certificate expires within 30 days"),
+        "{log}"
+    );
 }
 
 /// The crew's dashboard says when each listener's certificate expires, in red
