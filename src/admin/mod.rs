@@ -508,6 +508,16 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
             "# HELP berth_disk_free_bytes Free space for the database on its filesystem.\n# TYPE berth_disk_free_bytes gauge\nberth_disk_free_bytes {free}\n"
         ));
     }
+    if !state.certificates.is_empty() {
+        out.push_str("# HELP berth_tls_certificate_expiry_seconds When a listener's TLS certificate expires (Unix time).\n# TYPE berth_tls_certificate_expiry_seconds gauge\n");
+        for c in &state.certificates {
+            out.push_str(&format!(
+                "berth_tls_certificate_expiry_seconds{{listener=\"{}\"}} {}\n",
+                c.listener,
+                c.expires.unix_timestamp()
+            ));
+        }
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out)
