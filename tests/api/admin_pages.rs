@@ -940,12 +940,7 @@ async fn the_admin_listener_speaks_tls_with_secure_cookies() {
     app.start().await;
     let addr = app.server().admin_addr().unwrap();
 
-    let mut tls = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client()).unwrap();
-    tls.set_ca_file(&cert).unwrap();
-    let client = awc::Client::builder()
-        .connector(awc::Connector::new().openssl(tls.build()))
-        .disable_redirects()
-        .finish();
+    let client = crate::tls::trusting(&cert);
     let res = client.get(format!("https://{addr}/login")).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let nonce = set_cookie(res.headers(), "berth_login").unwrap();

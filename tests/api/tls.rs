@@ -14,12 +14,14 @@ use serde_json::{Value, json};
 use crate::admin::{get, session};
 use crate::helpers::*;
 
-/// An HTTPS client that trusts exactly this certificate.
-fn trusting(cert: &Path) -> awc::Client {
+/// An HTTPS client that trusts exactly this certificate (and shows redirects
+/// rather than following them).
+pub(crate) fn trusting(cert: &Path) -> awc::Client {
     let mut tls = SslConnector::builder(SslMethod::tls_client()).unwrap();
     tls.set_ca_file(cert).unwrap();
     awc::Client::builder()
         .connector(awc::Connector::new().openssl(tls.build()))
+        .disable_redirects()
         .timeout(Duration::from_secs(10))
         .finish()
 }
