@@ -856,10 +856,7 @@ async fn an_account_removed_by_the_cli_is_signed_out() {
 
 #[actix_web::test]
 async fn sessions_expire_after_the_idle_time() {
-    let mut app = spawn_app_with(|c| c.admin.session_idle_secs = 1).await;
-    app.stop().await;
-    app.with_admin = true;
-    app.start().await;
+    let app = spawn_admin_app_with(|c| c.admin.session_idle_secs = 1).await;
     let cookie = session(&app).await;
     assert_eq!(get(&app, &cookie, "/").await.0, 200);
     actix_web::rt::time::sleep(Duration::from_millis(1300)).await;
@@ -930,14 +927,11 @@ async fn every_page_answers_with_its_content() {
 async fn the_admin_listener_speaks_tls_with_secure_cookies() {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(certs.path());
-    let mut app = spawn_app_with(|c| {
+    let mut app = spawn_admin_app_with(|c| {
         c.admin.tls_cert = cert.clone();
         c.admin.tls_key = key.clone();
     })
     .await;
-    app.stop().await;
-    app.with_admin = true;
-    app.start().await;
     let addr = app.server().admin_addr().unwrap();
 
     let client = crate::tls::trusting(&cert);

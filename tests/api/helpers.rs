@@ -45,7 +45,12 @@ pub struct TestApp {
 
 /// A berth with the crew admin UI on its own port as well.
 pub async fn spawn_admin_app() -> TestApp {
-    let mut app = spawn_app().await;
+    spawn_admin_app_with(|_| {}).await
+}
+
+/// [`spawn_admin_app`] with a config of its own.
+pub async fn spawn_admin_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    let mut app = spawn_app_with(customise).await;
     app.stop().await;
     app.with_admin = true;
     app.start().await;
