@@ -36,6 +36,7 @@ td,th{padding:.35rem .5rem;border-bottom:1px solid #dde3e8;text-align:left;font-
 code{font-size:.85rem;word-break:break-all}
 code.kid,code.nowrap{white-space:nowrap;word-break:normal}
 .kid-label{display:block;color:#4a5561;font-size:.85rem}
+.none{color:#4a5561;font-style:italic}
 form.inline{display:inline}
 button,input,select{font:inherit;padding:.35rem .6rem}
 label{display:block;margin:.6rem 0 .2rem}
@@ -417,9 +418,13 @@ pub fn keys(
         };
         // Added to the minute; the full time (milliseconds) on hover.
         let added = k.added_at.get(..16).unwrap_or(&k.added_at).replace('T', " ");
+        let title = if k.label.is_empty() {
+            "<span class=\"none\">no title</span>".to_owned()
+        } else {
+            esc(&k.label)
+        };
         rows.push_str(&format!(
-            "<tr><td>{}</td><td><code class=\"kid\">{}</code></td><td>{licenses}</td><td>{last}</td><td title=\"{}\">{}</td><td>{remove}</td></tr>",
-            esc(&k.label),
+            "<tr><td>{title}</td><td><code class=\"kid\">{}</code></td><td>{licenses}</td><td>{last}</td><td title=\"{}\">{}</td><td>{remove}</td></tr>",
             esc(&k.kid.to_string()),
             esc(&k.added_at),
             esc(&added),

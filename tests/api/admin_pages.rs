@@ -292,6 +292,14 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
     let (s, body) = get(&app, &cookie, "/keys").await;
     assert_eq!(s, 200);
     assert_eq!(order(&body), [KID_A, KID_B, coral, untitled]);
+    assert_eq!(
+        key_rows(&body)[3],
+        (
+            "<span class=\"none\">no title</span>".to_owned(),
+            untitled.to_owned()
+        ),
+        "a key without a title says so instead of an empty cell"
+    );
     assert!(body.contains("Content keys (4)"));
     assert!(body.contains("<option value=\"title\" selected>"));
     // Most licensed this month first (the dashboard links here).
