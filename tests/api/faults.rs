@@ -1,6 +1,7 @@
 //! Faults: power cuts under load and a disk that fills up. Every license a
 //! client got a 200 for must be in the log afterwards, the chain must verify,
 //! SQLite must pass its integrity check, and berth must serve again by itself.
+//! Two of them make real filesystems, which needs root (as CI runs).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -126,24 +127,135 @@ impl Drop for Mount {
     }
 }
 
+fn is_root() -> bool {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&uid.stdout).trim() == "0"
+}
+
+/// Mounts `source` at a new directory `at` with `mount`'s `args`, unmounted
+/// when the guard drops.
+fn mount(args: &[&str], source: &Path, at: &Path) -> Mount {
+    std::fs::create_dir(at).unwrap();
+    let out = Command::new("mount")
+        .args(args)
+        .arg(source)
+        .arg(at)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount {args:?} {}: {}",
+        source.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Mount(at.to_owned())
+}
+
+/// A power cut loses what the page cache held; SIGKILL (the test above) keeps
+/// it, so a berth that answered before its commit reached the disk would pass
+/// there. Here the data dir is an ext4 filesystem in a file, mounted through a
+/// loop device; under load berth is frozen (SIGSTOP) and the file is copied:
+/// the copy holds what had reached the device, not what waited in the page
+/// cache (ext4's own periodic commit is pushed to 60 s so that it does not
+/// flush it by chance). Mounted again, ext4 replays its journal and SQLite its
+/// WAL, as after a power cut, and every license a client had received by the
+/// freeze must be there. With `synchronous=NORMAL` (the WAL synced only at
+/// checkpoints) this test fails, with about one license in fifteen missing.
+#[actix_web::test]
+async fn a_power_cut_loses_no_license_a_player_received() {
+    if !is_root() {
+        eprintln!("SKIPPED a_power_cut_loses_no_license_a_player_received: loop mounts need root");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let image = base.path().join("disk.img");
+    std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
+    let made = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "mkfs.ext4: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let disk = base.path().join("disk");
+    let disk_mount = mount(&["-o", "loop,commit=60"], &image, &disk);
+    let mut app = spawn_app_with(|c| {
+        c.data_dir = disk.join("data");
+        c.reports.auto_export = false;
+    })
+    .await;
+    app.stop().await;
+
+    let (mut child, url) = spawn_serve_process(app.data_dir(), &[], Stdio::null());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked: Acked = Arc::new(Mutex::new(Vec::new()));
+    let clients = load(&app, &url, 16, stop.clone(), acked.clone());
+    actix_web::rt::time::sleep(Duration::from_millis(800)).await;
+    let frozen = Command::new("kill")
+        .args(["-STOP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(frozen.success());
+    // Every license a client holds now was answered before this moment, so
+    // its commit had reached the device before the copy starts.
+    let received = acked.lock().unwrap().clone();
+    let cut = base.path().join("cut.img");
+    std::fs::copy(&image, &cut).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for c in clients {
+        let _ = c.await;
+    }
+    drop(disk_mount);
+
+    let after = base.path().join("after");
+    let _after_mount = mount(&["-o", "loop"], &cut, &after);
+    let data = after.join("data");
+    let logged = logged_token_ids(&data.join("berth.db"));
+    let missing: Vec<_> = received.iter().filter(|id| !logged.contains(*id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} licenses players received are not on the disk: {missing:?}",
+        missing.len(),
+        received.len()
+    );
+    assert!(
+        received.len() > 50,
+        "the load really ran ({} licenses)",
+        received.len()
+    );
+    assert_eq!(integrity(&data.join("berth.db")), "ok");
+    let verify = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["log", "verify", "--data-dir"])
+        .arg(&data)
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
 #[actix_web::test]
 async fn a_full_disk_gives_503_hands_out_nothing_and_recovers() {
     // A real small filesystem: needs root (as CI runs). Elsewhere, say so.
-    let uid = Command::new("id").arg("-u").output().unwrap();
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+    if !is_root() {
         eprintln!("SKIPPED a_full_disk_gives_503: mounting a tmpfs needs root");
         return;
     }
     let base = tempfile::tempdir().unwrap();
     let mount_point = base.path().join("small");
-    std::fs::create_dir(&mount_point).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
-        .arg(&mount_point)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mounting a 3 MB tmpfs");
-    let _mount = Mount(mount_point.clone());
+    let _mount = mount(
+        &["-t", "tmpfs", "-o", "size=3m"],
+        Path::new("tmpfs"),
+        &mount_point,
+    );
     let app = spawn_app_with(|c| {
         c.data_dir = mount_point.join("data");
         c.reports.auto_export = false;
