@@ -168,7 +168,10 @@ impl MasterKey {
         Some(MasterKey(Secret32(decoded.try_into().ok()?)))
     }
 
-    /// Writes the key as base64 text to a new file with mode 0600; never overwrites.
+    /// Writes the key as base64 text to a new file with mode 0600; never
+    /// overwrites. The file and its directory entry are on the disk when this
+    /// returns: a database that survived a power cut without its master key
+    /// would hold keys nobody can read.
     pub fn write_new(&self, path: &Path) -> std::io::Result<()> {
         use base64::Engine as _;
         use std::os::unix::fs::OpenOptionsExt as _;
@@ -180,7 +183,9 @@ impl MasterKey {
         let text = base64::engine::general_purpose::STANDARD.encode(self.0.0);
         file.write_all(text.as_bytes())?;
         file.write_all(b"\n")?;
-        file.sync_all()
+        file.sync_all()?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
     }
 
     /// Encrypts with AES-256-GCM; `context` is bound as associated data so that a

@@ -151,24 +151,12 @@ fn mount(args: &[&str], source: &Path, at: &Path) -> Mount {
     Mount(at.to_owned())
 }
 
-/// A power cut loses what the page cache held; SIGKILL (the test above) keeps
-/// it, so a berth that answered before its commit reached the disk would pass
-/// there. Here the data dir is an ext4 filesystem in a file, mounted through a
-/// loop device; under load berth is frozen (SIGSTOP) and the file is copied:
-/// the copy holds what had reached the device, not what waited in the page
-/// cache (ext4's own periodic commit is pushed to 60 s so that it does not
-/// flush it by chance). Mounted again, ext4 replays its journal and SQLite its
-/// WAL, as after a power cut, and every license a client had received by the
-/// freeze must be there. With `synchronous=NORMAL` (the WAL synced only at
-/// checkpoints) this test fails, with about one license in fifteen missing.
-#[actix_web::test]
-async fn a_power_cut_loses_no_license_a_player_received() {
-    if !is_root() {
-        eprintln!("SKIPPED a_power_cut_loses_no_license_a_player_received: loop mounts need root");
-        return;
-    }
-    let base = tempfile::tempdir().unwrap();
-    let image = base.path().join("disk.img");
+/// An ext4 filesystem in a 64 MB file under `base`, mounted through a loop
+/// device at `base/disk`, with ext4's own periodic commit pushed to 60 s so
+/// that in a short test only what a program syncs reaches the file. Returns the
+/// file and the mount.
+fn loop_disk(base: &Path) -> (std::path::PathBuf, Mount) {
+    let image = base.join("disk.img");
     std::fs::File::create(&image).unwrap().set_len(64 << 20).unwrap();
     let made = Command::new("mkfs.ext4")
         .args(["-q", "-F"])
@@ -180,8 +168,35 @@ async fn a_power_cut_loses_no_license_a_player_received() {
         "mkfs.ext4: {}",
         String::from_utf8_lossy(&made.stderr)
     );
+    let mount = mount(&["-o", "loop,commit=60"], &image, &base.join("disk"));
+    (image, mount)
+}
+
+/// What a power cut leaves of `image`: a copy of the file, which holds what
+/// had reached the device and not what waited in the page cache (`kill -9`
+/// keeps that), mounted at `at`, where ext4 replays its journal.
+fn after_power_cut(image: &Path, at: &Path) -> Mount {
+    let cut = image.with_extension("cut");
+    std::fs::copy(image, &cut).unwrap();
+    mount(&["-o", "loop"], &cut, at)
+}
+
+/// A power cut loses what the page cache held; SIGKILL (the test above) keeps
+/// it, so a berth that answered before its commit reached the disk would pass
+/// there. Here the data dir is on `loop_disk`; under load berth is frozen
+/// (SIGSTOP) and the disk cut (`after_power_cut`). Mounted again, ext4 replays
+/// its journal and SQLite its WAL, and every license a client had received by
+/// the freeze must be there. With `synchronous=NORMAL` (the WAL synced only at
+/// checkpoints) this test fails, with about one license in fifteen missing.
+#[actix_web::test]
+async fn a_power_cut_loses_no_license_a_player_received() {
+    if !is_root() {
+        eprintln!("SKIPPED a_power_cut_loses_no_license_a_player_received: loop mounts need root");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let (image, disk_mount) = loop_disk(base.path());
     let disk = base.path().join("disk");
-    let disk_mount = mount(&["-o", "loop,commit=60"], &image, &disk);
     let mut app = spawn_app_with(|c| {
         c.data_dir = disk.join("data");
         c.reports.auto_export = false;
@@ -202,8 +217,8 @@ async fn a_power_cut_loses_no_license_a_player_received() {
     // Every license a client holds now was answered before this moment, so
     // its commit had reached the device before the copy starts.
     let received = acked.lock().unwrap().clone();
-    let cut = base.path().join("cut.img");
-    std::fs::copy(&image, &cut).unwrap();
+    let after = base.path().join("after");
+    let _after_mount = after_power_cut(&image, &after);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -211,9 +226,6 @@ async fn a_power_cut_loses_no_license_a_player_received() {
         let _ = c.await;
     }
     drop(disk_mount);
-
-    let after = base.path().join("after");
-    let _after_mount = mount(&["-o", "loop"], &cut, &after);
     let data = after.join("data");
     let logged = logged_token_ids(&data.join("berth.db"));
     let missing: Vec<_> = received.iter().filter(|id| !logged.contains(*id)).collect();
@@ -240,6 +252,38 @@ async fn a_power_cut_loses_no_license_a_player_received() {
         "{}",
         String::from_utf8_lossy(&verify.stderr)
     );
+}
+
+/// `berth init` writes the master key to a file and the keys it seals to the
+/// database: a power cut right after it must leave both, or the installation
+/// holds keys nobody can read.
+#[test]
+fn a_power_cut_right_after_init_leaves_the_installation_whole() {
+    if !is_root() {
+        eprintln!("SKIPPED a_power_cut_right_after_init: loop mounts need root");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let (image, disk_mount) = loop_disk(base.path());
+    berth_init(&base.path().join("disk/data"), "cut-1", "bus", "Bus 7");
+    let after = base.path().join("after");
+    let _after_mount = after_power_cut(&image, &after);
+    drop(disk_mount);
+    // Minting a token opens the database and unseals its communication key
+    // with the master key from the file.
+    let minted = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["token", "mint", "--kid", KID_A, "--data-dir"])
+        .arg(after.join("data"))
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .unwrap();
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&minted.stdout).starts_with("eyJ"));
+    assert_eq!(integrity(&after.join("data/berth.db")), "ok");
 }
 
 #[actix_web::test]
