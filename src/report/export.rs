@@ -57,6 +57,14 @@ impl<W: Write> Write for Hashing<W> {
 /// licenses.csv goes to the deflate thread in pieces of this size.
 const CHUNK: usize = 256 * 1024;
 
+/// Syncs a directory, so that a rename in it outlives a power cut. Where the
+/// filesystem cannot, the rename stands all the same.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
 pub fn file_name(installation: &str, month: Month, sequence: i64, partial: bool) -> String {
     let suffix = if partial { "-partial" } else { "" };
     format!("berth-report-{installation}-{month}-{sequence}{suffix}.zip")
@@ -302,8 +310,10 @@ pub fn export(
             next_attempt_at: None,
             last_error: None,
         };
-        // Rename first: a recorded report always has its file.
+        // The file under its name reaches the disk before the record does:
+        // a recorded report always has its file, even after a power cut.
         std::fs::rename(&tmp, &path)?;
+        sync_dir(dir);
         if !db.record_report(&record)? {
             return Err(ExportError::Refused(format!(
                 "{month} was recorded by another exporter meanwhile"
@@ -311,9 +321,7 @@ pub fn export(
         }
     } else {
         std::fs::rename(&tmp, &path)?;
-    }
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+        sync_dir(dir);
     }
     drop(lock);
     Ok(Exported {

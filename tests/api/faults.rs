@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use time::macros::datetime;
 
 use crate::helpers::*;
 
@@ -284,6 +285,64 @@ fn a_power_cut_right_after_init_leaves_the_installation_whole() {
     );
     assert!(String::from_utf8_lossy(&minted.stdout).starts_with("eyJ"));
     assert_eq!(integrity(&after.join("data/berth.db")), "ok");
+}
+
+/// An export records the report in the database once its file is in place:
+/// after a power cut right after it, the report is listed, its file is there
+/// under its name, and it verifies.
+#[actix_web::test]
+async fn a_power_cut_right_after_an_export_leaves_the_report_and_its_file() {
+    if !is_root() {
+        eprintln!("SKIPPED a_power_cut_right_after_an_export: loop mounts need root");
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let (image, disk_mount) = loop_disk(base.path());
+    let app = spawn_app_with(|c| {
+        c.data_dir = base.path().join("disk/data");
+        c.reports.auto_export = false;
+    })
+    .await;
+    app.installed_at(datetime!(2026-10-01 08:00 UTC));
+    app.clock.set(datetime!(2026-10-15 09:00 UTC));
+    let token = app.token(&[KID_A], json!({}));
+    let (status, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(status, 200);
+    let exported = berth::report::export(
+        &mut app.db(),
+        "2026-10".parse().unwrap(),
+        datetime!(2026-11-03 10:00 UTC),
+        false,
+        &app.data_dir().join("reports"),
+    )
+    .unwrap()
+    .path;
+    let after = base.path().join("after");
+    let _after_mount = after_power_cut(&image, &after);
+    drop(disk_mount);
+
+    let data = after.join("data");
+    let name = exported.file_name().unwrap().to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .env_remove("BERTH_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = run(&["report", "list", "--json", "--data-dir", data.to_str().unwrap()]);
+    assert!(listed.contains(name), "{listed}");
+    run(&[
+        "report",
+        "verify",
+        data.join("reports").join(name).to_str().unwrap(),
+    ]);
 }
 
 #[actix_web::test]
