@@ -420,7 +420,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             // Created empty and private first (VACUUM INTO fills an empty file), so
             // the copy is never readable by others, not even for a moment, and two
             // backups to one path cannot both write it.
-            std::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
@@ -435,6 +435,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 let _ = std::fs::remove_file(out);
                 return Err(e.into());
             }
+            // SQLite does not sync what VACUUM INTO writes: a stick pulled (or the
+            // power cut) after "backed up" must not find an empty file.
+            file.sync_all()
+                .and_then(|()| crate::durable::sync_parent(out))
+                .with_context(|| format!("writing {} to the disk", out.display()))?;
             let (id, rows) = Db::inspect(out)?;
             outln!(
                 "backed up installation {id} ({}) to {}; back up the master key separately",
@@ -720,10 +725,18 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
     let tmp = config.data_dir.join("berth.db.restoring");
     std::fs::copy(file, &tmp).with_context(|| format!("copying {}", file.display()))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    // The copy is on the disk before it takes the database's name, and the
+    // name before the restore says it is done: a power cut leaves the old
+    // database or the whole new one.
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("writing {} to the disk", tmp.display()))?;
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE)));
     }
     std::fs::rename(&tmp, &current)?;
+    crate::durable::sync_parent(&current)
+        .with_context(|| format!("writing {} to the disk", current.display()))?;
     // Opening it checks the master key and applies any newer migrations.
     let db = open_db(&config)?;
     drop(db);

@@ -184,8 +184,7 @@ impl MasterKey {
         file.write_all(text.as_bytes())?;
         file.write_all(b"\n")?;
         file.sync_all()?;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()
+        crate::durable::sync_parent(path)
     }
 
     /// Encrypts with AES-256-GCM; `context` is bound as associated data so that a

@@ -12,6 +12,7 @@
 //! - [`chain`]: the license log's hash-chain rule (pure).
 //! - [`clearkey`]: the W3C Clear Key message format (pure).
 //! - [`chunks`]: a writer that hands its output to another thread in chunks.
+//! - [`durable`]: files that must outlive a power cut (their directory synced).
 //! - [`keyfile`]: JSON and CPIX key import files (pure).
 //! - [`store`]: the only place with SQL: migrations, key stores, the license log
 //!   writer (group commit), usage aggregates.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod durable;
 pub mod histogram;
 pub mod http;
 pub mod ids;

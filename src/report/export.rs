@@ -57,14 +57,6 @@ impl<W: Write> Write for Hashing<W> {
 /// licenses.csv goes to the deflate thread in pieces of this size.
 const CHUNK: usize = 256 * 1024;
 
-/// Syncs a directory, so that a rename in it outlives a power cut. Where the
-/// filesystem cannot, the rename stands all the same.
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 pub fn file_name(installation: &str, month: Month, sequence: i64, partial: bool) -> String {
     let suffix = if partial { "-partial" } else { "" };
     format!("berth-report-{installation}-{month}-{sequence}{suffix}.zip")
@@ -313,7 +305,7 @@ pub fn export(
         // The file under its name reaches the disk before the record does:
         // a recorded report always has its file, even after a power cut.
         std::fs::rename(&tmp, &path)?;
-        sync_dir(dir);
+        crate::durable::sync_parent(&path)?;
         if !db.record_report(&record)? {
             return Err(ExportError::Refused(format!(
                 "{month} was recorded by another exporter meanwhile"
@@ -321,7 +313,7 @@ pub fn export(
         }
     } else {
         std::fs::rename(&tmp, &path)?;
-        sync_dir(dir);
+        let _ = crate::durable::sync_parent(&path);
     }
     drop(lock);
     Ok(Exported {
