@@ -74,6 +74,9 @@ pub fn export(
 ) -> Result<Exported, ExportError> {
     let installation = db.installation()?;
     std::fs::create_dir_all(dir)?;
+    // The directory's own name too, for the first export into it (where its
+    // parent can be read: `--out` may name any directory).
+    let _ = crate::durable::sync_parent(dir);
     // One export at a time across processes (the server's automatic export, the
     // timer, a crew member at the CLI); the lock goes with the file handle.
     let lock = File::create(dir.join(".export.lock"))?;
