@@ -431,15 +431,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     _ => anyhow!("cannot create {}: {e}", out.display()),
                 })?;
-            if let Err(e) = db.backup_to(out) {
-                let _ = std::fs::remove_file(out);
-                return Err(e.into());
-            }
             // SQLite does not sync what VACUUM INTO writes: a stick pulled (or the
             // power cut) after "backed up" must not find an empty file.
-            file.sync_all()
-                .and_then(|()| crate::durable::sync_parent(out))
-                .with_context(|| format!("writing {} to the disk", out.display()))?;
+            let written = db.backup_to(out).map_err(anyhow::Error::from).and_then(|()| {
+                file.sync_all()
+                    .and_then(|()| crate::durable::sync_parent(out))
+                    .with_context(|| format!("writing {} to the disk", out.display()))
+            });
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(out);
+                return Err(e);
+            }
             let (id, rows) = Db::inspect(out)?;
             outln!(
                 "backed up installation {id} ({}) to {}; back up the master key separately",
