@@ -7,14 +7,6 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-fn berth(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(args)
-        .env_remove("BERTH_CONFIG")
-        .output()
-        .expect("run berth")
-}
-
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }

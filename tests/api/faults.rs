@@ -128,6 +128,18 @@ impl Drop for Mount {
     }
 }
 
+/// The real binary with `args`; panics unless it succeeds, and returns what
+/// it printed.
+fn berth_ok(args: &[&str]) -> String {
+    let out = berth(args);
+    assert!(
+        out.status.success(),
+        "berth {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn is_root() -> bool {
     let uid = Command::new("id").arg("-u").output().unwrap();
     String::from_utf8_lossy(&uid.stdout).trim() == "0"
@@ -242,17 +254,7 @@ async fn a_power_cut_loses_no_license_a_player_received() {
         received.len()
     );
     assert_eq!(integrity(&data.join("berth.db")), "ok");
-    let verify = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["log", "verify", "--data-dir"])
-        .arg(&data)
-        .env_remove("BERTH_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    berth_ok(&["log", "verify", "--data-dir", data.to_str().unwrap()]);
 }
 
 /// `berth init` writes the master key to a file and the keys it seals to the
@@ -272,18 +274,16 @@ fn a_power_cut_right_after_init_leaves_the_installation_whole() {
     drop(disk_mount);
     // Minting a token opens the database and unseals its communication key
     // with the master key from the file.
-    let minted = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["token", "mint", "--kid", KID_A, "--data-dir"])
-        .arg(after.join("data"))
-        .env_remove("BERTH_CONFIG")
-        .output()
-        .unwrap();
-    assert!(
-        minted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&minted.stderr)
-    );
-    assert!(String::from_utf8_lossy(&minted.stdout).starts_with("eyJ"));
+    let data = after.join("data");
+    let minted = berth_ok(&[
+        "token",
+        "mint",
+        "--kid",
+        KID_A,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(minted.starts_with("eyJ"), "{minted}");
     assert_eq!(integrity(&after.join("data/berth.db")), "ok");
 }
 
@@ -323,22 +323,9 @@ async fn a_power_cut_right_after_an_export_leaves_the_report_and_its_file() {
 
     let data = after.join("data");
     let name = exported.file_name().unwrap().to_str().unwrap();
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .env_remove("BERTH_CONFIG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let listed = run(&["report", "list", "--json", "--data-dir", data.to_str().unwrap()]);
+    let listed = berth_ok(&["report", "list", "--json", "--data-dir", data.to_str().unwrap()]);
     assert!(listed.contains(name), "{listed}");
-    run(&[
+    berth_ok(&[
         "report",
         "verify",
         data.join("reports").join(name).to_str().unwrap(),
@@ -361,28 +348,11 @@ async fn a_power_cut_right_after_a_backup_or_a_restore_loses_neither() {
         assert_eq!(status, 200);
     }
     let base = tempfile::tempdir().unwrap();
-    let run = |args: &[&std::ffi::OsStr]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .env_remove("BERTH_CONFIG")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
 
     let (stick_image, stick_mount) = loop_disk(base.path(), "stick");
     let backup = base.path().join("stick/berth-backup.db");
-    run(&[
-        "backup".as_ref(),
-        "--out".as_ref(),
-        backup.as_os_str(),
-        "--data-dir".as_ref(),
-        app.data_dir().as_os_str(),
-    ]);
+    let from = app.data_dir().to_str().unwrap();
+    berth_ok(&["backup", "--out", backup.to_str().unwrap(), "--data-dir", from]);
     let stick = base.path().join("stick-after");
     let _stick_after = after_power_cut(&stick_image, &stick);
     drop(stick_mount);
@@ -398,11 +368,11 @@ async fn a_power_cut_right_after_a_backup_or_a_restore_loses_neither() {
     std::fs::copy(app.data_dir().join("master.key"), &key).unwrap();
     std::fs::File::open(&key).unwrap().sync_all().unwrap();
     berth::durable::sync_parent(&key).unwrap();
-    run(&[
-        "restore".as_ref(),
-        backup.as_os_str(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
+    berth_ok(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
     ]);
     let after = base.path().join("disk-after");
     let _disk_after = after_power_cut(&disk_image, &after);
@@ -410,12 +380,7 @@ async fn a_power_cut_right_after_a_backup_or_a_restore_loses_neither() {
     let data = after.join("data");
     assert_eq!(integrity(&data.join("berth.db")), "ok");
     assert_eq!(logged_token_ids(&data.join("berth.db")).len(), 3);
-    run(&[
-        "log".as_ref(),
-        "verify".as_ref(),
-        "--data-dir".as_ref(),
-        data.as_os_str(),
-    ]);
+    berth_ok(&["log", "verify", "--data-dir", data.to_str().unwrap()]);
 }
 
 #[actix_web::test]

@@ -311,6 +311,15 @@ pub fn start_serve(
     (child, url)
 }
 
+/// The real binary with `args`, no config file unless they name one.
+pub fn berth(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .expect("run berth")
+}
+
 /// `berth init` with the real binary on a fresh data dir; panics if it fails.
 pub fn berth_init(data_dir: &Path, id: &str, vessel_type: &str, vessel_name: &str) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
