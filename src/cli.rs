@@ -733,6 +733,9 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("writing {} to the disk", tmp.display()))?;
+    if current.exists() {
+        Db::fold_wal(&current).with_context(|| format!("checkpointing {}", current.display()))?;
+    }
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE)));
     }

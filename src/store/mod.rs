@@ -664,6 +664,22 @@ impl Db {
         Ok(())
     }
 
+    /// Folds the WAL of the database at `path` into the database file and
+    /// empties it (synced), so that removing the WAL afterwards loses nothing:
+    /// `berth restore` must not leave a new database beside an old WAL, nor an
+    /// old database without the commits its WAL held.
+    pub fn fold_wal(path: &Path) -> Result<(), StoreError> {
+        let conn = connect(path, Duration::from_secs(5))?;
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Err(StoreError::Invalid(format!(
+                "{} is in use by another process",
+                path.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// The installation id and the newest log row of a database file, without
     /// migrating it (for `berth restore`).
     pub fn inspect(path: &Path) -> Result<(String, i64), StoreError> {
@@ -708,5 +724,35 @@ mod tests {
         assert_eq!(one.to_string(), "1 new key (0 already present)");
         assert_eq!(more.to_string(), "2 new keys (1 already present)");
         assert_eq!(none.to_string(), "0 new keys (3 already present)");
+    }
+
+    /// After `fold_wal` the database file alone holds every commit, so the WAL
+    /// beside it can go (what `berth restore` does before it swaps the files).
+    #[test]
+    fn fold_wal_leaves_every_commit_in_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.db");
+        let writer = super::connect(&path, std::time::Duration::from_secs(1)).unwrap();
+        writer.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);")
+            .unwrap();
+        let rows_in_the_file_alone = |name: &str| {
+            let copy = dir.path().join(name);
+            std::fs::copy(&path, &copy).unwrap();
+            rusqlite::Connection::open(&copy)
+                .unwrap()
+                .query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+        };
+        assert!(
+            rows_in_the_file_alone("before.db").is_err(),
+            "the commits are in the WAL only"
+        );
+        super::Db::fold_wal(&path).unwrap();
+        assert_eq!(rows_in_the_file_alone("after.db").unwrap(), 3);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("berth.db-wal")).unwrap().len(),
+            0
+        );
     }
 }
