@@ -120,7 +120,9 @@ pub enum Command {
         out: PathBuf,
     },
     /// Replace the database with a backup; berth must be stopped. Refuses a
-    /// backup that holds fewer licenses than the current log unless --force.
+    /// backup that holds fewer licenses than the current log, or to replace a
+    /// database that cannot be read (kept beside as berth.db.unreadable-<time>),
+    /// unless --force.
     Restore {
         file: PathBuf,
         #[arg(long)]
@@ -708,8 +710,21 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
     let (backup_id, backup_rows) =
         Db::inspect(file).with_context(|| format!("reading {}", file.display()))?;
     let current = config.data_dir.join(crate::store::DB_FILE);
-    if current.exists() {
-        let (id, rows) = Db::inspect(&current)?;
+    // The current database as berth reads it; `None` when there is none, and
+    // `Some(Err)` when it is there but cannot be read (the usual reason to
+    // restore at all).
+    let readable = current.exists().then(|| Db::inspect(&current));
+    if let Some(Err(e)) = &readable
+        && !force
+    {
+        bail!(
+            "the current database {} cannot be read ({e}); `berth restore --force` puts the backup in its place and keeps it as {}.unreadable-<time>",
+            current.display(),
+            crate::store::DB_FILE
+        );
+    }
+    if let Some(Ok((id, rows))) = &readable {
+        let (id, rows) = (id.as_str(), *rows);
         if id != backup_id {
             bail!(
                 "{} belongs to installation {backup_id}, this is {id}",
@@ -733,8 +748,27 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("writing {} to the disk", tmp.display()))?;
-    if current.exists() {
-        Db::fold_wal(&current).with_context(|| format!("checkpointing {}", current.display()))?;
+    let mut kept = None;
+    match &readable {
+        Some(Ok(_)) => {
+            Db::fold_wal(&current).with_context(|| format!("checkpointing {}", current.display()))?
+        }
+        // Kept beside, with its WAL, for whoever wants to look into it later.
+        Some(Err(_)) => {
+            let stamp = SystemClock.now().format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))?;
+            let name = format!("{}.unreadable-{stamp}", crate::store::DB_FILE);
+            for suffix in ["", "-wal", "-shm"] {
+                let from = config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE));
+                if from.exists() {
+                    std::fs::rename(&from, config.data_dir.join(format!("{name}{suffix}")))
+                        .with_context(|| format!("moving {} aside", from.display()))?;
+                }
+            }
+            kept = Some(name);
+        }
+        None => {}
     }
     for suffix in ["-wal", "-shm"] {
         let _ = std::fs::remove_file(config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE)));
@@ -746,12 +780,19 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
     let db = open_db(&config)?;
     drop(db);
     if cli.json {
-        print_json(&json!({ "restored": file, "installation_id": backup_id, "licenses": backup_rows }));
+        print_json(&json!({
+            "restored": file,
+            "installation_id": backup_id,
+            "licenses": backup_rows,
+            "kept_unreadable": kept,
+        }));
     } else {
+        let kept = kept.map(|k| format!("; the unreadable database is kept as {k}"));
         outln!(
-            "restored installation {backup_id} ({}) from {}",
+            "restored installation {backup_id} ({}) from {}{}",
             counted(backup_rows, "license"),
-            file.display()
+            file.display(),
+            kept.unwrap_or_default()
         );
     }
     Ok(())

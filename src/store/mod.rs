@@ -53,6 +53,11 @@ pub enum StoreError {
     NotInitialised,
     #[error("{0}")]
     Invalid(String),
+    /// SQLite says the file is not a database, or a corrupt one.
+    #[error(
+        "{path} is damaged ({detail}): stop berth and restore the last backup with `berth restore FILE --force`, which keeps the damaged file"
+    )]
+    Damaged { path: String, detail: String },
     /// A license log row berth could not have written.
     #[error("license log row {seq}: {what}")]
     BadRow { seq: i64, what: String },
@@ -60,9 +65,20 @@ pub enum StoreError {
 
 /// Opens a connection with berth's pragmas: WAL, `synchronous=FULL`, a busy timeout.
 pub fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
+    let damaged = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            StoreError::Damaged {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            }
+        }
+        _ => StoreError::Sqlite(e),
+    };
+    let conn = Connection::open(path).map_err(damaged)?;
     conn.busy_timeout(busy_timeout)?;
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(damaged)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Invalid(format!(
             "could not switch {} to WAL mode (got {mode})",

@@ -559,6 +559,70 @@ fn restore_refuses_an_older_log_unless_forced() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// The usual reason to restore: the database cannot be read any more. Without
+/// --force that is said plainly; with it the backup takes its place and the
+/// unreadable file is kept beside, with its WAL, never deleted.
+#[test]
+fn restore_replaces_an_unreadable_database_when_forced_and_keeps_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let d = data.to_str().unwrap();
+    berth_init(&data, "r2", "train", "T");
+    let backup = tmp.path().join("b.db");
+    let out = berth(&["backup", "--out", backup.to_str().unwrap(), "--data-dir", d]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let garbage = b"\x00\xffnot a database, after a disk fault".repeat(500);
+    std::fs::write(data.join("berth.db"), &garbage).unwrap();
+    // Any command says what is wrong and what to do.
+    let out = berth(&["stats", "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("berth.db is damaged (file is not a database)")
+            && stderr(&out).contains("berth restore FILE --force"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(data.join("berth.db-wal"), b"a stray WAL").unwrap();
+
+    let out = berth(&["restore", backup.to_str().unwrap(), "--data-dir", d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot be read") && stderr(&out).contains("berth restore --force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(data.join("berth.db")).unwrap(),
+        garbage,
+        "untouched"
+    );
+
+    let out = berth(&[
+        "restore",
+        backup.to_str().unwrap(),
+        "--data-dir",
+        d,
+        "--force",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kept = v["kept_unreadable"].as_str().unwrap();
+    assert!(kept.starts_with("berth.db.unreadable-"), "{v}");
+    assert_eq!(std::fs::read(data.join(kept)).unwrap(), garbage);
+    assert_eq!(
+        std::fs::read(data.join(format!("{kept}-wal"))).unwrap(),
+        b"a stray WAL"
+    );
+    assert!(
+        !data.join("berth.db-wal").exists()
+            || std::fs::read(data.join("berth.db-wal")).unwrap() != b"a stray WAL"
+    );
+    let out = berth(&["log", "verify", "--data-dir", d]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(v["installation_id"], "r2");
+}
+
 #[test]
 fn init_takes_the_installation_from_the_config() {
     let tmp = tempfile::tempdir().unwrap();
