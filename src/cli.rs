@@ -709,7 +709,9 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
     let _lock = server::lock_data_dir(&config.data_dir, "a restore needs it stopped")?;
     let (backup_id, backup_rows) =
         Db::inspect(file).with_context(|| format!("reading {}", file.display()))?;
-    let current = config.data_dir.join(crate::store::DB_FILE);
+    // The database file, and the files beside it ("-wal", "-shm", ...).
+    let db_file = |suffix: &str| config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE));
+    let current = db_file("");
     // The current database as berth reads it; `None` when there is none, and
     // `Some(Err)` when it is there but cannot be read (the usual reason to
     // restore at all).
@@ -739,7 +741,7 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
             );
         }
     }
-    let tmp = config.data_dir.join("berth.db.restoring");
+    let tmp = db_file(".restoring");
     std::fs::copy(file, &tmp).with_context(|| format!("copying {}", file.display()))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     // The copy is on the disk before it takes the database's name, and the
@@ -760,7 +762,7 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
             ))?;
             let name = format!("{}.unreadable-{stamp}", crate::store::DB_FILE);
             for suffix in ["", "-wal", "-shm"] {
-                let from = config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE));
+                let from = db_file(suffix);
                 if from.exists() {
                     std::fs::rename(&from, config.data_dir.join(format!("{name}{suffix}")))
                         .with_context(|| format!("moving {} aside", from.display()))?;
@@ -771,7 +773,7 @@ fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
         None => {}
     }
     for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE)));
+        let _ = std::fs::remove_file(db_file(suffix));
     }
     std::fs::rename(&tmp, &current)?;
     crate::durable::sync_parent(&current)
