@@ -1,7 +1,8 @@
 //! Faults: power cuts under load and a disk that fills up. Every license a
 //! client got a 200 for must be in the log afterwards, the chain must verify,
 //! SQLite must pass its integrity check, and berth must serve again by itself.
-//! Two of them make real filesystems, which needs root (as CI runs).
+//! Those that make real filesystems (a small tmpfs, ext4 on a loop device)
+//! need root, as CI runs; elsewhere they say they were skipped.
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -223,13 +223,8 @@ impl TestApp {
 
     /// Runs the real `berth` binary against this app's data dir.
     pub fn berth(&self, args: &[&str]) -> Output {
-        std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(self.data_dir())
-            .env_remove("BERTH_CONFIG")
-            .output()
-            .expect("run berth")
+        let data_dir = self.data_dir();
+        berth(&[args, &["--data-dir", data_dir.to_str().unwrap()]].concat())
     }
 
     pub fn clock_now(&self) -> OffsetDateTime {
@@ -322,19 +317,17 @@ pub fn berth(args: &[&str]) -> std::process::Output {
 
 /// `berth init` with the real binary on a fresh data dir; panics if it fails.
 pub fn berth_init(data_dir: &Path, id: &str, vessel_type: &str, vessel_name: &str) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["init", "--data-dir", data_dir.to_str().unwrap()])
-        .args([
-            "--installation-id",
-            id,
-            "--vessel-type",
-            vessel_type,
-            "--vessel-name",
-            vessel_name,
-        ])
-        .env_remove("BERTH_CONFIG")
-        .output()
-        .expect("run berth init");
+    let out = berth(&[
+        "init",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--installation-id",
+        id,
+        "--vessel-type",
+        vessel_type,
+        "--vessel-name",
+        vessel_name,
+    ]);
     assert!(
         out.status.success(),
         "berth init: {}",
