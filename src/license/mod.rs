@@ -244,12 +244,14 @@ impl LicenseService {
         }?;
 
         let entry = self.log_entry(request, entitlement);
-        let appended = tokio::time::timeout(self.append_timeout, self.log.append(entry))
+        let appended = self
+            .log
+            .append(entry, self.append_timeout)
             .await
-            .map_err(|_| LicenseError::LogUnavailable("the log writer did not answer in time".into()))?
             .map_err(|e| match e {
                 AppendError::TokenReused => LicenseError::TokenReused,
                 AppendError::Unavailable(why) => LicenseError::LogUnavailable(why),
+                AppendError::TimedOut => LicenseError::LogUnavailable(e.to_string()),
             })?;
         *self.last_issued_at.lock().expect("lock") = Some(appended.issued_at);
         Ok(License {

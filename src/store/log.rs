@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -52,6 +52,9 @@ pub enum AppendError {
     TokenReused,
     #[error("the license log is unavailable: {0}")]
     Unavailable(String),
+    /// The writer did not take the entry before its deadline; it never will.
+    #[error("the log writer did not answer in time")]
+    TimedOut,
 }
 
 /// What the writer answers for one license.
@@ -63,8 +66,27 @@ type Answer = (Reply, Outcome);
 struct Job {
     entry: LogEntry,
     reply: Reply,
+    /// Who has the job: the writer takes it, or the caller gives up on it at
+    /// its deadline, whichever comes first; never both.
+    claim: Arc<AtomicU8>,
     /// The mailbox of the worker thread that waits for this job, if it has one.
     mailbox: Option<Arc<Mailbox>>,
+}
+
+/// [`Job::claim`]: nobody has decided yet.
+const WAITING: u8 = 0;
+/// The writer took the job: its outcome (commit or failure) is the answer.
+const TAKEN: u8 = 1;
+/// The caller's deadline passed first: the writer must not write the job.
+const GIVEN_UP: u8 = 2;
+
+impl Job {
+    /// The writer takes the job, unless its caller has given up on it.
+    fn take(&self) -> bool {
+        self.claim
+            .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 /// Where the writer leaves a worker thread's answers, for that thread to send.
@@ -276,8 +298,15 @@ pub struct LogHandle {
 
 impl LogHandle {
     /// Queues the entry and waits until it is committed (or refused).
-    pub async fn append(&self, entry: LogEntry) -> Result<Appended, AppendError> {
-        let (reply, answer) = oneshot::channel();
+    ///
+    /// If the writer has not taken the entry within `timeout`, the entry is
+    /// withdrawn and `TimedOut` returned: it is then never written, so a license
+    /// refused for lack of time is never counted nor its token spent. An entry
+    /// the writer took before the deadline is waited for to the end: its
+    /// commit decides, both for the log and for the caller.
+    pub async fn append(&self, entry: LogEntry, timeout: Duration) -> Result<Appended, AppendError> {
+        let (reply, mut answer) = oneshot::channel();
+        let claim = Arc::new(AtomicU8::new(WAITING));
         // Counted before it is sent: the writer may take the job (and count it
         // off) before try_send returns.
         self.health.queued.fetch_add(1, Ordering::Relaxed);
@@ -285,6 +314,7 @@ impl LogHandle {
         if let Err(e) = self.tx.try_send(Job {
             entry,
             reply,
+            claim: Arc::clone(&claim),
             mailbox,
         }) {
             self.health.queued.fetch_sub(1, Ordering::Relaxed);
@@ -293,9 +323,14 @@ impl LogHandle {
                 TrySendError::Disconnected(_) => "the log writer has stopped".into(),
             }));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(AppendError::Unavailable("the log writer has stopped".into())))
+        let stopped = |_| Err(AppendError::Unavailable("the log writer has stopped".into()));
+        match tokio::time::timeout(timeout, &mut answer).await {
+            Ok(outcome) => outcome.unwrap_or_else(stopped),
+            Err(_) => match claim.compare_exchange(WAITING, GIVEN_UP, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => Err(AppendError::TimedOut),
+                Err(_) => answer.await.unwrap_or_else(stopped),
+            },
+        }
     }
 
     pub fn health(&self) -> &Arc<WriterHealth> {
@@ -317,6 +352,14 @@ impl LogWriter {
     ) -> Result<(LogWriter, LogHandle), StoreError> {
         let conn = connect(db_path, config.busy_timeout)?;
         let head = read_head(&conn)?;
+        let forgotten_until: String = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'spent_forgotten_until'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_default();
         let (tx, rx) = sync_channel(config.queue_capacity);
         let health = Arc::new(WriterHealth {
             busy_timeout: config.busy_timeout,
@@ -335,6 +378,7 @@ impl LogWriter {
                     max_batch: config.max_batch,
                     counted: CountedUsers::default(),
                     last_used_minute: HashMap::new(),
+                    forgotten_until,
                 }
                 .run(rx)
             })
@@ -391,6 +435,11 @@ struct Writer {
     /// its own batch, and that update was one page of the five or six each
     /// commit writes to the WAL.
     last_used_minute: HashMap<String, String>,
+    /// The latest `usable_until` among the spent single-use ids forgotten so
+    /// far (empty: none). A single-use token usable no later than this may have
+    /// been spent and forgotten, so it is refused: only a clock set back can
+    /// bring such a token here, and moving the clock must not re-enable it.
+    forgotten_until: String,
 }
 
 /// Passengers (user hashes) the writer knows are already in `usage_users` for
@@ -534,10 +583,15 @@ impl Writer {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for job in batch {
+                if !job.take() {
+                    results.push(Err(AppendError::TimedOut));
+                    continue;
+                }
                 let entry = &job.entry;
                 if let (Some(until), Some(id)) = (entry.single_use, &entry.token_id) {
                     let until = until.map(format_instant);
-                    if spend.execute(params![id, until])? == 0 {
+                    let maybe_forgotten = until.as_ref().is_some_and(|u| *u <= self.forgotten_until);
+                    if maybe_forgotten || spend.execute(params![id, until])? == 0 {
                         results.push(Err(AppendError::TokenReused));
                         continue;
                     }
@@ -646,14 +700,27 @@ impl Writer {
     /// write failed, probe with a real write so health recovers by itself.
     fn idle(&mut self) {
         let now = format_instant(self.clock.now());
-        let result = (|| -> rusqlite::Result<()> {
+        let result = (|| -> rusqlite::Result<Option<String>> {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "DELETE FROM used_tokens WHERE usable_until IS NOT NULL AND usable_until < ?1",
+            let forgetting: Option<String> = tx.query_row(
+                "SELECT max(usable_until) FROM used_tokens WHERE usable_until IS NOT NULL AND usable_until < ?1",
                 [&now],
+                |r| r.get(0),
             )?;
+            let forgetting = forgetting.filter(|f| *f > self.forgotten_until);
+            if let Some(until) = &forgetting {
+                tx.execute(
+                    "DELETE FROM used_tokens WHERE usable_until IS NOT NULL AND usable_until <= ?1",
+                    [until],
+                )?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('spent_forgotten_until', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [until],
+                )?;
+            }
             if self.health.failure().is_some() {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('writer_probe', ?1)
@@ -661,8 +728,14 @@ impl Writer {
                     [&now],
                 )?;
             }
-            tx.commit()
+            tx.commit()?;
+            Ok(forgetting)
         })();
+        let result = result.map(|forgotten| {
+            if let Some(until) = forgotten {
+                self.forgotten_until = until;
+            }
+        });
         match result {
             Ok(()) => {
                 if self.health.failure().is_some() {

@@ -15,7 +15,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
@@ -202,25 +201,83 @@ struct Session {
 #[serde(deny_unknown_fields)]
 struct KeysSource {
     #[serde(default)]
-    inline: Option<Vec<InlineKey>>,
+    inline: Option<Vec<SourceEntry>>,
     #[serde(default)]
-    stored: Option<Vec<StoredKey>>,
+    stored: Option<Vec<SourceEntry>>,
     #[serde(default)]
-    license_request: Option<IgnoredAny>,
+    license_request: Option<SourceEntry>,
 }
 
-#[derive(Deserialize)]
-struct InlineKey {
-    id: String,
-    #[serde(default)]
+/// One object of `content_keys_source`: an `inline` or `stored` entry, or the
+/// `license_request` object. Every field is read; the first one berth does not
+/// know (`seed_id`, `iv`, anything else) is kept by name, so that the source it
+/// is in can refuse it as unsupported rather than ignore it.
+#[derive(Default)]
+struct SourceEntry {
+    id: Option<String>,
     encrypted_key: Option<String>,
-    #[serde(default)]
     usage_policy: Option<String>,
+    unknown: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct StoredKey {
-    id: String,
+impl<'de> Deserialize<'de> for SourceEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = SourceEntry;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SourceEntry, A::Error> {
+                let mut entry = SourceEntry::default();
+                while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let slot = match name.as_ref() {
+                        "id" => &mut entry.id,
+                        "encrypted_key" => &mut entry.encrypted_key,
+                        "usage_policy" => &mut entry.usage_policy,
+                        other => {
+                            // `null` asks for nothing; any other value does.
+                            if !map.next_value::<Value>()?.is_null() && entry.unknown.is_none() {
+                                entry.unknown = Some(short(other));
+                            }
+                            continue;
+                        }
+                    };
+                    if slot.is_some() {
+                        return Err(serde::de::Error::custom(format_args!("duplicate field `{name}`")));
+                    }
+                    *slot = map.next_value::<Option<String>>()?;
+                }
+                Ok(entry)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+impl SourceEntry {
+    /// Refuses a field this source cannot honour, naming it by its path
+    /// (`content_keys_source.<source>[<index>].<field>`).
+    fn only(&self, source: &str, index: Option<usize>, allowed: &[&str]) -> Result<(), TokenError> {
+        let present = [
+            ("id", self.id.is_some()),
+            ("encrypted_key", self.encrypted_key.is_some()),
+        ];
+        let field = present
+            .iter()
+            .find(|(name, is_there)| *is_there && !allowed.contains(name))
+            .map(|(name, _)| (*name).to_owned())
+            .or_else(|| self.unknown.clone());
+        match field {
+            Some(field) => Err(TokenError::Unsupported(match index {
+                Some(i) => format!("content_keys_source.{source}[{i}].{field}"),
+                None => format!("content_keys_source.{source}.{field}"),
+            })),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Verifies a token and returns its entitlement.
@@ -398,22 +455,29 @@ fn check_semantics(
     })
 }
 
+/// The keys the entitlement names, after refusing every field berth cannot
+/// honour and every usage policy it cannot enforce, whichever source names it.
 fn parse_key_source(
     source: KeysSource,
     com_key: &ComKey,
     policies: &policy::Policies,
 ) -> Result<KeySource, TokenError> {
+    let apply = |entry: &SourceEntry| match &entry.usage_policy {
+        Some(name) => policies.check_applied(name),
+        None => Ok(()),
+    };
     match (source.inline, source.stored, source.license_request) {
         (Some(entries), None, None) => {
             let mut keys = Vec::with_capacity(entries.len());
-            for entry in entries {
+            for (i, entry) in entries.iter().enumerate() {
+                entry.only("inline", Some(i), &["id", "encrypted_key"])?;
+                apply(entry)?;
                 let kid: Kid = entry
                     .id
+                    .as_deref()
+                    .unwrap_or("")
                     .parse()
                     .map_err(|_| invalid("an inline key id is not a UUID"))?;
-                if let Some(name) = &entry.usage_policy {
-                    policies.check_applied(name)?;
-                }
                 let key = match entry.encrypted_key.as_deref() {
                     None | Some("") => None,
                     Some(text) => Some(decrypt_inline_key(text, &kid, com_key)?),
@@ -423,14 +487,20 @@ fn parse_key_source(
             Ok(KeySource::Inline(keys))
         }
         (None, Some(entries), None) => {
-            let kids = entries
-                .iter()
-                .map(|e| e.id.parse::<Kid>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| invalid("a stored key id is not a UUID"))?;
+            let mut kids = Vec::with_capacity(entries.len());
+            for (i, entry) in entries.iter().enumerate() {
+                entry.only("stored", Some(i), &["id"])?;
+                apply(entry)?;
+                let kid = entry.id.as_deref().unwrap_or("").parse::<Kid>();
+                kids.push(kid.map_err(|_| invalid("a stored key id is not a UUID"))?);
+            }
             Ok(KeySource::Stored(kids))
         }
-        (None, None, Some(_)) => Ok(KeySource::LicenseRequest),
+        (None, None, Some(entry)) => {
+            entry.only("license_request", None, &[])?;
+            apply(&entry)?;
+            Ok(KeySource::LicenseRequest)
+        }
         _ => Err(invalid(
             "content_keys_source must hold exactly one of inline, stored, license_request",
         )),

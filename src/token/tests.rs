@@ -343,3 +343,80 @@ fn content_keys_source_holds_exactly_one_kind() {
         );
     }
 }
+
+/// Issue 25.1: a usage policy is enforced whichever source names the key, and a
+/// field berth cannot honour is refused by name, never ignored.
+#[test]
+fn every_key_source_is_held_to_its_usage_policy_and_its_fields() {
+    let strict = json!([ { "name": "strict", "widevine": { "device_security_level": "HW_SECURE_ALL", "hdcp": "HDCP_V2_2" } } ]);
+    let relaxed =
+        json!([ { "name": "relaxed", "widevine": { "device_security_level": "SW_SECURE_CRYPTO" } } ]);
+    let source = |keys: Value, policies: &Value| {
+        check(&com_key().sign_token(&payload(json!({
+            "content_keys_source": keys,
+            "content_key_usage_policies": policies,
+        }))))
+    };
+    let demand = "content_key_usage_policies[strict].widevine.device_security_level";
+    for keys in [
+        json!({ "inline": [ { "id": KID, "usage_policy": "strict" } ] }),
+        json!({ "stored": [ { "id": KID, "usage_policy": "strict" } ] }),
+        json!({ "license_request": { "usage_policy": "strict" } }),
+    ] {
+        assert_eq!(
+            source(keys.clone(), &strict).unwrap_err(),
+            TokenError::Unsupported(demand.into()),
+            "{keys}"
+        );
+        let relaxed_keys: Value =
+            serde_json::from_str(&keys.to_string().replace("strict", "relaxed")).unwrap();
+        assert!(
+            source(relaxed_keys, &relaxed).is_ok(),
+            "{keys} with a policy that asks for nothing"
+        );
+    }
+    for (keys, field) in [
+        (
+            json!({ "inline": [ { "id": KID, "seed_id": "11111111-2222-4333-8444-555555555555" } ] }),
+            "content_keys_source.inline[0].seed_id",
+        ),
+        (
+            json!({ "inline": [ { "id": KID }, { "id": KID, "iv": "AAAAAAAAAAAAAAAAAAAAAA==" } ] }),
+            "content_keys_source.inline[1].iv",
+        ),
+        (
+            json!({ "license_request": { "seed_id": "11111111-2222-4333-8444-555555555555" } }),
+            "content_keys_source.license_request.seed_id",
+        ),
+        (
+            json!({ "stored": [ { "id": KID, "key_rotation": true } ] }),
+            "content_keys_source.stored[0].key_rotation",
+        ),
+        (
+            json!({ "stored": [ { "id": KID, "encrypted_key": "AAAAAAAAAAAAAAAAAAAAAA==" } ] }),
+            "content_keys_source.stored[0].encrypted_key",
+        ),
+        (
+            json!({ "license_request": { "id": KID } }),
+            "content_keys_source.license_request.id",
+        ),
+        (
+            json!({ "license_request": { "anything\nINFO forged": 1 } }),
+            "content_keys_source.license_request.anything\nINFO forged",
+        ),
+    ] {
+        assert_eq!(
+            source(keys.clone(), &json!([])).unwrap_err(),
+            TokenError::Unsupported(field.into()),
+            "{keys}"
+        );
+    }
+    // `null` asks for nothing.
+    assert!(
+        source(
+            json!({ "inline": [ { "id": KID, "seed_id": null } ] }),
+            &json!([])
+        )
+        .is_ok()
+    );
+}

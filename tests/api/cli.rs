@@ -344,15 +344,18 @@ async fn migrate_fills_the_per_kid_aggregates_from_an_existing_log() {
     {
         clock.set(datetime!(2026-10-30 23:59 UTC) + time::Duration::minutes(i as i64));
         for key_system in [KeySystem::ClearKey, KeySystem::Hls] {
-            log.append(LogEntry {
-                key_system,
-                kids: kids.clone(),
-                license_type: LicenseType::Temporary,
-                user_hash: None,
-                token_id: None,
-                com_key_id: ComKeyId(uuid::Uuid::from_bytes([7; 16])),
-                single_use: None,
-            })
+            log.append(
+                LogEntry {
+                    key_system,
+                    kids: kids.clone(),
+                    license_type: LicenseType::Temporary,
+                    user_hash: None,
+                    token_id: None,
+                    com_key_id: ComKeyId(uuid::Uuid::from_bytes([7; 16])),
+                    single_use: None,
+                },
+                std::time::Duration::from_secs(30),
+            )
             .await
             .unwrap();
         }

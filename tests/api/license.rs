@@ -471,7 +471,7 @@ async fn log_answers_reach_threads_with_and_without_a_mailbox() {
     let tasks: Vec<_> = (0..300)
         .map(|_| {
             let log = log.clone();
-            actix_web::rt::spawn(async move { log.append(entry()).await })
+            actix_web::rt::spawn(async move { log.append(entry(), std::time::Duration::from_secs(30)).await })
         })
         .collect();
     // Another thread at the same time: first inside a LocalSet with its own
@@ -529,7 +529,12 @@ async fn appended_one_by_one(
 ) -> Vec<i64> {
     let mut seqs = Vec::with_capacity(n);
     for _ in 0..n {
-        seqs.push(log.append(entry()).await.unwrap().seq);
+        seqs.push(
+            log.append(entry(), std::time::Duration::from_secs(30))
+                .await
+                .unwrap()
+                .seq,
+        );
     }
     seqs
 }

@@ -8,6 +8,7 @@ mod cli;
 mod connections;
 mod counting;
 mod errors;
+mod fail_closed;
 mod faults;
 mod hostile;
 mod license;

@@ -63,7 +63,9 @@ fn fill() {
                     single_use: None,
                 };
                 let log = log.clone();
-                pending.push(tokio::spawn(async move { log.append(entry).await }));
+                pending.push(tokio::spawn(async move {
+                    log.append(entry, std::time::Duration::from_secs(60)).await
+                }));
             }
             for p in pending {
                 p.await.unwrap().expect("appended");
@@ -138,15 +140,18 @@ fn fleet_fixture() {
                             clock.set(month.start() + time::Duration::days(3));
                             runtime.block_on(async {
                                 for i in 0..5u8 {
-                                    log.append(LogEntry {
-                                        key_system: KeySystem::ClearKey,
-                                        kids: vec![Kid([i; 16])],
-                                        license_type: LicenseType::Temporary,
-                                        user_hash: Some([i; 16]),
-                                        token_id: None,
-                                        com_key_id: ComKeyId(uuid::Uuid::from_bytes([1; 16])),
-                                        single_use: None,
-                                    })
+                                    log.append(
+                                        LogEntry {
+                                            key_system: KeySystem::ClearKey,
+                                            kids: vec![Kid([i; 16])],
+                                            license_type: LicenseType::Temporary,
+                                            user_hash: Some([i; 16]),
+                                            token_id: None,
+                                            com_key_id: ComKeyId(uuid::Uuid::from_bytes([1; 16])),
+                                            single_use: None,
+                                        },
+                                        std::time::Duration::from_secs(30),
+                                    )
                                     .await
                                     .unwrap();
                                 }
