@@ -1095,6 +1095,10 @@ fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<(
     outln!("licenses:               {}", counts.licenses);
     outln!("active users:           {}", counts.active_users);
     outln!("licenses without user:  {}", counts.licenses_without_user);
+    outln!(
+        "repeat key fetches:     {} (HLS keys fetched again with the same token: delivered, not licenses)",
+        counts.repeat_fetches
+    );
     if counts.clock_anomalies > 0 {
         outln!(
             "clock anomalies:        {} (licenses stamped earlier than the one before; the clock was set back)",

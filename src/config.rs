@@ -100,12 +100,18 @@ pub struct LicenseConfig {
     pub clock_tolerance_secs: u64,
     /// Origins allowed to call the license API from a browser; `"*"` allows any.
     pub allowed_origins: Vec<String>,
-    /// License requests per second per client address; 0 turns limiting off.
+    /// License requests per second for one token from one address; 0 turns
+    /// limiting off.
     pub rate_limit_per_second: f64,
-    /// How many requests a client may make at once before the rate applies.
+    /// How many requests one token from one address may make at once before
+    /// the rate applies.
     pub rate_limit_burst: u32,
     /// How long a request may take to send its body, in seconds.
     pub body_timeout_secs: u64,
+    /// An HLS key fetched again with the same token is a repeat (delivered,
+    /// not a new license) while the token is valid; for a token without an
+    /// expiry, for this many seconds after its first fetch.
+    pub hls_repeat_window_secs: u64,
     /// Certificate chain and private key (PEM) to serve the license API over
     /// HTTPS, for players on an HTTPS portal page (a browser does not let such
     /// a page call plain HTTP on another host); both empty means plain HTTP.
@@ -181,9 +187,10 @@ impl Default for LicenseConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             clock_tolerance_secs: 300,
             allowed_origins: vec!["*".into()],
-            rate_limit_per_second: 0.0,
-            rate_limit_burst: 50,
+            rate_limit_per_second: 2.0,
+            rate_limit_burst: 40,
             body_timeout_secs: 10,
+            hls_repeat_window_secs: 86_400,
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
         }
@@ -393,6 +400,12 @@ impl Config {
         }
         if !(1..=600).contains(&self.license.body_timeout_secs) {
             return invalid("license.body_timeout_secs", "must be between 1 and 600");
+        }
+        if !(1..=31_536_000).contains(&self.license.hls_repeat_window_secs) {
+            return invalid(
+                "license.hls_repeat_window_secs",
+                "must be between 1 and 31536000 (a year)",
+            );
         }
         if self.license.listen == self.admin.listen && self.license.listen.port() != 0 {
             return invalid(

@@ -18,6 +18,7 @@
 //!   writer (group commit), usage aggregates.
 //! - [`license`]: token + keys + log -> license; no HTTP, no SQL.
 //! - [`report`]: monthly usage reports: export, sign, verify, fleet summary.
+//! - [`logline`]: the service log's lines, with outside text escaped.
 //! - [`histogram`]: lock-free latency histograms for `/metrics`.
 //! - [`http`]: the only place that knows actix-web: the license API.
 //! - [`accounts`]: crew account rules and fresh secrets (CLI and admin UI).
@@ -41,6 +42,7 @@ pub mod http;
 pub mod ids;
 pub mod keyfile;
 pub mod license;
+pub mod logline;
 pub mod report;
 pub mod server;
 pub mod store;

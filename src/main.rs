@@ -17,7 +17,7 @@ fn main() -> std::process::ExitCode {
         .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
+        .with_writer(berth::logline::OneLinePerEvent(writer))
         .with_ansi(false);
     if berth::systemd::stderr_is_journal() {
         // journald records when each line arrived; a second timestamp in the

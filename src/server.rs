@@ -148,6 +148,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         &pepper,
         time::Duration::seconds(config.license.clock_tolerance_secs as i64),
         Duration::from_millis(config.log.append_timeout_ms),
+        time::Duration::seconds(config.license.hls_repeat_window_secs as i64),
         newest,
     ));
     let refresher = KeyRefresher::start(db, ring)?;

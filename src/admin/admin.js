@@ -23,6 +23,7 @@
         text('licenses', d.counts.licenses);
         text('active-users', d.counts.active_users);
         text('without-user', d.counts.licenses_without_user);
+        text('repeat-fetches', d.counts.repeat_fetches);
         var ok = d.health && d.health.status === 'ok';
         var status = document.getElementById('status');
         if (status) { status.textContent = ok ? 'OK' : 'PROBLEM'; status.className = 'n ' + (ok ? 'ok' : 'bad'); }

@@ -55,6 +55,10 @@ pub struct AdminState {
     verified: Mutex<HashMap<i64, reports::Verification>>,
     /// The listeners' TLS certificates, read at start (a new one takes a restart).
     certificates: Vec<Certificate>,
+    /// `[license] allowed_origins` has `"*"`: any web page may fetch keys.
+    any_origin: bool,
+    /// Permits to check a password (argon2id, 19 MiB each).
+    hashing: tokio::sync::Semaphore,
 }
 
 /// A listener's TLS certificate, for the dashboard: an expired one makes
@@ -95,6 +99,8 @@ impl AdminState {
             keep_months: config.log.keep_months,
             verified: Mutex::new(HashMap::new()),
             certificates,
+            any_origin: config.license.allowed_origins.iter().any(|o| o == "*"),
+            hashing: tokio::sync::Semaphore::new(session::HASHES_AT_ONCE),
         })
     }
 }
@@ -263,7 +269,7 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
         return again("The form expired; please sign in again.", StatusCode::FORBIDDEN);
     }
     let ip = client_ip(&req);
-    if let Err(wait) = state.sessions.login_allowed(&form.user, ip, Instant::now()) {
+    if let Err(wait) = state.sessions.reserve_attempt(&form.user, ip, Instant::now()) {
         return again(
             &format!(
                 "Too many failed sign-ins; try again in {}.",
@@ -280,10 +286,14 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
         .ok()
         .flatten();
     let password = form.password;
-    let role = web::block(move || session::check_password(credentials, &password))
-        .await
-        .ok()
-        .flatten();
+    // At most a few hashes at once; the rest wait here, holding no memory.
+    let role = match state.hashing.acquire().await {
+        Ok(_permit) => web::block(move || session::check_password(credentials, &password))
+            .await
+            .ok()
+            .flatten(),
+        Err(_) => None,
+    };
     match role {
         Some(role) => {
             state.sessions.login_succeeded(&form.user, ip);
@@ -296,7 +306,6 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
                 .finish()
         }
         None => {
-            state.sessions.login_failed(&form.user, ip, Instant::now());
             tracing::warn!(user = %form.user.chars().take(64).collect::<String>(), %ip, "failed crew sign-in");
             again("Wrong user name or password.", StatusCode::UNAUTHORIZED)
         }
@@ -365,6 +374,7 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
         "disk_days_left": disk_free.zip(counts.as_ref()).and_then(|(free, c)| {
             log_days_left(free, c.licenses, now - month.start())
         }),
+        "any_origin": state.any_origin,
         "certificates": state.certificates.iter().map(|c| serde_json::json!({
             "listener": c.listener,
             "expires": format_instant(c.expires),
@@ -447,7 +457,9 @@ async fn dashboard(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespon
 }
 
 async fn dashboard_json(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if live_session(&req, &state).is_none() {
+    // The page polls this by itself: that keeps no session alive.
+    let session = state.sessions.peek(&req);
+    if session.and_then(|s| still_allowed(&req, &state, s)).is_none() {
         return HttpResponse::Unauthorized().json(serde_json::json!({ "error": "not signed in" }));
     }
     let mut data = dashboard_data_blocking(&state).await;
@@ -527,6 +539,15 @@ async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
 /// (an account removed or changed by the CLI ends its sessions here).
 fn live_session(req: &HttpRequest, state: &AdminState) -> Option<session::Session> {
     let session = state.sessions.current(req)?;
+    still_allowed(req, state, session)
+}
+
+/// The session, if its account still exists with the same role.
+fn still_allowed(
+    req: &HttpRequest,
+    state: &AdminState,
+    session: session::Session,
+) -> Option<session::Session> {
     let stored = state.db.lock().expect("db lock").user_credentials(&session.user);
     match stored {
         Ok(Some((_, role))) if role == session.role => Some(session),

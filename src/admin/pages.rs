@@ -314,6 +314,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
          <div class=\"card\"><div>Licenses in {month}</div><div class=\"n\" id=\"licenses\" data-month=\"{month}\">{}</div></div>\
          <div class=\"card\"><div>Active users</div><div class=\"n\" id=\"active-users\">{}</div></div>\
          <div class=\"card\"><div>Licenses without user</div><div class=\"n\" id=\"without-user\">{}</div></div>\
+         <div class=\"card\"><div>Repeat key fetches</div><div class=\"n\" id=\"repeat-fetches\">{}</div><div>delivered, not counted</div></div>\
          <div class=\"card\"><div>Disk free</div>{disk}</div>\
          <div class=\"card\" id=\"reports-card\"><div>Monthly report</div><div id=\"reports-now\">{reports}</div></div>\
          <div class=\"card\"><div>Clock (UTC)</div><div class=\"n\" id=\"clock\">{clock_time}</div><div id=\"clock-date\">{clock_date}</div><div>{}</div></div></div></section>\
@@ -331,6 +332,7 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         num(&counts["licenses"]),
         num(&counts["active_users"]),
         num(&counts["licenses_without_user"]),
+        num(&counts["repeat_fetches"]),
         if health["clock"]["behind_log"] == true {
             "<span class=\"bad\">behind the newest license: check the clock</span>"
         } else {
@@ -345,9 +347,19 @@ pub fn dashboard(session: &Session, d: &Value) -> String {
         esc(inst["vessel_name"].as_str().unwrap_or("")),
         esc(inst["vessel_type"].as_str().unwrap_or("")),
         esc(inst["signing_key_sha256"].as_str().unwrap_or("")),
-        certificate_rows(&d["certificates"]),
+        certificate_rows(&d["certificates"]) + &origins_row(d["any_origin"] == true),
     );
     page("Dashboard", Some(session), &body)
+}
+
+/// A warning while any web page may call the license API.
+fn origins_row(any_origin: bool) -> String {
+    if !any_origin {
+        return String::new();
+    }
+    "<tr><th scope=\"row\">Player pages</th><td class=\"bad\" id=\"any-origin\">any web page may fetch keys: \
+     set <code>[license] allowed_origins</code> to the portal's origin and restart berth</td></tr>"
+        .to_owned()
 }
 
 /// The listeners' TLS certificates and when they expire, in red within 30

@@ -17,9 +17,17 @@ use crate::crypto::{ct_eq, random};
 
 pub const SESSION_COOKIE: &str = "berth_session";
 pub const NONCE_COOKIE: &str = "berth_login";
-/// Failed sign-ins allowed per account and per address within the window.
+/// Sign-in attempts that may fail per account from one address within the
+/// window: per pair, so that a host guessing one crew member's password
+/// cannot lock that member out on every other host.
 const MAX_FAILURES: u32 = 5;
+/// Attempts that may fail from one address within the window, whatever the
+/// account (a host guessing many accounts).
+const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
+/// Password hashes checked at once (argon2id with 19 MiB each): a flood of
+/// sign-ins waits its turn instead of taking memory.
+pub const HASHES_AT_ONCE: usize = 2;
 
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -117,6 +125,17 @@ impl Sessions {
 
     /// The request's session, if it has a live one; touching it keeps it alive.
     pub fn current(&self, req: &HttpRequest) -> Option<Session> {
+        self.find(req, true)
+    }
+
+    /// The request's session without keeping it alive: for what a page does
+    /// by itself (the dashboard's polling), so that an unattended browser still
+    /// signs out after the idle timeout.
+    pub fn peek(&self, req: &HttpRequest) -> Option<Session> {
+        self.find(req, false)
+    }
+
+    fn find(&self, req: &HttpRequest, touch: bool) -> Option<Session> {
         let id = req.cookie(SESSION_COOKIE)?;
         let mut sessions = self.sessions.lock().expect("sessions lock");
         let session = sessions.get_mut(id.value())?;
@@ -124,7 +143,9 @@ impl Sessions {
             sessions.remove(id.value());
             return None;
         }
-        session.last_seen = Instant::now();
+        if touch {
+            session.last_seen = Instant::now();
+        }
         Some(session.clone())
     }
 
@@ -144,45 +165,53 @@ impl Sessions {
             .retain(|id, s| s.user != user || keep.as_deref() == Some(id.as_str()));
     }
 
-    fn keys(user: &str, ip: IpAddr) -> [String; 2] {
+    /// The counters a sign-in attempt counts against, with their limits.
+    fn keys(user: &str, ip: IpAddr) -> [(String, u32); 2] {
         [
-            format!("user:{}", user.chars().take(64).collect::<String>()),
-            format!("ip:{ip}"),
+            (
+                format!("user:{}@{ip}", user.chars().take(64).collect::<String>()),
+                MAX_FAILURES,
+            ),
+            (format!("ip:{ip}"), MAX_FAILURES_PER_ADDRESS),
         ]
     }
 
-    /// `Err(wait)` when the account or the address failed too often lately.
-    pub fn login_allowed(&self, user: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let failures = self.failures.lock().expect("failures lock");
-        for key in Self::keys(user, ip) {
-            if let Some((n, since)) = failures.get(&key)
-                && *n >= MAX_FAILURES
+    /// Reserves a sign-in attempt before its password is checked: it counts as
+    /// failed from now on, so attempts in parallel cannot all pass the limit
+    /// before one of them has failed. `Err(wait)` when the account from this
+    /// address, or the address, has failed too often lately.
+    pub fn reserve_attempt(&self, user: &str, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut failures = self.failures.lock().expect("failures lock");
+        if failures.len() > 100_000 {
+            failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+        }
+        let keys = Self::keys(user, ip);
+        for (key, limit) in &keys {
+            if let Some((n, since)) = failures.get(key)
+                && *n >= *limit
                 && now.duration_since(*since) < FAILURE_WINDOW
             {
                 return Err(FAILURE_WINDOW - now.duration_since(*since));
             }
         }
-        Ok(())
-    }
-
-    pub fn login_failed(&self, user: &str, ip: IpAddr, now: Instant) {
-        let mut failures = self.failures.lock().expect("failures lock");
-        if failures.len() > 100_000 {
-            failures.retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
-        }
-        for key in Self::keys(user, ip) {
+        for (key, _) in keys {
             let entry = failures.entry(key).or_insert((0, now));
             if now.duration_since(entry.1) >= FAILURE_WINDOW {
                 *entry = (0, now);
             }
             entry.0 += 1;
         }
+        Ok(())
     }
 
+    /// The reserved attempt succeeded: the account's failures from this
+    /// address are forgotten, and the attempt no longer counts.
     pub fn login_succeeded(&self, user: &str, ip: IpAddr) {
         let mut failures = self.failures.lock().expect("failures lock");
-        for key in Self::keys(user, ip) {
-            failures.remove(&key);
+        let [(pair, _), (address, _)] = Self::keys(user, ip);
+        failures.remove(&pair);
+        if let Some((n, _)) = failures.get_mut(&address) {
+            *n = n.saturating_sub(1);
         }
     }
 }

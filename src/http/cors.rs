@@ -1,5 +1,10 @@
 //! CORS for the license API (SPEC section 4): every response, errors included,
 //! carries the headers; preflights answer 204.
+//!
+//! The origin `null` (sandboxed frames, `file:` pages) is never granted. Only
+//! origins the configuration names get `Access-Control-Allow-Credentials`; with
+//! `"*"` any other origin may read answers, without credentials (players send
+//! their token in a header or the URL, not in a cookie).
 
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse};
@@ -20,23 +25,36 @@ impl Cors {
         }
     }
 
-    fn allows(&self, origin: &str) -> bool {
-        self.any || self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin))
+    /// Whether every origin may call the license API (the crew dashboard warns).
+    pub fn allows_any(&self) -> bool {
+        self.any
+    }
+
+    /// `None`: not allowed; `Some(credentials)`: allowed, with or without them.
+    fn grant(&self, origin: &str) -> Option<bool> {
+        if origin.eq_ignore_ascii_case("null") {
+            return None;
+        }
+        if self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+            return Some(true);
+        }
+        self.any.then_some(false)
     }
 
     /// Adds the CORS headers for a request with this `Origin` to a response.
     pub fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
         let Some(origin) = origin else { return };
-        let allowed = origin.to_str().is_ok_and(|o| self.allows(o));
-        if !allowed {
+        let Some(credentials) = origin.to_str().ok().and_then(|o| self.grant(o)) else {
             return;
-        }
+        };
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
+        if credentials {
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
         headers.insert(
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static("X-AxDRM-ErrorMessage"),

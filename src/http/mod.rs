@@ -205,12 +205,14 @@ fn find_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
         .map(|token| Cow::Owned(token.clone()))
 }
 
-fn check_rate(api: &LicenseApi, client: IpAddr) -> Result<(), ApiError> {
-    match &api.rate {
-        Some(limiter) => limiter
-            .check(client, Instant::now())
+/// Limits one token from one address (a request without a token is refused
+/// anyway, and counts nothing).
+fn check_rate(api: &LicenseApi, token: Option<&str>, client: IpAddr) -> Result<(), ApiError> {
+    match (&api.rate, token) {
+        (Some(limiter), Some(token)) => limiter
+            .check(token, client, Instant::now())
             .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs }),
-        None => Ok(()),
+        _ => Ok(()),
     }
 }
 
@@ -260,18 +262,26 @@ fn log_outcome(
     key_system: KeySystem,
     kids: usize,
     started: Instant,
-    outcome: Result<i64, &ApiError>,
+    outcome: Result<(i64, bool), &ApiError>,
 ) {
     let elapsed = started.elapsed();
     outcomes.record(key_system, outcome.map_or_else(|e| e.code(), |_| "ok"), elapsed);
     let latency_us = elapsed.as_micros() as u64;
     match outcome {
-        Ok(seq) => tracing::info!(
+        Ok((seq, false)) => tracing::info!(
             target: "berth::license",
             outcome = "ok",
             key_system = key_system.as_str(),
             kids,
             seq,
+            latency_us,
+        ),
+        Ok((_, true)) => tracing::info!(
+            target: "berth::license",
+            outcome = "ok",
+            key_system = key_system.as_str(),
+            kids,
+            repeat = true,
             latency_us,
         ),
         Err(e) => tracing::info!(
@@ -294,14 +304,14 @@ async fn clearkey_license(
     let mut kid_count = 0;
     let result = async {
         let client = client_ip(&req);
-        check_rate(&api, client)?;
+        let token = find_token(&req);
+        check_rate(&api, token.as_deref(), client)?;
         let body = read_body(&req, payload, api.body_timeout).await?;
         let request = clearkey::parse_request(&body).map_err(|e| match e {
             ClearKeyError::NotClearKey => ApiError::KeySystemUnsupported,
             ClearKeyError::Malformed(why) => ApiError::BadRequest(why),
         })?;
         kid_count = request.kids.len();
-        let token = find_token(&req);
         let license = api
             .service
             .issue(LicenseRequest {
@@ -321,7 +331,7 @@ async fn clearkey_license(
         KeySystem::ClearKey,
         kid_count,
         started,
-        result.as_ref().map(|(seq, _)| *seq),
+        result.as_ref().map(|(seq, _)| (*seq, false)),
     );
     let (_, body) = result?;
     Ok(HttpResponse::Ok()
@@ -334,12 +344,12 @@ async fn hls_key(req: HttpRequest, api: web::Data<LicenseApi>) -> Result<HttpRes
     let started = Instant::now();
     let result = async {
         let client = client_ip(&req);
-        check_rate(&api, client)?;
+        let token = find_token(&req);
+        check_rate(&api, token.as_deref(), client)?;
         let kid: Kid =
             req.match_info().get("kid").unwrap_or("").parse().map_err(|_| {
                 ApiError::BadRequest("the KID in the path is not a UUID or 32 hex digits".into())
             })?;
-        let token = find_token(&req);
         let license = api
             .service
             .issue(LicenseRequest {
@@ -358,7 +368,7 @@ async fn hls_key(req: HttpRequest, api: web::Data<LicenseApi>) -> Result<HttpRes
         KeySystem::Hls,
         1,
         started,
-        result.as_ref().map(|l| l.seq),
+        result.as_ref().map(|l| (l.seq, l.repeat)),
     );
     let license = result?;
     let key = license.keys[0].1.0;

@@ -15,7 +15,7 @@ use time::Duration;
 use crate::clock::Clock;
 use crate::crypto::HmacKey;
 use crate::ids::{ComKeyId, ContentKey, KeySystem, Kid, LicenseType, Secret32};
-use crate::store::{AppendError, LogEntry, LogHandle};
+use crate::store::{AppendError, LogEntry, LogHandle, Repeatable};
 use crate::token::{self, ComKey, ComKeys, Denial, Entitlement, TokenError};
 
 /// The keys the server hands out and verifies with, decrypted once and swapped
@@ -127,6 +127,9 @@ pub type Keys = Vec<(Kid, ContentKey)>;
 pub struct License {
     pub keys: Keys,
     pub seq: i64,
+    /// The same token fetched the same HLS key before: delivered, not counted
+    /// as a license (a repeat).
+    pub repeat: bool,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -150,6 +153,9 @@ pub struct LicenseService {
     pepper: HmacKey,
     tolerance: Duration,
     append_timeout: StdDuration,
+    /// How long a fetch again of an HLS key with the same token is a repeat,
+    /// for tokens without an expiry (otherwise: until the token expires).
+    repeat_window: Duration,
     last_issued_at: Mutex<Option<String>>,
 }
 
@@ -161,6 +167,7 @@ impl LicenseService {
         pepper: &Secret32,
         tolerance: Duration,
         append_timeout: StdDuration,
+        repeat_window: Duration,
         last_issued_at: Option<String>,
     ) -> LicenseService {
         LicenseService {
@@ -170,6 +177,7 @@ impl LicenseService {
             pepper: HmacKey::new(&pepper.0),
             tolerance,
             append_timeout,
+            repeat_window,
             last_issued_at: Mutex::new(last_issued_at),
         }
     }
@@ -218,10 +226,12 @@ impl LicenseService {
     /// (boxed per request by actix) grows past 1,032 bytes, the largest size
     /// glibc's per-thread cache serves; measured with `-Zprint-type-sizes`.
     fn log_entry(&self, request: LicenseRequest<'_>, entitlement: Entitlement) -> LogEntry {
+        let repeatable = self.repeatable(&request, &entitlement);
         let mut kids = request.kids;
         kids.sort();
         kids.dedup();
         LogEntry {
+            repeatable,
             key_system: request.key_system,
             kids,
             license_type: request.license_type,
@@ -230,6 +240,29 @@ impl LicenseService {
             token_id: entitlement.token_id,
             com_key_id: entitlement.com_key_id,
         }
+    }
+
+    /// An HLS key fetch with a reusable token may repeat an earlier one: the
+    /// pair (token, KID) is remembered while the token is valid (a token
+    /// without an expiry: for the repeat window). A single-use token cannot
+    /// repeat; its second fetch is refused as reused.
+    fn repeatable(&self, request: &LicenseRequest<'_>, entitlement: &Entitlement) -> Option<Repeatable> {
+        if request.key_system != KeySystem::Hls || entitlement.prevent_reuse {
+            return None;
+        }
+        let token = request.token?;
+        let signature = token.trim().rsplit('.').next().unwrap_or(token);
+        let mut hash = crate::crypto::Sha256::new();
+        hash.update(signature.as_bytes());
+        for kid in &request.kids {
+            hash.update(&kid.0);
+        }
+        let mut digest = [0u8; 16];
+        digest.copy_from_slice(&hash.finish()[..16]);
+        let until = entitlement
+            .usable_until
+            .unwrap_or_else(|| self.clock.now().saturating_add(self.repeat_window));
+        Some(Repeatable { digest, until })
     }
 
     /// Checks the token and entitlement, logs the license durably, and only then
@@ -257,6 +290,7 @@ impl LicenseService {
         Ok(License {
             keys,
             seq: appended.seq,
+            repeat: appended.repeat,
         })
     }
 }

@@ -237,6 +237,7 @@ pub fn export(
             partial,
             active: counts.licenses > 0,
             counts,
+            repeat_fetches: db.counts(month)?.repeat_fetches,
             clock_anomalies,
             log: LogRange {
                 first_seq,

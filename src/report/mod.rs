@@ -87,6 +87,9 @@ pub struct ReportJson {
     pub partial: bool,
     pub active: bool,
     pub counts: CountsJson,
+    /// HLS keys fetched again with the same token in the month: delivered and
+    /// not counted as licenses (no log rows, so the box's own figure).
+    pub repeat_fetches: u64,
     pub clock_anomalies: ClockAnomalies,
     pub log: LogRange,
     pub report: ReportMeta,

@@ -38,12 +38,26 @@ pub struct LogEntry {
     /// Set for single-use tokens: the id may be spent once, and is remembered
     /// until this instant (or forever).
     pub single_use: Option<Option<OffsetDateTime>>,
+    /// Set for an HLS key fetch: the same token fetching the same key again
+    /// before `until` is a repeat (delivered, counted as a repeat, no row).
+    pub repeatable: Option<Repeatable>,
+}
+
+/// Identifies one token's fetch of one key, for [`LogEntry::repeatable`].
+#[derive(Debug, Clone)]
+pub struct Repeatable {
+    /// The first 16 bytes of SHA-256 over the token's signature and the KID.
+    pub digest: [u8; 16],
+    pub until: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
+    /// The new row's sequence number; for a repeat, the log's newest row.
     pub seq: i64,
     pub issued_at: String,
+    /// A repeated fetch: delivered and counted as a repeat, no row written.
+    pub repeat: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -532,7 +546,7 @@ impl Writer {
         match self.write(batch) {
             Ok((head, results)) => {
                 self.head = head;
-                let n = results.iter().filter(|r| r.is_ok()).count() as u64;
+                let n = results.iter().filter(|r| matches!(r, Ok(a) if !a.repeat)).count() as u64;
                 self.health.committed.fetch_add(n, Ordering::Relaxed);
                 let took = started.elapsed();
                 self.health.commits.record(took);
@@ -568,7 +582,8 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut head = self.head.clone();
         let mut results = Vec::with_capacity(batch.len());
-        let mut daily: HashMap<KeySystem, (i64, i64)> = HashMap::new();
+        // Per key system: licenses, licenses without a user, repeats.
+        let mut daily: HashMap<KeySystem, (i64, i64, i64)> = HashMap::new();
         let mut kid_daily: HashMap<(Kid, KeySystem), i64> = HashMap::new();
         // Users this batch may add to the month's count (not known counted yet).
         let mut users: Vec<[u8; 16]> = Vec::new();
@@ -576,6 +591,12 @@ impl Writer {
         {
             let mut spend = tx.prepare_cached(
                 "INSERT OR IGNORE INTO used_tokens (token_id, usable_until) VALUES (?1, ?2)",
+            )?;
+            // A pair whose window has passed starts a new one (a new license).
+            let mut deliver = tx.prepare_cached(
+                "INSERT INTO key_deliveries (digest, usable_until) VALUES (?1, ?2)
+                 ON CONFLICT (digest) DO UPDATE SET usable_until = excluded.usable_until
+                 WHERE key_deliveries.usable_until < ?3",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO license_log (seq, issued_at, key_system, kids, license_type,
@@ -593,6 +614,18 @@ impl Writer {
                     let maybe_forgotten = until.as_ref().is_some_and(|u| *u <= self.forgotten_until);
                     if maybe_forgotten || spend.execute(params![id, until])? == 0 {
                         results.push(Err(AppendError::TokenReused));
+                        continue;
+                    }
+                }
+                if let Some(repeatable) = &entry.repeatable {
+                    let until = format_instant(repeatable.until);
+                    if deliver.execute(params![hex(&repeatable.digest), until, issued_at])? == 0 {
+                        daily.entry(entry.key_system).or_default().2 += 1;
+                        results.push(Ok(Appended {
+                            seq: head.seq,
+                            issued_at: issued_at.clone(),
+                            repeat: true,
+                        }));
                         continue;
                     }
                 }
@@ -641,6 +674,7 @@ impl Writer {
                 results.push(Ok(Appended {
                     seq,
                     issued_at: issued_at.clone(),
+                    repeat: false,
                 }));
                 head = Head {
                     seq,
@@ -649,13 +683,14 @@ impl Writer {
                 };
             }
             let mut upsert_day = tx.prepare_cached(
-                "INSERT INTO usage_daily (day, key_system, licenses, without_user) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO usage_daily (day, key_system, licenses, without_user, repeats) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (day, key_system) DO UPDATE SET
                      licenses = licenses + excluded.licenses,
-                     without_user = without_user + excluded.without_user",
+                     without_user = without_user + excluded.without_user,
+                     repeats = repeats + excluded.repeats",
             )?;
-            for (key_system, (licenses, without_user)) in &daily {
-                upsert_day.execute(params![day, key_system.as_str(), licenses, without_user])?;
+            for (key_system, (licenses, without_user, repeats)) in &daily {
+                upsert_day.execute(params![day, key_system.as_str(), licenses, without_user, repeats])?;
             }
             let mut upsert_kid_day = tx.prepare_cached(
                 "INSERT INTO usage_kid_daily (kid, day, key_system, licenses) VALUES (?1, ?2, ?3, ?4)
@@ -721,6 +756,7 @@ impl Writer {
                     [until],
                 )?;
             }
+            tx.execute("DELETE FROM key_deliveries WHERE usable_until < ?1", [&now])?;
             if self.health.failure().is_some() {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ('writer_probe', ?1)

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(&str, &str, Option<Backfill>)] = &[
         include_str!("../../migrations/0004_log_prune.sql"),
         None,
     ),
+    (
+        "0005_key_repeats",
+        include_str!("../../migrations/0005_key_repeats.sql"),
+        None,
+    ),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -175,6 +180,9 @@ mod tests {
         );
         drop(stmt);
         assert!(migrate_to(&mut conn, 3).unwrap().is_empty(), "applied once");
-        assert_eq!(migrate(&mut conn).unwrap(), ["0004_log_prune"]);
+        assert_eq!(
+            migrate(&mut conn).unwrap(),
+            ["0004_log_prune", "0005_key_repeats"]
+        );
     }
 }

@@ -25,8 +25,8 @@ use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use log::{
-    AppendError, Appended, ChainProblem, ChainSummary, LogEntry, LogHandle, LogWriter, Mailbox, WriterConfig,
-    WriterHealth, verify_chain,
+    AppendError, Appended, ChainProblem, ChainSummary, LogEntry, LogHandle, LogWriter, Mailbox, Repeatable,
+    WriterConfig, WriterHealth, verify_chain,
 };
 pub use migrate::{LATEST as SCHEMA_VERSION, reads_the_log};
 pub use prune::PruneMark;
@@ -185,6 +185,8 @@ pub struct Counts {
     pub by_day: BTreeMap<String, u64>,
     /// Batches of licenses stamped earlier than the license before them.
     pub clock_anomalies: u64,
+    /// HLS keys fetched again with the same token: delivered, not licenses.
+    pub repeat_fetches: u64,
 }
 
 impl Counts {
@@ -199,6 +201,7 @@ impl Counts {
                 .collect(),
             by_day: month.days().into_iter().map(|d| (d, 0)).collect(),
             clock_anomalies: 0,
+            repeat_fetches: 0,
         }
     }
 }
@@ -625,7 +628,7 @@ impl Db {
         let first_day = month.start().date().to_string();
         let end_day = month.end().date().to_string();
         let mut stmt = self.conn.prepare_cached(
-            "SELECT day, key_system, licenses, without_user FROM usage_daily
+            "SELECT day, key_system, licenses, without_user, repeats FROM usage_daily
              WHERE day >= ?1 AND day < ?2",
         )?;
         let mut rows = stmt.query(params![first_day, end_day])?;
@@ -636,6 +639,7 @@ impl Db {
             let without_user = row.get::<_, i64>(3)?.max(0) as u64;
             counts.licenses += licenses;
             counts.licenses_without_user += without_user;
+            counts.repeat_fetches += row.get::<_, i64>(4)?.max(0) as u64;
             *counts.by_key_system.entry(key_system).or_default() += licenses;
             *counts.by_day.entry(day).or_default() += licenses;
         }

@@ -353,6 +353,7 @@ async fn migrate_fills_the_per_kid_aggregates_from_an_existing_log() {
                     token_id: None,
                     com_key_id: ComKeyId(uuid::Uuid::from_bytes([7; 16])),
                     single_use: None,
+                    repeatable: None,
                 },
                 std::time::Duration::from_secs(30),
             )

@@ -73,6 +73,9 @@ async fn a_license_that_missed_its_deadline_is_neither_counted_nor_spent() {
     let token = app.token(&[KID_A], single_use);
     let health = std::sync::Arc::clone(app.server().service().log().health());
     health.stall_for_test(true);
+    // The writer looks at the stall at the top of its loop: at the latest after
+    // its one-second wait for work.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
     let (status, body, headers) =
         post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
     assert_error(status, &body, &headers, 503, "log_unavailable");
@@ -124,4 +127,184 @@ async fn a_clock_jump_forward_and_back_does_not_re_enable_a_spent_token() {
     );
     let (status, _, _) = post_license(&app, Some(&fresh), &body).await;
     assert_eq!(status, 200);
+}
+
+/// CORS never hands keys to the `null` origin, and grants credentials only to
+/// origins the configuration names.
+#[actix_web::test]
+async fn cors_never_grants_null_and_credentials_only_to_named_origins() {
+    for allowed in [
+        vec!["*".to_owned()],
+        vec!["*".to_owned(), "http://portal.local".to_owned()],
+    ] {
+        let app = spawn_app_with(|c| c.license.allowed_origins = allowed.clone()).await;
+        let token = app.token(&[KID_A], json!({}));
+        let send = |origin: &'static str| {
+            client()
+                .post(app.url("/clearkey"))
+                .insert_header(("Origin", origin))
+                .insert_header(("X-AxDRM-Message", token.clone()))
+                .send_body(clearkey_body(&[KID_A], "temporary"))
+        };
+        let null = send("null").await.unwrap();
+        assert!(
+            null.headers().get("access-control-allow-origin").is_none(),
+            "{allowed:?}"
+        );
+        assert!(null.headers().get("access-control-allow-credentials").is_none());
+        let preflight = client()
+            .request(awc::http::Method::OPTIONS, app.url("/clearkey"))
+            .insert_header(("Origin", "null"))
+            .insert_header(("Access-Control-Request-Method", "POST"))
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.headers().get("access-control-allow-origin").is_none());
+        let other = send("http://evil.example").await.unwrap();
+        assert_eq!(
+            other.headers().get("access-control-allow-origin").unwrap(),
+            "http://evil.example"
+        );
+        assert!(
+            other.headers().get("access-control-allow-credentials").is_none(),
+            "{allowed:?}"
+        );
+        if allowed.len() > 1 {
+            let portal = send("http://portal.local").await.unwrap();
+            assert_eq!(
+                portal.headers().get("access-control-allow-origin").unwrap(),
+                "http://portal.local"
+            );
+            assert_eq!(
+                portal.headers().get("access-control-allow-credentials").unwrap(),
+                "true"
+            );
+        }
+    }
+}
+
+/// One token looped from one address is cut to the limit by default; many
+/// tokens from one address, or one token from many addresses, are not.
+#[actix_web::test]
+async fn a_token_replayed_in_a_loop_counts_at_most_sixty() {
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    let body = clearkey_body(&[KID_A], "temporary");
+    let started = std::time::Instant::now();
+    let mut ok = 0;
+    for _ in 0..300 {
+        let (status, reply, headers) = post_license(&app, Some(&token), &body).await;
+        match status {
+            200 => ok += 1,
+            _ => {
+                assert_error(status, &reply, &headers, 429, "rate_limited");
+                assert!(headers.get("retry-after").is_some());
+            }
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the loop took {:?}",
+        started.elapsed()
+    );
+    assert!(ok <= 60, "{ok} of 300 looped requests were licensed");
+    assert!(ok >= 40, "the burst is 40: {ok}");
+    assert_eq!(app.log_rows(), ok);
+    // 200 passengers' own tokens from this same address are not limited.
+    for _ in 0..200 {
+        let (status, reply, _) = post_license(&app, Some(&app.token(&[KID_A], json!({}))), &body).await;
+        assert_eq!(status, 200, "{reply}");
+    }
+}
+
+/// One token shared by a fleet of seatbacks, each at its own address (here
+/// 850 loopback addresses), is not limited.
+#[actix_web::test]
+async fn one_token_from_many_addresses_is_not_limited() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    let body = clearkey_body(&[KID_A], "temporary");
+    for seat in 0..850u32 {
+        let from = std::net::Ipv4Addr::new(127, 0, 1 + (seat / 250) as u8, 1 + (seat % 250) as u8);
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind((from, 0).into()).unwrap();
+        let mut stream = socket.connect(app.addr).await.unwrap();
+        let request = format!(
+            "POST /clearkey HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nX-AxDRM-Message: {token}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "seat {seat} from {from}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    assert_eq!(app.log_rows(), 850);
+}
+
+/// An HLS key fetched again and again with one token (video.js fetches it for
+/// every segment) is delivered each time and counted once; the repeats show in
+/// `stats` and the report, and a single-use token still cannot repeat.
+#[actix_web::test]
+async fn hls_key_fetched_again_is_delivered_and_counted_once() {
+    let app = spawn_app().await;
+    app.installed_at(app.clock_now() - time::Duration::days(40));
+    let token = app.token(&[KID_A], json!({}));
+    let fetch = |token: String, kid: &'static str| {
+        let url = app.url(&format!("/hls/key/{kid}?token={token}"));
+        async move {
+            let mut res = client().get(url).send().await.unwrap();
+            (res.status().as_u16(), res.body().await.unwrap().to_vec())
+        }
+    };
+    for _ in 0..30 {
+        let (status, key) = fetch(token.clone(), KID_A).await;
+        assert_eq!(status, 200);
+        assert_eq!(key, KEY_A);
+    }
+    assert_eq!(
+        app.log_rows(),
+        1,
+        "30 fetches of one key with one token are one license"
+    );
+    // Another key with the same token, and the same key with another token,
+    // are licenses of their own.
+    let both = app.token(&[KID_A, KID_B], json!({}));
+    for kid in [KID_A, KID_B, KID_A] {
+        assert_eq!(fetch(both.clone(), kid).await.0, 200);
+    }
+    assert_eq!(app.log_rows(), 3);
+    let single = app.token(
+        &[KID_A],
+        json!({ "license_server": { "access_control": { "prevent_drm_message_reuse": true } } }),
+    );
+    assert_eq!(fetch(single.clone(), KID_A).await.0, 200);
+    assert_eq!(fetch(single, KID_A).await.0, 403);
+    assert_eq!(app.log_rows(), 4);
+
+    let out = app.berth(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["counts"]["licenses"], 4);
+    assert_eq!(stats["counts"]["repeat_fetches"], 30);
+    let out = app.berth(&["stats"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("repeat key fetches:     30"));
+    let month = berth::ids::Month::of(app.clock_now()).to_string();
+    let out = app.berth(&[
+        "report",
+        "export",
+        "--month",
+        &month,
+        "--partial",
+        "--out",
+        app.dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(exported["report"]["counts"]["licenses"], 4);
+    assert_eq!(exported["report"]["repeat_fetches"], 30);
 }

@@ -7,6 +7,7 @@ mod admin_pages;
 mod cli;
 mod connections;
 mod counting;
+mod crew_attack;
 mod errors;
 mod fail_closed;
 mod faults;

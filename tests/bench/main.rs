@@ -61,6 +61,7 @@ fn fill() {
                     token_id: Some(format!("{:032x}", i)),
                     com_key_id: com_key,
                     single_use: None,
+                    repeatable: None,
                 };
                 let log = log.clone();
                 pending.push(tokio::spawn(async move {
@@ -149,6 +150,7 @@ fn fleet_fixture() {
                                             token_id: None,
                                             com_key_id: ComKeyId(uuid::Uuid::from_bytes([1; 16])),
                                             single_use: None,
+                                            repeatable: None,
                                         },
                                         std::time::Duration::from_secs(30),
                                     )
