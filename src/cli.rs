@@ -150,6 +150,11 @@ pub struct InitArgs {
     /// Name of the first crew admin.
     #[arg(long, default_value = "admin")]
     pub admin_user: String,
+    /// Write the communication secret and the crew password to this new file
+    /// (mode 0600) instead of printing them (for provisioning: nothing secret
+    /// reaches a terminal log).
+    #[arg(long)]
+    pub secrets_file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -178,9 +183,13 @@ pub enum ComkeyCommand {
     Add {
         #[arg(long)]
         id: ComKeyId,
-        /// The 32-byte secret, base64.
+        /// A file holding the 32-byte secret, base64 (a trailing newline is
+        /// ignored). Without it, the secret is read from standard input.
         #[arg(long)]
-        secret: String,
+        secret_file: Option<PathBuf>,
+        /// Refused: a secret on the command line shows in `ps` and the shell's history.
+        #[arg(long, hide = true)]
+        secret: Option<String>,
     },
     /// Make a new communication key and print its secret once.
     Generate,
@@ -599,21 +608,45 @@ pub fn create_installation(
 }
 
 fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyhow::Result<()> {
-    let done = create_installation(config, args, clock)?;
+    // Opened before the installation exists, so that secrets shown nowhere
+    // else are never made without a place to keep them.
+    let secrets = match &args.secrets_file {
+        Some(path) => Some((path, create_private_file(path)?)),
+        None => None,
+    };
+    let done = match create_installation(config, args, clock) {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some((path, _)) = &secrets {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    if let Some((path, mut file)) = secrets {
+        write_secrets(&mut file, &done)
+            .with_context(|| format!("writing the secrets to {}", path.display()))?;
+        crate::durable::sync_parent(path)?;
+        if cli.json {
+            let mut shown = serde_json::to_value(&done)?;
+            shown["com_key_secret"] = serde_json::Value::Null;
+            shown["admin_password"] = serde_json::Value::Null;
+            shown["secrets_file"] = path.display().to_string().into();
+            print_json(&shown);
+        } else {
+            print_created(&done);
+            outln!("communication key id:  {}", done.com_key_id);
+            outln!(
+                "The communication secret and the crew password are in {} (mode 0600): read it, give the secret to the onboard portal, then remove the file.",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
     if cli.json {
         print_json(&serde_json::to_value(&done)?);
     } else {
-        outln!(
-            "created installation {} ({}, {}) in {}",
-            done.installation_id,
-            done.vessel_type,
-            done.vessel_name,
-            done.data_dir.display()
-        );
-        outln!(
-            "master key:            {} (back it up separately from the database)",
-            done.master_key_file.display()
-        );
+        print_created(&done);
         outln!("communication key id:  {}", done.com_key_id);
         outln!("communication secret:  {}", done.com_key_secret);
         outln!(
@@ -621,10 +654,76 @@ fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyho
             done.admin_user,
             done.admin_password
         );
-        outln!("signing key sha256:    {}", done.signing_key_sha256);
         outln!("The secret and password are shown only now; give the secret to the onboard portal.");
     }
     Ok(())
+}
+
+fn print_created(done: &Initialised) {
+    outln!(
+        "created installation {} ({}, {}) in {}",
+        done.installation_id,
+        done.vessel_type,
+        done.vessel_name,
+        done.data_dir.display()
+    );
+    outln!(
+        "master key:            {} (back it up separately from the database)",
+        done.master_key_file.display()
+    );
+    outln!("signing key sha256:    {}", done.signing_key_sha256);
+}
+
+/// A secret from a file or, without one, from standard input: one line, its
+/// trailing newline dropped; never from the command line.
+pub fn read_secret(file: Option<&Path>, what: &str) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let read = match file {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+            .with_context(|| format!("reading {what} from {}", path.display()))?,
+        None => std::io::stdin()
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .with_context(|| format!("reading {what} from standard input"))?,
+    };
+    if read >= 64 * 1024 {
+        bail!("{what} is longer than 64 KiB");
+    }
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        bail!("{what} is empty");
+    }
+    Ok(line.to_owned())
+}
+
+/// A new file only its owner can read; an existing one is never overwritten.
+fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "creating {} for the secrets (it must not exist yet)",
+                path.display()
+            )
+        })
+}
+
+fn write_secrets(file: &mut std::fs::File, done: &Initialised) -> std::io::Result<()> {
+    writeln!(
+        file,
+        "# berth installation {}: shown only here. Give the communication key id\n\
+         # and secret to the onboard portal, keep the password, then remove this file.\n\
+         communication_key_id = {}\ncommunication_secret = {}\ncrew_admin = {}\ncrew_password = {}",
+        done.installation_id, done.com_key_id, done.com_key_secret, done.admin_user, done.admin_password
+    )?;
+    file.sync_all()
 }
 
 fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
@@ -952,11 +1051,22 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
     let config = load_config(cli)?;
     let mut db = open_db(&config)?;
     match command {
-        ComkeyCommand::Add { id, secret } => {
-            let bytes = decode_b64_any(secret).ok_or_else(|| anyhow!("--secret is not base64"))?;
+        ComkeyCommand::Add {
+            id,
+            secret_file,
+            secret,
+        } => {
+            if secret.is_some() {
+                bail!(
+                    "--secret is not accepted: a secret on the command line shows in `ps` and the shell's history; give it with --secret-file FILE or on standard input"
+                );
+            }
+            let text = read_secret(secret_file.as_deref(), "the communication secret")?;
+            let bytes =
+                decode_b64_any(&text).ok_or_else(|| anyhow!("the communication secret is not base64"))?;
             let secret: [u8; 32] = bytes
                 .try_into()
-                .map_err(|_| anyhow!("--secret must be 32 bytes (44 base64 characters)"))?;
+                .map_err(|_| anyhow!("the communication secret must be 32 bytes (44 base64 characters)"))?;
             db.add_com_key(id, &Secret32(secret), clock.now())?;
             outln!("added communication key {id}");
         }

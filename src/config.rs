@@ -62,6 +62,10 @@ pub struct UploadConfig {
     /// Client certificate and key (PEM) for receivers that want one.
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    /// Allows an `http://` URL: reports then travel unprotected, and a
+    /// machine in the middle can swallow or rewrite them (a warning is logged
+    /// at every upload). Off: only `https://`.
+    pub allow_plain_http: bool,
     /// Backoff between attempts while the vessel is offline.
     pub retry_min_secs: u64,
     pub retry_max_secs: u64,
@@ -85,6 +89,7 @@ impl Default for UploadConfig {
             ca_file: PathBuf::new(),
             client_cert: PathBuf::new(),
             client_key: PathBuf::new(),
+            allow_plain_http: false,
             retry_min_secs: 60,
             retry_max_secs: 3600,
             timeout_secs: 60,
@@ -135,6 +140,9 @@ pub struct AdminConfig {
     pub tls_key: PathBuf,
     /// A crew session ends after this many seconds without a request.
     pub session_idle_secs: u64,
+    /// A file holding the bearer token Prometheus sends for `/metrics`
+    /// (`authorization: credentials_file`); empty: only a crew session.
+    pub metrics_token_file: PathBuf,
 }
 
 impl AdminConfig {
@@ -204,6 +212,7 @@ impl Default for AdminConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             session_idle_secs: 8 * 3600,
+            metrics_token_file: PathBuf::new(),
         }
     }
 }
@@ -454,7 +463,7 @@ impl Config {
         }
         let url = &self.upload.url;
         if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
-            return invalid("upload.url", "must be empty (off) or an http:// or https:// URL");
+            return invalid("upload.url", "must be empty (off) or an https:// URL");
         }
         let authority = url
             .split_once("://")
@@ -470,6 +479,13 @@ impl Config {
                 "upload.url",
                 "must not carry a user name or password (they would show in the service log and on the \
                  reports page); the receiver knows berth by its client certificate (upload.client_cert)",
+            );
+        }
+        if url.starts_with("http://") && !self.upload.allow_plain_http {
+            return invalid(
+                "upload.url",
+                "must be https://: over plain http a machine in the middle can swallow or rewrite reports \
+                 (set upload.allow_plain_http = true to accept that risk)",
             );
         }
         if !matches!(self.upload.method.as_str(), "PUT" | "POST") {
@@ -582,6 +598,14 @@ mod tests {
         }
         let ok = load_text("[upload]\nurl = \"https://ground.example:8443/in/?a=b@c\"\n", &[]);
         assert!(ok.is_ok(), "an @ after the host is the path's: {ok:?}");
+        // Plain http only when explicitly allowed.
+        let err = load_text("[upload]\nurl = \"http://ground.example/in/\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("must be https://"), "{err}");
+        let ok = load_text(
+            "[upload]\nurl = \"http://ground.example/in/\"\nallow_plain_http = true\n",
+            &[],
+        );
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     /// Every cut of the example file, and the same with multi-byte characters

@@ -17,6 +17,15 @@ test -x target/release/berth || cargo build --release -q
 # ..., ignoring": any output at all fails the check.
 complaints=$(systemd-analyze verify "$work/units/berth.service" "$work/units/berth-report.service" "$work/units/berth-report.timer" 2>&1)
 if [ -n "$complaints" ]; then echo "$complaints"; echo "systemd-analyze verify complained about the units"; exit 1; fi
+# An allow list means nothing without the deny; a state directory is private.
+for unit in systemd/*.service; do
+  if grep -q '^IPAddressAllow=' "$unit" && ! grep -qx 'IPAddressDeny=any' "$unit"; then
+    echo "$unit: IPAddressAllow= without IPAddressDeny=any allows everything"; exit 1
+  fi
+  if grep -q '^StateDirectory=' "$unit" && ! grep -qx 'StateDirectoryMode=0700' "$unit"; then
+    echo "$unit: StateDirectory= without StateDirectoryMode=0700"; exit 1
+  fi
+done
 # Exposure must stay at or below 2.0 (the threshold is in tenths).
 systemd-analyze security --offline=yes --threshold=20 systemd/berth.service | tail -n 1
 
@@ -51,4 +60,11 @@ dpkg-deb -x "$deb" "$root"
   --installation-id deb-test --vessel-type ship --vessel-name "Package test" >/dev/null
 "$root/usr/bin/berth" --config "$root/etc/berth/berth.toml" --data-dir "$work/state" log verify
 for script in postinst prerm postrm; do sh -n "packaging/debian/$script"; done
+# postinst's init: the secrets go to a 0600 file, and nothing secret is printed.
+printed=$("$root/usr/bin/berth" --config "$root/etc/berth/berth.toml" init --data-dir "$work/state2" \
+  --installation-id deb-test-2 --vessel-type ship --vessel-name "Package test" --secrets-file "$work/initial-secrets")
+test "$(stat -c %a "$work/initial-secrets")" = 600
+password=$(sed -n 's/^crew_password = //p' "$work/initial-secrets")
+test -n "$password" && ! grep -qF -- "$password" <<<"$printed"
+grep -q -- '--secrets-file' packaging/debian/postinst
 echo "installed binary runs: init and log verify from the package's paths"

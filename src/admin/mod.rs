@@ -59,6 +59,8 @@ pub struct AdminState {
     any_origin: bool,
     /// Permits to check a password (argon2id, 19 MiB each).
     hashing: tokio::sync::Semaphore,
+    /// The bearer token `/metrics` accepts besides a crew session.
+    metrics_token: Option<String>,
 }
 
 /// A listener's TLS certificate, for the dashboard: an expired one makes
@@ -101,8 +103,26 @@ impl AdminState {
             certificates,
             any_origin: config.license.allowed_origins.iter().any(|o| o == "*"),
             hashing: tokio::sync::Semaphore::new(session::HASHES_AT_ONCE),
+            metrics_token: read_metrics_token(&config.admin.metrics_token_file)?,
         })
     }
+}
+
+/// The metrics bearer token from its file, if one is configured.
+fn read_metrics_token(path: &std::path::Path) -> anyhow::Result<Option<String>> {
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading admin.metrics_token_file {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.len() < 16 {
+        anyhow::bail!(
+            "admin.metrics_token_file {} must hold a token of at least 16 characters",
+            path.display()
+        );
+    }
+    Ok(Some(token.to_owned()))
 }
 
 /// Starts the admin listener; with `tls`, it speaks only HTTPS.
@@ -475,8 +495,28 @@ async fn script() -> HttpResponse {
         .body(include_str!("admin.js"))
 }
 
-/// Prometheus text format; no secrets, so no sign-in (the crew network only).
-async fn metrics(state: web::Data<AdminState>) -> HttpResponse {
+/// Whether the request may read `/metrics`: Prometheus with the configured
+/// bearer token, or a signed-in crew member.
+fn may_read_metrics(req: &HttpRequest, state: &AdminState) -> bool {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (&state.metrics_token, bearer) {
+        (Some(token), Some(given)) => crate::crypto::ct_eq(token.as_bytes(), given.trim().as_bytes()),
+        _ => live_session(req, state).is_some(),
+    }
+}
+
+/// Prometheus text format, for Prometheus's bearer token or a crew session.
+async fn metrics(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
+    if !may_read_metrics(&req, &state) {
+        return HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"berth metrics\""))
+            .content_type("text/plain; charset=utf-8")
+            .body("sign in, or send the bearer token of admin.metrics_token_file\n");
+    }
     let writer = state.service.log().health();
     let mut out = String::new();
     out.push_str("# HELP berth_license_requests_total License API answers by key system and outcome.\n# TYPE berth_license_requests_total counter\n");

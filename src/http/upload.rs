@@ -25,6 +25,9 @@ pub struct UploadPass {
 impl Uploader {
     /// Must be called inside an actix (tokio) runtime.
     pub fn new(config: &UploadConfig) -> anyhow::Result<Uploader> {
+        if config.url.starts_with("http://") && !config.allow_plain_http {
+            anyhow::bail!("upload.url must be https:// unless upload.allow_plain_http = true");
+        }
         let non_empty = |p: &Path| (!p.as_os_str().is_empty()).then(|| p.to_path_buf());
         let ca: Option<PathBuf> = non_empty(&config.ca_file);
         let cert = non_empty(&config.client_cert).zip(non_empty(&config.client_key));
@@ -56,6 +59,9 @@ impl Uploader {
     pub async fn send(&self, path: &Path, file_name: &str) -> Result<(), String> {
         let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
         let url = self.target(file_name);
+        if url.starts_with("http://") {
+            tracing::warn!(%url, "uploading a report over plain http (upload.allow_plain_http): anyone on the way can read, drop or change it");
+        }
         let request = match self.config.method.as_str() {
             "POST" => self.client.post(&url),
             _ => self.client.put(&url),

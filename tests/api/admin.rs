@@ -281,7 +281,27 @@ async fn sign_ins_are_rate_limited() {
 
 #[actix_web::test]
 async fn metrics_in_prometheus_format() {
-    let app = spawn_admin_app().await;
+    let token_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token_file.path(), "prometheus-scrape-token-1234\n").unwrap();
+    let path = token_file.path().to_owned();
+    let app = spawn_admin_app_with(|c| c.admin.metrics_token_file = path).await;
+    // Neither a stranger nor a wrong token reads the metrics.
+    for auth in [
+        None,
+        Some("Bearer wrong-token-wrong-token"),
+        Some("Basic cHJvbTpwcm9t"),
+    ] {
+        let mut req = client().get(app.admin_url("/metrics"));
+        if let Some(auth) = auth {
+            req = req.insert_header(("Authorization", auth));
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert!(res.headers().get("www-authenticate").is_some());
+    }
+    // A crew session does.
+    let cookie = session(&app).await;
+    assert_eq!(get(&app, &cookie, "/metrics").await.0, 200);
     let token = app.token(&[KID_A], json!({}));
     assert_eq!(
         post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
@@ -291,7 +311,12 @@ async fn metrics_in_prometheus_format() {
     );
     let (s, _, _) = post_license(&app, Some("bad"), &clearkey_body(&[KID_A], "temporary")).await;
     assert_eq!(s, 401);
-    let mut res = client().get(app.admin_url("/metrics")).send().await.unwrap();
+    let mut res = client()
+        .get(app.admin_url("/metrics"))
+        .insert_header(("Authorization", "Bearer prometheus-scrape-token-1234"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
     assert!(

@@ -225,22 +225,29 @@ async fn comkeys_and_minted_tokens_work_end_to_end() {
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = v["com_key_id"].as_str().unwrap().to_owned();
+    let secret_file = app.dir.path().join("secret");
+    std::fs::write(
+        &secret_file,
+        format!("{}\n", v["com_key_secret"].as_str().unwrap()),
+    )
+    .unwrap();
     let out = app.berth(&[
         "comkey",
         "add",
         "--id",
         &id,
-        "--secret",
-        v["com_key_secret"].as_str().unwrap(),
+        "--secret-file",
+        secret_file.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "duplicate id refused");
+    std::fs::write(&secret_file, "c2hvcnQ=").unwrap();
     let out = app.berth(&[
         "comkey",
         "add",
         "--id",
         "11111111-1111-4111-8111-111111111111",
-        "--secret",
-        "c2hvcnQ=",
+        "--secret-file",
+        secret_file.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "short secret refused");
     let list = String::from_utf8_lossy(&app.berth(&["comkey", "list"]).stdout).into_owned();
@@ -693,6 +700,7 @@ fn init_refuses_a_clock_from_before_berth() {
         vessel_type: Some(berth::store::VesselType::Bus),
         vessel_name: Some("Bus 9".into()),
         admin_user: "admin".into(),
+        secrets_file: None,
     };
     let reset = berth::clock::FixedClock::new(time::OffsetDateTime::UNIX_EPOCH);
     let err = berth::cli::create_installation(&config, &args, &reset).unwrap_err();

@@ -308,3 +308,164 @@ async fn hls_key_fetched_again_is_delivered_and_counted_once() {
     assert_eq!(exported["report"]["counts"]["licenses"], 4);
     assert_eq!(exported["report"]["repeat_fetches"], 30);
 }
+
+/// `berth init --secrets-file` (what the Debian package's postinst runs) puts
+/// the communication secret and crew password in a new 0600 file and prints
+/// neither.
+#[test]
+fn init_writes_its_secrets_to_a_private_file_and_prints_none() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let secrets = dir.path().join("initial-secrets");
+    let out = berth(&[
+        "init",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--installation-id",
+        "deb-1",
+        "--vessel-type",
+        "ship",
+        "--vessel-name",
+        "MS Test",
+        "--secrets-file",
+        secrets.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = std::fs::read_to_string(&secrets).unwrap();
+    assert_eq!(
+        std::fs::metadata(&secrets).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .to_owned()
+    };
+    let (secret, password) = (value("communication_secret"), value("crew_password"));
+    assert!(secret.len() >= 43 && password.len() >= 12);
+    assert!(
+        !printed.contains(&secret) && !printed.contains(&password),
+        "{printed}"
+    );
+    assert!(printed.contains(secrets.to_str().unwrap()), "{printed}");
+    // The secret in the file is the one berth verifies tokens with.
+    let id = value("communication_key_id");
+    let out = berth(&[
+        "token",
+        "mint",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--kid",
+        KID_A,
+        "--com-key-id",
+        &id,
+    ]);
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).unwrap();
+    let payload = token.trim().split('.').nth(1).unwrap();
+    let signing_input = &token.trim()[..token.trim().rfind('.').unwrap()];
+    let resigned = sign_with(
+        &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &secret).unwrap(),
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        resigned.rsplit('.').next(),
+        token.trim().rsplit('.').next(),
+        "{signing_input}"
+    );
+    // An existing file is never overwritten, and nothing is created then.
+    let again = dir.path().join("again");
+    let out = berth(&[
+        "init",
+        "--data-dir",
+        again.to_str().unwrap(),
+        "--installation-id",
+        "deb-2",
+        "--vessel-type",
+        "ship",
+        "--vessel-name",
+        "X",
+        "--secrets-file",
+        secrets.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!again.join("berth.db").exists());
+}
+
+/// A communication secret is never taken from the command line: `comkey add`
+/// reads it from standard input or a file.
+#[actix_web::test]
+async fn comkey_add_reads_the_secret_from_standard_input_never_the_command_line() {
+    use std::io::Write as _;
+    let app = spawn_app().await;
+    let secret = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, [9u8; 32]);
+    let id = "33333333-4444-4555-8666-777777777777";
+    let out = app.berth(&["comkey", "add", "--id", id, "--secret", &secret]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--secret-file") && !stderr.contains(&secret),
+        "{stderr}"
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "comkey",
+            "add",
+            "--id",
+            id,
+            "--data-dir",
+            app.data_dir().to_str().unwrap(),
+        ])
+        .env_remove("BERTH_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{secret}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    app.server().service().keys().reload().await;
+    let mut payload = app.payload(&[KID_A], json!({}));
+    payload["com_key_id"] = id.into();
+    let token = sign_hs256(&[9u8; 32], &payload);
+    let (status, body, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Reports leave only over HTTPS: an `http://` upload URL is refused by the
+/// configuration check and by `report upload`, unless explicitly allowed.
+#[actix_web::test]
+async fn upload_refuses_plain_http_unless_explicitly_allowed() {
+    let app = spawn_app().await;
+    let config = app.dir.path().join("plain.toml");
+    std::fs::write(&config, "[upload]\nurl = \"http://127.0.0.1:9/incoming/\"\n").unwrap();
+    for args in [vec!["report", "upload"], vec!["config", "show"]] {
+        let out = app.berth(&[&args[..], &["--config", config.to_str().unwrap()]].concat());
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("upload.url") && stderr.contains("https://"),
+            "{args:?}: {stderr}"
+        );
+    }
+    std::fs::write(
+        &config,
+        "[upload]\nurl = \"http://127.0.0.1:9/incoming/\"\nallow_plain_http = true\nretry_min_secs = 1\n",
+    )
+    .unwrap();
+    let out = app.berth(&["config", "show", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -75,6 +75,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
             vessel_type: Some(VesselType::Aircraft),
             vessel_name: Some("Test Aircraft".into()),
             admin_user: "admin".into(),
+            secrets_file: None,
         },
         &SystemClock,
     )

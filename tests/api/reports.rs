@@ -882,6 +882,7 @@ async fn reports_upload_exactly_once_across_outages_and_restarts() {
         .port();
     let mut app = spawn_app_with(|c| {
         c.upload.url = format!("http://127.0.0.1:{port}/incoming/");
+        c.upload.allow_plain_http = true;
         c.upload.retry_min_secs = 1;
         c.upload.retry_max_secs = 2;
         c.reports.check_interval_secs = 1;

@@ -316,7 +316,7 @@ async fn the_dashboard_says_when_the_certificates_expire() {
     // Monitoring reads the same date from /metrics (the date itself is the
     // one the row above puts 400 days ahead).
     let expires = berth::crypto::certificate_expiry(&cert).unwrap();
-    let (_, metrics) = get(&app, "", "/metrics").await;
+    let (_, metrics) = get(&app, &session(&app).await, "/metrics").await;
     assert!(
         metrics.contains(&format!(
             "berth_tls_certificate_expiry_seconds{{listener=\"License API\"}} {}\n",

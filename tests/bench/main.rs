@@ -122,6 +122,7 @@ fn fleet_fixture() {
                         vessel_type: Some(kinds[n % 4]),
                         vessel_name: Some(format!("Vessel {n}")),
                         admin_user: "admin".into(),
+                        secrets_file: None,
                     };
                     let clock = Arc::new(FixedClock::new(time::macros::datetime!(2026-01-01 00:00 UTC)));
                     create_installation(&config, &args, &*clock).unwrap();

@@ -226,6 +226,7 @@ fn fuzz_report_zips() {
         vessel_type: Some(berth::store::VesselType::Bus),
         vessel_name: Some("Fuzz".into()),
         admin_user: "admin".into(),
+        secrets_file: None,
     };
     let installed = berth::clock::FixedClock::new(time::macros::datetime!(2026-01-10 09:00 UTC));
     berth::cli::create_installation(&config, &args, &installed).unwrap();
