@@ -22,12 +22,18 @@ pub struct Row<'a> {
     pub com_key_id: &'a str,
 }
 
-/// `row_hash = hex(SHA-256(prev_hash + "|" + seq + "|" + issued_at + ... + com_key_id))`.
+/// `row_hash = hex(SHA-256(ns(prev_hash) ns(seq) ns(issued_at) ns(key_system)
+/// ns(kids) ns(license_type) ns(user_hash) ns(token_id) ns(com_key_id)))`,
+/// where `ns(x)` is x's length in bytes (decimal), `:`, x, `,` (a netstring).
+/// Each field says where it ends, so no field can shift into its neighbour:
+/// joined with a separator, `user_hash = ""`, `token_id = "ab|cd"` hashed the
+/// same as `user_hash = "|ab"`, `token_id = "cd"`.
 pub fn row_hash(prev_hash: &str, row: &Row<'_>) -> String {
     let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
     let seq = row.seq.to_string();
+    let mut length = Length([0; 20]);
     for field in [
+        prev_hash,
         seq.as_str(),
         row.issued_at,
         row.key_system,
@@ -37,34 +43,77 @@ pub fn row_hash(prev_hash: &str, row: &Row<'_>) -> String {
         row.token_id,
         row.com_key_id,
     ] {
-        h.update(b"|");
+        h.update(length.format(field.len()));
+        h.update(b":");
         h.update(field.as_bytes());
+        h.update(b",");
     }
     hex(&h.finish())
+}
+
+/// A length in decimal, formatted without allocating.
+struct Length([u8; 20]);
+
+impl Length {
+    fn format(&mut self, mut n: usize) -> &[u8] {
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return &self.0[at..];
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn matches_the_spec_formula() {
-        let row = Row {
+    fn row<'a>(user_hash: &'a str, token_id: &'a str) -> Row<'a> {
+        Row {
             seq: 1,
             issued_at: "2026-11-01T00:00:00.000Z",
             key_system: "clearkey",
             kids: "9eb4050d-e44b-4802-932e-27d75083e266",
             license_type: "temporary",
-            user_hash: "",
-            token_id: "",
+            user_hash,
+            token_id,
             com_key_id: "d631e5a4-00f7-427a-9166-63914e70df91",
-        };
+        }
+    }
+
+    #[test]
+    fn matches_the_spec_formula() {
         let text = format!(
-            "{GENESIS}|1|2026-11-01T00:00:00.000Z|clearkey|9eb4050d-e44b-4802-932e-27d75083e266|temporary|||d631e5a4-00f7-427a-9166-63914e70df91"
+            "64:{GENESIS},1:1,24:2026-11-01T00:00:00.000Z,8:clearkey,36:9eb4050d-e44b-4802-932e-27d75083e266,9:temporary,0:,3:\u{e9}t,36:d631e5a4-00f7-427a-9166-63914e70df91,"
         );
         assert_eq!(
-            row_hash(GENESIS, &row),
-            crate::crypto::sha256_hex(text.as_bytes())
+            row_hash(GENESIS, &row("", "\u{e9}t")),
+            crate::crypto::sha256_hex(text.as_bytes()),
+            "lengths are in bytes"
+        );
+        let mut length = Length([0; 20]);
+        assert_eq!(length.format(0), b"0");
+        assert_eq!(length.format(1234567), b"1234567");
+        assert_eq!(length.format(usize::MAX), usize::MAX.to_string().as_bytes());
+    }
+
+    #[test]
+    fn no_field_can_shift_into_its_neighbour() {
+        assert_ne!(
+            row_hash(GENESIS, &row("", "ab|cd")),
+            row_hash(GENESIS, &row("|ab", "cd"))
+        );
+        assert_ne!(
+            row_hash(GENESIS, &row("ab", "")),
+            row_hash(GENESIS, &row("", "ab"))
+        );
+        assert_ne!(
+            row_hash(GENESIS, &row("1:a,", "")),
+            row_hash(GENESIS, &row("", "1:a,"))
         );
     }
 }

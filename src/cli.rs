@@ -1229,7 +1229,12 @@ fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<(
 fn log_verify(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let db = open_db(&config)?;
-    match db.verify_log()? {
+    let reports = config.data_dir.join("reports");
+    let verified = match db.verify_log()? {
+        Ok(chain) => crate::report::check_log_against_reports(&db, &reports, chain.last_seq)?.map(|()| chain),
+        Err(problem) => Err(problem),
+    };
+    match verified {
         Ok(chain) => {
             if cli.json {
                 print_json(&json!({
@@ -1620,9 +1625,9 @@ fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: boo
         }
     } else {
         outln!(
-            "{} files, {} valid reports, {} problems",
+            "{} files, {} reports counted, {} not counted or with problems (listed below)",
             summary.files,
-            summary.valid_reports,
+            summary.counted_reports,
             summary.problems.len()
         );
         outln!(

@@ -27,7 +27,9 @@ pub struct Problem {
 #[derive(Debug, Default, Serialize)]
 pub struct FleetSummary {
     pub files: usize,
-    pub valid_reports: usize,
+    /// Reports whose signer is established and whose link to the previous
+    /// report holds: the only ones counted.
+    pub counted_reports: usize,
     /// month -> vessel type -> counts.
     pub months: BTreeMap<String, BTreeMap<String, Cell>>,
     pub problems: Vec<Problem>,
@@ -147,38 +149,18 @@ pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>
             }),
         }
     }
-    for (installation, mut reports) in by_installation {
-        reports.sort_by_key(|(_, v)| v.report.report.sequence);
-        let mut kept: Vec<(PathBuf, Verified)> = Vec::new();
-        for (path, v) in reports {
-            let problem = |p: String| Problem {
-                file: path.display().to_string(),
-                installation: Some(installation.clone()),
-                problem: p,
-            };
-            if let Some((_, prev)) = kept.last() {
-                if prev.report.report.sequence == v.report.report.sequence {
-                    let what = if prev.manifest_sha256 == v.manifest_sha256 {
-                        "duplicate of another file (counted once)".to_owned()
-                    } else {
-                        format!(
-                            "a second, different report with sequence {} (not counted)",
-                            v.report.report.sequence
-                        )
-                    };
-                    summary.problems.push(problem(what));
-                    continue;
-                }
-                if let Err(e) = verify_link(prev, &v) {
-                    summary
-                        .problems
-                        .push(problem(format!("chain to the previous report: {e}")));
-                }
-            }
-            kept.push((path, v));
+    for (installation, reports) in by_installation {
+        let problem = |path: &Path, what: String| Problem {
+            file: path.display().to_string(),
+            installation: Some(installation.clone()),
+            problem: what,
+        };
+        let (kept, refused) = trusted_reports(reports, pubkeys.is_some());
+        for (path, why) in refused {
+            summary.problems.push(problem(&path, why));
         }
         for (_, v) in &kept {
-            summary.valid_reports += 1;
+            summary.counted_reports += 1;
             let cell = summary
                 .months
                 .entry(v.report.period.month.clone())
@@ -194,4 +176,69 @@ pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>
         }
     }
     summary
+}
+
+/// One installation's verified reports, reduced to those that can be counted:
+/// the signer is established (with `--pubkeys` already checked; without, the
+/// installation's reports must all carry one key), each report's previous one
+/// is present, counted and linked to it, and of two different reports with
+/// one sequence (a fork: a cloned box, or a restored copy that went on) one
+/// is counted, the one with more licenses. Returns the counted reports in
+/// sequence order and the rest with the reason each is not counted.
+fn trusted_reports(
+    mut reports: Vec<(PathBuf, Verified)>,
+    keys_given: bool,
+) -> (Vec<(PathBuf, Verified)>, Vec<(PathBuf, String)>) {
+    let mut refused = Vec::new();
+    let signers: std::collections::BTreeSet<&[u8]> =
+        reports.iter().map(|(_, v)| v.public_key_der.as_slice()).collect();
+    if !keys_given && signers.len() > 1 {
+        let why = format!(
+            "this installation's reports are signed by {} different keys, so none is counted: pass --pubkeys with the installation's registered key",
+            signers.len()
+        );
+        return (
+            Vec::new(),
+            reports.into_iter().map(|(path, _)| (path, why.clone())).collect(),
+        );
+    }
+    // By sequence, and within one sequence the report with most licenses first.
+    reports.sort_by(|(_, a), (_, b)| {
+        a.report
+            .report
+            .sequence
+            .cmp(&b.report.report.sequence)
+            .then(b.report.counts.licenses.cmp(&a.report.counts.licenses))
+    });
+    let mut kept: Vec<(PathBuf, Verified)> = Vec::new();
+    for (path, v) in reports {
+        let sequence = v.report.report.sequence;
+        let last = kept.last().map(|(_, prev)| prev);
+        if let Some(prev) = last.filter(|prev| prev.report.report.sequence == sequence) {
+            let why = if prev.manifest_sha256 == v.manifest_sha256 {
+                "duplicate of another file (counted once)".to_owned()
+            } else {
+                format!(
+                    "a fork: a second, different report with sequence {sequence} for {} (a cloned box, or a restored copy that went on); the installation is counted once, from the report with more licenses",
+                    v.report.period.month
+                )
+            };
+            refused.push((path, why));
+            continue;
+        }
+        let link = match last {
+            None if sequence == 1 => Ok(()),
+            Some(prev) if prev.report.report.sequence + 1 == sequence => verify_link(prev, &v)
+                .map_err(|e| format!("its link to report {}: {e}; not counted", sequence - 1)),
+            _ => Err(format!(
+                "report {} (the one before) is not among the counted files, so its link cannot be checked; not counted",
+                sequence - 1
+            )),
+        };
+        match link {
+            Ok(()) => kept.push((path, v)),
+            Err(why) => refused.push((path, why)),
+        }
+    }
+    (kept, refused)
 }

@@ -27,7 +27,9 @@ pub use prune::{PruneError, Pruned, prune};
 pub use schedule::{due_months, ended_from, export_due, next_month};
 pub use verify::{Verified, VerifyError, verify_file, verify_link, verify_reader};
 
-pub const SCHEMA: &str = "berth.usage-report/1";
+/// Version 2: the chain's fields are netstrings ([`crate::chain::row_hash`]), and
+/// `repeat_fetches` is reported.
+pub const SCHEMA: &str = "berth.usage-report/2";
 pub const CSV_HEADER: [&str; 10] = [
     "seq",
     "issued_at",
@@ -225,4 +227,78 @@ fn count_in(counts: &mut BTreeMap<String, u64>, key: &str) {
             counts.insert(key.to_owned(), 1);
         }
     }
+}
+
+/// Where a signed report says the log stood: the last row it covered.
+struct ReportedEnd {
+    what: String,
+    last_seq: i64,
+    last_row_hash: String,
+}
+
+/// Checks that every row a report covered is still in the log, unchanged up
+/// to that report's `last_row_hash`: deleting the newest rows (with the
+/// triggers dropped, as root can) is otherwise invisible to the chain, which
+/// only links each row to the one before it. The reports come from the
+/// database's records and from the report files in `dir` (a record can be
+/// deleted as easily as a row). `last_seq` is where the intact chain ends.
+pub fn check_log_against_reports(
+    db: &crate::store::Db,
+    dir: &std::path::Path,
+    last_seq: i64,
+) -> Result<Result<(), crate::store::ChainProblem>, crate::store::StoreError> {
+    let mut ends: Vec<ReportedEnd> = db
+        .reports()?
+        .into_iter()
+        .map(|r| ReportedEnd {
+            what: format!("report {} ({})", r.sequence, r.month),
+            last_seq: r.last_seq,
+            last_row_hash: r.last_row_hash,
+        })
+        .collect();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let is_report = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("berth-report-") && n.ends_with(".zip"));
+        if let (true, Ok(verified)) = (is_report, verify_file(&path, None)) {
+            let log = verified.report.log;
+            ends.push(ReportedEnd {
+                what: format!("report file {}", path.display()),
+                last_seq: log.last_seq,
+                last_row_hash: log.last_row_hash,
+            });
+        }
+    }
+    let first_kept = db.prune_mark()?.map_or(1, |m| m.first_seq);
+    for end in ends.iter().filter(|e| e.last_seq >= 1) {
+        if end.last_seq > last_seq {
+            return Ok(Err(crate::store::ChainProblem {
+                seq: last_seq + 1,
+                what: format!(
+                    "the log ends at row {last_seq}, but {} covered rows up to {} (rows were removed from the end)",
+                    end.what, end.last_seq
+                ),
+            }));
+        }
+        if end.last_seq < first_kept {
+            continue;
+        }
+        let mut found = None;
+        db.for_each_log_row::<crate::store::StoreError>(end.last_seq, end.last_seq, |r| {
+            found = Some(r.row_hash.clone());
+            Ok(())
+        })?;
+        if found.as_deref() != Some(end.last_row_hash.as_str()) {
+            return Ok(Err(crate::store::ChainProblem {
+                seq: end.last_seq,
+                what: format!(
+                    "the row differs from the one {} signed (row_hash {}): the log was rewritten",
+                    end.what, end.last_row_hash
+                ),
+            }));
+        }
+    }
+    Ok(Ok(()))
 }

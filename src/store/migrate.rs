@@ -31,7 +31,7 @@ const MIGRATIONS: &[(&str, &str, Option<Backfill>)] = &[
     (
         "0005_key_repeats",
         include_str!("../../migrations/0005_key_repeats.sql"),
-        None,
+        Some(add_repeats_column),
     ),
 ];
 
@@ -43,12 +43,13 @@ pub fn migrate(conn: &mut Connection) -> Result<Vec<&'static str>, StoreError> {
     migrate_to(conn, LATEST)
 }
 
-/// Whether the named migration reads the whole log (it has a Rust step), which
-/// on years of licenses takes a while.
+/// The migrations whose Rust step reads the whole log.
+const READ_THE_LOG: &[&str] = &["0003_kid_usage"];
+
+/// Whether the named migration reads the whole log, which on years of
+/// licenses takes a while.
 pub fn reads_the_log(name: &str) -> bool {
-    MIGRATIONS
-        .iter()
-        .any(|(n, _, backfill)| *n == name && backfill.is_some())
+    READ_THE_LOG.contains(&name)
 }
 
 /// The migrations a database at schema `version` has yet to apply, by name.
@@ -82,6 +83,19 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<Vec<&'static str>, S
         applied.push(*name);
     }
     Ok(applied)
+}
+
+/// `usage_daily.repeats`, where it is missing.
+fn add_repeats_column(tx: &Transaction) -> rusqlite::Result<()> {
+    let has: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('usage_daily') WHERE name = 'repeats'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        tx.execute_batch("ALTER TABLE usage_daily ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
 }
 
 /// Fills `usage_kid_daily` from the rows logged before it existed. One pass

@@ -390,7 +390,10 @@ async fn migrate_fills_the_per_kid_aggregates_from_an_existing_log() {
     drop(conn);
     let out = berth(&["migrate", "--data-dir", data.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("applying 0003_kid_usage, 0004_log_prune (on a long license log"));
+    assert!(
+        stderr(&out)
+            .contains("applying 0003_kid_usage, 0004_log_prune, 0005_key_repeats (on a long license log")
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "applied 0003_kid_usage, 0004_log_prune"

@@ -469,3 +469,43 @@ async fn upload_refuses_plain_http_unless_explicitly_allowed() {
     let out = app.berth(&["config", "show", "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Deleting the newest rows of the log (the triggers dropped, as root can)
+/// leaves an intact chain; `log verify` compares the log with the reports
+/// exported from it, recorded and on disk, and names the loss.
+#[actix_web::test]
+async fn log_verify_notices_rows_removed_from_the_end_that_a_report_covered() {
+    let app = spawn_app().await;
+    let month = berth::ids::Month::of(app.clock_now()).previous();
+    app.installed_at(month.start());
+    app.clock.set(month.start() + time::Duration::days(3));
+    for _ in 0..3 {
+        let token = app.token(&[KID_A], json!({}));
+        assert_eq!(
+            post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
+                .await
+                .0,
+            200
+        );
+    }
+    app.clock.set(month.end() + time::Duration::hours(1));
+    let out = app.berth(&["report", "export", "--month", &month.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = app.berth(&["log", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    app.tamper("DROP TRIGGER IF EXISTS license_log_no_delete; DELETE FROM license_log WHERE seq = 3;");
+    let out = app.berth(&["log", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("rows were removed from the end"), "{stderr}");
+    // With the report's record gone too, its file still tells.
+    app.tamper("DELETE FROM reports;");
+    let out = app.berth(&["log", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("report file") && stderr.contains("rows were removed from the end"),
+        "{stderr}"
+    );
+}

@@ -133,7 +133,15 @@ async fn hls_key_bytes() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(systems, ["hls", "hls"]);
+    // The same key fetched again with the same token is a repeat, not a license.
+    assert_eq!(systems, ["hls"]);
+    assert_eq!(
+        app.db()
+            .counts(berth::ids::Month::of(app.clock_now()))
+            .unwrap()
+            .repeat_fetches,
+        1
+    );
 }
 
 #[actix_web::test]

@@ -235,6 +235,33 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
     }
     let csv = std::fs::read_to_string(dir.join("licenses.csv")).unwrap();
     assert_eq!(csv.lines().count(), 6, "header + 5 rows");
+    // The README's chain recipe, exactly as written there.
+    let recipe = readme_recipe("<!-- chain-recipe -->");
+    let run = |dir: &Path| {
+        Command::new("sh")
+            .current_dir(dir)
+            .args(["-c", &recipe])
+            .output()
+            .unwrap()
+    };
+    let out = run(&dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!(
+            "chain ok, last row_hash {}",
+            r["log"]["last_row_hash"].as_str().unwrap()
+        )
+    );
+    // The ambiguity a separator allowed: a user hash that takes the start of
+    // the token id. Rewritten so, the row no longer matches its hash.
+    let shifted = csv.replacen(",,", ",|", 1);
+    if shifted != csv {
+        std::fs::write(dir.join("licenses.csv"), &shifted).unwrap();
+        let out = run(&dir);
+        assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        std::fs::write(dir.join("licenses.csv"), &csv).unwrap();
+    }
     // And with the key as the vendor holds it: the public key of this installation.
     std::fs::write(
         app.dir.path().join("expected.pem"),
@@ -410,6 +437,7 @@ async fn empty_months_and_clocks_that_jump_back() {
          licenses:               3\n\
          active users:           3\n\
          licenses without user:  0\n\
+         repeat key fetches:     0 (HLS keys fetched again with the same token: delivered, not licenses)\n\
          clock anomalies:        1 (licenses stamped earlier than the one before; the clock was set back)\n\
          by key system:\n\
          \x20 clearkey    3\n\
@@ -667,7 +695,7 @@ async fn hostile_zips_get_a_clear_error() {
     let out = app.berth(&["fleet", "summary", junk_dir.to_str().unwrap(), "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(summary["valid_reports"], 1);
+    assert_eq!(summary["counted_reports"], 1);
     assert_eq!(summary["problems"].as_array().unwrap().len(), 5);
     assert_eq!(
         summary["months"]["2026-10"]["aircraft"]["active_installations"],
@@ -764,7 +792,7 @@ async fn fleet_summary_counts_active_installations() {
     );
     // A report that fails verification names no installation: its claim is not trusted.
     assert_eq!(tampered_problem["installation"], Value::Null);
-    assert_eq!(s["valid_reports"], 10);
+    assert_eq!(s["counted_reports"], 10);
 
     // --pubkeys: a report whose installation is not known is not counted.
     let keys = tempfile::tempdir().unwrap();
@@ -1088,4 +1116,108 @@ async fn a_broken_log_is_not_exported() {
         .unwrap_or_default();
     assert!(left.is_empty(), "{left:?}");
     assert!(report_list(&app).is_empty());
+}
+
+/// The shell block that follows `marker` in the README.
+fn readme_recipe(marker: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let after = &readme[readme.find(marker).expect(marker)..];
+    let start = after.find("```sh\n").unwrap() + "```sh\n".len();
+    after[start..start + after[start..].find("```").unwrap()].to_owned()
+}
+
+/// Issue 25: fleet summary counts a report only when its signer is
+/// established and its link to the previous report holds. A consistent report
+/// signed by some other key for the same installation and month does not push
+/// the genuine one out; a report whose link is broken is not counted.
+#[actix_web::test]
+async fn fleet_summary_counts_only_reports_it_can_trust() {
+    let app = spawn_app().await;
+    app.installed_at(datetime!(2026-09-01 08:00 UTC));
+    license_at(&app, datetime!(2026-09-03 10:00 UTC), Some("p1"), false).await;
+    license_at(&app, datetime!(2026-10-03 10:00 UTC), Some("p1"), false).await;
+    license_at(&app, datetime!(2026-11-03 10:00 UTC), Some("p2"), false).await;
+    let sep = export(&app, "2026-09", datetime!(2026-10-01 00:00 UTC));
+    let oct = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
+    let nov = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
+    let summary = |dir: &Path, pubkeys: Option<&Path>| {
+        let mut args = vec!["fleet", "summary", dir.to_str().unwrap(), "--json"];
+        if let Some(keys) = pubkeys {
+            args.extend(["--pubkeys", keys.to_str().unwrap()]);
+        }
+        let out = app.berth(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let problem_of = |s: &Value, file: &str| -> String {
+        s["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["file"].as_str().unwrap().ends_with(file))
+            .map(|p| p["problem"].as_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+
+    // October again, consistent in itself, signed by a key that is not the box's.
+    let other = berth::crypto::SigningKey::generate();
+    let forged = tampered(&app, &oct, "forged-oct.zip", |files| {
+        edit_report(files, |r| {
+            r["installation"]["public_key_sha256"] = json!(berth::crypto::sha256_hex(&other.public_der()));
+            r["counts"]["licenses"] = json!(1);
+        });
+        files.insert("signer.pem".into(), other.public_pem().into_bytes());
+        resign(files, &other);
+    });
+    let fleet = tempfile::tempdir().unwrap();
+    for f in [&sep, &oct, &nov, &forged] {
+        std::fs::copy(f, fleet.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let s = summary(fleet.path(), None);
+    assert_eq!(s["counted_reports"], 0, "{s}");
+    assert!(problem_of(&s, "forged-oct.zip").contains("--pubkeys"), "{s}");
+    assert!(
+        problem_of(&s, &oct.file_name().unwrap().to_string_lossy()).contains("--pubkeys"),
+        "{s}"
+    );
+    // With the registered key the genuine reports count and the forged one does not.
+    let keys = tempfile::tempdir().unwrap();
+    std::fs::write(
+        keys.path().join("test-vessel.pem"),
+        app.db().signing_key().unwrap().public_pem(),
+    )
+    .unwrap();
+    let s = summary(fleet.path(), Some(keys.path()));
+    assert_eq!(s["counted_reports"], 3, "{s}");
+    assert_eq!(s["months"]["2026-10"]["aircraft"]["licenses"], 1);
+    assert!(problem_of(&s, "forged-oct.zip").contains("another key"), "{s}");
+
+    // A November whose link to October is broken (re-signed by the box's own
+    // key after its previous-report hash was changed) is not counted; nor is a
+    // report whose previous one is missing.
+    let key = app.db().signing_key().unwrap();
+    let relinked = tampered(&app, &nov, "relinked-nov.zip", |files| {
+        edit_report(files, |r| {
+            r["report"]["previous_report_sha256"] = json!("00".repeat(32))
+        });
+        resign(files, &key);
+    });
+    let fleet = tempfile::tempdir().unwrap();
+    for f in [&sep, &oct, &relinked] {
+        std::fs::copy(f, fleet.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let s = summary(fleet.path(), None);
+    assert_eq!(s["counted_reports"], 2, "{s}");
+    assert!(s["months"]["2026-11"].is_null(), "{s}");
+    assert!(problem_of(&s, "relinked-nov.zip").contains("link"), "{s}");
+    let fleet = tempfile::tempdir().unwrap();
+    for f in [&sep, &nov] {
+        std::fs::copy(f, fleet.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let s = summary(fleet.path(), None);
+    assert_eq!(s["counted_reports"], 1, "{s}");
+    assert!(
+        problem_of(&s, &nov.file_name().unwrap().to_string_lossy()).contains("report 2"),
+        "{s}"
+    );
 }

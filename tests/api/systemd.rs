@@ -166,7 +166,9 @@ fn a_migration_at_start_asks_for_more_time() {
     assert_eq!(lines.last().map(String::as_str), Some("READY=1"), "{lines:?}");
     let status = lines
         .iter()
-        .position(|l| l == "STATUS=applying database migrations: 0003_kid_usage, 0004_log_prune")
+        .position(|l| {
+            l == "STATUS=applying database migrations: 0003_kid_usage, 0004_log_prune, 0005_key_repeats"
+        })
         .unwrap_or_else(|| panic!("{lines:?}"));
     assert_eq!(lines[status + 1], "EXTEND_TIMEOUT_USEC=30000000", "{lines:?}");
     assert!(terminate(child).success());
