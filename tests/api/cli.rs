@@ -396,7 +396,7 @@ async fn migrate_fills_the_per_kid_aggregates_from_an_existing_log() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "applied 0003_kid_usage, 0004_log_prune"
+        "applied 0003_kid_usage, 0004_log_prune, 0005_key_repeats"
     );
     assert_eq!(kid_usage(&data), kept);
 }

@@ -5,7 +5,7 @@
 // instances (one honest, one with deliberately wrong keys), serves the player
 // page from a second local origin so CORS is real, and drives Shaka Player,
 // dash.js and hls.js in headless Debian Chromium with playwright-core, plus
-// ffmpeg as a non-browser client. The page's origin and the honest berth's
+// video.js and ffmpeg as a non-browser client. The page's origin and the honest berth's
 // license API speak HTTPS (one throwaway certificate for 127.0.0.1, trusted by
 // Chromium through its SPKI hash only), as with a portal served over HTTPS;
 // the tampered berth speaks plain HTTP. Then checks berth's counts against the
@@ -102,12 +102,12 @@ class Berth {
   // up then, so that last month has a report to export (berth refuses a first
   // report for a month before the installation's first), and turns automatic
   // export off so that the crew UI's Export button is what exports it.
-  async installedLastMonth() {
+  async installedLastMonth(origin) {
     const now = new Date();
     const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)).toISOString();
     await run('sqlite3', [path.join(this.dataDir, 'berth.db'), `UPDATE installation SET created_at = '${start}'`]);
     this.config = path.join(out, `${this.name}.toml`);
-    fs.writeFileSync(this.config, '[reports]\nauto_export = false\n');
+    fs.writeFileSync(this.config, `[reports]\nauto_export = false\n[license]\nallowed_origins = ["${origin}"]\n`);
   }
 
   async importKeys(keys) {
@@ -162,6 +162,11 @@ class Berth {
 
   okLines() {
     return this.licenseLines().filter((l) => l.includes('outcome="ok"'));
+  }
+
+  // Answers that delivered a key already delivered to that token: not licenses.
+  repeatLines() {
+    return this.okLines().filter((l) => l.includes('repeat=true'));
   }
 
   async stats() {
@@ -255,6 +260,24 @@ async function makeMedia(keys, berth) {
   fs.rmSync(path.join(aesDir, 'key.bin'));
   const playlist = fs.readFileSync(path.join(aesDir, 'index.m3u8'), 'utf8');
   check(playlist.includes(`${berth.url}/hls/key/`), 'the AES-128 playlist points its key at berth');
+
+  // A longer AES-128 stream for video.js: 21 one-second segments, one key.
+  const longDir = path.join(media, 'aes_long');
+  fs.mkdirSync(longDir, { recursive: true });
+  const longClear = path.join(media, 'clear-21s.mp4');
+  await run('ffmpeg', ['-v', 'error', '-y',
+    '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=330:sample_rate=48000',
+    '-t', '21', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-profile:v', 'main',
+    '-g', '25', '-keyint_min', '25', '-sc_threshold', '0', '-c:a', 'aac', '-b:a', '48k', '-shortest', longClear]);
+  const longToken = await berth.mint([keys.vjs], 'seat-videojs');
+  fs.writeFileSync(path.join(longDir, 'key.bin'), Buffer.from(keys.vjs.key, 'hex'));
+  fs.writeFileSync(path.join(out, 'keyinfo-long'), `${berth.url}/hls/key/${keys.vjs.uuid}?token=${longToken}\n${path.join(longDir, 'key.bin')}\n`);
+  await run('ffmpeg', ['-v', 'error', '-y', '-i', longClear, '-c', 'copy', '-f', 'hls', '-hls_time', '1',
+    '-hls_playlist_type', 'vod', '-hls_key_info_file', path.join(out, 'keyinfo-long'),
+    '-hls_segment_filename', path.join(longDir, 'seg%d.ts'), path.join(longDir, 'index.m3u8')]);
+  fs.rmSync(path.join(longDir, 'key.bin'));
+  const segments = fs.readFileSync(path.join(longDir, 'index.m3u8'), 'utf8').split('\n').filter((l) => l.endsWith('.ts')).length;
+  check(segments >= 20, `the video.js stream has ${segments} AES-128 segments under one key`);
   return { clear, aesDir };
 }
 
@@ -276,9 +299,10 @@ function startStatic(tls) {
     ['/lib/shaka/', path.join(here, 'node_modules/shaka-player/dist/')],
     ['/lib/hlsjs/', path.join(here, 'node_modules/hls.js/dist/')],
     ['/lib/dashjs/', path.join(here, 'node_modules/dashjs/dist/modern/umd/')],
+    ['/lib/videojs/', path.join(here, 'node_modules/video.js/dist/')],
     ['/media/', path.join(out, 'media/')],
   ];
-  const types = { '.html': 'text/html', '.js': 'text/javascript', '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl', '.mp4': 'video/mp4', '.m4s': 'video/iso.segment', '.ts': 'video/mp2t' };
+  const types = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.mpd': 'application/dash+xml', '.m3u8': 'application/vnd.apple.mpegurl', '.mp4': 'video/mp4', '.m4s': 'video/iso.segment', '.ts': 'video/mp2t' };
   const server = https.createServer({ cert: fs.readFileSync(tls.cert), key: fs.readFileSync(tls.key) }, (req, res) => {
     const url = new URL(req.url, 'http://x');
     let file = null;
@@ -319,12 +343,14 @@ async function playInBrowser(browser, origin, berths, { name, player, src, berth
     const request = response.request();
     const target = berths.find((b) => response.url().startsWith(b.url));
     if (target && request.method() !== 'OPTIONS') {
-      exchanges.push({ berth: target.name, method: request.method(), status: response.status(), url: response.url().split('?')[0] });
+      // A key fetch is told apart by its URL with the token in it, or its token header.
+      const fetched = `${response.url()} ${request.headers()['x-axdrm-message'] || ''}`;
+      exchanges.push({ berth: target.name, method: request.method(), status: response.status(), url: response.url().split('?')[0], fetched });
     }
   });
   const params = new URLSearchParams({ player, src: `${origin}/media/${src}`, license: berth.url, token, tokenIn });
   await page.goto(`${origin}/player.html?${params}`);
-  const deadline = Date.now() + (expect === 'play' ? 25_000 : 10_000);
+  const deadline = Date.now() + (expect === 'play' ? 25_000 : expect === 'end' ? 60_000 : 10_000);
   let state = {};
   let framesAtStart = null;
   while (Date.now() < deadline) {
@@ -332,13 +358,16 @@ async function playInBrowser(browser, origin, berths, { name, player, src, berth
     if (framesAtStart === null && state.currentTime > 0.5) framesAtStart = state.frames;
     if (state.errors.length) break;
     if (expect === 'play' && state.currentTime > 2.5) break;
+    if (expect === 'end' && state.ended) break;
     await page.waitForTimeout(200);
   }
   fs.mkdirSync(path.join(out, 'screenshots'), { recursive: true });
   await page.screenshot({ path: path.join(out, 'screenshots', `${name}.png`) });
   await context.close();
   const detail = `${name}: t=${(state.currentTime || 0).toFixed(2)} frames=${state.frames} errors=${JSON.stringify(state.errors)}`;
-  if (expect === 'play') {
+  if (expect === 'end') {
+    check(state.errors.length === 0 && state.ended && state.currentTime > 15, `${detail} plays to the end`);
+  } else if (expect === 'play') {
     check(state.errors.length === 0 && state.currentTime > 2.5 && state.frames > (framesAtStart || 0) && state.frames > 0, `${detail} plays`);
   } else if (expect === 'error') {
     check(state.errors.length > 0 && !(state.currentTime > 2.5), `${detail} fails with an error`);
@@ -397,7 +426,7 @@ async function crewDashboard(browser, berth, keys) {
   await page.getByRole('link', { name: 'Which titles are licensed most this month' }).click();
   await page.waitForURL(/sort=watched/);
   const byWatched = (await page.locator('table tbody tr td:nth-child(3)').allTextContents()).map((t) => Number(t.trim()));
-  check(byWatched.length === 6 && byWatched.every((n, i) => i === 0 || byWatched[i - 1] >= n) && byWatched[0] >= playedCount,
+  check(byWatched.length === 7 && byWatched.every((n, i) => i === 0 || byWatched[i - 1] >= n) && byWatched[0] >= playedCount,
     `the dashboard leads to the titles, most licensed first (${byWatched.join(', ')})`);
   await page.getByLabel('Title or KID contains').fill('coral');
   await page.getByRole('button', { name: 'Show' }).click();
@@ -492,12 +521,16 @@ async function main() {
   }
   const keys = {
     cenc: newKey('Coral Reef (DASH cenc)'), cbcs: newKey('Night Train (DASH cbcs)'), hls: newKey('Harbour Lights (HLS cbcs)'),
-    aes: newKey('Old Town (HLS AES-128)'), unused: newKey(),
+    aes: newKey('Old Town (HLS AES-128)'), vjs: newKey('Long Haul (HLS AES-128, video.js)'), unused: newKey(),
   };
   const tls = await makeCertificate();
+  // The page's origin first: the honest berth names it as its portal's origin
+  // (credentials allowed, as dash.js sends them); the tampered one allows any.
+  const server = await startStatic(tls);
+  const origin = `https://127.0.0.1:${server.address().port}`;
   const honest = new Berth('honest', tls);
   await honest.init('aircraft');
-  await honest.installedLastMonth();
+  await honest.installedLastMonth(origin);
   await honest.importKeys(Object.values(keys));
   await honest.start();
   // The tampered instance hands out wrong keys for the right KIDs.
@@ -515,8 +548,6 @@ async function main() {
     playlist.replace(/URI="[^"]*"/, `URI="${tampered.url}/hls/key/${keys.aes.uuid}?token=${tamperedToken}"`));
   log('media made');
 
-  const server = await startStatic(tls);
-  const origin = `https://127.0.0.1:${server.address().port}`;
   check(honest.url.startsWith('https://') && tampered.url.startsWith('http://'),
     `the honest berth's license API speaks HTTPS (${honest.url}), the tampered one plain HTTP (${tampered.url})`);
   const browser = await chromium.launch({
@@ -537,6 +568,15 @@ async function main() {
   const hlsHeaderToken = await honest.mint([keys.hls], 'seat-1C');
   await play({ name: 'shaka-hls-cbcs', player: 'shaka', src: 'hls_cbcs/master.m3u8', berth: honest, token: hlsHeaderToken, expect: 'play' });
   await play({ name: 'hlsjs-aes128', player: 'hlsjs', src: 'aes/index.m3u8', berth: honest, token: '', tokenIn: 'none', expect: 'play' });
+  // video.js (VHS) fetches an AES-128 key for every segment unless told to
+  // cache it: every fetch is delivered, the title counts once.
+  const before = await honest.stats();
+  const vjsExchanges = await playInBrowser(browser, origin, berths, { name: 'videojs-aes128-21-segments', player: 'videojs', src: 'aes_long/index.m3u8', berth: honest, token: '', tokenIn: 'none', expect: 'end' });
+  exchanges.push(...vjsExchanges);
+  const after = await honest.stats();
+  const vjsFetches = vjsExchanges.filter((e) => e.method === 'GET' && e.status === 200).length;
+  check(after.by_key_system.hls - before.by_key_system.hls === 1 && after.repeat_fetches - before.repeat_fetches === vjsFetches - 1,
+    `video.js fetched the key ${vjsFetches} times and berth counted exactly 1 license (+${after.by_key_system.hls - before.by_key_system.hls}) and ${after.repeat_fetches - before.repeat_fetches} repeats`);
   const dashjsToken = await honest.mint([keys.cenc], 'seat-2A');
   await play({ name: 'dashjs-dash-cenc-bearer', player: 'dashjs', src: 'dash_cenc/manifest-dashif.mpd', berth: honest, token: dashjsToken, tokenIn: 'bearer', expect: 'play' });
 
@@ -577,13 +617,19 @@ async function main() {
     const stats = await berth.stats();
     const browserOk = exchanges.filter((e) => e.berth === berth.name && e.status === 200);
     const browserPost = browserOk.filter((e) => e.method === 'POST').length;
-    const browserGet = browserOk.filter((e) => e.method === 'GET').length;
+    const browserGets = browserOk.filter((e) => e.method === 'GET');
     const extraHls = berth === honest ? ffmpegFetches : tamperedFfmpegFetches;
+    // ffmpeg fetched the keys of the playlists the browser played before it,
+    // with the same tokens: the same (token, key) pairs.
+    const distinctHls = new Set(browserGets.map((e) => e.fetched)).size + (browserGets.length === 0 && extraHls > 0 ? 1 : 0);
     const okLines = berth.okLines().length;
-    log(`${berth.name}: stats ${JSON.stringify({ licenses: stats.licenses, ...stats.by_key_system, users: stats.active_users })}; browser 200s POST=${browserPost} GET=${browserGet}; ffmpeg key fetches=${extraHls}; berth ok lines=${okLines}`);
-    check(stats.licenses === okLines, `${berth.name}: stats count every license berth answered 200 for (${stats.licenses} = ${okLines})`);
+    const repeats = berth.repeatLines().length;
+    log(`${berth.name}: stats ${JSON.stringify({ licenses: stats.licenses, ...stats.by_key_system, users: stats.active_users, repeats: stats.repeat_fetches })}; browser 200s POST=${browserPost} GET=${browserGets.length}; ffmpeg key fetches=${extraHls}; berth ok lines=${okLines} (repeats ${repeats})`);
+    check(stats.licenses === okLines - repeats, `${berth.name}: stats count every license berth answered 200 for (${stats.licenses} = ${okLines} - ${repeats} repeats)`);
+    check(stats.repeat_fetches === repeats, `${berth.name}: every repeated key fetch is counted as a repeat (${stats.repeat_fetches} = ${repeats})`);
     check(stats.by_key_system.clearkey === browserPost, `${berth.name}: one clearkey license per successful license exchange the browser saw (${stats.by_key_system.clearkey} = ${browserPost})`);
-    check(stats.by_key_system.hls === browserGet + extraHls, `${berth.name}: one hls license per successful key fetch (${stats.by_key_system.hls} = ${browserGet} + ${extraHls})`);
+    check(stats.by_key_system.hls === distinctHls && stats.by_key_system.hls + stats.repeat_fetches === browserGets.length + extraHls,
+      `${berth.name}: one hls license per token and key, every other fetch a repeat (${stats.by_key_system.hls} = ${distinctHls}; ${stats.by_key_system.hls} + ${stats.repeat_fetches} = ${browserGets.length} + ${extraHls})`);
     check((await berth.rows()) === stats.licenses, `${berth.name}: the log chain verifies and holds exactly the counted rows`);
   }
   const honestStats = await honest.stats();
