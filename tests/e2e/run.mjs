@@ -4,9 +4,9 @@
 // shaka-packager binary and by ffmpeg's HLS muxer), starts two berth
 // instances (one honest, one with deliberately wrong keys), serves the player
 // page from a second local origin so CORS is real, and drives Shaka Player,
-// dash.js and hls.js in headless Debian Chromium with playwright-core, plus
-// video.js and ffmpeg as a non-browser client. The page's origin and the honest berth's
-// license API speak HTTPS (one throwaway certificate for 127.0.0.1, trusted by
+// dash.js, hls.js and video.js in headless Debian Chromium with
+// playwright-core, plus ffmpeg as a non-browser client. The page's origin and
+// the honest berth's license API speak HTTPS (one throwaway certificate for 127.0.0.1, trusted by
 // Chromium through its SPKI hash only), as with a portal served over HTTPS;
 // the tampered berth speaks plain HTTP. Then checks berth's counts against the
 // license exchanges the players really made.
