@@ -509,3 +509,93 @@ async fn log_verify_notices_rows_removed_from_the_end_that_a_report_covered() {
         "{stderr}"
     );
 }
+
+/// A token's field name and a sign-in user name carrying a newline and a
+/// genuine-looking log line stay inside one escaped line of `berth serve`'s
+/// log; no forged line appears.
+#[actix_web::test]
+async fn outside_text_cannot_forge_a_log_line() {
+    use std::io::BufRead as _;
+    let mut app = spawn_app().await;
+    app.stop().await;
+    let log_path = app.dir.path().join("serve.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(serve_args(app.data_dir()))
+        .env_remove("BERTH_CONFIG")
+        .env_remove("JOURNAL_STREAM")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let license = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let forged =
+        "FORGED INFO berth::license: outcome=\"ok\" key_system=\"clearkey\" kids=1 seq=1 latency_us=9";
+    let mut payload = app.payload(&[], json!({}));
+    payload["message"]["content_keys_source"] = json!({ "license_request": { format!("x\n{forged}"): 1 } });
+    let token = app.sign(&payload);
+    let mut res = client()
+        .post(format!("{license}/clearkey"))
+        .insert_header(("X-AxDRM-Message", token))
+        .send_body(clearkey_body(&[KID_A], "temporary"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let _ = res.body().await;
+    // The sign-in form, with the user name carrying the forged line.
+    let mut res = client().get(format!("{admin}/login")).send().await.unwrap();
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("berth_login="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let nonce = page
+        .split("name=\"nonce\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let user = format!("crew\r\n{forged}");
+    let res = client()
+        .post(format!("{admin}/login"))
+        .insert_header(("Cookie", cookie))
+        .send_form(&[
+            ("user", user.as_str()),
+            ("password", "guess"),
+            ("nonce", nonce.as_str()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(terminate(child).success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let carrying: Vec<&str> = log.lines().filter(|l| l.contains("FORGED")).collect();
+    assert_eq!(carrying.len(), 2, "{log}");
+    for line in carrying {
+        assert!(!line.starts_with("FORGED"), "a forged line: {line}");
+        assert!(line.contains("\\nFORGED"), "the newline is escaped: {line}");
+    }
+}

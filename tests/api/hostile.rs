@@ -46,6 +46,21 @@ async fn hostile_tokens() {
     let mut both = payload.clone();
     both["message"]["content_keys_source"] = json!({ "inline": [], "license_request": {} });
     hostile.push(app.sign(&both));
+    // Issue 25: what berth cannot honour in content_keys_source, a policy it
+    // cannot enforce on a stored key, and field names made to forge log lines.
+    for source in [
+        json!({ "license_request": { "seed_id": "11111111-2222-4333-8444-555555555555" } }),
+        json!({ "license_request": "everything" }),
+        json!({ "inline": [ { "id": KID_A, "iv": "AAAAAAAAAAAAAAAAAAAAAA==", "seed_id": 1 } ] }),
+        json!({ "stored": [ { "id": KID_A, "usage_policy": "undefined" } ] }),
+        json!({ "stored": [ { "id": KID_A, "x\nINFO berth::license: outcome=\"ok\" key_system=\"clearkey\" kids=1 seq=1": 1 } ] }),
+        json!({ "stored": [ { "id": KID_A, "\u{1b}[2J\r\u{0}": 1 } ] }),
+        json!({ "stored": [ { "id": [KID_A] } ] }),
+    ] {
+        let mut unsupported = payload.clone();
+        unsupported["message"]["content_keys_source"] = source;
+        hostile.push(app.sign(&unsupported));
+    }
     for token in &hostile {
         let (status, answer, headers) = post_license(&app, Some(token), &body).await;
         assert!(

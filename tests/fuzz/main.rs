@@ -172,7 +172,13 @@ fn fuzz_tokens() {
     let mut forever = payload.clone();
     forever["expiration_date"] = json!("9999-12-31T23:59:59Z");
     forever["message"]["license"]["expiration_datetime"] = json!("9999-12-31T23:59:59.999999999+00:00");
-    let seeds = [decoded, serde_json::to_vec(&forever).unwrap()];
+    // And every key source with what berth must refuse by name (issue 25).
+    let sources = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/libfuzzer/seeds/token/payload-sources.json"),
+    )
+    .unwrap();
+    let seeds = [decoded, serde_json::to_vec(&forever).unwrap(), sources];
     run("token (signed payload)", &seeds, 100_000, |input| {
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(input) {
             let signed = key.sign_token(&value);
