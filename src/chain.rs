@@ -29,10 +29,8 @@ pub struct Row<'a> {
 /// joined with a separator, `user_hash = ""`, `token_id = "ab|cd"` hashed the
 /// same as `user_hash = "|ab"`, `token_id = "cd"`.
 pub fn row_hash(prev_hash: &str, row: &Row<'_>) -> String {
-    let mut h = Sha256::new();
     let seq = row.seq.to_string();
-    let mut length = Length([0; 20]);
-    for field in [
+    let fields = [
         prev_hash,
         seq.as_str(),
         row.issued_at,
@@ -42,12 +40,19 @@ pub fn row_hash(prev_hash: &str, row: &Row<'_>) -> String {
         row.user_hash,
         row.token_id,
         row.com_key_id,
-    ] {
-        h.update(length.format(field.len()));
-        h.update(b":");
-        h.update(field.as_bytes());
-        h.update(b",");
+    ];
+    // Written out whole and hashed in one call: a digest update per piece
+    // (36 of them) cost about 2,000 instructions per license.
+    let mut input = Vec::with_capacity(fields.iter().map(|f| f.len() + 8).sum());
+    let mut length = Length([0; 20]);
+    for field in fields {
+        input.extend_from_slice(length.format(field.len()));
+        input.push(b':');
+        input.extend_from_slice(field.as_bytes());
+        input.push(b',');
     }
+    let mut h = Sha256::new();
+    h.update(&input);
     hex(&h.finish())
 }
 

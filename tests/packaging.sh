@@ -37,7 +37,8 @@ dpkg-deb -I "$deb" | grep -E "^ (Package|Version|Depends|Architecture):"
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/berth ./etc/berth/berth.toml ./lib/systemd/system/berth.service \
          ./lib/systemd/system/berth-report.service ./lib/systemd/system/berth-report.timer \
-         ./usr/lib/sysusers.d/berth.conf ./usr/share/doc/berth/README.md; do
+         ./usr/lib/sysusers.d/berth.conf ./usr/share/doc/berth/README.md \
+         ./usr/share/doc/berth/manual.md ./usr/share/doc/berth/SPEC.md; do
   grep -q " $f\$" <<<"$contents" || { echo "missing from the package: $f"; exit 1; }
 done
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/berth/berth.toml

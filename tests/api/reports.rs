@@ -235,7 +235,7 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
     }
     let csv = std::fs::read_to_string(dir.join("licenses.csv")).unwrap();
     assert_eq!(csv.lines().count(), 6, "header + 5 rows");
-    // The README's chain recipe, exactly as written there.
+    // The manual's chain recipe, exactly as written there.
     let recipe = readme_recipe("<!-- chain-recipe -->");
     let run = |dir: &Path| {
         Command::new("sh")
@@ -1118,9 +1118,10 @@ async fn a_broken_log_is_not_exported() {
     assert!(report_list(&app).is_empty());
 }
 
-/// The shell block that follows `marker` in the README.
+/// The shell block that follows `marker` in the operator's manual.
 fn readme_recipe(marker: &str) -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/doc/manual.md")).unwrap();
     let after = &readme[readme.find(marker).expect(marker)..];
     let start = after.find("```sh\n").unwrap() + "```sh\n".len();
     after[start..start + after[start..].find("```").unwrap()].to_owned()
