@@ -5,7 +5,7 @@
 //! library below it takes everything as parameters.
 
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -766,19 +766,17 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
         let addr = server.license_addr();
         let tls = config.license.tls().is_some();
         // READY=1 only once the license API really answers.
-        let probe = actix_web::rt::task::spawn_blocking(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            loop {
-                match probe_healthz(addr, tls) {
-                    Ok(_) => return Ok(()),
-                    Err(e) if std::time::Instant::now() > deadline => return Err(e),
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match crate::http::probe_healthz(addr, tls).await {
+                Ok(_) => break,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    return Err(anyhow::Error::new(e)
+                        .context("the license listener does not answer its own health check"));
                 }
+                Err(_) => actix_web::rt::time::sleep(Duration::from_millis(50)).await,
             }
-        });
-        probe
-            .await?
-            .context("the license listener does not answer its own health check")?;
+        }
         // Announce the addresses; a closed stdout must not take the service down.
         let mut stdout = std::io::stdout();
         let scheme = |tls: bool| if tls { "https" } else { "http" };
@@ -908,7 +906,7 @@ fn stall_hook_for_tests(server: &server::Server) {
     let Some(path) = std::env::var_os("BERTH_TEST_STALL_WRITER_FILE").map(PathBuf::from) else {
         return;
     };
-    let health = Arc::clone(server.service().log().health());
+    let health = Arc::clone(server.service().writer_health());
     std::thread::spawn(move || {
         loop {
             health.stall_for_test(path.exists());
@@ -945,7 +943,7 @@ async fn status_updates(
             .and_then(|t| crate::ids::parse_instant(&t).ok())
             .map(|t| format!("last {} s ago", (now - t).whole_seconds().max(0)))
             .unwrap_or_else(|| "none yet".to_owned());
-        let health = service.log().health();
+        let health = service.writer_health();
         let state = match health.failure() {
             Some(why) => format!("NOT LOGGING ({why})"),
             None => "serving".to_owned(),
@@ -1341,61 +1339,6 @@ fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<(
     Ok(())
 }
 
-/// GETs `/healthz` with a plain socket (for monitoring scripts without curl),
-/// over TLS when the license API speaks it. `Ok((healthy, body))` when it
-/// answered at all.
-fn probe_healthz(addr: SocketAddr, tls: bool) -> anyhow::Result<(bool, String)> {
-    let timeout = Duration::from_secs(5);
-    let stream =
-        TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let request = format!("GET /healthz HTTP/1.0\r\nHost: {addr}\r\n\r\n");
-    let answer = if tls {
-        // The certificate names the host the players use, not this address,
-        // and the probe sends no secret and trusts the answer only for an exit
-        // code, so it does not verify the certificate.
-        let mut connector = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())?;
-        connector.set_verify(openssl::ssl::SslVerifyMode::NONE);
-        let mut stream = connector
-            .build()
-            .configure()?
-            .verify_hostname(false)
-            .connect("localhost", stream)
-            .map_err(|e| anyhow!("no TLS handshake with {addr}: {e}"))?;
-        exchange(&mut stream, &request)
-    } else {
-        exchange(&mut { stream }, &request)
-    };
-    let not_http = |why: String| {
-        let hint = if tls {
-            ""
-        } else {
-            " (if it speaks HTTPS, license.tls_cert is not set here)"
-        };
-        anyhow!("{addr} did not answer HTTP{why}{hint}")
-    };
-    let response = answer.map_err(|e| not_http(format!(": {e}")))?;
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if !head.starts_with("HTTP/1.") {
-        return Err(not_http(String::new()));
-    }
-    let healthy = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
-    Ok((healthy, body.trim().to_owned()))
-}
-
-/// Sends an HTTP/1.0 request and reads the answer (at most 1 MiB) until the
-/// server closes. A TLS peer that closes without saying so has still answered.
-fn exchange(stream: &mut (impl std::io::Read + std::io::Write), request: &str) -> std::io::Result<Vec<u8>> {
-    stream.write_all(request.as_bytes())?;
-    let mut response = Vec::new();
-    match stream.take(1024 * 1024).read_to_end(&mut response) {
-        Err(e) if response.is_empty() => Err(e),
-        _ => Ok(response),
-    }
-}
-
 fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = load_config(cli)?;
     let mut addr = addr.unwrap_or(config.license.listen);
@@ -1406,7 +1349,8 @@ fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
             std::net::Ipv6Addr::LOCALHOST.into()
         });
     }
-    let (healthy, body) = probe_healthz(addr, config.license.tls().is_some())?;
+    let tls = config.license.tls().is_some();
+    let (healthy, body) = actix_web::rt::System::new().block_on(crate::http::probe_healthz(addr, tls))?;
     if cli.json {
         outln!("{body}");
     } else {

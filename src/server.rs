@@ -65,7 +65,7 @@ fn load_keys(db: &Db, ring: &KeyRing) -> anyhow::Result<()> {
 fn tls_acceptor(
     files: Option<(&Path, &Path)>,
     section: &str,
-) -> anyhow::Result<Option<(openssl::ssl::SslAcceptorBuilder, time::OffsetDateTime)>> {
+) -> anyhow::Result<Option<(crate::crypto::TlsAcceptor, time::OffsetDateTime)>> {
     files
         .map(|(cert, key)| {
             let acceptor = crate::crypto::tls_acceptor(cert, key)?;
@@ -140,15 +140,22 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         busy_timeout: Duration::from_millis(config.log.busy_timeout_ms),
     };
     let (writer, log) = LogWriter::start(db.path(), writer_config, Arc::clone(&clock))?;
+    // The license listener's workers are answered through their mailboxes.
+    let log = log.with_courier(crate::http::Mailbox::current);
     let master_for_reports = Arc::clone(&master);
+    let writer_health = Arc::clone(log.health());
+    let limits = crate::license::Limits {
+        tolerance: time::Duration::seconds(config.license.clock_tolerance_secs as i64),
+        append_timeout: Duration::from_millis(config.log.append_timeout_ms),
+        repeat_window: time::Duration::seconds(config.license.hls_repeat_window_secs as i64),
+    };
     let service = Arc::new(LicenseService::new(
         Arc::clone(&ring),
-        log,
+        Arc::new(log),
+        writer_health,
         clock,
         &pepper,
-        time::Duration::seconds(config.license.clock_tolerance_secs as i64),
-        Duration::from_millis(config.log.append_timeout_ms),
-        time::Duration::seconds(config.license.hls_repeat_window_secs as i64),
+        limits,
         newest,
     ));
     let refresher = KeyRefresher::start(db, ring)?;
@@ -467,8 +474,7 @@ pub fn lock_data_dir(data_dir: &Path, what: &str) -> anyhow::Result<std::fs::Fil
 
 /// The master key path for a config, honouring a systemd credential.
 pub fn master_key_path(config: &Config) -> PathBuf {
-    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    config.master_key_path(credentials.as_deref())
+    config.master_key_path(crate::systemd::credentials_directory().as_deref())
 }
 
 pub fn load_master_key(path: &Path) -> anyhow::Result<Arc<MasterKey>> {

@@ -98,7 +98,7 @@ pub async fn watchdog(service: Arc<LicenseService>, period: Duration) {
     let mut warned = false;
     loop {
         actix_web::rt::time::sleep(period / 2).await;
-        let writer = service.log().health();
+        let writer = service.writer_health();
         if writer.is_stalled() {
             if !warned {
                 tracing::error!(
@@ -112,4 +112,9 @@ pub async fn watchdog(service: Arc<LicenseService>, period: Duration) {
             send(&[NotifyState::Watchdog]);
         }
     }
+}
+
+/// Where systemd put the credentials it passes the service (`LoadCredential=`).
+pub fn credentials_directory() -> Option<std::path::PathBuf> {
+    std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from)
 }

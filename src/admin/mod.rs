@@ -129,7 +129,7 @@ fn read_metrics_token(path: &std::path::Path) -> anyhow::Result<Option<String>> 
 pub fn admin_server(
     listener: TcpListener,
     state: AdminState,
-    tls: Option<openssl::ssl::SslAcceptorBuilder>,
+    tls: Option<crate::crypto::TlsAcceptor>,
 ) -> std::io::Result<Server> {
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -517,7 +517,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse
             .content_type("text/plain; charset=utf-8")
             .body("sign in, or send the bearer token of admin.metrics_token_file\n");
     }
-    let writer = state.service.log().health();
+    let writer = state.service.writer_health();
     let mut out = String::new();
     out.push_str("# HELP berth_license_requests_total License API answers by key system and outcome.\n# TYPE berth_license_requests_total counter\n");
     for ((key_system, outcome), n) in state.outcomes.snapshot() {

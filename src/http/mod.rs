@@ -7,7 +7,9 @@
 
 mod cors;
 mod error;
+mod mailbox;
 mod outcomes;
+mod probe;
 mod ratelimit;
 mod upload;
 
@@ -31,7 +33,9 @@ use crate::license::{LicenseRequest, LicenseService};
 
 pub use cors::Cors;
 pub use error::ApiError;
+pub use mailbox::Mailbox;
 pub use outcomes::{Outcomes, disk_free_bytes, meaning};
+pub use probe::{ProbeError, probe_healthz};
 use ratelimit::RateLimiter;
 pub use upload::{UploadPass, Uploader};
 
@@ -66,12 +70,12 @@ pub fn license_server(
     listener: TcpListener,
     api: LicenseApi,
     workers: usize,
-    tls: Option<openssl::ssl::SslAcceptorBuilder>,
+    tls: Option<crate::crypto::TlsAcceptor>,
 ) -> std::io::Result<Server> {
     let api = web::Data::new(api);
     let server = HttpServer::new(move || {
         // Runs on each worker thread, inside its LocalSet.
-        crate::store::Mailbox::open_on_this_thread();
+        Mailbox::open_on_this_thread();
         let cors = api.cors.clone();
         App::new()
             .app_data(api.clone())
@@ -394,7 +398,7 @@ async fn healthz(api: web::Data<LicenseApi>) -> HttpResponse {
 /// The health of the license path, shared by `/healthz`, the watchdog and the
 /// admin dashboard.
 pub fn health_report(service: &LicenseService) -> serde_json::Value {
-    let writer = service.log().health();
+    let writer = service.writer_health();
     let failure = writer.failure();
     let stalled = writer.is_stalled();
     let now = service.clock().now();

@@ -1,8 +1,9 @@
 //! The license service: token + key store + log -> license.
 //!
 //! Architecture Invariant: no actix, no SQL. Keys come from the in-memory
-//! [`KeyRing`]; the log is reached only through [`LogHandle`]. A license is
-//! returned only after its log entry has committed.
+//! [`KeyRing`]; the log is reached only through [`LicenseLog`] (the log
+//! writer's [`LogHandle`], or a fake in the unit tests). A license is returned
+//! only after its log entry has committed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -15,7 +16,7 @@ use time::Duration;
 use crate::clock::Clock;
 use crate::crypto::HmacKey;
 use crate::ids::{ComKeyId, ContentKey, KeySystem, Kid, LicenseType, Secret32};
-use crate::store::{AppendError, LogEntry, LogHandle, Repeatable};
+use crate::store::{AppendError, Appended, LogEntry, LogHandle, Repeatable, WriterHealth};
 use crate::token::{self, ComKey, ComKeys, Denial, Entitlement, TokenError};
 
 /// The keys the server hands out and verifies with, decrypted once and swapped
@@ -110,6 +111,23 @@ impl KeyRing {
     }
 }
 
+/// An append in progress.
+pub type Appending<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Appended, AppendError>> + Send + 'a>>;
+
+/// Where licenses are recorded: append one entry, answered once it committed,
+/// or `TimedOut` (withdrawn, never written) when the writer did not take it
+/// within `timeout`, or `TokenReused`, or `Unavailable`.
+pub trait LicenseLog: Send + Sync {
+    fn append(&self, entry: LogEntry, timeout: StdDuration) -> Appending<'_>;
+}
+
+impl LicenseLog for LogHandle {
+    fn append(&self, entry: LogEntry, timeout: StdDuration) -> Appending<'_> {
+        Box::pin(LogHandle::append(self, entry, timeout))
+    }
+}
+
 /// What a player asked for.
 #[derive(Debug)]
 pub struct LicenseRequest<'a> {
@@ -148,7 +166,8 @@ pub enum LicenseError {
 
 pub struct LicenseService {
     keys: Arc<KeyRing>,
-    log: LogHandle,
+    log: Arc<dyn LicenseLog>,
+    writer: Arc<WriterHealth>,
     clock: Arc<dyn Clock>,
     pepper: HmacKey,
     tolerance: Duration,
@@ -159,25 +178,36 @@ pub struct LicenseService {
     last_issued_at: Mutex<Option<String>>,
 }
 
+/// The time limits of the license path, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Token dates may be off by this much either way (drifting clocks).
+    pub tolerance: Duration,
+    /// How long a license waits for the log writer to take its row.
+    pub append_timeout: StdDuration,
+    /// How long an HLS key fetched again is a repeat, for tokens without an expiry.
+    pub repeat_window: Duration,
+}
+
 impl LicenseService {
     pub fn new(
         keys: Arc<KeyRing>,
-        log: LogHandle,
+        log: Arc<dyn LicenseLog>,
+        writer: Arc<WriterHealth>,
         clock: Arc<dyn Clock>,
         pepper: &Secret32,
-        tolerance: Duration,
-        append_timeout: StdDuration,
-        repeat_window: Duration,
+        limits: Limits,
         last_issued_at: Option<String>,
     ) -> LicenseService {
         LicenseService {
             keys,
             log,
+            writer,
             clock,
             pepper: HmacKey::new(&pepper.0),
-            tolerance,
-            append_timeout,
-            repeat_window,
+            tolerance: limits.tolerance,
+            append_timeout: limits.append_timeout,
+            repeat_window: limits.repeat_window,
             last_issued_at: Mutex::new(last_issued_at),
         }
     }
@@ -186,8 +216,9 @@ impl LicenseService {
         &self.keys
     }
 
-    pub fn log(&self) -> &LogHandle {
-        &self.log
+    /// How the log writer is doing, for `/healthz`, the watchdog and metrics.
+    pub fn writer_health(&self) -> &Arc<WriterHealth> {
+        &self.writer
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -294,3 +325,6 @@ impl LicenseService {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

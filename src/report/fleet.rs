@@ -185,10 +185,10 @@ pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>
 /// one sequence (a fork: a cloned box, or a restored copy that went on) one
 /// is counted, the one with more licenses. Returns the counted reports in
 /// sequence order and the rest with the reason each is not counted.
-fn trusted_reports(
-    mut reports: Vec<(PathBuf, Verified)>,
-    keys_given: bool,
-) -> (Vec<(PathBuf, Verified)>, Vec<(PathBuf, String)>) {
+/// Verified reports with their files.
+type Reports = Vec<(PathBuf, Verified)>;
+
+fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(PathBuf, String)>) {
     let mut refused = Vec::new();
     let signers: std::collections::BTreeSet<&[u8]> =
         reports.iter().map(|(_, v)| v.public_key_der.as_slice()).collect();
@@ -210,7 +210,7 @@ fn trusted_reports(
             .cmp(&b.report.report.sequence)
             .then(b.report.counts.licenses.cmp(&a.report.counts.licenses))
     });
-    let mut kept: Vec<(PathBuf, Verified)> = Vec::new();
+    let mut kept: Reports = Vec::new();
     for (path, v) in reports {
         let sequence = v.report.report.sequence;
         let last = kept.last().map(|(_, prev)| prev);

@@ -5,18 +5,17 @@
 //! The hash chain and the usage aggregates are written in the same transaction as
 //! the rows, so a crash leaves all three consistent.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use time::OffsetDateTime;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 use super::{StoreError, connect};
 use crate::chain::{GENESIS, Row, row_hash};
@@ -72,10 +71,9 @@ pub enum AppendError {
 }
 
 /// What the writer answers for one license.
-type Outcome = Result<Appended, AppendError>;
-type Reply = oneshot::Sender<Outcome>;
-/// A reply channel with the outcome to send on it.
-type Answer = (Reply, Outcome);
+pub type Outcome = Result<Appended, AppendError>;
+/// Where one license's outcome goes.
+pub type Reply = oneshot::Sender<Outcome>;
 
 struct Job {
     entry: LogEntry,
@@ -83,8 +81,8 @@ struct Job {
     /// Who has the job: the writer takes it, or the caller gives up on it at
     /// its deadline, whichever comes first; never both.
     claim: Arc<AtomicU8>,
-    /// The mailbox of the worker thread that waits for this job, if it has one.
-    mailbox: Option<Arc<Mailbox>>,
+    /// How the waiting thread wants its answer handed over, if it has a way.
+    courier: Option<Arc<dyn Courier>>,
 }
 
 /// [`Job::claim`]: nobody has decided yet.
@@ -103,108 +101,38 @@ impl Job {
     }
 }
 
-/// Where the writer leaves a worker thread's answers, for that thread to send.
-///
-/// A worker (actix's, one tokio `LocalSet` per thread) serves a task woken from
-/// another thread only from a second queue, which it reads once every 31 tasks
-/// or when it has nothing else to do. Answered from the writer thread, every
-/// committed license went into that queue and waited behind newly arrived
-/// requests: at 1,000 connections, tens of milliseconds. With a mailbox, the
-/// writer wakes one task per worker per batch, and that task sends the answers
-/// on the worker's own thread, which queues the waiting requests in the order
-/// they were woken, with the rest of the worker's work.
-#[derive(Default)]
-pub struct Mailbox {
-    inbox: Mutex<Inbox>,
-    ready: Notify,
+/// Hands the writer's answers to the thread that waits for them, where that
+/// thread has a cheaper way to be woken than the writer sending each answer
+/// itself (the license listener's workers: `http`'s mailbox). The writer
+/// leaves every answer of a batch, then wakes each courier once.
+pub trait Courier: Send + Sync {
+    /// Keeps an answer for its thread; gives it back when it cannot (its
+    /// thread is gone), and the writer then sends it directly.
+    fn leave(&self, reply: Reply, outcome: Outcome) -> Result<(), (Reply, Outcome)>;
+    /// Has the thread send what was left.
+    fn wake(&self);
 }
 
-#[derive(Default)]
-struct Inbox {
-    /// Set when the mailbox's task ends: from then on the writer answers directly.
-    closed: bool,
-    replies: Vec<Answer>,
-}
+/// Finds the courier of the calling thread, if it has one.
+pub type FindCourier = fn() -> Option<Arc<dyn Courier>>;
 
-thread_local! {
-    static MAILBOX: RefCell<Weak<Mailbox>> = const { RefCell::new(Weak::new()) };
-}
-
-/// Held by a mailbox's task: when the task ends (its `LocalSet` gone), closes
-/// the mailbox and sends what was left in it, so no answer waits in a mailbox
-/// nobody empties.
-struct Postman(Arc<Mailbox>);
-
-impl Postman {
-    fn deliver(&self, closing: bool) {
-        let replies = {
-            let mut inbox = self.0.inbox.lock().expect("mailbox lock");
-            inbox.closed |= closing;
-            std::mem::take(&mut inbox.replies)
-        };
-        for (reply, result) in replies {
-            let _ = reply.send(result);
-        }
-    }
-}
-
-impl Drop for Postman {
-    fn drop(&mut self) {
-        self.deliver(true);
-    }
-}
-
-impl Mailbox {
-    /// Leaves an answer for the mailbox's thread; gives it back if the
-    /// mailbox is closed.
-    fn leave(&self, answer: Answer) -> Result<(), Answer> {
-        let mut inbox = self.inbox.lock().expect("mailbox lock");
-        if inbox.closed {
-            return Err(answer);
-        }
-        inbox.replies.push(answer);
-        Ok(())
-    }
-
-    /// Gives the current thread a mailbox, emptied by a task on its `LocalSet`
-    /// (call it from inside one, e.g. an actix worker's app factory); while
-    /// that task runs, later calls do nothing. Threads without an open mailbox
-    /// are answered by the writer directly.
-    pub fn open_on_this_thread() {
-        let open = MAILBOX.with(|m| {
-            m.borrow()
-                .upgrade()
-                .is_some_and(|m| !m.inbox.lock().expect("mailbox lock").closed)
-        });
-        if open {
-            return;
-        }
-        let mailbox = Arc::new(Mailbox::default());
-        MAILBOX.with(|m| *m.borrow_mut() = Arc::downgrade(&mailbox));
-        tokio::task::spawn_local(async move {
-            let postman = Postman(mailbox);
-            loop {
-                postman.0.ready.notified().await;
-                postman.deliver(false);
-            }
-        });
-    }
-}
-
-/// Answers every job of a batch: directly, or through its thread's open
-/// mailbox, waking each mailbox once.
+/// Answers every job of a batch: through its courier, waking each courier
+/// once, or directly.
 fn answer(batch: &mut Vec<Job>, results: impl Iterator<Item = Outcome>) {
-    let mut woken: Vec<Arc<Mailbox>> = Vec::new();
+    let mut woken: Vec<Arc<dyn Courier>> = Vec::new();
     for (job, result) in batch.drain(..).zip(results) {
-        let unsent = match job.mailbox {
-            Some(mailbox) => match mailbox.leave((job.reply, result)) {
+        let unsent = match job.courier {
+            Some(courier) => match courier.leave(job.reply, result) {
                 Ok(()) => {
-                    if !woken.iter().any(|m| Arc::ptr_eq(m, &mailbox)) {
-                        woken.push(mailbox);
+                    if !woken
+                        .iter()
+                        .any(|c| std::ptr::addr_eq(Arc::as_ptr(c), Arc::as_ptr(&courier)))
+                    {
+                        woken.push(courier);
                     }
                     None
                 }
-                Err(closed) => Some(closed),
+                Err(unsent) => Some(unsent),
             },
             None => Some((job.reply, result)),
         };
@@ -212,8 +140,8 @@ fn answer(batch: &mut Vec<Job>, results: impl Iterator<Item = Outcome>) {
             let _ = reply.send(result);
         }
     }
-    for mailbox in woken {
-        mailbox.ready.notify_one();
+    for courier in woken {
+        courier.wake();
     }
 }
 
@@ -308,6 +236,7 @@ impl WriterHealth {
 pub struct LogHandle {
     tx: SyncSender<Job>,
     health: Arc<WriterHealth>,
+    courier: FindCourier,
 }
 
 impl LogHandle {
@@ -324,12 +253,11 @@ impl LogHandle {
         // Counted before it is sent: the writer may take the job (and count it
         // off) before try_send returns.
         self.health.queued.fetch_add(1, Ordering::Relaxed);
-        let mailbox = MAILBOX.with(|m| m.borrow().upgrade());
         if let Err(e) = self.tx.try_send(Job {
             entry,
             reply,
             claim: Arc::clone(&claim),
-            mailbox,
+            courier: (self.courier)(),
         }) {
             self.health.queued.fetch_sub(1, Ordering::Relaxed);
             return Err(AppendError::Unavailable(match e {
@@ -349,6 +277,12 @@ impl LogHandle {
 
     pub fn health(&self) -> &Arc<WriterHealth> {
         &self.health
+    }
+
+    /// Answers reach a calling thread through the courier `find` gives it.
+    pub fn with_courier(mut self, find: FindCourier) -> LogHandle {
+        self.courier = find;
+        self
     }
 }
 
@@ -397,7 +331,8 @@ impl LogWriter {
                 .run(rx)
             })
             .map_err(|e| StoreError::Invalid(format!("starting the log writer thread: {e}")))?;
-        Ok((LogWriter { thread }, LogHandle { tx, health }))
+        let courier: FindCourier = || None;
+        Ok((LogWriter { thread }, LogHandle { tx, health, courier }))
     }
 
     /// Waits for the writer to drain its queue and stop.

@@ -25,8 +25,8 @@ use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use log::{
-    AppendError, Appended, ChainProblem, ChainSummary, LogEntry, LogHandle, LogWriter, Mailbox, Repeatable,
-    WriterConfig, WriterHealth, verify_chain,
+    AppendError, Appended, ChainProblem, ChainSummary, Courier, FindCourier, LogEntry, LogHandle, LogWriter,
+    Outcome, Repeatable, Reply, WriterConfig, WriterHealth, verify_chain,
 };
 pub use migrate::{LATEST as SCHEMA_VERSION, reads_the_log};
 pub use prune::PruneMark;

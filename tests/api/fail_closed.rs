@@ -71,7 +71,7 @@ async fn a_license_that_missed_its_deadline_is_neither_counted_nor_spent() {
     let app = spawn_app_with(|c| c.log.append_timeout_ms = 300).await;
     let single_use = json!({ "license_server": { "access_control": { "prevent_drm_message_reuse": true } } });
     let token = app.token(&[KID_A], single_use);
-    let health = std::sync::Arc::clone(app.server().service().log().health());
+    let health = std::sync::Arc::clone(app.server().service().writer_health());
     health.stall_for_test(true);
     // The writer looks at the stall at the top of its loop: at the latest after
     // its one-second wait for work.

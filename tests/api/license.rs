@@ -456,15 +456,16 @@ async fn a_key_and_com_key_imported_a_moment_ago_work_at_once() {
 /// committed row, and the chain holds them all.
 #[actix_web::test]
 async fn log_answers_reach_threads_with_and_without_a_mailbox() {
+    use berth::http::Mailbox;
     use berth::ids::{ComKeyId, KeySystem, LicenseType};
-    use berth::store::{LogEntry, LogWriter, Mailbox, WriterConfig};
+    use berth::store::{LogEntry, LogWriter, WriterConfig};
 
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
     berth_init(&data, "mb1", "bus", "Mailbox");
     let clock: std::sync::Arc<dyn berth::clock::Clock> = std::sync::Arc::new(berth::clock::SystemClock);
     let (writer, log) = LogWriter::start(&data.join("berth.db"), WriterConfig::default(), clock).unwrap();
-    let log = std::sync::Arc::new(log);
+    let log = std::sync::Arc::new(log.with_courier(Mailbox::current));
     let entry = || LogEntry {
         key_system: KeySystem::ClearKey,
         kids: vec![KID_A.parse().unwrap()],
