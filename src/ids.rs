@@ -254,6 +254,13 @@ pub struct Month {
     month: time::Month,
 }
 
+/// Written as its text, `YYYY-MM`.
+impl serde::Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl Month {
     pub fn of(at: OffsetDateTime) -> Month {
         let at = at.to_offset(UtcOffset::UTC);

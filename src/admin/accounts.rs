@@ -7,38 +7,18 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use super::pages::{csrf_field, esc, notice, page};
 use super::session::Session;
-use super::{AdminState, Notice, admin_action, html, notice_status, signed_in, with_db};
+use super::views::{self, Shown};
+use super::{AdminAction, AdminState, Notice, csrf_forms, html, notice_status, signed_in, with_db};
 use crate::accounts;
 use crate::ids::ComKeyId;
-use crate::store::ComKeyInfo;
-
-/// A secret to show once, in a box of its own, after the action that made it.
-struct Shown {
-    what: &'static str,
-    pairs: Vec<(&'static str, String)>,
-}
-
-fn shown_html(shown: Option<&Shown>) -> String {
-    shown.map_or(String::new(), |s| {
-        let rows: String = s
-            .pairs
-            .iter()
-            .map(|(k, v)| format!("<tr><th scope=\"row\">{k}</th><td><code class=\"once\">{}</code></td></tr>", esc(v)))
-            .collect();
-        format!(
-            "<section class=\"secret\" aria-labelledby=\"once-h\"><h2 id=\"once-h\">{}</h2><table>{rows}</table>\
-             <p><strong>Copy it now: it is shown only this once.</strong> berth keeps only an encrypted or hashed copy.</p></section>",
-            s.what
-        )
-    })
-}
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {
     csrf: String,
 }
+
+csrf_forms!(CsrfOnly, RemoveComKeyForm, AddUserForm, NameForm);
 
 pub async fn com_keys_page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
     match signed_in(&req, &state) {
@@ -50,78 +30,20 @@ pub async fn com_keys_page(req: HttpRequest, state: web::Data<AdminState>) -> Ht
 async fn com_keys_answer(
     state: &web::Data<AdminState>,
     session: &Session,
-    notice: Notice,
+    notice: Option<Notice>,
     shown: Option<Shown>,
 ) -> HttpResponse {
     match with_db(state, |db| db.list_com_keys()).await {
         Some(Ok(list)) => html(
-            notice_status(&notice),
-            render_com_keys(session, &list, notice.as_ref(), shown.as_ref()),
+            notice_status(notice.as_ref()),
+            views::com_keys(session, &list, notice.as_ref(), shown.as_ref()),
         ),
         _ => super::unavailable("The communication keys"),
     }
 }
 
-fn render_com_keys(
-    session: &Session,
-    keys: &[ComKeyInfo],
-    message: Option<&(bool, String)>,
-    shown: Option<&Shown>,
-) -> String {
-    let mut rows = String::new();
-    for k in keys {
-        let remove = if session.is_admin() {
-            format!(
-                "<form class=\"inline\" method=\"post\" action=\"/comkeys/remove\" \
-                 data-confirm=\"Remove communication key {id}? Tokens signed with it stop working at once.\">{}\
-                 <input type=\"hidden\" name=\"id\" value=\"{id}\"><button type=\"submit\" aria-label=\"Remove communication key {id}\">Remove</button></form>",
-                csrf_field(session),
-                id = esc(&k.id.to_string())
-            )
-        } else {
-            String::new()
-        };
-        rows.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{remove}</td></tr>",
-            esc(&k.id.to_string()),
-            esc(&k.created_at),
-            esc(k.last_used_at.as_deref().unwrap_or("never")),
-        ));
-    }
-    if rows.is_empty() {
-        rows.push_str("<tr><td colspan=\"4\">No communication keys: no token can be verified.</td></tr>");
-    }
-    let generate = if session.is_admin() {
-        format!(
-            "<form method=\"post\" action=\"/comkeys/generate\" id=\"generate\">{}\
-             <p><button type=\"submit\">Generate a new communication key</button> \
-             Give its id and secret to the portal that signs license tokens.</p></form>",
-            csrf_field(session)
-        )
-    } else {
-        "<p>Generating and removing communication keys needs an admin account.</p>".to_owned()
-    };
-    let body = format!(
-        "{}{}<section aria-labelledby=\"ck-h\"><h2 id=\"ck-h\">Communication keys ({})</h2>\
-         <p>The portal signs license tokens with one of these; berth never shows a stored secret.</p>\
-         <div class=\"scroll\"><table id=\"comkeys\"><thead><tr><th>Id</th><th>Created (UTC)</th><th>Last used (UTC, to the minute)</th><th></th></tr></thead>\
-         <tbody>{rows}</tbody></table></div></section>{generate}<script src=\"/static/admin.js\"></script>",
-        notice(message),
-        shown_html(shown),
-        keys.len()
-    );
-    page("Communication keys", Some(session), &body)
-}
-
-pub async fn generate_com_key(
-    req: HttpRequest,
-    form: web::Form<CsrfOnly>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
+pub async fn generate_com_key(action: AdminAction<CsrfOnly>, state: web::Data<AdminState>) -> HttpResponse {
+    let AdminAction { session, .. } = action;
     let (id, secret) = accounts::new_com_key();
     let secret_b64 = STANDARD.encode(secret.0);
     let now = state.service.clock().now();
@@ -133,10 +55,13 @@ pub async fn generate_com_key(
                 what: "New communication key",
                 pairs: vec![("Id", id.to_string()), ("Secret (base64)", secret_b64)],
             };
-            ((true, format!("Generated communication key {id}.")), Some(shown))
+            (
+                Notice::Done(format!("Generated communication key {id}.")),
+                Some(shown),
+            )
         }
         _ => (
-            (false, "No key was generated: the database refused it.".to_owned()),
+            Notice::Failed("No key was generated: the database refused it.".to_owned()),
             None,
         ),
     };
@@ -150,25 +75,20 @@ pub struct RemoveComKeyForm {
 }
 
 pub async fn remove_com_key(
-    req: HttpRequest,
-    form: web::Form<RemoveComKeyForm>,
+    action: AdminAction<RemoveComKeyForm>,
     state: web::Data<AdminState>,
 ) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
+    let AdminAction { session, form } = action;
     let notice = match form.id.parse::<ComKeyId>() {
-        Err(_) => (false, "That is not a communication key id.".to_owned()),
+        Err(_) => Notice::Failed("That is not a communication key id.".to_owned()),
         Ok(id) => match with_db(&state, move |db| db.remove_com_key(&id)).await {
             Some(Ok(true)) => {
                 tracing::info!(user = %session.user, %id, "communication key removed from the admin UI");
                 state.service.keys().reload().await;
-                (true, format!("Removed communication key {id}."))
+                Notice::Done(format!("Removed communication key {id}."))
             }
-            Some(Ok(false)) => (false, format!("There is no communication key {id}.")),
-            _ => (false, "The communication key could not be removed.".to_owned()),
+            Some(Ok(false)) => Notice::Failed(format!("There is no communication key {id}.")),
+            _ => Notice::Failed("The communication key could not be removed.".to_owned()),
         },
     };
     com_keys_answer(&state, &session, Some(notice), None).await
@@ -180,7 +100,7 @@ fn admin_only(req: &HttpRequest, state: &AdminState) -> Result<Session, Box<Http
     if !session.is_admin() {
         return Err(Box::new(html(
             StatusCode::FORBIDDEN,
-            super::pages::forbidden("The crew users page needs an admin account."),
+            views::forbidden("The crew users page needs an admin account."),
         )));
     }
     Ok(session)
@@ -196,58 +116,16 @@ pub async fn users_page(req: HttpRequest, state: web::Data<AdminState>) -> HttpR
 async fn users_answer(
     state: &web::Data<AdminState>,
     session: &Session,
-    notice: Notice,
+    notice: Option<Notice>,
     shown: Option<Shown>,
 ) -> HttpResponse {
     match with_db(state, |db| db.list_users()).await {
         Some(Ok(users)) => html(
-            notice_status(&notice),
-            render_users(session, &users, notice.as_ref(), shown.as_ref()),
+            notice_status(notice.as_ref()),
+            views::users(session, &users, notice.as_ref(), shown.as_ref()),
         ),
         _ => super::unavailable("The crew accounts"),
     }
-}
-
-fn render_users(
-    session: &Session,
-    users: &[(String, String, String)],
-    message: Option<&(bool, String)>,
-    shown: Option<&Shown>,
-) -> String {
-    let csrf = csrf_field(session);
-    let mut rows = String::new();
-    for (name, role, created) in users {
-        let name = esc(name);
-        let remove = if *name == esc(&session.user) {
-            "(you)".to_owned()
-        } else {
-            format!(
-                "<form class=\"inline\" method=\"post\" action=\"/users/remove\" data-confirm=\"Remove crew user {name}? They are signed out at once.\">{csrf}\
-                 <input type=\"hidden\" name=\"name\" value=\"{name}\"><button type=\"submit\" aria-label=\"Remove crew user {name}\">Remove</button></form>"
-            )
-        };
-        rows.push_str(&format!(
-            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>\
-             <form class=\"inline\" method=\"post\" action=\"/users/passwd\" data-confirm=\"Give {name} a new password? The old one stops working.\">{csrf}\
-             <input type=\"hidden\" name=\"name\" value=\"{name}\"><button type=\"submit\" aria-label=\"New password for {name}\">New password</button></form> {remove}</td></tr>",
-            esc(role),
-            esc(created),
-        ));
-    }
-    let body = format!(
-        "{}{}<section aria-labelledby=\"users-h\"><h2 id=\"users-h\">Crew users ({})</h2>\
-         <p>Admins can do everything; viewers can look but change nothing.</p>\
-         <div class=\"scroll\"><table id=\"users\"><thead><tr><th>Name</th><th>Role</th><th>Created (UTC)</th><th></th></tr></thead><tbody>{rows}</tbody></table></div></section>\
-         <section aria-labelledby=\"add-h\"><h2 id=\"add-h\">Add a crew user</h2><form method=\"post\" action=\"/users/add\" id=\"add-user\">{csrf}\
-         <label for=\"name\">User name (no spaces)</label><input id=\"name\" name=\"name\" required maxlength=\"64\" autocomplete=\"off\">\
-         <label for=\"role\">Role</label><select id=\"role\" name=\"role\"><option value=\"viewer\">viewer (read only)</option><option value=\"admin\">admin</option></select>\
-         <p><button type=\"submit\">Add user</button> berth makes the password and shows it once.</p></form></section>\
-         <script src=\"/static/admin.js\"></script>",
-        notice(message),
-        shown_html(shown),
-        users.len()
-    );
-    page("Crew users", Some(session), &body)
 }
 
 #[derive(Deserialize)]
@@ -257,20 +135,12 @@ pub struct AddUserForm {
     role: String,
 }
 
-pub async fn add_user(
-    req: HttpRequest,
-    form: web::Form<AddUserForm>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
+pub async fn add_user(action: AdminAction<AddUserForm>, state: web::Data<AdminState>) -> HttpResponse {
+    let AdminAction { session, form } = action;
     let (notice, shown) = match accounts::check_user_name(&form.name)
         .and_then(|n| Ok((n.to_owned(), accounts::check_role(&form.role)?.to_owned())))
     {
-        Err(why) => ((false, format!("No user was added: {why}.")), None),
+        Err(why) => (Notice::Failed(format!("No user was added: {why}.")), None),
         Ok((name, role)) => {
             let password = accounts::new_password();
             let now = state.service.clock().now();
@@ -284,15 +154,15 @@ pub async fn add_user(
             match added {
                 Some(Ok(())) => {
                     tracing::info!(user = %session.user, added = %name, %role, "crew user added from the admin UI");
-                    let notice = (true, format!("Added {name}."));
+                    let notice = Notice::Done(format!("Added {name}."));
                     let shown = Shown {
                         what: "New crew user",
                         pairs: vec![("User name", name), ("Role", role), ("Password", password)],
                     };
                     (notice, Some(shown))
                 }
-                Some(Err(e)) => ((false, format!("No user was added: {e}.")), None),
-                None => ((false, "No user was added.".to_owned()), None),
+                Some(Err(e)) => (Notice::Failed(format!("No user was added: {e}.")), None),
+                None => (Notice::Failed("No user was added.".to_owned()), None),
             }
         }
     };
@@ -307,14 +177,10 @@ pub struct NameForm {
 
 pub async fn new_password(
     req: HttpRequest,
-    form: web::Form<NameForm>,
+    action: AdminAction<NameForm>,
     state: web::Data<AdminState>,
 ) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
+    let AdminAction { session, form } = action;
     let password = accounts::new_password();
     let changed = with_db(&state, {
         let (name, password) = (form.name.clone(), password.clone());
@@ -328,38 +194,28 @@ pub async fn new_password(
         Some(Ok(true)) => {
             state.sessions.end_sessions_of(&name, &req);
             tracing::info!(user = %session.user, changed = %name, "crew password changed from the admin UI");
-            let notice = (
-                true,
-                format!("{name} has a new password; their other sessions ended."),
-            );
+            let notice = Notice::Done(format!("{name} has a new password; their other sessions ended."));
             let shown = Shown {
                 what: "New password",
                 pairs: vec![("User name", name), ("Password", password)],
             };
             (notice, Some(shown))
         }
-        Some(Ok(false)) => ((false, format!("There is no crew user {name}.")), None),
-        _ => ((false, "The password was not changed.".to_owned()), None),
+        Some(Ok(false)) => (Notice::Failed(format!("There is no crew user {name}.")), None),
+        _ => (Notice::Failed("The password was not changed.".to_owned()), None),
     };
     users_answer(&state, &session, Some(notice), shown).await
 }
 
 pub async fn remove_user(
     req: HttpRequest,
-    form: web::Form<NameForm>,
+    action: AdminAction<NameForm>,
     state: web::Data<AdminState>,
 ) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
+    let AdminAction { session, form } = action;
     let name = form.name;
     let notice = if name == session.user {
-        (
-            false,
-            "You cannot remove your own account; another admin can.".to_owned(),
-        )
+        Notice::Failed("You cannot remove your own account; another admin can.".to_owned())
     } else {
         let removed = with_db(&state, {
             let name = name.clone();
@@ -370,10 +226,10 @@ pub async fn remove_user(
             Some(Ok(true)) => {
                 state.sessions.end_sessions_of(&name, &req);
                 tracing::info!(user = %session.user, removed = %name, "crew user removed from the admin UI");
-                (true, format!("Removed {name}; their sessions ended."))
+                Notice::Done(format!("Removed {name}; their sessions ended."))
             }
-            Some(Ok(false)) => (false, format!("There is no crew user {name}.")),
-            _ => (false, "The user was not removed.".to_owned()),
+            Some(Ok(false)) => Notice::Failed(format!("There is no crew user {name}.")),
+            _ => Notice::Failed("The user was not removed.".to_owned()),
         }
     };
     users_answer(&state, &session, Some(notice), None).await

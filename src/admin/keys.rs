@@ -11,7 +11,8 @@ use crate::ids::Month;
 use crate::store::{KeyInfo, KidUsage};
 
 use super::{
-    AdminState, Notice, admin_action, html, notice_status, pages, session::Session, signed_in, with_db,
+    AdminAction, AdminState, Notice, csrf_forms, html, notice_status, session::Session, signed_in, views,
+    with_db,
 };
 
 /// The longest search text the page accepts (a title or a KID is far shorter).
@@ -110,7 +111,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
         Ok(view) => answer(&state, &session, &view, None).await,
         Err(why) => {
             // The whole list, under what was wrong with the address.
-            let mut listed = answer(&state, &session, &KeyView::default(), Some((false, why))).await;
+            let mut listed = answer(&state, &session, &KeyView::default(), Some(Notice::Failed(why))).await;
             *listed.status_mut() = StatusCode::BAD_REQUEST;
             listed
         }
@@ -121,7 +122,7 @@ async fn answer(
     state: &web::Data<AdminState>,
     session: &Session,
     view: &KeyView,
-    notice: Notice,
+    notice: Option<Notice>,
 ) -> HttpResponse {
     let month = view
         .month
@@ -145,8 +146,8 @@ async fn answer(
         Some(Ok((mut listed, total))) => {
             sort(&mut listed, view.order);
             html(
-                notice_status(&notice),
-                pages::keys(session, &listed, total, view, month, notice.as_ref()),
+                notice_status(notice.as_ref()),
+                views::keys(session, &listed, total, view, month, notice.as_ref()),
             )
         }
         _ => super::unavailable("The key store"),
@@ -159,16 +160,10 @@ pub struct ImportForm {
     content: String,
 }
 
-pub async fn import(
-    req: HttpRequest,
-    form: web::Form<ImportForm>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
+csrf_forms!(ImportForm, RemoveForm);
+
+pub async fn import(action: AdminAction<ImportForm>, state: web::Data<AdminState>) -> HttpResponse {
+    let AdminAction { session, form } = action;
     let now = state.service.clock().now();
     let outcome = with_db(&state, move |db| {
         let keys = crate::keyfile::parse(form.content.as_bytes()).map_err(|e| e.0)?;
@@ -181,13 +176,10 @@ pub async fn import(
             tracing::info!(user = %session.user, added = o.added, unchanged = o.unchanged, "keys imported from the admin UI");
             state.service.keys().reload().await;
             let warned: String = warnings.iter().map(|w| format!(" Warning: {w}.")).collect();
-            (true, format!("Imported {o}.{warned}"))
+            Notice::Done(format!("Imported {o}.{warned}"))
         }
-        Some(Err(why)) => (false, format!("Nothing was imported: {why}")),
-        None => (
-            false,
-            "Nothing was imported: the import did not finish.".to_owned(),
-        ),
+        Some(Err(why)) => Notice::Failed(format!("Nothing was imported: {why}")),
+        None => Notice::Failed("Nothing was imported: the import did not finish.".to_owned()),
     };
     answer(&state, &session, &KeyView::default(), Some(notice)).await
 }
@@ -198,26 +190,18 @@ pub struct RemoveForm {
     kid: String,
 }
 
-pub async fn remove(
-    req: HttpRequest,
-    form: web::Form<RemoveForm>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
+pub async fn remove(action: AdminAction<RemoveForm>, state: web::Data<AdminState>) -> HttpResponse {
+    let AdminAction { session, form } = action;
     let notice = match form.kid.parse::<crate::ids::Kid>() {
-        Err(_) => (false, "That is not a KID.".to_owned()),
+        Err(_) => Notice::Failed("That is not a KID.".to_owned()),
         Ok(kid) => match with_db(&state, move |db| db.remove_key(&kid)).await {
             Some(Ok(true)) => {
                 tracing::info!(user = %session.user, %kid, "key removed from the admin UI");
                 state.service.keys().reload().await;
-                (true, format!("Removed key {kid}."))
+                Notice::Done(format!("Removed key {kid}."))
             }
-            Some(Ok(false)) => (false, format!("There is no key {kid}.")),
-            _ => (false, "The key could not be removed.".to_owned()),
+            Some(Ok(false)) => Notice::Failed(format!("There is no key {kid}.")),
+            _ => Notice::Failed("The key could not be removed.".to_owned()),
         },
     };
     answer(&state, &session, &KeyView::default(), Some(notice)).await

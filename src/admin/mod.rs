@@ -6,15 +6,16 @@
 //! Architecture Invariant: never mounted on the license listener. SQL only
 //! through `store`; it reads the license path's health, never changes it.
 //! Viewers read; every change needs an admin session and its CSRF token
-//! ([`admin_action`]).
+//! ([`AdminAction`], the one extractor every form goes through). Pages come
+//! from [`views`], typed and escaped at compile time.
 
 mod accounts;
 mod body;
 mod keys;
 mod log;
-mod pages;
 mod reports;
 mod session;
+mod views;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, TcpListener};
@@ -26,6 +27,7 @@ use actix_web::dev::Server;
 use actix_web::http::{StatusCode, header};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::crypto::MasterKey;
@@ -177,8 +179,11 @@ pub fn admin_server(
             .route("/users/passwd", web::post().to(accounts::new_password))
             .route("/users/remove", web::post().to(accounts::remove_user))
             .route("/static/admin.js", web::get().to(script))
+            .route("/static/admin.css", web::get().to(style))
+            .route("/static/icon.svg", web::get().to(icon))
+            .route("/favicon.ico", web::get().to(icon))
             .route("/metrics", web::get().to(metrics))
-            .default_service(web::to(|| async { html(StatusCode::NOT_FOUND, pages::not_found()) }))
+            .default_service(web::to(|| async { html(StatusCode::NOT_FOUND, views::not_found()) }))
     })
     .workers(1)
     .disable_signals()
@@ -196,12 +201,11 @@ fn html(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
-/// A notice shown above a page after an action: `(succeeded, text)`.
-type Notice = Option<(bool, String)>;
+use views::Notice;
 
 /// The page's status for a notice: 422 when the action failed.
-fn notice_status(notice: &Notice) -> StatusCode {
-    if notice.as_ref().is_some_and(|(ok, _)| !ok) {
+fn notice_status(notice: Option<&Notice>) -> StatusCode {
+    if notice.is_some_and(Notice::failed) {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -242,7 +246,7 @@ async fn with_db<T: Send + 'static>(
 fn unavailable(what: &str) -> HttpResponse {
     html(
         StatusCode::SERVICE_UNAVAILABLE,
-        pages::forbidden(&format!(
+        views::forbidden(&format!(
             "{what} cannot be read right now; try again in a moment."
         )),
     )
@@ -266,7 +270,7 @@ async fn login_page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespo
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .cookie(cookie)
-        .body(pages::login(&nonce, None))
+        .body(views::login(&nonce, None))
 }
 
 #[derive(Deserialize)]
@@ -283,7 +287,7 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
         HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
             .cookie(cookie)
-            .body(pages::login(&nonce, Some(message)))
+            .body(views::login(&nonce, Some(message)))
     };
     if !session::nonce_matches(&req, &form.nonce) {
         return again("The form expired; please sign in again.", StatusCode::FORBIDDEN);
@@ -348,7 +352,7 @@ async fn logout(req: HttpRequest, form: web::Form<CsrfForm>, state: web::Data<Ad
         }
         Some(_) => HttpResponse::Forbidden()
             .content_type("text/html; charset=utf-8")
-            .body(pages::forbidden("The form's security token is missing or wrong.")),
+            .body(views::forbidden("The form's security token is missing or wrong.")),
         None => redirect("/login"),
     }
 }
@@ -363,7 +367,7 @@ fn labels_by_kid(keys: &[crate::store::KeyInfo]) -> std::collections::HashMap<St
 }
 
 /// Everything the dashboard shows, as JSON (the page refreshes from it).
-fn dashboard_data(state: &AdminState) -> serde_json::Value {
+fn dashboard_data(state: &AdminState) -> views::Dashboard {
     let now = state.service.clock().now();
     let month = Month::of(now);
     let db = state.db.lock().expect("db lock");
@@ -375,72 +379,94 @@ fn dashboard_data(state: &AdminState) -> serde_json::Value {
     drop(db);
     let labels = labels_by_kid(&keys);
     let disk_free = crate::http::disk_free_bytes(&state.data_dir);
-    serde_json::json!({
-        "health": crate::http::health_report(&state.service),
-        "disk_free_bytes": disk_free,
-        "installation": installation.map(|i| serde_json::json!({
-            "id": i.id, "vessel_type": i.vessel_type.as_str(), "vessel_name": i.vessel_name,
-            "signing_key_sha256": crate::crypto::sha256_hex(&i.public_key_der),
-        })),
-        "month": month.to_string(),
-        "counts": counts,
-        "last_licenses": last.iter().map(|r| serde_json::json!({
-            "seq": r.seq, "issued_at": r.issued_at, "key_system": r.key_system, "kids": r.kids,
-            "titles": r.kids.split(';').filter_map(|kid| labels.get(kid).copied()).collect::<Vec<_>>().join("; "),
-            "license_type": r.license_type,
-        })).collect::<Vec<_>>(),
-        "denials": denials(&state.outcomes),
-        "reports": reports,
-        "disk_days_left": disk_free.zip(counts.as_ref()).and_then(|(free, c)| {
-            log_days_left(free, c.licenses, now - month.start())
+    let reports_card = views::reports_card(reports.as_ref());
+    views::Dashboard {
+        health: crate::http::health_report(&state.service),
+        disk_free_bytes: disk_free,
+        disk_days_left: disk_free
+            .zip(counts.as_ref())
+            .and_then(|(free, c)| log_days_left(free, c.licenses, now - month.start())),
+        installation: installation.map(|i| views::InstallationView {
+            id: i.id,
+            vessel_type: i.vessel_type.as_str(),
+            vessel_name: i.vessel_name,
+            signing_key_sha256: crate::crypto::sha256_hex(&i.public_key_der),
         }),
-        "any_origin": state.any_origin,
-        "certificates": state.certificates.iter().map(|c| serde_json::json!({
-            "listener": c.listener,
-            "expires": format_instant(c.expires),
-            // Calendar days (UTC), so that 1 is tomorrow.
-            "days_left": (c.expires.date() - now.date()).whole_days(),
-            "expired": c.expires <= now,
-            "soon": c.expires_soon(now),
-        })).collect::<Vec<_>>(),
-    })
+        month,
+        counts,
+        last_licenses: last
+            .into_iter()
+            .map(|r| views::LastLicense {
+                titles: r
+                    .kids
+                    .split(';')
+                    .filter_map(|kid| labels.get(kid).copied())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                seq: r.seq,
+                issued_at: r.issued_at,
+                key_system: r.key_system,
+                kids: r.kids,
+                license_type: r.license_type,
+            })
+            .collect(),
+        denials: denials(&state.outcomes),
+        reports,
+        any_origin: state.any_origin,
+        certificates: state
+            .certificates
+            .iter()
+            .map(|c| views::CertificateView {
+                listener: c.listener,
+                expires: format_instant(c.expires),
+                days_left: (c.expires.date() - now.date()).whole_days(),
+                expired: c.expires <= now,
+                soon: c.expires_soon(now),
+            })
+            .collect(),
+        reports_card,
+    }
 }
 
 /// Where the monthly reports stand: the months that have ended without a
-/// report, the last report, and its uploads. Null if the database cannot say.
+/// report, the last report, and its uploads. None if the database cannot say.
 fn reports_status(
     db: &Db,
     now: time::OffsetDateTime,
     upload_configured: bool,
     auto_export: bool,
-) -> serde_json::Value {
+) -> Option<views::ReportsStatus> {
     let (Ok(next), Ok(reports)) = (crate::report::next_month(db), db.reports()) else {
-        return serde_json::Value::Null;
+        return None;
     };
-    let due = crate::report::ended_from(next, now);
     let not_uploaded: Vec<_> = reports.iter().filter(|r| r.uploaded_at.is_none()).collect();
     let failing = not_uploaded
         .iter()
         .filter(|r| r.upload_attempts > 0)
         .max_by_key(|r| r.sequence);
-    serde_json::json!({
-        "due": due.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "next": next.to_string(),
-        "auto_export": auto_export,
-        "last": reports.last().map(|r| serde_json::json!({ "month": r.month, "sequence": r.sequence })),
-        "upload_configured": upload_configured,
-        "not_uploaded": not_uploaded.len(),
-        "upload_error": failing.and_then(|r| r.last_error.clone()),
+    Some(views::ReportsStatus {
+        due: crate::report::ended_from(next, now),
+        next,
+        auto_export,
+        last: reports.last().map(|r| views::LastReport {
+            month: r.month.clone(),
+            sequence: r.sequence,
+        }),
+        upload_configured,
+        not_uploaded: not_uploaded.len(),
+        upload_error: failing.and_then(|r| r.last_error.clone()),
     })
 }
 
 /// Refusals since start, most frequent first, each with what it usually means.
-fn denials(outcomes: &crate::http::Outcomes) -> Vec<serde_json::Value> {
+fn denials(outcomes: &crate::http::Outcomes) -> Vec<views::DenialView> {
     outcomes
         .denials()
         .into_iter()
-        .map(|(code, count)| {
-            serde_json::json!({ "code": code, "count": count, "meaning": crate::http::meaning(code) })
+        .map(|(code, count)| views::DenialView {
+            code,
+            count,
+            meaning: crate::http::meaning(code),
         })
         .collect()
 }
@@ -458,11 +484,9 @@ fn log_days_left(free: u64, licenses: u64, elapsed: time::Duration) -> Option<u6
 }
 
 /// [`dashboard_data`] off the async workers (it reads SQLite).
-async fn dashboard_data_blocking(state: &web::Data<AdminState>) -> serde_json::Value {
+async fn dashboard_data_blocking(state: &web::Data<AdminState>) -> Option<views::Dashboard> {
     let state = state.clone();
-    web::block(move || dashboard_data(&state))
-        .await
-        .unwrap_or_default()
+    web::block(move || dashboard_data(&state)).await.ok()
 }
 
 async fn dashboard(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
@@ -470,10 +494,10 @@ async fn dashboard(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespon
         Ok(s) => s,
         Err(answer) => return *answer,
     };
-    let data = dashboard_data_blocking(&state).await;
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(pages::dashboard(&session, &data))
+    match dashboard_data_blocking(&state).await {
+        Some(data) => html(StatusCode::OK, views::dashboard(&session, &data)),
+        None => unavailable("The dashboard"),
+    }
 }
 
 async fn dashboard_json(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
@@ -482,17 +506,29 @@ async fn dashboard_json(req: HttpRequest, state: web::Data<AdminState>) -> HttpR
     if session.and_then(|s| still_allowed(&req, &state, s)).is_none() {
         return HttpResponse::Unauthorized().json(serde_json::json!({ "error": "not signed in" }));
     }
-    let mut data = dashboard_data_blocking(&state).await;
-    // The report card as the page renders it, so that the page's script shows
-    // an export or an upload without knowing the card's wording.
-    data["reports_card"] = pages::reports_card(&data["reports"]).into();
-    HttpResponse::Ok().json(data)
+    match dashboard_data_blocking(&state).await {
+        Some(data) => HttpResponse::Ok().json(data),
+        None => unavailable("The dashboard"),
+    }
 }
 
 async fn script() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/javascript; charset=utf-8")
         .body(include_str!("admin.js"))
+}
+
+async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .body(include_str!("style.css"))
+}
+
+/// The UI's icon, so that a browser asking for one finds it.
+async fn icon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .body(include_str!("icon.svg"))
 }
 
 /// Whether the request may read `/metrics`: Prometheus with the configured
@@ -611,7 +647,7 @@ fn admin_action(
     csrf: &str,
 ) -> Result<session::Session, Box<HttpResponse>> {
     let session = signed_in(req, state)?;
-    let refuse = |why: &str| Box::new(html(StatusCode::FORBIDDEN, pages::forbidden(why)));
+    let refuse = |why: &str| Box::new(html(StatusCode::FORBIDDEN, views::forbidden(why)));
     if !session.csrf_matches(csrf) {
         return Err(refuse("The form's security token is missing or wrong."));
     }
@@ -620,6 +656,51 @@ fn admin_action(
     }
     Ok(session)
 }
+
+/// A form that carries the session's CSRF token.
+trait HasCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A form posted by a signed-in admin whose CSRF token matches: the one check
+/// every changing request passes. Extracting it answers anything else (a
+/// redirect to the sign-in page, or 403 with the reason).
+struct AdminAction<T> {
+    session: session::Session,
+    form: T,
+}
+
+impl<T: DeserializeOwned + HasCsrf + 'static> actix_web::FromRequest for AdminAction<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let form = <web::Form<T> as actix_web::FromRequest>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let form = form.await?.into_inner();
+            let state = req
+                .app_data::<web::Data<AdminState>>()
+                .expect("the admin listener has its state");
+            match admin_action(&req, state, form.csrf()) {
+                Ok(session) => Ok(AdminAction { session, form }),
+                Err(answer) => Err(actix_web::error::InternalError::from_response("refused", *answer).into()),
+            }
+        })
+    }
+}
+
+/// Implements [`HasCsrf`] for forms with a `csrf` field.
+macro_rules! csrf_forms {
+    ($($form:ty),* $(,)?) => {
+        $(impl crate::admin::HasCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+use csrf_forms;
 
 #[cfg(test)]
 mod tests {

@@ -6,13 +6,11 @@ use std::time::SystemTime;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
-use super::pages::{self, csrf_field, esc, notice};
 use super::session::Session;
-use super::{AdminState, Notice, admin_action, html, notice_status, signed_in, with_db};
+use super::{AdminAction, AdminState, Notice, csrf_forms, html, notice_status, signed_in, views, with_db};
 use crate::ids::{Month, counted};
-use crate::store::{PruneMark, ReportRecord};
+use crate::store::ReportRecord;
 
 /// A `report verify` result, valid while the file keeps its size and time.
 #[derive(Clone)]
@@ -86,7 +84,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
     }
 }
 
-async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice) -> HttpResponse {
+async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Option<Notice>) -> HttpResponse {
     let listed = with_db(state, |db| {
         Ok::<_, crate::report::ExportError>((
             db.reports()?,
@@ -105,134 +103,31 @@ async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Notice
             reports
                 .into_iter()
                 .rev()
-                .map(|r| {
-                    let v = verify(&state, &r, &installation.public_key_der);
-                    (r, v)
+                .map(|record| {
+                    let (verified, verdict) = verify(&state, &record, &installation.public_key_der);
+                    views::ReportRow {
+                        record,
+                        verified,
+                        verdict,
+                    }
                 })
                 .collect::<Vec<_>>()
         }
     })
     .await
     .unwrap_or_default();
-    let now = state.service.clock().now();
+    let view = views::ReportsView {
+        reports: &verified,
+        next,
+        now: state.service.clock().now(),
+        upload_configured: state.upload_configured,
+        auto_export: state.auto_export,
+        keep_months: state.keep_months,
+        pruned: pruned.as_ref(),
+    };
     html(
-        notice_status(&notice),
-        render(
-            session,
-            &verified,
-            state,
-            (next, now),
-            pruned.as_ref(),
-            notice.as_ref(),
-        ),
-    )
-}
-
-fn render(
-    session: &Session,
-    reports: &[(ReportRecord, (bool, String))],
-    state: &AdminState,
-    (next, now): (Month, OffsetDateTime),
-    pruned: Option<&PruneMark>,
-    message: Option<&(bool, String)>,
-) -> String {
-    let (upload_configured, auto_export) = (state.upload_configured, state.auto_export);
-    let mut rows = String::new();
-    for (r, (ok, text)) in reports {
-        let upload = match (&r.uploaded_at, upload_configured) {
-            (Some(at), _) => format!("<span class=\"ok\">uploaded {}</span>", esc(at)),
-            (None, false) => "not uploaded (no upload address is configured)".to_owned(),
-            (None, true) if r.upload_attempts == 0 => "waiting to upload".to_owned(),
-            (None, true) => format!(
-                "<span class=\"bad\">not uploaded yet</span> ({}; last: {}; next {})",
-                counted(r.upload_attempts, "attempt"),
-                esc(r.last_error.as_deref().unwrap_or("–")),
-                esc(r.next_attempt_at.as_deref().unwrap_or("soon"))
-            ),
-        };
-        rows.push_str(&format!(
-            "<tr><td>{seq}</td><td>{month}</td><td>{licenses}</td><td>{users}</td><td>{generated}</td><td>{upload}</td>\
-             <td class=\"{class}\">{verdict}: {text}</td>\
-             <td><a href=\"/reports/{seq}/download\" download=\"{file}\" aria-label=\"Download report {seq} ({month})\">{file}</a></td></tr>",
-            seq = r.sequence,
-            month = esc(&r.month),
-            licenses = r.licenses,
-            users = r.active_users,
-            generated = esc(&r.generated_at),
-            class = if *ok { "ok" } else { "bad" },
-            verdict = if *ok { "OK" } else { "FAILED" },
-            text = esc(text),
-            file = esc(&r.file_name),
-        ));
-    }
-    if rows.is_empty() {
-        rows.push_str("<tr><td colspan=\"8\">No report has been exported yet.</td></tr>");
-    }
-    let by_itself = if auto_export {
-        "berth also exports each finished month by itself and uploads it when an upload address is configured."
-    } else {
-        "Automatic export is off (<code>auto_export = false</code> under <code>[reports]</code> in the configuration): \
-         a finished month waits until it is exported here or with <code>berth report export</code>."
-    };
-    let export = if session.is_admin() && next.end() > now {
-        format!(
-            "<section aria-labelledby=\"exp-h\"><h2 id=\"exp-h\">Export a month</h2>\
-             <p id=\"next-report\">Nothing to export yet: the next report is for {next}, \
-             which can be exported once that month ends, at 00:00 UTC on {ends}. {by_itself}</p></section>",
-            ends = next.end().date(),
-        )
-    } else if session.is_admin() {
-        format!(
-            "<section aria-labelledby=\"exp-h\"><h2 id=\"exp-h\">Export a month</h2>\
-             <form method=\"post\" action=\"/reports/export\" id=\"export\">{}\
-             <label for=\"month\">Month (the next report is for {next}; reports go month by month, after the month has ended)</label>\
-             <input type=\"month\" id=\"month\" name=\"month\" value=\"{next}\" required pattern=\"[0-9]{{4}}-[0-9]{{2}}\">\
-             <button type=\"submit\">Export</button></form>\
-             <p>{by_itself}</p></section>",
-            csrf_field(session)
-        )
-    } else {
-        "<p>Exporting a month needs an admin account.</p>".to_owned()
-    };
-    let body = format!(
-        "{}<section aria-labelledby=\"rep-h\"><h2 id=\"rep-h\">Exported reports</h2>\
-         <div class=\"scroll\"><table id=\"reports\"><thead><tr><th>Sequence</th><th>Month</th><th>Licenses</th><th>Active users</th>\
-         <th>Generated (UTC)</th><th>Upload</th><th>Verification</th><th>File</th></tr></thead><tbody>{rows}</tbody></table></div></section>{export}{}",
-        notice(message),
-        retention(state.keep_months, upload_configured, pruned)
-    );
-    pages::page("Reports", Some(session), &body)
-}
-
-/// How long the license log keeps licenses, and what was pruned: the reports
-/// are what is left of a pruned month on this box.
-fn retention(keep_months: u32, upload_configured: bool, pruned: Option<&PruneMark>) -> String {
-    let kept = if keep_months == 0 {
-        "The license log keeps every license (<code>keep_months = 0</code> under <code>[log]</code> in the \
-         configuration); <code>berth log prune</code> removes the months whose reports are here."
-            .to_owned()
-    } else {
-        format!(
-            "The license log keeps this month and the {} before it; an older month's licenses are removed \
-             once its report is here and verifies{}.",
-            counted(keep_months, "month"),
-            if upload_configured {
-                " and has been uploaded"
-            } else {
-                ""
-            }
-        )
-    };
-    let done = pruned.map_or(String::new(), |m| {
-        format!(
-            " Removed so far: the months through {} (on {}); their licenses are in the reports above, \
-             so keep the files.",
-            esc(&m.through_month),
-            esc(m.day())
-        )
-    });
-    format!(
-        "<section aria-labelledby=\"ret-h\"><h2 id=\"ret-h\">Old licenses</h2><p id=\"retention\">{kept}{done}</p></section>"
+        notice_status(notice.as_ref()),
+        views::reports(session, &view, notice.as_ref()),
     )
 }
 
@@ -242,21 +137,15 @@ pub struct ExportForm {
     month: String,
 }
 
-pub async fn export(
-    req: HttpRequest,
-    form: web::Form<ExportForm>,
-    state: web::Data<AdminState>,
-) -> HttpResponse {
-    let form = form.into_inner();
-    let session = match admin_action(&req, &state, &form.csrf) {
-        Ok(s) => s,
-        Err(answer) => return *answer,
-    };
+csrf_forms!(ExportForm);
+
+pub async fn export(action: AdminAction<ExportForm>, state: web::Data<AdminState>) -> HttpResponse {
+    let AdminAction { session, form } = action;
     let Ok(month) = form.month.trim().parse::<Month>() else {
         return answer(
             &state,
             &session,
-            Some((false, "Month is not a month like 2026-10.".to_owned())),
+            Some(Notice::Failed("Month is not a month like 2026-10.".to_owned())),
         )
         .await;
     };
@@ -269,28 +158,19 @@ pub async fn export(
     let notice = match exported {
         Some(Ok(e)) if e.new => {
             tracing::info!(user = %session.user, %month, sequence = e.report.report.sequence, "report exported from the admin UI");
-            (
-                true,
-                format!(
-                    "Exported {month} as report {} ({}, {}).",
-                    e.report.report.sequence,
-                    counted(e.report.counts.licenses, "license"),
-                    counted(e.report.counts.active_users, "active user")
-                ),
-            )
+            Notice::Done(format!(
+                "Exported {month} as report {} ({}, {}).",
+                e.report.report.sequence,
+                counted(e.report.counts.licenses, "license"),
+                counted(e.report.counts.active_users, "active user")
+            ))
         }
-        Some(Ok(e)) => (
-            true,
-            format!(
-                "{month} was exported before, as report {}.",
-                e.report.report.sequence
-            ),
-        ),
-        Some(Err(e)) => (false, format!("Nothing was exported: {e}")),
-        None => (
-            false,
-            "Nothing was exported: the export did not finish.".to_owned(),
-        ),
+        Some(Ok(e)) => Notice::Done(format!(
+            "{month} was exported before, as report {}.",
+            e.report.report.sequence
+        )),
+        Some(Err(e)) => Notice::Failed(format!("Nothing was exported: {e}")),
+        None => Notice::Failed("Nothing was exported: the export did not finish.".to_owned()),
     };
     answer(&state, &session, Some(notice)).await
 }
@@ -304,7 +184,7 @@ pub async fn download(
     if let Err(answer) = signed_in(&req, &state) {
         return *answer;
     }
-    let not_found = || html(StatusCode::NOT_FOUND, super::pages::not_found());
+    let not_found = || html(StatusCode::NOT_FOUND, views::not_found());
     let Ok(sequence) = path.into_inner().parse::<i64>() else {
         return not_found();
     };

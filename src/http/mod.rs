@@ -24,7 +24,6 @@ use actix_web::dev::{Server, Service as _};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use serde_json::json;
 
 use crate::clearkey::{self, ClearKeyError};
 use crate::config::LicenseConfig;
@@ -384,7 +383,7 @@ async fn hls_key(req: HttpRequest, api: web::Data<LicenseApi>) -> Result<HttpRes
 
 async fn healthz(api: web::Data<LicenseApi>) -> HttpResponse {
     let report = health_report(&api.service);
-    let status = if report["status"] == "ok" {
+    let status = if report.is_ok() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -392,18 +391,58 @@ async fn healthz(api: web::Data<LicenseApi>) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .body(report.to_string())
+        .body(serde_json::to_string(&report).expect("a health report serialises"))
 }
 
 /// The health of the license path, shared by `/healthz`, the watchdog and the
-/// admin dashboard.
-pub fn health_report(service: &LicenseService) -> serde_json::Value {
+/// admin dashboard: `/healthz`'s JSON body.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    /// "ok" or "unavailable".
+    pub status: &'static str,
+    pub problems: Vec<String>,
+    /// "ok", or why the last write failed.
+    pub database: String,
+    pub log_writer: WriterState,
+    pub keys: KeyCounts,
+    pub clock: ClockState,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WriterState {
+    pub responding: bool,
+    pub queued: u64,
+    pub committed: u64,
+    pub last_commit_ms: f64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyCounts {
+    pub content_keys: usize,
+    pub communication_keys: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClockState {
+    pub now: String,
+    pub newest_license: Option<String>,
+    /// The wall clock reads earlier than the newest license (by over a minute).
+    pub behind_log: bool,
+}
+
+impl Health {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+pub fn health_report(service: &LicenseService) -> Health {
     let writer = service.writer_health();
     let failure = writer.failure();
     let stalled = writer.is_stalled();
     let now = service.clock().now();
     let newest = service.last_issued_at();
-    let clock_behind_log = newest
+    let behind_log = newest
         .as_deref()
         .and_then(|n| parse_instant(n).ok())
         .is_some_and(|n| n > now + time::Duration::minutes(1));
@@ -414,24 +453,24 @@ pub fn health_report(service: &LicenseService) -> serde_json::Value {
     if stalled {
         problems.push("the log writer is not responding".to_owned());
     }
-    json!({
-        "status": if problems.is_empty() { "ok" } else { "unavailable" },
-        "problems": problems,
-        "database": failure.as_deref().unwrap_or("ok"),
-        "log_writer": {
-            "responding": !stalled,
-            "queued": writer.queued(),
-            "committed": writer.committed(),
-            "last_commit_ms": writer.last_commit().as_secs_f64() * 1000.0,
+    Health {
+        status: if problems.is_empty() { "ok" } else { "unavailable" },
+        problems,
+        database: failure.unwrap_or_else(|| "ok".to_owned()),
+        log_writer: WriterState {
+            responding: !stalled,
+            queued: writer.queued(),
+            committed: writer.committed(),
+            last_commit_ms: writer.last_commit().as_secs_f64() * 1000.0,
         },
-        "keys": {
-            "content_keys": service.keys().content_key_count(),
-            "communication_keys": service.keys().com_key_count(),
+        keys: KeyCounts {
+            content_keys: service.keys().content_key_count(),
+            communication_keys: service.keys().com_key_count(),
         },
-        "clock": {
-            "now": format_instant(now),
-            "newest_license": newest,
-            "behind_log": clock_behind_log,
+        clock: ClockState {
+            now: format_instant(now),
+            newest_license: newest,
+            behind_log,
         },
-    })
+    }
 }

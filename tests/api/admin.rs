@@ -541,3 +541,38 @@ pub async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]
 pub fn csrf(body: &str) -> String {
     between(body, "name=\"csrf\" value=\"", "\"").to_owned()
 }
+
+/// The UI's stylesheet and icon are compiled in and served, so a browser's
+/// console stays clean; every page links them.
+#[actix_web::test]
+async fn the_stylesheet_and_icon_are_served() {
+    let app = spawn_admin_app().await;
+    for (path, kind) in [
+        ("/static/admin.css", "text/css"),
+        ("/static/icon.svg", "image/svg+xml"),
+        ("/favicon.ico", "image/svg+xml"),
+    ] {
+        let mut res = client().get(app.admin_url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(
+            res.headers()
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(kind),
+            "{path}"
+        );
+        assert!(!res.body().await.unwrap().is_empty());
+    }
+    let mut res = client().get(app.admin_url("/login")).send().await.unwrap();
+    let page = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        page.contains(r#"<link rel="stylesheet" href="/static/admin.css">"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<link rel="icon" href="/static/icon.svg" type="image/svg+xml">"#),
+        "{page}"
+    );
+}

@@ -382,6 +382,10 @@ async function playInBrowser(browser, origin, berths, { name, player, src, berth
 async function crewDashboard(browser, berth, keys) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   const page = await context.newPage();
+  // The console stays clean: no missing icon, stylesheet or script.
+  const consoleErrors = [];
+  page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
+  page.on('response', (r) => { if (r.status() === 404) consoleErrors.push(`404 ${r.url()}`); });
   await page.goto(`${berth.adminUrl}/`);
   check(page.url().endsWith('/login'), 'the admin UI asks for a sign-in first');
   await page.getByLabel('User name').fill(berth.identity.admin_user);
@@ -504,6 +508,9 @@ async function crewDashboard(browser, berth, keys) {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(/\/login$/);
   check(page.url().endsWith('/login'), 'signing out returns to the sign-in page');
+  // A wrong password is answered 401 by design; anything else is a fault.
+  const faults = consoleErrors.filter((e) => !e.includes('401'));
+  check(faults.length === 0, `the crew UI leaves the browser's console clean (${JSON.stringify(faults)})`);
   await context.close();
 }
 

@@ -1,0 +1,135 @@
+//! The keys page: the keys a search finds, in the order chosen, each with its
+//! title, KID, use in the month shown and dates (never a key); a form to find
+//! and order them; and for admins an import form and a remove button per key.
+
+use maud::{Markup, html};
+
+use super::{Notice, csrf_field, notice, page, script};
+use crate::admin::keys::{KeyOrder, KeyView};
+use crate::admin::session::Session;
+use crate::ids::Month;
+use crate::store::{KeyInfo, KidUsage};
+
+fn row(session: &Session, key: &KeyInfo, used: &KidUsage, month: Month) -> Markup {
+    let first = month.start().date();
+    let last_day = month.end().date().previous_day().unwrap_or(first);
+    let kid = key.kid.to_string();
+    // Added to the minute; the full time (milliseconds) on hover.
+    let added = key.added_at.get(..16).unwrap_or(&key.added_at).replace('T', " ");
+    html! {
+        tr {
+            td {
+                @if key.label.is_empty() { span.none { "no title" } } @else { (key.label) }
+            }
+            td { code.kid { (kid) } }
+            td {
+                @if used.licenses == 0 { "0" } @else {
+                    a href={ "/log?kid=" (kid) "&from=" (first) "&to=" (last_day) } { (used.licenses) }
+                }
+            }
+            td { (used.last_day.as_deref().unwrap_or("never")) }
+            td title=(key.added_at) { (added) }
+            td {
+                @if session.is_admin() {
+                    form.inline method="post" action="/keys/remove"
+                        data-confirm={ "Remove key " (kid) "? Players can no longer get it." } {
+                        (csrf_field(session))
+                        input type="hidden" name="kid" value=(kid);
+                        button type="submit" aria-label={ "Remove key " (kid) } { "Remove" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn find_form(view: &KeyView, month: Month) -> Markup {
+    html! {
+        form.filters method="get" action="/keys" role="search" aria-label="Find content keys" {
+            div {
+                label for="q" { "Title or KID contains" }
+                input type="search" id="q" name="q" size="30" maxlength="100" value=(view.search);
+            }
+            div {
+                label for="sort" { "Order" }
+                select id="sort" name="sort" {
+                    @for (order, value, name) in KeyOrder::ALL {
+                        option value=(value) selected[order == view.order] { (name) }
+                    }
+                }
+            }
+            div {
+                label for="month" { "Licenses in the month" }
+                input type="month" id="month" name="month" value=(month) min="1970-01" max="9998-12";
+            }
+            div { button type="submit" { "Show" } }
+            @if !view.search.is_empty() {
+                div { a href="/keys" { "Show all keys" } }
+            }
+        }
+    }
+}
+
+fn import_form(session: &Session) -> Markup {
+    html! {
+        @if session.is_admin() {
+            section aria-labelledby="imp-h" {
+                h2 id="imp-h" { "Import keys" }
+                form method="post" action="/keys/import" id="import" {
+                    (csrf_field(session))
+                    label for="keyfile" { "Key file (berth JSON or DASH-IF CPIX with clear keys)" }
+                    input type="file" id="keyfile" accept=".json,.xml,.cpix";
+                    label for="content" { "or paste its contents" }
+                    textarea id="content" name="content" rows="6" cols="80" required {}
+                    p { button type="submit" { "Import" } " All keys of a file are imported, or none." }
+                }
+            }
+        } @else {
+            p { "Importing and removing keys needs an admin account." }
+        }
+    }
+}
+
+pub fn keys(
+    session: &Session,
+    listed: &[(KeyInfo, KidUsage)],
+    total: usize,
+    view: &KeyView,
+    month: Month,
+    message: Option<&Notice>,
+) -> String {
+    let heading = if view.search.is_empty() {
+        format!("Content keys ({total})")
+    } else {
+        format!(
+            "Content keys: {} of {total} {} \u{201c}{}\u{201d}",
+            listed.len(),
+            if listed.len() == 1 { "matches" } else { "match" },
+            view.search
+        )
+    };
+    let body = html! {
+        (notice(message))
+        section aria-labelledby="keys-h" {
+            h2 id="keys-h" { (heading) }
+            (find_form(view, month))
+            div.scroll { table {
+                thead { tr {
+                    th { "Title (label)" } th { "KID" } th { "Licenses in " (month) }
+                    th { "Last licensed (UTC day)" } th { "Added (UTC)" } th {}
+                } }
+                tbody {
+                    @for (key, used) in listed { (row(session, key, used, month)) }
+                    @if listed.is_empty() {
+                        tr { td colspan="6" {
+                            (if total == 0 { "No content keys yet." } else { "No key's title or KID contains that." })
+                        } }
+                    }
+                }
+            } }
+        }
+        (import_form(session))
+        (script())
+    };
+    page("Keys", Some(session), body)
+}
