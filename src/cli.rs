@@ -6,7 +6,6 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,10 +19,11 @@ use serde_json::json;
 use crate::accounts::{check_user_name, hash_password, new_com_key, new_password, new_uuid};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
-use crate::crypto::{self, MasterKey, SigningKey, sha256_hex};
+use crate::crypto;
 use crate::ids::{ComKeyId, Kid, Month, Secret32, counted, decode_b64_any, format_instant};
-use crate::server::{self, Startup};
-use crate::store::{Db, Installation, VesselType};
+use crate::installation::{self, open_db};
+use crate::server;
+use crate::store::{Db, VesselType};
 use crate::token::ComKey;
 
 /// `println!` for the commands' output. When the reader of stdout has gone
@@ -352,21 +352,6 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-/// Opens an existing installation's database.
-fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let db_path = config.data_dir.join(crate::store::DB_FILE);
-    if !db_path.exists() {
-        bail!(
-            "no installation in {}: run `berth init` first",
-            config.data_dir.display()
-        );
-    }
-    let master = server::load_master_key(&server::master_key_path(config))?;
-    let db = Db::open(&config.data_dir, master)?;
-    db.installation()?;
-    Ok(db)
-}
-
 fn print_json(value: &serde_json::Value) {
     outln!("{}", serde_json::to_string_pretty(value).expect("JSON prints"));
 }
@@ -426,34 +411,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => user(&cli, command, clock.as_ref()),
         Command::Healthcheck { addr } => healthcheck(&cli, *addr),
         Command::Backup { out } => {
-            let config = load_config(&cli)?;
-            let db = open_db(&config)?;
-            // Created empty and private first (VACUUM INTO fills an empty file), so
-            // the copy is never readable by others, not even for a moment, and two
-            // backups to one path cannot both write it.
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(out)
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::AlreadyExists => {
-                        anyhow!("{} exists; refusing to overwrite it", out.display())
-                    }
-                    _ => anyhow!("cannot create {}: {e}", out.display()),
-                })?;
-            // SQLite does not sync what VACUUM INTO writes: a stick pulled (or the
-            // power cut) after "backed up" must not find an empty file.
-            let written = db.backup_to(out).map_err(anyhow::Error::from).and_then(|()| {
-                file.sync_all()
-                    .and_then(|()| crate::durable::sync_parent(out))
-                    .with_context(|| format!("writing {} to the disk", out.display()))
-            });
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(out);
-                return Err(e);
-            }
-            let (id, rows) = Db::inspect(out)?;
+            let (id, rows) = installation::backup(&open_db(&load_config(&cli)?)?, out)?;
             outln!(
                 "backed up installation {id} ({}) to {}; back up the master key separately",
                 counted(rows, "license"),
@@ -461,30 +419,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Restore { file, force } => restore(&cli, file, *force),
+        Command::Restore { file, force } => {
+            let restored = installation::restore(&load_config(&cli)?, file, *force)?;
+            if cli.json {
+                print_json(
+                    &json!({ "restored": file, "installation_id": restored.installation_id, "licenses": restored.licenses, "kept_unreadable": restored.kept_unreadable }),
+                );
+            } else {
+                let kept = restored
+                    .kept_unreadable
+                    .map(|k| format!("; the unreadable database is kept as {k}"));
+                outln!(
+                    "restored installation {} ({}) from {}{}",
+                    restored.installation_id,
+                    counted(restored.licenses, "license"),
+                    file.display(),
+                    kept.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
     }
-}
-
-/// Creates the data dir with mode 0700 (or tightens an empty existing one).
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("setting permissions of {}", dir.display()))
-}
-
-/// What `berth init` made; the secrets in it are shown once and never again.
-#[derive(Debug, serde::Serialize)]
-pub struct Initialised {
-    pub installation_id: String,
-    pub vessel_type: &'static str,
-    pub vessel_name: String,
-    pub data_dir: PathBuf,
-    pub master_key_file: PathBuf,
-    pub com_key_id: String,
-    pub com_key_secret: String,
-    pub admin_user: String,
-    pub admin_password: String,
-    pub signing_key_sha256: String,
 }
 
 /// Copies an exported report into `out`, if given; the path to show.
@@ -498,123 +453,21 @@ fn copy_report(path: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     Ok(target)
 }
 
-fn print_exported(path: &Path, new: bool, r: &crate::report::ReportJson) {
-    let verb = if new { "exported" } else { "already exported" };
-    outln!(
-        "{verb} {} ({}: {}, {}, sequence {}{})",
-        path.display(),
-        r.period.month,
-        counted(r.counts.licenses, "license"),
-        counted(r.counts.active_users, "active user"),
-        r.report.sequence,
-        if r.partial { ", partial preview" } else { "" }
-    );
-    if r.clock_anomalies.count > 0 {
-        outln!(
-            "warning: {} clock anomalies (first at rows {:?}); see the README on clocks",
-            r.clock_anomalies.count,
-            r.clock_anomalies.first_seqs
-        );
-    }
-}
-
-/// Creates a new installation in the config's data dir; refuses, changing
-/// nothing, if one exists.
-pub fn create_installation(
-    config: &Config,
-    args: &InitArgs,
-    clock: &dyn Clock,
-) -> anyhow::Result<Initialised> {
-    let from_config = |value: &str| (!value.is_empty()).then(|| value.to_owned());
-    let id = args
-        .installation_id
-        .clone()
-        .or_else(|| from_config(&config.installation.id))
-        .ok_or_else(|| anyhow!("--installation-id is required (or installation.id in the config)"))?;
-    let vessel_type = match args.vessel_type {
-        Some(t) => t,
-        None => from_config(&config.installation.vessel_type)
-            .ok_or_else(|| anyhow!("--vessel-type is required (or installation.vessel_type in the config)"))?
-            .parse()
-            .map_err(|e: String| anyhow!(e))?,
-    };
-    let vessel_name = args
-        .vessel_name
-        .clone()
-        .or_else(|| from_config(&config.installation.vessel_name))
-        .ok_or_else(|| anyhow!("--vessel-name is required (or installation.vessel_name in the config)"))?;
-    let id = id.trim();
-    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        bail!("--installation-id must be 1 to 64 characters of letters, digits, '-', '_' or '.'");
-    }
-    let name = vessel_name.trim();
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        bail!("--vessel-name must be 1 to 200 printable characters");
-    }
-    let data_dir = &config.data_dir;
-    if data_dir.join(crate::store::DB_FILE).exists() {
-        bail!(
-            "an installation already exists in {}; nothing was changed",
-            data_dir.display()
-        );
-    }
-    let now = clock.now();
-    if now < crate::clock::EARLIEST_PLAUSIBLE {
-        bail!(
-            "the clock says {}, which is before berth existed: set it (timedatectl set-time 'YYYY-MM-DD HH:MM:SS') \
-             and run init again, because the monthly reports begin at the month of init",
-            format_instant(now)
-        );
-    }
-    create_private_dir(data_dir)?;
-    let master_path = server::master_key_path(config);
-    let master = if master_path.exists() {
-        MasterKey::load(&master_path)?
-    } else {
-        let key = MasterKey::generate();
-        key.write_new(&master_path)
-            .with_context(|| format!("writing the master key to {}", master_path.display()))?;
-        key
-    };
-    let mut db = Db::open(data_dir, Arc::new(master))?;
-    let signing_key = SigningKey::generate();
-    let (com_key_id, com_secret) = new_com_key();
-    let password = new_password();
-    db.add_com_key(&com_key_id, &com_secret, now)?;
-    db.add_user(&args.admin_user, &hash_password(&password)?, "admin", now)?;
-    db.create_installation(
-        &Installation {
-            id: id.to_owned(),
-            vessel_type,
-            vessel_name: name.to_owned(),
-            created_at: format_instant(now),
-            public_key_der: signing_key.public_der(),
-        },
-        &signing_key,
-        &Secret32(crypto::random()),
-    )?;
-    Ok(Initialised {
-        installation_id: id.to_owned(),
-        vessel_type: vessel_type.as_str(),
-        vessel_name: name.to_owned(),
-        data_dir: data_dir.clone(),
-        master_key_file: master_path,
-        com_key_id: com_key_id.to_string(),
-        com_key_secret: STANDARD.encode(com_secret.0),
-        admin_user: args.admin_user.clone(),
-        admin_password: password,
-        signing_key_sha256: sha256_hex(&signing_key.public_der()),
-    })
-}
-
 fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyhow::Result<()> {
     // Opened before the installation exists, so that secrets shown nowhere
     // else are never made without a place to keep them.
     let secrets = match &args.secrets_file {
-        Some(path) => Some((path, create_private_file(path)?)),
+        Some(path) => Some((path, installation::create_private_file(path)?)),
         None => None,
     };
-    let done = match create_installation(config, args, clock) {
+    let new = installation::NewInstallation::from_given(
+        config,
+        args.installation_id.as_deref(),
+        args.vessel_type,
+        args.vessel_name.as_deref(),
+        &args.admin_user,
+    );
+    let done = match new.and_then(|new| installation::create(config, &new, clock)) {
         Ok(done) => done,
         Err(e) => {
             if let Some((path, _)) = &secrets {
@@ -624,9 +477,7 @@ fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyho
         }
     };
     if let Some((path, mut file)) = secrets {
-        write_secrets(&mut file, &done)
-            .with_context(|| format!("writing the secrets to {}", path.display()))?;
-        crate::durable::sync_parent(path)?;
+        installation::write_secrets(&mut file, path, &done)?;
         if cli.json {
             let mut shown = serde_json::to_value(&done)?;
             shown["com_key_secret"] = serde_json::Value::Null;
@@ -659,7 +510,7 @@ fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyho
     Ok(())
 }
 
-fn print_created(done: &Initialised) {
+fn print_created(done: &installation::Initialised) {
     outln!(
         "created installation {} ({}, {}) in {}",
         done.installation_id,
@@ -699,33 +550,6 @@ pub fn read_secret(file: Option<&Path>, what: &str) -> anyhow::Result<String> {
     Ok(line.to_owned())
 }
 
-/// A new file only its owner can read; an existing one is never overwritten.
-fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| {
-            format!(
-                "creating {} for the secrets (it must not exist yet)",
-                path.display()
-            )
-        })
-}
-
-fn write_secrets(file: &mut std::fs::File, done: &Initialised) -> std::io::Result<()> {
-    writeln!(
-        file,
-        "# berth installation {}: shown only here. Give the communication key id\n\
-         # and secret to the onboard portal, keep the password, then remove this file.\n\
-         communication_key_id = {}\ncommunication_secret = {}\ncrew_admin = {}\ncrew_password = {}",
-        done.installation_id, done.com_key_id, done.com_key_secret, done.admin_user, done.admin_password
-    )?;
-    file.sync_all()
-}
-
 fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     if let Some(addr) = args.license_listen {
         config.license.listen = addr;
@@ -734,260 +558,28 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
         config.admin.listen = addr;
     }
     config.validate()?;
-    // Each connection is an open file; a limit below a few thousand turns
-    // players away in a boarding rush.
-    match server::raise_open_files_limit() {
-        Ok((_, limit)) if limit < 4096 => tracing::warn!(
-            limit,
-            "the open files limit leaves room for fewer than 4,096 connections; raise LimitNOFILE="
-        ),
-        Ok((from, to)) if from != to => tracing::info!(from, to, "raised the open files limit"),
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
-    }
-    let master = server::load_master_key(&server::master_key_path(&config))?;
     let listener = TcpListener::bind(config.license.listen)
         .with_context(|| format!("binding the license listener to {}", config.license.listen))?;
     let admin_listener = TcpListener::bind(config.admin.listen)
         .with_context(|| format!("binding the admin listener to {}", config.admin.listen))?;
-    actix_web::rt::System::new().block_on(async move {
-        let mut signals = Signals::install()?;
-        let mut server = server::start(
-            &config,
-            Startup {
-                master: Arc::clone(&master),
-                clock: Arc::clone(&clock),
-                license_listener: listener,
-                admin_listener: Some(admin_listener),
-                workers: None,
-            },
-        )
-        .await?;
-        let addr = server.license_addr();
-        let tls = config.license.tls().is_some();
-        // READY=1 only once the license API really answers.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match crate::http::probe_healthz(addr, tls).await {
-                Ok(_) => break,
-                Err(e) if std::time::Instant::now() > deadline => {
-                    return Err(anyhow::Error::new(e)
-                        .context("the license listener does not answer its own health check"));
-                }
-                Err(_) => actix_web::rt::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-        // Announce the addresses; a closed stdout must not take the service down.
-        let mut stdout = std::io::stdout();
-        let scheme = |tls: bool| if tls { "https" } else { "http" };
-        let _ = writeln!(stdout, "license API listening on {}://{addr}", scheme(tls));
-        if let Some(admin) = server.admin_addr() {
-            let admin_scheme = scheme(config.admin.tls().is_some());
-            let _ = writeln!(stdout, "admin UI listening on {admin_scheme}://{admin}");
-        }
-        let _ = stdout.flush();
-        crate::systemd::ready();
-        if let Some(period) = crate::systemd::watchdog_interval() {
-            let service = Arc::clone(server.service());
-            server.spawn(crate::systemd::watchdog(service, period));
-        }
-        let service = Arc::clone(server.service());
-        server.spawn(status_updates(config.clone(), master, service));
-        stall_hook_for_tests(&server);
-        wait_for_shutdown(&server, &mut signals).await?;
-        crate::systemd::stopping();
-        server.stop().await;
-        Ok(())
-    })
-}
-
-fn restore(cli: &Cli, file: &Path, force: bool) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    let _lock = server::lock_data_dir(&config.data_dir, "a restore needs it stopped")?;
-    let (backup_id, backup_rows) =
-        Db::inspect(file).with_context(|| format!("reading {}", file.display()))?;
-    // The database file, and the files beside it ("-wal", "-shm", ...).
-    let db_file = |suffix: &str| config.data_dir.join(format!("{}{suffix}", crate::store::DB_FILE));
-    let current = db_file("");
-    // The current database as berth reads it; `None` when there is none, and
-    // `Some(Err)` when it is there but cannot be read (the usual reason to
-    // restore at all).
-    let readable = current.exists().then(|| Db::inspect(&current));
-    if let Some(Err(e)) = &readable
-        && !force
-    {
-        bail!(
-            "the current database {} cannot be read ({e}); `berth restore --force` puts the backup in its place and keeps it as {}.unreadable-<time>",
-            current.display(),
-            crate::store::DB_FILE
-        );
-    }
-    if let Some(Ok((id, rows))) = &readable {
-        let (id, rows) = (id.as_str(), *rows);
-        if id != backup_id {
-            bail!(
-                "{} belongs to installation {backup_id}, this is {id}",
-                file.display()
-            );
-        }
-        if rows > backup_rows && !force {
-            bail!(
-                "the current log holds {}, the backup only {backup_rows}: restoring would lose {} (use --force if that is really wanted)",
-                counted(rows, "license"),
-                counted(rows - backup_rows, "acknowledged license")
-            );
-        }
-    }
-    let tmp = db_file(".restoring");
-    std::fs::copy(file, &tmp).with_context(|| format!("copying {}", file.display()))?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    // The copy is on the disk before it takes the database's name, and the
-    // name before the restore says it is done: a power cut leaves the old
-    // database or the whole new one.
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("writing {} to the disk", tmp.display()))?;
-    let mut kept = None;
-    match &readable {
-        Some(Ok(_)) => {
-            Db::fold_wal(&current).with_context(|| format!("checkpointing {}", current.display()))?
-        }
-        // Kept beside, with its WAL, for whoever wants to look into it later.
-        Some(Err(_)) => {
-            let stamp = SystemClock.now().format(time::macros::format_description!(
-                "[year][month][day]T[hour][minute][second]Z"
-            ))?;
-            let name = format!("{}.unreadable-{stamp}", crate::store::DB_FILE);
-            for suffix in ["", "-wal", "-shm"] {
-                let from = db_file(suffix);
-                if from.exists() {
-                    std::fs::rename(&from, config.data_dir.join(format!("{name}{suffix}")))
-                        .with_context(|| format!("moving {} aside", from.display()))?;
-                }
-            }
-            kept = Some(name);
-        }
-        None => {}
-    }
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(db_file(suffix));
-    }
-    std::fs::rename(&tmp, &current)?;
-    crate::durable::sync_parent(&current)
-        .with_context(|| format!("writing {} to the disk", current.display()))?;
-    // Opening it checks the master key and applies any newer migrations.
-    let db = open_db(&config)?;
-    drop(db);
-    if cli.json {
-        print_json(&json!({
-            "restored": file,
-            "installation_id": backup_id,
-            "licenses": backup_rows,
-            "kept_unreadable": kept,
-        }));
-    } else {
-        let kept = kept.map(|k| format!("; the unreadable database is kept as {k}"));
-        outln!(
-            "restored installation {backup_id} ({}) from {}{}",
-            counted(backup_rows, "license"),
-            file.display(),
-            kept.unwrap_or_default()
-        );
-    }
-    Ok(())
-}
-
-/// Debug builds only: the writer stalls while the file named by
-/// `BERTH_TEST_STALL_WRITER_FILE` exists, so tests can see the watchdog stop.
-fn stall_hook_for_tests(server: &server::Server) {
-    if !cfg!(debug_assertions) {
-        return;
-    }
-    let Some(path) = std::env::var_os("BERTH_TEST_STALL_WRITER_FILE").map(PathBuf::from) else {
-        return;
-    };
-    let health = Arc::clone(server.service().writer_health());
-    std::thread::spawn(move || {
-        loop {
-            health.stall_for_test(path.exists());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-}
-
-/// `STATUS=` for `systemctl status`: this month's licenses and the last one.
-async fn status_updates(
-    config: Config,
-    master: Arc<MasterKey>,
-    service: Arc<crate::license::LicenseService>,
-) {
-    let db = {
-        let data_dir = config.data_dir.clone();
-        match actix_web::rt::task::spawn_blocking(move || Db::open(&data_dir, master)).await {
-            Ok(Ok(db)) => Arc::new(std::sync::Mutex::new(db)),
-            _ => return,
-        }
-    };
-    loop {
-        let now = service.clock().now();
-        let month = Month::of(now);
-        let db = Arc::clone(&db);
-        let licenses = actix_web::rt::task::spawn_blocking(move || {
-            db.lock().expect("db lock").counts(month).map(|c| c.licenses)
-        })
-        .await
-        .ok()
-        .and_then(Result::ok);
-        let last = service
-            .last_issued_at()
-            .and_then(|t| crate::ids::parse_instant(&t).ok())
-            .map(|t| format!("last {} s ago", (now - t).whole_seconds().max(0)))
-            .unwrap_or_else(|| "none yet".to_owned());
-        let health = service.writer_health();
-        let state = match health.failure() {
-            Some(why) => format!("NOT LOGGING ({why})"),
-            None => "serving".to_owned(),
-        };
-        let licenses = licenses.map_or_else(|| "? licenses".to_owned(), |n| counted(n, "license"));
-        crate::systemd::status(&format!("{state}; {licenses} in {month}; {last}"));
-        actix_web::rt::time::sleep(Duration::from_secs(5)).await;
-    }
-}
-
-/// The signals `serve` answers to, installed before berth announces itself, so
-/// a SIGTERM right after `READY=1` still drains and flushes.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> anyhow::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Signals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-}
-
-async fn wait_for_shutdown(server: &server::Server, signals: &mut Signals) -> anyhow::Result<()> {
-    loop {
-        tokio::select! {
-            _ = signals.term.recv() => break,
-            _ = signals.int.recv() => break,
-            _ = signals.hup.recv() => {
-                tracing::info!("SIGHUP: reloading keys");
-                crate::systemd::reloading();
-                server.reload_keys();
-                crate::systemd::ready();
-            }
-        }
-    }
-    tracing::info!("stopping: draining requests and flushing the license log");
-    Ok(())
+    // Debug builds only: the writer stalls while this file exists, so tests
+    // can see the watchdog stop.
+    let stall_file = cfg!(debug_assertions)
+        .then(|| std::env::var_os("BERTH_TEST_STALL_WRITER_FILE").map(PathBuf::from))
+        .flatten();
+    server::serve_until_stopped(
+        config,
+        (listener, admin_listener),
+        clock,
+        stall_file,
+        |license, admin| {
+            // A closed stdout must not take the service down.
+            let mut stdout = std::io::stdout();
+            let _ = writeln!(stdout, "license API listening on {license}");
+            let _ = writeln!(stdout, "admin UI listening on {admin}");
+            let _ = stdout.flush();
+        },
+    )
 }
 
 fn read_limited(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
@@ -1105,70 +697,31 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
 }
 
 fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    let db = open_db(&config)?;
+    let db = open_db(&load_config(cli)?)?;
     let com_keys = db.com_keys()?;
     let (id, secret) = match args.com_key_id {
-        Some(wanted) => com_keys
-            .into_iter()
-            .find(|(id, _)| *id == wanted)
-            .ok_or_else(|| anyhow!("no communication key {wanted}"))?,
-        None => com_keys
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow!("there is no communication key: run `berth comkey generate`"))?,
-    };
-    let com_key = ComKey::new(id, secret);
-    let store = if args.inline_keys {
+        Some(wanted) => com_keys.into_iter().find(|(id, _)| *id == wanted),
+        None => com_keys.into_iter().next(),
+    }
+    .ok_or_else(|| match args.com_key_id {
+        Some(wanted) => anyhow!("no communication key {wanted}"),
+        None => anyhow!("there is no communication key: run `berth comkey generate`"),
+    })?;
+    let stored = if args.inline_keys {
         db.content_keys()?
     } else {
         Vec::new()
     };
-    let now = clock.now();
-    let source = if args.kid.is_empty() {
-        if args.inline_keys {
-            bail!("--inline-keys needs at least one --kid");
-        }
-        json!({ "license_request": {} })
-    } else {
-        let entries = args
-            .kid
-            .iter()
-            .map(|kid| {
-                let mut entry = json!({ "id": kid.to_string() });
-                if args.inline_keys {
-                    let (_, key) = store
-                        .iter()
-                        .find(|(k, _)| k == kid)
-                        .ok_or_else(|| anyhow!("key {kid} is not in the key store"))?;
-                    let ct = crypto::aes256_cbc_encrypt_block(&com_key.secret.0, &kid.0, &key.0);
-                    entry["encrypted_key"] = json!(STANDARD.encode(ct));
-                }
-                Ok(entry)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        json!({ "inline": entries })
+    let minting = crate::token::Minting {
+        kids: &args.kid,
+        user_id: args.user_id.as_deref(),
+        valid_for: time::Duration::try_from(args.valid_for)?,
+        allow_persistence: args.allow_persistence,
+        single_use: args.single_use,
+        inline_keys: args.inline_keys.then_some(stored.as_slice()),
+        token_id: new_uuid().to_string(),
     };
-    let mut message = json!({
-        "type": "entitlement_message",
-        "version": 2,
-        "license": { "allow_persistence": args.allow_persistence },
-        "content_keys_source": source,
-    });
-    if args.single_use {
-        message["license_server"] = json!({ "access_control": { "prevent_drm_message_reuse": true } });
-    }
-    if let Some(user) = &args.user_id {
-        message["session"] = json!({ "user_id": user });
-    }
-    let payload = json!({
-        "version": 1,
-        "com_key_id": id.to_string(),
-        "id": new_uuid().to_string(),
-        "begin_date": format_instant(now - time::Duration::seconds(60)),
-        "expiration_date": format_instant(now + args.valid_for),
-        "message": message,
-    });
+    let (token, expires_at) = crate::token::mint(&ComKey::new(id, secret), &minting, clock.now())?;
     // A commissioning token for a key berth does not have would be refused with
     // key_unknown; say so now rather than at the player.
     let known = db.list_keys()?;
@@ -1181,9 +734,8 @@ fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
             "berth: warning: key {kid} is not in the key store; a license for it is refused (key_unknown) until it is imported"
         );
     }
-    let token = com_key.sign_token(&payload);
     if cli.json {
-        print_json(&json!({ "token": token, "expires_at": payload["expiration_date"] }));
+        print_json(&json!({ "token": token, "expires_at": expires_at }));
     } else {
         outln!("{token}");
     }
@@ -1386,7 +938,10 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                 if cli.json {
                     listed.push(json!({ "file": path, "new": exported.new, "report": exported.report }));
                 } else {
-                    print_exported(&path, exported.new, &exported.report);
+                    outln!(
+                        "{}",
+                        crate::report::text::exported(&path, exported.new, &exported.report)
+                    );
                 }
             }
             if *due {
@@ -1424,23 +979,10 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                 crate::report::verify_link(&before, &verified)
                     .map_err(|e| anyhow!("{}: {e}", file.display()))?;
             }
-            let r = &verified.report;
             if cli.json {
-                print_json(&json!({ "ok": true, "file": file, "report": r }));
+                print_json(&json!({ "ok": true, "file": file, "report": verified.report }));
             } else {
-                outln!(
-                    "OK {}: installation {} ({}), {}, sequence {}, {}, {}, rows {}..{}{}",
-                    file.display(),
-                    r.installation.id,
-                    r.installation.vessel_type,
-                    r.period.month,
-                    r.report.sequence,
-                    counted(r.counts.licenses, "license"),
-                    counted(r.counts.active_users, "active user"),
-                    r.log.first_seq,
-                    r.log.last_seq,
-                    if r.partial { " (partial preview)" } else { "" }
-                );
+                outln!("{}", crate::report::text::verified(file, &verified.report));
             }
             Ok(())
         }
@@ -1465,7 +1007,7 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             drop(db);
             let now = clock.now();
             let pass = actix_web::rt::System::new().block_on(async {
-                let uploader = crate::http::Uploader::new(&config.upload)?;
+                let uploader = crate::report::Uploader::new(&config.upload)?;
                 uploader.upload_pending(&config, now, true).await
             })?;
             if cli.json {
@@ -1488,50 +1030,14 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             let db = open_db(&config)?;
             let reports = db.reports()?;
             if cli.json {
-                let list: Vec<_> = reports
-                    .iter()
-                    .map(|r| {
-                        json!({
-                            "sequence": r.sequence, "month": r.month, "file": r.file_name,
-                            "licenses": r.licenses, "active_users": r.active_users,
-                            "generated_at": r.generated_at, "uploaded_at": r.uploaded_at,
-                            "upload_attempts": r.upload_attempts, "last_error": r.last_error,
-                        })
-                    })
-                    .collect();
+                let list: Vec<_> = reports.iter().map(crate::report::text::listed).collect();
                 print_json(&json!({ "reports": list }));
             } else {
-                outln!(
-                    "{:>4}  {:<8} {:>9} {:>7}  {:<10} file",
-                    "seq",
-                    "month",
-                    "licenses",
-                    "users",
-                    "upload"
+                let dir = config.data_dir.join("reports");
+                out!(
+                    "{}",
+                    crate::report::text::list(&reports, config.upload.url.is_empty(), &dir)
                 );
-                for r in &reports {
-                    let state = match (&r.uploaded_at, &r.last_error) {
-                        (Some(_), _) => "uploaded".to_owned(),
-                        (None, Some(_)) => format!("retrying ({})", r.upload_attempts),
-                        (None, None) if config.upload.url.is_empty() => "by hand".to_owned(),
-                        (None, None) => "pending".to_owned(),
-                    };
-                    outln!(
-                        "{:>4}  {:<8} {:>9} {:>7}  {:<10} {}",
-                        r.sequence,
-                        r.month,
-                        r.licenses,
-                        r.active_users,
-                        state,
-                        r.file_name
-                    );
-                }
-                if config.upload.url.is_empty() && reports.iter().any(|r| r.uploaded_at.is_none()) {
-                    outln!(
-                        "no upload address is configured ([upload] url): take the files from {} to the ground",
-                        config.data_dir.join("reports").display()
-                    );
-                }
             }
             Ok(())
         }
@@ -1553,59 +1059,11 @@ fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: boo
     } else if csv {
         // The CSV goes to a billing system; the problems go to whoever runs it.
         for p in &summary.problems {
-            eprintln!("berth: {}", problem_line(p));
+            eprintln!("berth: {}", crate::report::text::problem(p));
         }
-        outln!("month,vessel_type,active_installations,reporting_installations,licenses,active_users");
-        for (month, types) in &summary.months {
-            for (vessel, c) in types {
-                outln!(
-                    "{month},{vessel},{},{},{},{}",
-                    c.active_installations,
-                    c.reporting_installations,
-                    c.licenses,
-                    c.active_users
-                );
-            }
-        }
+        out!("{}", summary.csv());
     } else {
-        outln!(
-            "{} files, {} reports counted, {} not counted or with problems (listed below)",
-            summary.files,
-            summary.counted_reports,
-            summary.problems.len()
-        );
-        outln!(
-            "{:<8} {:<9} {:>7} {:>9} {:>10} {:>8}",
-            "month",
-            "vessel",
-            "active",
-            "reporting",
-            "licenses",
-            "users"
-        );
-        for (month, types) in &summary.months {
-            for (vessel, c) in types {
-                outln!(
-                    "{month:<8} {vessel:<9} {:>7} {:>9} {:>10} {:>8}",
-                    c.active_installations,
-                    c.reporting_installations,
-                    c.licenses,
-                    c.active_users
-                );
-            }
-        }
-        for p in &summary.problems {
-            outln!("{}", problem_line(p));
-        }
+        out!("{}", summary.text());
     }
     Ok(())
-}
-
-fn problem_line(p: &crate::report::Problem) -> String {
-    format!(
-        "problem: {} ({}): {}",
-        p.file,
-        p.installation.as_deref().unwrap_or("?"),
-        p.problem
-    )
 }

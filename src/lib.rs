@@ -13,6 +13,8 @@
 //! - [`clearkey`]: the W3C Clear Key message format (pure).
 //! - [`chunks`]: a writer that hands its output to another thread in chunks.
 //! - [`durable`]: files that must outlive a power cut (their directory synced).
+//! - [`installation`]: setting up an installation (checked id, vessel type and
+//!   name), its master key, the data dir's lock, backup and restore.
 //! - [`keyfile`]: JSON and CPIX key import files (pure).
 //! - [`store`]: the only place with SQL: migrations, key stores, the license log
 //!   writer (group commit), usage aggregates.
@@ -40,6 +42,7 @@ pub mod durable;
 pub mod histogram;
 pub mod http;
 pub mod ids;
+pub mod installation;
 pub mod keyfile;
 pub mod license;
 pub mod logline;

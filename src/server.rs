@@ -6,11 +6,9 @@
 //! never reads the environment or signals (the CLI does).
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -19,7 +17,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::http::{LicenseApi, license_server};
-use crate::ids::{Month, format_instant};
+use crate::ids::format_instant;
 use crate::license::{KeyRing, LicenseService};
 use crate::store::{Db, LogWriter, WriterConfig};
 
@@ -32,7 +30,7 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: LogWriter,
     service: Arc<LicenseService>,
-    refresher: KeyRefresher,
+    refresher: crate::license::KeyRefresher,
     /// Tasks that live as long as the server (reports, status, watchdog); they
     /// hold handles to the log, so they end before the log is flushed.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -48,15 +46,6 @@ pub struct Startup {
     pub admin_listener: Option<TcpListener>,
     /// HTTP worker threads; `None` means one per CPU.
     pub workers: Option<usize>,
-}
-
-/// Loads every key from the store into the ring.
-fn load_keys(db: &Db, ring: &KeyRing) -> anyhow::Result<()> {
-    let generation = db.key_generation()?;
-    let content = db.content_keys().context("loading content keys")?;
-    let com = db.com_keys().context("loading communication keys")?;
-    ring.replace(generation, content, com);
-    Ok(())
 }
 
 /// A listener's TLS settings from its `tls_cert` and `tls_key`, when set, and
@@ -114,7 +103,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             );
         }
     }
-    let lock = lock_data_dir(data_dir, "another berth serve holds it")?;
+    let lock = crate::installation::lock_data_dir(data_dir, "another berth serve holds it")?;
     let pending = Db::pending_migrations(data_dir)
         .with_context(|| format!("opening the database in {}", data_dir.display()))?;
     let db = if pending.is_empty() {
@@ -131,7 +120,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
     let installation = db.installation()?;
     let pepper = db.pepper().context("opening the user-id pepper")?;
     let ring = Arc::new(KeyRing::default());
-    load_keys(&db, &ring)?;
+    crate::license::load_keys(&db, &ring)?;
     let newest = db.newest_issued_at()?;
 
     let writer_config = WriterConfig {
@@ -158,7 +147,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         limits,
         newest,
     ));
-    let refresher = KeyRefresher::start(db, ring)?;
+    let refresher = crate::license::KeyRefresher::start(db, ring)?;
 
     license_listener.set_nonblocking(true)?;
     let license_addr = license_listener.local_addr()?;
@@ -193,7 +182,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
     }
     if config.reports.auto_export || !config.upload.url.is_empty() || config.log.keep_months > 0 {
         let clock = Arc::clone(service.clock());
-        tasks.push(actix_web::rt::spawn(report_task(
+        tasks.push(actix_web::rt::spawn(crate::report::report_task(
             config.clone(),
             master_for_reports,
             clock,
@@ -267,172 +256,6 @@ impl Server {
     }
 }
 
-/// Exports closed months, uploads pending reports and prunes the log
-/// (`log.keep_months`), every `reports.check_interval_secs`, for as long as
-/// the server runs.
-async fn report_task(config: Config, master: Arc<MasterKey>, clock: Arc<dyn Clock>) {
-    let mut prune_waits = String::new();
-    let uploader = if config.upload.url.is_empty() {
-        None
-    } else {
-        match crate::http::Uploader::new(&config.upload) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "report uploads are off: the upload settings do not work");
-                None
-            }
-        }
-    };
-    let interval = Duration::from_secs(config.reports.check_interval_secs);
-    loop {
-        if config.reports.auto_export {
-            let (data_dir, master, now) = (config.data_dir.clone(), Arc::clone(&master), clock.now());
-            let exported = actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
-                let mut db = Db::open(&data_dir, master)?;
-                let done = crate::report::export_due(&mut db, now, &data_dir.join("reports"))?;
-                Ok(done
-                    .into_iter()
-                    .filter(|e| e.new)
-                    .map(|e| e.report.period.month)
-                    .collect())
-            })
-            .await;
-            match exported {
-                Ok(Ok(months)) if !months.is_empty() => tracing::info!(?months, "exported monthly reports"),
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::error!(error = %format!("{e:#}"), "automatic report export failed; will retry")
-                }
-                Err(e) => tracing::error!(error = %e, "automatic report export failed; will retry"),
-            }
-        }
-        if let Some(uploader) = &uploader
-            && let Err(e) = uploader.upload_pending(&config, clock.now(), false).await
-        {
-            tracing::error!(error = %format!("{e:#}"), "report upload pass failed");
-        }
-        if config.log.keep_months > 0 {
-            prune_old_months(&config, &master, clock.now(), &mut prune_waits).await;
-        }
-        // Wake at the turn of the month too, so that a month is exported in the
-        // first second after it ends rather than up to an interval later.
-        let now = clock.now();
-        let to_month_end = (Month::of(now).end() - now).unsigned_abs() + Duration::from_secs(1);
-        actix_web::rt::time::sleep(interval.min(to_month_end)).await;
-    }
-}
-
-/// `log.keep_months`: prunes the months before the kept ones. Why it cannot yet
-/// (a report not exported or not uploaded) is logged when it changes, not at
-/// every pass.
-async fn prune_old_months(
-    config: &Config,
-    master: &Arc<MasterKey>,
-    now: time::OffsetDateTime,
-    waits: &mut String,
-) {
-    let before = (0..config.log.keep_months).fold(Month::of(now), |m, _| m.previous());
-    let (data_dir, master) = (config.data_dir.clone(), Arc::clone(master));
-    let uploads = !config.upload.url.is_empty();
-    let pruned = actix_web::rt::task::spawn_blocking(move || {
-        let mut db = Db::open(&data_dir, master)?;
-        crate::report::prune(&mut db, before, &data_dir.join("reports"), uploads, now)
-            .map_err(anyhow::Error::from)
-    })
-    .await;
-    match pruned {
-        Ok(Ok(p)) => {
-            waits.clear();
-            if let Some(mark) = p.mark.filter(|_| p.removed > 0) {
-                tracing::info!(
-                    removed = p.removed,
-                    first_seq = mark.first_seq,
-                    through = %mark.through_month,
-                    "pruned the license log: the months through {} are in their signed reports",
-                    mark.through_month
-                );
-            }
-        }
-        Ok(Err(e)) => {
-            let why = format!("{e:#}");
-            if *waits != why {
-                tracing::info!(reason = %why, "the license log keeps months older than log.keep_months for now");
-                *waits = why;
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "pruning the license log failed; will retry"),
-    }
-}
-
-enum RefreshCommand {
-    Reload,
-    /// Reload only if the store changed, then answer.
-    Check(tokio::sync::oneshot::Sender<()>),
-    Stop,
-}
-
-/// Notices keys changed by the CLI (or the admin UI) and swaps them into the
-/// ring within 250 ms.
-struct KeyRefresher {
-    tx: Sender<RefreshCommand>,
-    thread: JoinHandle<()>,
-}
-
-impl KeyRefresher {
-    fn start(db: Db, ring: Arc<KeyRing>) -> anyhow::Result<KeyRefresher> {
-        let (tx, rx) = channel();
-        let checks = tx.clone();
-        ring.set_store_check(Box::new(move |answer| {
-            let _ = checks.send(RefreshCommand::Check(answer));
-        }));
-        let thread = std::thread::Builder::new()
-            .name("berth-key-refresh".into())
-            .spawn(move || loop {
-                let mut answer = None;
-                let forced = match rx.recv_timeout(Duration::from_millis(250)) {
-                    Ok(RefreshCommand::Stop) | Err(RecvTimeoutError::Disconnected) => return,
-                    Ok(RefreshCommand::Reload) => true,
-                    Ok(RefreshCommand::Check(reply)) => {
-                        answer = Some(reply);
-                        false
-                    }
-                    Err(RecvTimeoutError::Timeout) => false,
-                };
-                let changed = match db.key_generation() {
-                    Ok(generation) => generation != ring.generation(),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not check for key changes");
-                        false
-                    }
-                };
-                if forced || changed {
-                    match load_keys(&db, &ring) {
-                        Ok(()) => tracing::info!(
-                            content_keys = ring.content_key_count(),
-                            communication_keys = ring.com_key_count(),
-                            "keys reloaded"
-                        ),
-                        Err(e) => tracing::error!(error = %format!("{e:#}"), "reloading keys failed; keeping the old ones"),
-                    }
-                }
-                if let Some(answer) = answer {
-                    let _ = answer.send(());
-                }
-            })
-            .context("starting the key refresher")?;
-        Ok(KeyRefresher { tx, thread })
-    }
-
-    fn reload(&self) {
-        let _ = self.tx.send(RefreshCommand::Reload);
-    }
-
-    fn stop(self) {
-        let _ = self.tx.send(RefreshCommand::Stop);
-        let _ = self.thread.join();
-    }
-}
-
 /// Raises this process's soft limit on open files to its hard limit. Every
 /// player's connection is a file, and the soft limit systemd gives a service
 /// (1,024) would stop berth accepting connections at about a thousand players,
@@ -457,26 +280,128 @@ pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
     Ok((current, wanted))
 }
 
-/// Holds `<data_dir>/berth.lock` for as long as the process runs: one `serve`
-/// per data dir, and `restore` only while none runs.
-pub fn lock_data_dir(data_dir: &Path, what: &str) -> anyhow::Result<std::fs::File> {
-    let path = data_dir.join("berth.lock");
-    let file = std::fs::File::create(&path).with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "berth is running on {} ({what}); stop it first",
-            data_dir.display()
+/// Runs berth until SIGTERM or SIGINT (SIGHUP reloads keys): starts it on the
+/// bound listeners, waits until the license API answers its own health
+/// check, has `announce` say where (the license API's and the admin UI's
+/// URLs), tells systemd it is ready, and on a signal drains requests and
+/// flushes the log. `stall_file` (tests only): the writer stalls while it exists.
+pub fn serve_until_stopped(
+    config: Config,
+    (license_listener, admin_listener): (TcpListener, TcpListener),
+    clock: Arc<dyn Clock>,
+    stall_file: Option<std::path::PathBuf>,
+    announce: impl FnOnce(String, String),
+) -> anyhow::Result<()> {
+    // Each connection is an open file; a limit below a few thousand turns
+    // players away in a boarding rush.
+    match raise_open_files_limit() {
+        Ok((_, limit)) if limit < 4096 => tracing::warn!(
+            limit,
+            "the open files limit leaves room for fewer than 4,096 connections; raise LimitNOFILE="
         ),
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+        Ok((from, to)) if from != to => tracing::info!(from, to, "raised the open files limit"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+    }
+    let master = crate::installation::load_master_key(&crate::installation::master_key_path(&config))?;
+    actix_web::rt::System::new().block_on(async move {
+        let mut signals = Signals::install()?;
+        let startup = Startup {
+            master: Arc::clone(&master),
+            clock,
+            license_listener,
+            admin_listener: Some(admin_listener),
+            workers: None,
+        };
+        let mut server = start(&config, startup).await?;
+        let tls = config.license.tls().is_some();
+        answers_its_health_check(server.license_addr(), tls).await?;
+        let scheme = |tls: bool| if tls { "https" } else { "http" };
+        announce(
+            format!("{}://{}", scheme(tls), server.license_addr()),
+            server
+                .admin_addr()
+                .map(|a| format!("{}://{a}", scheme(config.admin.tls().is_some())))
+                .unwrap_or_default(),
+        );
+        crate::systemd::ready();
+        if let Some(period) = crate::systemd::watchdog_interval() {
+            let service = Arc::clone(server.service());
+            server.spawn(crate::systemd::watchdog(service, period));
+        }
+        let service = Arc::clone(server.service());
+        server.spawn(crate::systemd::status_updates(
+            config.data_dir.clone(),
+            master,
+            service,
+        ));
+        if let Some(path) = stall_file {
+            stall_while_exists(&server, path);
+        }
+        wait_for_shutdown(&server, &mut signals).await;
+        crate::systemd::stopping();
+        server.stop().await;
+        Ok(())
+    })
+}
+
+/// READY=1 only once the license API really answers.
+async fn answers_its_health_check(addr: SocketAddr, tls: bool) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match crate::http::probe_healthz(addr, tls).await {
+            Ok(_) => return Ok(()),
+            Err(e) if std::time::Instant::now() > deadline => {
+                return Err(anyhow::Error::new(e)
+                    .context("the license listener does not answer its own health check"));
+            }
+            Err(_) => actix_web::rt::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }
 
-/// The master key path for a config, honouring a systemd credential.
-pub fn master_key_path(config: &Config) -> PathBuf {
-    config.master_key_path(crate::systemd::credentials_directory().as_deref())
+/// The writer stalls while `path` exists (for watchdog tests).
+fn stall_while_exists(server: &Server, path: std::path::PathBuf) {
+    let health = Arc::clone(server.service().writer_health());
+    std::thread::spawn(move || {
+        loop {
+            health.stall_for_test(path.exists());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
 }
 
-pub fn load_master_key(path: &Path) -> anyhow::Result<Arc<MasterKey>> {
-    Ok(Arc::new(MasterKey::load(path)?))
+/// The signals `serve` answers to, installed before berth announces itself, so
+/// a SIGTERM right after `READY=1` still drains and flushes.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn wait_for_shutdown(server: &Server, signals: &mut Signals) {
+    loop {
+        tokio::select! {
+            _ = signals.term.recv() => break,
+            _ = signals.int.recv() => break,
+            _ = signals.hup.recv() => {
+                tracing::info!("SIGHUP: reloading keys");
+                crate::systemd::reloading();
+                server.reload_keys();
+                crate::systemd::ready();
+            }
+        }
+    }
+    tracing::info!("stopping: draining requests and flushing the license log");
 }

@@ -118,3 +118,41 @@ pub async fn watchdog(service: Arc<LicenseService>, period: Duration) {
 pub fn credentials_directory() -> Option<std::path::PathBuf> {
     std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from)
 }
+
+/// `STATUS=` for `systemctl status`, every 5 s: this month's licenses and the last one.
+pub async fn status_updates(
+    data_dir: std::path::PathBuf,
+    master: std::sync::Arc<crate::crypto::MasterKey>,
+    service: std::sync::Arc<crate::license::LicenseService>,
+) {
+    use std::sync::{Arc, Mutex};
+    let db =
+        match actix_web::rt::task::spawn_blocking(move || crate::store::Db::open(&data_dir, master)).await {
+            Ok(Ok(db)) => Arc::new(Mutex::new(db)),
+            _ => return,
+        };
+    loop {
+        let now = service.clock().now();
+        let month = crate::ids::Month::of(now);
+        let db = Arc::clone(&db);
+        let licenses = actix_web::rt::task::spawn_blocking(move || {
+            db.lock().expect("db lock").counts(month).map(|c| c.licenses)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok);
+        let last = service
+            .last_issued_at()
+            .and_then(|t| crate::ids::parse_instant(&t).ok())
+            .map(|t| format!("last {} s ago", (now - t).whole_seconds().max(0)))
+            .unwrap_or_else(|| "none yet".to_owned());
+        let state = match service.writer_health().failure() {
+            Some(why) => format!("NOT LOGGING ({why})"),
+            None => "serving".to_owned(),
+        };
+        let licenses =
+            licenses.map_or_else(|| "? licenses".to_owned(), |n| crate::ids::counted(n, "license"));
+        status(&format!("{state}; {licenses} in {month}; {last}"));
+        actix_web::rt::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+}

@@ -1,5 +1,6 @@
-//! The only place that knows actix-web: the license API of SPEC section 4 on its
-//! own listener, CORS, rate limiting, and the mapping of errors to responses.
+//! The license API of the reference's section 4 on its own listener, with
+//! actix-web: CORS, rate limits, the mapping of errors to responses, the
+//! mailbox that answers its workers, and the probe of its health.
 //!
 //! Architecture Invariant: no SQL and no token rules here; handlers parse the
 //! request, call [`LicenseService`], and write the answer. The license listener
@@ -11,7 +12,6 @@ mod mailbox;
 mod outcomes;
 mod probe;
 mod ratelimit;
-mod upload;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -36,7 +36,6 @@ pub use mailbox::Mailbox;
 pub use outcomes::{Outcomes, disk_free_bytes, meaning};
 pub use probe::{ProbeError, probe_healthz};
 use ratelimit::RateLimiter;
-pub use upload::{UploadPass, Uploader};
 
 /// Request bodies larger than this get `413 body_too_large`.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -19,6 +19,10 @@ use crate::ids::{ComKeyId, ContentKey, KeySystem, Kid, LicenseType, Secret32};
 use crate::store::{AppendError, Appended, LogEntry, LogHandle, Repeatable, WriterHealth};
 use crate::token::{self, ComKey, ComKeys, Denial, Entitlement, TokenError};
 
+mod refresher;
+
+pub use refresher::{KeyRefresher, load_keys};
+
 /// The keys the server hands out and verifies with, decrypted once and swapped
 /// whole when the store changes.
 /// Asks the key store whether keys changed, and answers once the ring is up to date.

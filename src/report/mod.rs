@@ -15,6 +15,8 @@ mod export;
 mod fleet;
 mod prune;
 mod schedule;
+pub mod text;
+mod upload;
 mod verify;
 
 use std::collections::BTreeMap;
@@ -24,7 +26,8 @@ use serde::{Deserialize, Serialize};
 pub use export::{ExportError, Exported, export};
 pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize};
 pub use prune::{PruneError, Pruned, prune};
-pub use schedule::{due_months, ended_from, export_due, next_month};
+pub use schedule::{due_months, ended_from, export_due, next_month, report_task};
+pub use upload::{UploadPass, Uploader};
 pub use verify::{Verified, VerifyError, verify_file, verify_link, verify_reader};
 
 /// Version 2: the chain's fields are netstrings ([`crate::chain::row_hash`]), and

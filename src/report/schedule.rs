@@ -1,7 +1,14 @@
 //! Which months are due for export: every closed month after the last exported
-//! one (or from the installation's first month), in order.
+//! one (or from the installation's first month), in order; and the server's
+//! background task that exports them, uploads reports and prunes the log.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::MasterKey;
 
 use time::OffsetDateTime;
 
@@ -56,4 +63,100 @@ pub fn export_due(db: &mut Db, now: OffsetDateTime, dir: &Path) -> Result<Vec<Ex
         done.push(export(db, month, now, false, dir)?);
     }
     Ok(done)
+}
+
+/// Exports closed months, uploads pending reports and prunes the log
+/// (`log.keep_months`), every `reports.check_interval_secs`, for as long as
+/// the server runs.
+pub async fn report_task(config: Config, master: Arc<MasterKey>, clock: Arc<dyn Clock>) {
+    let mut prune_waits = String::new();
+    let uploader = if config.upload.url.is_empty() {
+        None
+    } else {
+        match super::Uploader::new(&config.upload) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "report uploads are off: the upload settings do not work");
+                None
+            }
+        }
+    };
+    let interval = Duration::from_secs(config.reports.check_interval_secs);
+    loop {
+        if config.reports.auto_export {
+            let (data_dir, master, now) = (config.data_dir.clone(), Arc::clone(&master), clock.now());
+            let exported = actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+                let mut db = Db::open(&data_dir, master)?;
+                let done = super::export_due(&mut db, now, &data_dir.join("reports"))?;
+                Ok(done
+                    .into_iter()
+                    .filter(|e| e.new)
+                    .map(|e| e.report.period.month)
+                    .collect())
+            })
+            .await;
+            match exported {
+                Ok(Ok(months)) if !months.is_empty() => tracing::info!(?months, "exported monthly reports"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "automatic report export failed; will retry")
+                }
+                Err(e) => tracing::error!(error = %e, "automatic report export failed; will retry"),
+            }
+        }
+        if let Some(uploader) = &uploader
+            && let Err(e) = uploader.upload_pending(&config, clock.now(), false).await
+        {
+            tracing::error!(error = %format!("{e:#}"), "report upload pass failed");
+        }
+        if config.log.keep_months > 0 {
+            prune_old_months(&config, &master, clock.now(), &mut prune_waits).await;
+        }
+        // Wake at the turn of the month too, so that a month is exported in the
+        // first second after it ends rather than up to an interval later.
+        let now = clock.now();
+        let to_month_end = (Month::of(now).end() - now).unsigned_abs() + Duration::from_secs(1);
+        actix_web::rt::time::sleep(interval.min(to_month_end)).await;
+    }
+}
+
+/// `log.keep_months`: prunes the months before the kept ones. Why it cannot yet
+/// (a report not exported or not uploaded) is logged when it changes, not at
+/// every pass.
+async fn prune_old_months(
+    config: &Config,
+    master: &Arc<MasterKey>,
+    now: time::OffsetDateTime,
+    waits: &mut String,
+) {
+    let before = (0..config.log.keep_months).fold(Month::of(now), |m, _| m.previous());
+    let (data_dir, master) = (config.data_dir.clone(), Arc::clone(master));
+    let uploads = !config.upload.url.is_empty();
+    let pruned = actix_web::rt::task::spawn_blocking(move || {
+        let mut db = Db::open(&data_dir, master)?;
+        super::prune(&mut db, before, &data_dir.join("reports"), uploads, now).map_err(anyhow::Error::from)
+    })
+    .await;
+    match pruned {
+        Ok(Ok(p)) => {
+            waits.clear();
+            if let Some(mark) = p.mark.filter(|_| p.removed > 0) {
+                tracing::info!(
+                    removed = p.removed,
+                    first_seq = mark.first_seq,
+                    through = %mark.through_month,
+                    "pruned the license log: the months through {} are in their signed reports",
+                    mark.through_month
+                );
+            }
+        }
+        Ok(Err(e)) => {
+            let why = format!("{e:#}");
+            if *waits != why {
+                tracing::info!(reason = %why, "the license log keeps months older than log.keep_months for now");
+                *waits = why;
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "pruning the license log failed; will retry"),
+    }
 }

@@ -961,7 +961,8 @@ async fn the_admin_listener_speaks_tls_with_secure_cookies() {
     let other = tempfile::tempdir().unwrap();
     let (_, wrong_key) = self_signed(other.path());
     config.admin.tls_key = wrong_key;
-    let master = berth::server::load_master_key(&berth::server::master_key_path(&config)).unwrap();
+    let master =
+        berth::installation::load_master_key(&berth::installation::master_key_path(&config)).unwrap();
     app.stop().await;
     let started = berth::server::start(
         &config,

@@ -698,15 +698,14 @@ fn init_refuses_a_clock_from_before_berth() {
         data_dir: tmp.path().join("d"),
         ..Default::default()
     };
-    let args = berth::cli::InitArgs {
-        installation_id: Some("bus-9".into()),
-        vessel_type: Some(berth::store::VesselType::Bus),
-        vessel_name: Some("Bus 9".into()),
+    let args = berth::installation::NewInstallation {
+        id: "bus-9".parse().unwrap(),
+        vessel_type: berth::store::VesselType::Bus,
+        vessel_name: "Bus 9".parse().unwrap(),
         admin_user: "admin".into(),
-        secrets_file: None,
     };
     let reset = berth::clock::FixedClock::new(time::OffsetDateTime::UNIX_EPOCH);
-    let err = berth::cli::create_installation(&config, &args, &reset).unwrap_err();
+    let err = berth::installation::create(&config, &args, &reset).unwrap_err();
     assert_eq!(
         err.to_string(),
         "the clock says 1970-01-01T00:00:00.000Z, which is before berth existed: set it \
@@ -715,5 +714,5 @@ fn init_refuses_a_clock_from_before_berth() {
     );
     assert!(!config.data_dir.exists(), "nothing is written");
     let set = berth::clock::FixedClock::new(berth::clock::EARLIEST_PLAUSIBLE);
-    assert!(berth::cli::create_installation(&config, &args, &set).is_ok());
+    assert!(berth::installation::create(&config, &args, &set).is_ok());
 }

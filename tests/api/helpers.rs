@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use berth::cli::{InitArgs, create_installation};
 use berth::clock::{FixedClock, SystemClock};
 use berth::config::Config;
 use berth::ids::{ContentKey, Kid};
+use berth::installation::{self, NewInstallation};
 use berth::server::{self, Server, Startup};
 use berth::store::{Db, NewKey, VesselType};
 use openssl::hash::MessageDigest;
@@ -68,19 +68,18 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
         ..Config::default()
     };
     customise(&mut config);
-    let done = create_installation(
+    let done = installation::create(
         &config,
-        &InitArgs {
-            installation_id: Some("test-vessel".into()),
-            vessel_type: Some(VesselType::Aircraft),
-            vessel_name: Some("Test Aircraft".into()),
+        &NewInstallation {
+            id: "test-vessel".parse().unwrap(),
+            vessel_type: VesselType::Aircraft,
+            vessel_name: "Test Aircraft".parse().unwrap(),
             admin_user: "admin".into(),
-            secrets_file: None,
         },
         &SystemClock,
     )
     .expect("init");
-    let master = server::load_master_key(&server::master_key_path(&config)).expect("master key");
+    let master = installation::load_master_key(&installation::master_key_path(&config)).expect("master key");
     let mut db = Db::open(&config.data_dir, Arc::clone(&master)).expect("db");
     db.import_keys(
         &[
@@ -117,7 +116,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
 
 impl TestApp {
     pub async fn start(&mut self) {
-        let master = server::load_master_key(&server::master_key_path(&self.config)).unwrap();
+        let master = installation::load_master_key(&installation::master_key_path(&self.config)).unwrap();
         // A restart in this process can find the data dir's lock still held for a
         // moment: the lock is an flock on an open file, and a child that another
         // test spawned at the instant `stop` closed it holds a copy of every open
@@ -234,7 +233,7 @@ impl TestApp {
 
     /// Opens the installation's database as the CLI does.
     pub fn db(&self) -> Db {
-        let master = server::load_master_key(&server::master_key_path(&self.config)).unwrap();
+        let master = installation::load_master_key(&installation::master_key_path(&self.config)).unwrap();
         Db::open(&self.config.data_dir, master).unwrap()
     }
 

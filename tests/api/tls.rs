@@ -189,7 +189,8 @@ async fn a_certificate_berth_cannot_use_stops_the_start() {
     app.stop().await;
     let other = tempfile::tempdir().unwrap();
     let (_, wrong_key) = self_signed(other.path());
-    let master = berth::server::load_master_key(&berth::server::master_key_path(&app.config)).unwrap();
+    let master =
+        berth::installation::load_master_key(&berth::installation::master_key_path(&app.config)).unwrap();
     let start = |config: berth::config::Config| {
         let master = master.clone();
         let clock = app.clock.clone();

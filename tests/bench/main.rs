@@ -97,7 +97,7 @@ fn fill() {
 #[test]
 #[ignore = "a benchmark fixture; run by tests/bench/run"]
 fn fleet_fixture() {
-    use berth::cli::{InitArgs, create_installation};
+    use berth::installation::{NewInstallation, create as create_installation};
     let out = std::path::PathBuf::from(std::env::var("BENCH_FLEET_DIR").expect("BENCH_FLEET_DIR"));
     let installations: usize = std::env::var("BENCH_INSTALLATIONS").map_or(1000, |v| v.parse().unwrap());
     let kinds = [
@@ -117,16 +117,16 @@ fn fleet_fixture() {
                         data_dir: work.path().join("d"),
                         ..Default::default()
                     };
-                    let args = InitArgs {
-                        installation_id: Some(format!("fleet-{n:04}")),
-                        vessel_type: Some(kinds[n % 4]),
-                        vessel_name: Some(format!("Vessel {n}")),
+                    let args = NewInstallation {
+                        id: format!("fleet-{n:04}").parse().unwrap(),
+                        vessel_type: kinds[n % 4],
+                        vessel_name: format!("Vessel {n}").parse().unwrap(),
                         admin_user: "admin".into(),
-                        secrets_file: None,
                     };
                     let clock = Arc::new(FixedClock::new(time::macros::datetime!(2026-01-01 00:00 UTC)));
                     create_installation(&config, &args, &*clock).unwrap();
-                    let master = berth::server::load_master_key(&config.data_dir.join("master.key")).unwrap();
+                    let master =
+                        berth::installation::load_master_key(&config.data_dir.join("master.key")).unwrap();
                     let mut db = berth::store::Db::open(&config.data_dir, master).unwrap();
                     let (writer, log) =
                         LogWriter::start(db.path(), WriterConfig::default(), clock.clone()).unwrap();

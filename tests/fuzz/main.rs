@@ -227,16 +227,15 @@ fn fuzz_report_zips() {
         data_dir: dir.path().join("d"),
         ..Default::default()
     };
-    let args = berth::cli::InitArgs {
-        installation_id: Some("fuzz".into()),
-        vessel_type: Some(berth::store::VesselType::Bus),
-        vessel_name: Some("Fuzz".into()),
+    let args = berth::installation::NewInstallation {
+        id: "fuzz".parse().unwrap(),
+        vessel_type: berth::store::VesselType::Bus,
+        vessel_name: "Fuzz".parse().unwrap(),
         admin_user: "admin".into(),
-        secrets_file: None,
     };
     let installed = berth::clock::FixedClock::new(time::macros::datetime!(2026-01-10 09:00 UTC));
-    berth::cli::create_installation(&config, &args, &installed).unwrap();
-    let master = berth::server::load_master_key(&config.data_dir.join("master.key")).unwrap();
+    berth::installation::create(&config, &args, &installed).unwrap();
+    let master = berth::installation::load_master_key(&config.data_dir.join("master.key")).unwrap();
     let mut db = berth::store::Db::open(&config.data_dir, master).unwrap();
     let month = "2026-01".parse().unwrap();
     let report = berth::report::export(

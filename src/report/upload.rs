@@ -89,7 +89,7 @@ impl Uploader {
         force: bool,
     ) -> anyhow::Result<UploadPass> {
         let dir = config.data_dir.join("reports");
-        let master = crate::server::load_master_key(&crate::server::master_key_path(config))?;
+        let master = crate::installation::load_master_key(&crate::installation::master_key_path(config))?;
         let data_dir = config.data_dir.clone();
         let now_text = format_instant(now);
         let pending: Vec<ReportRecord> = {

@@ -1,0 +1,279 @@
+//! Setting up an installation and finding its parts: `berth init`'s checked
+//! values and what it creates, the master key, the data dir's lock, backups
+//! and restores.
+//!
+//! Architecture Invariant: no printing and no argument parsing; the CLI turns
+//! what these return into lines for people.
+
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::accounts::{hash_password, new_com_key, new_password};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::{self, MasterKey, SigningKey, sha256_hex};
+use crate::ids::{Secret32, format_instant};
+use crate::store::{Db, Installation, VesselType};
+
+mod restore;
+
+pub use restore::{Restored, restore};
+
+/// An installation's id: 1 to 64 letters, digits, `-`, `_` or `.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallationId(String);
+
+impl std::str::FromStr for InstallationId {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<InstallationId, String> {
+        let id = text.trim();
+        if id.is_empty()
+            || id.len() > 64
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err("must be 1 to 64 characters of letters, digits, '-', '_' or '.'".into());
+        }
+        Ok(InstallationId(id.to_owned()))
+    }
+}
+
+/// A vessel's name: 1 to 200 printable characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VesselName(String);
+
+impl std::str::FromStr for VesselName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<VesselName, String> {
+        let name = text.trim();
+        if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+            return Err("must be 1 to 200 printable characters".into());
+        }
+        Ok(VesselName(name.to_owned()))
+    }
+}
+
+/// What `berth init` is asked to create, checked.
+#[derive(Debug, Clone)]
+pub struct NewInstallation {
+    pub id: InstallationId,
+    pub vessel_type: VesselType,
+    pub vessel_name: VesselName,
+    /// The first crew admin's user name.
+    pub admin_user: String,
+}
+
+impl NewInstallation {
+    /// The values given, each falling back on the config's `[installation]`.
+    pub fn from_given(
+        config: &Config,
+        id: Option<&str>,
+        vessel_type: Option<VesselType>,
+        vessel_name: Option<&str>,
+        admin_user: &str,
+    ) -> anyhow::Result<NewInstallation> {
+        let given = |flag: Option<&str>, configured: &str, what: &str| {
+            flag.or((!configured.is_empty()).then_some(configured))
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--{what} is required (or installation.{} in the config)",
+                        what.replace('-', "_")
+                    )
+                })
+        };
+        let vessel_type = match vessel_type {
+            Some(t) => t,
+            None => given(None, &config.installation.vessel_type, "vessel-type")?
+                .parse()
+                .map_err(|e: String| anyhow!(e))?,
+        };
+        Ok(NewInstallation {
+            id: given(id, &config.installation.id, "installation-id")?
+                .parse()
+                .map_err(|e: String| anyhow!("--installation-id {e}"))?,
+            vessel_type,
+            vessel_name: given(vessel_name, &config.installation.vessel_name, "vessel-name")?
+                .parse()
+                .map_err(|e: String| anyhow!("--vessel-name {e}"))?,
+            admin_user: admin_user.to_owned(),
+        })
+    }
+}
+
+/// What `berth init` made; the secrets in it are shown once and never again.
+#[derive(Debug, serde::Serialize)]
+pub struct Initialised {
+    pub installation_id: String,
+    pub vessel_type: &'static str,
+    pub vessel_name: String,
+    pub data_dir: PathBuf,
+    pub master_key_file: PathBuf,
+    pub com_key_id: String,
+    pub com_key_secret: String,
+    pub admin_user: String,
+    pub admin_password: String,
+    pub signing_key_sha256: String,
+}
+
+/// Creates a new installation in the config's data dir; refuses, changing
+/// nothing, if one exists.
+pub fn create(config: &Config, new: &NewInstallation, clock: &dyn Clock) -> anyhow::Result<Initialised> {
+    let data_dir = &config.data_dir;
+    if data_dir.join(crate::store::DB_FILE).exists() {
+        bail!(
+            "an installation already exists in {}; nothing was changed",
+            data_dir.display()
+        );
+    }
+    let now = clock.now();
+    if now < crate::clock::EARLIEST_PLAUSIBLE {
+        bail!(
+            "the clock says {}, which is before berth existed: set it (timedatectl set-time 'YYYY-MM-DD HH:MM:SS') \
+             and run init again, because the monthly reports begin at the month of init",
+            format_instant(now)
+        );
+    }
+    create_private_dir(data_dir)?;
+    let master_path = master_key_path(config);
+    let master = if master_path.exists() {
+        MasterKey::load(&master_path)?
+    } else {
+        let key = MasterKey::generate();
+        key.write_new(&master_path)
+            .with_context(|| format!("writing the master key to {}", master_path.display()))?;
+        key
+    };
+    let mut db = Db::open(data_dir, Arc::new(master))?;
+    let signing_key = SigningKey::generate();
+    let (com_key_id, com_secret) = new_com_key();
+    let password = new_password();
+    db.add_com_key(&com_key_id, &com_secret, now)?;
+    db.add_user(&new.admin_user, &hash_password(&password)?, "admin", now)?;
+    db.create_installation(
+        &Installation {
+            id: new.id.0.clone(),
+            vessel_type: new.vessel_type,
+            vessel_name: new.vessel_name.0.clone(),
+            created_at: format_instant(now),
+            public_key_der: signing_key.public_der(),
+        },
+        &signing_key,
+        &Secret32(crypto::random()),
+    )?;
+    Ok(Initialised {
+        installation_id: new.id.0.clone(),
+        vessel_type: new.vessel_type.as_str(),
+        vessel_name: new.vessel_name.0.clone(),
+        data_dir: data_dir.clone(),
+        master_key_file: master_path,
+        com_key_id: com_key_id.to_string(),
+        com_key_secret: STANDARD.encode(com_secret.0),
+        admin_user: new.admin_user.clone(),
+        admin_password: password,
+        signing_key_sha256: sha256_hex(&signing_key.public_der()),
+    })
+}
+
+/// Creates the data dir with mode 0700 (or tightens an empty existing one).
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting permissions of {}", dir.display()))
+}
+
+/// A new file only its owner can read; an existing one is never overwritten.
+pub fn create_private_file(path: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                anyhow!("{} exists; refusing to overwrite it", path.display())
+            }
+            _ => anyhow!("cannot create {}: {e}", path.display()),
+        })
+}
+
+/// Writes what `init` made to a secrets file and syncs it to the disk.
+pub fn write_secrets(file: &mut std::fs::File, path: &Path, done: &Initialised) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    writeln!(
+        file,
+        "# berth installation {}: shown only here. Give the communication key id\n\
+         # and secret to the onboard portal, keep the password, then remove this file.\n\
+         communication_key_id = {}\ncommunication_secret = {}\ncrew_admin = {}\ncrew_password = {}",
+        done.installation_id, done.com_key_id, done.com_key_secret, done.admin_user, done.admin_password
+    )
+    .and_then(|()| file.sync_all())
+    .and_then(|()| crate::durable::sync_parent(path))
+    .with_context(|| format!("writing the secrets to {}", path.display()))
+}
+
+/// The master key path for a config, honouring a systemd credential.
+pub fn master_key_path(config: &Config) -> PathBuf {
+    config.master_key_path(crate::systemd::credentials_directory().as_deref())
+}
+
+pub fn load_master_key(path: &Path) -> anyhow::Result<Arc<MasterKey>> {
+    Ok(Arc::new(MasterKey::load(path)?))
+}
+
+/// Opens an existing installation's database.
+pub fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let db_path = config.data_dir.join(crate::store::DB_FILE);
+    if !db_path.exists() {
+        bail!(
+            "no installation in {}: run `berth init` first",
+            config.data_dir.display()
+        );
+    }
+    let master = load_master_key(&master_key_path(config))?;
+    let db = Db::open(&config.data_dir, master)?;
+    db.installation()?;
+    Ok(db)
+}
+
+/// Holds `<data_dir>/berth.lock` for as long as the process runs: one `serve`
+/// per data dir, and `restore` only while none runs.
+pub fn lock_data_dir(data_dir: &Path, what: &str) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("berth.lock");
+    let file = std::fs::File::create(&path).with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "berth is running on {} ({what}); stop it first",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+/// A consistent copy of the database at `out`, private and on the disk; the
+/// installation's id and its number of licenses.
+pub fn backup(db: &Db, out: &Path) -> anyhow::Result<(String, i64)> {
+    // Created empty and private first (VACUUM INTO fills an empty file), so
+    // the copy is never readable by others, not even for a moment, and two
+    // backups to one path cannot both write it.
+    let file = create_private_file(out)?;
+    // SQLite does not sync what VACUUM INTO writes: a stick pulled (or the
+    // power cut) after "backed up" must not find an empty file.
+    let written = db.backup_to(out).map_err(anyhow::Error::from).and_then(|()| {
+        file.sync_all()
+            .and_then(|()| crate::durable::sync_parent(out))
+            .with_context(|| format!("writing {} to the disk", out.display()))
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(out);
+        return Err(e);
+    }
+    Ok(Db::inspect(out)?)
+}

@@ -1,0 +1,91 @@
+//! Keeping the key ring in step with the key store: keys imported or removed
+//! by the CLI or the admin UI are swapped in within 250 ms, at once on a
+//! reload, and when a request names a key the ring does not have.
+
+use std::sync::Arc;
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::KeyRing;
+use crate::store::Db;
+
+/// Loads every key from the store into the ring.
+pub fn load_keys(db: &Db, ring: &KeyRing) -> anyhow::Result<()> {
+    let generation = db.key_generation()?;
+    let content = db.content_keys().context("loading content keys")?;
+    let com = db.com_keys().context("loading communication keys")?;
+    ring.replace(generation, content, com);
+    Ok(())
+}
+
+enum RefreshCommand {
+    Reload,
+    /// Reload only if the store changed, then answer.
+    Check(tokio::sync::oneshot::Sender<()>),
+    Stop,
+}
+
+/// Notices keys changed by the CLI (or the admin UI) and swaps them into the
+/// ring within 250 ms.
+pub struct KeyRefresher {
+    tx: Sender<RefreshCommand>,
+    thread: JoinHandle<()>,
+}
+
+impl KeyRefresher {
+    pub fn start(db: Db, ring: Arc<KeyRing>) -> anyhow::Result<KeyRefresher> {
+        let (tx, rx) = channel();
+        let checks = tx.clone();
+        ring.set_store_check(Box::new(move |answer| {
+            let _ = checks.send(RefreshCommand::Check(answer));
+        }));
+        let thread = std::thread::Builder::new()
+            .name("berth-key-refresh".into())
+            .spawn(move || loop {
+                let mut answer = None;
+                let forced = match rx.recv_timeout(Duration::from_millis(250)) {
+                    Ok(RefreshCommand::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                    Ok(RefreshCommand::Reload) => true,
+                    Ok(RefreshCommand::Check(reply)) => {
+                        answer = Some(reply);
+                        false
+                    }
+                    Err(RecvTimeoutError::Timeout) => false,
+                };
+                let changed = match db.key_generation() {
+                    Ok(generation) => generation != ring.generation(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not check for key changes");
+                        false
+                    }
+                };
+                if forced || changed {
+                    match load_keys(&db, &ring) {
+                        Ok(()) => tracing::info!(
+                            content_keys = ring.content_key_count(),
+                            communication_keys = ring.com_key_count(),
+                            "keys reloaded"
+                        ),
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "reloading keys failed; keeping the old ones"),
+                    }
+                }
+                if let Some(answer) = answer {
+                    let _ = answer.send(());
+                }
+            })
+            .context("starting the key refresher")?;
+        Ok(KeyRefresher { tx, thread })
+    }
+
+    pub fn reload(&self) {
+        let _ = self.tx.send(RefreshCommand::Reload);
+    }
+
+    pub fn stop(self) {
+        let _ = self.tx.send(RefreshCommand::Stop);
+        let _ = self.thread.join();
+    }
+}
