@@ -54,6 +54,31 @@ pub fn new_com_key() -> (ComKeyId, Secret32) {
     (ComKeyId(new_uuid()), Secret32(crypto::random()))
 }
 
+/// A secret from a file or, without one, from standard input: one line, its
+/// trailing newline dropped; never from the command line.
+pub fn read_secret(file: Option<&std::path::Path>, what: &str) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let read = match file {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+            .map_err(|e| anyhow::anyhow!("reading {what} from {}: {e}", path.display()))?,
+        None => std::io::stdin()
+            .take(64 * 1024)
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow::anyhow!("reading {what} from standard input: {e}"))?,
+    };
+    if read >= 64 * 1024 {
+        anyhow::bail!("{what} is longer than 64 KiB");
+    }
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        anyhow::bail!("{what} is empty");
+    }
+    Ok(line.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -122,6 +122,49 @@ pub struct Initialised {
     pub signing_key_sha256: String,
 }
 
+impl Initialised {
+    /// What `init --json` prints: everything, but with a secrets file the
+    /// secret and password are only in that file.
+    pub fn json(&self, secrets_file: Option<&Path>) -> serde_json::Value {
+        let mut shown = serde_json::to_value(self).expect("an installation serialises");
+        if let Some(path) = secrets_file {
+            shown["com_key_secret"] = serde_json::Value::Null;
+            shown["admin_password"] = serde_json::Value::Null;
+            shown["secrets_file"] = path.display().to_string().into();
+        }
+        shown
+    }
+
+    /// What `init` prints for people.
+    pub fn text(&self, secrets_file: Option<&Path>) -> String {
+        let mut text = format!(
+            "created installation {} ({}, {}) in {}\n\
+             master key:            {} (back it up separately from the database)\n\
+             signing key sha256:    {}\n\
+             communication key id:  {}\n",
+            self.installation_id,
+            self.vessel_type,
+            self.vessel_name,
+            self.data_dir.display(),
+            self.master_key_file.display(),
+            self.signing_key_sha256,
+            self.com_key_id
+        );
+        match secrets_file {
+            Some(path) => text.push_str(&format!(
+                "The communication secret and the crew password are in {} (mode 0600): read it, give the secret to the onboard portal, then remove the file.\n",
+                path.display()
+            )),
+            None => text.push_str(&format!(
+                "communication secret:  {}\ncrew admin:            {} / {}\n\
+                 The secret and password are shown only now; give the secret to the onboard portal.\n",
+                self.com_key_secret, self.admin_user, self.admin_password
+            )),
+        }
+        text
+    }
+}
+
 /// Creates a new installation in the config's data dir; refuses, changing
 /// nothing, if one exists.
 pub fn create(config: &Config, new: &NewInstallation, clock: &dyn Clock) -> anyhow::Result<Initialised> {

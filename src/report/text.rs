@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{FleetSummary, Problem, ReportJson};
 use crate::ids::counted;
-use crate::store::ReportRecord;
+use crate::store::{Counts, ReportRecord};
 
 /// "exported FILE (MONTH: N licenses, M active users, sequence S)", and a
 /// warning line when the report lists clock anomalies.
@@ -161,4 +161,32 @@ impl FleetSummary {
         }
         text
     }
+}
+
+/// `berth stats` for people: the month's counts.
+pub fn stats(month: crate::ids::Month, counts: &Counts) -> String {
+    let mut text = format!(
+        "month:                  {month}\n\
+         licenses:               {}\n\
+         active users:           {}\n\
+         licenses without user:  {}\n\
+         repeat key fetches:     {} (HLS keys fetched again with the same token: delivered, not licenses)\n",
+        counts.licenses, counts.active_users, counts.licenses_without_user, counts.repeat_fetches
+    );
+    if counts.clock_anomalies > 0 {
+        let _ = writeln!(
+            text,
+            "clock anomalies:        {} (licenses stamped earlier than the one before; the clock was set back)",
+            counts.clock_anomalies
+        );
+    }
+    text.push_str("by key system:\n");
+    for (system, n) in &counts.by_key_system {
+        let _ = writeln!(text, "  {system:<10}  {n}");
+    }
+    text.push_str("by day:\n");
+    for (day, n) in counts.by_day.iter().filter(|(_, n)| **n > 0) {
+        let _ = writeln!(text, "  {day}  {n}");
+    }
+    text
 }

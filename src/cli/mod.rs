@@ -8,22 +8,20 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
 use crate::accounts::{check_user_name, hash_password, new_com_key, new_password, new_uuid};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::crypto;
-use crate::ids::{ComKeyId, Kid, Month, Secret32, counted, decode_b64_any, format_instant};
+use crate::ids::{Month, Secret32, counted, decode_b64_any, format_instant};
 use crate::installation::{self, open_db};
 use crate::server;
-use crate::store::{Db, VesselType};
+use crate::store::Db;
 use crate::token::ComKey;
 
 /// `println!` for the commands' output. When the reader of stdout has gone
@@ -53,288 +51,9 @@ fn write_stdout(text: std::fmt::Arguments<'_>) {
     }
 }
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "berth",
-    version,
-    about = "Offline DRM license server for vessels",
-    max_term_width = 100
-)]
-pub struct Cli {
-    /// Config file (TOML). A missing default file means built-in defaults.
-    #[arg(long, global = true, env = "BERTH_CONFIG", value_name = "PATH")]
-    pub config: Option<PathBuf>,
-    /// Data directory; overrides the config's data_dir.
-    #[arg(long, global = true, env = "BERTH_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Print one JSON object instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
-    #[command(subcommand)]
-    pub command: Command,
-}
+mod args;
 
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Create a new installation: database, master key, signing key, first
-    /// communication key and crew admin.
-    Init(InitArgs),
-    /// Run the license API until SIGTERM or SIGINT.
-    Serve(ServeArgs),
-    /// Apply pending database migrations.
-    Migrate,
-    /// Content keys.
-    #[command(subcommand)]
-    Keys(KeysCommand),
-    /// Communication keys shared with the onboard portal.
-    #[command(subcommand)]
-    Comkey(ComkeyCommand),
-    /// License tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
-    /// This month's (or another month's) license counts.
-    Stats {
-        /// YYYY-MM (UTC); default: the current month.
-        #[arg(long)]
-        month: Option<Month>,
-    },
-    /// The license log.
-    #[command(subcommand)]
-    Log(LogCommand),
-    /// Monthly usage reports.
-    #[command(subcommand)]
-    Report(ReportCommand),
-    /// Vendor side: verify many reports and count active installations.
-    #[command(subcommand)]
-    Fleet(FleetCommand),
-    /// Crew accounts for the admin UI.
-    #[command(subcommand)]
-    User(UserCommand),
-    /// The configuration.
-    #[command(subcommand)]
-    Config(ConfigCommand),
-    /// Write a consistent copy of the database while berth serves (the master key
-    /// is not in it: back that up separately).
-    Backup {
-        #[arg(long)]
-        out: PathBuf,
-    },
-    /// Replace the database with a backup; berth must be stopped. Refuses a
-    /// backup that holds fewer licenses than the current log, or to replace a
-    /// database that cannot be read (kept beside as berth.db.unreadable-<time>),
-    /// unless --force.
-    Restore {
-        file: PathBuf,
-        #[arg(long)]
-        force: bool,
-    },
-    /// Probe the running service's /healthz; exit 0 when healthy.
-    Healthcheck {
-        /// Address of the license listener; default: from the config.
-        #[arg(long)]
-        addr: Option<SocketAddr>,
-    },
-}
-
-#[derive(Args, Debug)]
-pub struct InitArgs {
-    /// Default: the config's installation.id.
-    #[arg(long)]
-    pub installation_id: Option<String>,
-    /// Default: the config's installation.vessel_type.
-    #[arg(long)]
-    pub vessel_type: Option<VesselType>,
-    /// Default: the config's installation.vessel_name.
-    #[arg(long)]
-    pub vessel_name: Option<String>,
-    /// Name of the first crew admin.
-    #[arg(long, default_value = "admin")]
-    pub admin_user: String,
-    /// Write the communication secret and the crew password to this new file
-    /// (mode 0600) instead of printing them (for provisioning: nothing secret
-    /// reaches a terminal log).
-    #[arg(long)]
-    pub secrets_file: Option<PathBuf>,
-}
-
-#[derive(Args, Debug)]
-pub struct ServeArgs {
-    /// Address for the license API (passenger network).
-    #[arg(long)]
-    pub license_listen: Option<SocketAddr>,
-    /// Address for the crew admin UI (crew network).
-    #[arg(long)]
-    pub admin_listen: Option<SocketAddr>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum KeysCommand {
-    /// Import keys from berth JSON or DASH-IF CPIX (clear keys), all or nothing.
-    Import { file: PathBuf },
-    /// List KIDs, labels and when they were added; never the keys.
-    List,
-    /// Remove a content key.
-    Remove { kid: Kid },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ComkeyCommand {
-    /// Add a communication key the portal already has.
-    Add {
-        #[arg(long)]
-        id: ComKeyId,
-        /// A file holding the 32-byte secret, base64 (a trailing newline is
-        /// ignored). Without it, the secret is read from standard input.
-        #[arg(long)]
-        secret_file: Option<PathBuf>,
-        /// Refused: a secret on the command line shows in `ps` and the shell's history.
-        #[arg(long, hide = true)]
-        secret: Option<String>,
-    },
-    /// Make a new communication key and print its secret once.
-    Generate,
-    /// List communication key ids.
-    List,
-    /// Remove a communication key; tokens signed with it stop working.
-    Remove { id: ComKeyId },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum TokenCommand {
-    /// Print a signed license token (for commissioning and tests).
-    Mint(MintArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct MintArgs {
-    /// KIDs the token entitles (repeat); none means every KID the player asks for.
-    #[arg(long)]
-    pub kid: Vec<Kid>,
-    #[arg(long)]
-    pub user_id: Option<String>,
-    /// How long the token is valid: 90s, 30m, 12h, 7d.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
-    pub valid_for: Duration,
-    /// Communication key to sign with; default: the oldest.
-    #[arg(long)]
-    pub com_key_id: Option<ComKeyId>,
-    /// Allow persistent licenses.
-    #[arg(long)]
-    pub allow_persistence: bool,
-    /// Good for one license only.
-    #[arg(long)]
-    pub single_use: bool,
-    /// Carry the content keys in the token (encrypted with the communication key).
-    #[arg(long)]
-    pub inline_keys: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum LogCommand {
-    /// Check the whole hash chain.
-    Verify,
-    /// Remove the licenses of the months before --before whose signed reports are
-    /// on the box (and uploaded, when an upload address is configured).
-    Prune {
-        /// YYYY-MM: the first month whose licenses stay in the log.
-        #[arg(long)]
-        before: Month,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ReportCommand {
-    /// Export a month's signed usage report (a zip) into <data_dir>/reports.
-    Export {
-        /// The month to export, YYYY-MM.
-        #[arg(long, required_unless_present = "due", conflicts_with = "due")]
-        month: Option<Month>,
-        /// Export every month that has ended without a report, in order (none
-        /// is not an error): what the monthly timer runs.
-        #[arg(long, conflicts_with = "partial")]
-        due: bool,
-        /// Also copy the zip into this directory.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Export a month that has not ended yet, as a preview (not recorded, not uploaded).
-        #[arg(long)]
-        partial: bool,
-    },
-    /// Verify a report zip; exit 1 naming the first problem.
-    Verify {
-        file: PathBuf,
-        /// The expected installation's public key (PEM).
-        #[arg(long)]
-        pubkey: Option<PathBuf>,
-        /// The previous report of the same installation, to check the link.
-        #[arg(long)]
-        previous: Option<PathBuf>,
-    },
-    /// Exported reports and their upload state.
-    List,
-    /// Upload pending reports now (or one report, by file name), ignoring the backoff.
-    Upload { file: Option<String> },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum FleetCommand {
-    /// Verify report zips (files or directories) and count active installations
-    /// per month and vessel type.
-    Summary {
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-        /// Directory of <installation id>.pem public keys; reports from other keys are invalid.
-        #[arg(long)]
-        pubkeys: Option<PathBuf>,
-        /// Print CSV rows instead of a table; the problems go to stderr.
-        #[arg(long)]
-        csv: bool,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-pub enum UserCommand {
-    /// Add a crew account; prints a generated password once.
-    Add {
-        name: String,
-        #[arg(long, default_value = "viewer", value_parser = ["admin", "viewer"])]
-        role: String,
-    },
-    /// Set a new generated password; prints it once.
-    Passwd { name: String },
-    /// Remove a crew account.
-    Remove { name: String },
-    /// List crew accounts.
-    List,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ConfigCommand {
-    /// Print the documented example config.
-    Example,
-    /// Print the effective config (defaults, file, environment, flags).
-    Show,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 12h, 7d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("{text:?} is not a duration like 90s, 30m, 12h, 7d")),
-    };
-    if secs == 0 || secs > 366 * 86_400 {
-        return Err("a token must be valid for between 1 second and 366 days".into());
-    }
-    Ok(Duration::from_secs(secs))
-}
+pub use args::*;
 
 /// Loads the config with the global flags applied.
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -476,78 +195,19 @@ fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyho
             return Err(e);
         }
     };
-    if let Some((path, mut file)) = secrets {
-        installation::write_secrets(&mut file, path, &done)?;
-        if cli.json {
-            let mut shown = serde_json::to_value(&done)?;
-            shown["com_key_secret"] = serde_json::Value::Null;
-            shown["admin_password"] = serde_json::Value::Null;
-            shown["secrets_file"] = path.display().to_string().into();
-            print_json(&shown);
-        } else {
-            print_created(&done);
-            outln!("communication key id:  {}", done.com_key_id);
-            outln!(
-                "The communication secret and the crew password are in {} (mode 0600): read it, give the secret to the onboard portal, then remove the file.",
-                path.display()
-            );
+    let secrets_file = match secrets {
+        Some((path, mut file)) => {
+            installation::write_secrets(&mut file, path, &done)?;
+            Some(path.as_path())
         }
-        return Ok(());
-    }
+        None => None,
+    };
     if cli.json {
-        print_json(&serde_json::to_value(&done)?);
+        print_json(&done.json(secrets_file));
     } else {
-        print_created(&done);
-        outln!("communication key id:  {}", done.com_key_id);
-        outln!("communication secret:  {}", done.com_key_secret);
-        outln!(
-            "crew admin:            {} / {}",
-            done.admin_user,
-            done.admin_password
-        );
-        outln!("The secret and password are shown only now; give the secret to the onboard portal.");
+        out!("{}", done.text(secrets_file));
     }
     Ok(())
-}
-
-fn print_created(done: &installation::Initialised) {
-    outln!(
-        "created installation {} ({}, {}) in {}",
-        done.installation_id,
-        done.vessel_type,
-        done.vessel_name,
-        done.data_dir.display()
-    );
-    outln!(
-        "master key:            {} (back it up separately from the database)",
-        done.master_key_file.display()
-    );
-    outln!("signing key sha256:    {}", done.signing_key_sha256);
-}
-
-/// A secret from a file or, without one, from standard input: one line, its
-/// trailing newline dropped; never from the command line.
-pub fn read_secret(file: Option<&Path>, what: &str) -> anyhow::Result<String> {
-    use std::io::Read as _;
-    let mut text = String::new();
-    let read = match file {
-        Some(path) => std::fs::File::open(path)
-            .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
-            .with_context(|| format!("reading {what} from {}", path.display()))?,
-        None => std::io::stdin()
-            .take(64 * 1024)
-            .read_to_string(&mut text)
-            .with_context(|| format!("reading {what} from standard input"))?,
-    };
-    if read >= 64 * 1024 {
-        bail!("{what} is longer than 64 KiB");
-    }
-    let line = text.strip_suffix('\n').unwrap_or(&text);
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.is_empty() {
-        bail!("{what} is empty");
-    }
-    Ok(line.to_owned())
 }
 
 fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
@@ -651,7 +311,7 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
                     "--secret is not accepted: a secret on the command line shows in `ps` and the shell's history; give it with --secret-file FILE or on standard input"
                 );
             }
-            let text = read_secret(secret_file.as_deref(), "the communication secret")?;
+            let text = crate::accounts::read_secret(secret_file.as_deref(), "the communication secret")?;
             let bytes =
                 decode_b64_any(&text).ok_or_else(|| anyhow!("the communication secret is not base64"))?;
             let secret: [u8; 32] = bytes
@@ -749,29 +409,8 @@ fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<(
     let counts = db.counts(month)?;
     if cli.json {
         print_json(&json!({ "month": month.to_string(), "counts": counts }));
-        return Ok(());
-    }
-    outln!("month:                  {month}");
-    outln!("licenses:               {}", counts.licenses);
-    outln!("active users:           {}", counts.active_users);
-    outln!("licenses without user:  {}", counts.licenses_without_user);
-    outln!(
-        "repeat key fetches:     {} (HLS keys fetched again with the same token: delivered, not licenses)",
-        counts.repeat_fetches
-    );
-    if counts.clock_anomalies > 0 {
-        outln!(
-            "clock anomalies:        {} (licenses stamped earlier than the one before; the clock was set back)",
-            counts.clock_anomalies
-        );
-    }
-    outln!("by key system:");
-    for (system, n) in &counts.by_key_system {
-        outln!("  {system:<10}  {n}");
-    }
-    outln!("by day:");
-    for (day, n) in counts.by_day.iter().filter(|(_, n)| **n > 0) {
-        outln!("  {day}  {n}");
+    } else {
+        out!("{}", crate::report::text::stats(month, &counts));
     }
     Ok(())
 }
