@@ -73,251 +73,40 @@ pub fn export(
     dir: &Path,
 ) -> Result<Exported, ExportError> {
     let installation = db.installation()?;
-    std::fs::create_dir_all(dir)?;
-    // The directory's own name too, for the first export into it (where its
-    // parent can be read: `--out` may name any directory).
-    let _ = crate::durable::sync_parent(dir);
-    // One export at a time across processes (the server's automatic export, the
-    // timer, a crew member at the CLI); the lock goes with the file handle.
-    let lock = File::create(dir.join(".export.lock"))?;
-    lock.lock()?;
-    // An export interrupted by a power cut leaves a temporary file; none is in use now.
-    for entry in std::fs::read_dir(dir)?.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+    let lock = take_the_reports_dir(dir)?;
     if !partial && month.end() > now {
         return Err(ExportError::Refused(format!(
             "{month} has not ended yet (it ends {}); use --partial for a preview",
             format_instant(month.end())
         )));
     }
-    if !partial && let Some(existing) = db.report_for_month(&month.to_string())? {
-        let path = dir.join(&existing.file_name);
-        if path.exists() {
-            let report = super::verify_file(&path, None)
-                .map_err(|e| {
-                    ExportError::Refused(format!(
-                        "{month} was exported before, but {} fails verification: {e}",
-                        path.display()
-                    ))
-                })?
-                .report;
-            return Ok(Exported {
-                path,
-                report,
-                new: false,
-            });
-        }
-        return Err(ExportError::Refused(format!(
-            "{month} was exported before as {}, which is missing from {}",
-            existing.file_name,
-            dir.display()
-        )));
+    if !partial && let Some(existing) = exported_before(db, month, dir)? {
+        return Ok(existing);
     }
-    let last = db.last_report()?;
-    let expected = super::next_month(db)?;
-    if month != expected {
-        // A first report for another month would bill the licenses before it
-        // in the wrong month, or begin the chain years early (a typo'd year) so
-        // that every month since had to be exported, empty, before this one.
-        return Err(ExportError::Refused(if last.is_none() {
-            format!(
-                "the first report to export is {expected}, the installation's first month (reports go month by month, none skipped)"
-            )
-        } else {
-            format!("the next report to export is {expected} (reports go month by month, none skipped)")
-        }));
-    }
-    let sequence = last.as_ref().map_or(1, |l| l.sequence + 1);
-    let first_seq = last.as_ref().map_or(1, |l| l.last_seq + 1);
-    let first_prev_hash = last
-        .as_ref()
-        .map_or_else(|| GENESIS.to_owned(), |l| l.last_row_hash.clone());
-    let previous_report_sha256 = last.as_ref().map(|l| l.manifest_sha256.clone());
-    let end = if partial {
-        db.last_seq()?
-    } else {
-        db.last_seq_before(&format_instant(month.end()))?.unwrap_or(0)
-    };
-    let last_seq = end.max(first_seq - 1);
-    let previous_issued_at = match last.as_ref() {
-        Some(l) if l.last_seq > 0 => {
-            let mut at = None;
-            db.for_each_log_row::<StoreError>(l.last_seq, l.last_seq, |r| {
-                at = Some(r.issued_at.clone());
-                Ok(())
-            })?;
-            at
-        }
-        _ => None,
-    };
-
+    let range = Range::next(db, month, partial)?;
     let signing_key = db.signing_key()?;
-    let public_der = signing_key.public_der();
     let tmp = dir.join(format!(".tmp-{}.zip", hex(&crypto::random::<8>())));
-    let result = (|| {
-        let file = File::create(&tmp)?;
-        let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let fast = SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated)
-            .compression_level(Some(1))
-            .large_file(true);
-        let small = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-
-        // licenses.csv, streamed, hashed, counted and chain-checked on the way:
-        // this thread reads, checks and writes the CSV; a second one deflates
-        // and hashes it (deflate alone was a quarter of an export's time).
-        zip.start_file("licenses.csv", fast)?;
-        let mut tally = Tally::new(month, previous_issued_at);
-        let mut chain_head = first_prev_hash.clone();
-        let csv_sha256 = std::thread::scope(|scope| {
-            let (tx, rx) = sync_channel::<Vec<u8>>(4);
-            let zip = &mut zip;
-            let deflater = scope.spawn(move || -> std::io::Result<String> {
-                let mut hashing = Hashing {
-                    inner: zip,
-                    hash: crypto::Sha256::new(),
-                };
-                for chunk in rx {
-                    hashing.write_all(&chunk)?;
-                }
-                Ok(hex(&hashing.hash.finish()))
-            });
-            let written = (|| -> Result<(), ExportError> {
-                let mut csv =
-                    super::csv_writer(ChunkWriter::new(CHUNK, move |chunk| tx.send(chunk).is_ok()))?;
-                db.for_each_log_row::<ExportError>(first_seq, last_seq, |r| {
-                    let computed = row_hash(&r.prev_hash, &r.chain_row());
-                    if r.prev_hash != chain_head || computed != r.row_hash {
-                        return Err(ExportError::Refused(format!(
-                            "the license log is broken at row {}; run `berth log verify` and investigate before exporting",
-                            r.seq
-                        )));
-                    }
-                    tally.add(r.seq, &r.issued_at, &r.key_system, &r.user_hash);
-                    super::write_csv_row(&mut csv, r)?;
-                    chain_head.clone_from(&r.row_hash);
-                    Ok(())
-                })?;
-                csv.flush()?;
-                Ok(())
-            })();
-            // The sender is gone either way, so the deflater ends; its own error
-            // (a full disk, say) explains a failed send better than ours.
-            let hashed = deflater.join().expect("the deflate thread panicked");
-            match (written, hashed) {
-                (Ok(()), Ok(hash)) => Ok(hash),
-                (Err(e @ (ExportError::Refused(_) | ExportError::Store(_))), _) => Err(e),
-                (_, Err(e)) => Err(ExportError::Io(e)),
-                (Err(e), Ok(_)) => Err(e),
-            }
-        })?;
-        let (counts, clock_anomalies) = tally.finish();
-        if counts.licenses != (last_seq - first_seq + 1) as u64 {
-            return Err(ExportError::Refused(format!(
-                "rows {first_seq}..{last_seq} are not all in the log (found {}); run `berth log verify`",
-                counts.licenses
-            )));
-        }
-        let report = ReportJson {
-            schema: SCHEMA.into(),
-            installation: InstallationJson {
-                id: installation.id.clone(),
-                vessel_type: installation.vessel_type.as_str().into(),
-                vessel_name: installation.vessel_name.clone(),
-                public_key_sha256: sha256_hex(&public_der),
-            },
-            period: Period {
-                month: month.to_string(),
-                start: format_instant(month.start()).replace(".000Z", "Z"),
-                end: format_instant(month.end()).replace(".000Z", "Z"),
-            },
-            partial,
-            active: counts.licenses > 0,
-            counts,
-            repeat_fetches: db.counts(month)?.repeat_fetches,
-            clock_anomalies,
-            log: LogRange {
-                first_seq,
-                last_seq,
-                first_prev_hash: first_prev_hash.clone(),
-                last_row_hash: chain_head,
-            },
-            report: ReportMeta {
-                sequence,
-                generated_at: format_instant(now),
-                previous_report_sha256,
-            },
-            software: Software {
-                name: "berth".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-        };
-        let report_bytes = serde_json::to_vec_pretty(&report).expect("a report serialises");
-        let manifest = Manifest {
-            files: [
-                ("licenses.csv".to_owned(), csv_sha256),
-                ("report.json".to_owned(), sha256_hex(&report_bytes)),
-            ]
-            .into_iter()
-            .collect(),
-        };
-        let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
-        let signature = signing_key.sign(&manifest_bytes);
-        for (name, bytes) in [
-            ("report.json", report_bytes.as_slice()),
-            ("manifest.json", manifest_bytes.as_slice()),
-            ("manifest.sig", signature.as_slice()),
-            ("signer.pem", signing_key.public_pem().as_bytes()),
-        ] {
-            zip.start_file(name, small)?;
-            zip.write_all(bytes)?;
-        }
-        let file = zip.finish()?.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok((report, sha256_hex(&manifest_bytes)))
-    })();
-    let (report, manifest_sha256) = match result {
+    let written = write_zip(
+        db,
+        &tmp,
+        &range,
+        &installation,
+        &signing_key,
+        (month, now, partial),
+    );
+    let (report, manifest_sha256) = match written {
         Ok(done) => done,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
     };
-    let name = file_name(&installation.id, month, sequence, partial);
-    let path = dir.join(&name);
-    if !partial {
-        let record = ReportRecord {
-            sequence,
-            month: month.to_string(),
-            file_name: name.clone(),
-            manifest_sha256,
-            zip_sha256: sha256_hex(&std::fs::read(&tmp)?),
-            first_seq,
-            last_seq,
-            last_row_hash: report.log.last_row_hash.clone(),
-            licenses: report.counts.licenses as i64,
-            active_users: report.counts.active_users as i64,
-            generated_at: report.report.generated_at.clone(),
-            uploaded_at: None,
-            upload_attempts: 0,
-            next_attempt_at: None,
-            last_error: None,
-        };
-        // The file under its name reaches the disk before the record does:
-        // a recorded report always has its file, even after a power cut.
-        std::fs::rename(&tmp, &path)?;
-        crate::durable::sync_parent(&path)?;
-        if !db.record_report(&record)? {
-            return Err(ExportError::Refused(format!(
-                "{month} was recorded by another exporter meanwhile"
-            )));
-        }
-    } else {
+    let path = dir.join(file_name(&installation.id, month, range.sequence, partial));
+    if partial {
         std::fs::rename(&tmp, &path)?;
         let _ = crate::durable::sync_parent(&path);
+    } else {
+        record(db, &tmp, &path, &report, manifest_sha256)?;
     }
     drop(lock);
     Ok(Exported {
@@ -325,4 +114,298 @@ pub fn export(
         report,
         new: true,
     })
+}
+
+/// Creates the reports directory and takes its lock: one export at a time
+/// across processes (the server's automatic export, the timer, a crew member
+/// at the CLI); the lock goes with the file handle. An export a power cut
+/// interrupted left a temporary file; none is in use now.
+fn take_the_reports_dir(dir: &Path) -> Result<File, ExportError> {
+    std::fs::create_dir_all(dir)?;
+    // The directory's own name too, for the first export into it (where its
+    // parent can be read: `--out` may name any directory).
+    let _ = crate::durable::sync_parent(dir);
+    let lock = File::create(dir.join(".export.lock"))?;
+    lock.lock()?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(lock)
+}
+
+/// The month's report, if it was exported before and its file still verifies.
+fn exported_before(db: &Db, month: Month, dir: &Path) -> Result<Option<Exported>, ExportError> {
+    let Some(existing) = db.report_for_month(&month.to_string())? else {
+        return Ok(None);
+    };
+    let path = dir.join(&existing.file_name);
+    if !path.exists() {
+        return Err(ExportError::Refused(format!(
+            "{month} was exported before as {}, which is missing from {}",
+            existing.file_name,
+            dir.display()
+        )));
+    }
+    let report = super::verify_file(&path, None)
+        .map_err(|e| {
+            ExportError::Refused(format!(
+                "{month} was exported before, but {} fails verification: {e}",
+                path.display()
+            ))
+        })?
+        .report;
+    Ok(Some(Exported {
+        path,
+        report,
+        new: false,
+    }))
+}
+
+/// Where the next report sits in the chain: every row after the previous
+/// report's last, up to the newest row stamped before the month's end.
+struct Range {
+    sequence: i64,
+    first_seq: i64,
+    last_seq: i64,
+    first_prev_hash: String,
+    previous_report_sha256: Option<String>,
+    /// The previous report's last row's stamp (for clock anomalies).
+    previous_issued_at: Option<String>,
+}
+
+impl Range {
+    fn next(db: &Db, month: Month, partial: bool) -> Result<Range, ExportError> {
+        let last = db.last_report()?;
+        let expected = super::next_month(db)?;
+        if month != expected {
+            // A first report for another month would bill the licenses before it
+            // in the wrong month, or begin the chain years early (a typo'd year) so
+            // that every month since had to be exported, empty, before this one.
+            return Err(ExportError::Refused(if last.is_none() {
+                format!(
+                    "the first report to export is {expected}, the installation's first month (reports go month by month, none skipped)"
+                )
+            } else {
+                format!("the next report to export is {expected} (reports go month by month, none skipped)")
+            }));
+        }
+        let first_seq = last.as_ref().map_or(1, |l| l.last_seq + 1);
+        let end = if partial {
+            db.last_seq()?
+        } else {
+            db.last_seq_before(&format_instant(month.end()))?.unwrap_or(0)
+        };
+        let mut previous_issued_at = None;
+        if let Some(l) = last.as_ref().filter(|l| l.last_seq > 0) {
+            db.for_each_log_row::<StoreError>(l.last_seq, l.last_seq, |r| {
+                previous_issued_at = Some(r.issued_at.clone());
+                Ok(())
+            })?;
+        }
+        Ok(Range {
+            sequence: last.as_ref().map_or(1, |l| l.sequence + 1),
+            first_seq,
+            last_seq: end.max(first_seq - 1),
+            first_prev_hash: last
+                .as_ref()
+                .map_or_else(|| GENESIS.to_owned(), |l| l.last_row_hash.clone()),
+            previous_report_sha256: last.map(|l| l.manifest_sha256),
+            previous_issued_at,
+        })
+    }
+}
+
+/// Writes the signed zip to `tmp` and syncs it; the report and the SHA-256 of
+/// its manifest.
+fn write_zip(
+    db: &Db,
+    tmp: &Path,
+    range: &Range,
+    installation: &crate::store::Installation,
+    signing_key: &crypto::SigningKey,
+    (month, now, partial): (Month, OffsetDateTime, bool),
+) -> Result<(ReportJson, String), ExportError> {
+    let file = File::create(tmp)?;
+    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
+    let (csv_sha256, tally, last_row_hash) = write_licenses_csv(&mut zip, db, range, month)?;
+    let (counts, clock_anomalies) = tally.finish();
+    if counts.licenses != (range.last_seq - range.first_seq + 1) as u64 {
+        return Err(ExportError::Refused(format!(
+            "rows {}..{} are not all in the log (found {}); run `berth log verify`",
+            range.first_seq, range.last_seq, counts.licenses
+        )));
+    }
+    let report = ReportJson {
+        schema: SCHEMA.into(),
+        installation: InstallationJson {
+            id: installation.id.clone(),
+            vessel_type: installation.vessel_type.as_str().into(),
+            vessel_name: installation.vessel_name.clone(),
+            public_key_sha256: sha256_hex(&signing_key.public_der()),
+        },
+        period: Period {
+            month: month.to_string(),
+            start: format_instant(month.start()).replace(".000Z", "Z"),
+            end: format_instant(month.end()).replace(".000Z", "Z"),
+        },
+        partial,
+        active: counts.licenses > 0,
+        counts,
+        repeat_fetches: db.counts(month)?.repeat_fetches,
+        clock_anomalies,
+        log: LogRange {
+            first_seq: range.first_seq,
+            last_seq: range.last_seq,
+            first_prev_hash: range.first_prev_hash.clone(),
+            last_row_hash,
+        },
+        report: ReportMeta {
+            sequence: range.sequence,
+            generated_at: format_instant(now),
+            previous_report_sha256: range.previous_report_sha256.clone(),
+        },
+        software: Software {
+            name: "berth".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+    };
+    let manifest_sha256 = sign_into(&mut zip, &report, csv_sha256, signing_key)?;
+    let file = zip.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok((report, manifest_sha256))
+}
+
+/// `licenses.csv`, streamed, hashed, counted and chain-checked on the way:
+/// this thread reads, checks and writes the CSV; a second one deflates and
+/// hashes it (deflate alone was a quarter of an export's time). Returns the
+/// CSV's SHA-256, the tally, and the last row's hash.
+fn write_licenses_csv<W: Write + std::io::Seek + Send>(
+    zip: &mut zip::ZipWriter<W>,
+    db: &Db,
+    range: &Range,
+    month: Month,
+) -> Result<(String, Tally, String), ExportError> {
+    let fast = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
+        .large_file(true);
+    zip.start_file("licenses.csv", fast)?;
+    let mut tally = Tally::new(month, range.previous_issued_at.clone());
+    let mut chain_head = range.first_prev_hash.clone();
+    let csv_sha256 = std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Vec<u8>>(4);
+        let deflater = scope.spawn(move || -> std::io::Result<String> {
+            let mut hashing = Hashing {
+                inner: zip,
+                hash: crypto::Sha256::new(),
+            };
+            for chunk in rx {
+                hashing.write_all(&chunk)?;
+            }
+            Ok(hex(&hashing.hash.finish()))
+        });
+        let written = (|| -> Result<(), ExportError> {
+            let mut csv = super::csv_writer(ChunkWriter::new(CHUNK, move |chunk| tx.send(chunk).is_ok()))?;
+            db.for_each_log_row::<ExportError>(range.first_seq, range.last_seq, |r| {
+                let computed = row_hash(&r.prev_hash, &r.chain_row());
+                if r.prev_hash != chain_head || computed != r.row_hash {
+                    return Err(ExportError::Refused(format!(
+                        "the license log is broken at row {}; run `berth log verify` and investigate before exporting",
+                        r.seq
+                    )));
+                }
+                tally.add(r.seq, &r.issued_at, &r.key_system, &r.user_hash);
+                super::write_csv_row(&mut csv, r)?;
+                chain_head.clone_from(&r.row_hash);
+                Ok(())
+            })?;
+            csv.flush()?;
+            Ok(())
+        })();
+        // The sender is gone either way, so the deflater ends; its own error
+        // (a full disk, say) explains a failed send better than ours.
+        let hashed = deflater.join().expect("the deflate thread panicked");
+        match (written, hashed) {
+            (Ok(()), Ok(hash)) => Ok(hash),
+            (Err(e @ (ExportError::Refused(_) | ExportError::Store(_))), _) => Err(e),
+            (_, Err(e)) => Err(ExportError::Io(e)),
+            (Err(e), Ok(_)) => Err(e),
+        }
+    })?;
+    Ok((csv_sha256, tally, chain_head))
+}
+
+/// Adds `report.json`, the manifest of both files, its signature and the
+/// signer's public key; returns the manifest's SHA-256.
+fn sign_into<W: Write + std::io::Seek>(
+    zip: &mut zip::ZipWriter<W>,
+    report: &ReportJson,
+    csv_sha256: String,
+    signing_key: &crypto::SigningKey,
+) -> Result<String, ExportError> {
+    let report_bytes = serde_json::to_vec_pretty(report).expect("a report serialises");
+    let manifest = Manifest {
+        files: [
+            ("licenses.csv".to_owned(), csv_sha256),
+            ("report.json".to_owned(), sha256_hex(&report_bytes)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+    let signature = signing_key.sign(&manifest_bytes);
+    let small = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in [
+        ("report.json", report_bytes.as_slice()),
+        ("manifest.json", manifest_bytes.as_slice()),
+        ("manifest.sig", signature.as_slice()),
+        ("signer.pem", signing_key.public_pem().as_bytes()),
+    ] {
+        zip.start_file(name, small)?;
+        zip.write_all(bytes)?;
+    }
+    Ok(sha256_hex(&manifest_bytes))
+}
+
+/// Gives the zip its name and records the report. The file under its name
+/// reaches the disk before the record does: a recorded report always has its
+/// file, even after a power cut.
+fn record(
+    db: &mut Db,
+    tmp: &Path,
+    path: &Path,
+    report: &ReportJson,
+    manifest_sha256: String,
+) -> Result<(), ExportError> {
+    let record = ReportRecord {
+        sequence: report.report.sequence,
+        month: report.period.month.clone(),
+        file_name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        manifest_sha256,
+        zip_sha256: sha256_hex(&std::fs::read(tmp)?),
+        first_seq: report.log.first_seq,
+        last_seq: report.log.last_seq,
+        last_row_hash: report.log.last_row_hash.clone(),
+        licenses: report.counts.licenses as i64,
+        active_users: report.counts.active_users as i64,
+        generated_at: report.report.generated_at.clone(),
+        uploaded_at: None,
+        upload_attempts: 0,
+        next_attempt_at: None,
+        last_error: None,
+    };
+    std::fs::rename(tmp, path)?;
+    crate::durable::sync_parent(path)?;
+    if !db.record_report(&record)? {
+        return Err(ExportError::Refused(format!(
+            "{} was recorded by another exporter meanwhile",
+            report.period.month
+        )));
+    }
+    Ok(())
 }

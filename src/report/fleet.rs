@@ -98,7 +98,7 @@ pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>
     // A report that fails verification names no installation (its claim is not
     // to be trusted); one refused by --pubkeys names the one it claims to be.
     let check = |path: &PathBuf| -> Result<Verified, (Option<String>, String)> {
-        let v = verify_file(path, None).map_err(|e| (None, e.0))?;
+        let v = verify_file(path, None).map_err(|e| (None, e.to_string()))?;
         let Some(keys) = pubkeys else { return Ok(v) };
         let refused = |why: &str| Err((Some(v.report.installation.id.clone()), why.to_owned()));
         match keys.get(&v.report.installation.id) {

@@ -19,12 +19,41 @@ const MAX_CSV: u64 = 4 << 30;
 /// No line of licenses.csv comes near this; a longer one is an attack.
 const MAX_LINE: usize = 64 * 1024;
 
+/// Why a report does not verify, by what it means for whoever relies on it;
+/// each carries the sentence that names the first problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct VerifyError(pub String);
+pub enum VerifyError {
+    /// Not a report zip to begin with: unreadable, not a zip, other files,
+    /// sizes past the limits.
+    #[error("{0}")]
+    Malformed(String),
+    /// The signature does not hold, or is not the expected installation's:
+    /// nothing in the report can be trusted, not even whose it claims to be.
+    #[error("{0}")]
+    Signature(String),
+    /// Signed, but what it holds does not agree with itself (hashes, the
+    /// chain, the counts).
+    #[error("{0}")]
+    Contents(String),
+    /// The report does not follow on from the previous one.
+    #[error("{0}")]
+    Link(String),
+}
 
-fn fail<T>(message: impl Into<String>) -> Result<T, VerifyError> {
-    Err(VerifyError(message.into()))
+fn malformed<T>(message: impl Into<String>) -> Result<T, VerifyError> {
+    Err(VerifyError::Malformed(message.into()))
+}
+
+fn signature<T>(message: impl Into<String>) -> Result<T, VerifyError> {
+    Err(VerifyError::Signature(message.into()))
+}
+
+fn contents<T>(message: impl Into<String>) -> Result<T, VerifyError> {
+    Err(VerifyError::Contents(message.into()))
+}
+
+fn link<T>(message: impl Into<String>) -> Result<T, VerifyError> {
+    Err(VerifyError::Link(message.into()))
 }
 
 /// A report that passed every check.
@@ -42,29 +71,30 @@ fn read_entry<R: Read + std::io::Seek>(
 ) -> Result<Vec<u8>, VerifyError> {
     let entry = zip
         .by_name(name)
-        .map_err(|e| VerifyError(format!("{name} cannot be read from the zip ({e})")))?;
+        .map_err(|e| VerifyError::Malformed(format!("{name} cannot be read from the zip ({e})")))?;
     let mut bytes = Vec::new();
     entry
         .take(limit + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| VerifyError(format!("{name} cannot be read from the zip ({e})")))?;
+        .map_err(|e| VerifyError::Malformed(format!("{name} cannot be read from the zip ({e})")))?;
     if bytes.len() as u64 > limit {
-        return fail(format!("{name} is larger than {limit} bytes"));
+        return malformed(format!("{name} is larger than {limit} bytes"));
     }
     Ok(bytes)
 }
 
 /// Verifies one report zip; with `expected`, also that it was signed by that key.
 pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified, VerifyError> {
-    let file = File::open(path).map_err(|e| VerifyError(format!("cannot open {}: {e}", path.display())))?;
+    let file = File::open(path)
+        .map_err(|e| VerifyError::Malformed(format!("cannot open {}: {e}", path.display())))?;
     let meta = file
         .metadata()
-        .map_err(|e| VerifyError(format!("cannot read {}: {e}", path.display())))?;
+        .map_err(|e| VerifyError::Malformed(format!("cannot read {}: {e}", path.display())))?;
     if meta.is_dir() {
-        return fail(format!("{} is a directory, not a report zip", path.display()));
+        return malformed(format!("{} is a directory, not a report zip", path.display()));
     }
     if meta.len() > MAX_ZIP {
-        return fail(format!("{} is larger than 4 GiB", path.display()));
+        return malformed(format!("{} is larger than 4 GiB", path.display()));
     }
     verify_reader(BufReader::new(file), expected)
 }
@@ -74,172 +104,228 @@ pub fn verify_reader<R: Read + std::io::Seek>(
     reader: R,
     expected: Option<&PublicKey>,
 ) -> Result<Verified, VerifyError> {
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| VerifyError(format!("not a zip file ({e})")))?;
+    let mut zip =
+        zip::ZipArchive::new(reader).map_err(|e| VerifyError::Malformed(format!("not a zip file ({e})")))?;
+    check_file_names(&zip)?;
+    let (manifest, manifest_bytes, public_key_der) = check_signature(&mut zip, expected)?;
+    let report = read_report(&mut zip, &manifest, &public_key_der)?;
+    let (tally, head, next_seq) = check_licenses_csv(&mut zip, &manifest, &report)?;
+    let log = &report.log;
+    if next_seq.checked_sub(1) != Some(log.last_seq) || head != log.last_row_hash {
+        return contents(
+            "licenses.csv does not end where report.json log.last_seq / last_row_hash say (rows missing at the end)",
+        );
+    }
+    check_counts(tally, &report)?;
+    Ok(Verified {
+        report,
+        manifest_sha256: sha256_hex(&manifest_bytes),
+        public_key_der,
+    })
+}
 
-    // Exactly the expected files.
+/// Exactly the expected files, each once.
+fn check_file_names<R: Read + std::io::Seek>(zip: &zip::ZipArchive<R>) -> Result<(), VerifyError> {
     let names: BTreeSet<String> = zip
         .file_names()
         .map(|n| n.map(|n| n.into_owned()))
         .collect::<Result<_, _>>()
-        .map_err(|e| VerifyError(format!("the zip's file names cannot be read ({e})")))?;
+        .map_err(|e| VerifyError::Malformed(format!("the zip's file names cannot be read ({e})")))?;
     if zip.len() != names.len() {
-        return fail("the zip holds the same file name twice");
+        return malformed("the zip holds the same file name twice");
     }
-    for name in &names {
-        if !FILES.contains(&name.as_str()) {
-            return fail(format!(
-                "unexpected file {:?} in the zip",
-                name.chars().take(80).collect::<String>()
-            ));
-        }
+    if let Some(name) = names.iter().find(|name| !FILES.contains(&name.as_str())) {
+        return malformed(format!(
+            "unexpected file {:?} in the zip",
+            name.chars().take(80).collect::<String>()
+        ));
     }
-    for name in FILES {
-        if !names.contains(name) {
-            return fail(format!("{name} is missing from the zip"));
-        }
+    match FILES.iter().find(|name| !names.contains(**name)) {
+        Some(name) => malformed(format!("{name} is missing from the zip")),
+        None => Ok(()),
     }
+}
 
-    // The signature over the manifest.
-    let manifest_bytes = read_entry(&mut zip, "manifest.json", MAX_SMALL)?;
-    let signature = read_entry(&mut zip, "manifest.sig", 64)?;
-    let signer_pem = read_entry(&mut zip, "signer.pem", 16 * 1024)?;
+/// The signature over the manifest, by the expected key when one is given;
+/// the manifest, its bytes, and the signer's key (DER).
+fn check_signature<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    expected: Option<&PublicKey>,
+) -> Result<(Manifest, Vec<u8>, Vec<u8>), VerifyError> {
+    let manifest_bytes = read_entry(zip, "manifest.json", MAX_SMALL)?;
+    let signed = read_entry(zip, "manifest.sig", 64)?;
+    let signer_pem = read_entry(zip, "signer.pem", 16 * 1024)?;
     let signer = PublicKey::from_pem(&signer_pem)
-        .map_err(|e| VerifyError(format!("signer.pem is not an Ed25519 public key ({e})")))?;
+        .map_err(|e| VerifyError::Signature(format!("signer.pem is not an Ed25519 public key ({e})")))?;
     let public_key_der = signer.der();
     if let Some(expected) = expected
         && !crypto::ct_eq(&expected.der(), &public_key_der)
     {
-        return fail("the report is signed by another key than the expected installation's");
+        return signature("the report is signed by another key than the expected installation's");
     }
-    if signature.len() != 64 || !signer.verify(&manifest_bytes, &signature) {
-        return fail(
+    if signed.len() != 64 || !signer.verify(&manifest_bytes, &signed) {
+        return signature(
             "manifest.sig is not a valid signature of manifest.json by signer.pem (manifest edited or signed by another key)",
         );
     }
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|e| VerifyError(format!("manifest.json is not valid ({e})")))?;
+        .map_err(|e| VerifyError::Contents(format!("manifest.json is not valid ({e})")))?;
     let listed: BTreeSet<&str> = manifest.files.keys().map(String::as_str).collect();
     if listed != BTreeSet::from(["licenses.csv", "report.json"]) {
-        return fail("manifest.json must list exactly report.json and licenses.csv");
+        return contents("manifest.json must list exactly report.json and licenses.csv");
     }
+    Ok((manifest, manifest_bytes, public_key_der))
+}
 
-    // report.json.
-    let report_bytes = read_entry(&mut zip, "report.json", MAX_SMALL)?;
+/// `report.json`, as the manifest hashed it, of this schema and this signer.
+fn read_report<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    manifest: &Manifest,
+    public_key_der: &[u8],
+) -> Result<ReportJson, VerifyError> {
+    let report_bytes = read_entry(zip, "report.json", MAX_SMALL)?;
     if sha256_hex(&report_bytes) != manifest.files["report.json"] {
-        return fail("report.json does not match its hash in manifest.json (report.json edited)");
+        return contents("report.json does not match its hash in manifest.json (report.json edited)");
     }
     let report: ReportJson = serde_json::from_slice(&report_bytes)
-        .map_err(|e| VerifyError(format!("report.json is not a valid report ({e})")))?;
+        .map_err(|e| VerifyError::Contents(format!("report.json is not a valid report ({e})")))?;
     if report.schema != SCHEMA {
-        return fail(format!(
+        return contents(format!(
             "report.json has schema {:?}, expected {SCHEMA}",
             report.schema
         ));
     }
-    if report.installation.public_key_sha256 != sha256_hex(&public_key_der) {
-        return fail("report.json names another signing key than signer.pem");
+    if report.installation.public_key_sha256 != sha256_hex(public_key_der) {
+        return contents("report.json names another signing key than signer.pem");
     }
-    let month: Month = report
-        .period
-        .month
-        .parse()
-        .map_err(|_| VerifyError("report.json period.month is not YYYY-MM".into()))?;
+    if report.period.month.parse::<Month>().is_err() {
+        return contents("report.json period.month is not YYYY-MM");
+    }
+    Ok(report)
+}
 
-    // licenses.csv: streamed, hashed, recounted, chain-checked.
+/// `licenses.csv`: streamed, hashed, recounted, chain-checked. Returns the
+/// tally, the last row's hash and the sequence number after the last row.
+fn check_licenses_csv<R: Read + std::io::Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    manifest: &Manifest,
+    report: &ReportJson,
+) -> Result<(Tally, String, i64), VerifyError> {
     let entry = zip
         .by_name("licenses.csv")
-        .map_err(|e| VerifyError(format!("licenses.csv cannot be read ({e})")))?;
+        .map_err(|e| VerifyError::Malformed(format!("licenses.csv cannot be read ({e})")))?;
     let mut hashing = HashingReader {
         inner: entry.take(MAX_CSV + 1),
         hash: crypto::Sha256::new(),
         read: 0,
         line: 0,
     };
-    let mut tally = Tally::new(month, None);
-    let log = &report.log;
-    let mut head = log.first_prev_hash.clone();
-    let mut expected_seq = log.first_seq;
-    let mut chain_problem: Option<String> = None;
-    {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(&mut hashing);
-        let header = csv
-            .headers()
-            .map_err(|e| VerifyError(format!("licenses.csv is not valid CSV ({e})")))?;
-        if header.iter().ne(CSV_HEADER) {
-            return fail("licenses.csv does not start with the expected header");
-        }
-        let mut record = csv::StringRecord::new();
-        loop {
-            match csv.read_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => return fail(format!("licenses.csv is not valid CSV ({e})")),
-            }
-            if record.len() != CSV_HEADER.len() {
-                return fail(format!(
-                    "licenses.csv line {} has {} fields",
-                    tally_line(&tally),
-                    record.len()
-                ));
-            }
-            let seq: i64 = record[0].parse().map_err(|_| {
-                VerifyError(format!(
-                    "licenses.csv has a seq that is not a number: {:?}",
-                    &record[0].chars().take(20).collect::<String>()
-                ))
-            })?;
-            let row = Row {
-                seq,
-                issued_at: &record[1],
-                key_system: &record[2],
-                kids: &record[3],
-                license_type: &record[4],
-                user_hash: &record[5],
-                token_id: &record[6],
-                com_key_id: &record[7],
-            };
-            if chain_problem.is_none() {
-                if seq != expected_seq {
-                    chain_problem = Some(format!(
-                        "licenses.csv row seq {seq} where {expected_seq} was expected (a row was deleted or inserted)"
-                    ));
-                } else if record[8] != *head {
-                    chain_problem = Some(format!(
-                        "licenses.csv row {seq}: prev_hash does not continue the chain (a row was deleted, inserted or edited)"
-                    ));
-                } else if row_hash(&record[8], &row) != record[9] {
-                    chain_problem = Some(format!(
-                        "licenses.csv row {seq}: row_hash does not match the row (the row was edited)"
-                    ));
-                }
-            }
-            tally.add(seq, row.issued_at, row.key_system, row.user_hash);
-            head.clear();
-            head.push_str(&record[9]);
-            expected_seq = seq
-                .checked_add(1)
-                .ok_or_else(|| VerifyError(format!("licenses.csv has a seq too large to follow: {seq}")))?;
-        }
-    }
+    let month: Month = report.period.month.parse().expect("checked in read_report");
+    let mut chain = ChainCheck {
+        tally: Tally::new(month, None),
+        head: report.log.first_prev_hash.clone(),
+        next_seq: report.log.first_seq,
+        problem: None,
+    };
+    read_rows(&mut hashing, &mut chain)?;
     // Read to the end so the hash covers the whole entry.
     std::io::copy(&mut hashing, &mut std::io::sink())
-        .map_err(|e| VerifyError(format!("licenses.csv cannot be read ({e})")))?;
+        .map_err(|e| VerifyError::Malformed(format!("licenses.csv cannot be read ({e})")))?;
     if hashing.read > MAX_CSV {
-        return fail("licenses.csv is larger than 4 GiB");
+        return malformed("licenses.csv is larger than 4 GiB");
     }
-    if let Some(problem) = chain_problem {
-        return fail(problem);
+    if let Some(problem) = chain.problem {
+        return contents(problem);
     }
     if hex(&hashing.hash.finish()) != manifest.files["licenses.csv"] {
-        return fail("licenses.csv does not match its hash in manifest.json (licenses.csv edited)");
+        return contents("licenses.csv does not match its hash in manifest.json (licenses.csv edited)");
     }
-    if expected_seq.checked_sub(1) != Some(log.last_seq) || head != log.last_row_hash {
-        return fail(
-            "licenses.csv does not end where report.json log.last_seq / last_row_hash say (rows missing at the end)",
-        );
+    Ok((chain.tally, chain.head, chain.next_seq))
+}
+
+/// The walk over `licenses.csv`'s rows: the counts so far, where the chain
+/// stands, and the first place it broke.
+struct ChainCheck {
+    tally: Tally,
+    head: String,
+    next_seq: i64,
+    problem: Option<String>,
+}
+
+impl ChainCheck {
+    fn row(&mut self, record: &csv::StringRecord) -> Result<(), VerifyError> {
+        let seq: i64 = record[0].parse().map_err(|_| {
+            VerifyError::Contents(format!(
+                "licenses.csv has a seq that is not a number: {:?}",
+                &record[0].chars().take(20).collect::<String>()
+            ))
+        })?;
+        let row = Row {
+            seq,
+            issued_at: &record[1],
+            key_system: &record[2],
+            kids: &record[3],
+            license_type: &record[4],
+            user_hash: &record[5],
+            token_id: &record[6],
+            com_key_id: &record[7],
+        };
+        if self.problem.is_none() {
+            self.problem = if seq != self.next_seq {
+                Some(format!(
+                    "licenses.csv row seq {seq} where {} was expected (a row was deleted or inserted)",
+                    self.next_seq
+                ))
+            } else if record[8] != *self.head {
+                Some(format!(
+                    "licenses.csv row {seq}: prev_hash does not continue the chain (a row was deleted, inserted or edited)"
+                ))
+            } else if row_hash(&record[8], &row) != record[9] {
+                Some(format!(
+                    "licenses.csv row {seq}: row_hash does not match the row (the row was edited)"
+                ))
+            } else {
+                None
+            };
+        }
+        self.tally.add(seq, row.issued_at, row.key_system, row.user_hash);
+        self.head.clear();
+        self.head.push_str(&record[9]);
+        self.next_seq = seq.checked_add(1).ok_or_else(|| {
+            VerifyError::Contents(format!("licenses.csv has a seq too large to follow: {seq}"))
+        })?;
+        Ok(())
     }
+}
+
+fn read_rows<R: Read>(input: &mut R, chain: &mut ChainCheck) -> Result<(), VerifyError> {
+    let mut csv = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+    let header = csv
+        .headers()
+        .map_err(|e| VerifyError::Malformed(format!("licenses.csv is not valid CSV ({e})")))?;
+    if header.iter().ne(CSV_HEADER) {
+        return contents("licenses.csv does not start with the expected header");
+    }
+    let mut record = csv::StringRecord::new();
+    loop {
+        match csv.read_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
+            Err(e) => return malformed(format!("licenses.csv is not valid CSV ({e})")),
+        }
+        if record.len() != CSV_HEADER.len() {
+            return contents(format!(
+                "licenses.csv line {} has {} fields",
+                tally_line(&chain.tally),
+                record.len()
+            ));
+        }
+        chain.row(&record)?;
+    }
+}
+
+/// Every count in `report.json` against the recount.
+fn check_counts(tally: Tally, report: &ReportJson) -> Result<(), VerifyError> {
     let (counts, anomalies) = tally.finish();
     for (what, got, claimed) in [
         ("licenses", counts.licenses, report.counts.licenses),
@@ -261,25 +347,21 @@ pub fn verify_reader<R: Read + std::io::Seek>(
         ),
     ] {
         if got != claimed {
-            return fail(format!(
+            return contents(format!(
                 "report.json counts.{what} is {claimed}, but licenses.csv has {got}"
             ));
         }
     }
     if counts.by_key_system != report.counts.by_key_system {
-        return fail("report.json counts.by_key_system does not match licenses.csv");
+        return contents("report.json counts.by_key_system does not match licenses.csv");
     }
     if counts.by_day != report.counts.by_day {
-        return fail("report.json counts.by_day does not match licenses.csv");
+        return contents("report.json counts.by_day does not match licenses.csv");
     }
     if report.active != (counts.licenses > 0) {
-        return fail("report.json active does not match licenses.csv");
+        return contents("report.json active does not match licenses.csv");
     }
-    Ok(Verified {
-        report,
-        manifest_sha256: sha256_hex(&manifest_bytes),
-        public_key_der,
-    })
+    Ok(())
 }
 
 fn tally_line(tally: &Tally) -> u64 {
@@ -318,16 +400,16 @@ impl<R: Read> Read for HashingReader<R> {
 pub fn verify_link(previous: &Verified, next: &Verified) -> Result<(), VerifyError> {
     let (p, n) = (&previous.report, &next.report);
     if p.installation.id != n.installation.id || previous.public_key_der != next.public_key_der {
-        return fail("the previous report is from another installation");
+        return link("the previous report is from another installation");
     }
     if n.report.sequence <= p.report.sequence {
-        return fail(format!(
+        return link(format!(
             "report sequence {} does not follow {} (an older report presented as newer, or a replay)",
             n.report.sequence, p.report.sequence
         ));
     }
     if n.report.sequence != p.report.sequence + 1 {
-        return fail(format!(
+        return link(format!(
             "reports {} to {} are missing between the previous report ({}) and this one ({})",
             p.report.sequence + 1,
             n.report.sequence - 1,
@@ -336,11 +418,11 @@ pub fn verify_link(previous: &Verified, next: &Verified) -> Result<(), VerifyErr
         ));
     }
     if n.report.previous_report_sha256.as_deref() != Some(previous.manifest_sha256.as_str()) {
-        return fail("previous_report_sha256 does not match the previous report's manifest.json");
+        return link("previous_report_sha256 does not match the previous report's manifest.json");
     }
     if n.log.first_prev_hash != p.log.last_row_hash || p.log.last_seq.checked_add(1) != Some(n.log.first_seq)
     {
-        return fail(
+        return link(
             "the license log does not continue from the previous report (rows missing or rewritten between them)",
         );
     }
