@@ -145,7 +145,158 @@ pub struct AdminConfig {
     pub metrics_token_file: PathBuf,
 }
 
+/// `Ok` when `holds`, else the setting `key` with what is wrong with it.
+fn require(holds: bool, key: &str, message: &str) -> Result<(), ConfigError> {
+    if holds {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.to_owned(),
+            message: message.to_owned(),
+        })
+    }
+}
+
+/// A certificate and its key, both set or both empty.
+fn tls_pair(key: &str, cert: &Path, tls_key: &Path) -> Result<(), ConfigError> {
+    require(
+        cert.as_os_str().is_empty() == tls_key.as_os_str().is_empty(),
+        key,
+        "tls_cert and tls_key go together",
+    )
+}
+
+impl LicenseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            self.clock_tolerance_secs <= 86_400,
+            "license.clock_tolerance_secs",
+            "must be at most 86400 (one day)",
+        )?;
+        for origin in &self.allowed_origins {
+            let ok = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+            require(
+                ok && !origin.ends_with('/'),
+                "license.allowed_origins",
+                &format!("{origin:?} is not \"*\" or an origin like \"http://portal.local\""),
+            )?;
+        }
+        let rate = self.rate_limit_per_second;
+        require(
+            rate.is_finite() && rate >= 0.0,
+            "license.rate_limit_per_second",
+            "must be 0 (off) or a positive number",
+        )?;
+        require(
+            rate == 0.0 || self.rate_limit_burst > 0,
+            "license.rate_limit_burst",
+            "must be at least 1 when rate limiting is on",
+        )?;
+        require(
+            (1..=600).contains(&self.body_timeout_secs),
+            "license.body_timeout_secs",
+            "must be between 1 and 600",
+        )?;
+        require(
+            (1..=31_536_000).contains(&self.hls_repeat_window_secs),
+            "license.hls_repeat_window_secs",
+            "must be between 1 and 31536000 (a year)",
+        )?;
+        tls_pair("license.tls_key", &self.tls_cert, &self.tls_key)
+    }
+}
+
+impl LogConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        require(
+            (1..=1_000_000).contains(&self.queue_capacity),
+            "log.queue_capacity",
+            "must be between 1 and 1000000",
+        )?;
+        require(
+            (1..=65_536).contains(&self.max_batch),
+            "log.max_batch",
+            "must be between 1 and 65536",
+        )?;
+        require(
+            (1..=600_000).contains(&self.busy_timeout_ms),
+            "log.busy_timeout_ms",
+            "must be between 1 and 600000",
+        )?;
+        require(
+            self.keep_months <= 1200,
+            "log.keep_months",
+            "must be between 0 (keep every license) and 1200",
+        )?;
+        require(
+            (1..=600_000).contains(&self.append_timeout_ms),
+            "log.append_timeout_ms",
+            "must be between 1 and 600000",
+        )
+    }
+}
+
+impl UploadConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = &self.url;
+        require(
+            url.is_empty() || url.starts_with("https://") || url.starts_with("http://"),
+            "upload.url",
+            "must be empty (off) or an https:// URL",
+        )?;
+        let authority = url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        require(
+            url.is_empty() || !authority.is_empty(),
+            "upload.url",
+            "must name a host, as in https://billing.example/incoming/",
+        )?;
+        require(
+            !authority.contains('@'),
+            "upload.url",
+            "must not carry a user name or password (they would show in the service log and on the \
+             reports page); the receiver knows berth by its client certificate (upload.client_cert)",
+        )?;
+        require(
+            !url.starts_with("http://") || self.allow_plain_http,
+            "upload.url",
+            "must be https://: over plain http a machine in the middle can swallow or rewrite reports \
+             (set upload.allow_plain_http = true to accept that risk)",
+        )?;
+        require(
+            matches!(self.method.as_str(), "PUT" | "POST"),
+            "upload.method",
+            "must be PUT or POST",
+        )?;
+        require(
+            self.client_cert.as_os_str().is_empty() == self.client_key.as_os_str().is_empty(),
+            "upload.client_key",
+            "client_cert and client_key go together",
+        )?;
+        require(
+            self.retry_min_secs != 0 && self.retry_min_secs <= self.retry_max_secs,
+            "upload.retry_min_secs",
+            "must be at least 1 and at most upload.retry_max_secs",
+        )?;
+        require(
+            (1..=3600).contains(&self.timeout_secs),
+            "upload.timeout_secs",
+            "must be between 1 and 3600",
+        )
+    }
+}
+
 impl AdminConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        tls_pair("admin.tls_key", &self.tls_cert, &self.tls_key)?;
+        require(
+            (1..=7 * 86_400).contains(&self.session_idle_secs),
+            "admin.session_idle_secs",
+            "must be between 1 and 604800",
+        )
+    }
+
     pub fn tls(&self) -> Option<(&Path, &Path)> {
         tls_files(&self.tls_cert, &self.tls_key)
     }
@@ -373,137 +524,31 @@ fn describe(text: &str, e: &toml::de::Error) -> String {
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: &str| {
-            Err(ConfigError::Invalid {
-                key: key.to_owned(),
-                message: message.to_owned(),
-            })
-        };
-        if self.data_dir.as_os_str().is_empty() {
-            return invalid("data_dir", "must not be empty");
-        }
-        if self.license.clock_tolerance_secs > 86_400 {
-            return invalid("license.clock_tolerance_secs", "must be at most 86400 (one day)");
-        }
-        for origin in &self.license.allowed_origins {
-            let ok = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
-            if !ok || origin.ends_with('/') {
-                return invalid(
-                    "license.allowed_origins",
-                    &format!("{origin:?} is not \"*\" or an origin like \"http://portal.local\""),
-                );
-            }
-        }
-        let rate = self.license.rate_limit_per_second;
-        if !rate.is_finite() || rate < 0.0 {
-            return invalid(
-                "license.rate_limit_per_second",
-                "must be 0 (off) or a positive number",
-            );
-        }
-        if rate > 0.0 && self.license.rate_limit_burst == 0 {
-            return invalid(
-                "license.rate_limit_burst",
-                "must be at least 1 when rate limiting is on",
-            );
-        }
-        if !(1..=600).contains(&self.license.body_timeout_secs) {
-            return invalid("license.body_timeout_secs", "must be between 1 and 600");
-        }
-        if !(1..=31_536_000).contains(&self.license.hls_repeat_window_secs) {
-            return invalid(
-                "license.hls_repeat_window_secs",
-                "must be between 1 and 31536000 (a year)",
-            );
-        }
-        if self.license.listen == self.admin.listen && self.license.listen.port() != 0 {
-            return invalid(
-                "admin.listen",
-                "must differ from license.listen: passengers must never reach the admin UI",
-            );
-        }
-        for (key, cert, tls_key) in [
-            ("license.tls_key", &self.license.tls_cert, &self.license.tls_key),
-            ("admin.tls_key", &self.admin.tls_cert, &self.admin.tls_key),
-        ] {
-            if cert.as_os_str().is_empty() != tls_key.as_os_str().is_empty() {
-                return invalid(key, "tls_cert and tls_key go together");
-            }
-        }
-        if !(1..=7 * 86_400).contains(&self.admin.session_idle_secs) {
-            return invalid("admin.session_idle_secs", "must be between 1 and 604800");
-        }
-        if !(1..=1_000_000).contains(&self.log.queue_capacity) {
-            return invalid("log.queue_capacity", "must be between 1 and 1000000");
-        }
-        if !(1..=65_536).contains(&self.log.max_batch) {
-            return invalid("log.max_batch", "must be between 1 and 65536");
-        }
-        if !(1..=600_000).contains(&self.log.busy_timeout_ms) {
-            return invalid("log.busy_timeout_ms", "must be between 1 and 600000");
-        }
-        if self.log.keep_months > 1200 {
-            return invalid(
-                "log.keep_months",
-                "must be between 0 (keep every license) and 1200",
-            );
-        }
-        if !(1..=600_000).contains(&self.log.append_timeout_ms) {
-            return invalid("log.append_timeout_ms", "must be between 1 and 600000");
-        }
+        require(
+            !self.data_dir.as_os_str().is_empty(),
+            "data_dir",
+            "must not be empty",
+        )?;
+        self.license.validate()?;
+        require(
+            self.license.listen != self.admin.listen || self.license.listen.port() == 0,
+            "admin.listen",
+            "must differ from license.listen: passengers must never reach the admin UI",
+        )?;
+        self.admin.validate()?;
+        self.log.validate()?;
         let vessel = self.installation.vessel_type.as_str();
-        if !matches!(vessel, "" | "aircraft" | "train" | "ship" | "bus" | "other") {
-            return invalid(
-                "installation.vessel_type",
-                "must be aircraft, train, ship, bus or other",
-            );
-        }
-        if !(1..=86_400).contains(&self.reports.check_interval_secs) {
-            return invalid("reports.check_interval_secs", "must be between 1 and 86400");
-        }
-        let url = &self.upload.url;
-        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
-            return invalid("upload.url", "must be empty (off) or an https:// URL");
-        }
-        let authority = url
-            .split_once("://")
-            .map_or("", |(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(""));
-        if !url.is_empty() && authority.is_empty() {
-            return invalid(
-                "upload.url",
-                "must name a host, as in https://billing.example/incoming/",
-            );
-        }
-        if authority.contains('@') {
-            return invalid(
-                "upload.url",
-                "must not carry a user name or password (they would show in the service log and on the \
-                 reports page); the receiver knows berth by its client certificate (upload.client_cert)",
-            );
-        }
-        if url.starts_with("http://") && !self.upload.allow_plain_http {
-            return invalid(
-                "upload.url",
-                "must be https://: over plain http a machine in the middle can swallow or rewrite reports \
-                 (set upload.allow_plain_http = true to accept that risk)",
-            );
-        }
-        if !matches!(self.upload.method.as_str(), "PUT" | "POST") {
-            return invalid("upload.method", "must be PUT or POST");
-        }
-        if self.upload.client_cert.as_os_str().is_empty() != self.upload.client_key.as_os_str().is_empty() {
-            return invalid("upload.client_key", "client_cert and client_key go together");
-        }
-        if self.upload.retry_min_secs == 0 || self.upload.retry_min_secs > self.upload.retry_max_secs {
-            return invalid(
-                "upload.retry_min_secs",
-                "must be at least 1 and at most upload.retry_max_secs",
-            );
-        }
-        if !(1..=3600).contains(&self.upload.timeout_secs) {
-            return invalid("upload.timeout_secs", "must be between 1 and 3600");
-        }
-        Ok(())
+        require(
+            matches!(vessel, "" | "aircraft" | "train" | "ship" | "bus" | "other"),
+            "installation.vessel_type",
+            "must be aircraft, train, ship, bus or other",
+        )?;
+        require(
+            (1..=86_400).contains(&self.reports.check_interval_secs),
+            "reports.check_interval_secs",
+            "must be between 1 and 86400",
+        )?;
+        self.upload.validate()
     }
 
     /// The master key file this config points at.

@@ -64,6 +64,11 @@ fn tls_acceptor(
         .with_context(|| format!("{section}.tls_cert / {section}.tls_key"))
 }
 
+/// Starts berth on already-bound listeners (tests bind port 0).
+///
+/// Its steps are named (certificates, the database, the license path); what is
+/// left here is the wiring of the listeners and tasks, in the order a failure
+/// must stop the start.
 pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> {
     let Startup {
         master,
@@ -86,68 +91,11 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         Some(_) => tls_acceptor(config.admin.tls(), "admin")?,
         None => None,
     };
-    let certificates: Vec<crate::admin::Certificate> =
-        [("License API", &license_tls), ("Admin UI", &admin_tls)]
-            .into_iter()
-            .filter_map(|(listener, tls)| {
-                let expires = tls.as_ref()?.1;
-                Some(crate::admin::Certificate { listener, expires })
-            })
-            .collect();
-    for certificate in &certificates {
-        if certificate.expires_soon(clock.now()) {
-            tracing::warn!(
-                listener = certificate.listener,
-                expires = %format_instant(certificate.expires),
-                "the certificate expires within 30 days: browsers refuse an expired one"
-            );
-        }
-    }
+    let certificates = certificates_to_watch(&license_tls, &admin_tls, clock.now());
     let lock = crate::installation::lock_data_dir(data_dir, "another berth serve holds it")?;
-    let pending = Db::pending_migrations(data_dir)
-        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
-    let db = if pending.is_empty() {
-        Db::open(data_dir, Arc::clone(&master))
-    } else {
-        let names = pending.join(", ");
-        tracing::info!(migrations = %names, "applying database migrations before serving; on a long license log this takes a while");
-        let steps = Arc::new(AtomicU64::new(0));
-        crate::systemd::extend_start_while(&format!("applying database migrations: {names}"), &steps, || {
-            Db::open_counting(data_dir, Arc::clone(&master), Some(Arc::clone(&steps)))
-        })
-    }
-    .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    let db = open_migrated(data_dir, &master)?;
     let installation = db.installation()?;
-    let pepper = db.pepper().context("opening the user-id pepper")?;
-    let ring = Arc::new(KeyRing::default());
-    crate::license::load_keys(&db, &ring)?;
-    let newest = db.newest_issued_at()?;
-
-    let writer_config = WriterConfig {
-        queue_capacity: config.log.queue_capacity,
-        max_batch: config.log.max_batch,
-        busy_timeout: Duration::from_millis(config.log.busy_timeout_ms),
-    };
-    let (writer, log) = LogWriter::start(db.path(), writer_config, Arc::clone(&clock))?;
-    // The license listener's workers are answered through their mailboxes.
-    let log = log.with_courier(crate::http::Mailbox::current);
-    let master_for_reports = Arc::clone(&master);
-    let writer_health = Arc::clone(log.health());
-    let limits = crate::license::Limits {
-        tolerance: time::Duration::seconds(config.license.clock_tolerance_secs as i64),
-        append_timeout: Duration::from_millis(config.log.append_timeout_ms),
-        repeat_window: time::Duration::seconds(config.license.hls_repeat_window_secs as i64),
-    };
-    let service = Arc::new(LicenseService::new(
-        Arc::clone(&ring),
-        Arc::new(log),
-        writer_health,
-        clock,
-        &pepper,
-        limits,
-        newest,
-    ));
-    let refresher = crate::license::KeyRefresher::start(db, ring)?;
+    let (service, writer, refresher) = license_service(config, db, clock)?;
 
     license_listener.set_nonblocking(true)?;
     let license_addr = license_listener.local_addr()?;
@@ -159,16 +107,15 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
     let handle = server.handle();
     let task = actix_web::rt::spawn(server);
     let mut tasks = Vec::new();
-    let mut admin = None;
-    let mut admin_addr = None;
+    let (mut admin, mut admin_addr) = (None, None);
     if let Some(listener) = admin_listener {
         listener.set_nonblocking(true)?;
         admin_addr = Some(listener.local_addr()?);
         let state = crate::admin::AdminState::new(
             Arc::clone(&service),
-            Arc::clone(&outcomes),
+            outcomes,
             config,
-            Arc::clone(&master_for_reports),
+            Arc::clone(&master),
             certificates,
         )?;
         let server = crate::admin::admin_server(listener, state, admin_tls.map(|(tls, _)| tls))
@@ -184,7 +131,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         let clock = Arc::clone(service.clock());
         tasks.push(actix_web::rt::spawn(crate::report::report_task(
             config.clone(),
-            master_for_reports,
+            master,
             clock,
         )));
     }
@@ -207,6 +154,86 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         tasks,
         _lock: lock,
     })
+}
+
+/// The listeners' certificates, for the dashboard; one that expires within
+/// 30 days is warned about now.
+fn certificates_to_watch(
+    license: &Option<(crate::crypto::TlsAcceptor, time::OffsetDateTime)>,
+    admin: &Option<(crate::crypto::TlsAcceptor, time::OffsetDateTime)>,
+    now: time::OffsetDateTime,
+) -> Vec<crate::admin::Certificate> {
+    let certificates: Vec<crate::admin::Certificate> = [("License API", license), ("Admin UI", admin)]
+        .into_iter()
+        .filter_map(|(listener, tls)| {
+            let expires = tls.as_ref()?.1;
+            Some(crate::admin::Certificate { listener, expires })
+        })
+        .collect();
+    for certificate in certificates.iter().filter(|c| c.expires_soon(now)) {
+        tracing::warn!(
+            listener = certificate.listener,
+            expires = %format_instant(certificate.expires),
+            "the certificate expires within 30 days: browsers refuse an expired one"
+        );
+    }
+    certificates
+}
+
+/// The database, with pending migrations applied; while a long one runs,
+/// systemd is told so and asked for more time.
+fn open_migrated(data_dir: &Path, master: &Arc<MasterKey>) -> anyhow::Result<Db> {
+    let pending = Db::pending_migrations(data_dir)
+        .with_context(|| format!("opening the database in {}", data_dir.display()))?;
+    if pending.is_empty() {
+        return Db::open(data_dir, Arc::clone(master))
+            .with_context(|| format!("opening the database in {}", data_dir.display()));
+    }
+    let names = pending.join(", ");
+    tracing::info!(migrations = %names, "applying database migrations before serving; on a long license log this takes a while");
+    let steps = Arc::new(AtomicU64::new(0));
+    crate::systemd::extend_start_while(&format!("applying database migrations: {names}"), &steps, || {
+        Db::open_counting(data_dir, Arc::clone(master), Some(Arc::clone(&steps)))
+    })
+    .with_context(|| format!("opening the database in {}", data_dir.display()))
+}
+
+/// The license path: the key ring loaded and kept in step with the store, the
+/// log writer, and the service that joins them.
+fn license_service(
+    config: &Config,
+    db: Db,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(Arc<LicenseService>, LogWriter, crate::license::KeyRefresher)> {
+    let pepper = db.pepper().context("opening the user-id pepper")?;
+    let ring = Arc::new(KeyRing::default());
+    crate::license::load_keys(&db, &ring)?;
+    let newest = db.newest_issued_at()?;
+    let writer_config = WriterConfig {
+        queue_capacity: config.log.queue_capacity,
+        max_batch: config.log.max_batch,
+        busy_timeout: Duration::from_millis(config.log.busy_timeout_ms),
+    };
+    let (writer, log) = LogWriter::start(db.path(), writer_config, Arc::clone(&clock))?;
+    // The license listener's workers are answered through their mailboxes.
+    let log = log.with_courier(crate::http::Mailbox::current);
+    let writer_health = Arc::clone(log.health());
+    let limits = crate::license::Limits {
+        tolerance: time::Duration::seconds(config.license.clock_tolerance_secs as i64),
+        append_timeout: Duration::from_millis(config.log.append_timeout_ms),
+        repeat_window: time::Duration::seconds(config.license.hls_repeat_window_secs as i64),
+    };
+    let service = Arc::new(LicenseService::new(
+        Arc::clone(&ring),
+        Arc::new(log),
+        writer_health,
+        clock,
+        &pepper,
+        limits,
+        newest,
+    ));
+    let refresher = crate::license::KeyRefresher::start(db, ring)?;
+    Ok((service, writer, refresher))
 }
 
 impl Server {

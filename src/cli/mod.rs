@@ -89,34 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Init(args) => init(&cli, &load_config(&cli)?, args, clock.as_ref()),
         Command::Serve(args) => serve(load_config(&cli)?, args, clock),
-        Command::Migrate => {
-            let config = load_config(&cli)?;
-            let pending = Db::pending_migrations(&config.data_dir)?;
-            if !pending.is_empty() && !cli.json {
-                let slow = pending.iter().any(|name| crate::store::reads_the_log(name));
-                eprintln!(
-                    "applying {}{}",
-                    pending.join(", "),
-                    if slow {
-                        " (on a long license log this takes a while: about a second per million licenses)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            let applied = Db::migrate_only(&config.data_dir)?;
-            if cli.json {
-                print_json(&json!({ "applied": applied, "schema_version": crate::store::SCHEMA_VERSION }));
-            } else if applied.is_empty() {
-                outln!(
-                    "the database is up to date (schema version {})",
-                    crate::store::SCHEMA_VERSION
-                );
-            } else {
-                outln!("applied {}", applied.join(", "));
-            }
-            Ok(())
-        }
+        Command::Migrate => migrate(&cli),
         Command::Keys(command) => keys(&cli, command, clock.as_ref()),
         Command::Comkey(command) => comkey(&cli, command, clock.as_ref()),
         Command::Token(TokenCommand::Mint(args)) => mint(&cli, args, clock.as_ref()),
@@ -170,6 +143,36 @@ fn copy_report(path: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
     let target = out.join(path.file_name().expect("a report has a file name"));
     std::fs::copy(path, &target).with_context(|| format!("copying the report to {}", target.display()))?;
     Ok(target)
+}
+
+/// `berth migrate`: applies pending migrations, saying first when a long one is coming.
+fn migrate(cli: &Cli) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let pending = Db::pending_migrations(&config.data_dir)?;
+    if !pending.is_empty() && !cli.json {
+        let slow = pending.iter().any(|name| crate::store::reads_the_log(name));
+        eprintln!(
+            "applying {}{}",
+            pending.join(", "),
+            if slow {
+                " (on a long license log this takes a while: about a second per million licenses)"
+            } else {
+                ""
+            }
+        );
+    }
+    let applied = Db::migrate_only(&config.data_dir)?;
+    if cli.json {
+        print_json(&json!({ "applied": applied, "schema_version": crate::store::SCHEMA_VERSION }));
+    } else if applied.is_empty() {
+        outln!(
+            "the database is up to date (schema version {})",
+            crate::store::SCHEMA_VERSION
+        );
+    } else {
+        outln!("applied {}", applied.join(", "));
+    }
+    Ok(())
 }
 
 fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyhow::Result<()> {
@@ -560,44 +563,7 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             due,
             out,
             partial,
-        } => {
-            let config = load_config(cli)?;
-            let mut db = open_db(&config)?;
-            let dir = config.data_dir.join("reports");
-            let now = clock.now();
-            let months = match month {
-                Some(month) => vec![*month],
-                None => crate::report::due_months(&db, now)?,
-            };
-            let mut listed = Vec::new();
-            let any = !months.is_empty();
-            for month in months {
-                let exported = crate::report::export(&mut db, month, now, *partial, &dir)?;
-                let path = copy_report(&exported.path, out.as_deref())?;
-                if cli.json {
-                    listed.push(json!({ "file": path, "new": exported.new, "report": exported.report }));
-                } else {
-                    outln!(
-                        "{}",
-                        crate::report::text::exported(&path, exported.new, &exported.report)
-                    );
-                }
-            }
-            if *due {
-                let next = crate::report::next_month(&db)?;
-                if cli.json {
-                    print_json(&json!({ "exported": listed, "next": next.to_string() }));
-                } else if !any {
-                    outln!(
-                        "nothing to export: the next report, for {next}, can be exported once that month ends ({})",
-                        format_instant(next.end())
-                    );
-                }
-            } else if let Some(one) = listed.pop() {
-                print_json(&one);
-            }
-            Ok(())
-        }
+        } => report_export(cli, *month, *due, out.as_deref(), *partial, clock),
         ReportCommand::Verify {
             file,
             pubkey,
@@ -625,49 +591,10 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             }
             Ok(())
         }
-        ReportCommand::Upload { file } => {
-            let config = load_config(cli)?;
-            if config.upload.url.is_empty() {
-                bail!(
-                    "no upload.url is configured; reports are in {}",
-                    config.data_dir.join("reports").display()
-                );
-            }
-            let db = open_db(&config)?;
-            if let Some(name) = file {
-                let name = Path::new(name)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                if !db.reports()?.iter().any(|r| r.file_name == name) {
-                    bail!("{name} is not an exported report of this installation (see `berth report list`)");
-                }
-            }
-            drop(db);
-            let now = clock.now();
-            let pass = actix_web::rt::System::new().block_on(async {
-                let uploader = crate::report::Uploader::new(&config.upload)?;
-                uploader.upload_pending(&config, now, true).await
-            })?;
-            if cli.json {
-                print_json(&json!({ "uploaded": pass.uploaded, "failed": pass.failed }));
-            } else {
-                for name in &pass.uploaded {
-                    outln!("uploaded {name}");
-                }
-                if pass.uploaded.is_empty() && pass.failed.is_empty() {
-                    outln!("nothing to upload");
-                }
-            }
-            if let Some((name, why)) = pass.failed.first() {
-                bail!("uploading {name} failed: {why}; it stays pending");
-            }
-            Ok(())
-        }
+        ReportCommand::Upload { file } => report_upload(cli, file.as_deref(), clock),
         ReportCommand::List => {
             let config = load_config(cli)?;
-            let db = open_db(&config)?;
-            let reports = db.reports()?;
+            let reports = open_db(&config)?.reports()?;
             if cli.json {
                 let list: Vec<_> = reports.iter().map(crate::report::text::listed).collect();
                 print_json(&json!({ "reports": list }));
@@ -680,6 +607,93 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             }
             Ok(())
         }
+    }
+}
+
+/// `report export`: one month, or with `--due` every month that has ended.
+fn report_export(
+    cli: &Cli,
+    month: Option<Month>,
+    due: bool,
+    out: Option<&Path>,
+    partial: bool,
+    clock: &dyn Clock,
+) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let mut db = open_db(&config)?;
+    let dir = config.data_dir.join("reports");
+    let now = clock.now();
+    let months = match month {
+        Some(month) => vec![month],
+        None => crate::report::due_months(&db, now)?,
+    };
+    let mut listed = Vec::new();
+    for month in &months {
+        let exported = crate::report::export(&mut db, *month, now, partial, &dir)?;
+        let path = copy_report(&exported.path, out)?;
+        if cli.json {
+            listed.push(json!({ "file": path, "new": exported.new, "report": exported.report }));
+        } else {
+            outln!(
+                "{}",
+                crate::report::text::exported(&path, exported.new, &exported.report)
+            );
+        }
+    }
+    if !due {
+        if let Some(one) = listed.pop() {
+            print_json(&one);
+        }
+        return Ok(());
+    }
+    let next = crate::report::next_month(&db)?;
+    if cli.json {
+        print_json(&json!({ "exported": listed, "next": next.to_string() }));
+    } else if months.is_empty() {
+        outln!(
+            "nothing to export: the next report, for {next}, can be exported once that month ends ({})",
+            format_instant(next.end())
+        );
+    }
+    Ok(())
+}
+
+/// `report upload`: a pass over the outbox now, ignoring the backoff.
+fn report_upload(cli: &Cli, file: Option<&str>, clock: &dyn Clock) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    if config.upload.url.is_empty() {
+        bail!(
+            "no upload.url is configured; reports are in {}",
+            config.data_dir.join("reports").display()
+        );
+    }
+    if let Some(name) = file {
+        let name = Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !open_db(&config)?.reports()?.iter().any(|r| r.file_name == name) {
+            bail!("{name} is not an exported report of this installation (see `berth report list`)");
+        }
+    }
+    let now = clock.now();
+    let pass = actix_web::rt::System::new().block_on(async {
+        let uploader = crate::report::Uploader::new(&config.upload)?;
+        uploader.upload_pending(&config, now, true).await
+    })?;
+    if cli.json {
+        print_json(&json!({ "uploaded": pass.uploaded, "failed": pass.failed }));
+    } else {
+        for name in &pass.uploaded {
+            outln!("uploaded {name}");
+        }
+        if pass.uploaded.is_empty() && pass.failed.is_empty() {
+            outln!("nothing to upload");
+        }
+    }
+    match pass.failed.first() {
+        Some((name, why)) => bail!("uploading {name} failed: {why}; it stays pending"),
+        None => Ok(()),
     }
 }
 

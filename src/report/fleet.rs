@@ -91,47 +91,12 @@ pub fn load_pubkeys(dir: &Path) -> Result<HashMap<String, PublicKey>, String> {
 }
 
 pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>) -> FleetSummary {
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(16);
-    let chunk = files.len().div_ceil(threads).max(1);
-    // A report that fails verification names no installation (its claim is not
-    // to be trusted); one refused by --pubkeys names the one it claims to be.
-    let check = |path: &PathBuf| -> Result<Verified, (Option<String>, String)> {
-        let v = verify_file(path, None).map_err(|e| (None, e.to_string()))?;
-        let Some(keys) = pubkeys else { return Ok(v) };
-        let refused = |why: &str| Err((Some(v.report.installation.id.clone()), why.to_owned()));
-        match keys.get(&v.report.installation.id) {
-            None => refused("no public key for this installation in --pubkeys"),
-            Some(k) if k.der() != v.public_key_der => {
-                refused("signed by another key than the installation's in --pubkeys")
-            }
-            Some(_) => Ok(v),
-        }
-    };
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(|| {
-                    part.iter()
-                        .map(|path| (path.clone(), check(path)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a verifier thread panicked"))
-            .collect()
-    });
-
     let mut summary = FleetSummary {
         files: files.len(),
         ..FleetSummary::default()
     };
     let mut by_installation: BTreeMap<String, Vec<(PathBuf, Verified)>> = BTreeMap::new();
-    for (path, result) in results {
+    for (path, result) in verify_all(files, pubkeys) {
         match result {
             Ok(v) if v.report.partial => summary.problems.push(Problem {
                 file: path.display().to_string(),
@@ -150,32 +115,80 @@ pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>
         }
     }
     for (installation, reports) in by_installation {
-        let problem = |path: &Path, what: String| Problem {
-            file: path.display().to_string(),
-            installation: Some(installation.clone()),
-            problem: what,
-        };
         let (kept, refused) = trusted_reports(reports, pubkeys.is_some());
-        for (path, why) in refused {
-            summary.problems.push(problem(&path, why));
-        }
+        summary
+            .problems
+            .extend(refused.into_iter().map(|(path, problem)| Problem {
+                file: path.display().to_string(),
+                installation: Some(installation.clone()),
+                problem,
+            }));
         for (_, v) in &kept {
-            summary.counted_reports += 1;
-            let cell = summary
-                .months
-                .entry(v.report.period.month.clone())
-                .or_default()
-                .entry(v.report.installation.vessel_type.clone())
-                .or_default();
-            cell.reporting_installations += 1;
-            if v.report.active {
-                cell.active_installations += 1;
-            }
-            cell.licenses += v.report.counts.licenses;
-            cell.active_users += v.report.counts.active_users;
+            summary.count(&v.report);
         }
     }
     summary
+}
+
+/// Verifies every file, on up to 16 threads. A report that fails verification
+/// names no installation (its claim is not to be trusted); one refused by
+/// `--pubkeys` names the one it claims to be.
+/// A report that checks out, or the installation it names (when that can be
+/// trusted) and why it is refused.
+type Checked = Result<Verified, (Option<String>, String)>;
+
+fn verify_all(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>) -> Vec<(PathBuf, Checked)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(16);
+    let chunk = files.len().div_ceil(threads).max(1);
+    let check = |path: &PathBuf| -> Checked {
+        let v = verify_file(path, None).map_err(|e| (None, e.to_string()))?;
+        let Some(keys) = pubkeys else { return Ok(v) };
+        let refused = |why: &str| Err((Some(v.report.installation.id.clone()), why.to_owned()));
+        match keys.get(&v.report.installation.id) {
+            None => refused("no public key for this installation in --pubkeys"),
+            Some(k) if k.der() != v.public_key_der => {
+                refused("signed by another key than the installation's in --pubkeys")
+            }
+            Some(_) => Ok(v),
+        }
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(|| {
+                    part.iter()
+                        .map(|path| (path.clone(), check(path)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a verifier thread panicked"))
+            .collect()
+    })
+}
+
+impl FleetSummary {
+    /// Counts one trusted report in its month and vessel type.
+    fn count(&mut self, report: &super::ReportJson) {
+        self.counted_reports += 1;
+        let cell = self
+            .months
+            .entry(report.period.month.clone())
+            .or_default()
+            .entry(report.installation.vessel_type.clone())
+            .or_default();
+        cell.reporting_installations += 1;
+        if report.active {
+            cell.active_installations += 1;
+        }
+        cell.licenses += report.counts.licenses;
+        cell.active_users += report.counts.active_users;
+    }
 }
 
 /// One installation's verified reports, reduced to those that can be counted:

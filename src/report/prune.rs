@@ -81,38 +81,14 @@ pub fn prune(
             mark: current,
         });
     }
-    // Every report holding a row about to go must be on the ground when uploads
-    // are configured (checked first: it is cheap, and the server asks at every
-    // pass while a vessel is offline), and on the box, intact, the one berth
-    // recorded.
-    let holding: Vec<_> = reports
-        .iter()
-        .filter(|r| r.sequence <= last.sequence && r.last_seq >= start && r.first_seq <= r.last_seq)
-        .collect();
-    if let Some(report) = holding.iter().find(|r| uploads && r.uploaded_at.is_none()) {
-        return Err(PruneError::Refused(format!(
-            "the report for {} has not been uploaded yet; its rows stay in the log until it has",
-            report.month
-        )));
-    }
-    for report in holding {
-        let path = reports_dir.join(&report.file_name);
-        let verified = verify_file(&path, None).map_err(|e| {
-            PruneError::Refused(format!(
-                "the report for {} does not verify ({e}); its rows stay in the log",
-                report.month
-            ))
-        })?;
-        if verified.manifest_sha256 != report.manifest_sha256
-            || verified.public_key_der != installation.public_key_der
-        {
-            return Err(PruneError::Refused(format!(
-                "{} is not the report berth exported for {}; its rows stay in the log",
-                path.display(),
-                report.month
-            )));
-        }
-    }
+    check_reports_hold_the_rows(
+        &reports,
+        last,
+        start,
+        reports_dir,
+        uploads,
+        &installation.public_key_der,
+    )?;
     let mut anchor = None;
     db.for_each_log_row::<StoreError>(last.last_seq, last.last_seq, |r| {
         anchor = Some((r.prev_hash.clone(), r.row_hash.clone()));
@@ -136,4 +112,45 @@ pub fn prune(
         removed,
         mark: Some(mark),
     })
+}
+
+/// Every report holding a row about to go must be on the ground when uploads
+/// are configured (checked first: it is cheap, and the server asks at every
+/// pass while a vessel is offline), and on the box, intact, the one berth
+/// recorded.
+fn check_reports_hold_the_rows(
+    reports: &[crate::store::ReportRecord],
+    last: &crate::store::ReportRecord,
+    start: i64,
+    reports_dir: &Path,
+    uploads: bool,
+    public_key_der: &[u8],
+) -> Result<(), PruneError> {
+    let holding: Vec<_> = reports
+        .iter()
+        .filter(|r| r.sequence <= last.sequence && r.last_seq >= start && r.first_seq <= r.last_seq)
+        .collect();
+    if let Some(report) = holding.iter().find(|r| uploads && r.uploaded_at.is_none()) {
+        return Err(PruneError::Refused(format!(
+            "the report for {} has not been uploaded yet; its rows stay in the log until it has",
+            report.month
+        )));
+    }
+    for report in holding {
+        let path = reports_dir.join(&report.file_name);
+        let verified = verify_file(&path, None).map_err(|e| {
+            PruneError::Refused(format!(
+                "the report for {} does not verify ({e}); its rows stay in the log",
+                report.month
+            ))
+        })?;
+        if verified.manifest_sha256 != report.manifest_sha256 || verified.public_key_der != public_key_der {
+            return Err(PruneError::Refused(format!(
+                "{} is not the report berth exported for {}; its rows stay in the log",
+                path.display(),
+                report.month
+            )));
+        }
+    }
+    Ok(())
 }

@@ -338,10 +338,56 @@ fn check_semantics(
     now: OffsetDateTime,
     tolerance: Duration,
 ) -> Result<Entitlement, TokenError> {
+    check_versions(&payload)?;
+    let usable_until = check_dates(&payload, now, tolerance)?;
+    let message = payload.message;
+    let license = message.license.as_ref();
+    let allow_persistence = match license.and_then(|l| l.allow_persistence.as_ref()) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("license.allow_persistence is not a boolean")),
+    };
+    if let Some(license) = license {
+        policy::check_fields("license", &license.restrictions())?;
+    }
+    policy::check_fields("message", &message.restrictions())?;
+    let server = message.license_server.unwrap_or_default();
+    policy::check_fields("license_server", &server.restrictions())?;
+    let access = server.access_control.unwrap_or_default();
+    policy::check_fields("license_server.access_control", &access.restrictions())?;
+    let prevent_reuse = access.prevent_drm_message_reuse.unwrap_or(false);
+    let allowed_ips = access
+        .allowed_ip_addresses
+        .unwrap_or_default()
+        .iter()
+        .map(|s| parse_ip_or_net(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let token_id = match payload.id {
+        Some(id) if id.len() > 128 || id.is_empty() => return Err(invalid("id must be 1 to 128 characters")),
+        other => other,
+    };
+    if prevent_reuse && token_id.is_none() {
+        return Err(invalid("prevent_drm_message_reuse needs the token's id"));
+    }
+    let policies = policy::Policies::parse(message.content_key_usage_policies.unwrap_or_default())?;
+    Ok(Entitlement {
+        com_key_id: com_key.id,
+        token_id,
+        keys: parse_key_source(message.content_keys_source, com_key, &policies)?,
+        allow_persistence,
+        prevent_reuse,
+        allowed_ips,
+        user_id: session_user(message.session.unwrap_or_default())?,
+        usable_until,
+    })
+}
+
+/// The payload and message versions and types berth reads.
+fn check_versions(payload: &Payload) -> Result<(), TokenError> {
     if payload.version != 1 {
         return Err(invalid(format!("version {} is not supported", payload.version)));
     }
-    let message = payload.message;
+    let message = &payload.message;
     if message.kind != "entitlement_message" {
         return Err(invalid(format!(
             "message type {:?} is not supported",
@@ -354,8 +400,18 @@ fn check_semantics(
             message.version
         )));
     }
+    Ok(())
+}
 
-    let license = message.license.as_ref();
+/// Checks both validity windows (the token's and the license's) against
+/// `now`, each widened by `tolerance`; returns the last instant the token can
+/// be used, if it has an end.
+fn check_dates(
+    payload: &Payload,
+    now: OffsetDateTime,
+    tolerance: Duration,
+) -> Result<Option<OffsetDateTime>, TokenError> {
+    let license = payload.message.license.as_ref();
     let license_start = opt_str(
         license.and_then(|l| l.start_datetime.as_ref()),
         "license.start_datetime",
@@ -378,26 +434,24 @@ fn check_semantics(
             license_end,
         ),
     ];
+    let instant = |name: &str, text: &str| {
+        parse_instant(text).map_err(|_| {
+            invalid(format!(
+                "{name} is not an RFC 3339 date-time up to 9999-12-31T23:59:59Z"
+            ))
+        })
+    };
     let mut usable_until: Option<OffsetDateTime> = None;
     for (start_name, start, end_name, end) in windows {
         if let Some(start) = start {
-            let start = parse_instant(start).map_err(|_| {
-                invalid(format!(
-                    "{start_name} is not an RFC 3339 date-time up to 9999-12-31T23:59:59Z"
-                ))
-            })?;
             // Saturating: a portal may write "never" as 9999-12-31T23:59:59Z,
             // and the date type ends there (plain `+` panicked).
-            if now.saturating_add(tolerance) < start {
+            if now.saturating_add(tolerance) < instant(start_name, start)? {
                 return Err(TokenError::NotYetValid(format!("{start_name} is in the future")));
             }
         }
         if let Some(end) = end {
-            let end = parse_instant(end).map_err(|_| {
-                invalid(format!(
-                    "{end_name} is not an RFC 3339 date-time up to 9999-12-31T23:59:59Z"
-                ))
-            })?;
+            let end = instant(end_name, end)?;
             if now.saturating_sub(tolerance) > end {
                 return Err(TokenError::Expired(format!("{end_name} has passed")));
             }
@@ -405,56 +459,18 @@ fn check_semantics(
             usable_until = Some(usable_until.map_or(until, |u| u.min(until)));
         }
     }
-    let allow_persistence = match license.and_then(|l| l.allow_persistence.as_ref()) {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("license.allow_persistence is not a boolean")),
-    };
-    if let Some(license) = license {
-        policy::check_fields("license", &license.restrictions())?;
+    Ok(usable_until)
+}
+
+/// `session.user_id`: a string or a number; empty or null is no user.
+fn session_user(session: Session) -> Result<Option<String>, TokenError> {
+    match session.user_id {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(invalid("session.user_id is not a string")),
     }
-    policy::check_fields("message", &message.restrictions())?;
-
-    let server = message.license_server.unwrap_or_default();
-    policy::check_fields("license_server", &server.restrictions())?;
-    let access = server.access_control.unwrap_or_default();
-    policy::check_fields("license_server.access_control", &access.restrictions())?;
-    let prevent_reuse = access.prevent_drm_message_reuse.unwrap_or(false);
-    let allowed_ips = access
-        .allowed_ip_addresses
-        .unwrap_or_default()
-        .iter()
-        .map(|s| parse_ip_or_net(s))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    let token_id = match payload.id {
-        Some(id) if id.len() > 128 || id.is_empty() => return Err(invalid("id must be 1 to 128 characters")),
-        other => other,
-    };
-    if prevent_reuse && token_id.is_none() {
-        return Err(invalid("prevent_drm_message_reuse needs the token's id"));
-    }
-    let policies = policy::Policies::parse(message.content_key_usage_policies.unwrap_or_default())?;
-    let keys = parse_key_source(message.content_keys_source, com_key, &policies)?;
-
-    let user_id = match message.session.unwrap_or_default().user_id {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.is_empty() => None,
-        Some(Value::String(s)) => Some(s),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        Some(_) => return Err(invalid("session.user_id is not a string")),
-    };
-
-    Ok(Entitlement {
-        com_key_id: com_key.id,
-        token_id,
-        keys,
-        allow_persistence,
-        prevent_reuse,
-        allowed_ips,
-        user_id,
-        usable_until,
-    })
 }
 
 /// The keys the entitlement names, after refusing every field berth cannot
