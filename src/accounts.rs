@@ -11,24 +11,33 @@ use crate::ids::{ComKeyId, Secret32};
 /// What a crew account may be.
 pub const ROLES: [&str; 2] = ["admin", "viewer"];
 
+/// Why a crew account cannot be made as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountError {
+    #[error("a user name must be 1 to 64 characters without spaces")]
+    BadName,
+    #[error("a role is admin or viewer")]
+    BadRole,
+}
+
 /// A user name as stored: trimmed, 1 to 64 characters, no spaces or controls.
-pub fn check_user_name(name: &str) -> Result<&str, String> {
+pub fn check_user_name(name: &str) -> Result<&str, AccountError> {
     let name = name.trim();
     if name.is_empty()
         || name.chars().count() > 64
         || name.chars().any(|c| c.is_control() || c.is_whitespace())
     {
-        return Err("a user name must be 1 to 64 characters without spaces".to_owned());
+        return Err(AccountError::BadName);
     }
     Ok(name)
 }
 
-pub fn check_role(role: &str) -> Result<&str, String> {
+pub fn check_role(role: &str) -> Result<&str, AccountError> {
     ROLES
         .iter()
         .find(|r| **r == role)
         .copied()
-        .ok_or_else(|| "a role is admin or viewer".to_owned())
+        .ok_or(AccountError::BadRole)
 }
 
 /// A generated password: 120 random bits, 20 URL-safe characters.

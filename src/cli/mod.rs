@@ -682,7 +682,12 @@ fn report_upload(cli: &Cli, file: Option<&str>, clock: &dyn Clock) -> anyhow::Re
         uploader.upload_pending(&config, now, true).await
     })?;
     if cli.json {
-        print_json(&json!({ "uploaded": pass.uploaded, "failed": pass.failed }));
+        let failed: Vec<_> = pass
+            .failed
+            .iter()
+            .map(|(name, why)| (name, why.to_string()))
+            .collect();
+        print_json(&json!({ "uploaded": pass.uploaded, "failed": failed }));
     } else {
         for name in &pass.uploaded {
             outln!("uploaded {name}");

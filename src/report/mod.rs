@@ -27,7 +27,7 @@ pub use export::{ExportError, Exported, export};
 pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize};
 pub use prune::{PruneError, Pruned, prune};
 pub use schedule::{due_months, ended_from, export_due, next_month, report_task};
-pub use upload::{UploadPass, Uploader};
+pub use upload::{UploadError, UploadPass, Uploader};
 pub use verify::{Verified, VerifyError, verify_file, verify_link, verify_reader};
 
 /// Version 2: the chain's fields are netstrings ([`crate::chain::row_hash`]), and

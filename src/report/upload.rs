@@ -15,11 +15,29 @@ pub struct Uploader {
     config: UploadConfig,
 }
 
+/// Why a report did not reach the receiver.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UploadError {
+    /// The file could not be read from the reports folder.
+    #[error("reading {path}: {why}")]
+    Unreadable { path: String, why: String },
+    /// No answer: the link is down, TLS failed, the receiver is not there.
+    #[error("sending to {url}: {why}")]
+    Unreachable { url: String, why: String },
+    /// The receiver answered, and not with 2xx; `reason` is what it said.
+    #[error("{url} answered {status}{reason}")]
+    Refused {
+        url: String,
+        status: u16,
+        reason: String,
+    },
+}
+
 /// What one pass over the outbox did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UploadPass {
     pub uploaded: Vec<String>,
-    pub failed: Vec<(String, String)>,
+    pub failed: Vec<(String, UploadError)>,
 }
 
 impl Uploader {
@@ -56,8 +74,11 @@ impl Uploader {
     }
 
     /// Sends one zip; `Ok` only for a 2xx answer.
-    pub async fn send(&self, path: &Path, file_name: &str) -> Result<(), String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    pub async fn send(&self, path: &Path, file_name: &str) -> Result<(), UploadError> {
+        let bytes = std::fs::read(path).map_err(|e| UploadError::Unreadable {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })?;
         let url = self.target(file_name);
         if url.starts_with("http://") {
             tracing::warn!(%url, "uploading a report over plain http (upload.allow_plain_http): anyone on the way can read, drop or change it");
@@ -66,19 +87,37 @@ impl Uploader {
             "POST" => self.client.post(&url),
             _ => self.client.put(&url),
         };
-        let response = request
+        let mut response = request
             .insert_header(("Content-Type", "application/zip"))
             .insert_header(("X-Berth-Report", file_name))
             .insert_header(("X-Berth-Report-Sha256", sha256_hex(&bytes)))
             .send_body(bytes)
             .await
-            .map_err(|e| format!("sending to {url}: {e}"))?;
+            .map_err(|e| UploadError::Unreachable {
+                url: url.clone(),
+                why: e.to_string(),
+            })?;
         let status = response.status();
         if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("{url} answered {status}"))
+            return Ok(());
         }
+        // The receiver's reason, as much of it as a person reads on the
+        // reports page: a JSON `reason`, or the start of the body.
+        let body = response.body().limit(4096).await.unwrap_or_default();
+        let reason = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(200).collect());
+        let reason: String = reason.chars().filter(|c| !c.is_control()).collect();
+        Err(UploadError::Refused {
+            url,
+            status: status.as_u16(),
+            reason: if reason.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", reason.trim())
+            },
+        })
     }
 
     /// Uploads every due report in order. `force` ignores the backoff.
@@ -123,7 +162,7 @@ impl Uploader {
                 let mut db = Db::open(&data_dir, master)?;
                 match outcome {
                     Ok(()) => db.mark_uploaded(sequence, &at)?,
-                    Err(e) => db.mark_upload_failed(sequence, &e, &next)?,
+                    Err(e) => db.mark_upload_failed(sequence, &e.to_string(), &next)?,
                 }
                 Ok(())
             })
