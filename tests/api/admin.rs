@@ -211,9 +211,7 @@ async fn markup_from_the_database_is_escaped() {
     )
     .unwrap();
     drop(conn);
-    let token = app.token(&[KID_A], json!({}));
-    let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
-    assert_eq!(s, 200);
+    licensed(&app).await;
     let cookie = session(&app).await;
     let mut res = client()
         .get(app.admin_url("/"))

@@ -693,7 +693,7 @@ async fn communication_keys_are_generated_shown_once_used_and_removed() {
     let token = sign_hs256(&secret, &payload);
     for (second, shown) in [(10, 10), (40, 10), (70, 70)] {
         app.clock.set(minute + time::Duration::seconds(second));
-        let (s, b, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        let (s, b, _) = license_a(&app, &token).await;
         assert_eq!(s, 200, "{b}");
         let (_, body) = get(&app, &cookie, "/comkeys").await;
         assert!(body.contains("Communication keys (2)"));
@@ -718,7 +718,7 @@ async fn communication_keys_are_generated_shown_once_used_and_removed() {
         payload["id"] = json!(uuid_like());
         payload
     });
-    let (s, b, h) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    let (s, b, h) = license_a(&app, &token).await;
     assert_error(s, &b, &h, 401, "token_invalid");
     let (s, body) = post(
         &app,

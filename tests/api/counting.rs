@@ -84,7 +84,7 @@ async fn edited_log(edit: &str) -> (TestApp, Value) {
     let app = spawn_app().await;
     let token = app.token(&[KID_A], json!({}));
     for _ in 0..3 {
-        let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        let (s, _, _) = license_a(&app, &token).await;
         assert_eq!(s, 200);
     }
     let conn = rusqlite::Connection::open(app.db_path()).unwrap();
@@ -238,7 +238,7 @@ async fn each_passenger_counts_once_per_month() {
     let mut app = spawn_app().await;
     async fn deliver(app: &TestApp, user: &str) {
         let token = app.token(&[KID_A], json!({ "session": { "user_id": user } }));
-        let (s, b, _) = post_license(app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        let (s, b, _) = license_a(app, &token).await;
         assert_eq!(s, 200, "{b}");
     }
     app.clock.set(datetime!(2026-09-10 12:00 UTC));

@@ -80,20 +80,20 @@ async fn entitlement_denials() {
     assert_error(s, &b, &h, 403, "key_unknown");
 
     let token = app.token(&[KID_A], json!({ "license_server": { "access_control": { "allowed_ip_addresses": ["10.0.0.0/8", "fd00::/8"] } } }));
-    let (s, b, h) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    let (s, b, h) = license_a(&app, &token).await;
     assert_error(s, &b, &h, 403, "ip_not_allowed");
     let token = app.token(
         &[KID_A],
         json!({ "license_server": { "access_control": { "allowed_ip_addresses": ["127.0.0.1"] } } }),
     );
-    let (s, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    let (s, _, _) = license_a(&app, &token).await;
     assert_eq!(s, 200, "an allowed address gets its license");
 
     let token = app.token(
         &[KID_A],
         json!({ "license_server": { "access_control": { "concurrency_limit": 3 } } }),
     );
-    let (s, b, h) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    let (s, b, h) = license_a(&app, &token).await;
     assert_error(s, &b, &h, 403, "unsupported_entitlement");
     assert!(
         b["message"].as_str().unwrap().contains("concurrency_limit"),
@@ -107,7 +107,7 @@ async fn entitlement_denials() {
             "content_key_usage_policies": [ { "name": "strict", "playready": { "digital_video_protection_level": 300 } } ],
         }),
     );
-    let (s, b, h) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    let (s, b, h) = license_a(&app, &token).await;
     assert_error(s, &b, &h, 403, "unsupported_entitlement");
     assert_eq!(app.log_rows(), 1);
 }

@@ -306,9 +306,7 @@ async fn a_power_cut_right_after_an_export_leaves_the_report_and_its_file() {
     .await;
     app.installed_at(datetime!(2026-10-01 08:00 UTC));
     app.clock.set(datetime!(2026-10-15 09:00 UTC));
-    let token = app.token(&[KID_A], json!({}));
-    let (status, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
-    assert_eq!(status, 200);
+    licensed(&app).await;
     let exported = berth::report::export(
         &mut app.db(),
         "2026-10".parse().unwrap(),
@@ -344,9 +342,7 @@ async fn a_power_cut_right_after_a_backup_or_a_restore_loses_neither() {
     }
     let app = spawn_app().await;
     for _ in 0..3 {
-        let token = app.token(&[KID_A], json!({}));
-        let (status, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
-        assert_eq!(status, 200);
+        licensed(&app).await;
     }
     let base = tempfile::tempdir().unwrap();
 

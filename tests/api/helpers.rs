@@ -469,3 +469,37 @@ pub fn self_signed_for(dir: &std::path::Path, days: u32) -> (std::path::PathBuf,
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     (cert, key)
 }
+
+/// A temporary Clear Key license for KID A with this token.
+pub async fn license_a(app: &TestApp, token: &str) -> (u16, Value, awc::http::header::HeaderMap) {
+    post_license(app, Some(token), &clearkey_body(&[KID_A], "temporary")).await
+}
+
+/// One license for KID A with a fresh token, which must be granted; its body.
+pub async fn licensed(app: &TestApp) -> Value {
+    let (status, body, _) = license_a(app, &app.token(&[KID_A], json!({}))).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The CORS headers of an answer to `origin`: allowed or not, and with
+/// credentials or without.
+pub fn assert_cors(headers: &awc::http::header::HeaderMap, origin: &str, allowed: bool, credentials: bool) {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("vary").as_deref(), Some("Origin"));
+    if allowed {
+        assert_eq!(
+            header("access-control-allow-origin").as_deref(),
+            Some(origin),
+            "{origin}"
+        );
+    } else {
+        assert_eq!(header("access-control-allow-origin"), None, "{origin}");
+    }
+    let expected = (allowed && credentials).then_some("true");
+    assert_eq!(
+        header("access-control-allow-credentials").as_deref(),
+        expected,
+        "{origin}"
+    );
+}

@@ -13,8 +13,7 @@ async fn stored_key_license() {
         &[],
         json!({ "content_keys_source": { "stored": [ { "id": KID_A } ] } }),
     ));
-    let (status, body, headers) =
-        post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    let (status, body, headers) = license_a(&app, &token).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers.get("content-type").unwrap(), "application/json");
     assert_eq!(body["type"], "temporary");
@@ -397,13 +396,13 @@ async fn graceful_stop_keeps_every_license() {
     let mut app = spawn_app().await;
     let token = app.token(&[KID_A], json!({}));
     for _ in 0..5 {
-        let (status, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        let (status, _, _) = license_a(&app, &token).await;
         assert_eq!(status, 200);
     }
     app.stop().await;
     assert_eq!(app.log_rows(), 5);
     app.start().await;
-    let (status, _, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+    let (status, _, _) = license_a(&app, &token).await;
     assert_eq!(status, 200);
     let out = app.berth(&["log", "verify"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
