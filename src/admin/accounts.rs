@@ -36,7 +36,14 @@ async fn com_keys_answer(
     match with_db(state, |db| db.list_com_keys()).await {
         Some(Ok(list)) => html(
             notice_status(notice.as_ref()),
-            views::com_keys(session, &list, notice.as_ref(), shown.as_ref()),
+            views::com_keys(
+                session,
+                &list,
+                views::After {
+                    notice: notice.as_ref(),
+                    shown: shown.as_ref(),
+                },
+            ),
         ),
         _ => super::unavailable("The communication keys"),
     }
@@ -122,7 +129,14 @@ async fn users_answer(
     match with_db(state, |db| db.list_users()).await {
         Some(Ok(users)) => html(
             notice_status(notice.as_ref()),
-            views::users(session, &users, notice.as_ref(), shown.as_ref()),
+            views::users(
+                session,
+                &users,
+                views::After {
+                    notice: notice.as_ref(),
+                    shown: shown.as_ref(),
+                },
+            ),
         ),
         _ => super::unavailable("The crew accounts"),
     }

@@ -3,7 +3,7 @@
 
 use maud::{Markup, html};
 
-use super::{Notice, csrf_field, notice, page, script};
+use super::{Listing, Notice, confirmed_button, csrf_field, notice, page, script};
 use crate::admin::session::Session;
 use crate::store::ComKeyInfo;
 
@@ -36,38 +36,42 @@ fn com_key_row(session: &Session, k: &ComKeyInfo) -> Markup {
             td { code { (id) } } td { (k.created_at) } td { (k.last_used_at.as_deref().unwrap_or("never")) }
             td {
                 @if session.is_admin() {
-                    form.inline method="post" action="/comkeys/remove"
-                        data-confirm={ "Remove communication key " (id) "? Tokens signed with it stop working at once." } {
-                        (csrf_field(session))
-                        input type="hidden" name="id" value=(id);
-                        button type="submit" aria-label={ "Remove communication key " (id) } { "Remove" }
-                    }
+                    (confirmed_button(
+                        session,
+                        "/comkeys/remove",
+                        &format!("Remove communication key {id}? Tokens signed with it stop working at once."),
+                        ("id", &id),
+                        ("Remove", &format!("Remove communication key {id}")),
+                    ))
                 }
             }
         }
     }
 }
 
-pub fn com_keys(
-    session: &Session,
-    keys: &[ComKeyInfo],
-    message: Option<&Notice>,
-    shown: Option<&Shown>,
-) -> String {
+/// What an action left to show above the page it returns to: its notice,
+/// and a secret it made.
+#[derive(Default, Clone, Copy)]
+pub struct After<'a> {
+    pub notice: Option<&'a Notice>,
+    pub shown: Option<&'a Shown>,
+}
+
+pub fn com_keys(session: &Session, keys: &[ComKeyInfo], after: After<'_>) -> String {
     let body = html! {
-        (notice(message))
-        (shown_box(shown))
-        section aria-labelledby="ck-h" {
-            h2 id="ck-h" { "Communication keys (" (keys.len()) ")" }
-            p { "The portal signs license tokens with one of these; berth never shows a stored secret." }
-            div.scroll { table id="comkeys" {
-                thead { tr { th { "Id" } th { "Created (UTC)" } th { "Last used (UTC, to the minute)" } th {} } }
-                tbody {
-                    @for k in keys { (com_key_row(session, k)) }
-                    @if keys.is_empty() { tr { td colspan="4" { "No communication keys: no token can be verified." } } }
-                }
-            } }
+        (notice(after.notice))
+        (shown_box(after.shown))
+        (Listing {
+            id: "ck-h",
+            heading: format!("Communication keys ({})", keys.len()),
+            note: "The portal signs license tokens with one of these; berth never shows a stored secret.",
+            table_id: "comkeys",
+            columns: &["Id", "Created (UTC)", "Last used (UTC, to the minute)", ""],
         }
+        .render(html! {
+            @for k in keys { (com_key_row(session, k)) }
+            @if keys.is_empty() { tr { td colspan="4" { "No communication keys: no token can be verified." } } }
+        }))
         @if session.is_admin() {
             form method="post" action="/comkeys/generate" id="generate" {
                 (csrf_field(session))
@@ -86,41 +90,40 @@ fn user_row(session: &Session, (name, role, created): &(String, String, String))
         tr {
             td { (name) } td { (role) } td { (created) }
             td {
-                form.inline method="post" action="/users/passwd" data-confirm={ "Give " (name) " a new password? The old one stops working." } {
-                    (csrf_field(session))
-                    input type="hidden" name="name" value=(name);
-                    button type="submit" aria-label={ "New password for " (name) } { "New password" }
-                }
+                (confirmed_button(
+                    session,
+                    "/users/passwd",
+                    &format!("Give {name} a new password? The old one stops working."),
+                    ("name", name),
+                    ("New password", &format!("New password for {name}")),
+                ))
                 " "
                 @if *name == session.user { "(you)" } @else {
-                    form.inline method="post" action="/users/remove" data-confirm={ "Remove crew user " (name) "? They are signed out at once." } {
-                        (csrf_field(session))
-                        input type="hidden" name="name" value=(name);
-                        button type="submit" aria-label={ "Remove crew user " (name) } { "Remove" }
-                    }
+                    (confirmed_button(
+                        session,
+                        "/users/remove",
+                        &format!("Remove crew user {name}? They are signed out at once."),
+                        ("name", name),
+                        ("Remove", &format!("Remove crew user {name}")),
+                    ))
                 }
             }
         }
     }
 }
 
-pub fn users(
-    session: &Session,
-    users: &[(String, String, String)],
-    message: Option<&Notice>,
-    shown: Option<&Shown>,
-) -> String {
+pub fn users(session: &Session, users: &[(String, String, String)], after: After<'_>) -> String {
+    let listing = Listing {
+        id: "users-h",
+        heading: format!("Crew users ({})", users.len()),
+        note: "Admins can do everything; viewers can look but change nothing.",
+        table_id: "users",
+        columns: &["Name", "Role", "Created (UTC)", ""],
+    };
     let body = html! {
-        (notice(message))
-        (shown_box(shown))
-        section aria-labelledby="users-h" {
-            h2 id="users-h" { "Crew users (" (users.len()) ")" }
-            p { "Admins can do everything; viewers can look but change nothing." }
-            div.scroll { table id="users" {
-                thead { tr { th { "Name" } th { "Role" } th { "Created (UTC)" } th {} } }
-                tbody { @for user in users { (user_row(session, user)) } }
-            } }
-        }
+        (notice(after.notice))
+        (shown_box(after.shown))
+        (listing.render(html! { @for user in users { (user_row(session, user)) } }))
         section aria-labelledby="add-h" {
             h2 id="add-h" { "Add a crew user" }
             form method="post" action="/users/add" id="add-user" {

@@ -4,7 +4,7 @@
 
 use maud::{Markup, html};
 
-use super::{Notice, csrf_field, notice, page, script};
+use super::{Notice, confirmed_button, csrf_field, notice, page, script};
 use crate::admin::keys::{KeyOrder, KeyView};
 use crate::admin::session::Session;
 use crate::ids::Month;
@@ -31,12 +31,13 @@ fn row(session: &Session, key: &KeyInfo, used: &KidUsage, month: Month) -> Marku
             td title=(key.added_at) { (added) }
             td {
                 @if session.is_admin() {
-                    form.inline method="post" action="/keys/remove"
-                        data-confirm={ "Remove key " (kid) "? Players can no longer get it." } {
-                        (csrf_field(session))
-                        input type="hidden" name="kid" value=(kid);
-                        button type="submit" aria-label={ "Remove key " (kid) } { "Remove" }
-                    }
+                    (confirmed_button(
+                        session,
+                        "/keys/remove",
+                        &format!("Remove key {kid}? Players can no longer get it."),
+                        ("kid", &kid),
+                        ("Remove", &format!("Remove key {kid}")),
+                    ))
                 }
             }
         }

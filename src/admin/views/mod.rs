@@ -14,7 +14,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::session::Session;
 
-pub use accounts::{Shown, com_keys, users};
+pub use accounts::{After, Shown, com_keys, users};
 pub use dashboard::{
     CertificateView, Dashboard, DenialView, InstallationView, LastLicense, LastReport, ReportsStatus,
     render as dashboard, reports_card,
@@ -100,6 +100,49 @@ pub fn notice(notice: Option<&Notice>) -> Markup {
 /// A hidden CSRF field for a form.
 pub fn csrf_field(session: &Session) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf); }
+}
+
+/// A button that posts one value after the crew member confirms (`data-confirm`,
+/// asked by the page's script): removing a key, a user, a password.
+pub fn confirmed_button(
+    session: &Session,
+    action: &str,
+    confirm: &str,
+    (field, value): (&str, &str),
+    (text, label): (&str, &str),
+) -> Markup {
+    html! {
+        form.inline method="post" action=(action) data-confirm=(confirm) {
+            (csrf_field(session))
+            input type="hidden" name=(field) value=(value);
+            button type="submit" aria-label=(label) { (text) }
+        }
+    }
+}
+
+/// A section that lists things in a table, under a heading with their count.
+pub struct Listing<'a> {
+    /// The heading's id, for `aria-labelledby`.
+    pub id: &'a str,
+    pub heading: String,
+    pub note: &'a str,
+    pub table_id: &'a str,
+    pub columns: &'a [&'a str],
+}
+
+impl Listing<'_> {
+    pub fn render(&self, rows: Markup) -> Markup {
+        html! {
+            section aria-labelledby=(self.id) {
+                h2 id=(self.id) { (self.heading) }
+                p { (self.note) }
+                div.scroll { table id=(self.table_id) {
+                    thead { tr { @for column in self.columns { th { (column) } } } }
+                    tbody { (rows) }
+                } }
+            }
+        }
+    }
 }
 
 /// The page's one script.
