@@ -13,15 +13,16 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use super::batch::{Known, Stamp, append_rows, write_aggregates};
 use super::{StoreError, connect};
-use crate::chain::{GENESIS, Row, row_hash};
+use crate::chain::GENESIS;
 use crate::clock::Clock;
 use crate::histogram::Histogram;
-use crate::ids::{ComKeyId, KeySystem, Kid, LicenseType, Month, format_instant, hex};
+use crate::ids::{ComKeyId, KeySystem, Kid, LicenseType, format_instant};
 
 /// One license to log.
 #[derive(Debug, Clone)]
@@ -75,8 +76,8 @@ pub type Outcome = Result<Appended, AppendError>;
 /// Where one license's outcome goes.
 pub type Reply = oneshot::Sender<Outcome>;
 
-struct Job {
-    entry: LogEntry,
+pub(super) struct Job {
+    pub(super) entry: LogEntry,
     reply: Reply,
     /// Who has the job: the writer takes it, or the caller gives up on it at
     /// its deadline, whichever comes first; never both.
@@ -94,7 +95,7 @@ const GIVEN_UP: u8 = 2;
 
 impl Job {
     /// The writer takes the job, unless its caller has given up on it.
-    fn take(&self) -> bool {
+    pub(super) fn take(&self) -> bool {
         self.claim
             .compare_exchange(WAITING, TAKEN, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
@@ -344,10 +345,10 @@ impl LogWriter {
 }
 
 #[derive(Clone)]
-struct Head {
-    seq: i64,
-    hash: String,
-    issued_at: String,
+pub(super) struct Head {
+    pub(super) seq: i64,
+    pub(super) hash: String,
+    pub(super) issued_at: String,
 }
 
 fn read_head(conn: &Connection) -> Result<Head, StoreError> {
@@ -398,7 +399,7 @@ struct Writer {
 /// committed batches wrote; starts empty, and past its limit the database
 /// alone answers, as it always can.
 #[derive(Default)]
-struct CountedUsers {
+pub(super) struct CountedUsers {
     month: String,
     users: HashSet<[u8; 16]>,
 }
@@ -407,7 +408,7 @@ struct CountedUsers {
 const MAX_COUNTED_USERS: usize = 100_000;
 
 impl CountedUsers {
-    fn has(&self, month: &str, user: &[u8; 16]) -> bool {
+    pub(super) fn has(&self, month: &str, user: &[u8; 16]) -> bool {
         self.month == month && self.users.contains(user)
     }
 
@@ -587,230 +588,6 @@ impl Writer {
     }
 }
 
-/// When a batch is written, in the forms its rows and aggregates use.
-struct Stamp {
-    issued_at: String,
-    day: String,
-    month: String,
-}
-
-impl Stamp {
-    fn new(now: OffsetDateTime) -> Stamp {
-        Stamp {
-            issued_at: format_instant(now),
-            day: now.date().to_string(),
-            month: Month::of(now).to_string(),
-        }
-    }
-
-    /// `YYYY-MM-DDTHH:MM`.
-    fn minute(&self) -> &str {
-        self.issued_at.get(..16).unwrap_or(&self.issued_at)
-    }
-}
-
-/// What the writer knows beyond the database: how far spent ids were
-/// forgotten, and which users are already counted this month.
-struct Known<'a> {
-    forgotten_until: &'a str,
-    counted: &'a CountedUsers,
-}
-
-/// What a batch adds to the aggregates beside the log.
-#[derive(Default)]
-struct Tally {
-    /// Per key system: licenses, licenses without a user, repeats.
-    daily: HashMap<KeySystem, (i64, i64, i64)>,
-    kid_daily: HashMap<(Kid, KeySystem), i64>,
-    /// Users this batch may add to the month's count (not known counted yet).
-    users: Vec<[u8; 16]>,
-    com_keys_used: Vec<String>,
-}
-
-impl Tally {
-    fn license(&mut self, entry: &LogEntry, known: &Known<'_>, month: &str) {
-        for (i, kid) in entry.kids.iter().enumerate() {
-            if !entry.kids[..i].contains(kid) {
-                *self.kid_daily.entry((*kid, entry.key_system)).or_default() += 1;
-            }
-        }
-        let slot = self.daily.entry(entry.key_system).or_default();
-        slot.0 += 1;
-        match entry.user_hash {
-            None => slot.1 += 1,
-            Some(user) if !known.counted.has(month, &user) => self.users.push(user),
-            Some(_) => {}
-        }
-    }
-
-    fn repeat(&mut self, key_system: KeySystem) {
-        self.daily.entry(key_system).or_default().2 += 1;
-    }
-}
-
-/// The batch's rows, each chained to the one before: a job its caller gave up
-/// on is not written, a spent single-use token is refused, an HLS key fetched
-/// again is a repeat (no row). Returns the new head, each job's outcome and
-/// what the rows add to the aggregates.
-///
-/// Longer than the rest on purpose: it is the license path's inner loop, with
-/// its three statements prepared once per batch, and every step of a row
-/// (refuse, repeat, chain, insert, count) is visible in order here.
-fn append_rows(
-    tx: &rusqlite::Transaction<'_>,
-    batch: &[Job],
-    stamp: &Stamp,
-    head: &Head,
-    known: &Known<'_>,
-) -> Result<(Head, Vec<Outcome>, Tally), rusqlite::Error> {
-    let mut spend =
-        tx.prepare_cached("INSERT OR IGNORE INTO used_tokens (token_id, usable_until) VALUES (?1, ?2)")?;
-    // A pair whose window has passed starts a new one (a new license).
-    let mut deliver = tx.prepare_cached(
-        "INSERT INTO key_deliveries (digest, usable_until) VALUES (?1, ?2)
-         ON CONFLICT (digest) DO UPDATE SET usable_until = excluded.usable_until
-         WHERE key_deliveries.usable_until < ?3",
-    )?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO license_log (seq, issued_at, key_system, kids, license_type,
-             user_hash, token_id, com_key_id, prev_hash, row_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
-    let mut head = head.clone();
-    let mut results = Vec::with_capacity(batch.len());
-    let mut tally = Tally::default();
-    let appended = |seq, repeat| {
-        Ok(Appended {
-            seq,
-            issued_at: stamp.issued_at.clone(),
-            repeat,
-        })
-    };
-    for job in batch {
-        if !job.take() {
-            results.push(Err(AppendError::TimedOut));
-            continue;
-        }
-        let entry = &job.entry;
-        if let (Some(until), Some(id)) = (entry.single_use, &entry.token_id) {
-            let until = until.map(format_instant);
-            let maybe_forgotten = until
-                .as_ref()
-                .is_some_and(|u| u.as_str() <= known.forgotten_until);
-            if maybe_forgotten || spend.execute(params![id, until])? == 0 {
-                results.push(Err(AppendError::TokenReused));
-                continue;
-            }
-        }
-        if let Some(repeatable) = &entry.repeatable {
-            let until = format_instant(repeatable.until);
-            if deliver.execute(params![hex(&repeatable.digest), until, stamp.issued_at])? == 0 {
-                tally.repeat(entry.key_system);
-                results.push(appended(head.seq, true));
-                continue;
-            }
-        }
-        let kids = join_kids(&entry.kids);
-        let user_hash = entry.user_hash.map(|h| hex(&h)).unwrap_or_default();
-        let com_key_id = entry.com_key_id.to_string();
-        let row = Row {
-            seq: head.seq + 1,
-            issued_at: &stamp.issued_at,
-            key_system: entry.key_system.as_str(),
-            kids: &kids,
-            license_type: entry.license_type.as_str(),
-            user_hash: &user_hash,
-            token_id: entry.token_id.as_deref().unwrap_or(""),
-            com_key_id: &com_key_id,
-        };
-        let hash = row_hash(&head.hash, &row);
-        insert.execute(params![
-            row.seq,
-            row.issued_at,
-            row.key_system,
-            row.kids,
-            row.license_type,
-            row.user_hash,
-            row.token_id,
-            row.com_key_id,
-            head.hash,
-            hash,
-        ])?;
-        let seq = row.seq;
-        if !tally.com_keys_used.contains(&com_key_id) {
-            tally.com_keys_used.push(com_key_id);
-        }
-        tally.license(entry, known, &stamp.month);
-        results.push(appended(seq, false));
-        head = Head {
-            seq,
-            hash,
-            issued_at: stamp.issued_at.clone(),
-        };
-    }
-    Ok((head, results, tally))
-}
-
-/// The aggregates beside the log, in the rows' transaction: licenses per day
-/// and key system, per day and KID, the communication keys' last use, and
-/// the month's active users and clock anomalies.
-fn write_aggregates(
-    tx: &rusqlite::Transaction<'_>,
-    stamp: &Stamp,
-    tally: &Tally,
-    clock_went_back: bool,
-) -> Result<(), rusqlite::Error> {
-    let mut upsert_day = tx.prepare_cached(
-        "INSERT INTO usage_daily (day, key_system, licenses, without_user, repeats) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (day, key_system) DO UPDATE SET
-             licenses = licenses + excluded.licenses,
-             without_user = without_user + excluded.without_user,
-             repeats = repeats + excluded.repeats",
-    )?;
-    for (key_system, (licenses, without_user, repeats)) in &tally.daily {
-        upsert_day.execute(params![
-            stamp.day,
-            key_system.as_str(),
-            licenses,
-            without_user,
-            repeats
-        ])?;
-    }
-    let mut upsert_kid_day = tx.prepare_cached(
-        "INSERT INTO usage_kid_daily (kid, day, key_system, licenses) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (kid, day, key_system) DO UPDATE SET licenses = licenses + excluded.licenses",
-    )?;
-    for ((kid, key_system), licenses) in &tally.kid_daily {
-        upsert_kid_day.execute(params![
-            kid.to_uuid_string(),
-            stamp.day,
-            key_system.as_str(),
-            licenses
-        ])?;
-    }
-    let mut used = tx.prepare_cached("UPDATE com_keys SET last_used_at = ?2 WHERE id = ?1")?;
-    for id in &tally.com_keys_used {
-        used.execute(params![id, stamp.issued_at])?;
-    }
-    let mut add_user =
-        tx.prepare_cached("INSERT OR IGNORE INTO usage_users (month, user_hash) VALUES (?1, ?2)")?;
-    let mut new_users = 0i64;
-    for user in &tally.users {
-        new_users += add_user.execute(params![stamp.month, hex(user)])? as i64;
-    }
-    let anomalies = i64::from(clock_went_back);
-    if new_users > 0 || anomalies > 0 {
-        tx.prepare_cached(
-            "INSERT INTO usage_monthly (month, active_users, clock_anomalies) VALUES (?1, ?2, ?3)
-             ON CONFLICT (month) DO UPDATE SET
-                 active_users = active_users + excluded.active_users,
-                 clock_anomalies = clock_anomalies + excluded.clock_anomalies",
-        )?
-        .execute(params![stamp.month, new_users, anomalies])?;
-    }
-    Ok(())
-}
-
 /// A short reason for a failed write, for `/healthz` and the 503 message.
 fn describe(e: &rusqlite::Error) -> String {
     match e.sqlite_error_code() {
@@ -821,109 +598,6 @@ fn describe(e: &rusqlite::Error) -> String {
         Some(rusqlite::ErrorCode::ReadOnly) => "the database is read-only".into(),
         Some(rusqlite::ErrorCode::SystemIoFailure) => "the disk reported an I/O error".into(),
         _ => "the database write failed".into(),
-    }
-}
-
-/// Where the chain first breaks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainProblem {
-    pub seq: i64,
-    pub what: String,
-}
-
-impl std::fmt::Display for ChainProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "row {}: {}", self.seq, self.what)
-    }
-}
-
-/// What `berth log verify` found in an intact log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainSummary {
-    /// Rows walked.
-    pub rows: u64,
-    /// The first row's seq (1 unless the log was pruned).
-    pub first_seq: i64,
-    pub last_seq: i64,
-    /// Where the kept log begins, when rows were pruned.
-    pub pruned: Option<super::PruneMark>,
-}
-
-/// Walks the log in `seq` order and recomputes every hash. A pruned log is
-/// checked from its first row: that row's `prev_hash` is taken as given (the row
-/// it names was removed), and the row at the recorded line must carry the
-/// recorded hash. Rows just below the line (a prune cut short) are walked too.
-pub fn verify_chain(db: &super::Db) -> Result<Result<ChainSummary, ChainProblem>, StoreError> {
-    let mark = db.prune_mark()?;
-    let first = db.first_log_seq()?;
-    let mut prev_seq = 0i64;
-    let mut prev_hash = GENESIS.to_owned();
-    if let (Some(mark), Some(first)) = (&mark, first) {
-        if first > mark.first_seq {
-            return Ok(Err(ChainProblem {
-                seq: first,
-                what: format!(
-                    "the log begins at row {first}, but only the rows before row {} were pruned (rows missing)",
-                    mark.first_seq
-                ),
-            }));
-        }
-        if first > 1 {
-            prev_seq = first - 1;
-            db.for_each_log_row::<StoreError>(first, first, |r| {
-                prev_hash.clone_from(&r.prev_hash);
-                Ok(())
-            })?;
-        }
-    }
-    let mut rows = 0u64;
-    let mut problem = None;
-    let walked = db.for_each_log_row::<StoreError>(1, i64::MAX, |r| {
-        if problem.is_some() {
-            return Ok(());
-        }
-        let what = if r.seq != prev_seq + 1 {
-            Some(format!(
-                "sequence jumps from {prev_seq} to {} (rows missing)",
-                r.seq
-            ))
-        } else if r.prev_hash != prev_hash {
-            Some(
-                "prev_hash does not match the previous row (a row was removed, inserted or edited)"
-                    .to_owned(),
-            )
-        } else if mark
-            .as_ref()
-            .is_some_and(|m| m.first_seq == r.seq && m.prev_hash != r.prev_hash)
-        {
-            Some("prev_hash does not match the hash recorded when the rows before it were pruned".to_owned())
-        } else if row_hash(&prev_hash, &r.chain_row()) != r.row_hash {
-            Some("row_hash does not match the row's contents (the row was edited)".to_owned())
-        } else {
-            None
-        };
-        match what {
-            Some(what) => problem = Some(ChainProblem { seq: r.seq, what }),
-            None => {
-                rows += 1;
-                prev_seq = r.seq;
-                prev_hash.clone_from(&r.row_hash);
-            }
-        }
-        Ok(())
-    });
-    // A row that cannot be read as berth writes rows is where the chain breaks,
-    // unless it broke before.
-    match (walked, problem) {
-        (Ok(()) | Err(StoreError::BadRow { .. }), Some(problem)) => Ok(Err(problem)),
-        (Err(StoreError::BadRow { seq, what }), None) => Ok(Err(ChainProblem { seq, what })),
-        (Err(e), _) => Err(e),
-        (Ok(()), None) => Ok(Ok(ChainSummary {
-            rows,
-            first_seq: first.unwrap_or(0),
-            last_seq: prev_seq,
-            pruned: mark,
-        })),
     }
 }
 

@@ -6,7 +6,9 @@
 //! module in clear only as typed values; on disk they are always sealed under the
 //! master key, with the row's identity bound as associated data.
 
+mod batch;
 mod browse;
+mod chain_check;
 mod log;
 mod migrate;
 mod prune;
@@ -24,9 +26,10 @@ use crate::crypto::{CryptoError, MasterKey, SigningKey, ct_eq};
 use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
+pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
 pub use log::{
-    AppendError, Appended, ChainProblem, ChainSummary, Courier, FindCourier, LogEntry, LogHandle, LogWriter,
-    Outcome, Repeatable, Reply, WriterConfig, WriterHealth, verify_chain,
+    AppendError, Appended, Courier, FindCourier, LogEntry, LogHandle, LogWriter, Outcome, Repeatable, Reply,
+    WriterConfig, WriterHealth,
 };
 pub use migrate::{LATEST as SCHEMA_VERSION, reads_the_log};
 pub use prune::PruneMark;

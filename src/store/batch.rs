@@ -1,0 +1,235 @@
+//! One batch of the log writer: its rows, chained and inserted, and what they
+//! add to the aggregates beside the log, in one transaction.
+
+use std::collections::HashMap;
+
+use rusqlite::params;
+use time::OffsetDateTime;
+
+use super::log::{AppendError, Appended, CountedUsers, Head, Job, LogEntry, Outcome, join_kids};
+use crate::chain::{Row, row_hash};
+use crate::ids::{KeySystem, Kid, Month, format_instant, hex};
+
+/// When a batch is written, in the forms its rows and aggregates use.
+pub(super) struct Stamp {
+    pub(super) issued_at: String,
+    day: String,
+    pub(super) month: String,
+}
+
+impl Stamp {
+    pub(super) fn new(now: OffsetDateTime) -> Stamp {
+        Stamp {
+            issued_at: format_instant(now),
+            day: now.date().to_string(),
+            month: Month::of(now).to_string(),
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM`.
+    pub(super) fn minute(&self) -> &str {
+        self.issued_at.get(..16).unwrap_or(&self.issued_at)
+    }
+}
+
+/// What the writer knows beyond the database: how far spent ids were
+/// forgotten, and which users are already counted this month.
+pub(super) struct Known<'a> {
+    pub(super) forgotten_until: &'a str,
+    pub(super) counted: &'a CountedUsers,
+}
+
+/// What a batch adds to the aggregates beside the log.
+#[derive(Default)]
+pub(super) struct Tally {
+    /// Per key system: licenses, licenses without a user, repeats.
+    daily: HashMap<KeySystem, (i64, i64, i64)>,
+    kid_daily: HashMap<(Kid, KeySystem), i64>,
+    /// Users this batch may add to the month's count (not known counted yet).
+    pub(super) users: Vec<[u8; 16]>,
+    pub(super) com_keys_used: Vec<String>,
+}
+
+impl Tally {
+    fn license(&mut self, entry: &LogEntry, known: &Known<'_>, month: &str) {
+        for (i, kid) in entry.kids.iter().enumerate() {
+            if !entry.kids[..i].contains(kid) {
+                *self.kid_daily.entry((*kid, entry.key_system)).or_default() += 1;
+            }
+        }
+        let slot = self.daily.entry(entry.key_system).or_default();
+        slot.0 += 1;
+        match entry.user_hash {
+            None => slot.1 += 1,
+            Some(user) if !known.counted.has(month, &user) => self.users.push(user),
+            Some(_) => {}
+        }
+    }
+
+    fn repeat(&mut self, key_system: KeySystem) {
+        self.daily.entry(key_system).or_default().2 += 1;
+    }
+}
+
+/// The batch's rows, each chained to the one before: a job its caller gave up
+/// on is not written, a spent single-use token is refused, an HLS key fetched
+/// again is a repeat (no row). Returns the new head, each job's outcome and
+/// what the rows add to the aggregates.
+///
+/// Longer than the rest on purpose: it is the license path's inner loop, with
+/// its three statements prepared once per batch, and every step of a row
+/// (refuse, repeat, chain, insert, count) is visible in order here.
+pub(super) fn append_rows(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &[Job],
+    stamp: &Stamp,
+    head: &Head,
+    known: &Known<'_>,
+) -> Result<(Head, Vec<Outcome>, Tally), rusqlite::Error> {
+    let mut spend =
+        tx.prepare_cached("INSERT OR IGNORE INTO used_tokens (token_id, usable_until) VALUES (?1, ?2)")?;
+    // A pair whose window has passed starts a new one (a new license).
+    let mut deliver = tx.prepare_cached(
+        "INSERT INTO key_deliveries (digest, usable_until) VALUES (?1, ?2)
+         ON CONFLICT (digest) DO UPDATE SET usable_until = excluded.usable_until
+         WHERE key_deliveries.usable_until < ?3",
+    )?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO license_log (seq, issued_at, key_system, kids, license_type,
+             user_hash, token_id, com_key_id, prev_hash, row_hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut head = head.clone();
+    let mut results = Vec::with_capacity(batch.len());
+    let mut tally = Tally::default();
+    let appended = |seq, repeat| {
+        Ok(Appended {
+            seq,
+            issued_at: stamp.issued_at.clone(),
+            repeat,
+        })
+    };
+    for job in batch {
+        if !job.take() {
+            results.push(Err(AppendError::TimedOut));
+            continue;
+        }
+        let entry = &job.entry;
+        if let (Some(until), Some(id)) = (entry.single_use, &entry.token_id) {
+            let until = until.map(format_instant);
+            let maybe_forgotten = until
+                .as_ref()
+                .is_some_and(|u| u.as_str() <= known.forgotten_until);
+            if maybe_forgotten || spend.execute(params![id, until])? == 0 {
+                results.push(Err(AppendError::TokenReused));
+                continue;
+            }
+        }
+        if let Some(repeatable) = &entry.repeatable {
+            let until = format_instant(repeatable.until);
+            if deliver.execute(params![hex(&repeatable.digest), until, stamp.issued_at])? == 0 {
+                tally.repeat(entry.key_system);
+                results.push(appended(head.seq, true));
+                continue;
+            }
+        }
+        let kids = join_kids(&entry.kids);
+        let user_hash = entry.user_hash.map(|h| hex(&h)).unwrap_or_default();
+        let com_key_id = entry.com_key_id.to_string();
+        let row = Row {
+            seq: head.seq + 1,
+            issued_at: &stamp.issued_at,
+            key_system: entry.key_system.as_str(),
+            kids: &kids,
+            license_type: entry.license_type.as_str(),
+            user_hash: &user_hash,
+            token_id: entry.token_id.as_deref().unwrap_or(""),
+            com_key_id: &com_key_id,
+        };
+        let hash = row_hash(&head.hash, &row);
+        insert.execute(params![
+            row.seq,
+            row.issued_at,
+            row.key_system,
+            row.kids,
+            row.license_type,
+            row.user_hash,
+            row.token_id,
+            row.com_key_id,
+            head.hash,
+            hash,
+        ])?;
+        let seq = row.seq;
+        if !tally.com_keys_used.contains(&com_key_id) {
+            tally.com_keys_used.push(com_key_id);
+        }
+        tally.license(entry, known, &stamp.month);
+        results.push(appended(seq, false));
+        head = Head {
+            seq,
+            hash,
+            issued_at: stamp.issued_at.clone(),
+        };
+    }
+    Ok((head, results, tally))
+}
+
+/// The aggregates beside the log, in the rows' transaction: licenses per day
+/// and key system, per day and KID, the communication keys' last use, and
+/// the month's active users and clock anomalies.
+pub(super) fn write_aggregates(
+    tx: &rusqlite::Transaction<'_>,
+    stamp: &Stamp,
+    tally: &Tally,
+    clock_went_back: bool,
+) -> Result<(), rusqlite::Error> {
+    let mut upsert_day = tx.prepare_cached(
+        "INSERT INTO usage_daily (day, key_system, licenses, without_user, repeats) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (day, key_system) DO UPDATE SET
+             licenses = licenses + excluded.licenses,
+             without_user = without_user + excluded.without_user,
+             repeats = repeats + excluded.repeats",
+    )?;
+    for (key_system, (licenses, without_user, repeats)) in &tally.daily {
+        upsert_day.execute(params![
+            stamp.day,
+            key_system.as_str(),
+            licenses,
+            without_user,
+            repeats
+        ])?;
+    }
+    let mut upsert_kid_day = tx.prepare_cached(
+        "INSERT INTO usage_kid_daily (kid, day, key_system, licenses) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (kid, day, key_system) DO UPDATE SET licenses = licenses + excluded.licenses",
+    )?;
+    for ((kid, key_system), licenses) in &tally.kid_daily {
+        upsert_kid_day.execute(params![
+            kid.to_uuid_string(),
+            stamp.day,
+            key_system.as_str(),
+            licenses
+        ])?;
+    }
+    let mut used = tx.prepare_cached("UPDATE com_keys SET last_used_at = ?2 WHERE id = ?1")?;
+    for id in &tally.com_keys_used {
+        used.execute(params![id, stamp.issued_at])?;
+    }
+    let mut add_user =
+        tx.prepare_cached("INSERT OR IGNORE INTO usage_users (month, user_hash) VALUES (?1, ?2)")?;
+    let mut new_users = 0i64;
+    for user in &tally.users {
+        new_users += add_user.execute(params![stamp.month, hex(user)])? as i64;
+    }
+    let anomalies = i64::from(clock_went_back);
+    if new_users > 0 || anomalies > 0 {
+        tx.prepare_cached(
+            "INSERT INTO usage_monthly (month, active_users, clock_anomalies) VALUES (?1, ?2, ?3)
+             ON CONFLICT (month) DO UPDATE SET
+                 active_users = active_users + excluded.active_users,
+                 clock_anomalies = clock_anomalies + excluded.clock_anomalies",
+        )?
+        .execute(params![stamp.month, new_users, anomalies])?;
+    }
+    Ok(())
+}
