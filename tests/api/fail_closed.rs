@@ -578,3 +578,24 @@ async fn outside_text_cannot_forge_a_log_line() {
         assert!(line.contains("\\nFORGED"), "the newline is escaped: {line}");
     }
 }
+
+/// While any origin may call the license API, the crew dashboard says so;
+/// with the portal's origin named it does not.
+#[actix_web::test]
+async fn the_dashboard_warns_while_any_page_may_fetch_keys() {
+    for (origins, warned) in [
+        (vec!["*".to_owned()], true),
+        (vec!["https://portal.example".to_owned()], false),
+    ] {
+        let app = spawn_admin_app_with(|c| c.license.allowed_origins = origins.clone()).await;
+        let cookie = crate::admin::session(&app).await;
+        let (status, page) = crate::admin::get(&app, &cookie, "/").await;
+        assert_eq!(status, 200);
+        assert_eq!(page.contains("id=\"any-origin\""), warned, "{origins:?}");
+        assert_eq!(
+            page.contains("any web page may fetch keys"),
+            warned,
+            "{origins:?}"
+        );
+    }
+}
