@@ -5,8 +5,11 @@ use argon2::PasswordHasher as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use time::OffsetDateTime;
+
 use crate::crypto;
 use crate::ids::{ComKeyId, Secret32};
+use crate::store::Db;
 
 /// What a crew account may be.
 pub const ROLES: [&str; 2] = ["admin", "viewer"];
@@ -86,6 +89,173 @@ pub fn read_secret(file: Option<&std::path::Path>, what: &str) -> anyhow::Result
         anyhow::bail!("{what} is empty");
     }
     Ok(line.to_owned())
+}
+
+/// What a crew or communication-key command did, for people (`Display`) and
+/// for `--json` (`Serialize`); secrets in it are shown this once.
+pub mod done {
+    use std::fmt;
+
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    pub struct UserAdded {
+        pub user: String,
+        pub role: String,
+        pub password: String,
+    }
+
+    impl fmt::Display for UserAdded {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            writeln!(
+                f,
+                "added {} {} with password {} (shown only now)",
+                self.role, self.user, self.password
+            )
+        }
+    }
+
+    #[derive(Serialize)]
+    pub struct PasswordSet {
+        pub user: String,
+        pub password: String,
+    }
+
+    impl fmt::Display for PasswordSet {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            writeln!(
+                f,
+                "new password for {}: {} (shown only now)",
+                self.user, self.password
+            )
+        }
+    }
+
+    #[derive(Serialize)]
+    pub struct User {
+        pub name: String,
+        pub role: String,
+        pub created_at: String,
+    }
+
+    #[derive(Serialize)]
+    pub struct Users {
+        pub users: Vec<User>,
+    }
+
+    impl fmt::Display for Users {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for u in &self.users {
+                writeln!(f, "{:<24} {:<8} created {}", u.name, u.role, u.created_at)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Serialize)]
+    pub struct ComKeyMade {
+        pub com_key_id: String,
+        pub com_key_secret: String,
+    }
+
+    impl fmt::Display for ComKeyMade {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            writeln!(f, "communication key id:  {}", self.com_key_id)?;
+            writeln!(f, "communication secret:  {}", self.com_key_secret)?;
+            writeln!(f, "The secret is shown only now.")
+        }
+    }
+
+    #[derive(Serialize)]
+    pub struct ComKey {
+        pub id: String,
+        pub created_at: String,
+        pub last_used_at: Option<String>,
+    }
+
+    #[derive(Serialize)]
+    pub struct ComKeys {
+        pub com_keys: Vec<ComKey>,
+    }
+
+    impl fmt::Display for ComKeys {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            for k in &self.com_keys {
+                writeln!(f, "{}  created {}", k.id, k.created_at)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Adds a crew user with a fresh password.
+pub fn add_user(db: &mut Db, name: &str, role: &str, now: OffsetDateTime) -> anyhow::Result<done::UserAdded> {
+    let name = check_user_name(name)?;
+    let password = new_password();
+    db.add_user(name, &hash_password(&password)?, role, now)?;
+    Ok(done::UserAdded {
+        user: name.to_owned(),
+        role: role.to_owned(),
+        password,
+    })
+}
+
+/// Gives a crew user a fresh password.
+pub fn new_password_for(db: &mut Db, name: &str) -> anyhow::Result<done::PasswordSet> {
+    let password = new_password();
+    if !db.set_password(name, &hash_password(&password)?)? {
+        anyhow::bail!("no crew user {name:?}");
+    }
+    Ok(done::PasswordSet {
+        user: name.to_owned(),
+        password,
+    })
+}
+
+pub fn users(db: &Db) -> anyhow::Result<done::Users> {
+    let users = db.list_users()?.into_iter();
+    Ok(done::Users {
+        users: users
+            .map(|(name, role, created_at)| done::User {
+                name,
+                role,
+                created_at,
+            })
+            .collect(),
+    })
+}
+
+/// Adds a communication key the portal already has; the secret is base64 text.
+pub fn add_com_key(db: &mut Db, id: &ComKeyId, secret: &str, now: OffsetDateTime) -> anyhow::Result<()> {
+    let bytes = crate::ids::decode_b64_any(secret)
+        .ok_or_else(|| anyhow::anyhow!("the communication secret is not base64"))?;
+    let secret: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("the communication secret must be 32 bytes (44 base64 characters)"))?;
+    Ok(db.add_com_key(id, &Secret32(secret), now)?)
+}
+
+/// Makes and stores a new communication key; its secret is shown once.
+pub fn generate_com_key(db: &mut Db, now: OffsetDateTime) -> anyhow::Result<done::ComKeyMade> {
+    let (id, secret) = new_com_key();
+    db.add_com_key(&id, &secret, now)?;
+    Ok(done::ComKeyMade {
+        com_key_id: id.to_string(),
+        com_key_secret: base64::engine::general_purpose::STANDARD.encode(secret.0),
+    })
+}
+
+pub fn com_keys(db: &Db) -> anyhow::Result<done::ComKeys> {
+    let keys = db.list_com_keys()?.into_iter();
+    Ok(done::ComKeys {
+        com_keys: keys
+            .map(|k| done::ComKey {
+                id: k.id.to_string(),
+                created_at: k.created_at,
+                last_used_at: k.last_used_at,
+            })
+            .collect(),
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! - [`installation`]: setting up an installation (checked id, vessel type and
 //!   name), its master key, the data dir's lock, backup and restore.
 //! - [`keyfile`]: JSON and CPIX key import files (pure).
+//! - [`keys`]: content keys as the CLI and the crew UI import and list them.
 //! - [`store`]: the only place with SQL: migrations, key stores, the license log
 //!   writer (group commit), usage aggregates, the chain walk.
 //! - [`license`]: token + keys + log -> license, with the log behind a trait
@@ -51,6 +52,7 @@ pub mod http;
 pub mod ids;
 pub mod installation;
 pub mod keyfile;
+pub mod keys;
 pub mod license;
 pub mod logline;
 pub mod report;

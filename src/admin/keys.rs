@@ -166,17 +166,19 @@ pub async fn import(action: AdminAction<ImportForm>, state: web::Data<AdminState
     let AdminAction { session, form } = action;
     let now = state.service.clock().now();
     let outcome = with_db(&state, move |db| {
-        let keys = crate::keyfile::parse(form.content.as_bytes()).map_err(|e| e.0)?;
-        let outcome = db.import_keys(&keys, now).map_err(|e| e.to_string())?;
-        Ok::<_, String>((outcome, crate::keyfile::warnings(&keys)))
+        crate::keys::import(db, form.content.as_bytes(), now)
     })
     .await;
     let notice = match outcome {
-        Some(Ok((o, warnings))) => {
+        Some(Ok(o)) => {
             tracing::info!(user = %session.user, added = o.added, unchanged = o.unchanged, "keys imported from the admin UI");
             state.service.keys().reload().await;
-            let warned: String = warnings.iter().map(|w| format!(" Warning: {w}.")).collect();
-            Notice::Done(format!("Imported {o}.{warned}"))
+            let warned: String = o.warnings.iter().map(|w| format!(" Warning: {w}.")).collect();
+            let what = crate::store::ImportOutcome {
+                added: o.added,
+                unchanged: o.unchanged,
+            };
+            Notice::Done(format!("Imported {what}.{warned}"))
         }
         Some(Err(why)) => Notice::Failed(format!("Nothing was imported: {why}")),
         None => Notice::Failed("Nothing was imported: the import did not finish.".to_owned()),

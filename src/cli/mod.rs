@@ -10,15 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::json;
 
-use crate::accounts::{check_user_name, hash_password, new_com_key, new_password, new_uuid};
+use crate::accounts::{self, new_uuid};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::crypto;
-use crate::ids::{Month, Secret32, counted, decode_b64_any, format_instant};
+use crate::ids::{Month, counted, format_instant};
 use crate::installation::{self, open_db};
 use crate::server;
 use crate::store::Db;
@@ -73,6 +71,15 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 
 fn print_json(value: &serde_json::Value) {
     outln!("{}", serde_json::to_string_pretty(value).expect("JSON prints"));
+}
+
+/// A command's result: with `--json` as one object, else as its text.
+fn show<T: serde::Serialize + std::fmt::Display>(cli: &Cli, done: &T) {
+    if cli.json {
+        print_json(&serde_json::to_value(done).expect("a result serialises"));
+    } else {
+        out!("{done}");
+    }
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -258,38 +265,18 @@ fn read_limited(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
 }
 
 fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    let mut db = open_db(&config)?;
+    let mut db = open_db(&load_config(cli)?)?;
     match command {
         KeysCommand::Import { file } => {
             let bytes = read_limited(file, crate::keyfile::MAX_KEY_FILE)?;
-            let keys = crate::keyfile::parse(&bytes)
+            let imported = crate::keys::import(&mut db, &bytes, clock.now())
                 .with_context(|| format!("reading keys from {}", file.display()))?;
-            let outcome = db.import_keys(&keys, clock.now())?;
-            for warning in crate::keyfile::warnings(&keys) {
+            for warning in &imported.warnings {
                 eprintln!("berth: warning: {warning}");
             }
-            if cli.json {
-                print_json(&json!({ "added": outcome.added, "unchanged": outcome.unchanged }));
-            } else {
-                outln!("imported {outcome}");
-            }
+            show(cli, &imported);
         }
-        KeysCommand::List => {
-            let list = db.list_keys()?;
-            if cli.json {
-                let keys: Vec<_> = list
-                    .iter()
-                    .map(|k| json!({ "kid": k.kid.to_string(), "label": k.label, "added_at": k.added_at }))
-                    .collect();
-                print_json(&json!({ "keys": keys }));
-            } else {
-                outln!("{:<36}  {:<24}  label", "kid", "added");
-                for k in &list {
-                    outln!("{:<36}  {:<24}  {}", k.kid, k.added_at, k.label);
-                }
-            }
-        }
+        KeysCommand::List => show(cli, &crate::keys::list(&db)?),
         KeysCommand::Remove { kid } => {
             if !db.remove_key(kid)? {
                 bail!("no content key {kid}");
@@ -301,8 +288,7 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
 }
 
 fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    let mut db = open_db(&config)?;
+    let mut db = open_db(&load_config(cli)?)?;
     match command {
         ComkeyCommand::Add {
             id,
@@ -314,41 +300,12 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
                     "--secret is not accepted: a secret on the command line shows in `ps` and the shell's history; give it with --secret-file FILE or on standard input"
                 );
             }
-            let text = crate::accounts::read_secret(secret_file.as_deref(), "the communication secret")?;
-            let bytes =
-                decode_b64_any(&text).ok_or_else(|| anyhow!("the communication secret is not base64"))?;
-            let secret: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| anyhow!("the communication secret must be 32 bytes (44 base64 characters)"))?;
-            db.add_com_key(id, &Secret32(secret), clock.now())?;
+            let text = accounts::read_secret(secret_file.as_deref(), "the communication secret")?;
+            accounts::add_com_key(&mut db, id, &text, clock.now())?;
             outln!("added communication key {id}");
         }
-        ComkeyCommand::Generate => {
-            let (id, secret) = new_com_key();
-            db.add_com_key(&id, &secret, clock.now())?;
-            let secret_b64 = STANDARD.encode(secret.0);
-            if cli.json {
-                print_json(&json!({ "com_key_id": id.to_string(), "com_key_secret": secret_b64 }));
-            } else {
-                outln!("communication key id:  {id}");
-                outln!("communication secret:  {secret_b64}");
-                outln!("The secret is shown only now.");
-            }
-        }
-        ComkeyCommand::List => {
-            let list = db.list_com_keys()?;
-            if cli.json {
-                let keys: Vec<_> = list
-                    .iter()
-                    .map(|k| json!({ "id": k.id.to_string(), "created_at": k.created_at, "last_used_at": k.last_used_at }))
-                    .collect();
-                print_json(&json!({ "com_keys": keys }));
-            } else {
-                for k in &list {
-                    outln!("{}  created {}", k.id, k.created_at);
-                }
-            }
-        }
+        ComkeyCommand::Generate => show(cli, &accounts::generate_com_key(&mut db, clock.now())?),
+        ComkeyCommand::List => show(cli, &accounts::com_keys(&db)?),
         ComkeyCommand::Remove { id } => {
             if !db.remove_com_key(id)? {
                 bail!("no communication key {id}");
@@ -485,50 +442,17 @@ fn log_prune(cli: &Cli, before: Month, clock: &dyn Clock) -> anyhow::Result<()> 
 }
 
 fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    let mut db = open_db(&config)?;
+    let mut db = open_db(&load_config(cli)?)?;
     match command {
-        UserCommand::Add { name, role } => {
-            let name = check_user_name(name).map_err(|e| anyhow!(e))?;
-            let password = new_password();
-            db.add_user(name, &hash_password(&password)?, role, clock.now())?;
-            if cli.json {
-                print_json(&json!({ "user": name, "role": role, "password": password }));
-            } else {
-                outln!("added {role} {name} with password {password} (shown only now)");
-            }
-        }
-        UserCommand::Passwd { name } => {
-            let password = new_password();
-            if !db.set_password(name, &hash_password(&password)?)? {
-                bail!("no crew user {name:?}");
-            }
-            if cli.json {
-                print_json(&json!({ "user": name, "password": password }));
-            } else {
-                outln!("new password for {name}: {password} (shown only now)");
-            }
-        }
+        UserCommand::Add { name, role } => show(cli, &accounts::add_user(&mut db, name, role, clock.now())?),
+        UserCommand::Passwd { name } => show(cli, &accounts::new_password_for(&mut db, name)?),
         UserCommand::Remove { name } => {
             if !db.remove_user(name)? {
                 bail!("no crew user {name:?}");
             }
             outln!("removed crew user {name}");
         }
-        UserCommand::List => {
-            let users = db.list_users()?;
-            if cli.json {
-                let list: Vec<_> = users
-                    .iter()
-                    .map(|(name, role, created)| json!({ "name": name, "role": role, "created_at": created }))
-                    .collect();
-                print_json(&json!({ "users": list }));
-            } else {
-                for (name, role, created) in &users {
-                    outln!("{name:<24} {role:<8} created {created}");
-                }
-            }
-        }
+        UserCommand::List => show(cli, &accounts::users(&db)?),
     }
     Ok(())
 }
