@@ -258,6 +258,20 @@ pub fn com_keys(db: &Db) -> anyhow::Result<done::ComKeys> {
     })
 }
 
+/// The communication key to sign with: the one asked for, or the oldest.
+pub fn com_key(db: &Db, wanted: Option<ComKeyId>) -> anyhow::Result<crate::token::ComKey> {
+    let keys = db.com_keys()?;
+    let found = match wanted {
+        Some(wanted) => keys.into_iter().find(|(id, _)| *id == wanted),
+        None => keys.into_iter().next(),
+    };
+    match (found, wanted) {
+        (Some((id, secret)), _) => Ok(crate::token::ComKey::new(id, secret)),
+        (None, Some(wanted)) => anyhow::bail!("no communication key {wanted}"),
+        (None, None) => anyhow::bail!("there is no communication key: run `berth comkey generate`"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

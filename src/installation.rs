@@ -320,3 +320,46 @@ pub fn backup(db: &Db, out: &Path) -> anyhow::Result<(String, i64)> {
     }
     Ok(Db::inspect(out)?)
 }
+
+/// What `berth migrate` did.
+#[derive(serde::Serialize)]
+pub struct Migrated {
+    pub applied: Vec<&'static str>,
+    pub schema_version: i64,
+}
+
+impl std::fmt::Display for Migrated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.applied.is_empty() {
+            true => writeln!(
+                f,
+                "the database is up to date (schema version {})",
+                self.schema_version
+            ),
+            false => writeln!(f, "applied {}", self.applied.join(", ")),
+        }
+    }
+}
+
+/// The migrations `migrate` will apply, with a word when one reads the whole
+/// log (on years of licenses that takes a while); None when there are none.
+pub fn pending_migrations(config: &Config) -> anyhow::Result<Option<String>> {
+    let pending = Db::pending_migrations(&config.data_dir)?;
+    if pending.is_empty() {
+        return Ok(None);
+    }
+    let slow = pending.iter().any(|name| crate::store::reads_the_log(name));
+    let note = " (on a long license log this takes a while: about a second per million licenses)";
+    Ok(Some(format!(
+        "{}{}",
+        pending.join(", "),
+        if slow { note } else { "" }
+    )))
+}
+
+pub fn migrate(config: &Config) -> anyhow::Result<Migrated> {
+    Ok(Migrated {
+        applied: Db::migrate_only(&config.data_dir)?,
+        schema_version: crate::store::SCHEMA_VERSION,
+    })
+}

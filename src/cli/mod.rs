@@ -16,11 +16,9 @@ use crate::accounts::{self, new_uuid};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::crypto;
-use crate::ids::{Month, counted, format_instant};
+use crate::ids::{Month, counted};
 use crate::installation::{self, open_db};
 use crate::server;
-use crate::store::Db;
-use crate::token::ComKey;
 
 /// `println!` for the commands' output. When the reader of stdout has gone
 /// (`berth fleet summary reports/ | head`) the process ends quietly with 0, as
@@ -141,44 +139,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Copies an exported report into `out`, if given; the path to show.
-fn copy_report(path: &Path, out: Option<&Path>) -> anyhow::Result<PathBuf> {
-    let Some(out) = out else {
-        return Ok(path.to_owned());
-    };
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let target = out.join(path.file_name().expect("a report has a file name"));
-    std::fs::copy(path, &target).with_context(|| format!("copying the report to {}", target.display()))?;
-    Ok(target)
-}
-
 /// `berth migrate`: applies pending migrations, saying first when a long one is coming.
 fn migrate(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let pending = Db::pending_migrations(&config.data_dir)?;
-    if !pending.is_empty() && !cli.json {
-        let slow = pending.iter().any(|name| crate::store::reads_the_log(name));
-        eprintln!(
-            "applying {}{}",
-            pending.join(", "),
-            if slow {
-                " (on a long license log this takes a while: about a second per million licenses)"
-            } else {
-                ""
-            }
-        );
+    if let Some(pending) = installation::pending_migrations(&config)?.filter(|_| !cli.json) {
+        eprintln!("applying {pending}");
     }
-    let applied = Db::migrate_only(&config.data_dir)?;
-    if cli.json {
-        print_json(&json!({ "applied": applied, "schema_version": crate::store::SCHEMA_VERSION }));
-    } else if applied.is_empty() {
-        outln!(
-            "the database is up to date (schema version {})",
-            crate::store::SCHEMA_VERSION
-        );
-    } else {
-        outln!("applied {}", applied.join(", "));
-    }
+    show(cli, &installation::migrate(&config)?);
     Ok(())
 }
 
@@ -318,15 +285,7 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
 
 fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
     let db = open_db(&load_config(cli)?)?;
-    let com_keys = db.com_keys()?;
-    let (id, secret) = match args.com_key_id {
-        Some(wanted) => com_keys.into_iter().find(|(id, _)| *id == wanted),
-        None => com_keys.into_iter().next(),
-    }
-    .ok_or_else(|| match args.com_key_id {
-        Some(wanted) => anyhow!("no communication key {wanted}"),
-        None => anyhow!("there is no communication key: run `berth comkey generate`"),
-    })?;
+    let com_key = accounts::com_key(&db, args.com_key_id)?;
     let stored = if args.inline_keys {
         db.content_keys()?
     } else {
@@ -341,7 +300,7 @@ fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
         inline_keys: args.inline_keys.then_some(stored.as_slice()),
         token_id: new_uuid().to_string(),
     };
-    let (token, expires_at) = crate::token::mint(&ComKey::new(id, secret), &minting, clock.now())?;
+    let (token, expires_at) = crate::token::mint(&com_key, &minting, clock.now())?;
     // A commissioning token for a key berth does not have would be refused with
     // key_unknown; say so now rather than at the player.
     let known = db.list_keys()?;
@@ -384,28 +343,7 @@ fn log_verify(cli: &Cli) -> anyhow::Result<()> {
         Err(problem) => Err(problem),
     };
     match verified {
-        Ok(chain) => {
-            if cli.json {
-                print_json(&json!({
-                    "ok": true,
-                    "rows": chain.rows,
-                    "first_seq": chain.first_seq,
-                    "last_seq": chain.last_seq,
-                    "pruned_through": chain.pruned.as_ref().map(|m| &m.through_month),
-                }));
-            } else {
-                outln!("license log intact: {}", counted(chain.rows, "row"));
-                if let Some(mark) = &chain.pruned {
-                    outln!(
-                        "(rows before {} were pruned on {}: the months through {}, kept in their signed reports)",
-                        mark.first_seq,
-                        mark.day(),
-                        mark.through_month
-                    );
-                }
-            }
-            Ok(())
-        }
+        Ok(chain) => show(cli, &crate::report::text::LogIntact::new(&chain)),
         Err(problem) => {
             if cli.json {
                 print_json(&json!({ "ok": false, "seq": problem.seq, "problem": problem.what }));
@@ -413,6 +351,7 @@ fn log_verify(cli: &Cli) -> anyhow::Result<()> {
             bail!("license log broken at {problem}")
         }
     }
+    Ok(())
 }
 
 fn log_prune(cli: &Cli, before: Month, clock: &dyn Clock) -> anyhow::Result<()> {
@@ -420,24 +359,7 @@ fn log_prune(cli: &Cli, before: Month, clock: &dyn Clock) -> anyhow::Result<()> 
     let mut db = open_db(&config)?;
     let dir = config.data_dir.join("reports");
     let pruned = crate::report::prune(&mut db, before, &dir, !config.upload.url.is_empty(), clock.now())?;
-    if cli.json {
-        print_json(&json!({
-            "removed": pruned.removed,
-            "first_seq": pruned.mark.as_ref().map(|m| m.first_seq),
-            "pruned_through": pruned.mark.as_ref().map(|m| &m.through_month),
-        }));
-        return Ok(());
-    }
-    match &pruned.mark {
-        Some(mark) => outln!(
-            "removed {}; the log now begins at row {} (the months through {} are in the signed reports in {})",
-            counted(pruned.removed, "license"),
-            mark.first_seq,
-            mark.through_month,
-            dir.display()
-        ),
-        None => outln!("nothing to prune before {before}"),
-    }
+    show(cli, &crate::report::text::LogPruned::new(&pruned, before, &dir));
     Ok(())
 }
 
@@ -487,7 +409,19 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             due,
             out,
             partial,
-        } => report_export(cli, *month, *due, out.as_deref(), *partial, clock),
+        } => {
+            let config = load_config(cli)?;
+            let (dir, now) = (config.data_dir.join("reports"), clock.now());
+            let exports = crate::report::Exports::run(
+                &mut open_db(&config)?,
+                (*month, *due),
+                now,
+                *partial,
+                &dir,
+                out.as_deref(),
+            )?;
+            show(cli, &exports);
+        }
         ReportCommand::Verify {
             file,
             pubkey,
@@ -500,130 +434,23 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
                 ),
                 None => None,
             };
-            let verified = crate::report::verify_file(file, expected.as_ref())
-                .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-            if let Some(previous) = previous {
-                let before = crate::report::verify_file(previous, expected.as_ref())
-                    .map_err(|e| anyhow!("previous report {}: {e}", previous.display()))?;
-                crate::report::verify_link(&before, &verified)
-                    .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-            }
-            if cli.json {
-                print_json(&json!({ "ok": true, "file": file, "report": verified.report }));
-            } else {
-                outln!("{}", crate::report::text::verified(file, &verified.report));
-            }
-            Ok(())
+            let verified = crate::report::verify_with_previous(file, previous.as_deref(), expected.as_ref())?;
+            show(cli, &crate::report::text::Verified::new(file, verified.report));
         }
-        ReportCommand::Upload { file } => report_upload(cli, file.as_deref(), clock),
+        ReportCommand::Upload { file } => {
+            let pass = crate::report::upload_now(&load_config(cli)?, file.as_deref(), clock.now())?;
+            show(cli, &pass);
+            if let Some((name, why)) = pass.failed.first() {
+                bail!("uploading {name} failed: {why}; it stays pending");
+            }
+        }
         ReportCommand::List => {
             let config = load_config(cli)?;
             let reports = open_db(&config)?.reports()?;
-            if cli.json {
-                let list: Vec<_> = reports.iter().map(crate::report::text::listed).collect();
-                print_json(&json!({ "reports": list }));
-            } else {
-                let dir = config.data_dir.join("reports");
-                out!(
-                    "{}",
-                    crate::report::text::list(&reports, config.upload.url.is_empty(), &dir)
-                );
-            }
-            Ok(())
+            show(cli, &crate::report::text::List::new(reports, &config));
         }
-    }
-}
-
-/// `report export`: one month, or with `--due` every month that has ended.
-fn report_export(
-    cli: &Cli,
-    month: Option<Month>,
-    due: bool,
-    out: Option<&Path>,
-    partial: bool,
-    clock: &dyn Clock,
-) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    let mut db = open_db(&config)?;
-    let dir = config.data_dir.join("reports");
-    let now = clock.now();
-    let months = match month {
-        Some(month) => vec![month],
-        None => crate::report::due_months(&db, now)?,
-    };
-    let mut listed = Vec::new();
-    for month in &months {
-        let exported = crate::report::export(&mut db, *month, now, partial, &dir)?;
-        let path = copy_report(&exported.path, out)?;
-        if cli.json {
-            listed.push(json!({ "file": path, "new": exported.new, "report": exported.report }));
-        } else {
-            outln!(
-                "{}",
-                crate::report::text::exported(&path, exported.new, &exported.report)
-            );
-        }
-    }
-    if !due {
-        if let Some(one) = listed.pop() {
-            print_json(&one);
-        }
-        return Ok(());
-    }
-    let next = crate::report::next_month(&db)?;
-    if cli.json {
-        print_json(&json!({ "exported": listed, "next": next.to_string() }));
-    } else if months.is_empty() {
-        outln!(
-            "nothing to export: the next report, for {next}, can be exported once that month ends ({})",
-            format_instant(next.end())
-        );
     }
     Ok(())
-}
-
-/// `report upload`: a pass over the outbox now, ignoring the backoff.
-fn report_upload(cli: &Cli, file: Option<&str>, clock: &dyn Clock) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    if config.upload.url.is_empty() {
-        bail!(
-            "no upload.url is configured; reports are in {}",
-            config.data_dir.join("reports").display()
-        );
-    }
-    if let Some(name) = file {
-        let name = Path::new(name)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !open_db(&config)?.reports()?.iter().any(|r| r.file_name == name) {
-            bail!("{name} is not an exported report of this installation (see `berth report list`)");
-        }
-    }
-    let now = clock.now();
-    let pass = actix_web::rt::System::new().block_on(async {
-        let uploader = crate::report::Uploader::new(&config.upload)?;
-        uploader.upload_pending(&config, now, true).await
-    })?;
-    if cli.json {
-        let failed: Vec<_> = pass
-            .failed
-            .iter()
-            .map(|(name, why)| (name, why.to_string()))
-            .collect();
-        print_json(&json!({ "uploaded": pass.uploaded, "failed": failed }));
-    } else {
-        for name in &pass.uploaded {
-            outln!("uploaded {name}");
-        }
-        if pass.uploaded.is_empty() && pass.failed.is_empty() {
-            outln!("nothing to upload");
-        }
-    }
-    match pass.failed.first() {
-        Some((name, why)) => bail!("uploading {name} failed: {why}; it stays pending"),
-        None => Ok(()),
-    }
 }
 
 fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: bool) -> anyhow::Result<()> {

@@ -27,6 +27,7 @@ pub use export::{ExportError, Exported, export};
 pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize};
 pub use prune::{PruneError, Pruned, prune};
 pub use schedule::{due_months, ended_from, export_due, next_month, report_task};
+pub use text::Exports;
 pub use upload::{UploadError, UploadPass, Uploader};
 pub use verify::{Verified, VerifyError, verify_file, verify_link, verify_reader};
 
@@ -304,4 +305,52 @@ pub fn check_log_against_reports(
         }
     }
     Ok(Ok(()))
+}
+
+/// `report verify FILE [--previous FILE]`: the report, and that it follows on
+/// from the previous one when that is given; each problem names its file.
+pub fn verify_with_previous(
+    file: &std::path::Path,
+    previous: Option<&std::path::Path>,
+    expected: Option<&crate::crypto::PublicKey>,
+) -> anyhow::Result<Verified> {
+    let verified = verify_file(file, expected).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    if let Some(previous) = previous {
+        let before = verify_file(previous, expected)
+            .map_err(|e| anyhow::anyhow!("previous report {}: {e}", previous.display()))?;
+        verify_link(&before, &verified).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
+    Ok(verified)
+}
+
+/// `report upload [FILE]`: a pass over the outbox now, ignoring the backoff.
+pub fn upload_now(
+    config: &crate::config::Config,
+    file: Option<&str>,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<UploadPass> {
+    if config.upload.url.is_empty() {
+        anyhow::bail!(
+            "no upload.url is configured; reports are in {}",
+            config.data_dir.join("reports").display()
+        );
+    }
+    if let Some(name) = file {
+        let name = std::path::Path::new(name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !crate::installation::open_db(config)?
+            .reports()?
+            .iter()
+            .any(|r| r.file_name == name)
+        {
+            anyhow::bail!("{name} is not an exported report of this installation (see `berth report list`)");
+        }
+    }
+    actix_web::rt::System::new().block_on(async {
+        Uploader::new(&config.upload)?
+            .upload_pending(config, now, true)
+            .await
+    })
 }

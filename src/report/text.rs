@@ -190,3 +190,236 @@ pub fn stats(month: crate::ids::Month, counts: &Counts) -> String {
     }
     text
 }
+
+/// `log verify` on an intact log: for people and for `--json`.
+#[derive(serde::Serialize)]
+pub struct LogIntact {
+    pub ok: bool,
+    pub rows: u64,
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub pruned_through: Option<String>,
+    #[serde(skip)]
+    pruned: Option<(i64, String)>,
+}
+
+impl LogIntact {
+    pub fn new(chain: &crate::store::ChainSummary) -> LogIntact {
+        LogIntact {
+            ok: true,
+            rows: chain.rows,
+            first_seq: chain.first_seq,
+            last_seq: chain.last_seq,
+            pruned_through: chain.pruned.as_ref().map(|m| m.through_month.clone()),
+            pruned: chain.pruned.as_ref().map(|m| (m.first_seq, m.day().to_owned())),
+        }
+    }
+}
+
+impl std::fmt::Display for LogIntact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "license log intact: {}", counted(self.rows, "row"))?;
+        if let (Some((first_seq, day)), Some(through)) = (&self.pruned, &self.pruned_through) {
+            writeln!(
+                f,
+                "(rows before {first_seq} were pruned on {day}: the months through {through}, kept in their signed reports)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `log prune`'s result.
+#[derive(serde::Serialize)]
+pub struct LogPruned {
+    pub removed: u64,
+    pub first_seq: Option<i64>,
+    pub pruned_through: Option<String>,
+    #[serde(skip)]
+    before: crate::ids::Month,
+    #[serde(skip)]
+    dir: std::path::PathBuf,
+}
+
+impl LogPruned {
+    pub fn new(pruned: &super::Pruned, before: crate::ids::Month, dir: &Path) -> LogPruned {
+        LogPruned {
+            removed: pruned.removed,
+            first_seq: pruned.mark.as_ref().map(|m| m.first_seq),
+            pruned_through: pruned.mark.as_ref().map(|m| m.through_month.clone()),
+            before,
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for LogPruned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.first_seq, &self.pruned_through) {
+            (Some(first_seq), Some(through)) => writeln!(
+                f,
+                "removed {}; the log now begins at row {first_seq} (the months through {through} are in the signed reports in {})",
+                counted(self.removed, "license"),
+                self.dir.display()
+            ),
+            _ => writeln!(f, "nothing to prune before {}", self.before),
+        }
+    }
+}
+
+/// `report export`'s reports (one month, or every month due), and with `--due`
+/// the month that comes next.
+pub struct Exports {
+    pub exported: Vec<(std::path::PathBuf, super::Exported)>,
+    /// With `--due`: the next month to export.
+    pub next: Option<crate::ids::Month>,
+}
+
+impl Exports {
+    /// Exports `month`, or with `due` every month that has ended without a
+    /// report; each copied into `out` when given.
+    pub fn run(
+        db: &mut crate::store::Db,
+        (month, due): (Option<crate::ids::Month>, bool),
+        now: time::OffsetDateTime,
+        partial: bool,
+        dir: &Path,
+        out: Option<&Path>,
+    ) -> anyhow::Result<Exports> {
+        let months = match month {
+            Some(month) => vec![month],
+            None => super::due_months(db, now)?,
+        };
+        let mut exported = Vec::new();
+        for month in months {
+            let done = super::export(db, month, now, partial, dir)?;
+            exported.push((copy_into(&done.path, out)?, done));
+        }
+        let next = if due { Some(super::next_month(db)?) } else { None };
+        Ok(Exports { exported, next })
+    }
+
+    fn item(path: &Path, done: &super::Exported) -> serde_json::Value {
+        serde_json::json!({ "file": path, "new": done.new, "report": done.report })
+    }
+}
+
+/// Copies an exported report into `out`, if given; the path to show.
+fn copy_into(path: &Path, out: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    let Some(out) = out else {
+        return Ok(path.to_owned());
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let target = out.join(path.file_name().expect("a report has a file name"));
+    std::fs::copy(path, &target).with_context(|| format!("copying the report to {}", target.display()))?;
+    Ok(target)
+}
+
+impl serde::Serialize for Exports {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let items: Vec<_> = self
+            .exported
+            .iter()
+            .map(|(path, done)| Exports::item(path, done))
+            .collect();
+        match self.next {
+            Some(next) => serde_json::json!({ "exported": items, "next": next.to_string() }),
+            None => items.into_iter().last().unwrap_or(serde_json::Value::Null),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl std::fmt::Display for Exports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (path, done) in &self.exported {
+            writeln!(f, "{}", exported(path, done.new, &done.report))?;
+        }
+        match self.next {
+            Some(next) if self.exported.is_empty() => writeln!(
+                f,
+                "nothing to export: the next report, for {next}, can be exported once that month ends ({})",
+                crate::ids::format_instant(next.end())
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `report verify`'s answer for a report that checks out.
+#[derive(serde::Serialize)]
+pub struct Verified<'a> {
+    ok: bool,
+    file: &'a Path,
+    report: ReportJson,
+}
+
+impl Verified<'_> {
+    pub fn new(file: &Path, report: ReportJson) -> Verified<'_> {
+        Verified {
+            ok: true,
+            file,
+            report,
+        }
+    }
+}
+
+impl std::fmt::Display for Verified<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}", verified(self.file, &self.report))
+    }
+}
+
+/// `report list`: the exported reports and their upload state.
+pub struct List {
+    reports: Vec<ReportRecord>,
+    by_hand: bool,
+    dir: std::path::PathBuf,
+}
+
+impl List {
+    pub fn new(reports: Vec<ReportRecord>, config: &crate::config::Config) -> List {
+        List {
+            reports,
+            by_hand: config.upload.url.is_empty(),
+            dir: config.data_dir.join("reports"),
+        }
+    }
+}
+
+impl serde::Serialize for List {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let reports: Vec<_> = self.reports.iter().map(listed).collect();
+        serde_json::json!({ "reports": reports }).serialize(serializer)
+    }
+}
+
+impl std::fmt::Display for List {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&list(&self.reports, self.by_hand, &self.dir))
+    }
+}
+
+impl serde::Serialize for super::UploadPass {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let failed: Vec<_> = self
+            .failed
+            .iter()
+            .map(|(name, why)| (name, why.to_string()))
+            .collect();
+        serde_json::json!({ "uploaded": self.uploaded, "failed": failed }).serialize(serializer)
+    }
+}
+
+impl std::fmt::Display for super::UploadPass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for name in &self.uploaded {
+            writeln!(f, "uploaded {name}")?;
+        }
+        if self.uploaded.is_empty() && self.failed.is_empty() {
+            writeln!(f, "nothing to upload")?;
+        }
+        Ok(())
+    }
+}
