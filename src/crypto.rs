@@ -267,6 +267,26 @@ impl SigningKey {
 pub struct PublicKey(PKey<Public>);
 
 impl PublicKey {
+    /// An Ed25519 public key from a PEM file (at most 64 KiB).
+    pub fn load(path: &Path) -> Result<PublicKey, CryptoError> {
+        use std::io::Read as _;
+        let reading = |e: std::io::Error| CryptoError::Invalid(format!("reading {}: {e}", path.display()));
+        let mut pem = Vec::new();
+        std::fs::File::open(path)
+            .map_err(reading)?
+            .take(64 * 1024 + 1)
+            .read_to_end(&mut pem)
+            .map_err(reading)?;
+        if pem.len() > 64 * 1024 {
+            return Err(CryptoError::Invalid(format!(
+                "{} is larger than 64 KiB",
+                path.display()
+            )));
+        }
+        PublicKey::from_pem(&pem)
+            .map_err(|e| CryptoError::Invalid(format!("reading {}: {e}", path.display())))
+    }
+
     pub fn from_pem(pem: &[u8]) -> Result<PublicKey, CryptoError> {
         let key = PKey::public_key_from_pem(pem)?;
         if key.id() != Id::ED25519 {

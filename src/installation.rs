@@ -73,9 +73,7 @@ impl NewInstallation {
     /// The values given, each falling back on the config's `[installation]`.
     pub fn from_given(
         config: &Config,
-        id: Option<&str>,
-        vessel_type: Option<VesselType>,
-        vessel_name: Option<&str>,
+        (id, vessel_type, vessel_name): (Option<&str>, Option<VesselType>, Option<&str>),
         admin_user: &str,
     ) -> anyhow::Result<NewInstallation> {
         let given = |flag: Option<&str>, configured: &str, what: &str| {
@@ -361,5 +359,55 @@ pub fn migrate(config: &Config) -> anyhow::Result<Migrated> {
     Ok(Migrated {
         applied: Db::migrate_only(&config.data_dir)?,
         schema_version: crate::store::SCHEMA_VERSION,
+    })
+}
+
+/// What `berth init` made and where its secrets went.
+pub struct InitDone {
+    pub done: Initialised,
+    /// The file holding the secret and the password, when asked for one.
+    pub secrets_file: Option<PathBuf>,
+}
+
+impl serde::Serialize for InitDone {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.done.json(self.secrets_file.as_deref()).serialize(serializer)
+    }
+}
+
+impl std::fmt::Display for InitDone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.done.text(self.secrets_file.as_deref()))
+    }
+}
+
+/// `berth init`: creates the installation; with `secrets_file`, the secret
+/// and the password go to that new private file, which is opened before the
+/// installation exists, so that secrets shown nowhere else are never made
+/// without a place to keep them.
+pub fn init(
+    config: &Config,
+    new: anyhow::Result<NewInstallation>,
+    secrets_file: Option<&Path>,
+    clock: &dyn Clock,
+) -> anyhow::Result<InitDone> {
+    let mut secrets = secrets_file
+        .map(|path| create_private_file(path).map(|file| (path, file)))
+        .transpose()?;
+    let done = match new.and_then(|new| create(config, &new, clock)) {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some((path, _)) = &secrets {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
+    if let Some((path, file)) = &mut secrets {
+        write_secrets(file, path, &done)?;
+    }
+    Ok(InitDone {
+        done,
+        secrets_file: secrets_file.map(Path::to_owned),
     })
 }

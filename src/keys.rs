@@ -28,6 +28,22 @@ impl fmt::Display for Imported {
     }
 }
 
+/// Reads a key file (at most `keyfile::MAX_KEY_FILE`) and imports it.
+pub fn import_file(db: &mut Db, path: &std::path::Path, now: OffsetDateTime) -> anyhow::Result<Imported> {
+    use anyhow::Context as _;
+    use std::io::Read as _;
+    let limit = crate::keyfile::MAX_KEY_FILE;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() > limit {
+        anyhow::bail!("{} is larger than {} MiB", path.display(), limit / (1024 * 1024));
+    }
+    import(db, &bytes, now).with_context(|| format!("reading keys from {}", path.display()))
+}
+
 /// Parses a key file (berth JSON or DASH-IF CPIX) and imports every key in
 /// it, or none.
 pub fn import(db: &mut Db, file: &[u8], now: OffsetDateTime) -> anyhow::Result<Imported> {
@@ -74,4 +90,14 @@ pub fn list(db: &Db) -> anyhow::Result<Keys> {
             })
             .collect(),
     })
+}
+
+/// The KIDs of `kids` that the store does not have.
+pub fn unknown(db: &Db, kids: &[crate::ids::Kid]) -> anyhow::Result<Vec<crate::ids::Kid>> {
+    let known = db.list_keys()?;
+    Ok(kids
+        .iter()
+        .filter(|kid| !known.iter().any(|k| k.kid == **kid))
+        .copied()
+        .collect())
 }

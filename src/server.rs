@@ -307,14 +307,13 @@ pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
     Ok((current, wanted))
 }
 
-/// Runs berth until SIGTERM or SIGINT (SIGHUP reloads keys): starts it on the
-/// bound listeners, waits until the license API answers its own health
+/// Runs berth until SIGTERM or SIGINT (SIGHUP reloads keys): binds the
+/// listeners and starts it on them, waits until the license API answers its own health
 /// check, has `announce` say where (the license API's and the admin UI's
 /// URLs), tells systemd it is ready, and on a signal drains requests and
 /// flushes the log. `stall_file` (tests only): the writer stalls while it exists.
 pub fn serve_until_stopped(
     config: Config,
-    (license_listener, admin_listener): (TcpListener, TcpListener),
     clock: Arc<dyn Clock>,
     stall_file: Option<std::path::PathBuf>,
     announce: impl FnOnce(String, String),
@@ -331,6 +330,10 @@ pub fn serve_until_stopped(
         Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
     }
     let master = crate::installation::load_master_key(&crate::installation::master_key_path(&config))?;
+    let license_listener = TcpListener::bind(config.license.listen)
+        .with_context(|| format!("binding the license listener to {}", config.license.listen))?;
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .with_context(|| format!("binding the admin listener to {}", config.admin.listen))?;
     actix_web::rt::System::new().block_on(async move {
         let mut signals = Signals::install()?;
         let startup = Startup {

@@ -4,12 +4,12 @@
 //! Architecture Invariant: the CLI reads the environment and signals; the
 //! library below it takes everything as parameters.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener};
+use std::io::Write as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::bail;
 use serde_json::json;
 
 use crate::accounts::{self, new_uuid};
@@ -27,13 +27,6 @@ use crate::server;
 macro_rules! outln {
     ($($arg:tt)*) => {
         write_stdout(format_args!("{}\n", format_args!($($arg)*)))
-    };
-}
-
-/// `print!` for the commands' output; see [`outln!`].
-macro_rules! out {
-    ($($arg:tt)*) => {
-        write_stdout(format_args!($($arg)*))
     };
 }
 
@@ -76,7 +69,7 @@ fn show<T: serde::Serialize + std::fmt::Display>(cli: &Cli, done: &T) {
     if cli.json {
         print_json(&serde_json::to_value(done).expect("a result serialises"));
     } else {
-        out!("{done}");
+        write_stdout(format_args!("{done}"));
     }
 }
 
@@ -84,12 +77,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match &cli.command {
         Command::Config(ConfigCommand::Example) => {
-            out!("{}", config::EXAMPLE);
+            write_stdout(format_args!("{}", config::EXAMPLE));
             Ok(())
         }
         Command::Config(ConfigCommand::Show) => {
             let config = load_config(&cli)?;
-            out!("{}", config.to_toml());
+            write_stdout(format_args!("{}", config.to_toml()));
             Ok(())
         }
         Command::Init(args) => init(&cli, &load_config(&cli)?, args, clock.as_ref()),
@@ -150,94 +143,44 @@ fn migrate(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn init(cli: &Cli, config: &Config, args: &InitArgs, clock: &dyn Clock) -> anyhow::Result<()> {
-    // Opened before the installation exists, so that secrets shown nowhere
-    // else are never made without a place to keep them.
-    let secrets = match &args.secrets_file {
-        Some(path) => Some((path, installation::create_private_file(path)?)),
-        None => None,
-    };
-    let new = installation::NewInstallation::from_given(
-        config,
+    let given = (
         args.installation_id.as_deref(),
         args.vessel_type,
         args.vessel_name.as_deref(),
-        &args.admin_user,
     );
-    let done = match new.and_then(|new| installation::create(config, &new, clock)) {
-        Ok(done) => done,
-        Err(e) => {
-            if let Some((path, _)) = &secrets {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e);
-        }
-    };
-    let secrets_file = match secrets {
-        Some((path, mut file)) => {
-            installation::write_secrets(&mut file, path, &done)?;
-            Some(path.as_path())
-        }
-        None => None,
-    };
-    if cli.json {
-        print_json(&done.json(secrets_file));
-    } else {
-        out!("{}", done.text(secrets_file));
-    }
+    let new = installation::NewInstallation::from_given(config, given, &args.admin_user);
+    show(
+        cli,
+        &installation::init(config, new, args.secrets_file.as_deref(), clock)?,
+    );
     Ok(())
 }
 
 fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
-    if let Some(addr) = args.license_listen {
-        config.license.listen = addr;
-    }
-    if let Some(addr) = args.admin_listen {
-        config.admin.listen = addr;
-    }
+    config.license.listen = args.license_listen.unwrap_or(config.license.listen);
+    config.admin.listen = args.admin_listen.unwrap_or(config.admin.listen);
     config.validate()?;
-    let listener = TcpListener::bind(config.license.listen)
-        .with_context(|| format!("binding the license listener to {}", config.license.listen))?;
-    let admin_listener = TcpListener::bind(config.admin.listen)
-        .with_context(|| format!("binding the admin listener to {}", config.admin.listen))?;
     // Debug builds only: the writer stalls while this file exists, so tests
     // can see the watchdog stop.
     let stall_file = cfg!(debug_assertions)
         .then(|| std::env::var_os("BERTH_TEST_STALL_WRITER_FILE").map(PathBuf::from))
         .flatten();
-    server::serve_until_stopped(
-        config,
-        (listener, admin_listener),
-        clock,
-        stall_file,
-        |license, admin| {
-            // A closed stdout must not take the service down.
-            let mut stdout = std::io::stdout();
-            let _ = writeln!(stdout, "license API listening on {license}");
-            let _ = writeln!(stdout, "admin UI listening on {admin}");
-            let _ = stdout.flush();
-        },
-    )
-}
-
-fn read_limited(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(limit as u64 + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
-    if bytes.len() > limit {
-        bail!("{} is larger than {} MiB", path.display(), limit / (1024 * 1024));
-    }
-    Ok(bytes)
+    server::serve_until_stopped(config, clock, stall_file, |license, admin| {
+        // A closed stdout must not take the service down.
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(
+            stdout,
+            "license API listening on {license}\nadmin UI listening on {admin}"
+        );
+        let _ = stdout.flush();
+    })
 }
 
 fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<()> {
     let mut db = open_db(&load_config(cli)?)?;
     match command {
         KeysCommand::Import { file } => {
-            let bytes = read_limited(file, crate::keyfile::MAX_KEY_FILE)?;
-            let imported = crate::keys::import(&mut db, &bytes, clock.now())
-                .with_context(|| format!("reading keys from {}", file.display()))?;
+            let imported = crate::keys::import_file(&mut db, file, clock.now())?;
             for warning in &imported.warnings {
                 eprintln!("berth: warning: {warning}");
             }
@@ -285,7 +228,6 @@ fn comkey(cli: &Cli, command: &ComkeyCommand, clock: &dyn Clock) -> anyhow::Resu
 
 fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
     let db = open_db(&load_config(cli)?)?;
-    let com_key = accounts::com_key(&db, args.com_key_id)?;
     let stored = if args.inline_keys {
         db.content_keys()?
     } else {
@@ -300,37 +242,24 @@ fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
         inline_keys: args.inline_keys.then_some(stored.as_slice()),
         token_id: new_uuid().to_string(),
     };
-    let (token, expires_at) = crate::token::mint(&com_key, &minting, clock.now())?;
+    let minted = crate::token::mint(&accounts::com_key(&db, args.com_key_id)?, &minting, clock.now())?;
     // A commissioning token for a key berth does not have would be refused with
     // key_unknown; say so now rather than at the player.
-    let known = db.list_keys()?;
-    for kid in args
-        .kid
-        .iter()
-        .filter(|kid| !known.iter().any(|k| k.kid == **kid))
-    {
+    for kid in crate::keys::unknown(&db, &args.kid)? {
         eprintln!(
             "berth: warning: key {kid} is not in the key store; a license for it is refused (key_unknown) until it is imported"
         );
     }
-    if cli.json {
-        print_json(&json!({ "token": token, "expires_at": expires_at }));
-    } else {
-        outln!("{token}");
-    }
+    show(cli, &minted);
     Ok(())
 }
 
 fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<()> {
-    let config = load_config(cli)?;
-    let db = open_db(&config)?;
     let month = month.unwrap_or_else(|| Month::of(clock.now()));
-    let counts = db.counts(month)?;
-    if cli.json {
-        print_json(&json!({ "month": month.to_string(), "counts": counts }));
-    } else {
-        out!("{}", crate::report::text::stats(month, &counts));
-    }
+    show(
+        cli,
+        &crate::report::text::Stats::of(&open_db(&load_config(cli)?)?, month)?,
+    );
     Ok(())
 }
 
@@ -381,21 +310,21 @@ fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<(
 
 fn healthcheck(cli: &Cli, addr: Option<SocketAddr>) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let mut addr = addr.unwrap_or(config.license.listen);
-    if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            [127, 0, 0, 1].into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        });
-    }
-    let tls = config.license.tls().is_some();
+    let (addr, tls) = (
+        addr.unwrap_or(config.license.listen),
+        config.license.tls().is_some(),
+    );
     let (healthy, body) = actix_web::rt::System::new().block_on(crate::http::probe_healthz(addr, tls))?;
-    if cli.json {
-        outln!("{body}");
-    } else {
-        outln!("{}", if healthy { "healthy" } else { "unhealthy" });
-    }
+    outln!(
+        "{}",
+        if cli.json {
+            body.as_str()
+        } else if healthy {
+            "healthy"
+        } else {
+            "unhealthy"
+        }
+    );
     if !healthy {
         bail!("berth at {addr} is not healthy: {body}");
     }
@@ -427,13 +356,7 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             pubkey,
             previous,
         } => {
-            let expected = match pubkey {
-                Some(p) => Some(
-                    crypto::PublicKey::from_pem(&read_limited(p, 64 * 1024)?)
-                        .with_context(|| format!("reading {}", p.display()))?,
-                ),
-                None => None,
-            };
+            let expected = pubkey.as_deref().map(crypto::PublicKey::load).transpose()?;
             let verified = crate::report::verify_with_previous(file, previous.as_deref(), expected.as_ref())?;
             show(cli, &crate::report::text::Verified::new(file, verified.report));
         }
@@ -454,25 +377,15 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
 }
 
 fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: bool) -> anyhow::Result<()> {
-    let files = crate::report::collect(inputs).map_err(|e| anyhow!(e))?;
-    if files.is_empty() {
-        bail!("no report zips found in the given paths");
-    }
-    let keys = match pubkeys {
-        Some(dir) => Some(crate::report::load_pubkeys(dir).map_err(|e| anyhow!(e))?),
-        None => None,
-    };
-    let summary = crate::report::summarize(&files, keys.as_ref());
-    if cli.json {
-        print_json(&serde_json::to_value(&summary)?);
-    } else if csv {
+    let summary = crate::report::summarize_paths(inputs, pubkeys)?;
+    if csv && !cli.json {
         // The CSV goes to a billing system; the problems go to whoever runs it.
         for p in &summary.problems {
             eprintln!("berth: {}", crate::report::text::problem(p));
         }
-        out!("{}", summary.csv());
+        write_stdout(format_args!("{}", summary.csv()));
     } else {
-        out!("{}", summary.text());
+        show(cli, &summary);
     }
     Ok(())
 }

@@ -21,7 +21,15 @@ pub enum ProbeError {
 /// Over TLS the certificate is not verified: it names the host the players
 /// use, not this address, and the probe sends no secret and trusts the answer
 /// only for an exit code.
-pub async fn probe_healthz(addr: SocketAddr, tls: bool) -> Result<(bool, String), ProbeError> {
+pub async fn probe_healthz(mut addr: SocketAddr, tls: bool) -> Result<(bool, String), ProbeError> {
+    // A listener on every address answers on loopback.
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
     let timeout = Duration::from_secs(5);
     let mut connector = awc::Connector::new().timeout(timeout);
     if tls {

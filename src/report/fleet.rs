@@ -255,3 +255,17 @@ fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(Pat
     }
     (kept, refused)
 }
+
+/// `fleet summary`: every report zip under `inputs`, counted with the keys in
+/// `pubkeys` when given.
+pub fn summarize_paths(inputs: &[PathBuf], pubkeys: Option<&Path>) -> anyhow::Result<FleetSummary> {
+    let files = collect(inputs).map_err(|e| anyhow::anyhow!(e))?;
+    if files.is_empty() {
+        anyhow::bail!("no report zips found in the given paths");
+    }
+    let keys = pubkeys
+        .map(load_pubkeys)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok(summarize(&files, keys.as_ref()))
+}

@@ -24,7 +24,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use export::{ExportError, Exported, export};
-pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize};
+pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize, summarize_paths};
 pub use prune::{PruneError, Pruned, prune};
 pub use schedule::{due_months, ended_from, export_due, next_month, report_task};
 pub use text::Exports;

@@ -116,6 +116,12 @@ pub fn problem(p: &Problem) -> String {
     )
 }
 
+impl std::fmt::Display for FleetSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
 impl FleetSummary {
     /// The counts per month and vessel type as CSV, for a billing import.
     pub fn csv(&self) -> String {
@@ -421,5 +427,28 @@ impl std::fmt::Display for super::UploadPass {
             writeln!(f, "nothing to upload")?;
         }
         Ok(())
+    }
+}
+
+/// `berth stats`: a month's counts, live.
+#[derive(serde::Serialize)]
+pub struct Stats {
+    month: String,
+    counts: Counts,
+}
+
+impl Stats {
+    pub fn of(db: &crate::store::Db, month: crate::ids::Month) -> Result<Stats, crate::store::StoreError> {
+        Ok(Stats {
+            month: month.to_string(),
+            counts: db.counts(month)?,
+        })
+    }
+}
+
+impl std::fmt::Display for Stats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let month = self.month.parse().map_err(|_| std::fmt::Error)?;
+        f.write_str(&stats(month, &self.counts))
     }
 }

@@ -34,13 +34,23 @@ pub enum MintError {
     KeyNotStored(Kid),
 }
 
+/// A minted token and the instant it expires: printed as the token alone, or
+/// with `--json` as both.
+#[derive(Debug, serde::Serialize)]
+pub struct Minted {
+    pub token: String,
+    pub expires_at: String,
+}
+
+impl std::fmt::Display for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}", self.token)
+    }
+}
+
 /// A signed token, valid from a minute before `now` (for clocks that lag) for
-/// `valid_for`, and the instant it expires.
-pub fn mint(
-    com_key: &ComKey,
-    what: &Minting<'_>,
-    now: OffsetDateTime,
-) -> Result<(String, String), MintError> {
+/// `valid_for`.
+pub fn mint(com_key: &ComKey, what: &Minting<'_>, now: OffsetDateTime) -> Result<Minted, MintError> {
     let mut message = json!({
         "type": "entitlement_message",
         "version": 2,
@@ -62,7 +72,10 @@ pub fn mint(
         "expiration_date": expires_at,
         "message": message,
     });
-    Ok((com_key.sign_token(&payload), expires_at))
+    Ok(Minted {
+        token: com_key.sign_token(&payload),
+        expires_at,
+    })
 }
 
 fn key_source(com_key: &ComKey, what: &Minting<'_>) -> Result<Value, MintError> {
