@@ -287,6 +287,15 @@ impl PublicKey {
             .map_err(|e| CryptoError::Invalid(format!("reading {}: {e}", path.display())))
     }
 
+    /// The key from its DER (SubjectPublicKeyInfo) form.
+    pub fn from_der(der: &[u8]) -> Result<PublicKey, CryptoError> {
+        let key = PKey::public_key_from_der(der)?;
+        if key.id() != Id::ED25519 {
+            return Err(CryptoError::Invalid("public key is not Ed25519".into()));
+        }
+        Ok(PublicKey(key))
+    }
+
     pub fn from_pem(pem: &[u8]) -> Result<PublicKey, CryptoError> {
         let key = PKey::public_key_from_pem(pem)?;
         if key.id() != Id::ED25519 {

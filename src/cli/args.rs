@@ -189,6 +189,12 @@ pub struct MintArgs {
 pub enum LogCommand {
     /// Check the whole hash chain.
     Verify,
+    /// Make a signed checkpoint of the log's head now (in <data_dir>/checkpoints,
+    /// and copied into --out).
+    Checkpoint {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Remove the licenses of the months before --before whose signed reports are
     /// on the box (and uploaded, when an upload address is configured).
     Prune {
@@ -225,6 +231,10 @@ pub enum ReportCommand {
         /// The previous report of the same installation, to check the link.
         #[arg(long)]
         previous: Option<PathBuf>,
+        /// A directory of the installation's signed checkpoints: the report must
+        /// pass through every one in its range.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
     },
     /// Exported reports and their upload state.
     List,

@@ -93,6 +93,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenCommand::Mint(args)) => mint(&cli, args, clock.as_ref()),
         Command::Stats { month } => stats(&cli, *month, clock.as_ref()),
         Command::Log(LogCommand::Verify) => log_verify(&cli),
+        Command::Log(LogCommand::Checkpoint { out }) => checkpoint(&cli, out.as_deref(), clock.as_ref()),
         Command::Log(LogCommand::Prune { before }) => log_prune(&cli, *before, clock.as_ref()),
         Command::Report(command) => report(&cli, command, clock.as_ref()),
         Command::Fleet(FleetCommand::Summary { inputs, pubkeys, csv }) => {
@@ -265,21 +266,21 @@ fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<(
 
 fn log_verify(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    let db = open_db(&config)?;
-    let reports = config.data_dir.join("reports");
-    let verified = match db.verify_log()? {
-        Ok(chain) => crate::report::check_log_against_reports(&db, &reports, chain.last_seq)?.map(|()| chain),
-        Err(problem) => Err(problem),
-    };
-    match verified {
+    match crate::report::verify_log(&open_db(&config)?, &config.data_dir.join("reports"))? {
         Ok(chain) => show(cli, &crate::report::text::LogIntact::new(&chain)),
-        Err(problem) => {
-            if cli.json {
-                print_json(&json!({ "ok": false, "seq": problem.seq, "problem": problem.what }));
-            }
+        Err(problem) if cli.json => {
+            print_json(&json!({ "ok": false, "seq": problem.seq, "problem": problem.what }));
             bail!("license log broken at {problem}")
         }
+        Err(problem) => bail!("license log broken at {problem}"),
     }
+    Ok(())
+}
+
+fn checkpoint(cli: &Cli, out: Option<&Path>, clock: &dyn Clock) -> anyhow::Result<()> {
+    let config = load_config(cli)?;
+    let made = crate::report::checkpoint::make(&open_db(&config)?, clock.now(), &config.data_dir, out)?;
+    show(cli, &made);
     Ok(())
 }
 
@@ -355,9 +356,11 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
             file,
             pubkey,
             previous,
+            checkpoints,
         } => {
             let expected = pubkey.as_deref().map(crypto::PublicKey::load).transpose()?;
-            let verified = crate::report::verify_with_previous(file, previous.as_deref(), expected.as_ref())?;
+            let against = (previous.as_deref(), checkpoints.as_deref());
+            let verified = crate::report::verify_with_previous(file, against, expected.as_ref())?;
             show(cli, &crate::report::text::Verified::new(file, verified.report));
         }
         ReportCommand::Upload { file } => {

@@ -11,6 +11,7 @@
 //! Architecture Invariant: no HTTP. SQL only through `store`, crypto only
 //! through `crypto`.
 
+pub mod checkpoint;
 mod export;
 mod fleet;
 mod prune;
@@ -233,6 +234,18 @@ fn count_in(counts: &mut BTreeMap<String, u64>, key: &str) {
     }
 }
 
+/// `berth log verify`: the chain walked row by row, then the log compared
+/// with every report exported from it.
+pub fn verify_log(
+    db: &crate::store::Db,
+    reports_dir: &std::path::Path,
+) -> Result<Result<crate::store::ChainSummary, crate::store::ChainProblem>, crate::store::StoreError> {
+    match db.verify_log()? {
+        Ok(chain) => Ok(check_log_against_reports(db, reports_dir, chain.last_seq)?.map(|()| chain)),
+        Err(problem) => Ok(Err(problem)),
+    }
+}
+
 /// Where a signed report says the log stood: the last row it covered.
 struct ReportedEnd {
     what: String,
@@ -307,11 +320,12 @@ pub fn check_log_against_reports(
     Ok(Ok(()))
 }
 
-/// `report verify FILE [--previous FILE]`: the report, and that it follows on
-/// from the previous one when that is given; each problem names its file.
+/// `report verify FILE [--previous FILE] [--checkpoints DIR]`: the report,
+/// that it follows on from the previous one, and that it passes through the
+/// checkpoints, when given; each problem names its file.
 pub fn verify_with_previous(
     file: &std::path::Path,
-    previous: Option<&std::path::Path>,
+    (previous, checkpoints): (Option<&std::path::Path>, Option<&std::path::Path>),
     expected: Option<&crate::crypto::PublicKey>,
 ) -> anyhow::Result<Verified> {
     let verified = verify_file(file, expected).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
@@ -319,6 +333,10 @@ pub fn verify_with_previous(
         let before = verify_file(previous, expected)
             .map_err(|e| anyhow::anyhow!("previous report {}: {e}", previous.display()))?;
         verify_link(&before, &verified).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
+    if let Some(dir) = checkpoints {
+        checkpoint::check(file, &verified, &checkpoint::load(dir)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     }
     Ok(verified)
 }

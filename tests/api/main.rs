@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod admin_pages;
+mod checkpoints;
 mod cli;
 mod connections;
 mod counting;

@@ -1,0 +1,252 @@
+//! Signed checkpoints: small statements of the chain's head (installation,
+//! sequence number, the row hash there, the time, the software), signed with
+//! the installation's report key and checkable with plain openssl like a
+//! report's manifest. A report must pass through every checkpoint of its
+//! installation that falls in its range, so that a log rolled back or
+//! rewritten below a checkpoint that left the box shows.
+//!
+//! Each checkpoint is two files: `berth-checkpoint-<id>-<seq>-<time>.json`
+//! and the raw Ed25519 signature of its exact bytes beside it (`.sig`).
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{Software, Verified};
+use crate::chain::GENESIS;
+use crate::crypto::{PublicKey, sha256_hex};
+use crate::ids::format_instant;
+use crate::store::{Db, StoreError};
+
+pub const CHECKPOINT_SCHEMA: &str = "berth.checkpoint/1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub schema: String,
+    pub installation: String,
+    /// SHA-256 of the signer's public key (DER), as reports name it.
+    pub public_key_sha256: String,
+    /// The newest row when the checkpoint was made (0: an empty log).
+    pub seq: i64,
+    pub row_hash: String,
+    pub made_at: String,
+    pub software: Software,
+}
+
+/// A checkpoint made: where its file is, and what it says.
+#[derive(Serialize)]
+pub struct Made {
+    pub file: PathBuf,
+    pub seq: i64,
+    pub row_hash: String,
+}
+
+impl std::fmt::Display for Made {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "checkpoint of row {} written to {} (its signature beside it, .sig)",
+            self.seq,
+            self.file.display()
+        )
+    }
+}
+
+/// Makes a checkpoint of the log's head now, in `<data_dir>/checkpoints`, on
+/// the disk before this returns, and copies it (both files) into `out` when given.
+pub fn make(db: &Db, now: OffsetDateTime, data_dir: &Path, out: Option<&Path>) -> anyhow::Result<Made> {
+    let (path, made) = make_in(db, now, &data_dir.join("checkpoints"))?;
+    let file = match out {
+        None => path,
+        Some(out) => {
+            std::fs::create_dir_all(out)?;
+            let name = path.file_name().expect("a checkpoint has a name").to_owned();
+            std::fs::copy(path.with_extension("sig"), out.join(&name).with_extension("sig"))?;
+            std::fs::copy(&path, out.join(&name))?;
+            out.join(name)
+        }
+    };
+    Ok(Made {
+        file,
+        seq: made.seq,
+        row_hash: made.row_hash,
+    })
+}
+
+/// Makes a checkpoint in `dir`; its JSON file's path and the checkpoint.
+pub fn make_in(db: &Db, now: OffsetDateTime, dir: &Path) -> anyhow::Result<(PathBuf, Checkpoint)> {
+    let installation = db.installation()?;
+    let signing_key = db.signing_key()?;
+    let seq = db.last_seq()?;
+    let mut row_hash = GENESIS.to_owned();
+    db.for_each_log_row::<StoreError>(seq, seq, |r| {
+        row_hash.clone_from(&r.row_hash);
+        Ok(())
+    })?;
+    let checkpoint = Checkpoint {
+        schema: CHECKPOINT_SCHEMA.into(),
+        installation: installation.id.clone(),
+        public_key_sha256: sha256_hex(&signing_key.public_der()),
+        seq,
+        row_hash,
+        made_at: format_instant(now),
+        software: Software {
+            name: "berth".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
+    };
+    let bytes = serde_json::to_vec_pretty(&checkpoint).expect("a checkpoint serialises");
+    let signature = signing_key.sign(&bytes);
+    std::fs::create_dir_all(dir)?;
+    let stamp = now.format(time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second]Z"
+    ))?;
+    let path = dir.join(format!("berth-checkpoint-{}-{seq}-{stamp}.json", installation.id));
+    write_durably(&path.with_extension("sig"), &signature)?;
+    write_durably(&path, &bytes)?;
+    Ok((path, checkpoint))
+}
+
+/// Writes a file under a temporary name, syncs it, gives it its name and
+/// syncs the directory: after a power cut it is whole or absent.
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    crate::durable::sync_parent(path)
+}
+
+/// A checkpoint read from its files, with its exact bytes and signature.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub path: PathBuf,
+    pub checkpoint: Checkpoint,
+    bytes: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl Signed {
+    /// Whether `key` signed exactly these bytes.
+    pub fn signed_by(&self, key_der: &[u8]) -> bool {
+        let Ok(key) = PublicKey::from_der(key_der) else {
+            return false;
+        };
+        self.signature.len() == 64
+            && self.checkpoint.public_key_sha256 == sha256_hex(key_der)
+            && key.verify(&self.bytes, &self.signature)
+    }
+}
+
+/// Every checkpoint in `dir` (`*.json` with a `.sig` beside it). A file that
+/// is not a checkpoint is an error naming it: a checkpoint set the vendor
+/// relies on must not be silently smaller.
+pub fn load(dir: &Path) -> anyhow::Result<Vec<Signed>> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let read = |p: &Path| -> anyhow::Result<Vec<u8>> {
+            let mut bytes = Vec::new();
+            std::fs::File::open(p)
+                .and_then(|f| f.take(64 * 1024).read_to_end(&mut bytes))
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+            Ok(bytes)
+        };
+        let bytes = read(&path)?;
+        let checkpoint: Checkpoint = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not a checkpoint ({e})", path.display()))?;
+        if checkpoint.schema != CHECKPOINT_SCHEMA {
+            anyhow::bail!(
+                "{} has schema {:?}, expected {CHECKPOINT_SCHEMA}",
+                path.display(),
+                checkpoint.schema
+            );
+        }
+        let signature = read(&path.with_extension("sig"))?;
+        found.push(Signed {
+            path,
+            checkpoint,
+            bytes,
+            signature,
+        });
+    }
+    found.sort_by_key(|c| c.checkpoint.seq);
+    Ok(found)
+}
+
+/// Why a report does not agree with a checkpoint of its installation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("row {seq} differs from checkpoint {}: the log was rewritten or rolled back below it", .path.display())]
+    Differs { seq: i64, path: PathBuf },
+    #[error("the report ends at row {last_seq}, before checkpoint {} (row {seq}, made in its month): rows were removed", .path.display())]
+    EndsBefore { last_seq: i64, seq: i64, path: PathBuf },
+}
+
+/// Checks that the report passes through every checkpoint its installation
+/// signed that falls in its range: the row at the checkpoint's sequence has
+/// the checkpoint's hash, and no checkpoint made in the report's month lies
+/// past its end. Checkpoints of other installations, or not signed by the
+/// report's key, are not this report's.
+pub fn check(report_file: &Path, verified: &Verified, checkpoints: &[Signed]) -> anyhow::Result<usize> {
+    let r = &verified.report;
+    let ours: Vec<&Signed> = checkpoints
+        .iter()
+        .filter(|c| c.checkpoint.installation == r.installation.id && c.signed_by(&verified.public_key_der))
+        .collect();
+    let wanted: Vec<i64> = ours.iter().map(|c| c.checkpoint.seq).collect();
+    let hashes = row_hashes(report_file, &wanted)?;
+    let mut checked = 0;
+    for c in ours {
+        let (seq, path) = (c.checkpoint.seq, c.path.clone());
+        let at = |s: i64| -> Option<&str> {
+            if s == r.log.first_seq - 1 {
+                Some(&r.log.first_prev_hash)
+            } else {
+                hashes.get(&s).map(String::as_str)
+            }
+        };
+        if (r.log.first_seq - 1..=r.log.last_seq).contains(&seq) {
+            if at(seq) != Some(c.checkpoint.row_hash.as_str()) {
+                return Err(CheckpointError::Differs { seq, path }.into());
+            }
+            checked += 1;
+        } else if seq > r.log.last_seq
+            && c.checkpoint.made_at.as_str() < r.period.end.as_str()
+            && c.checkpoint.made_at.as_str() >= r.period.start.as_str()
+        {
+            return Err(CheckpointError::EndsBefore {
+                last_seq: r.log.last_seq,
+                seq,
+                path,
+            }
+            .into());
+        }
+    }
+    Ok(checked)
+}
+
+/// The row hashes at `seqs` in a report's `licenses.csv` (a report already
+/// verified).
+fn row_hashes(report_file: &Path, seqs: &[i64]) -> anyhow::Result<HashMap<i64, String>> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(report_file)?)?;
+    let csv = zip.by_name("licenses.csv")?;
+    let mut reader = csv::Reader::from_reader(csv);
+    let mut found = HashMap::new();
+    for record in reader.records() {
+        let record = record?;
+        let seq: i64 = record[0].parse().unwrap_or(-1);
+        if seqs.contains(&seq) {
+            found.insert(seq, record[9].to_owned());
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,131 @@
+//! Issue 28 (first part): signed checkpoints of the chain's head, and reports
+//! checked against them.
+
+use std::path::Path;
+
+use berth::ids::Month;
+use serde_json::Value;
+
+use crate::helpers::*;
+use crate::reports::export;
+
+async fn licenses(app: &TestApp, n: usize) {
+    for _ in 0..n {
+        licensed(app).await;
+    }
+}
+
+fn verify_against(app: &TestApp, report: &Path, checkpoints: &Path) -> std::process::Output {
+    app.berth(&[
+        "report",
+        "verify",
+        report.to_str().unwrap(),
+        "--checkpoints",
+        checkpoints.to_str().unwrap(),
+    ])
+}
+
+/// Licenses, a backup, more licenses, a checkpoint that leaves the box, the
+/// backup restored with --force, more licenses, export: the report of the
+/// rolled-back log fails against the checkpoint, the genuine one passes. A
+/// report that ends before a checkpoint made in its month fails too.
+#[actix_web::test]
+async fn a_log_rolled_back_below_a_checkpoint_is_caught() {
+    let mut app = spawn_app().await;
+    let month = Month::of(app.clock_now()).previous();
+    app.installed_at(month.start());
+    let in_month = month.start() + time::Duration::days(3);
+    app.clock.set(in_month);
+    licenses(&app, 3).await;
+    let backup = app.dir.path().join("backup.db");
+    let out = app.berth(&["backup", "--out", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    licenses(&app, 3).await;
+    // The checkpoint as the real binary makes it; it leaves the box.
+    let ground = app.dir.path().join("ground");
+    let out = app.berth(&["log", "checkpoint", "--out", ground.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let made: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(made["seq"], 6);
+    // Anyone can check it with openssl and the installation's public key.
+    let pem = app.dir.path().join("signer.pem");
+    std::fs::write(&pem, app.db().signing_key().unwrap().public_pem()).unwrap();
+    let json = std::path::PathBuf::from(made["file"].as_str().unwrap());
+    let openssl = std::process::Command::new("openssl")
+        .args([
+            "pkeyutl",
+            "-verify",
+            "-pubin",
+            "-inkey",
+            pem.to_str().unwrap(),
+            "-rawin",
+            "-in",
+        ])
+        .arg(&json)
+        .arg("-sigfile")
+        .arg(json.with_extension("sig"))
+        .output()
+        .unwrap();
+    assert!(
+        openssl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&openssl.stdout)
+    );
+
+    let genuine = export(&app, &month.to_string(), month.end() + time::Duration::hours(1));
+    let kept = app.dir.path().join("genuine.zip");
+    std::fs::copy(&genuine, &kept).unwrap();
+    let out = verify_against(&app, &kept, &ground);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Roll back, go on, export the month again.
+    app.stop().await;
+    let out = app.berth(&["restore", backup.to_str().unwrap(), "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_file(&genuine).unwrap();
+    app.start().await;
+    app.clock.set(in_month + time::Duration::hours(1));
+    licenses(&app, 3).await;
+    let rolled_back = export(&app, &month.to_string(), month.end() + time::Duration::hours(1));
+    let out = app.berth(&["report", "verify", rolled_back.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "on its own it verifies: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = verify_against(&app, &rolled_back, &ground);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("row 6 differs from checkpoint"), "{stderr}");
+
+    // A checkpoint made in the month, past where a report ends.
+    let later = app.dir.path().join("later");
+    berth::report::checkpoint::make(
+        &app.db(),
+        in_month + time::Duration::hours(2),
+        app.data_dir(),
+        Some(&later),
+    )
+    .unwrap();
+    licenses(&app, 1).await;
+    let checkpoint_set = app.dir.path().join("after-restore");
+    berth::report::checkpoint::make(
+        &app.db(),
+        in_month + time::Duration::hours(3),
+        app.data_dir(),
+        Some(&checkpoint_set),
+    )
+    .unwrap();
+    let out = verify_against(&app, &rolled_back, &checkpoint_set);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the report ends at row 6, before checkpoint"),
+        "{stderr}"
+    );
+    // A checkpoint of the rolled-back log at row 6 disagrees with the genuine
+    // report: the two logs forked there, and no one report passes both.
+    let out = verify_against(&app, &kept, &later);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("row 6 differs"));
+}
