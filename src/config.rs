@@ -232,6 +232,11 @@ impl LogConfig {
             (1..=600_000).contains(&self.append_timeout_ms),
             "log.append_timeout_ms",
             "must be between 1 and 600000",
+        )?;
+        require(
+            self.checkpoint_interval_secs <= 7 * 86_400,
+            "log.checkpoint_interval_secs",
+            "must be between 0 (none) and 604800 (a week)",
         )
     }
 }
@@ -323,6 +328,9 @@ pub struct LogConfig {
     /// once their signed reports are on the box (and uploaded, when an upload
     /// address is set). 0 keeps every license.
     pub keep_months: u32,
+    /// Seconds between signed checkpoints of the log's head (one is also
+    /// made at shutdown); 0 makes none.
+    pub checkpoint_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -376,6 +384,7 @@ impl Default for LogConfig {
             busy_timeout_ms: 2_000,
             append_timeout_ms: 10_000,
             keep_months: 0,
+            checkpoint_interval_secs: 3600,
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Server {
     /// Tasks that live as long as the server (reports, status, watchdog); they
     /// hold handles to the log, so they end before the log is flushed.
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Where and with what to make the checkpoint at shutdown (none when off).
+    checkpoints: Option<(std::path::PathBuf, Arc<MasterKey>)>,
     _lock: std::fs::File,
 }
 
@@ -127,14 +129,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             }
         }));
     }
-    if config.reports.auto_export || !config.upload.url.is_empty() || config.log.keep_months > 0 {
-        let clock = Arc::clone(service.clock());
-        tasks.push(actix_web::rt::spawn(crate::report::report_task(
-            config.clone(),
-            master,
-            clock,
-        )));
-    }
+    let checkpoints = background_tasks(config, service.clock(), master, &mut tasks);
     tracing::info!(
         installation = %installation.id,
         vessel_type = installation.vessel_type.as_str(),
@@ -152,8 +147,68 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         service,
         refresher,
         tasks,
+        checkpoints,
         _lock: lock,
     })
+}
+
+/// The tasks that live as long as the server: checkpoints, and reports when
+/// they are exported, uploaded or pruned by themselves. Returns where the
+/// checkpoint at shutdown goes, when checkpoints are on.
+fn background_tasks(
+    config: &Config,
+    clock: &Arc<dyn Clock>,
+    master: Arc<MasterKey>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Option<(std::path::PathBuf, Arc<MasterKey>)> {
+    let checkpoints =
+        (config.log.checkpoint_interval_secs > 0).then(|| (config.data_dir.clone(), Arc::clone(&master)));
+    if let Some((dir, key)) = &checkpoints {
+        let every = Duration::from_secs(config.log.checkpoint_interval_secs);
+        tasks.push(actix_web::rt::spawn(checkpoint_every(
+            every,
+            dir.clone(),
+            Arc::clone(key),
+            Arc::clone(clock),
+        )));
+    }
+    if config.reports.auto_export || !config.upload.url.is_empty() || config.log.keep_months > 0 {
+        tasks.push(actix_web::rt::spawn(crate::report::report_task(
+            config.clone(),
+            master,
+            Arc::clone(clock),
+        )));
+    }
+    checkpoints
+}
+
+/// `log.checkpoint_interval_secs`: a checkpoint every `period`, for as long as
+/// the server runs.
+async fn checkpoint_every(
+    period: Duration,
+    dir: std::path::PathBuf,
+    master: Arc<MasterKey>,
+    clock: Arc<dyn Clock>,
+) {
+    loop {
+        actix_web::rt::time::sleep(period).await;
+        checkpoint(dir.clone(), Arc::clone(&master), clock.now()).await;
+    }
+}
+
+/// Makes a signed checkpoint of the log's head; a failure (a full disk) is
+/// logged, never fatal: the next one tries again.
+async fn checkpoint(data_dir: std::path::PathBuf, master: Arc<MasterKey>, now: time::OffsetDateTime) {
+    let made = actix_web::rt::task::spawn_blocking(move || {
+        let db = Db::open(&data_dir, master)?;
+        crate::report::checkpoint::make(&db, now, &data_dir, None)
+    })
+    .await;
+    match made {
+        Ok(Ok(made)) => tracing::info!(seq = made.seq, file = %made.file.display(), "checkpoint made"),
+        Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "making a checkpoint failed"),
+        Err(e) => tracing::error!(error = %e, "making a checkpoint failed"),
+    }
 }
 
 /// The listeners' certificates, for the dashboard; one that expires within
@@ -275,10 +330,15 @@ impl Server {
             tracing::error!(error = %e, "the license listener failed while stopping");
         }
         self.refresher.stop();
+        let clock = Arc::clone(self.service.clock());
         // The last handles to the log go with the service; then the writer drains.
         drop(self.service);
         let writer = self.writer;
         let _ = actix_web::rt::task::spawn_blocking(move || writer.join()).await;
+        // The head as it stands once every license is flushed.
+        if let Some((data_dir, master)) = self.checkpoints {
+            checkpoint(data_dir, master, clock.now()).await;
+        }
         tracing::info!("berth stopped; the license log is flushed");
     }
 }

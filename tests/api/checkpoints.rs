@@ -129,3 +129,42 @@ async fn a_log_rolled_back_below_a_checkpoint_is_caught() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("row 6 differs"));
 }
+
+/// `berth serve` makes a checkpoint every `log.checkpoint_interval_secs` and
+/// one more at shutdown, of the head as it stands once the log is flushed.
+#[actix_web::test]
+async fn serve_makes_checkpoints_on_a_schedule_and_at_shutdown() {
+    let mut app = spawn_app_with(|c| c.log.checkpoint_interval_secs = 1).await;
+    let dir = app.data_dir().join("checkpoints");
+    let count = || {
+        std::fs::read_dir(&dir).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count()
+        })
+    };
+    licensed(&app).await;
+    for _ in 0..40 {
+        if count() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(count() >= 1, "no checkpoint within 4 s");
+    licenses(&app, 2).await;
+    let before = count();
+    app.stop().await;
+    assert_eq!(count(), before + 1, "one more at shutdown");
+    let newest = berth::report::checkpoint::load(&dir)
+        .unwrap()
+        .into_iter()
+        .last()
+        .unwrap();
+    assert_eq!(newest.checkpoint.seq, 3);
+    assert_eq!(newest.checkpoint.installation, "test-vessel");
+}
