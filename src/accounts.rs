@@ -191,6 +191,7 @@ pub mod done {
 /// Adds a crew user with a fresh password.
 pub fn add_user(db: &mut Db, name: &str, role: &str, now: OffsetDateTime) -> anyhow::Result<done::UserAdded> {
     let name = check_user_name(name)?;
+    let role = check_role(role)?;
     let password = new_password();
     db.add_user(name, &hash_password(&password)?, role, now)?;
     Ok(done::UserAdded {

@@ -3,8 +3,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
 use super::session::Session;
@@ -51,21 +49,18 @@ async fn com_keys_answer(
 
 pub async fn generate_com_key(action: AdminAction<CsrfOnly>, state: web::Data<AdminState>) -> HttpResponse {
     let AdminAction { session, .. } = action;
-    let (id, secret) = accounts::new_com_key();
-    let secret_b64 = STANDARD.encode(secret.0);
     let now = state.service.clock().now();
-    let (notice, shown) = match with_db(&state, move |db| db.add_com_key(&id, &secret, now)).await {
-        Some(Ok(())) => {
+    let (notice, shown) = match with_db(&state, move |db| accounts::generate_com_key(db, now)).await {
+        Some(Ok(made)) => {
+            let id = made.com_key_id;
             tracing::info!(user = %session.user, %id, "communication key generated from the admin UI");
             state.service.keys().reload().await;
+            let notice = Notice::Done(format!("Generated communication key {id}."));
             let shown = Shown {
                 what: "New communication key",
-                pairs: vec![("Id", id.to_string()), ("Secret (base64)", secret_b64)],
+                pairs: vec![("Id", id), ("Secret (base64)", made.com_key_secret)],
             };
-            (
-                Notice::Done(format!("Generated communication key {id}.")),
-                Some(shown),
-            )
+            (notice, Some(shown))
         }
         _ => (
             Notice::Failed("No key was generated: the database refused it.".to_owned()),
@@ -151,34 +146,27 @@ pub struct AddUserForm {
 
 pub async fn add_user(action: AdminAction<AddUserForm>, state: web::Data<AdminState>) -> HttpResponse {
     let AdminAction { session, form } = action;
-    let (notice, shown) = match accounts::check_user_name(&form.name)
-        .and_then(|n| Ok((n.to_owned(), accounts::check_role(&form.role)?.to_owned())))
-    {
-        Err(why) => (Notice::Failed(format!("No user was added: {why}.")), None),
-        Ok((name, role)) => {
-            let password = accounts::new_password();
-            let now = state.service.clock().now();
-            let added = with_db(&state, {
-                let (name, role, password) = (name.clone(), role.clone(), password.clone());
-                move |db| -> anyhow::Result<()> {
-                    Ok(db.add_user(&name, &accounts::hash_password(&password)?, &role, now)?)
-                }
-            })
-            .await;
-            match added {
-                Some(Ok(())) => {
-                    tracing::info!(user = %session.user, added = %name, %role, "crew user added from the admin UI");
-                    let notice = Notice::Done(format!("Added {name}."));
-                    let shown = Shown {
-                        what: "New crew user",
-                        pairs: vec![("User name", name), ("Role", role), ("Password", password)],
-                    };
-                    (notice, Some(shown))
-                }
-                Some(Err(e)) => (Notice::Failed(format!("No user was added: {e}.")), None),
-                None => (Notice::Failed("No user was added.".to_owned()), None),
-            }
+    let now = state.service.clock().now();
+    let added = with_db(&state, move |db| {
+        accounts::add_user(db, &form.name, &form.role, now)
+    })
+    .await;
+    let (notice, shown) = match added {
+        Some(Ok(added)) => {
+            tracing::info!(user = %session.user, added = %added.user, role = %added.role, "crew user added from the admin UI");
+            let notice = Notice::Done(format!("Added {}.", added.user));
+            let shown = Shown {
+                what: "New crew user",
+                pairs: vec![
+                    ("User name", added.user),
+                    ("Role", added.role),
+                    ("Password", added.password),
+                ],
+            };
+            (notice, Some(shown))
         }
+        Some(Err(e)) => (Notice::Failed(format!("No user was added: {e}.")), None),
+        None => (Notice::Failed("No user was added.".to_owned()), None),
     };
     users_answer(&state, &session, Some(notice), shown).await
 }
