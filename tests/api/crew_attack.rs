@@ -72,30 +72,35 @@ async fn one_host_cannot_lock_the_crew_out_everywhere() {
     );
 }
 
+/// 150 wrong sign-ins for `admin` at once, all with one form; their statuses.
+async fn flood(login: &str, cookie: &str, nonce: &str) -> Vec<StatusCode> {
+    let mut attempts = Vec::new();
+    for _ in 0..150 {
+        let request = client()
+            .post(login)
+            .timeout(Duration::from_secs(60))
+            .insert_header(("Cookie", format!("berth_login={cookie}")))
+            .send_form(&[("user", "admin"), ("password", "guess"), ("nonce", nonce)]);
+        attempts.push(actix_web::rt::spawn(
+            async move { request.await.unwrap().status() },
+        ));
+    }
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    statuses
+}
+
 /// 150 wrong sign-ins at once from one address with one form: only the
 /// limit's worth of passwords is checked, the rest are refused unhashed.
 #[actix_web::test]
 async fn a_parallel_flood_checks_only_the_limits_worth_of_passwords() {
     let app = spawn_admin_app().await;
     let (nonce, cookie) = login_form(&app).await;
-    let mut attempts = Vec::new();
-    for _ in 0..150 {
-        let request = client()
-            .post(app.admin_url("/login"))
-            .timeout(Duration::from_secs(60))
-            .insert_header(("Cookie", format!("berth_login={cookie}")))
-            .send_form(&[
-                ("user", "admin"),
-                ("password", "guess"),
-                ("nonce", nonce.as_str()),
-            ]);
-        attempts.push(actix_web::rt::spawn(
-            async move { request.await.unwrap().status() },
-        ));
-    }
     let mut checked = 0;
-    for attempt in attempts {
-        match attempt.await.unwrap() {
+    for status in flood(&app.admin_url("/login"), &cookie, &nonce).await {
+        match status {
             StatusCode::UNAUTHORIZED => checked += 1,
             StatusCode::TOO_MANY_REQUESTS => {}
             other => panic!("unexpected {other}"),
@@ -161,25 +166,11 @@ async fn a_sign_in_flood_does_not_take_the_memory() {
     let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
     let nonce = crate::admin::between(&body, "name=\"nonce\" value=\"", "\"").to_owned();
     let idle = peak_rss(child.id());
-    let mut attempts = Vec::new();
-    for _ in 0..150 {
-        let request = client()
-            .post(format!("{admin}/login"))
-            .timeout(Duration::from_secs(60))
-            .insert_header(("Cookie", format!("berth_login={cookie}")))
-            .send_form(&[
-                ("user", "admin"),
-                ("password", "guess"),
-                ("nonce", nonce.as_str()),
-            ]);
-        attempts.push(actix_web::rt::spawn(
-            async move { request.await.unwrap().status() },
-        ));
-    }
-    let mut checked = 0;
-    for attempt in attempts {
-        checked += usize::from(attempt.await.unwrap() == StatusCode::UNAUTHORIZED);
-    }
+    let statuses = flood(&format!("{admin}/login"), &cookie, &nonce).await;
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
     let peak = peak_rss(child.id());
     child.kill().unwrap();
     child.wait().unwrap();

@@ -297,19 +297,23 @@ fn init_writes_its_secrets_to_a_private_file_and_prints_none() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let secrets = dir.path().join("initial-secrets");
-    let out = berth(&[
-        "init",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--installation-id",
-        "deb-1",
-        "--vessel-type",
-        "ship",
-        "--vessel-name",
-        "MS Test",
-        "--secrets-file",
-        secrets.to_str().unwrap(),
-    ]);
+    // `berth init` of a ship into `data`, its secrets to `secrets`.
+    let init = |data: &std::path::Path, id: &str, secrets: &std::path::Path| {
+        berth(&[
+            "init",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--installation-id",
+            id,
+            "--vessel-type",
+            "ship",
+            "--vessel-name",
+            "MS Test",
+            "--secrets-file",
+            secrets.to_str().unwrap(),
+        ])
+    };
+    let out = init(&data, "deb-1", &secrets);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let text = std::fs::read_to_string(&secrets).unwrap();
@@ -361,19 +365,7 @@ fn init_writes_its_secrets_to_a_private_file_and_prints_none() {
     );
     // An existing file is never overwritten, and nothing is created then.
     let again = dir.path().join("again");
-    let out = berth(&[
-        "init",
-        "--data-dir",
-        again.to_str().unwrap(),
-        "--installation-id",
-        "deb-2",
-        "--vessel-type",
-        "ship",
-        "--vessel-name",
-        "X",
-        "--secrets-file",
-        secrets.to_str().unwrap(),
-    ]);
+    let out = init(&again, "deb-2", &secrets);
     assert_eq!(out.status.code(), Some(1));
     assert!(!again.join("berth.db").exists());
 }
@@ -459,13 +451,7 @@ async fn log_verify_notices_rows_removed_from_the_end_that_a_report_covered() {
     app.installed_at(month.start());
     app.clock.set(month.start() + time::Duration::days(3));
     for _ in 0..3 {
-        let token = app.token(&[KID_A], json!({}));
-        assert_eq!(
-            post_license(&app, Some(&token), &clearkey_body(&[KID_A], "temporary"))
-                .await
-                .0,
-            200
-        );
+        licensed(&app).await;
     }
     app.clock.set(month.end() + time::Duration::hours(1));
     let out = app.berth(&["report", "export", "--month", &month.to_string()]);
