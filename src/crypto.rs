@@ -308,6 +308,11 @@ impl PublicKey {
         self.0.public_key_to_der().expect("an Ed25519 key serialises")
     }
 
+    pub fn to_pem(&self) -> String {
+        let pem = self.0.public_key_to_pem().expect("an Ed25519 key serialises");
+        String::from_utf8(pem).expect("PEM is ASCII")
+    }
+
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         let Ok(mut verifier) = Verifier::new_without_digest(&self.0) else {
             return false;
@@ -373,6 +378,40 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<openssl::ssl::SslAcceptor
         .check_private_key()
         .map_err(|e| CryptoError::Invalid(format!("the TLS key does not match the certificate: {e}")))?;
     Ok(builder)
+}
+
+/// [`tls_acceptor`] that also admits only clients presenting a certificate
+/// issued by `client_ca` (PEM): the ground receiver's mutual TLS.
+pub fn mutual_tls_acceptor(cert: &Path, key: &Path, client_ca: &Path) -> Result<TlsAcceptor, CryptoError> {
+    use openssl::ssl::SslVerifyMode;
+    let mut builder = tls_acceptor(cert, key)?;
+    let read = |e: &dyn std::fmt::Display| {
+        CryptoError::Invalid(format!("reading client CA {}: {e}", client_ca.display()))
+    };
+    builder.set_ca_file(client_ca).map_err(|e| read(&e))?;
+    // Which CAs the client may choose from, sent in the handshake.
+    builder
+        .set_client_ca_list(openssl::x509::X509Name::load_client_ca_file(client_ca).map_err(|e| read(&e))?);
+    builder.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    Ok(builder)
+}
+
+/// The names a TLS client's verified certificate carries (its subject's common
+/// names, then its DNS and URI subject alternative names), read from the
+/// connection actix-web hands to `on_connect`; `None` for a connection without
+/// TLS or without a client certificate.
+pub fn peer_names(connection: &dyn std::any::Any) -> Option<Vec<String>> {
+    type Tls = actix_tls::accept::openssl::TlsStream<actix_web::rt::net::TcpStream>;
+    let cert = connection.downcast_ref::<Tls>()?.ssl().peer_certificate()?;
+    let mut names: Vec<String> = cert
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::COMMONNAME)
+        .filter_map(|e| std::str::from_utf8(e.data().as_slice()).ok().map(str::to_owned))
+        .collect();
+    for alt in cert.subject_alt_names().into_iter().flatten() {
+        names.extend(alt.dnsname().or(alt.uri()).map(str::to_owned));
+    }
+    Some(names)
 }
 
 /// When the first certificate in a PEM file (a listener's own, ahead of its

@@ -24,7 +24,9 @@ mod restore;
 
 pub use restore::{Restored, restore};
 
-/// An installation's id: 1 to 64 letters, digits, `-`, `_` or `.`.
+/// An installation's id: 1 to 64 letters, digits, `-`, `_` or `.`, not
+/// starting with `.` (it names a folder in the ground receiver's store, where
+/// `..` would be the folder above and `.incoming` the uploads in flight).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallationId(String);
 
@@ -36,10 +38,20 @@ impl std::str::FromStr for InstallationId {
         if id.is_empty()
             || id.len() > 64
             || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || id.starts_with('.')
         {
-            return Err("must be 1 to 64 characters of letters, digits, '-', '_' or '.'".into());
+            return Err(
+                "must be 1 to 64 characters of letters, digits, '-', '_' or '.', not starting with '.'"
+                    .into(),
+            );
         }
         Ok(InstallationId(id.to_owned()))
+    }
+}
+
+impl InstallationId {
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -300,7 +312,27 @@ pub fn lock_data_dir(data_dir: &Path, what: &str) -> anyhow::Result<std::fs::Fil
 
 /// A consistent copy of the database at `out`, private and on the disk; the
 /// installation's id and its number of licenses.
-pub fn backup(db: &Db, out: &Path) -> anyhow::Result<(String, i64)> {
+/// What `berth backup` wrote.
+#[derive(Debug, serde::Serialize)]
+pub struct BackedUp {
+    pub backed_up: String,
+    pub installation_id: String,
+    pub licenses: i64,
+}
+
+impl std::fmt::Display for BackedUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "backed up installation {} ({}) to {}; back up the master key separately",
+            self.installation_id,
+            crate::ids::counted(self.licenses, "license"),
+            self.backed_up
+        )
+    }
+}
+
+pub fn backup(db: &Db, out: &Path) -> anyhow::Result<BackedUp> {
     // Created empty and private first (VACUUM INTO fills an empty file), so
     // the copy is never readable by others, not even for a moment, and two
     // backups to one path cannot both write it.
@@ -316,7 +348,12 @@ pub fn backup(db: &Db, out: &Path) -> anyhow::Result<(String, i64)> {
         let _ = std::fs::remove_file(out);
         return Err(e);
     }
-    Ok(Db::inspect(out)?)
+    let (installation_id, licenses) = Db::inspect(out)?;
+    Ok(BackedUp {
+        backed_up: out.display().to_string(),
+        installation_id,
+        licenses,
+    })
 }
 
 /// What `berth migrate` did.

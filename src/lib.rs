@@ -47,6 +47,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod durable;
+pub mod ground;
 pub mod histogram;
 pub mod http;
 pub mod ids;

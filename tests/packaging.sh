@@ -9,13 +9,13 @@ trap 'rm -rf "$work"' EXIT
 echo "-- systemd units"
 # verify wants ExecStart= to exist: check copies that point at the built binary.
 mkdir -p "$work/units"
-for unit in berth.service berth-report.service berth-report.timer; do
+for unit in berth.service berth-report.service berth-report.timer berth-ground.service; do
   sed "s#/usr/bin/berth#$PWD/target/release/berth#g" "systemd/$unit" > "$work/units/$unit"
 done
 test -x target/release/berth || cargo build --release -q
 # verify exits 0 on a misspelt or unknown setting, only warning "Unknown key
 # ..., ignoring": any output at all fails the check.
-complaints=$(systemd-analyze verify "$work/units/berth.service" "$work/units/berth-report.service" "$work/units/berth-report.timer" 2>&1)
+complaints=$(systemd-analyze verify "$work/units/berth.service" "$work/units/berth-report.service" "$work/units/berth-report.timer" "$work/units/berth-ground.service" 2>&1)
 if [ -n "$complaints" ]; then echo "$complaints"; echo "systemd-analyze verify complained about the units"; exit 1; fi
 # An allow list means nothing without the deny; a state directory is private.
 for unit in systemd/*.service; do
@@ -28,6 +28,7 @@ for unit in systemd/*.service; do
 done
 # Exposure must stay at or below 2.0 (the threshold is in tenths).
 systemd-analyze security --offline=yes --threshold=20 systemd/berth.service | tail -n 1
+systemd-analyze security --offline=yes --threshold=20 systemd/berth-ground.service | tail -n 1
 
 echo "-- Debian package"
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet
@@ -37,6 +38,7 @@ dpkg-deb -I "$deb" | grep -E "^ (Package|Version|Depends|Architecture):"
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/bin/berth ./etc/berth/berth.toml ./lib/systemd/system/berth.service \
          ./lib/systemd/system/berth-report.service ./lib/systemd/system/berth-report.timer \
+         ./lib/systemd/system/berth-ground.service \
          ./usr/lib/sysusers.d/berth.conf ./usr/share/doc/berth/README.md \
          ./usr/share/doc/berth/manual.md ./usr/share/doc/berth/SPEC.md; do
   grep -q " $f\$" <<<"$contents" || { echo "missing from the package: $f"; exit 1; }

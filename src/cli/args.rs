@@ -63,6 +63,9 @@ pub enum Command {
     /// Vendor side: verify many reports and count active installations.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Vendor side: the receiver for vessels' uploads.
+    #[command(subcommand)]
+    Ground(crate::ground::GroundCommand),
     /// Crew accounts for the admin UI.
     #[command(subcommand)]
     User(UserCommand),
@@ -256,6 +259,8 @@ pub enum FleetCommand {
         #[arg(long)]
         csv: bool,
     },
+    /// The monthly bill from the reports `summary` counts, priced by a price file.
+    Bill(crate::report::bill::BillArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -16,7 +16,7 @@ use crate::accounts::{self, new_uuid};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{self, Config};
 use crate::crypto;
-use crate::ids::{Month, counted};
+use crate::ids::Month;
 use crate::installation::{self, open_db};
 use crate::server;
 
@@ -99,37 +99,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fleet(FleetCommand::Summary { inputs, pubkeys, csv }) => {
             fleet_summary(&cli, inputs, pubkeys.as_deref(), *csv)
         }
+        Command::Fleet(FleetCommand::Bill(args)) => fleet_bill(&cli, args),
         Command::User(command) => user(&cli, command, clock.as_ref()),
         Command::Healthcheck { addr } => healthcheck(&cli, *addr),
         Command::Backup { out } => {
-            let (id, rows) = installation::backup(&open_db(&load_config(&cli)?)?, out)?;
-            outln!(
-                "backed up installation {id} ({}) to {}; back up the master key separately",
-                counted(rows, "license"),
-                out.display()
-            );
+            show(&cli, &installation::backup(&open_db(&load_config(&cli)?)?, out)?);
             Ok(())
         }
         Command::Restore { file, force } => {
-            let restored = installation::restore(&load_config(&cli)?, file, *force)?;
-            if cli.json {
-                print_json(
-                    &json!({ "restored": file, "installation_id": restored.installation_id, "licenses": restored.licenses, "kept_unreadable": restored.kept_unreadable }),
-                );
-            } else {
-                let kept = restored
-                    .kept_unreadable
-                    .map(|k| format!("; the unreadable database is kept as {k}"));
-                outln!(
-                    "restored installation {} ({}) from {}{}",
-                    restored.installation_id,
-                    counted(restored.licenses, "license"),
-                    file.display(),
-                    kept.unwrap_or_default()
-                );
-            }
+            show(&cli, &installation::restore(&load_config(&cli)?, file, *force)?);
             Ok(())
         }
+        Command::Ground(crate::ground::GroundCommand::Serve(args)) => crate::ground::serve(args),
     }
 }
 
@@ -389,6 +370,19 @@ fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: boo
         write_stdout(format_args!("{}", summary.csv()));
     } else {
         show(cli, &summary);
+    }
+    Ok(())
+}
+
+fn fleet_bill(cli: &Cli, args: &crate::report::bill::BillArgs) -> anyhow::Result<()> {
+    let bill = crate::report::bill::run(args)?;
+    if args.csv && !cli.json {
+        for p in &bill.not_billed {
+            eprintln!("berth: not billed: {}", crate::report::text::problem(p));
+        }
+        write_stdout(format_args!("{}", bill.csv()));
+    } else {
+        show(cli, &bill);
     }
     Ok(())
 }

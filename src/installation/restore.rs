@@ -13,10 +13,28 @@ use crate::store::Db;
 /// What a restore did.
 #[derive(Debug, serde::Serialize)]
 pub struct Restored {
+    /// The backup restored from.
+    pub restored: String,
     pub installation_id: String,
     pub licenses: i64,
     /// The name the unreadable database was kept under, when it was replaced.
     pub kept_unreadable: Option<String>,
+}
+
+impl std::fmt::Display for Restored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "restored installation {} ({}) from {}",
+            self.installation_id,
+            crate::ids::counted(self.licenses, "license"),
+            self.restored
+        )?;
+        if let Some(kept) = &self.kept_unreadable {
+            write!(f, "; the unreadable database is kept as {kept}")?;
+        }
+        writeln!(f)
+    }
 }
 
 /// What the data dir holds now, as berth reads it: `None` when there is no
@@ -54,6 +72,7 @@ pub fn restore(config: &Config, file: &Path, force: bool) -> anyhow::Result<Rest
     // Opening it checks the master key and applies any newer migrations.
     drop(super::open_db(config)?);
     Ok(Restored {
+        restored: file.display().to_string(),
         installation_id: backup_id,
         licenses: backup_rows,
         kept_unreadable: kept,

@@ -11,6 +11,7 @@
 //! Architecture Invariant: no HTTP. SQL only through `store`, crypto only
 //! through `crypto`.
 
+pub mod bill;
 pub mod checkpoint;
 mod export;
 mod fleet;
@@ -24,13 +25,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use export::{ExportError, Exported, export};
+pub use export::{ExportError, Exported, export, file_name};
 pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize, summarize_paths};
 pub use prune::{PruneError, Pruned, prune};
 pub use schedule::{due_months, ended_from, export_due, next_month, report_task};
 pub use text::Exports;
 pub use upload::{UploadError, UploadPass, Uploader};
-pub use verify::{Verified, VerifyError, verify_file, verify_link, verify_reader};
+pub use verify::{MAX_ZIP, Verified, VerifyError, verify_file, verify_link, verify_reader};
 
 /// Version 2: the chain's fields are netstrings ([`crate::chain::row_hash`]), and
 /// `repeat_fetches` is reported.

@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin;
 mod admin_pages;
+mod bill;
 mod checkpoints;
 mod cli;
 mod connections;
@@ -12,6 +13,7 @@ mod crew_attack;
 mod errors;
 mod fail_closed;
 mod faults;
+mod ground;
 mod hostile;
 mod license;
 mod prune;

@@ -94,7 +94,7 @@ pub(crate) fn write_zip(path: &Path, files: &BTreeMap<String, Vec<u8>>) {
 
 /// Re-hashes and re-signs a report with `key`, as an operator holding the
 /// installation's signing key could.
-fn resign(files: &mut BTreeMap<String, Vec<u8>>, key: &berth::crypto::SigningKey) {
+pub(crate) fn resign(files: &mut BTreeMap<String, Vec<u8>>, key: &berth::crypto::SigningKey) {
     let manifest = json!({ "files": {
         "licenses.csv": berth::crypto::sha256_hex(&files["licenses.csv"]),
         "report.json": berth::crypto::sha256_hex(&files["report.json"]),
@@ -118,7 +118,7 @@ pub(crate) fn tampered(
 }
 
 /// Edits the zip's report.json (as JSON) in place.
-fn edit_report(files: &mut BTreeMap<String, Vec<u8>>, edit: impl FnOnce(&mut Value)) {
+pub(crate) fn edit_report(files: &mut BTreeMap<String, Vec<u8>>, edit: impl FnOnce(&mut Value)) {
     let mut report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
     edit(&mut report);
     files.insert("report.json".into(), serde_json::to_vec_pretty(&report).unwrap());
@@ -894,7 +894,7 @@ fn receive_one<S: std::io::Read + std::io::Write>(stream: S, store: &Received) {
     }
 }
 
-fn report_list(app: &TestApp) -> Vec<Value> {
+pub(crate) fn report_list(app: &TestApp) -> Vec<Value> {
     let out = app.berth(&["report", "list", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     v["reports"].as_array().unwrap().clone()

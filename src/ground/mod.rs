@@ -1,0 +1,225 @@
+//! `berth ground serve`: the vendor's receiver for the reports vessels upload.
+//! Mutual TLS: every client shows a certificate from the vendor's CA whose
+//! common name (or a subject alternative name) is its installation id, and may
+//! upload only that installation's reports. Each report is verified in full
+//! before [`store::GroundStore`] keeps it; `fleet summary` and `fleet bill`
+//! read the store as they read any folder of reports.
+//!
+//! Architecture Invariant: the HTTP side of the ground; the decisions are in
+//! `store`, which knows nothing of HTTP.
+
+pub mod store;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+pub use store::{GroundStore, Refusal, ReportName, Stored};
+
+/// The largest upload the receiver takes: berth's verifier's limit for a report.
+pub const MAX_UPLOAD: u64 = crate::report::MAX_ZIP;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum GroundCommand {
+    /// Receive vessels' report uploads over mutual TLS, verify and store them.
+    Serve(GroundServeArgs),
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct GroundServeArgs {
+    /// Address to listen on (HTTPS only).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Folder the verified reports are kept in, one folder per installation.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// The receiver's certificate chain (PEM).
+    #[arg(long)]
+    pub tls_cert: PathBuf,
+    /// The receiver's private key (PEM).
+    #[arg(long)]
+    pub tls_key: PathBuf,
+    /// The CA (PEM) that issues the vessels' client certificates; the
+    /// certificate's common name or a SAN is the installation id.
+    #[arg(long)]
+    pub client_ca: PathBuf,
+    /// Folder of <installation id>.pem report keys. Without it, an
+    /// installation's first report pins the key all its later ones must carry.
+    #[arg(long)]
+    pub pubkeys: Option<PathBuf>,
+}
+
+/// The installation ids a connection's client certificate names.
+#[derive(Clone)]
+struct PeerNames(Vec<String>);
+
+/// Runs the receiver until SIGTERM or SIGINT.
+pub fn serve(args: &GroundServeArgs) -> anyhow::Result<()> {
+    let store = Arc::new(GroundStore::open(&args.store, args.pubkeys.as_deref())?);
+    let acceptor = crate::crypto::mutual_tls_acceptor(&args.tls_cert, &args.tls_key, &args.client_ca)?;
+    let listener = std::net::TcpListener::bind(args.listen)
+        .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?;
+    let addr = listener.local_addr()?;
+    actix_web::rt::System::new().block_on(async move {
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(web::Data::from(Arc::clone(&store)))
+                .route(
+                    "/healthz",
+                    web::get().to(|| async { HttpResponse::Ok().json(json!({"ok": true})) }),
+                )
+                .default_service(web::to(receive))
+        })
+        .on_connect(|connection, extensions| {
+            if let Some(names) = crate::crypto::peer_names(connection) {
+                extensions.insert(PeerNames(names));
+            }
+        })
+        .workers(2)
+        .listen_openssl(listener, acceptor)?
+        .run();
+        tracing::info!(%addr, store = %args.store.display(), "ground receiver listening");
+        // As `berth serve` does: the address on stdout, for whoever started it
+        // on port 0; a closed stdout must not take the receiver down.
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "ground receiver listening on https://{addr}");
+        let _ = stdout.flush();
+        crate::systemd::ready();
+        server.await?;
+        anyhow::Ok(())
+    })
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> HttpResponse {
+    HttpResponse::build(status).json(body)
+}
+
+fn refused(refusal: &Refusal) -> HttpResponse {
+    let status = match refusal {
+        Refusal::BadName(_) => StatusCode::BAD_REQUEST,
+        Refusal::NotYours(_) => StatusCode::FORBIDDEN,
+        Refusal::Conflict(_) => StatusCode::CONFLICT,
+        Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    answer(status, json!({ "reason": refusal.to_string() }))
+}
+
+/// `PUT` or `POST` of one report zip to any path ending in its file name, as
+/// berth's uploader sends it.
+async fn receive(req: HttpRequest, payload: web::Payload, store: web::Data<GroundStore>) -> HttpResponse {
+    if !matches!(req.method().as_str(), "PUT" | "POST") {
+        return answer(
+            StatusCode::METHOD_NOT_ALLOWED,
+            json!({ "reason": "send a report with PUT or POST" }),
+        );
+    }
+    let peer = req
+        .conn_data::<PeerNames>()
+        .cloned()
+        .unwrap_or(PeerNames(Vec::new()));
+    let result = match check_request(&req, &peer) {
+        Ok(name) => match receive_body(payload, &store).await {
+            // Verifying reads the whole zip: off the async workers.
+            Ok(incoming) => {
+                let store = store.clone();
+                web::block(move || store.accept(&name, &incoming).map(|stored| (name, stored)))
+                    .await
+                    .unwrap_or_else(|e| Err(Refusal::Unavailable(format!("the receiver failed: {e}"))))
+            }
+            Err(refusal) => Err(refusal),
+        },
+        Err(refusal) => Err(refusal),
+    };
+    let client = peer.0.first().map(String::as_str).unwrap_or("-");
+    match result {
+        Ok((name, stored)) => {
+            let file = name.file_name();
+            let status = if stored == Stored::New {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            tracing::info!(%client, report = %file, status = status.as_u16(), "report stored");
+            answer(
+                status,
+                json!({ "stored": file, "installation": name.installation }),
+            )
+        }
+        Err(refusal) => {
+            tracing::warn!(%client, path = %req.path(), reason = %refusal, "upload refused");
+            refused(&refusal)
+        }
+    }
+}
+
+/// The report's name from the URL (and `X-Berth-Report`, which must agree),
+/// owned by the installation the client certificate names.
+fn check_request(req: &HttpRequest, peer: &PeerNames) -> Result<ReportName, Refusal> {
+    let last = req.path().rsplit('/').next().unwrap_or_default();
+    let name: ReportName = last.parse()?;
+    if let Some(header) = req.headers().get("X-Berth-Report")
+        && header.as_bytes() != last.as_bytes()
+    {
+        return Err(Refusal::BadName(
+            "X-Berth-Report names another file than the URL".into(),
+        ));
+    }
+    if !peer.0.contains(&name.installation) {
+        return Err(Refusal::NotYours(format!(
+            "this client's certificate is not installation {}'s",
+            name.installation
+        )));
+    }
+    let content_type = req.headers().get("Content-Type").map(|v| v.as_bytes());
+    if content_type != Some(b"application/zip".as_slice()) {
+        return Err(Refusal::BadName(
+            "send the report as Content-Type: application/zip".into(),
+        ));
+    }
+    Ok(name)
+}
+
+/// Streams the body into a new file under the store's incoming folder, at
+/// most [`MAX_UPLOAD`] bytes, and syncs it.
+async fn receive_body(mut payload: web::Payload, store: &GroundStore) -> Result<PathBuf, Refusal> {
+    use futures_core::Stream;
+    let path = store.incoming_path();
+    let failed = |e: std::io::Error| {
+        tracing::error!(path = %path.display(), error = %e, "writing an upload failed");
+        Refusal::Unavailable("the receiver could not write the upload; try again later".into())
+    };
+    let mut file = std::fs::File::create(&path).map_err(failed)?;
+    let mut size = 0u64;
+    let outcome = loop {
+        match std::future::poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
+            None => break file.sync_all().map_err(failed),
+            Some(Err(e)) => break Err(Refusal::BadName(format!("the upload was cut off: {e}"))),
+            Some(Ok(chunk)) => {
+                size += chunk.len() as u64;
+                if size > MAX_UPLOAD {
+                    break Err(Refusal::TooLarge(format!(
+                        "a report is at most {MAX_UPLOAD} bytes"
+                    )));
+                }
+                if let Err(e) = file.write_all(&chunk) {
+                    break Err(failed(e));
+                }
+            }
+        }
+    };
+    match outcome {
+        Ok(()) => Ok(path),
+        Err(refusal) => {
+            let _ = std::fs::remove_file(&path);
+            Err(refusal)
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The receiver's store: one folder per installation holding its verified
+//! report zips and the key it signs with (`signer.pem`, pinned by its first
+//! report unless `--pubkeys` names it). A report is verified in full before it
+//! gets its name, and it gets its name by a rename after its bytes are synced,
+//! so after a power cut the store holds the whole file or nothing.
+//!
+//! Architecture Invariant: no HTTP here; [`super`] maps [`Refusal`] to answers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::crypto::PublicKey;
+use crate::durable::sync_parent;
+use crate::ids::Month;
+use crate::report::{Verified, verify_file, verify_link};
+
+/// Uploads are written here before they are checked; left-overs of a crash
+/// are removed at start.
+pub const INCOMING: &str = ".incoming";
+/// The installation's pinned report key, in its folder.
+pub const SIGNER: &str = "signer.pem";
+
+/// A report file name as berth's export writes it:
+/// `berth-report-<installation>-<YYYY-MM>-<sequence>.zip`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportName {
+    pub installation: String,
+    pub month: Month,
+    pub sequence: i64,
+}
+
+impl std::str::FromStr for ReportName {
+    type Err = Refusal;
+
+    fn from_str(name: &str) -> Result<ReportName, Refusal> {
+        let bad = || {
+            Refusal::BadName(format!(
+                "{:?} is not a report name (berth-report-<installation>-<YYYY-MM>-<sequence>.zip)",
+                name.chars().take(120).collect::<String>()
+            ))
+        };
+        let stem = name
+            .strip_prefix("berth-report-")
+            .and_then(|s| s.strip_suffix(".zip"))
+            .ok_or_else(bad)?;
+        let (rest, sequence) = stem.rsplit_once('-').ok_or_else(bad)?;
+        let sequence: i64 = sequence.parse().map_err(|_| bad())?;
+        let split = rest.len().checked_sub(8).ok_or_else(bad)?;
+        let (installation, month) = (rest.get(..split).ok_or_else(bad)?, &rest[split..]);
+        let month = month
+            .strip_prefix('-')
+            .and_then(|m| m.parse().ok())
+            .ok_or_else(bad)?;
+        let installation: crate::installation::InstallationId = installation.parse().map_err(|_| bad())?;
+        let parsed = ReportName {
+            installation: installation.as_str().to_owned(),
+            month,
+            sequence,
+        };
+        // One spelling per report: "-01" or "+1" would be a second name.
+        if sequence < 1 || parsed.file_name() != name {
+            return Err(bad());
+        }
+        Ok(parsed)
+    }
+}
+
+impl ReportName {
+    pub fn file_name(&self) -> String {
+        crate::report::file_name(&self.installation, self.month, self.sequence, false)
+    }
+}
+
+/// Why an upload is not kept; each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// 400: the name in the URL is not a report's, or disagrees with `X-Berth-Report`.
+    #[error("{0}")]
+    BadName(String),
+    /// 403: the client's certificate names another installation, or the
+    /// installation has no registered key.
+    #[error("{0}")]
+    NotYours(String),
+    /// 409: other bytes are stored under this name, or for this sequence.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: larger than the receiver takes.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 422: the report does not verify.
+    #[error("{0}")]
+    Invalid(String),
+    /// 503: the receiver could not store it (disk full, permissions); the
+    /// vessel sends it again later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// What became of a report that was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// 201: new, verified and stored.
+    New,
+    /// 200: the same bytes were already stored.
+    Again,
+}
+
+pub struct GroundStore {
+    dir: PathBuf,
+    pubkeys: Option<PathBuf>,
+    /// One report is checked and stored at a time, so two uploads for one
+    /// installation cannot both pass the ordering and fork checks.
+    lock: Mutex<()>,
+}
+
+fn unavailable(what: &str, path: &Path, e: impl std::fmt::Display) -> Refusal {
+    tracing::error!(path = %path.display(), error = %e, "the ground store failed: {what}");
+    Refusal::Unavailable(format!("the receiver could not {what}; try again later"))
+}
+
+impl GroundStore {
+    /// Opens (creating) the store and removes uploads a crash left half-written.
+    pub fn open(dir: &Path, pubkeys: Option<&Path>) -> anyhow::Result<GroundStore> {
+        let incoming = dir.join(INCOMING);
+        std::fs::create_dir_all(&incoming)
+            .map_err(|e| anyhow::anyhow!("creating {}: {e}", incoming.display()))?;
+        for entry in std::fs::read_dir(&incoming)? {
+            std::fs::remove_file(entry?.path())?;
+        }
+        if let Some(keys) = pubkeys {
+            anyhow::ensure!(keys.is_dir(), "--pubkeys {}: not a directory", keys.display());
+        }
+        Ok(GroundStore {
+            dir: dir.to_path_buf(),
+            pubkeys: pubkeys.map(Path::to_path_buf),
+            lock: Mutex::new(()),
+        })
+    }
+
+    /// A new file for an upload's bytes, under [`INCOMING`].
+    pub fn incoming_path(&self) -> PathBuf {
+        self.dir
+            .join(INCOMING)
+            .join(format!("{}.part", crate::accounts::new_uuid().simple()))
+    }
+
+    /// Checks the upload in `incoming` (synced by the caller) and, when it is a
+    /// verified report of `name`'s installation that continues what is stored,
+    /// gives it its name. The incoming file is gone afterwards either way.
+    pub fn accept(&self, name: &ReportName, incoming: &Path) -> Result<Stored, Refusal> {
+        let result = self.accept_locked(name, incoming);
+        let _ = std::fs::remove_file(incoming);
+        result
+    }
+
+    fn accept_locked(&self, name: &ReportName, incoming: &Path) -> Result<Stored, Refusal> {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let folder = self.dir.join(&name.installation);
+        let target = folder.join(name.file_name());
+        if let Ok(stored) = std::fs::read(&target) {
+            let bytes = std::fs::read(incoming).map_err(|e| unavailable("read the upload", incoming, e))?;
+            return if stored == bytes {
+                Ok(Stored::Again)
+            } else {
+                Err(Refusal::Conflict(format!(
+                    "a different report is already stored as {}",
+                    name.file_name()
+                )))
+            };
+        }
+        let (key, pinned) = self.signer(name)?;
+        let report = verify_file(incoming, key.as_ref())
+            .map_err(|e| Refusal::Invalid(format!("the report does not verify: {e}")))?;
+        check_claims(name, &report)?;
+        self.check_continues(&folder, name, &report)?;
+        std::fs::create_dir_all(&folder).map_err(|e| unavailable("create a folder", &folder, e))?;
+        if !pinned {
+            let pem = PublicKey::from_der(&report.public_key_der)
+                .map_err(|e| Refusal::Invalid(e.to_string()))?
+                .to_pem();
+            let signer = folder.join(SIGNER);
+            write_durably(&signer, pem.as_bytes()).map_err(|e| unavailable("pin the signer", &signer, e))?;
+        }
+        std::fs::rename(incoming, &target)
+            .and_then(|()| sync_parent(&target))
+            .map_err(|e| unavailable("store the report", &target, e))?;
+        Ok(Stored::New)
+    }
+
+    /// The key the installation's reports must carry: its key in `--pubkeys`,
+    /// else the one its first report pinned. `(None, false)` for an
+    /// installation seen for the first time without `--pubkeys`; the bool says
+    /// whether the key is already on disk in the store.
+    fn signer(&self, name: &ReportName) -> Result<(Option<PublicKey>, bool), Refusal> {
+        let registered = self
+            .pubkeys
+            .as_ref()
+            .map(|dir| dir.join(format!("{}.pem", name.installation)));
+        let pinned = self.dir.join(&name.installation).join(SIGNER);
+        let path = match registered {
+            Some(path) if !path.exists() => {
+                return Err(Refusal::NotYours(format!(
+                    "installation {} has no registered key on this receiver",
+                    name.installation
+                )));
+            }
+            Some(path) => path,
+            None if pinned.exists() => pinned.clone(),
+            None => return Ok((None, false)),
+        };
+        let key = PublicKey::load(&path).map_err(|e| unavailable("read the installation's key", &path, e))?;
+        Ok((Some(key), pinned.exists()))
+    }
+
+    /// Reports are accepted in order: the one before must be stored and link
+    /// to this one, except for the first this receiver hears of. Another
+    /// report with this sequence is a fork.
+    fn check_continues(&self, folder: &Path, name: &ReportName, report: &Verified) -> Result<(), Refusal> {
+        let stored = stored_reports(folder).map_err(|e| unavailable("list the stored reports", folder, e))?;
+        if let Some(other) = stored.iter().find(|n| n.sequence == name.sequence) {
+            return Err(Refusal::Conflict(format!(
+                "a fork: {} is already stored with sequence {}",
+                other.file_name(),
+                name.sequence
+            )));
+        }
+        let Some(previous) = stored.iter().find(|n| n.sequence == name.sequence - 1) else {
+            return match stored.iter().map(|n| n.sequence).max() {
+                None => Ok(()),
+                Some(last) if last > name.sequence => Err(Refusal::Conflict(format!(
+                    "report {} comes before the reports already stored (up to {last}) and does not continue them",
+                    name.sequence
+                ))),
+                Some(last) => Err(Refusal::Invalid(format!(
+                    "report {} has not been received (the last stored is {last}); reports are accepted in order",
+                    name.sequence - 1
+                ))),
+            };
+        };
+        let path = folder.join(previous.file_name());
+        let previous =
+            verify_file(&path, None).map_err(|e| unavailable("re-check the previous report", &path, e))?;
+        verify_link(&previous, report)
+            .map_err(|e| Refusal::Invalid(format!("does not continue report {}: {e}", name.sequence - 1)))
+    }
+}
+
+/// The report's own contents must say what its name says.
+fn check_claims(name: &ReportName, report: &Verified) -> Result<(), Refusal> {
+    let r = &report.report;
+    if r.partial {
+        return Err(Refusal::Invalid("a partial (preview) report is not kept".into()));
+    }
+    let claims = (
+        r.installation.id.as_str(),
+        r.period.month.as_str(),
+        r.report.sequence,
+    );
+    let month = name.month.to_string();
+    if claims != (name.installation.as_str(), month.as_str(), name.sequence) {
+        return Err(Refusal::Invalid(format!(
+            "the report is installation {}, {}, sequence {}, not what its name says",
+            claims.0, claims.1, claims.2
+        )));
+    }
+    Ok(())
+}
+
+/// The report names stored in one installation's folder.
+fn stored_reports(folder: &Path) -> std::io::Result<Vec<ReportName>> {
+    let entries = match std::fs::read_dir(folder) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        entries => entries?,
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        if let Ok(name) = entry?.file_name().to_string_lossy().parse::<ReportName>() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Writes a new file under a temporary name, syncs it, renames it into place
+/// and syncs the folder.
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    sync_parent(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_names_parse_only_as_export_writes_them() {
+        let name: ReportName = "berth-report-a320-d-aine-2026-10-3.zip".parse().unwrap();
+        assert_eq!(name.installation, "a320-d-aine");
+        assert_eq!(name.month.to_string(), "2026-10");
+        assert_eq!(name.sequence, 3);
+        for bad in [
+            "berth-report-x-2026-10-3-partial.zip",
+            "berth-report-x-2026-10-03.zip",
+            "berth-report-x-2026-10-0.zip",
+            "berth-report-x-2026-13-1.zip",
+            "berth-report--2026-10-1.zip",
+            "berth-report-2026-10-1.zip",
+            "berth-report-../x-2026-10-1.zip",
+            "berth-report-..-2026-10-1.zip",
+            "berth-report-.incoming-2026-10-1.zip",
+            "berth-report-x-2026-10-1.zip.tmp",
+            "report.zip",
+            "",
+        ] {
+            assert!(bad.parse::<ReportName>().is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! `berth ground serve`, the vendor's receiver: real TLS with certificates
+//! made by the openssl command line, the real binary on both sides.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use berth::ids::Month;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::helpers::*;
+use crate::reports::{edit_report, license_at, report_list, reports_dir, resign, tampered};
+
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A small CA as the README sets one up, and certificates it issues.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        let mut args = vec![
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=berth test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ];
+        args.extend(ec);
+        openssl(&args, dir);
+        Pki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// A certificate for `cn` signed by the CA (`san` as `-addext` takes it).
+    fn issue(&self, name: &str, cn: &str, san: Option<&str>) -> (PathBuf, PathBuf) {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        let subject = format!("/CN={cn}");
+        let mut req = vec![
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &subject,
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ];
+        let ext = san.map(|s| format!("subjectAltName={s}"));
+        if let Some(ext) = &ext {
+            req.extend(["-addext", ext.as_str()]);
+        }
+        openssl(&req, &self.dir);
+        openssl(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-copy_extensions",
+                "copyall",
+                "-out",
+                &crt,
+            ],
+            &self.dir,
+        );
+        (self.dir.join(crt), self.dir.join(key))
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.join("ca.crt")
+    }
+}
+
+struct Ground {
+    child: Child,
+    port: u16,
+    store: PathBuf,
+}
+
+impl Drop for Ground {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `berth ground serve` on port 0 with the PKI's server certificate.
+fn ground(pki: &Pki, store: &Path, pubkeys: Option<&Path>) -> Ground {
+    use std::io::BufRead as _;
+    let (cert, key) = (pki.dir.join("ground.crt"), pki.dir.join("ground.key"));
+    if !cert.exists() {
+        pki.issue("ground", "ground.example", Some("IP:127.0.0.1"));
+    }
+    let mut command = Command::new(env!("CARGO_BIN_EXE_berth"));
+    command
+        .args(["ground", "serve", "--listen", "127.0.0.1:0", "--store"])
+        .arg(store);
+    command
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--client-ca")
+        .arg(pki.ca());
+    if let Some(dir) = pubkeys {
+        command.arg("--pubkeys").arg(dir);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("berth ground serve");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+    let port = port.unwrap_or_else(|| panic!("berth ground serve did not start: {line:?}"));
+    Ground {
+        child,
+        port,
+        store: store.to_path_buf(),
+    }
+}
+
+/// One HTTP/1.1 request over TLS (trusting the PKI's CA), with a client
+/// certificate when given; `Err` when the connection is refused.
+fn send(
+    pki: &Pki,
+    port: u16,
+    client: Option<(&Path, &Path)>,
+    head: &str,
+    body: &[u8],
+) -> Result<(u16, Value), String> {
+    let connector = berth::crypto::tls_connector(Some(&pki.ca()), client).map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let mut tls = connector.connect("127.0.0.1", tcp).map_err(|e| e.to_string())?;
+    let request = format!(
+        "{head}\r\nHost: ground\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    tls.write_all(body).map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or(answer.clone())?;
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+/// PUT of a report file as berth's uploader sends it.
+fn put(
+    pki: &Pki,
+    port: u16,
+    client: (&Path, &Path),
+    name: &str,
+    bytes: &[u8],
+) -> Result<(u16, Value), String> {
+    let head =
+        format!("PUT /reports/{name} HTTP/1.1\r\nContent-Type: application/zip\r\nX-Berth-Report: {name}");
+    send(pki, port, Some(client), &head, bytes)
+}
+
+/// A vessel with reports for the two months before this one (sequences 1, 2).
+async fn vessel_with_two_reports() -> (TestApp, Vec<PathBuf>) {
+    let app = spawn_app().await;
+    let this = Month::of(OffsetDateTime::now_utc());
+    let (first, second) = (this.previous().previous(), this.previous());
+    app.installed_at(first.start());
+    license_at(&app, first.start() + time::Duration::days(3), Some("u1"), false).await;
+    license_at(&app, second.start() + time::Duration::days(3), Some("u2"), false).await;
+    let mut files = Vec::new();
+    for month in [first, second] {
+        let out = app.berth(&["report", "export", "--month", &month.to_string()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        files.push(reports_dir(&app).join(berth::report::file_name(
+            "test-vessel",
+            month,
+            files.len() as i64 + 1,
+            false,
+        )));
+    }
+    (app, files)
+}
+
+fn upload_config(app: &TestApp, pki: &Pki, port: u16, client: (&Path, &Path)) -> PathBuf {
+    let config = app.dir.path().join("upload.toml");
+    let text = format!(
+        "[upload]\nurl = \"https://127.0.0.1:{port}/reports/\"\nretry_min_secs = 1\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
+        pki.ca(),
+        client.0,
+        client.1
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn name_of(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+#[actix_web::test]
+async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vessel = pki.issue("vessel", "test-vessel", None);
+    let other = pki.issue("other", "other-vessel", Some("DNS:other-vessel"));
+    let ground = ground(&pki, &dir.path().join("store"), None);
+    let (app, files) = vessel_with_two_reports().await;
+
+    // The vessel's own uploader, as the timer runs it: both reports stored.
+    let config = upload_config(&app, &pki, ground.port, (&vessel.0, &vessel.1));
+    let out = app.berth(&["report", "upload", "--config", config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report_list(&app).iter().all(|r| !r["uploaded_at"].is_null()));
+    for file in &files {
+        let stored = ground.store.join("test-vessel").join(name_of(file));
+        assert_eq!(std::fs::read(stored).unwrap(), std::fs::read(file).unwrap());
+    }
+    let pinned = std::fs::read_to_string(ground.store.join("test-vessel/signer.pem")).unwrap();
+    assert_eq!(pinned, app.db().signing_key().unwrap().public_pem());
+
+    let first = std::fs::read(&files[0]).unwrap();
+    let name = name_of(&files[0]);
+    let me = (vessel.0.as_path(), vessel.1.as_path());
+    // The same bytes again: stored already, 200.
+    assert_eq!(put(&pki, ground.port, me, &name, &first).unwrap().0, 200);
+    // Other bytes under a stored name: 409.
+    let (status, body) = put(&pki, ground.port, me, &name, b"PK not the report").unwrap();
+    assert_eq!(
+        (
+            status,
+            body["reason"].as_str().unwrap().contains("different report")
+        ),
+        (409, true),
+        "{body}"
+    );
+    // Another installation's certificate: 403, whichever name it sends.
+    let theirs = (other.0.as_path(), other.1.as_path());
+    let (status, body) = put(&pki, ground.port, theirs, &name, &first).unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not installation test-vessel's"),
+        "{body}"
+    );
+    // This certificate with another installation's name: 403.
+    let renamed = name.replace("test-vessel", "other-vessel");
+    assert_eq!(put(&pki, ground.port, me, &renamed, &first).unwrap().0, 403);
+    // The name in the URL and the header must agree; a name must be a report's.
+    let head =
+        format!("PUT /reports/{name} HTTP/1.1\r\nContent-Type: application/zip\r\nX-Berth-Report: {renamed}");
+    assert_eq!(send(&pki, ground.port, Some(me), &head, &first).unwrap().0, 400);
+    assert_eq!(
+        put(&pki, ground.port, me, "..%2F..%2Fetc%2Fpasswd", &first)
+            .unwrap()
+            .0,
+        400
+    );
+    assert_eq!(
+        put(
+            &pki,
+            ground.port,
+            me,
+            "berth-report-test-vessel-2026-01-1-partial.zip",
+            &first
+        )
+        .unwrap()
+        .0,
+        400
+    );
+    let head = "GET /reports/x HTTP/1.1";
+    assert_eq!(send(&pki, ground.port, Some(me), head, b"").unwrap().0, 405);
+
+    // No client certificate, or one the CA did not issue: no connection.
+    let head = format!("PUT /reports/{name} HTTP/1.1\r\nContent-Type: application/zip");
+    assert!(send(&pki, ground.port, None, &head, &first).is_err());
+    let rogue_dir = dir.path().join("rogue");
+    std::fs::create_dir_all(&rogue_dir).unwrap();
+    let rogue = Pki::new(&rogue_dir).issue("rogue", "test-vessel", None);
+    assert!(send(&pki, ground.port, Some((&rogue.0, &rogue.1)), &head, &first).is_err());
+
+    // A report signed by another key than the one the installation's first
+    // report pinned: 422, and nothing stored.
+    let key = berth::crypto::SigningKey::generate();
+    let third_name = name.replace("-1.zip", "-3.zip");
+    let forged = tampered(&app, &files[1], "forged.zip", |files| {
+        edit_report(files, |r| {
+            r["report"]["sequence"] = json!(3);
+            r["installation"]["public_key_sha256"] = json!(berth::crypto::sha256_hex(&key.public_der()));
+        });
+        files.insert("signer.pem".into(), key.public_pem().into_bytes());
+        resign(files, &key);
+    });
+    let (status, body) = put(
+        &pki,
+        ground.port,
+        me,
+        &third_name,
+        &std::fs::read(forged).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("does not verify"),
+        "{body}"
+    );
+    assert!(!ground.store.join("test-vessel").join(&third_name).exists());
+    let left: Vec<_> = std::fs::read_dir(ground.store.join(".incoming"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "refused uploads are not kept: {left:?}");
+
+    // The vendor's monthly run on the store: the two reports are counted.
+    let out = berth(&["fleet", "summary", "--json", ground.store.to_str().unwrap()]);
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["counted_reports"], 2, "{summary}");
+}
+
+#[actix_web::test]
+async fn a_refused_upload_stays_in_the_vessels_outbox_with_the_grounds_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vessel = pki.issue("vessel", "test-vessel", None);
+    // The vendor registered another key for this installation.
+    let pubkeys = dir.path().join("pubkeys");
+    std::fs::create_dir_all(&pubkeys).unwrap();
+    let registered = berth::crypto::SigningKey::generate();
+    std::fs::write(pubkeys.join("test-vessel.pem"), registered.public_pem()).unwrap();
+    let ground = ground(&pki, &dir.path().join("store"), Some(&pubkeys));
+    let (app, files) = vessel_with_two_reports().await;
+
+    let config = upload_config(&app, &pki, ground.port, (&vessel.0, &vessel.1));
+    let out = app.berth(&["report", "upload", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let list = report_list(&app);
+    assert!(
+        list.iter().all(|r| r["uploaded_at"].is_null()),
+        "both stay in the outbox"
+    );
+    let error = list[0]["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("422") && error.contains("does not verify"),
+        "{error}"
+    );
+    assert!(
+        std::fs::read_dir(ground.store.join("test-vessel")).is_err(),
+        "nothing stored"
+    );
+
+    // Once the vendor registers the vessel's real key, the same reports go.
+    std::fs::write(
+        pubkeys.join("test-vessel.pem"),
+        app.db().signing_key().unwrap().public_pem(),
+    )
+    .unwrap();
+    let out = app.berth(&["report", "upload", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read_dir(ground.store.join("test-vessel"))
+            .unwrap()
+            .count(),
+        3
+    );
+    // An installation the vendor has no key for is not one of its vessels.
+    let stranger = pki.issue("stranger", "stranger", None);
+    let (status, body) = put(
+        &pki,
+        ground.port,
+        (&stranger.0, &stranger.1),
+        "berth-report-stranger-2026-01-1.zip",
+        b"x",
+    )
+    .unwrap();
+    assert_eq!(status, 403, "{body}");
+    // Reports arrive in order: report 2 before report 1 is refused.
+    let fresh = ground_fresh_store(&pki, dir.path(), &pubkeys);
+    let second = std::fs::read(&files[1]).unwrap();
+    let me = (vessel.0.as_path(), vessel.1.as_path());
+    assert_eq!(
+        put(&pki, fresh.port, me, &name_of(&files[1]), &second).unwrap().0,
+        201,
+        "first contact"
+    );
+    let first = std::fs::read(&files[0]).unwrap();
+    let (status, body) = put(&pki, fresh.port, me, &name_of(&files[0]), &first).unwrap();
+    assert_eq!(status, 409, "{body}");
+}
+
+fn ground_fresh_store(pki: &Pki, dir: &Path, pubkeys: &Path) -> Ground {
+    ground(pki, &dir.join("fresh-store"), Some(pubkeys))
+}
+
+/// The receiver killed while a report is on its way in (a power cut, as far
+/// as a process can tell): the store holds no part of it, the next start
+/// clears what was half-written, and the whole report then goes in.
+#[actix_web::test]
+async fn a_receiver_killed_mid_upload_keeps_the_whole_report_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vessel = pki.issue("vessel", "test-vessel", None);
+    let store = dir.path().join("store");
+    let mut g = ground(&pki, &store, None);
+    let (_app, files) = vessel_with_two_reports().await;
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let name = name_of(&files[0]);
+
+    let connector = berth::crypto::tls_connector(Some(&pki.ca()), Some((&vessel.0, &vessel.1))).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let mut tls = connector.connect("127.0.0.1", tcp).unwrap();
+    let head = format!(
+        "PUT /reports/{name} HTTP/1.1\r\nHost: ground\r\nContent-Type: application/zip\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    );
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    tls.flush().unwrap();
+    let incoming = store.join(".incoming");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&incoming).unwrap().count() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the upload never reached the disk"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    g.child.kill().unwrap();
+    g.child.wait().unwrap();
+    assert!(!store.join("test-vessel").join(&name).exists());
+    assert!(!store.join("test-vessel").exists(), "not even the pin");
+
+    let g = ground(&pki, &store, None);
+    assert_eq!(
+        std::fs::read_dir(&incoming).unwrap().count(),
+        0,
+        "cleared at start"
+    );
+    let me = (vessel.0.as_path(), vessel.1.as_path());
+    assert_eq!(put(&pki, g.port, me, &name, &bytes).unwrap().0, 201);
+    assert_eq!(
+        std::fs::read(store.join("test-vessel").join(&name)).unwrap(),
+        bytes
+    );
+}
