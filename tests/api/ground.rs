@@ -363,6 +363,24 @@ async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_els
     let out = berth(&["fleet", "summary", "--json", ground.store.to_str().unwrap()]);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["counted_reports"], 2, "{summary}");
+    let prices = dir.path().join("prices.toml");
+    std::fs::write(&prices, "currency = \"EUR\"\nbasis = \"installations\"\n[vessel_types.aircraft]\ntiers = [{ unit_price = 250 }]\n").unwrap();
+    let out = berth(&[
+        "fleet",
+        "bill",
+        "--json",
+        "--prices",
+        prices.to_str().unwrap(),
+        ground.store.to_str().unwrap(),
+    ]);
+    let bill: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let totals: Vec<&Value> = bill["months"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|m| &m["total"])
+        .collect();
+    assert_eq!(totals, [&json!("250.00"), &json!("250.00")], "{bill}");
 }
 
 #[actix_web::test]

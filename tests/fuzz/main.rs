@@ -272,3 +272,25 @@ fn fuzz_report_zips() {
         let _ = verify(input);
     });
 }
+
+/// The ground receiver's first reading of a stranger's upload: the name in
+/// the URL. Whatever it accepts is a name export writes, of one folder level.
+#[test]
+fn fuzz_ground_report_names() {
+    let seeds: Vec<Vec<u8>> = [
+        "berth-report-a320-d-aine-2026-10-3.zip",
+        "berth-report-x.y_z-1999-01-12345.zip",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    run("ground report name", &seeds, 20_000, |input| {
+        let Ok(text) = std::str::from_utf8(input) else {
+            return;
+        };
+        if let Ok(name) = text.parse::<berth::ground::ReportName>() {
+            assert_eq!(name.file_name(), text);
+            assert!(!name.installation.starts_with('.') && !name.installation.contains('/'));
+        }
+    });
+}
