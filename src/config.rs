@@ -27,7 +27,17 @@ pub struct Config {
     pub log: LogConfig,
     pub reports: ReportsConfig,
     pub upload: UploadConfig,
+    pub keys: KeysConfig,
     pub installation: InstallationConfig,
+}
+
+/// Content keys arriving as CPIX.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// Certificates (PEM) of the key providers whose signature a CPIX document
+    /// must carry. Empty: signatures are checked when present, not required.
+    pub cpix_signers: Vec<PathBuf>,
 }
 
 /// What `berth init` uses when its flags are not given (first boot from the
@@ -343,6 +353,7 @@ impl Default for Config {
             log: LogConfig::default(),
             reports: ReportsConfig::default(),
             upload: UploadConfig::default(),
+            keys: KeysConfig::default(),
             installation: InstallationConfig::default(),
         }
     }

@@ -14,6 +14,11 @@ use openssl::symm::{Cipher, Crypter, Mode};
 
 use crate::ids::{Secret32, decode_b64_any, hex, hex_decode};
 
+pub mod delivery;
+pub mod xmldsig;
+
+pub use delivery::{CertificateInfo, DeliveryKey};
+
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
     #[error("decryption failed: wrong master key or corrupted data")]

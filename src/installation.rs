@@ -220,6 +220,8 @@ pub fn create(config: &Config, new: &NewInstallation, clock: &dyn Clock) -> anyh
         &signing_key,
         &Secret32(crypto::random()),
     )?;
+    // The key pair key providers encrypt CPIX for (`keys delivery-cert`).
+    crate::keys::delivery_key(&mut db, now)?;
     Ok(Initialised {
         installation_id: new.id.0.clone(),
         vessel_type: new.vessel_type.as_str(),

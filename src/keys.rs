@@ -6,7 +6,10 @@ use std::fmt;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::store::{Db, ImportOutcome};
+use std::path::{Path, PathBuf};
+
+use crate::crypto::{CertificateInfo, DeliveryKey};
+use crate::store::{Db, DeliverySource, ImportOutcome};
 
 /// What an import did, and what the file's keys looked like.
 #[derive(Serialize)]
@@ -29,7 +32,12 @@ impl fmt::Display for Imported {
 }
 
 /// Reads a key file (at most `keyfile::MAX_KEY_FILE`) and imports it.
-pub fn import_file(db: &mut Db, path: &std::path::Path, now: OffsetDateTime) -> anyhow::Result<Imported> {
+pub fn import_file(
+    db: &mut Db,
+    path: &std::path::Path,
+    signers: &[PathBuf],
+    now: OffsetDateTime,
+) -> anyhow::Result<Imported> {
     use anyhow::Context as _;
     use std::io::Read as _;
     let limit = crate::keyfile::MAX_KEY_FILE;
@@ -41,13 +49,26 @@ pub fn import_file(db: &mut Db, path: &std::path::Path, now: OffsetDateTime) -> 
     if bytes.len() > limit {
         anyhow::bail!("{} is larger than {} MiB", path.display(), limit / (1024 * 1024));
     }
-    import(db, &bytes, now).with_context(|| format!("reading keys from {}", path.display()))
+    import(db, &bytes, signers, now).with_context(|| format!("reading keys from {}", path.display()))
 }
 
-/// Parses a key file (berth JSON or DASH-IF CPIX) and imports every key in
-/// it, or none.
-pub fn import(db: &mut Db, file: &[u8], now: OffsetDateTime) -> anyhow::Result<Imported> {
-    let keys = crate::keyfile::parse(file)?;
+/// Parses a key file (berth JSON or DASH-IF CPIX, clear or encrypted for this
+/// vessel, signed by one of `signers` when any are named) and imports every
+/// key in it, or none.
+pub fn import(
+    db: &mut Db,
+    file: &[u8],
+    signers: &[PathBuf],
+    now: OffsetDateTime,
+) -> anyhow::Result<Imported> {
+    let delivery = delivery_key(db, now)?;
+    let signers = load_signers(signers)?;
+    let recipient = crate::keyfile::Recipient {
+        delivery: Some(&delivery),
+        signers: &signers,
+        now,
+    };
+    let keys = crate::keyfile::parse(file, &recipient)?;
     let outcome = db.import_keys(&keys, now)?;
     Ok(Imported {
         added: outcome.added,
@@ -61,6 +82,8 @@ pub struct Key {
     pub kid: String,
     pub label: String,
     pub added_at: String,
+    /// The key rotation period its CPIX document gave it.
+    pub period: Option<String>,
 }
 
 /// Every content key: KID, label, when it was added.
@@ -71,9 +94,14 @@ pub struct Keys {
 
 impl fmt::Display for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{:<36}  {:<24}  label", "kid", "added")?;
+        writeln!(f, "{:<36}  {:<24}  {:<12}  label", "kid", "added", "period")?;
         for k in &self.keys {
-            writeln!(f, "{:<36}  {:<24}  {}", k.kid, k.added_at, k.label)?;
+            let period = k.period.as_deref().unwrap_or("-");
+            writeln!(
+                f,
+                "{:<36}  {:<24}  {:<12}  {}",
+                k.kid, k.added_at, period, k.label
+            )?;
         }
         Ok(())
     }
@@ -87,6 +115,7 @@ pub fn list(db: &Db) -> anyhow::Result<Keys> {
                 kid: k.kid.to_string(),
                 label: k.label,
                 added_at: k.added_at,
+                period: k.period,
             })
             .collect(),
     })
@@ -100,4 +129,102 @@ pub fn unknown(db: &Db, kids: &[crate::ids::Kid]) -> anyhow::Result<Vec<crate::i
         .filter(|kid| !known.iter().any(|k| k.kid == **kid))
         .copied()
         .collect())
+}
+
+/// The vessel's delivery key pair; one is made (RSA-3072, a self-signed
+/// certificate naming the installation and vessel) if it has none yet.
+pub fn delivery_key(db: &mut Db, now: OffsetDateTime) -> anyhow::Result<DeliveryKey> {
+    if let Some(key) = db.delivery_key()? {
+        return Ok(key);
+    }
+    let installation = db.installation()?;
+    let key = DeliveryKey::generate(&installation.id, &installation.vessel_name, now)?;
+    db.set_delivery_key(&key, DeliverySource::Generated, now)?;
+    Ok(key)
+}
+
+/// The trusted CPIX signers' certificates (DER), from PEM files.
+pub fn load_signers(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut certificates = Vec::new();
+    for path in paths {
+        let pem = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("keys.cpix_signers: reading {}: {e}", path.display()))?;
+        let found = crate::crypto::delivery::certificates_from_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("keys.cpix_signers: {}: {e}", path.display()))?;
+        certificates.extend(found);
+    }
+    Ok(certificates)
+}
+
+/// The delivery certificate, for the key provider.
+#[derive(Serialize)]
+pub struct DeliveryCertificate {
+    #[serde(flatten)]
+    pub info: CertificateInfo,
+    pub pem: String,
+}
+
+impl fmt::Display for DeliveryCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.pem)
+    }
+}
+
+pub fn delivery_certificate(db: &mut Db, now: OffsetDateTime) -> anyhow::Result<DeliveryCertificate> {
+    let key = delivery_key(db, now)?;
+    Ok(DeliveryCertificate {
+        info: crate::crypto::delivery::certificate_info(&key.certificate_der())?,
+        pem: key.certificate_pem(),
+    })
+}
+
+/// `berth keys delivery-key ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum DeliveryKeyCommand {
+    /// Replace the delivery key pair with one the vendor issued (PKCS#12). The
+    /// password comes from --password-file or standard input, never the command line.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+/// What a delivery key import did.
+#[derive(Serialize)]
+pub struct DeliveryKeyImported {
+    pub certificate: CertificateInfo,
+}
+
+impl fmt::Display for DeliveryKeyImported {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.certificate;
+        writeln!(
+            f,
+            "imported the delivery key pair: {} (SHA-256 {}, valid until {})",
+            c.subject, c.sha256_fingerprint, c.not_after
+        )?;
+        writeln!(
+            f,
+            "CPIX documents encrypted for the previous certificate can no longer be imported."
+        )
+    }
+}
+
+/// Replaces the delivery key pair with a PKCS#12 file's.
+pub fn import_delivery_key(
+    db: &mut Db,
+    file: &Path,
+    password: &str,
+    now: OffsetDateTime,
+) -> anyhow::Result<DeliveryKeyImported> {
+    let der = std::fs::read(file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+    if der.len() > 1024 * 1024 {
+        anyhow::bail!("{} is larger than 1 MiB: not a PKCS#12 key file", file.display());
+    }
+    let key =
+        DeliveryKey::from_pkcs12(&der, password).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let certificate = crate::crypto::delivery::certificate_info(&key.certificate_der())?;
+    db.set_delivery_key(&key, DeliverySource::Imported, now)?;
+    Ok(DeliveryKeyImported { certificate })
 }

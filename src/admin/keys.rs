@@ -128,7 +128,9 @@ async fn answer(
         .month
         .unwrap_or_else(|| Month::of(state.service.clock().now()));
     let wanted = matcher(&view.search);
-    let listed = with_db(state, move |db| -> Result<_, crate::store::StoreError> {
+    let now = state.service.clock().now();
+    let listed = with_db(state, move |db| -> anyhow::Result<_> {
+        let delivery = crate::keys::delivery_certificate(db, now)?;
         let keys = db.list_keys()?;
         let total = keys.len();
         let listed = keys
@@ -139,15 +141,22 @@ async fn answer(
                 Ok((k, usage))
             })
             .collect::<Result<Vec<_>, crate::store::StoreError>>()?;
-        Ok((listed, total))
+        Ok((listed, total, delivery))
     })
     .await;
     match listed {
-        Some(Ok((mut listed, total))) => {
+        Some(Ok((mut listed, total, delivery))) => {
             sort(&mut listed, view.order);
+            let shown = views::keys::Shown {
+                listed: &listed,
+                total,
+                view,
+                month,
+                delivery: &delivery,
+            };
             html(
                 notice_status(notice.as_ref()),
-                views::keys(session, &listed, total, view, month, notice.as_ref()),
+                views::keys(session, &shown, notice.as_ref()),
             )
         }
         _ => super::unavailable("The key store"),
@@ -165,8 +174,9 @@ csrf_forms!(ImportForm, RemoveForm);
 pub async fn import(action: AdminAction<ImportForm>, state: web::Data<AdminState>) -> HttpResponse {
     let AdminAction { session, form } = action;
     let now = state.service.clock().now();
+    let signers = state.cpix_signers.clone();
     let outcome = with_db(&state, move |db| {
-        crate::keys::import(db, form.content.as_bytes(), now)
+        crate::keys::import(db, form.content.as_bytes(), &signers, now)
     })
     .await;
     let notice = match outcome {
@@ -190,6 +200,29 @@ pub async fn import(action: AdminAction<ImportForm>, state: web::Data<AdminState
 pub struct RemoveForm {
     csrf: String,
     kid: String,
+}
+
+/// The delivery certificate as a file, for the key provider.
+pub async fn delivery_certificate(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
+    if let Err(answer) = signed_in(&req, &state) {
+        return *answer;
+    }
+    let now = state.service.clock().now();
+    let found = with_db(&state, move |db| -> anyhow::Result<_> {
+        let installation = db.installation()?.id;
+        Ok((installation, crate::keys::delivery_certificate(db, now)?.pem))
+    })
+    .await;
+    match found {
+        Some(Ok((installation, pem))) => HttpResponse::Ok()
+            .content_type("application/x-pem-file")
+            .insert_header((
+                "Content-Disposition",
+                format!("attachment; filename=\"berth-delivery-{installation}.pem\""),
+            ))
+            .body(pem),
+        _ => super::unavailable("The delivery certificate"),
+    }
 }
 
 pub async fn remove(action: AdminAction<RemoveForm>, state: web::Data<AdminState>) -> HttpResponse {

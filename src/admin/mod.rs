@@ -52,6 +52,8 @@ pub struct AdminState {
     auto_export: bool,
     /// Months of licenses the server keeps besides the current one (0: all).
     keep_months: u32,
+    /// `[keys] cpix_signers`: CPIX imports must be signed by one of them.
+    cpix_signers: Vec<PathBuf>,
     /// `report verify` results by report sequence, with the file's size and
     /// modification time they were computed for.
     verified: Mutex<HashMap<i64, reports::Verification>>,
@@ -101,6 +103,7 @@ impl AdminState {
             upload_configured: !config.upload.url.is_empty(),
             auto_export: config.reports.auto_export,
             keep_months: config.log.keep_months,
+            cpix_signers: config.keys.cpix_signers.clone(),
             verified: Mutex::new(HashMap::new()),
             certificates,
             any_origin: config.license.allowed_origins.iter().any(|o| o == "*"),
@@ -160,6 +163,7 @@ pub fn admin_server(
             .route("/", web::get().to(dashboard))
             .route("/dashboard.json", web::get().to(dashboard_json))
             .route("/keys", web::get().to(keys::page))
+            .route("/keys/delivery-cert.pem", web::get().to(keys::delivery_certificate))
             .service(
                 web::resource("/keys/import")
                     .app_data(web::FormConfig::default().limit(crate::keyfile::MAX_KEY_FILE * 2))

@@ -128,8 +128,16 @@ pub struct ServeArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCommand {
-    /// Import keys from berth JSON or DASH-IF CPIX (clear keys), all or nothing.
+    /// Import keys from berth JSON or DASH-IF CPIX (clear, or encrypted for this vessel), all or nothing.
     Import { file: PathBuf },
+    /// Print this vessel's delivery certificate (PEM), which key providers encrypt CPIX for.
+    DeliveryCert {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The delivery key pair.
+    #[command(subcommand)]
+    DeliveryKey(crate::keys::DeliveryKeyCommand),
     /// List KIDs, labels and when they were added; never the keys.
     List,
     /// Remove a content key.
@@ -172,7 +180,7 @@ pub struct MintArgs {
     #[arg(long)]
     pub user_id: Option<String>,
     /// How long the token is valid: 90s, 30m, 12h, 7d.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = crate::token::parse_validity)]
     pub valid_for: Duration,
     /// Communication key to sign with; default: the oldest.
     #[arg(long)]
@@ -285,24 +293,4 @@ pub enum ConfigCommand {
     Example,
     /// Print the effective config (defaults, file, environment, flags).
     Show,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 12h, 7d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("{text:?} is not a duration like 90s, 30m, 12h, 7d")),
-    };
-    if secs == 0 || secs > 366 * 86_400 {
-        return Err("a token must be valid for between 1 second and 366 days".into());
-    }
-    Ok(Duration::from_secs(secs))
 }

@@ -162,13 +162,28 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
     let mut db = open_db(&load_config(cli)?)?;
     match command {
         KeysCommand::Import { file } => {
-            let imported = crate::keys::import_file(&mut db, file, clock.now())?;
+            let signers = &load_config(cli)?.keys.cpix_signers;
+            let imported = crate::keys::import_file(&mut db, file, signers, clock.now())?;
             for warning in &imported.warnings {
                 eprintln!("berth: warning: {warning}");
             }
             show(cli, &imported);
         }
         KeysCommand::List => show(cli, &crate::keys::list(&db)?),
+        KeysCommand::DeliveryCert { out } => {
+            let certificate = crate::keys::delivery_certificate(&mut db, clock.now())?;
+            match out {
+                Some(path) => std::fs::write(path, &certificate.pem)?,
+                None => show(cli, &certificate),
+            }
+        }
+        KeysCommand::DeliveryKey(crate::keys::DeliveryKeyCommand::Import { file, password_file }) => {
+            let password = accounts::read_secret(password_file.as_deref(), "the PKCS#12 password")?;
+            show(
+                cli,
+                &crate::keys::import_delivery_key(&mut db, file, &password, clock.now())?,
+            );
+        }
         KeysCommand::Remove { kid } => {
             if !db.remove_key(kid)? {
                 bail!("no content key {kid}");

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(&str, &str, Option<Backfill>)] = &[
         include_str!("../../migrations/0005_key_repeats.sql"),
         Some(add_repeats_column),
     ),
+    (
+        "0006_sealed_keys",
+        include_str!("../../migrations/0006_sealed_keys.sql"),
+        Some(add_period_column),
+    ),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -94,6 +99,18 @@ fn add_repeats_column(tx: &Transaction) -> rusqlite::Result<()> {
     )?;
     if !has {
         tx.execute_batch("ALTER TABLE usage_daily ADD COLUMN repeats INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}
+
+fn add_period_column(tx: &Transaction) -> rusqlite::Result<()> {
+    let has: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('content_keys') WHERE name = 'period'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        tx.execute_batch("ALTER TABLE content_keys ADD COLUMN period TEXT")?;
     }
     Ok(())
 }
@@ -196,7 +213,7 @@ mod tests {
         assert!(migrate_to(&mut conn, 3).unwrap().is_empty(), "applied once");
         assert_eq!(
             migrate(&mut conn).unwrap(),
-            ["0004_log_prune", "0005_key_repeats"]
+            ["0004_log_prune", "0005_key_repeats", "0006_sealed_keys"]
         );
     }
 }

@@ -9,6 +9,7 @@
 mod batch;
 mod browse;
 mod chain_check;
+mod keys;
 mod log;
 mod migrate;
 mod prune;
@@ -22,11 +23,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 
-use crate::crypto::{CryptoError, MasterKey, SigningKey, ct_eq};
+use crate::crypto::{CryptoError, MasterKey, SigningKey};
 use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
+pub use keys::DeliverySource;
 pub use log::{
     AppendError, Appended, Courier, FindCourier, LogEntry, LogHandle, LogWriter, Outcome, Repeatable, Reply,
     WriterConfig, WriterHealth,
@@ -147,6 +149,8 @@ pub struct KeyInfo {
     pub kid: Kid,
     pub label: String,
     pub added_at: String,
+    /// The key rotation period a CPIX document gave it, for people.
+    pub period: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -162,6 +166,8 @@ pub struct NewKey {
     pub kid: Kid,
     pub key: ContentKey,
     pub label: String,
+    /// The key rotation period a CPIX document gave it, for people.
+    pub period: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -207,10 +213,6 @@ impl Counts {
             repeat_fetches: 0,
         }
     }
-}
-
-fn kid_context(kid: &Kid) -> Vec<u8> {
-    [b"berth content key ".as_slice(), &kid.0].concat()
 }
 
 fn com_key_context(id: &ComKeyId) -> Vec<u8> {
@@ -389,91 +391,6 @@ impl Db {
         value
             .parse()
             .map_err(|_| StoreError::Invalid("meta.key_generation is not a number".into()))
-    }
-
-    /// Imports keys all-or-nothing. A key already stored with the same value is
-    /// left alone; a different value for a known KID fails the whole import.
-    pub fn import_keys(&mut self, keys: &[NewKey], now: OffsetDateTime) -> Result<ImportOutcome, StoreError> {
-        let master = Arc::clone(&self.master);
-        let tx = self.conn.transaction()?;
-        let mut outcome = ImportOutcome::default();
-        {
-            let mut find = tx.prepare("SELECT key_sealed FROM content_keys WHERE kid = ?1")?;
-            let mut insert = tx.prepare(
-                "INSERT INTO content_keys (kid, key_sealed, label, added_at) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let added_at = format_instant(now);
-            for new in keys {
-                let existing: Option<Vec<u8>> = find.query_row([&new.kid.0[..]], |r| r.get(0)).optional()?;
-                match existing {
-                    Some(sealed) => {
-                        let stored: [u8; 16] = master.open_array(&kid_context(&new.kid), &sealed)?;
-                        if !ct_eq(&stored, &new.key.0) {
-                            return Err(StoreError::Invalid(format!(
-                                "key {} is already stored with a different value; nothing was imported",
-                                new.kid
-                            )));
-                        }
-                        outcome.unchanged += 1;
-                    }
-                    None => {
-                        let sealed = master.seal(&kid_context(&new.kid), &new.key.0);
-                        insert.execute(params![&new.kid.0[..], sealed, new.label, added_at])?;
-                        outcome.added += 1;
-                    }
-                }
-            }
-        }
-        if outcome.added > 0 {
-            Self::bump_key_generation(&tx)?;
-        }
-        tx.commit()?;
-        Ok(outcome)
-    }
-
-    pub fn remove_key(&mut self, kid: &Kid) -> Result<bool, StoreError> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute("DELETE FROM content_keys WHERE kid = ?1", [&kid.0[..]])?;
-        Self::bump_key_generation(&tx)?;
-        tx.commit()?;
-        Ok(n > 0)
-    }
-
-    /// Every content key, decrypted (for the server's in-memory cache).
-    pub fn content_keys(&self) -> Result<Vec<(Kid, ContentKey)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT kid, key_sealed FROM content_keys")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (kid, sealed) = row?;
-            let kid = Kid(kid
-                .try_into()
-                .map_err(|_| StoreError::Invalid("a stored KID is not 16 bytes".into()))?);
-            let key = self.master.open_array(&kid_context(&kid), &sealed)?;
-            out.push((kid, ContentKey(key)));
-        }
-        Ok(out)
-    }
-
-    pub fn list_keys(&self) -> Result<Vec<KeyInfo>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT kid, label, added_at FROM content_keys ORDER BY added_at, kid")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (kid, label, added_at) = row?;
-            let kid = Kid(kid
-                .try_into()
-                .map_err(|_| StoreError::Invalid("a stored KID is not 16 bytes".into()))?);
-            Ok(KeyInfo { kid, label, added_at })
-        })
-        .collect()
     }
 
     pub fn add_com_key(

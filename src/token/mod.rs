@@ -23,7 +23,7 @@ use crate::crypto::{HmacKey, aes256_cbc_decrypt_block, ct_eq};
 use crate::ids::{ComKeyId, ContentKey, Kid, Secret32, b64_decode, decode_b64_any, parse_instant};
 
 pub use entitlement::Denial;
-pub use mint::{MintError, Minted, Minting, mint};
+pub use mint::{MintError, Minted, Minting, mint, parse_validity};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 32 * 1024;

@@ -109,6 +109,7 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
             kid: hostile.parse().unwrap(),
             key: berth::ids::ContentKey([9; 16]),
             label: "<script>alert(1)</script>\"><b>".into(),
+            period: None,
         }],
         app.clock_now(),
     )
@@ -272,6 +273,7 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
         kid: kid.parse().unwrap(),
         key: berth::ids::ContentKey([7; 16]),
         label: label.into(),
+        period: None,
     };
     db.import_keys(&[new_key(coral, "coral Reef")], app.clock_now())
         .unwrap();

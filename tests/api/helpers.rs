@@ -87,11 +87,13 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
                 kid: kid(KID_A),
                 key: ContentKey(KEY_A),
                 label: "A".into(),
+                period: None,
             },
             NewKey {
                 kid: kid(KID_B),
                 key: ContentKey(KEY_B),
                 label: "B".into(),
+                period: None,
             },
         ],
         OffsetDateTime::now_utc(),

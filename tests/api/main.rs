@@ -9,6 +9,7 @@ mod checkpoints;
 mod cli;
 mod connections;
 mod counting;
+mod cpix;
 mod crew_attack;
 mod errors;
 mod fail_closed;

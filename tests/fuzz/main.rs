@@ -214,8 +214,56 @@ fn fuzz_key_files() {
         br#"{"keys":[{"kid":"9eb4050d-e44b-4802-932e-27d75083e266","key":"00112233445566778899aabbccddeeff","label":"a"},{"kid":"9eb4050de44b4802932e27d75083e267","key":"ABEiM0RVZneImaq7zN3u/w=="}]}"#.to_vec(),
         br#"<?xml version="1.0"?><cpix:CPIX contentId="x" xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc"><cpix:ContentKeyList><cpix:ContentKey kid="9eb4050d-e44b-4802-932e-27d75083e266"><cpix:Data><pskc:Secret><pskc:PlainValue>ABEiM0RVZneImaq7zN3u/w==</pskc:PlainValue></pskc:Secret></cpix:Data></cpix:ContentKey></cpix:ContentKeyList></cpix:CPIX>"#.to_vec(),
     ];
+    let clear = berth::keyfile::Recipient {
+        delivery: None,
+        signers: &[],
+        now: time::OffsetDateTime::now_utc(),
+    };
     run("key file", &seeds, 100_000, |input| {
-        let _ = berth::keyfile::parse(input);
+        let _ = berth::keyfile::parse(input, &clear);
+    });
+}
+
+/// The CPIX reader on a document encrypted for a delivery key and signed, as
+/// tests/api/make_cpix.py (Python's cryptography and xmlsec1) makes one: the
+/// seed imports as it is; mutations reach the decryption and the signature check.
+#[test]
+fn fuzz_sealed_cpix() {
+    let now = time::OffsetDateTime::now_utc();
+    let delivery = berth::crypto::DeliveryKey::generate("fuzz-vessel", "Fuzz", now).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vessel.pem"), delivery.certificate_pem()).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/make_cpix.py");
+    let make = |args: &[&str]| {
+        let out = std::process::Command::new("/usr/bin/python3")
+            .arg(&script)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    make(&["cert", "s.key", "s.pem", "--cn", "signer"]);
+    make(&[
+        "doc",
+        "seed.xml",
+        "--recipient",
+        "vessel.pem",
+        "--periods",
+        "--sign",
+        "s.key,s.pem",
+        "--key",
+        "9eb4050d-e44b-4802-932e-27d75083e266:00112233445566778899aabbccddeeff",
+    ]);
+    let seed = std::fs::read(dir.path().join("seed.xml")).unwrap();
+    let recipient = berth::keyfile::Recipient {
+        delivery: Some(&delivery),
+        signers: &[],
+        now,
+    };
+    assert_eq!(berth::keyfile::parse(&seed, &recipient).unwrap().len(), 1);
+    run("sealed CPIX", &[seed], 3_000, |input| {
+        let _ = berth::keyfile::parse(input, &recipient);
     });
 }
 

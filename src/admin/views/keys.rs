@@ -8,7 +8,17 @@ use super::{Notice, confirmed_button, csrf_field, notice, page, script};
 use crate::admin::keys::{KeyOrder, KeyView};
 use crate::admin::session::Session;
 use crate::ids::Month;
+use crate::keys::DeliveryCertificate;
 use crate::store::{KeyInfo, KidUsage};
+
+/// What the keys page shows.
+pub struct Shown<'a> {
+    pub listed: &'a [(KeyInfo, KidUsage)],
+    pub total: usize,
+    pub view: &'a KeyView,
+    pub month: Month,
+    pub delivery: &'a DeliveryCertificate,
+}
 
 fn row(session: &Session, key: &KeyInfo, used: &KidUsage, month: Month) -> Markup {
     let first = month.start().date();
@@ -22,6 +32,7 @@ fn row(session: &Session, key: &KeyInfo, used: &KidUsage, month: Month) -> Marku
                 @if key.label.is_empty() { span.none { "no title" } } @else { (key.label) }
             }
             td { code.kid { (kid) } }
+            td { (key.period.as_deref().unwrap_or("")) }
             td {
                 @if used.licenses == 0 { "0" } @else {
                     a href={ "/log?kid=" (kid) "&from=" (first) "&to=" (last_day) } { (used.licenses) }
@@ -78,7 +89,7 @@ fn import_form(session: &Session) -> Markup {
                 h2 id="imp-h" { "Import keys" }
                 form method="post" action="/keys/import" id="import" {
                     (csrf_field(session))
-                    label for="keyfile" { "Key file (berth JSON or DASH-IF CPIX with clear keys)" }
+                    label for="keyfile" { "Key file (berth JSON, or DASH-IF CPIX: clear, or encrypted for this vessel's delivery certificate)" }
                     input type="file" id="keyfile" accept=".json,.xml,.cpix";
                     label for="content" { "or paste its contents" }
                     textarea id="content" name="content" rows="6" cols="80" required {}
@@ -91,14 +102,30 @@ fn import_form(session: &Session) -> Markup {
     }
 }
 
-pub fn keys(
-    session: &Session,
-    listed: &[(KeyInfo, KidUsage)],
-    total: usize,
-    view: &KeyView,
-    month: Month,
-    message: Option<&Notice>,
-) -> String {
+fn delivery(certificate: &DeliveryCertificate) -> Markup {
+    let c = &certificate.info;
+    html! {
+        section aria-labelledby="delivery-h" {
+            h2 id="delivery-h" { "Delivery certificate" }
+            p { "Key providers encrypt CPIX documents for this certificate; only this box can read the keys in them." }
+            dl.facts {
+                dt { "Subject" } dd { (c.subject) }
+                dt { "SHA-256 fingerprint" } dd { code { (c.sha256_fingerprint) } }
+                dt { "Valid until (UTC)" } dd { (c.not_after) }
+            }
+            p { a href="/keys/delivery-cert.pem" download { "Download the certificate (PEM)" } }
+        }
+    }
+}
+
+pub fn keys(session: &Session, shown: &Shown<'_>, message: Option<&Notice>) -> String {
+    let Shown {
+        listed,
+        total,
+        view,
+        month,
+        delivery: certificate,
+    } = *shown;
     let heading = if view.search.is_empty() {
         format!("Content keys ({total})")
     } else {
@@ -116,13 +143,13 @@ pub fn keys(
             (find_form(view, month))
             div.scroll { table {
                 thead { tr {
-                    th { "Title (label)" } th { "KID" } th { "Licenses in " (month) }
+                    th { "Title (label)" } th { "KID" } th { "Key period" } th { "Licenses in " (month) }
                     th { "Last licensed (UTC day)" } th { "Added (UTC)" } th {}
                 } }
                 tbody {
                     @for (key, used) in listed { (row(session, key, used, month)) }
                     @if listed.is_empty() {
-                        tr { td colspan="6" {
+                        tr { td colspan="7" {
                             (if total == 0 { "No content keys yet." } else { "No key's title or KID contains that." })
                         } }
                     }
@@ -130,6 +157,7 @@ pub fn keys(
             } }
         }
         (import_form(session))
+        (delivery(certificate))
         (script())
     };
     page("Keys", Some(session), body)

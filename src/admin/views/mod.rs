@@ -6,7 +6,7 @@
 
 mod accounts;
 mod dashboard;
-mod keys;
+pub mod keys;
 mod log;
 mod reports;
 

@@ -1,7 +1,11 @@
-//! Content-key import files: berth's JSON format and DASH-IF CPIX with clear
-//! `PlainValue` keys.
+//! Content-key import files: berth's JSON format and DASH-IF CPIX, with clear
+//! keys or keys encrypted for this vessel ([`cpix`]), signed or not.
 //!
-//! Architecture Invariant: pure parsing; no I/O, no SQL. Fuzzed.
+//! Architecture Invariant: parsing and crypto only; no I/O, no SQL. Fuzzed.
+
+mod cpix;
+
+pub use cpix::Recipient;
 
 use serde::Deserialize;
 
@@ -12,9 +16,6 @@ use crate::store::NewKey;
 pub const MAX_KEY_FILE: usize = 16 * 1024 * 1024;
 /// The most keys one file may hold.
 pub const MAX_KEYS: usize = 100_000;
-
-const CPIX_NS: &str = "urn:dashif:org:cpix";
-const PSKC_NS: &str = "urn:ietf:params:xml:ns:keyprov:pskc";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("{0}")]
@@ -40,16 +41,37 @@ pub fn warnings(keys: &[NewKey]) -> Vec<String> {
         .collect()
 }
 
+/// The text of a key file: UTF-8, or UTF-16 with a byte order mark (as
+/// Windows tools write XML), without the mark.
+fn decode(bytes: &[u8]) -> Result<String, KeyFileError> {
+    let utf16 = |bytes: &[u8], read: fn([u8; 2]) -> u16| {
+        if !bytes.len().is_multiple_of(2) {
+            return Err(err("the key file is UTF-16 with an odd number of bytes"));
+        }
+        let units: Vec<u16> = bytes.chunks_exact(2).map(|c| read([c[0], c[1]])).collect();
+        String::from_utf16(&units).map_err(|_| err("the key file is not valid UTF-16"))
+    };
+    let text = match bytes {
+        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes)?,
+        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
+        _ => std::str::from_utf8(bytes)
+            .map_err(|_| err("the key file is neither UTF-8 nor UTF-16 with a byte order mark"))?
+            .to_owned(),
+    };
+    Ok(text.trim_start_matches('\u{feff}').to_owned())
+}
+
 /// Parses a key file, telling JSON from CPIX by its first character.
-pub fn parse(bytes: &[u8]) -> Result<Vec<NewKey>, KeyFileError> {
+/// Encrypted and signed CPIX is read as `recipient` can.
+pub fn parse(bytes: &[u8], recipient: &Recipient<'_>) -> Result<Vec<NewKey>, KeyFileError> {
     if bytes.len() > MAX_KEY_FILE {
         return Err(err("the key file is larger than 16 MiB"));
     }
-    let text = std::str::from_utf8(bytes).map_err(|_| err("the key file is not UTF-8 text"))?;
-    let text = text.trim_start_matches('\u{feff}').trim_start();
+    let text = decode(bytes)?;
+    let text = text.trim_start();
     let keys = match text.chars().next() {
         Some('{') => parse_json(text)?,
-        Some('<') => parse_cpix(text)?,
+        Some('<') => cpix::parse(&without_encoding(text), bytes, recipient)?,
         _ => {
             return Err(err(
                 "the key file is neither berth JSON ({\"keys\":[...]}) nor CPIX XML",
@@ -100,6 +122,7 @@ fn parse_json(text: &str) -> Result<Vec<NewKey>, KeyFileError> {
                 kid,
                 key,
                 label: k.label,
+                period: None,
             })
         })
         .collect()
@@ -115,59 +138,47 @@ fn check_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_cpix(text: &str) -> Result<Vec<NewKey>, KeyFileError> {
-    let options = roxmltree::ParsingOptions {
-        allow_dtd: false,
-        nodes_limit: 1_000_000,
-        ..Default::default()
+/// The document with its XML declaration's `encoding` taken out: the text is
+/// already decoded, and the parser reads only UTF-8 text.
+fn without_encoding(text: &str) -> std::borrow::Cow<'_, str> {
+    let Some(declaration) = text.strip_prefix("<?xml").and_then(|rest| rest.split_once("?>")) else {
+        return text.into();
     };
-    let doc = roxmltree::Document::parse_with_options(text, options)
-        .map_err(|e| err(format!("the CPIX document is not well-formed XML: {e}")))?;
-    let root = doc.root_element();
-    if root.tag_name().namespace() != Some(CPIX_NS) || root.tag_name().name() != "CPIX" {
-        return Err(err(format!(
-            "the XML root is not a CPIX element in namespace {CPIX_NS}"
-        )));
-    }
-    let label = root.attribute("contentId").unwrap_or("").to_owned();
-    check_label(&label).map_err(|e| err(format!("CPIX contentId: {e}")))?;
-    let mut keys = Vec::new();
-    for content_key in root
-        .descendants()
-        .filter(|n| n.tag_name().namespace() == Some(CPIX_NS) && n.tag_name().name() == "ContentKey")
-    {
-        let kid_text = content_key
-            .attribute("kid")
-            .ok_or_else(|| err("a CPIX ContentKey has no kid attribute"))?;
-        let kid: Kid = kid_text
-            .parse()
-            .map_err(|e| err(format!("CPIX ContentKey kid: {e}")))?;
-        let in_pskc = |name: &str| {
-            content_key
-                .descendants()
-                .find(|n| n.tag_name().namespace() == Some(PSKC_NS) && n.tag_name().name() == name)
-        };
-        if in_pskc("EncryptedValue").is_some() {
-            return Err(err(format!(
-                "CPIX key {kid} is encrypted (EncryptedValue); encrypted CPIX is not supported: export the keys with PlainValue"
-            )));
+    let attributes = declaration.0;
+    match attributes.find("encoding") {
+        None => text.into(),
+        Some(at) => {
+            let quote_at = attributes[at..].find(['"', '\'']).map(|q| at + q);
+            let end = quote_at.and_then(|q| {
+                let quote = &attributes[q..=q];
+                attributes[q + 1..].find(quote).map(|e| q + 1 + e + 1)
+            });
+            match end {
+                Some(end) => format!(
+                    "<?xml{}{}?>{}",
+                    &attributes[..at],
+                    &attributes[end..],
+                    declaration.1
+                )
+                .into(),
+                None => text.into(),
+            }
         }
-        let plain =
-            in_pskc("PlainValue").ok_or_else(|| err(format!("CPIX key {kid} has no pskc:PlainValue")))?;
-        let value = plain.text().unwrap_or("").trim();
-        let key = ContentKey::parse(value).map_err(|e| err(format!("CPIX key {kid}: {e}")))?;
-        keys.push(NewKey {
-            kid,
-            key,
-            label: label.clone(),
-        });
     }
-    Ok(keys)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Vec<NewKey>, KeyFileError> {
+        let clear = Recipient {
+            delivery: None,
+            signers: &[],
+            now: time::macros::datetime!(2026-12-01 00:00 UTC),
+        };
+        super::parse(bytes, &clear)
+    }
 
     const CPIX: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <cpix:CPIX contentId="movie-1" xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc">
@@ -187,6 +198,29 @@ mod tests {
     }
 
     #[test]
+    fn reads_utf16_with_any_prefixes_comments_and_layout() {
+        let other = CPIX
+            .replace("encoding=\"UTF-8\"", "encoding='UTF-16'")
+            .replace("cpix:", "c:")
+            .replace("xmlns:cpix", "xmlns:c")
+            .replace("pskc:", "p:")
+            .replace("xmlns:pskc", "xmlns:p")
+            .replace("<c:Data>", "<!-- the key --><c:Data>\n\t");
+        for bom in [[0xFF, 0xFE], [0xFE, 0xFF]] {
+            let mut bytes = bom.to_vec();
+            for unit in other.encode_utf16() {
+                let pair = if bom[0] == 0xFF {
+                    unit.to_le_bytes()
+                } else {
+                    unit.to_be_bytes()
+                };
+                bytes.extend(pair);
+            }
+            assert_eq!(parse(&bytes).unwrap()[0].key.0[0], 0x16);
+        }
+    }
+
+    #[test]
     fn refuses_encrypted_and_hostile_cpix() {
         let encrypted = CPIX.replace(
             "<pskc:PlainValue>FmY0xnWCPCNaSpRG+8HMdQ==</pskc:PlainValue>",
@@ -196,7 +230,7 @@ mod tests {
             parse(encrypted.as_bytes())
                 .unwrap_err()
                 .0
-                .contains("not supported")
+                .contains("encrypted and this installation has no delivery key")
         );
         let bomb = r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]><cpix:CPIX xmlns:cpix="urn:dashif:org:cpix">&b;</cpix:CPIX>"#;
         assert!(parse(bomb.as_bytes()).is_err());

@@ -1,0 +1,418 @@
+//! Sealed keys: CPIX documents encrypted for the vessel's delivery certificate
+//! (and signed) by a key provider, here Python's `cryptography` and the
+//! xmlsec1 command line (tests/api/make_cpix.py), never berth's own code.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const KID_C: &str = "c0ffee00-1111-4222-8333-444444444444";
+const KEY_C: &str = "0123456789abcdef0123456789abcdef";
+const KID_D: &str = "d0ffee00-1111-4222-8333-444444444444";
+const KEY_D: &str = "fedcba9876543210fedcba9876543210";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/make_cpix.py")
+}
+
+/// Runs make_cpix.py in `dir` (Debian's python3, with python3-cryptography).
+fn make(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(script())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "make_cpix.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn import(app: &TestApp, file: &str, config: Option<&Path>) -> std::process::Output {
+    let path = app.dir.path().join(file);
+    let mut args = vec!["keys", "import", path.to_str().unwrap()];
+    if let Some(c) = config {
+        args.extend(["--config", c.to_str().unwrap()]);
+    }
+    app.berth(&args)
+}
+
+fn refused(out: &std::process::Output, says: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(says), "expected {says:?} in: {err}");
+}
+
+fn kids(app: &TestApp) -> Vec<Value> {
+    let out = app.berth(&["keys", "list", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["keys"].as_array().unwrap().clone()
+}
+
+/// A vessel, its delivery certificate as the key provider gets it, and a
+/// signer's certificate.
+async fn vessel() -> (TestApp, PathBuf) {
+    let app = spawn_app().await;
+    let dir = app.dir.path().to_path_buf();
+    let out = app.berth(&[
+        "keys",
+        "delivery-cert",
+        "--out",
+        dir.join("vessel.pem").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    make(
+        &dir,
+        &["cert", "signer.key", "signer.pem", "--cn", "Example Key Service"],
+    );
+    (app, dir)
+}
+
+fn with_signers(dir: &Path, signers: &[&str]) -> PathBuf {
+    let config = dir.join("signers.toml");
+    let list: Vec<String> = signers.iter().map(|s| format!("{:?}", dir.join(s))).collect();
+    std::fs::write(&config, format!("[keys]\ncpix_signers = [{}]\n", list.join(", "))).unwrap();
+    config
+}
+
+#[actix_web::test]
+async fn an_encrypted_signed_cpix_document_imports_and_a_player_gets_its_keys() {
+    let (app, dir) = vessel().await;
+    let cert = std::fs::read_to_string(dir.join("vessel.pem")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+    let info = app.berth(&["keys", "delivery-cert", "--json"]);
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(
+        info["subject"],
+        "CN=test-vessel, O=Test Aircraft, OU=berth key delivery"
+    );
+    assert!(info["rsa_bits"].as_u64().unwrap() >= 3072);
+
+    // Another vessel first, this one second; a collection signature and a
+    // document signature; other prefixes; key periods; UTF-16.
+    make(&dir, &["cert", "other.key", "other.pem", "--cn", "Other Ship"]);
+    let c = format!("{KID_C}:{KEY_C}");
+    let d = format!("{KID_D}:{KEY_D}");
+    make(
+        &dir,
+        &[
+            "doc",
+            "sealed.xml",
+            "--recipient",
+            "other.pem",
+            "--recipient",
+            "vessel.pem",
+            "--key",
+            &c,
+            "--key",
+            &d,
+            "--prefix",
+            "x",
+            "--periods",
+            "--utf16",
+            "--content-id",
+            "Film 7",
+            "--sign",
+            "signer.key,signer.pem",
+            "--sign-collection",
+            "signer.key,signer.pem",
+        ],
+    );
+    let config = with_signers(&dir, &["signer.pem"]);
+    let out = import(&app, "sealed.xml", Some(&config));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "imported 2 new keys (0 already present)\n"
+    );
+    let listed = kids(&app);
+    let c_listed = listed.iter().find(|k| k["kid"] == KID_C).unwrap();
+    assert_eq!(
+        (&c_listed["label"], &c_listed["period"]),
+        (&json!("Film 7"), &json!("period 0"))
+    );
+    let d_listed = listed.iter().find(|k| k["kid"] == KID_D).unwrap();
+    assert_eq!(d_listed["period"], "period 1");
+
+    // A player gets the key the provider put in.
+    let token = app.token(&[KID_C], json!({}));
+    let (status, body, _) = post_license(&app, Some(&token), &clearkey_body(&[KID_C], "temporary")).await;
+    assert_eq!(status, 200, "{body}");
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body["keys"][0]["k"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(key, hex_bytes(KEY_C));
+
+    // A document for the same keys again changes nothing; unsigned, it is
+    // refused while signers are configured, and fine without.
+    make(
+        &dir,
+        &["doc", "plain.xml", "--recipient", "vessel.pem", "--key", &c],
+    );
+    refused(
+        &import(&app, "plain.xml", Some(&config)),
+        "the document is not signed",
+    );
+    let out = import(&app, "plain.xml", None);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "imported 0 new keys (1 already present)\n"
+    );
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn sealed_documents_that_cannot_be_trusted_are_refused_by_name_and_nothing_is_imported() {
+    let (app, dir) = vessel().await;
+    let before = kids(&app).len();
+    let c = format!("{KID_C}:{KEY_C}");
+    let d = format!("{KID_D}:{KEY_D}");
+
+    // Not addressed to this vessel: the recipients are named.
+    make(&dir, &["cert", "other.key", "other.pem", "--cn", "Other Ship"]);
+    make(
+        &dir,
+        &["doc", "other.xml", "--recipient", "other.pem", "--key", &c],
+    );
+    refused(
+        &import(&app, "other.xml", None),
+        "not addressed to this vessel: its keys are encrypted for CN=Other Ship",
+    );
+    // One key's MAC does not match: named, and the good key is not imported either.
+    make(
+        &dir,
+        &[
+            "doc",
+            "mac.xml",
+            "--recipient",
+            "vessel.pem",
+            "--key",
+            &c,
+            "--key",
+            &d,
+            "--wrong-mac",
+            KID_D,
+        ],
+    );
+    refused(
+        &import(&app, "mac.xml", None),
+        &format!("the MAC of key {KID_D} does not match"),
+    );
+    // An algorithm berth does not support is named.
+    make(
+        &dir,
+        &[
+            "doc",
+            "alg.xml",
+            "--recipient",
+            "vessel.pem",
+            "--key",
+            &c,
+            "--document-key-algorithm",
+            "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+        ],
+    );
+    refused(
+        &import(&app, "alg.xml", None),
+        "the document key algorithm http://www.w3.org/2001/04/xmlenc#aes128-cbc is not supported",
+    );
+    // Recipients but no content keys.
+    make(
+        &dir,
+        &["doc", "none.xml", "--recipient", "vessel.pem", "--no-keys"],
+    );
+    refused(&import(&app, "none.xml", None), "no keys");
+
+    // Signed, then changed: the signature does not verify, signers or not.
+    make(
+        &dir,
+        &[
+            "doc",
+            "signed.xml",
+            "--recipient",
+            "vessel.pem",
+            "--key",
+            &c,
+            "--sign",
+            "signer.key,signer.pem",
+        ],
+    );
+    let text = std::fs::read_to_string(dir.join("signed.xml")).unwrap();
+    std::fs::write(dir.join("changed.xml"), text.replace("movie-1", "movie-2")).unwrap();
+    refused(&import(&app, "changed.xml", None), "does not verify");
+    refused(
+        &import(&app, "changed.xml", Some(&with_signers(&dir, &["signer.pem"]))),
+        "does not verify",
+    );
+    // Signed by someone who is not a configured signer.
+    make(&dir, &["cert", "rogue.key", "rogue.pem", "--cn", "Rogue"]);
+    make(
+        &dir,
+        &[
+            "doc",
+            "rogue.xml",
+            "--recipient",
+            "vessel.pem",
+            "--key",
+            &c,
+            "--sign",
+            "rogue.key,rogue.pem",
+        ],
+    );
+    refused(
+        &import(&app, "rogue.xml", Some(&with_signers(&dir, &["signer.pem"]))),
+        "does not verify with [keys] cpix_signers",
+    );
+    // Expired, weak (1024-bit) and SHA-1 signer certificates.
+    for (name, extra, says) in [
+        ("expired", "--expired", "expired"),
+        ("weak", "--bits=1024", "weak 1024-bit RSA key"),
+        ("sha1", "--sha1", "which is weak"),
+    ] {
+        let (key, cert) = (format!("{name}.key"), format!("{name}.pem"));
+        make(&dir, &["cert", &key, &cert, "--cn", name, extra]);
+        let file = format!("{name}.xml");
+        make(
+            &dir,
+            &[
+                "doc",
+                &file,
+                "--recipient",
+                "vessel.pem",
+                "--key",
+                &c,
+                "--sign",
+                &format!("{key},{cert}"),
+            ],
+        );
+        refused(&import(&app, &file, None), says);
+    }
+    // Garbage and a DTD.
+    std::fs::write(
+        dir.join("garbage.xml"),
+        b"<cpix:CPIX xmlns:cpix='urn:dashif:org:cpix'><unclosed>",
+    )
+    .unwrap();
+    refused(&import(&app, "garbage.xml", None), "not well-formed");
+    let dtd = text.replacen("?>", "?><!DOCTYPE x [<!ENTITY a \"b\">]>", 1);
+    std::fs::write(dir.join("dtd.xml"), dtd).unwrap();
+    refused(&import(&app, "dtd.xml", None), "not well-formed");
+    // A signer file that is not there is named.
+    refused(
+        &import(&app, "signed.xml", Some(&with_signers(&dir, &["missing.pem"]))),
+        "missing.pem",
+    );
+
+    assert_eq!(kids(&app).len(), before, "nothing was imported");
+}
+
+#[actix_web::test]
+async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
+    let (app, dir) = vessel().await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:3072",
+        "-nodes",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=test-vessel/O=Vendor CA issued",
+        "-keyout",
+        "issued.key",
+        "-out",
+        "issued.pem",
+    ]);
+    std::fs::write(dir.join("password"), "correct horse\n").unwrap();
+    run(&[
+        "pkcs12",
+        "-export",
+        "-inkey",
+        "issued.key",
+        "-in",
+        "issued.pem",
+        "-passout",
+        "file:password",
+        "-out",
+        "issued.p12",
+    ]);
+    let p12 = dir.join("issued.p12");
+
+    // A wrong password, from standard input: refused, the old key stays.
+    let before = app.berth(&["keys", "delivery-cert"]).stdout;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "keys",
+            "delivery-key",
+            "import",
+            p12.to_str().unwrap(),
+            "--data-dir",
+            app.data_dir().to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"wrong\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    refused(&out, "wrong password");
+    assert_eq!(app.berth(&["keys", "delivery-cert"]).stdout, before);
+
+    let out = app.berth(&[
+        "keys",
+        "delivery-key",
+        "import",
+        p12.to_str().unwrap(),
+        "--password-file",
+        dir.join("password").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("O=Vendor CA issued"));
+    let shown = String::from_utf8(app.berth(&["keys", "delivery-cert"]).stdout).unwrap();
+    assert_eq!(shown, std::fs::read_to_string(dir.join("issued.pem")).unwrap());
+    // Documents for the issued certificate import; for the old one, no more.
+    let c = format!("{KID_C}:{KEY_C}");
+    make(
+        &dir,
+        &["doc", "new.xml", "--recipient", "issued.pem", "--key", &c],
+    );
+    assert!(import(&app, "new.xml", None).status.success());
+    make(
+        &dir,
+        &["doc", "old.xml", "--recipient", "vessel.pem", "--key", &c],
+    );
+    refused(&import(&app, "old.xml", None), "not addressed to this vessel");
+    // A file that is not PKCS#12 says so; the password never came from the command line.
+    refused(
+        &app.berth(&[
+            "keys",
+            "delivery-key",
+            "import",
+            dir.join("issued.pem").to_str().unwrap(),
+            "--password-file",
+            dir.join("password").to_str().unwrap(),
+        ]),
+        "not a PKCS#12 file",
+    );
+}
