@@ -416,3 +416,43 @@ async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
         "not a PKCS#12 file",
     );
 }
+
+/// The README's sealed-keys recipe, run as written against a real berth (the
+/// release binary and the demo's data dir and port swapped for this test's).
+#[actix_web::test]
+async fn the_readme_sealed_keys_recipe_runs_as_written() {
+    let app = spawn_app().await;
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("### Keys that arrive sealed").nth(1).unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let base = app.url("/");
+    let script = block
+        .replace("/tmp/", &format!("{}/", app.dir.path().display()))
+        .replace("cargo run --release -q --", env!("CARGO_BIN_EXE_berth"))
+        .replace("target/demo", app.data_dir().to_str().unwrap())
+        .replace("http://127.0.0.1:8080/", &base);
+    // Off the test's thread: this berth answers the recipe's curl on it.
+    let out = actix_web::rt::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-euc", &script])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("imported 1 new key"), "{stdout}");
+    assert!(stdout.contains(r#""k":"ABEiM0RVZneImaq7zN3u_w""#), "{stdout}");
+}

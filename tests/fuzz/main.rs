@@ -262,6 +262,18 @@ fn fuzz_sealed_cpix() {
         now,
     };
     assert_eq!(berth::keyfile::parse(&seed, &recipient).unwrap().len(), 1);
+    // The libFuzzer target's seed and key agree as well.
+    let libfuzzer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libfuzzer");
+    let read = |name: &str| std::fs::read(libfuzzer.join(name)).unwrap();
+    let fuzzing =
+        berth::crypto::DeliveryKey::from_der(&read("delivery-key.der"), &read("delivery-cert.der")).unwrap();
+    let their_seed = read("seeds/key_file/sealed.xml");
+    let theirs = berth::keyfile::Recipient {
+        delivery: Some(&fuzzing),
+        signers: &[],
+        now,
+    };
+    assert_eq!(berth::keyfile::parse(&their_seed, &theirs).unwrap().len(), 1);
     run("sealed CPIX", &[seed], 3_000, |input| {
         let _ = berth::keyfile::parse(input, &recipient);
     });
