@@ -36,7 +36,47 @@ pub struct Server {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Where and with what to make the checkpoint at shutdown (none when off).
     checkpoints: Option<(std::path::PathBuf, Arc<MasterKey>)>,
+    /// This run, as the monthly report's coverage shows it.
+    serving: Serving,
     _lock: std::fs::File,
+}
+
+/// One run of `berth serve` in the database (`serving_periods`): its start,
+/// a sign of life every minute, its clean stop. A failure to write is
+/// logged: coverage is a record, not a reason to stop serving.
+#[derive(Clone)]
+struct Serving {
+    data_dir: std::path::PathBuf,
+    master: Arc<MasterKey>,
+    started: String,
+}
+
+impl Serving {
+    /// Records the start (`at` none), a sign of life, or the stop.
+    async fn record(&self, at: Option<(time::OffsetDateTime, bool)>) {
+        let this = self.clone();
+        let done = actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let db = Db::open(&this.data_dir, this.master)?;
+            match at {
+                None => db.serving_started(&this.started)?,
+                Some((at, stopped)) => {
+                    db.serving_seen(&this.started, &crate::ids::format_instant(at), stopped)?
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %format!("{e:#}"), "recording when berth serves failed");
+        }
+    }
+
+    async fn heartbeat(self, clock: Arc<dyn Clock>) {
+        loop {
+            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
+            self.record(Some((clock.now(), false))).await;
+        }
+    }
 }
 
 /// Everything `start` needs besides the config.
@@ -129,6 +169,15 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             }
         }));
     }
+    let serving = Serving {
+        data_dir: config.data_dir.clone(),
+        master: Arc::clone(&master),
+        started: crate::ids::format_instant(service.clock().now()),
+    };
+    serving.record(None).await;
+    tasks.push(actix_web::rt::spawn(
+        serving.clone().heartbeat(Arc::clone(service.clock())),
+    ));
     let checkpoints = background_tasks(config, service.clock(), master, &mut tasks);
     tracing::info!(
         installation = %installation.id,
@@ -148,6 +197,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         refresher,
         tasks,
         checkpoints,
+        serving,
         _lock: lock,
     })
 }
@@ -339,6 +389,7 @@ impl Server {
         if let Some((data_dir, master)) = self.checkpoints {
             checkpoint(data_dir, master, clock.now()).await;
         }
+        self.serving.record(Some((clock.now(), true))).await;
         tracing::info!("berth stopped; the license log is flushed");
     }
 }

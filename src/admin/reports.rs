@@ -91,10 +91,11 @@ async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Option
             db.installation()?,
             crate::report::next_month(db)?,
             db.prune_mark()?,
+            db.last_checkpoints()?,
         ))
     })
     .await;
-    let Some(Ok((reports, installation, next, pruned))) = listed else {
+    let Some(Ok((reports, installation, next, pruned, checkpoints))) = listed else {
         return super::unavailable("The reports");
     };
     let verified = web::block({
@@ -124,6 +125,7 @@ async fn answer(state: &web::Data<AdminState>, session: &Session, notice: Option
         auto_export: state.auto_export,
         keep_months: state.keep_months,
         pruned: pruned.as_ref(),
+        checkpoints: (checkpoints.0.as_ref(), checkpoints.1.as_ref()),
     };
     html(
         notice_status(notice.as_ref()),

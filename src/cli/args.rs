@@ -257,16 +257,7 @@ pub enum ReportCommand {
 pub enum FleetCommand {
     /// Verify report zips (files or directories) and count active installations
     /// per month and vessel type.
-    Summary {
-        #[arg(required = true)]
-        inputs: Vec<PathBuf>,
-        /// Directory of <installation id>.pem public keys; reports from other keys are invalid.
-        #[arg(long)]
-        pubkeys: Option<PathBuf>,
-        /// Print CSV rows instead of a table; the problems go to stderr.
-        #[arg(long)]
-        csv: bool,
-    },
+    Summary(crate::report::SummaryArgs),
     /// The monthly bill from the reports `summary` counts, priced by a price file.
     Bill(crate::report::bill::BillArgs),
 }

@@ -96,9 +96,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Log(LogCommand::Checkpoint { out }) => checkpoint(&cli, out.as_deref(), clock.as_ref()),
         Command::Log(LogCommand::Prune { before }) => log_prune(&cli, *before, clock.as_ref()),
         Command::Report(command) => report(&cli, command, clock.as_ref()),
-        Command::Fleet(FleetCommand::Summary { inputs, pubkeys, csv }) => {
-            fleet_summary(&cli, inputs, pubkeys.as_deref(), *csv)
-        }
+        Command::Fleet(FleetCommand::Summary(args)) => fleet_summary(&cli, args),
         Command::Fleet(FleetCommand::Bill(args)) => fleet_bill(&cli, args),
         Command::User(command) => user(&cli, command, clock.as_ref()),
         Command::Healthcheck { addr } => healthcheck(&cli, *addr),
@@ -375,9 +373,9 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
     Ok(())
 }
 
-fn fleet_summary(cli: &Cli, inputs: &[PathBuf], pubkeys: Option<&Path>, csv: bool) -> anyhow::Result<()> {
-    let summary = crate::report::summarize_paths(inputs, pubkeys)?;
-    if csv && !cli.json {
+fn fleet_summary(cli: &Cli, args: &crate::report::SummaryArgs) -> anyhow::Result<()> {
+    let summary = crate::report::summarize_paths(args)?;
+    if args.csv && !cli.json {
         // The CSV goes to a billing system; the problems go to whoever runs it.
         for p in &summary.problems {
             eprintln!("berth: {}", crate::report::text::problem(p));

@@ -20,10 +20,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-pub use store::{GroundStore, Refusal, ReportName, Stored};
-
-/// The largest upload the receiver takes: berth's verifier's limit for a report.
-pub const MAX_UPLOAD: u64 = crate::report::MAX_ZIP;
+pub use store::{CheckpointName, GroundStore, Refusal, ReportName, Stored, Upload};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroundCommand {
@@ -126,7 +123,7 @@ async fn receive(req: HttpRequest, payload: web::Payload, store: web::Data<Groun
         .cloned()
         .unwrap_or(PeerNames(Vec::new()));
     let result = match check_request(&req, &peer) {
-        Ok(name) => match receive_body(payload, &store).await {
+        Ok(name) => match receive_body(payload, &store, name.limit()).await {
             // Verifying reads the whole zip: off the async workers.
             Ok(incoming) => {
                 let store = store.clone();
@@ -150,7 +147,7 @@ async fn receive(req: HttpRequest, payload: web::Payload, store: web::Data<Groun
             tracing::info!(%client, report = %file, status = status.as_u16(), "report stored");
             answer(
                 status,
-                json!({ "stored": file, "installation": name.installation }),
+                json!({ "stored": file, "installation": name.installation() }),
             )
         }
         Err(refusal) => {
@@ -160,22 +157,25 @@ async fn receive(req: HttpRequest, payload: web::Payload, store: web::Data<Groun
     }
 }
 
-/// The report's name from the URL (and `X-Berth-Report`, which must agree),
-/// owned by the installation the client certificate names.
-fn check_request(req: &HttpRequest, peer: &PeerNames) -> Result<ReportName, Refusal> {
+/// The upload's name from the URL (and `X-Berth-Report` or
+/// `X-Berth-Checkpoint`, which must agree), owned by the installation the
+/// client certificate names.
+fn check_request(req: &HttpRequest, peer: &PeerNames) -> Result<Upload, Refusal> {
     let last = req.path().rsplit('/').next().unwrap_or_default();
-    let name: ReportName = last.parse()?;
-    if let Some(header) = req.headers().get("X-Berth-Report")
-        && header.as_bytes() != last.as_bytes()
-    {
-        return Err(Refusal::BadName(
-            "X-Berth-Report names another file than the URL".into(),
-        ));
+    let name: Upload = last.parse()?;
+    for header in ["X-Berth-Report", "X-Berth-Checkpoint"] {
+        if let Some(value) = req.headers().get(header)
+            && value.as_bytes() != last.as_bytes()
+        {
+            return Err(Refusal::BadName(format!(
+                "{header} names another file than the URL"
+            )));
+        }
     }
-    if !peer.0.contains(&name.installation) {
+    if !peer.0.iter().any(|n| n == name.installation()) {
         return Err(Refusal::NotYours(format!(
             "this client's certificate is not installation {}'s",
-            name.installation
+            name.installation()
         )));
     }
     let content_type = req.headers().get("Content-Type").map(|v| v.as_bytes());
@@ -188,8 +188,12 @@ fn check_request(req: &HttpRequest, peer: &PeerNames) -> Result<ReportName, Refu
 }
 
 /// Streams the body into a new file under the store's incoming folder, at
-/// most [`MAX_UPLOAD`] bytes, and syncs it.
-async fn receive_body(mut payload: web::Payload, store: &GroundStore) -> Result<PathBuf, Refusal> {
+/// most `limit` bytes, and syncs it.
+async fn receive_body(
+    mut payload: web::Payload,
+    store: &GroundStore,
+    limit: u64,
+) -> Result<PathBuf, Refusal> {
     use futures_core::Stream;
     let path = store.incoming_path();
     let failed = |e: std::io::Error| {
@@ -204,10 +208,8 @@ async fn receive_body(mut payload: web::Payload, store: &GroundStore) -> Result<
             Some(Err(e)) => break Err(Refusal::BadName(format!("the upload was cut off: {e}"))),
             Some(Ok(chunk)) => {
                 size += chunk.len() as u64;
-                if size > MAX_UPLOAD {
-                    break Err(Refusal::TooLarge(format!(
-                        "a report is at most {MAX_UPLOAD} bytes"
-                    )));
+                if size > limit {
+                    break Err(Refusal::TooLarge(format!("this upload is at most {limit} bytes")));
                 }
                 if let Err(e) = file.write_all(&chunk) {
                     break Err(failed(e));

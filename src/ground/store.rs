@@ -71,6 +71,103 @@ impl ReportName {
     }
 }
 
+/// A checkpoint bundle's name as berth's uploader sends it:
+/// `berth-checkpoint-<installation>-<seq>-<YYYYMMDDTHHMMSSZ>.zip`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointName {
+    pub installation: String,
+    pub seq: i64,
+    pub stamp: String,
+}
+
+impl std::str::FromStr for CheckpointName {
+    type Err = Refusal;
+
+    fn from_str(name: &str) -> Result<CheckpointName, Refusal> {
+        let bad = || {
+            Refusal::BadName(format!(
+                "{:?} is not a checkpoint name (berth-checkpoint-<installation>-<seq>-<time>.zip)",
+                name.chars().take(120).collect::<String>()
+            ))
+        };
+        let stem = name
+            .strip_prefix("berth-checkpoint-")
+            .and_then(|s| s.strip_suffix(".zip"))
+            .ok_or_else(bad)?;
+        let (rest, stamp) = stem.rsplit_once('-').ok_or_else(bad)?;
+        let (installation, seq) = rest.rsplit_once('-').ok_or_else(bad)?;
+        let is_stamp = stamp.len() == 16
+            && stamp.char_indices().all(|(i, c)| match i {
+                8 => c == 'T',
+                15 => c == 'Z',
+                _ => c.is_ascii_digit(),
+            });
+        let seq: i64 = seq.parse().map_err(|_| bad())?;
+        let installation: crate::installation::InstallationId = installation.parse().map_err(|_| bad())?;
+        let parsed = CheckpointName {
+            installation: installation.as_str().to_owned(),
+            seq,
+            stamp: stamp.to_owned(),
+        };
+        if !is_stamp || seq < 0 || parsed.file_name() != name {
+            return Err(bad());
+        }
+        Ok(parsed)
+    }
+}
+
+impl CheckpointName {
+    pub fn file_name(&self) -> String {
+        format!(
+            "berth-checkpoint-{}-{}-{}.zip",
+            self.installation, self.seq, self.stamp
+        )
+    }
+}
+
+/// What an upload is, by its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upload {
+    Report(ReportName),
+    Checkpoint(CheckpointName),
+}
+
+impl std::str::FromStr for Upload {
+    type Err = Refusal;
+
+    fn from_str(name: &str) -> Result<Upload, Refusal> {
+        if name.starts_with("berth-checkpoint-") {
+            name.parse().map(Upload::Checkpoint)
+        } else {
+            name.parse().map(Upload::Report)
+        }
+    }
+}
+
+impl Upload {
+    pub fn installation(&self) -> &str {
+        match self {
+            Upload::Report(r) => &r.installation,
+            Upload::Checkpoint(c) => &c.installation,
+        }
+    }
+
+    pub fn file_name(&self) -> String {
+        match self {
+            Upload::Report(r) => r.file_name(),
+            Upload::Checkpoint(c) => c.file_name(),
+        }
+    }
+
+    /// The largest body of this kind.
+    pub fn limit(&self) -> u64 {
+        match self {
+            Upload::Report(_) => crate::report::MAX_ZIP,
+            Upload::Checkpoint(_) => 1 << 20,
+        }
+    }
+}
+
 /// Why an upload is not kept; each maps to one HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -144,13 +241,66 @@ impl GroundStore {
             .join(format!("{}.part", crate::accounts::new_uuid().simple()))
     }
 
-    /// Checks the upload in `incoming` (synced by the caller) and, when it is a
-    /// verified report of `name`'s installation that continues what is stored,
-    /// gives it its name. The incoming file is gone afterwards either way.
-    pub fn accept(&self, name: &ReportName, incoming: &Path) -> Result<Stored, Refusal> {
-        let result = self.accept_locked(name, incoming);
+    /// Checks the upload in `incoming` (synced by the caller) and keeps it
+    /// when it checks out (see [`GroundStore::accept_report`] and
+    /// [`GroundStore::accept_checkpoint`]). The incoming file is gone
+    /// afterwards either way.
+    pub fn accept(&self, upload: &Upload, incoming: &Path) -> Result<Stored, Refusal> {
+        let result = match upload {
+            Upload::Report(name) => self.accept_locked(name, incoming),
+            Upload::Checkpoint(name) => self.accept_checkpoint(name, incoming),
+        };
         let _ = std::fs::remove_file(incoming);
         result
+    }
+
+    /// A checkpoint bundle of `name`'s installation, signed by its key (the
+    /// registered one, the pinned one, or pinned now), kept as
+    /// `<id>/checkpoints/<name>.json` and `.sig`, as `report verify
+    /// --checkpoints` and `fleet summary --checkpoints` read them.
+    fn accept_checkpoint(&self, name: &CheckpointName, incoming: &Path) -> Result<Stored, Refusal> {
+        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let bytes = std::fs::read(incoming).map_err(|e| unavailable("read the upload", incoming, e))?;
+        let bundle = crate::report::checkpoint::unbundle(&bytes)
+            .map_err(|e| Refusal::Invalid(format!("the checkpoint does not verify: {e}")))?;
+        let c = &bundle.checkpoint;
+        if (c.installation.as_str(), c.seq) != (name.installation.as_str(), name.seq) {
+            return Err(Refusal::Invalid(format!(
+                "the checkpoint is installation {}, row {}, not what its name says",
+                c.installation, c.seq
+            )));
+        }
+        let folder = self.dir.join(&name.installation);
+        let (key, pinned) = self.signer(&name.installation)?;
+        if key.as_ref().is_some_and(|k| k.der() != bundle.signer_der) {
+            return Err(Refusal::Invalid(
+                "the checkpoint is signed by another key than this installation's".into(),
+            ));
+        }
+        let dir = folder.join("checkpoints");
+        let stem = name.file_name().trim_end_matches(".zip").to_owned();
+        let json = dir.join(format!("{stem}.json"));
+        if let Ok(stored) = std::fs::read(&json) {
+            return if stored == bundle.json {
+                Ok(Stored::Again)
+            } else {
+                Err(Refusal::Conflict(format!(
+                    "a different checkpoint is already stored as {stem}"
+                )))
+            };
+        }
+        std::fs::create_dir_all(&dir).map_err(|e| unavailable("create a folder", &dir, e))?;
+        if !pinned {
+            let pem = PublicKey::from_der(&bundle.signer_der)
+                .map_err(|e| Refusal::Invalid(e.to_string()))?
+                .to_pem();
+            let signer = folder.join(SIGNER);
+            write_durably(&signer, pem.as_bytes()).map_err(|e| unavailable("pin the signer", &signer, e))?;
+        }
+        let sig = json.with_extension("sig");
+        write_durably(&sig, &bundle.signature).map_err(|e| unavailable("store the checkpoint", &sig, e))?;
+        write_durably(&json, &bundle.json).map_err(|e| unavailable("store the checkpoint", &json, e))?;
+        Ok(Stored::New)
     }
 
     fn accept_locked(&self, name: &ReportName, incoming: &Path) -> Result<Stored, Refusal> {
@@ -168,7 +318,7 @@ impl GroundStore {
                 )))
             };
         }
-        let (key, pinned) = self.signer(name)?;
+        let (key, pinned) = self.signer(&name.installation)?;
         let report = verify_file(incoming, key.as_ref())
             .map_err(|e| Refusal::Invalid(format!("the report does not verify: {e}")))?;
         check_claims(name, &report)?;
@@ -191,17 +341,16 @@ impl GroundStore {
     /// else the one its first report pinned. `(None, false)` for an
     /// installation seen for the first time without `--pubkeys`; the bool says
     /// whether the key is already on disk in the store.
-    fn signer(&self, name: &ReportName) -> Result<(Option<PublicKey>, bool), Refusal> {
+    fn signer(&self, installation: &str) -> Result<(Option<PublicKey>, bool), Refusal> {
         let registered = self
             .pubkeys
             .as_ref()
-            .map(|dir| dir.join(format!("{}.pem", name.installation)));
-        let pinned = self.dir.join(&name.installation).join(SIGNER);
+            .map(|dir| dir.join(format!("{installation}.pem")));
+        let pinned = self.dir.join(installation).join(SIGNER);
         let path = match registered {
             Some(path) if !path.exists() => {
                 return Err(Refusal::NotYours(format!(
-                    "installation {} has no registered key on this receiver",
-                    name.installation
+                    "installation {installation} has no registered key on this receiver"
                 )));
             }
             Some(path) => path,
@@ -296,6 +445,23 @@ fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoint_names_parse_only_as_the_uploader_sends_them() {
+        let name: CheckpointName = "berth-checkpoint-a320-d-aine-42-20261202T101500Z.zip"
+            .parse()
+            .unwrap();
+        assert_eq!((name.installation.as_str(), name.seq), ("a320-d-aine", 42));
+        for bad in [
+            "berth-checkpoint-x-42-20261202T101500.zip",
+            "berth-checkpoint-x-042-20261202T101500Z.zip",
+            "berth-checkpoint-x--1-20261202T101500Z.zip",
+            "berth-checkpoint-..-1-20261202T101500Z.zip",
+            "berth-checkpoint-x-1-20261202T101500Z.json",
+        ] {
+            assert!(bad.parse::<CheckpointName>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn report_names_parse_only_as_export_writes_them() {

@@ -35,7 +35,13 @@ pub struct BillArgs {
 /// any report is verified), then counts and prices.
 pub fn run(args: &BillArgs) -> anyhow::Result<Bill> {
     let prices = Prices::load(&args.prices)?;
-    let summary = super::summarize_paths(&args.inputs, args.pubkeys.as_deref())?;
+    let summary = super::summarize_paths(&super::SummaryArgs {
+        inputs: args.inputs.clone(),
+        pubkeys: args.pubkeys.clone(),
+        csv: false,
+        checkpoints: None,
+        max_checkpoint_gap_hours: 24,
+    })?;
     bill(&summary, &prices, args.month.map(|m| m.to_string()).as_deref())
 }
 

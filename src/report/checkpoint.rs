@@ -107,7 +107,89 @@ pub fn make_in(db: &Db, now: OffsetDateTime, dir: &Path) -> anyhow::Result<(Path
     let path = dir.join(format!("berth-checkpoint-{}-{seq}-{stamp}.json", installation.id));
     write_durably(&path.with_extension("sig"), &signature)?;
     write_durably(&path, &bytes)?;
+    // Queued for upload only once both files are on the disk.
+    let name = path.file_name().expect("named above").to_string_lossy();
+    db.record_checkpoint(&name, seq, &checkpoint.row_hash, &checkpoint.made_at)?;
     Ok((path, checkpoint))
+}
+
+/// The name a checkpoint travels under: its JSON file's, as `.zip`.
+pub fn bundle_name(file_name: &str) -> String {
+    format!("{}.zip", file_name.trim_end_matches(".json"))
+}
+
+/// A checkpoint as it leaves the box: a zip of `checkpoint.json` (its exact
+/// bytes), `checkpoint.sig` and the signer's `signer.pem`, so a receiver
+/// can check it as it checks a report.
+pub fn bundle(dir: &Path, file_name: &str, signer_pem: &str) -> std::io::Result<Vec<u8>> {
+    let json = std::fs::read(dir.join(file_name))?;
+    let sig = std::fs::read(dir.join(file_name).with_extension("sig"))?;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, bytes) in [
+        ("checkpoint.json", json.as_slice()),
+        ("checkpoint.sig", sig.as_slice()),
+        ("signer.pem", signer_pem.as_bytes()),
+    ] {
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .map_err(std::io::Error::other)?;
+        zip.write_all(bytes)?;
+    }
+    Ok(zip.finish().map_err(std::io::Error::other)?.into_inner())
+}
+
+/// A checkpoint bundle that checks out: the checkpoint, its exact bytes, its
+/// signature, and the signer's public key (DER).
+pub struct Unbundled {
+    pub checkpoint: Checkpoint,
+    pub json: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub signer_der: Vec<u8>,
+}
+
+/// Reads a checkpoint bundle (a stranger's upload): small entries only, the
+/// signature by `signer.pem` over the exact JSON, the schema, and the key
+/// the checkpoint names being that signer.
+pub fn unbundle(bytes: &[u8]) -> Result<Unbundled, String> {
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a zip file ({e})"))?;
+    let mut read = |name: &str| -> Result<Vec<u8>, String> {
+        let entry = zip
+            .by_name(name)
+            .map_err(|_| format!("the bundle has no {name}"))?;
+        let mut out = Vec::new();
+        entry
+            .take(64 * 1024 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("{name} cannot be read ({e})"))?;
+        if out.len() > 64 * 1024 {
+            return Err(format!("{name} is larger than 64 KiB"));
+        }
+        Ok(out)
+    };
+    let (json, signature, pem) = (
+        read("checkpoint.json")?,
+        read("checkpoint.sig")?,
+        read("signer.pem")?,
+    );
+    let key = PublicKey::from_pem(&pem).map_err(|e| format!("signer.pem: {e}"))?;
+    let checkpoint: Checkpoint =
+        serde_json::from_slice(&json).map_err(|e| format!("checkpoint.json is not a checkpoint ({e})"))?;
+    if checkpoint.schema != CHECKPOINT_SCHEMA {
+        return Err(format!("checkpoint.json has schema {:?}", checkpoint.schema));
+    }
+    let signer_der = key.der();
+    if checkpoint.public_key_sha256 != sha256_hex(&signer_der) {
+        return Err("checkpoint.json names another key than signer.pem".into());
+    }
+    if signature.len() != 64 || !key.verify(&json, &signature) {
+        return Err("checkpoint.sig is not signer.pem's signature of checkpoint.json".into());
+    }
+    Ok(Unbundled {
+        checkpoint,
+        json,
+        signature,
+        signer_der,
+    })
 }
 
 /// Writes a file under a temporary name, syncs it, gives it its name and
@@ -147,9 +229,23 @@ impl Signed {
 /// relies on must not be silently smaller.
 pub fn load(dir: &Path) -> anyhow::Result<Vec<Signed>> {
     let mut found = Vec::new();
-    let entries = std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry?.path();
+    let mut dirs = vec![dir.to_path_buf()];
+    let mut files = Vec::new();
+    // Folders within too (a receiver's store keeps them per installation),
+    // but not through a link to a folder.
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| anyhow::anyhow!("reading {}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    for path in files {
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }

@@ -230,7 +230,16 @@ fn write_zip(
     let file = File::create(tmp)?;
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 20, file));
     let (csv_sha256, tally, last_row_hash) = write_licenses_csv(&mut zip, db, range, month)?;
-    let (counts, clock_anomalies) = tally.finish();
+    let (counts, clock_anomalies, mut titles) = tally.finish();
+    let labels: std::collections::HashMap<String, String> = db
+        .list_keys()?
+        .into_iter()
+        .map(|k| (k.kid.to_string(), k.label))
+        .collect();
+    for (kid, title) in &mut titles {
+        title.label = labels.get(kid).cloned().unwrap_or_default();
+    }
+    let (checkpoints, coverage) = month_record(db, month)?;
     if counts.licenses != (range.last_seq - range.first_seq + 1) as u64 {
         return Err(ExportError::Refused(format!(
             "rows {}..{} are not all in the log (found {}); run `berth log verify`",
@@ -270,11 +279,46 @@ fn write_zip(
             name: "berth".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         },
+        titles: Some(titles),
+        checkpoints: Some(checkpoints),
+        coverage: Some(coverage),
     };
     let manifest_sha256 = sign_into(&mut zip, &report, csv_sha256, signing_key)?;
     let file = zip.finish()?.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     Ok((report, manifest_sha256))
+}
+
+/// The checkpoints made in `month` and when berth served in it.
+fn month_record(db: &Db, month: Month) -> Result<(Vec<super::CheckpointRef>, super::Coverage), ExportError> {
+    let (start, end) = (format_instant(month.start()), format_instant(month.end()));
+    let checkpoints = db
+        .checkpoints_made_between(&start, &end)?
+        .into_iter()
+        .map(|c| super::CheckpointRef {
+            seq: c.seq,
+            row_hash: c.row_hash,
+            made_at: c.made_at,
+        })
+        .collect();
+    let mut coverage = super::Coverage::default();
+    let mut previous_seen: Option<String> = None;
+    for run in db.serving_periods_between(&start, &end)? {
+        if let Some(previous) = previous_seen.as_deref().filter(|p| *p > run.started_at.as_str()) {
+            coverage.clock_set_back.push(super::ClockSetBack {
+                started_at: run.started_at.clone(),
+                previous_last_seen_at: previous.to_owned(),
+            });
+        }
+        previous_seen = Some(run.last_seen_at.clone());
+        let ended = run.stopped_at.clone().unwrap_or_else(|| run.last_seen_at.clone());
+        coverage.serving.push(super::ServingInterval {
+            start: run.started_at.max(start.clone()),
+            end: ended.min(end.clone()),
+            clean_stop: run.stopped_at.is_some(),
+        });
+    }
+    Ok((checkpoints, coverage))
 }
 
 /// `licenses.csv`, streamed, hashed, counted and chain-checked on the way:
@@ -316,7 +360,7 @@ fn write_licenses_csv<W: Write + std::io::Seek + Send>(
                         r.seq
                     )));
                 }
-                tally.add(r.seq, &r.issued_at, &r.key_system, &r.user_hash);
+                tally.add(r.seq, &r.issued_at, &r.key_system, &r.kids, &r.user_hash);
                 super::write_csv_row(&mut csv, r)?;
                 chain_head.clone_from(&r.row_hash);
                 Ok(())

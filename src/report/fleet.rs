@@ -32,7 +32,68 @@ pub struct FleetSummary {
     pub counted_reports: usize,
     /// month -> vessel type -> counts.
     pub months: BTreeMap<String, BTreeMap<String, Cell>>,
+    /// month -> KID -> the title's counts across the fleet (schema-3 reports).
+    pub titles: BTreeMap<String, BTreeMap<String, TitleTotal>>,
+    /// Installations with two different reports for one sequence (a cloned
+    /// box, or a restored copy that went on): counted once, all listed.
+    pub forks: Vec<Fork>,
+    /// With `--checkpoints`: stretches an installation served for longer than
+    /// the allowed gap without a checkpoint in the given set.
+    pub withheld: Vec<Withheld>,
+    /// With `--checkpoints`: how many checkpoints the counted reports pass through.
+    pub checkpoints_checked: usize,
     pub problems: Vec<Problem>,
+}
+
+/// One title across the fleet in a month.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct TitleTotal {
+    pub label: String,
+    pub licenses: u64,
+    /// Summed over installations (a passenger is counted on each vessel).
+    pub active_users: u64,
+    pub installations: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Fork {
+    pub installation: String,
+    pub sequence: i64,
+    pub month: String,
+    /// Every report of that installation and sequence.
+    pub reports: Vec<String>,
+    /// The one counted (the one with the most licenses).
+    pub counted: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Withheld {
+    pub installation: String,
+    pub file: String,
+    pub from: String,
+    pub to: String,
+    pub hours: u64,
+}
+
+/// `fleet summary`'s arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SummaryArgs {
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory of <installation id>.pem public keys; reports from other keys are invalid.
+    #[arg(long)]
+    pub pubkeys: Option<PathBuf>,
+    /// Print CSV rows instead of a table; the problems go to stderr.
+    #[arg(long)]
+    pub csv: bool,
+    /// Signed checkpoints (folders searched within): a report must pass
+    /// through those of its installation, and long stretches without one are named.
+    #[arg(long)]
+    pub checkpoints: Option<PathBuf>,
+    /// With --checkpoints: the longest an installation may serve without a
+    /// checkpoint in the set before it is named.
+    #[arg(long, default_value_t = 24)]
+    pub max_checkpoint_gap_hours: u64,
 }
 
 /// Every `.zip` in the given files and directories (directories recursively,
@@ -90,7 +151,16 @@ pub fn load_pubkeys(dir: &Path) -> Result<HashMap<String, PublicKey>, String> {
     Ok(keys)
 }
 
-pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>) -> FleetSummary {
+/// What the summary checks reports against, besides their signatures.
+#[derive(Default)]
+pub struct Checks<'a> {
+    pub pubkeys: Option<&'a HashMap<String, PublicKey>>,
+    pub checkpoints: Option<&'a [super::checkpoint::Signed]>,
+    pub max_gap: time::Duration,
+}
+
+pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
+    let pubkeys = checks.pubkeys;
     let mut summary = FleetSummary {
         files: files.len(),
         ..FleetSummary::default()
@@ -115,7 +185,21 @@ pub fn summarize(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>
         }
     }
     for (installation, reports) in by_installation {
-        let (kept, refused) = trusted_reports(reports, pubkeys.is_some());
+        // A report that contradicts a checkpoint is out before forks are
+        // resolved: of a genuine report and a rolled-back copy, the genuine
+        // one is counted, whichever has more licenses.
+        let (reports, mut refused) = match checks.checkpoints {
+            Some(set) => summary.through_checkpoints(reports, set),
+            None => (reports, Vec::new()),
+        };
+        let (kept, unlinked, forks) = trusted_reports(reports, pubkeys.is_some());
+        refused.extend(unlinked);
+        summary.forks.extend(forks);
+        if let Some(set) = checks.checkpoints {
+            for (path, v) in &kept {
+                summary.withheld.extend(withheld(path, v, set, checks.max_gap));
+            }
+        }
         summary
             .problems
             .extend(refused.into_iter().map(|(path, problem)| Problem {
@@ -188,7 +272,80 @@ impl FleetSummary {
         }
         cell.licenses += report.counts.licenses;
         cell.active_users += report.counts.active_users;
+        let titles = self.titles.entry(report.period.month.clone()).or_default();
+        for (kid, t) in report.titles.iter().flatten() {
+            let total = titles.entry(kid.clone()).or_default();
+            if total.label.is_empty() {
+                total.label.clone_from(&t.label);
+            }
+            total.licenses += t.licenses;
+            total.active_users += t.active_users;
+            total.installations += 1;
+        }
     }
+
+    /// Splits reports into those that pass through every checkpoint of their
+    /// installation in the set and those that do not (with the reason). A
+    /// later report that continues a failed one is then not counted either:
+    /// its predecessor is missing from the counted ones.
+    fn through_checkpoints(
+        &mut self,
+        reports: Reports,
+        set: &[super::checkpoint::Signed],
+    ) -> (Reports, Vec<(PathBuf, String)>) {
+        let mut passed = Vec::new();
+        let mut failed = Vec::new();
+        for (path, v) in reports {
+            match super::checkpoint::check(&path, &v, set) {
+                Ok(n) => {
+                    self.checkpoints_checked += n;
+                    passed.push((path, v));
+                }
+                Err(e) => failed.push((path, format!("{e:#}; not counted"))),
+            }
+        }
+        (passed, failed)
+    }
+}
+
+/// The stretches of a report's serving (its coverage) longer than `max_gap`
+/// with no checkpoint of its installation, signed by its key, in the set.
+fn withheld(
+    path: &Path,
+    v: &Verified,
+    set: &[super::checkpoint::Signed],
+    max_gap: time::Duration,
+) -> Vec<Withheld> {
+    use crate::ids::parse_instant;
+    let r = &v.report;
+    let made: Vec<time::OffsetDateTime> = set
+        .iter()
+        .filter(|c| c.checkpoint.installation == r.installation.id && c.signed_by(&v.public_key_der))
+        .filter_map(|c| parse_instant(&c.checkpoint.made_at).ok())
+        .collect();
+    let mut found = Vec::new();
+    for interval in r.coverage.iter().flat_map(|c| &c.serving) {
+        let (Ok(start), Ok(end)) = (parse_instant(&interval.start), parse_instant(&interval.end)) else {
+            continue;
+        };
+        let mut points: Vec<_> = made.iter().copied().filter(|t| *t > start && *t < end).collect();
+        points.push(end);
+        points.sort();
+        let mut from = start;
+        for to in points {
+            if to - from > max_gap {
+                found.push(Withheld {
+                    installation: r.installation.id.clone(),
+                    file: path.display().to_string(),
+                    from: crate::ids::format_instant(from),
+                    to: crate::ids::format_instant(to),
+                    hours: (to - from).whole_hours() as u64,
+                });
+            }
+            from = to;
+        }
+    }
+    found
 }
 
 /// One installation's verified reports, reduced to those that can be counted:
@@ -201,7 +358,7 @@ impl FleetSummary {
 /// Verified reports with their files.
 type Reports = Vec<(PathBuf, Verified)>;
 
-fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(PathBuf, String)>) {
+fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(PathBuf, String)>, Vec<Fork>) {
     let mut refused = Vec::new();
     let signers: std::collections::BTreeSet<&[u8]> =
         reports.iter().map(|(_, v)| v.public_key_der.as_slice()).collect();
@@ -213,6 +370,7 @@ fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(Pat
         return (
             Vec::new(),
             reports.into_iter().map(|(path, _)| (path, why.clone())).collect(),
+            Vec::new(),
         );
     }
     // By sequence, and within one sequence the report with most licenses first.
@@ -224,6 +382,7 @@ fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(Pat
             .then(b.report.counts.licenses.cmp(&a.report.counts.licenses))
     });
     let mut kept: Reports = Vec::new();
+    let mut forks: Vec<Fork> = Vec::new();
     for (path, v) in reports {
         let sequence = v.report.report.sequence;
         let last = kept.last().map(|(_, prev)| prev);
@@ -231,6 +390,23 @@ fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(Pat
             let why = if prev.manifest_sha256 == v.manifest_sha256 {
                 "duplicate of another file (counted once)".to_owned()
             } else {
+                let counted = kept
+                    .last()
+                    .map(|(p, _)| p.display().to_string())
+                    .unwrap_or_default();
+                match forks
+                    .last_mut()
+                    .filter(|f| f.sequence == sequence && f.counted == counted)
+                {
+                    Some(fork) => fork.reports.push(path.display().to_string()),
+                    None => forks.push(Fork {
+                        installation: v.report.installation.id.clone(),
+                        sequence,
+                        month: v.report.period.month.clone(),
+                        reports: vec![counted.clone(), path.display().to_string()],
+                        counted,
+                    }),
+                }
                 format!(
                     "a fork: a second, different report with sequence {sequence} for {} (a cloned box, or a restored copy that went on); the installation is counted once, from the report with more licenses",
                     v.report.period.month
@@ -253,19 +429,31 @@ fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(Pat
             Err(why) => refused.push((path, why)),
         }
     }
-    (kept, refused)
+    (kept, refused, forks)
 }
 
 /// `fleet summary`: every report zip under `inputs`, counted with the keys in
-/// `pubkeys` when given.
-pub fn summarize_paths(inputs: &[PathBuf], pubkeys: Option<&Path>) -> anyhow::Result<FleetSummary> {
-    let files = collect(inputs).map_err(|e| anyhow::anyhow!(e))?;
+/// `pubkeys` and through the checkpoints when given.
+pub fn summarize_paths(args: &SummaryArgs) -> anyhow::Result<FleetSummary> {
+    let files = collect(&args.inputs).map_err(|e| anyhow::anyhow!(e))?;
     if files.is_empty() {
         anyhow::bail!("no report zips found in the given paths");
     }
-    let keys = pubkeys
+    let keys = args
+        .pubkeys
+        .as_deref()
         .map(load_pubkeys)
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
-    Ok(summarize(&files, keys.as_ref()))
+    let checkpoints = args
+        .checkpoints
+        .as_deref()
+        .map(super::checkpoint::load)
+        .transpose()?;
+    let checks = Checks {
+        pubkeys: keys.as_ref(),
+        checkpoints: checkpoints.as_deref(),
+        max_gap: time::Duration::hours(args.max_checkpoint_gap_hours.min(24 * 366) as i64),
+    };
+    Ok(summarize(&files, &checks))
 }

@@ -26,7 +26,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use export::{ExportError, Exported, export, file_name};
-pub use fleet::{FleetSummary, Problem, collect, load_pubkeys, summarize, summarize_paths};
+pub use fleet::{
+    Checks, FleetSummary, Problem, SummaryArgs, collect, load_pubkeys, summarize, summarize_paths,
+};
 pub use prune::{PruneError, Pruned, prune};
 pub use schedule::{due_months, ended_from, export_due, next_month, report_task};
 pub use text::Exports;
@@ -34,8 +36,11 @@ pub use upload::{UploadError, UploadPass, Uploader};
 pub use verify::{MAX_ZIP, Verified, VerifyError, verify_file, verify_link, verify_reader};
 
 /// Version 2: the chain's fields are netstrings ([`crate::chain::row_hash`]), and
-/// `repeat_fetches` is reported.
-pub const SCHEMA: &str = "berth.usage-report/2";
+/// `repeat_fetches` is reported. Version 3 adds `titles` (per-KID counts),
+/// `checkpoints` (those made in the month) and `coverage` (when berth served).
+pub const SCHEMA: &str = "berth.usage-report/3";
+/// The schema before, still verified (with the fields it has).
+pub const SCHEMA_2: &str = "berth.usage-report/2";
 pub const CSV_HEADER: [&str; 10] = [
     "seq",
     "issued_at",
@@ -102,6 +107,55 @@ pub struct ReportJson {
     pub log: LogRange,
     pub report: ReportMeta,
     pub software: Software,
+    /// Schema 3: licenses and active users per KID, with the key's label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub titles: Option<BTreeMap<String, TitleCounts>>,
+    /// Schema 3: the checkpoints made in the month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<Vec<CheckpointRef>>,
+    /// Schema 3: when berth was serving in the month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
+}
+
+/// One title's (KID's) counts in a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TitleCounts {
+    /// The key's label on the box when the report was made (the box's word).
+    pub label: String,
+    pub licenses: u64,
+    pub active_users: u64,
+}
+
+/// A checkpoint as a report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRef {
+    pub seq: i64,
+    pub row_hash: String,
+    pub made_at: String,
+}
+
+/// When berth served in the month, as the box recorded it: each run of
+/// `berth serve` clipped to the month (`clean_stop` false: it ended at its
+/// last sign of life, a crash or a power cut), and each start whose time was
+/// earlier than the previous run's last sign of life (a clock set back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Coverage {
+    pub serving: Vec<ServingInterval>,
+    pub clock_set_back: Vec<ClockSetBack>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServingInterval {
+    pub start: String,
+    pub end: String,
+    pub clean_stop: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSetBack {
+    pub started_at: String,
+    pub previous_last_seen_at: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +228,8 @@ pub(crate) struct Tally {
     users: std::collections::HashSet<String>,
     anomalies: ClockAnomalies,
     previous_issued_at: Option<String>,
+    /// KID -> licenses and the users who had them.
+    titles: std::collections::HashMap<String, (u64, std::collections::HashSet<String>)>,
 }
 
 impl Tally {
@@ -189,14 +245,25 @@ impl Tally {
             users: std::collections::HashSet::new(),
             anomalies: ClockAnomalies::default(),
             previous_issued_at,
+            titles: std::collections::HashMap::new(),
         }
     }
 
     /// Counts one row. Allocates only for what it has not seen before (a
     /// passenger, a day or key system outside the month): a report has millions
     /// of rows.
-    pub(crate) fn add(&mut self, seq: i64, issued_at: &str, key_system: &str, user_hash: &str) {
+    pub(crate) fn add(&mut self, seq: i64, issued_at: &str, key_system: &str, kids: &str, user_hash: &str) {
         self.counts.licenses += 1;
+        for kid in kids.split(';').filter(|k| !k.is_empty()) {
+            let title = match self.titles.get_mut(kid) {
+                Some(title) => title,
+                None => self.titles.entry(kid.to_owned()).or_default(),
+            };
+            title.0 += 1;
+            if !user_hash.is_empty() && !title.1.contains(user_hash) {
+                title.1.insert(user_hash.to_owned());
+            }
+        }
         count_in(&mut self.counts.by_key_system, key_system);
         count_in(&mut self.counts.by_day, issued_at.get(..10).unwrap_or(issued_at));
         if user_hash.is_empty() {
@@ -220,9 +287,21 @@ impl Tally {
         previous.push_str(issued_at);
     }
 
-    pub(crate) fn finish(mut self) -> (CountsJson, ClockAnomalies) {
+    pub(crate) fn finish(mut self) -> (CountsJson, ClockAnomalies, BTreeMap<String, TitleCounts>) {
         self.counts.active_users = self.users.len() as u64;
-        (self.counts, self.anomalies)
+        let titles = self
+            .titles
+            .into_iter()
+            .map(|(kid, (licenses, users))| {
+                let counts = TitleCounts {
+                    label: String::new(),
+                    licenses,
+                    active_users: users.len() as u64,
+                };
+                (kid, counts)
+            })
+            .collect();
+        (self.counts, self.anomalies, titles)
     }
 }
 

@@ -162,6 +162,46 @@ impl FleetSummary {
                 );
             }
         }
+        for (month, titles) in self.titles.iter().filter(|(_, t)| !t.is_empty()) {
+            let _ = writeln!(
+                text,
+                "titles in {month}: {:<36} {:>10} {:>8}  label",
+                "kid", "licenses", "users"
+            );
+            for (kid, t) in titles {
+                let _ = writeln!(
+                    text,
+                    "{:<21}{kid:<36} {:>10} {:>8}  {}",
+                    "", t.licenses, t.active_users, t.label
+                );
+            }
+        }
+        if self.checkpoints_checked > 0 {
+            let _ = writeln!(
+                text,
+                "the counted reports pass through {} checkpoints",
+                self.checkpoints_checked
+            );
+        }
+        for f in &self.forks {
+            let _ = writeln!(
+                text,
+                "fork: installation {} has {} different reports with sequence {} ({}), counted once from {}: {}",
+                f.installation,
+                f.reports.len(),
+                f.sequence,
+                f.month,
+                f.counted,
+                f.reports.join(", ")
+            );
+        }
+        for w in &self.withheld {
+            let _ = writeln!(
+                text,
+                "withheld checkpoints: installation {} served from {} to {} ({} hours) with no checkpoint in the set ({})",
+                w.installation, w.from, w.to, w.hours, w.file
+            );
+        }
         for p in &self.problems {
             let _ = writeln!(text, "{}", problem(p));
         }

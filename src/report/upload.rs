@@ -73,12 +73,17 @@ impl Uploader {
         }
     }
 
-    /// Sends one zip; `Ok` only for a 2xx answer.
+    /// Sends one report zip; `Ok` only for a 2xx answer.
     pub async fn send(&self, path: &Path, file_name: &str) -> Result<(), UploadError> {
         let bytes = std::fs::read(path).map_err(|e| UploadError::Unreadable {
             path: path.display().to_string(),
             why: e.to_string(),
         })?;
+        self.send_bytes(bytes, file_name, "X-Berth-Report").await
+    }
+
+    /// Sends one zip named `file_name` (in the URL and in `header`).
+    async fn send_bytes(&self, bytes: Vec<u8>, file_name: &str, header: &str) -> Result<(), UploadError> {
         let url = self.target(file_name);
         if url.starts_with("http://") {
             tracing::warn!(%url, "uploading a report over plain http (upload.allow_plain_http): anyone on the way can read, drop or change it");
@@ -89,7 +94,7 @@ impl Uploader {
         };
         let mut response = request
             .insert_header(("Content-Type", "application/zip"))
-            .insert_header(("X-Berth-Report", file_name))
+            .insert_header((header, file_name))
             .insert_header(("X-Berth-Report-Sha256", sha256_hex(&bytes)))
             .send_body(bytes)
             .await
@@ -120,7 +125,80 @@ impl Uploader {
         })
     }
 
-    /// Uploads every due report in order. `force` ignores the backoff.
+    fn backoff(&self, attempts: i64) -> u64 {
+        self.config
+            .retry_min_secs
+            .saturating_mul(1 << attempts.clamp(0, 20))
+            .min(self.config.retry_max_secs)
+    }
+
+    /// Uploads every due checkpoint, oldest first, as a bundle (JSON,
+    /// signature, signer). `false` when one failed: what follows waits.
+    async fn upload_checkpoints(
+        &self,
+        config: &crate::config::Config,
+        now: time::OffsetDateTime,
+        force: bool,
+        pass: &mut UploadPass,
+    ) -> anyhow::Result<bool> {
+        let master = crate::installation::load_master_key(&crate::installation::master_key_path(config))?;
+        let data_dir = config.data_dir.clone();
+        let at = if force {
+            "9999-12-31T23:59:59.999Z".to_owned()
+        } else {
+            format_instant(now)
+        };
+        let (pending, signer) = {
+            let (data_dir, master) = (data_dir.clone(), master.clone());
+            actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let db = Db::open(&data_dir, master)?;
+                Ok((db.pending_checkpoints(&at)?, db.signing_key()?.public_pem()))
+            })
+            .await??
+        };
+        let dir = data_dir.join("checkpoints");
+        for checkpoint in pending {
+            let name = super::checkpoint::bundle_name(&checkpoint.file_name);
+            let result = match super::checkpoint::bundle(&dir, &checkpoint.file_name, &signer) {
+                Ok(bytes) => self.send_bytes(bytes, &name, "X-Berth-Checkpoint").await,
+                Err(e) => Err(UploadError::Unreadable {
+                    path: dir.join(&checkpoint.file_name).display().to_string(),
+                    why: e.to_string(),
+                }),
+            };
+            let next = format_instant(
+                now + time::Duration::seconds(self.backoff(checkpoint.upload_attempts) as i64),
+            );
+            let (data_dir, master, at, file) = (
+                data_dir.clone(),
+                master.clone(),
+                format_instant(now),
+                checkpoint.file_name.clone(),
+            );
+            let outcome = result.clone();
+            actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
+                let db = Db::open(&data_dir, master)?;
+                match outcome {
+                    Ok(()) => db.mark_checkpoint_uploaded(&file, &at)?,
+                    Err(e) => db.mark_checkpoint_failed(&file, &e.to_string(), &next)?,
+                }
+                Ok(())
+            })
+            .await??;
+            match result {
+                Ok(()) => pass.uploaded.push(name),
+                Err(e) => {
+                    tracing::warn!(checkpoint = %name, error = %e, "checkpoint upload failed; will retry");
+                    pass.failed.push((name, e));
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Uploads every due checkpoint, then every due report, in order. `force`
+    /// ignores the backoff.
     pub async fn upload_pending(
         &self,
         config: &crate::config::Config,
@@ -147,13 +225,13 @@ impl Uploader {
             .await??
         };
         let mut pass = UploadPass::default();
+        // Checkpoints first: they leave the box ahead of the reports.
+        if !self.upload_checkpoints(config, now, force, &mut pass).await? {
+            return Ok(pass);
+        }
         for report in pending {
             let result = self.send(&dir.join(&report.file_name), &report.file_name).await;
-            let backoff = self
-                .config
-                .retry_min_secs
-                .saturating_mul(1 << report.upload_attempts.clamp(0, 20))
-                .min(self.config.retry_max_secs);
+            let backoff = self.backoff(report.upload_attempts);
             let next = format_instant(now + time::Duration::seconds(backoff as i64));
             let (data_dir, master, at) = (data_dir.clone(), master.clone(), now_text.clone());
             let sequence = report.sequence;

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use super::{CSV_HEADER, FILES, Manifest, ReportJson, SCHEMA, Tally};
+use super::{CSV_HEADER, FILES, Manifest, ReportJson, SCHEMA, SCHEMA_2, Tally};
 use crate::chain::{Row, row_hash};
 use crate::crypto::{self, PublicKey, sha256_hex};
 use crate::ids::{Month, hex};
@@ -189,9 +189,20 @@ fn read_report<R: Read + std::io::Seek>(
     }
     let report: ReportJson = serde_json::from_slice(&report_bytes)
         .map_err(|e| VerifyError::Contents(format!("report.json is not a valid report ({e})")))?;
-    if report.schema != SCHEMA {
+    if report.schema != SCHEMA && report.schema != SCHEMA_2 {
         return contents(format!(
-            "report.json has schema {:?}, expected {SCHEMA}",
+            "report.json has schema {:?}, expected {SCHEMA} (or {SCHEMA_2})",
+            report.schema
+        ));
+    }
+    let has_3 = [
+        report.titles.is_some(),
+        report.checkpoints.is_some(),
+        report.coverage.is_some(),
+    ];
+    if has_3 != [report.schema == SCHEMA; 3] {
+        return contents(format!(
+            "report.json of schema {} must have titles, checkpoints and coverage exactly when it is {SCHEMA}",
             report.schema
         ));
     }
@@ -226,6 +237,12 @@ fn check_licenses_csv<R: Read + std::io::Seek>(
         head: report.log.first_prev_hash.clone(),
         next_seq: report.log.first_seq,
         problem: None,
+        watched: report
+            .checkpoints
+            .iter()
+            .flatten()
+            .map(|c| (c.seq, None))
+            .collect(),
     };
     read_rows(&mut hashing, &mut chain)?;
     // Read to the end so the hash covers the whole entry.
@@ -240,7 +257,30 @@ fn check_licenses_csv<R: Read + std::io::Seek>(
     if hex(&hashing.hash.finish()) != manifest.files["licenses.csv"] {
         return contents("licenses.csv does not match its hash in manifest.json (licenses.csv edited)");
     }
+    check_listed_checkpoints(report, &chain.watched)?;
     Ok((chain.tally, chain.head, chain.next_seq))
+}
+
+/// A checkpoint the report lists that falls in its rows must name the row
+/// there; one just before them, the report's `first_prev_hash`.
+fn check_listed_checkpoints(
+    report: &ReportJson,
+    rows: &std::collections::HashMap<i64, Option<String>>,
+) -> Result<(), VerifyError> {
+    for c in report.checkpoints.iter().flatten() {
+        let at = if c.seq == report.log.first_seq - 1 {
+            Some(&report.log.first_prev_hash)
+        } else {
+            rows.get(&c.seq).and_then(Option::as_ref)
+        };
+        if at.is_some_and(|hash| *hash != c.row_hash) {
+            return contents(format!(
+                "report.json lists a checkpoint of row {} that licenses.csv contradicts",
+                c.seq
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The walk over `licenses.csv`'s rows: the counts so far, where the chain
@@ -250,6 +290,8 @@ struct ChainCheck {
     head: String,
     next_seq: i64,
     problem: Option<String>,
+    /// The row hashes at the sequence numbers of the checkpoints the report lists.
+    watched: std::collections::HashMap<i64, Option<String>>,
 }
 
 impl ChainCheck {
@@ -288,7 +330,11 @@ impl ChainCheck {
                 None
             };
         }
-        self.tally.add(seq, row.issued_at, row.key_system, row.user_hash);
+        self.tally
+            .add(seq, row.issued_at, row.key_system, row.kids, row.user_hash);
+        if let Some(hash) = self.watched.get_mut(&seq) {
+            *hash = Some(record[9].to_owned());
+        }
         self.head.clear();
         self.head.push_str(&record[9]);
         self.next_seq = seq.checked_add(1).ok_or_else(|| {
@@ -326,7 +372,18 @@ fn read_rows<R: Read>(input: &mut R, chain: &mut ChainCheck) -> Result<(), Verif
 
 /// Every count in `report.json` against the recount.
 fn check_counts(tally: Tally, report: &ReportJson) -> Result<(), VerifyError> {
-    let (counts, anomalies) = tally.finish();
+    let (counts, anomalies, titles) = tally.finish();
+    if let Some(claimed) = &report.titles {
+        let same = claimed.len() == titles.len()
+            && claimed.iter().all(|(kid, c)| {
+                titles
+                    .get(kid)
+                    .is_some_and(|t| (t.licenses, t.active_users) == (c.licenses, c.active_users))
+            });
+        if !same {
+            return contents("report.json titles (per-KID counts) do not match licenses.csv");
+        }
+    }
     for (what, got, claimed) in [
         ("licenses", counts.licenses, report.counts.licenses),
         ("active_users", counts.active_users, report.counts.active_users),

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(&str, &str, Option<Backfill>)] = &[
         include_str!("../../migrations/0006_sealed_keys.sql"),
         Some(add_period_column),
     ),
+    (
+        "0007_checkpoint_outbox",
+        include_str!("../../migrations/0007_checkpoint_outbox.sql"),
+        None,
+    ),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -213,7 +218,12 @@ mod tests {
         assert!(migrate_to(&mut conn, 3).unwrap().is_empty(), "applied once");
         assert_eq!(
             migrate(&mut conn).unwrap(),
-            ["0004_log_prune", "0005_key_repeats", "0006_sealed_keys"]
+            [
+                "0004_log_prune",
+                "0005_key_repeats",
+                "0006_sealed_keys",
+                "0007_checkpoint_outbox"
+            ]
         );
     }
 }

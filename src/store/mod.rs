@@ -9,6 +9,7 @@
 mod batch;
 mod browse;
 mod chain_check;
+mod checkpoints;
 mod keys;
 mod log;
 mod migrate;
@@ -28,6 +29,7 @@ use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
+pub use checkpoints::{CheckpointRecord, ServingPeriod};
 pub use keys::DeliverySource;
 pub use log::{
     AppendError, Appended, Courier, FindCourier, LogEntry, LogHandle, LogWriter, Outcome, Repeatable, Reply,

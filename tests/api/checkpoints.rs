@@ -128,6 +128,45 @@ async fn a_log_rolled_back_below_a_checkpoint_is_caught() {
     let out = verify_against(&app, &kept, &later);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("row 6 differs"));
+
+    // The vendor holding both: a fork, named and counted once; with the
+    // checkpoint that left the box, the rolled-back report is out and the
+    // genuine one is what counts.
+    let fleet = app.dir.path().join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    std::fs::copy(&kept, fleet.join("genuine.zip")).unwrap();
+    std::fs::copy(&rolled_back, fleet.join("rolled-back.zip")).unwrap();
+    let summary = |extra: &[&str]| -> Value {
+        let mut args = vec!["fleet", "summary", "--json", fleet.to_str().unwrap()];
+        args.extend(extra);
+        let out = app.berth(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let s = summary(&[]);
+    assert_eq!(s["counted_reports"], 1);
+    let forks = s["forks"].as_array().unwrap();
+    assert_eq!(forks.len(), 1, "{s}");
+    assert_eq!(forks[0]["reports"].as_array().unwrap().len(), 2, "{s}");
+    let s = summary(&["--checkpoints", ground.to_str().unwrap()]);
+    assert_eq!(
+        (&s["counted_reports"], &s["checkpoints_checked"]),
+        (&Value::from(1), &Value::from(1)),
+        "{s}"
+    );
+    assert_eq!(s["forks"], serde_json::json!([]), "{s}");
+    let problem = s["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file"].as_str().unwrap().ends_with("rolled-back.zip"));
+    assert!(
+        problem.unwrap()["problem"]
+            .as_str()
+            .unwrap()
+            .contains("row 6 differs"),
+        "{s}"
+    );
 }
 
 /// `berth serve` makes a checkpoint every `log.checkpoint_interval_secs` and

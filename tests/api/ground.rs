@@ -508,3 +508,128 @@ async fn a_receiver_killed_mid_upload_keeps_the_whole_report_or_nothing() {
         bytes
     );
 }
+
+/// Issue 28 end to end: a checkpoint made in the month leaves the box ahead of
+/// the month's report and the ground keeps it; the report lists it, counts
+/// per title and says when berth served; the vendor's summary of the store
+/// checks the report against the checkpoint, totals the titles, and names the
+/// long stretches of serving without a checkpoint.
+#[actix_web::test]
+async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let vessel = pki.issue("vessel", "test-vessel", None);
+    let ground = ground(&pki, &dir.path().join("store"), None);
+    let app = spawn_app().await;
+    let month = Month::of(OffsetDateTime::now_utc()).previous();
+    app.installed_at(month.start());
+    let day = |d: i64, h: i64| month.start() + time::Duration::days(d - 1) + time::Duration::hours(h);
+    // berth served from the 1st to the 6th (a clean stop); one checkpoint, on the 3rd.
+    let db = app.db();
+    let at = |t| berth::ids::format_instant(t);
+    db.serving_started(&at(day(1, 0))).unwrap();
+    db.serving_seen(&at(day(1, 0)), &at(day(6, 0)), true).unwrap();
+    license_at(&app, day(3, 10), Some("u1"), false).await;
+    license_at(&app, day(3, 11), Some("u2"), false).await;
+    berth::report::checkpoint::make(&db, day(3, 12), app.data_dir(), None).unwrap();
+    let out = app.berth(&["report", "export", "--month", &month.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let config = upload_config(&app, &pki, ground.port, (&vessel.0, &vessel.1));
+    let out = app.berth(&["report", "upload", "--json", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pass: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let uploaded: Vec<&str> = pass["uploaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(uploaded.len(), 2, "{pass}");
+    assert!(
+        uploaded[0].starts_with("berth-checkpoint-test-vessel-2-"),
+        "the checkpoint goes first: {pass}"
+    );
+    assert!(uploaded[1].starts_with("berth-report-test-vessel-"), "{pass}");
+    let kept: Vec<_> = std::fs::read_dir(ground.store.join("test-vessel/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 2, "the checkpoint and its signature: {kept:?}");
+    // Uploaded once: the next pass has nothing to send.
+    let out = app.berth(&["report", "upload", "--json", "--config", config.to_str().unwrap()]);
+    let pass: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(pass["uploaded"], json!([]), "{pass}");
+
+    // The report: titles, the checkpoint, coverage.
+    let name = berth::report::file_name("test-vessel", month, 1, false);
+    let files = crate::reports::read_zip(&ground.store.join("test-vessel").join(&name));
+    let report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+    assert_eq!(report["schema"], "berth.usage-report/3");
+    assert_eq!(
+        report["titles"][KID_A],
+        json!({ "label": "A", "licenses": 2, "active_users": 2 })
+    );
+    assert_eq!(report["checkpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(report["checkpoints"][0]["seq"], 2);
+    assert_eq!(
+        report["coverage"]["serving"],
+        json!([{ "start": at(day(1, 0)), "end": at(day(6, 0)), "clean_stop": true }])
+    );
+
+    // The vendor's summary of the store, against the checkpoints in it.
+    let store = ground.store.to_str().unwrap();
+    let summary = |extra: &[&str]| -> Value {
+        let mut args = vec!["fleet", "summary", "--json", store, "--checkpoints", store];
+        args.extend(extra);
+        let out = berth(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let s = summary(&[]);
+    assert_eq!(
+        (&s["counted_reports"], &s["checkpoints_checked"]),
+        (&json!(1), &json!(1)),
+        "{s}"
+    );
+    assert_eq!(s["titles"][month.to_string()][KID_A]["licenses"], 2, "{s}");
+    // 60 hours before the checkpoint and 60 after it, each over a day.
+    let withheld = s["withheld"].as_array().unwrap();
+    assert_eq!(withheld.len(), 2, "{s}");
+    assert_eq!(
+        (&withheld[0]["installation"], &withheld[0]["hours"]),
+        (&json!("test-vessel"), &json!(60))
+    );
+    assert_eq!(
+        summary(&["--max-checkpoint-gap-hours", "72"])["withheld"],
+        json!([])
+    );
+
+    // A checkpoint bundle that was changed on the way is refused.
+    let me = (vessel.0.as_path(), vessel.1.as_path());
+    let json_name = kept.iter().find(|n| n.ends_with(".json")).unwrap();
+    let stored = ground.store.join("test-vessel/checkpoints").join(json_name);
+    let mut forged = std::collections::BTreeMap::new();
+    let text = std::fs::read_to_string(&stored)
+        .unwrap()
+        .replace("\"seq\": 2", "\"seq\": 1");
+    forged.insert("checkpoint.json".to_owned(), text.into_bytes());
+    forged.insert(
+        "checkpoint.sig".to_owned(),
+        std::fs::read(stored.with_extension("sig")).unwrap(),
+    );
+    forged.insert(
+        "signer.pem".to_owned(),
+        app.db().signing_key().unwrap().public_pem().into_bytes(),
+    );
+    let path = dir.path().join("forged.zip");
+    crate::reports::write_zip(&path, &forged);
+    let forged_name = json_name.replace("-2-", "-1-").replace(".json", ".zip");
+    let head = format!("PUT /reports/{forged_name} HTTP/1.1\r\nContent-Type: application/zip");
+    let (status, body) = send(&pki, ground.port, Some(me), &head, &std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("checkpoint.sig is not"),
+        "{body}"
+    );
+}

@@ -429,7 +429,7 @@ async function crewDashboard(browser, berth, keys) {
   await page.getByRole('link', { name: 'Dashboard' }).click();
   await page.getByRole('link', { name: 'Which titles are licensed most this month' }).click();
   await page.waitForURL(/sort=watched/);
-  const byWatched = (await page.locator('table tbody tr td:nth-child(3)').allTextContents()).map((t) => Number(t.trim()));
+  const byWatched = (await page.locator('table tbody tr td:nth-child(4)').allTextContents()).map((t) => Number(t.trim()));
   check(byWatched.length === 7 && byWatched.every((n, i) => i === 0 || byWatched[i - 1] >= n) && byWatched[0] >= playedCount,
     `the dashboard leads to the titles, most licensed first (${byWatched.join(', ')})`);
   await page.getByLabel('Title or KID contains').fill('coral');

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{Notice, csrf_field, notice, page};
 use crate::admin::session::Session;
 use crate::ids::{Month, counted};
-use crate::store::{PruneMark, ReportRecord};
+use crate::store::{CheckpointRecord, PruneMark, ReportRecord};
 
 /// One exported report and what `report verify` says of its file.
 pub struct ReportRow {
@@ -27,6 +27,34 @@ pub struct ReportsView<'a> {
     /// Months of licenses the log keeps besides the current one (0: all).
     pub keep_months: u32,
     pub pruned: Option<&'a PruneMark>,
+    /// The newest checkpoint made, and the newest uploaded.
+    pub checkpoints: (Option<&'a CheckpointRecord>, Option<&'a CheckpointRecord>),
+}
+
+fn checkpoints(v: &ReportsView<'_>) -> Markup {
+    let (made, uploaded) = v.checkpoints;
+    let describe = |c: &CheckpointRecord| format!("{} (row {})", c.made_at, c.seq);
+    html! {
+        section aria-labelledby="cp-h" {
+            h2 id="cp-h" { "Checkpoints" }
+            p { "A signed checkpoint of the license log leaves the box with every upload, ahead of the reports; the vendor checks each report against them." }
+            dl.facts {
+                dt { "Last made" }
+                dd { (made.map_or_else(|| "none yet".to_owned(), describe)) }
+                dt { "Last uploaded" }
+                dd {
+                    @match (uploaded, v.upload_configured) {
+                        (Some(c), _) => (describe(c)),
+                        (None, false) => "none (no upload address is configured)",
+                        (None, true) => span.bad { "none yet" },
+                    }
+                    @if let Some(error) = made.filter(|c| c.uploaded_at.is_none()).and_then(|c| c.last_error.as_deref()) {
+                        " · last attempt: " (error)
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn upload_state(r: &ReportRecord, upload_configured: bool) -> Markup {
@@ -134,6 +162,7 @@ pub fn reports(session: &Session, v: &ReportsView<'_>, message: Option<&Notice>)
                 }
             } }
         }
+        (checkpoints(v))
         (export_section(session, v))
         (retention(v))
     };
