@@ -455,7 +455,8 @@ mod tests {
         for bad in [
             "berth-checkpoint-x-42-20261202T101500.zip",
             "berth-checkpoint-x-042-20261202T101500Z.zip",
-            "berth-checkpoint-x--1-20261202T101500Z.zip",
+            "berth-checkpoint-x-+1-20261202T101500Z.zip",
+            "berth-checkpoint-x-20261202T101500Z.zip",
             "berth-checkpoint-..-1-20261202T101500Z.zip",
             "berth-checkpoint-x-1-20261202T101500Z.json",
         ] {
