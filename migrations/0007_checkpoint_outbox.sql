@@ -21,3 +21,12 @@ CREATE TABLE IF NOT EXISTS serving_periods (
     last_seen_at TEXT NOT NULL,
     stopped_at   TEXT
 );
+
+-- When the license log could not be written (a full disk, an I/O error): the
+-- writer records the stretch once it can write again, so the month's report
+-- shows the gap instead of a quiet spell.
+CREATE TABLE IF NOT EXISTS log_outages (
+    started_at TEXT NOT NULL,
+    ended_at   TEXT NOT NULL,
+    reason     TEXT NOT NULL
+);

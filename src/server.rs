@@ -52,6 +52,23 @@ struct Serving {
 }
 
 impl Serving {
+    /// Records the start now, and a sign of life every minute from a task.
+    async fn start(
+        config: &Config,
+        master: &Arc<MasterKey>,
+        clock: &Arc<dyn Clock>,
+        tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    ) -> Serving {
+        let serving = Serving {
+            data_dir: config.data_dir.clone(),
+            master: Arc::clone(master),
+            started: crate::ids::format_instant(clock.now()),
+        };
+        serving.record(None).await;
+        tasks.push(actix_web::rt::spawn(serving.clone().heartbeat(Arc::clone(clock))));
+        serving
+    }
+
     /// Records the start (`at` none), a sign of life, or the stop.
     async fn record(&self, at: Option<(time::OffsetDateTime, bool)>) {
         let this = self.clone();
@@ -120,12 +137,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         workers,
     } = startup;
     let data_dir = &config.data_dir;
-    if !data_dir.join(crate::store::DB_FILE).exists() {
-        anyhow::bail!(
-            "no installation in {}: run `berth init` first",
-            data_dir.display()
-        );
-    }
+    installed(data_dir)?;
     // Certificates first: a file berth cannot use stops the start before
     // anything else is opened.
     let license_tls = tls_acceptor(config.license.tls(), "license")?;
@@ -169,15 +181,7 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
             }
         }));
     }
-    let serving = Serving {
-        data_dir: config.data_dir.clone(),
-        master: Arc::clone(&master),
-        started: crate::ids::format_instant(service.clock().now()),
-    };
-    serving.record(None).await;
-    tasks.push(actix_web::rt::spawn(
-        serving.clone().heartbeat(Arc::clone(service.clock())),
-    ));
+    let serving = Serving::start(config, &master, service.clock(), &mut tasks).await;
     let checkpoints = background_tasks(config, service.clock(), master, &mut tasks);
     tracing::info!(
         installation = %installation.id,
@@ -200,6 +204,16 @@ pub async fn start(config: &Config, startup: Startup) -> anyhow::Result<Server> 
         serving,
         _lock: lock,
     })
+}
+
+fn installed(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    if !data_dir.join(crate::store::DB_FILE).exists() {
+        anyhow::bail!(
+            "no installation in {}: run `berth init` first",
+            data_dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// The tasks that live as long as the server: checkpoints, and reports when

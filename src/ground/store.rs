@@ -291,15 +291,13 @@ impl GroundStore {
         }
         std::fs::create_dir_all(&dir).map_err(|e| unavailable("create a folder", &dir, e))?;
         if !pinned {
-            let pem = PublicKey::from_der(&bundle.signer_der)
-                .map_err(|e| Refusal::Invalid(e.to_string()))?
-                .to_pem();
-            let signer = folder.join(SIGNER);
-            write_durably(&signer, pem.as_bytes()).map_err(|e| unavailable("pin the signer", &signer, e))?;
+            pin(&folder, &bundle.signer_der)?;
         }
         let sig = json.with_extension("sig");
-        write_durably(&sig, &bundle.signature).map_err(|e| unavailable("store the checkpoint", &sig, e))?;
-        write_durably(&json, &bundle.json).map_err(|e| unavailable("store the checkpoint", &json, e))?;
+        crate::durable::write_file(&sig, &bundle.signature)
+            .map_err(|e| unavailable("store the checkpoint", &sig, e))?;
+        crate::durable::write_file(&json, &bundle.json)
+            .map_err(|e| unavailable("store the checkpoint", &json, e))?;
         Ok(Stored::New)
     }
 
@@ -325,11 +323,7 @@ impl GroundStore {
         self.check_continues(&folder, name, &report)?;
         std::fs::create_dir_all(&folder).map_err(|e| unavailable("create a folder", &folder, e))?;
         if !pinned {
-            let pem = PublicKey::from_der(&report.public_key_der)
-                .map_err(|e| Refusal::Invalid(e.to_string()))?
-                .to_pem();
-            let signer = folder.join(SIGNER);
-            write_durably(&signer, pem.as_bytes()).map_err(|e| unavailable("pin the signer", &signer, e))?;
+            pin(&folder, &report.public_key_der)?;
         }
         std::fs::rename(incoming, &target)
             .and_then(|()| sync_parent(&target))
@@ -394,6 +388,16 @@ impl GroundStore {
     }
 }
 
+/// Pins the key an installation's first upload carried: its later ones must
+/// carry it too.
+fn pin(folder: &Path, key_der: &[u8]) -> Result<(), Refusal> {
+    let pem = PublicKey::from_der(key_der)
+        .map_err(|e| Refusal::Invalid(e.to_string()))?
+        .to_pem();
+    let signer = folder.join(SIGNER);
+    crate::durable::write_file(&signer, pem.as_bytes()).map_err(|e| unavailable("pin the signer", &signer, e))
+}
+
 /// The report's own contents must say what its name says.
 fn check_claims(name: &ReportName, report: &Verified) -> Result<(), Refusal> {
     let r = &report.report;
@@ -428,18 +432,6 @@ fn stored_reports(folder: &Path) -> std::io::Result<Vec<ReportName>> {
         }
     }
     Ok(names)
-}
-
-/// Writes a new file under a temporary name, syncs it, renames it into place
-/// and syncs the folder.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    sync_parent(path)
 }
 
 #[cfg(test)]

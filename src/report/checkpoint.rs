@@ -105,8 +105,8 @@ pub fn make_in(db: &Db, now: OffsetDateTime, dir: &Path) -> anyhow::Result<(Path
         "[year][month][day]T[hour][minute][second]Z"
     ))?;
     let path = dir.join(format!("berth-checkpoint-{}-{seq}-{stamp}.json", installation.id));
-    write_durably(&path.with_extension("sig"), &signature)?;
-    write_durably(&path, &bytes)?;
+    crate::durable::write_file(&path.with_extension("sig"), &signature)?;
+    crate::durable::write_file(&path, &bytes)?;
     // Queued for upload only once both files are on the disk.
     let name = path.file_name().expect("named above").to_string_lossy();
     db.record_checkpoint(&name, seq, &checkpoint.row_hash, &checkpoint.made_at)?;
@@ -190,17 +190,6 @@ pub fn unbundle(bytes: &[u8]) -> Result<Unbundled, String> {
         signature,
         signer_der,
     })
-}
-
-/// Writes a file under a temporary name, syncs it, gives it its name and
-/// syncs the directory: after a power cut it is whole or absent.
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    crate::durable::sync_parent(path)
 }
 
 /// A checkpoint read from its files, with its exact bytes and signature.

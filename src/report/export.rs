@@ -301,7 +301,10 @@ fn month_record(db: &Db, month: Month) -> Result<(Vec<super::CheckpointRef>, sup
             made_at: c.made_at,
         })
         .collect();
-    let mut coverage = super::Coverage::default();
+    let mut coverage = super::Coverage {
+        log_unavailable: db.log_outages_between(&start, &end)?,
+        ..super::Coverage::default()
+    };
     let mut previous_seen: Option<String> = None;
     for run in db.serving_periods_between(&start, &end)? {
         if let Some(previous) = previous_seen.as_deref().filter(|p| *p > run.started_at.as_str()) {

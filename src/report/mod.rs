@@ -142,6 +142,8 @@ pub struct CheckpointRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Coverage {
     pub serving: Vec<ServingInterval>,
+    /// Stretches the license log could not be written (requests got 503).
+    pub log_unavailable: Vec<crate::store::LogOutage>,
     pub clock_set_back: Vec<ClockSetBack>,
 }
 

@@ -30,6 +30,14 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRecord> {
     })
 }
 
+/// A stretch the license log could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogOutage {
+    pub start: String,
+    pub end: String,
+    pub reason: String,
+}
+
 /// One run of `berth serve`: from its start to its clean stop, or to its
 /// last sign of life when it did not stop cleanly.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +146,22 @@ impl Db {
             params![started, at, stop],
         )?;
         Ok(())
+    }
+
+    /// The stretches the log could not be written that overlap `[start, end)`.
+    pub fn log_outages_between(&self, start: &str, end: &str) -> Result<Vec<LogOutage>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT started_at, ended_at, reason FROM log_outages
+             WHERE started_at < ?2 AND ended_at >= ?1 ORDER BY started_at",
+        )?;
+        let rows = stmt.query_map([start, end], |r| {
+            Ok(LogOutage {
+                start: r.get(0)?,
+                end: r.get(1)?,
+                reason: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The runs that overlap `[start, end)`, oldest first.

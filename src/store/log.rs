@@ -328,6 +328,7 @@ impl LogWriter {
                     counted: CountedUsers::default(),
                     last_used_minute: HashMap::new(),
                     forgotten_until,
+                    unavailable_since: None,
                 }
                 .run(rx)
             })
@@ -390,6 +391,9 @@ struct Writer {
     /// been spent and forgotten, so it is refused: only a clock set back can
     /// bring such a token here, and moving the clock must not re-enable it.
     forgotten_until: String,
+    /// Since when, and why, the log cannot be written (none: it can). The
+    /// stretch goes into `log_outages` once a write succeeds again.
+    unavailable_since: Option<(String, String)>,
 }
 
 /// Passengers (user hashes) the writer knows are already in `usage_users` for
@@ -490,11 +494,13 @@ impl Writer {
                     .last_commit_us
                     .store(took.as_micros() as u64, Ordering::Relaxed);
                 self.health.set_failure(None);
+                self.available_again();
                 answer(batch, results.into_iter());
             }
             Err(e) => {
                 let reason = describe(&e);
                 tracing::error!(error = %e, rows = batch.len(), "license log commit failed; answering 503");
+                self.became_unavailable(&reason);
                 self.health.set_failure(Some(reason.clone()));
                 let refused = std::iter::repeat_with(|| Err(AppendError::Unavailable(reason.clone())));
                 answer(batch, refused);
@@ -578,12 +584,37 @@ impl Writer {
                     tracing::info!("license log is writable again");
                 }
                 self.health.set_failure(None);
+                self.available_again();
                 // Another process may have written while we failed; start from disk.
                 if let Ok(head) = read_head(&self.conn) {
                     self.head = head;
                 }
             }
-            Err(e) => self.health.set_failure(Some(describe(&e))),
+            Err(e) => {
+                self.became_unavailable(&describe(&e));
+                self.health.set_failure(Some(describe(&e)));
+            }
+        }
+    }
+
+    fn became_unavailable(&mut self, reason: &str) {
+        if self.unavailable_since.is_none() {
+            let since = crate::ids::format_instant(self.clock.now());
+            self.unavailable_since = Some((since, reason.to_owned()));
+        }
+    }
+
+    /// Records the stretch the log could not be written, now that it can.
+    fn available_again(&mut self) {
+        let Some((since, reason)) = self.unavailable_since.take() else {
+            return;
+        };
+        let now = crate::ids::format_instant(self.clock.now());
+        if let Err(e) = self.conn.execute(
+            "INSERT INTO log_outages (started_at, ended_at, reason) VALUES (?1, ?2, ?3)",
+            [&since, &now, &reason],
+        ) {
+            tracing::warn!(error = %e, "recording when the log could not be written failed");
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
-pub use checkpoints::{CheckpointRecord, ServingPeriod};
+pub use checkpoints::{CheckpointRecord, LogOutage, ServingPeriod};
 pub use keys::DeliverySource;
 pub use log::{
     AppendError, Appended, Courier, FindCourier, LogEntry, LogHandle, LogWriter, Outcome, Repeatable, Reply,

@@ -980,3 +980,60 @@ async fn the_admin_listener_speaks_tls_with_secure_cookies() {
     let error = format!("{:#}", started.err().expect("refused"));
     assert!(error.contains("does not match"), "{error}");
 }
+
+/// The keys page shows the delivery certificate key providers encrypt for
+/// (subject, fingerprint, expiry) and serves it; a key's rotation period
+/// shows beside it. The reports page shows the last checkpoint made and
+/// uploaded.
+#[actix_web::test]
+async fn the_keys_page_shows_the_delivery_certificate_and_the_reports_page_the_checkpoints() {
+    let app = spawn_admin_app().await;
+    let mut db = app.db();
+    let periodic = berth::store::NewKey {
+        kid: "33333333-2222-4333-8444-555555555555".parse().unwrap(),
+        key: berth::ids::ContentKey([5; 16]),
+        label: "Live channel".into(),
+        period: Some("period 7".into()),
+    };
+    db.import_keys(&[periodic], app.clock_now()).unwrap();
+    let certificate = berth::keys::delivery_certificate(&mut db, app.clock_now()).unwrap();
+    let cookie = session(&app).await;
+    let (s, body) = get(&app, &cookie, "/keys").await;
+    assert_eq!(s, 200);
+    for shown in [
+        "Delivery certificate",
+        "CN=test-vessel, O=Test Aircraft, OU=berth key delivery",
+        certificate.info.sha256_fingerprint.as_str(),
+        certificate.info.not_after.as_str(),
+        "href=\"/keys/delivery-cert.pem\"",
+        "<td>period 7</td>",
+    ] {
+        assert!(body.contains(shown), "{shown} on the keys page: {body}");
+    }
+    let (s, pem) = get(&app, &cookie, "/keys/delivery-cert.pem").await;
+    assert_eq!((s.as_u16(), pem.as_str()), (200, certificate.pem.as_str()));
+    assert_eq!(
+        awc::Client::builder()
+            .disable_redirects()
+            .finish()
+            .get(app.admin_url("/keys/delivery-cert.pem"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::SEE_OTHER,
+        "signed-in crew only"
+    );
+
+    // (spawn_admin_app restarted the server, which made a checkpoint at shutdown.)
+    let at = app.clock_now() + time::Duration::hours(1);
+    let made = berth::report::checkpoint::make(&db, at, app.data_dir(), None).unwrap();
+    let (_, body) = get(&app, &cookie, "/reports").await;
+    let shown = format!(
+        "<dt>Last made</dt><dd>{} (row {})</dd>",
+        berth::ids::format_instant(at),
+        made.seq
+    );
+    assert!(body.contains(&shown), "{body}");
+    assert!(body.contains("none (no upload address is configured)"), "{body}");
+}

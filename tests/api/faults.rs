@@ -451,6 +451,11 @@ async fn a_full_disk_gives_503_hands_out_nothing_and_recovers() {
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(recovered);
+    // The stretch the log could not be written is on record, for the report's coverage.
+    let outages = app.db().log_outages_between("1970", "9999").unwrap();
+    assert_eq!(outages.len(), 1, "{outages:?}");
+    assert_eq!(outages[0].reason, "the disk is full");
+    assert!(outages[0].start <= outages[0].end);
     let health: serde_json::Value = client()
         .get(app.url("/healthz"))
         .send()

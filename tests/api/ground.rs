@@ -576,6 +576,7 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         report["coverage"]["serving"],
         json!([{ "start": at(day(1, 0)), "end": at(day(6, 0)), "clean_stop": true }])
     );
+    assert_eq!(report["coverage"]["log_unavailable"], json!([]));
 
     // The vendor's summary of the store, against the checkpoints in it.
     let store = ground.store.to_str().unwrap();
