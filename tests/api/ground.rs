@@ -606,6 +606,57 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         json!([])
     );
 
+    // The README's check of a checkpoint with plain openssl and grep, run as
+    // written on the stored checkpoint and report.
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme.split("### What the vendor can trust").nth(1).unwrap();
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let work = dir.path().join("readme-check");
+    std::fs::create_dir_all(&work).unwrap();
+    let stem = kept
+        .iter()
+        .find(|n| n.ends_with(".json"))
+        .unwrap()
+        .trim_end_matches(".json")
+        .to_owned();
+    for ext in ["json", "sig"] {
+        let from = ground
+            .store
+            .join("test-vessel/checkpoints")
+            .join(format!("{stem}.{ext}"));
+        std::fs::copy(from, work.join(format!("{stem}.{ext}"))).unwrap();
+    }
+    std::fs::write(work.join("signer.pem"), &files["signer.pem"]).unwrap();
+    std::fs::write(work.join("licenses.csv"), &files["licenses.csv"]).unwrap();
+    let script = block
+        .replace("berth-checkpoint-ac-001-42-20261003T120000Z", &stem)
+        .replace("'^42,'", "'^2,'");
+    let out = Command::new("bash")
+        .args(["-euc", &script])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(work.join(format!("{stem}.json"))).unwrap()).unwrap();
+    assert!(printed.contains("Signature Verified Successfully"), "{printed}");
+    assert!(
+        printed.contains(checkpoint["row_hash"].as_str().unwrap()),
+        "{printed}"
+    );
+
     // A checkpoint bundle that was changed on the way is refused.
     let me = (vessel.0.as_path(), vessel.1.as_path());
     let json_name = kept.iter().find(|n| n.ends_with(".json")).unwrap();
