@@ -23,6 +23,10 @@ pub struct BillArgs {
     /// Directory of <installation id>.pem public keys; reports from other keys are not billed.
     #[arg(long)]
     pub pubkeys: Option<PathBuf>,
+    /// Signed checkpoints (a receiver's store holds them): a report that
+    /// contradicts one of its installation's is not billed.
+    #[arg(long)]
+    pub checkpoints: Option<PathBuf>,
     /// Only this month (YYYY-MM); default: every month the reports cover.
     #[arg(long)]
     pub month: Option<crate::ids::Month>,
@@ -39,7 +43,7 @@ pub fn run(args: &BillArgs) -> anyhow::Result<Bill> {
         inputs: args.inputs.clone(),
         pubkeys: args.pubkeys.clone(),
         csv: false,
-        checkpoints: None,
+        checkpoints: args.checkpoints.clone(),
         max_checkpoint_gap_hours: 24,
     })?;
     bill(&summary, &prices, args.month.map(|m| m.to_string()).as_deref())
