@@ -1,6 +1,7 @@
-//! Uploading exported reports to ground staff's receiver: HTTP `PUT`/`POST` of
-//! `application/zip`, TLS via openssl, a report marked uploaded only on a 2xx.
-//! The outbox lives in SQLite, so a restart neither loses nor re-sends a report.
+//! Uploading signed checkpoints and exported reports to ground staff's
+//! receiver: HTTP `PUT`/`POST` of `application/zip`, TLS via openssl, each
+//! marked uploaded only on a 2xx. The outbox lives in SQLite, so a restart
+//! neither loses nor re-sends one.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use crate::config::UploadConfig;
 use crate::crypto::{self, sha256_hex};
 use crate::ids::format_instant;
-use crate::store::{Db, ReportRecord};
+use crate::store::{CheckpointRecord, Db, ReportRecord};
 
 pub struct Uploader {
     client: awc::Client,
@@ -73,17 +74,9 @@ impl Uploader {
         }
     }
 
-    /// Sends one report zip; `Ok` only for a 2xx answer.
-    pub async fn send(&self, path: &Path, file_name: &str) -> Result<(), UploadError> {
-        let bytes = std::fs::read(path).map_err(|e| UploadError::Unreadable {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        })?;
-        self.send_bytes(bytes, file_name, "X-Berth-Report").await
-    }
-
-    /// Sends one zip named `file_name` (in the URL and in `header`).
-    async fn send_bytes(&self, bytes: Vec<u8>, file_name: &str, header: &str) -> Result<(), UploadError> {
+    /// Sends one zip named `file_name` (in the URL and in `header`); `Ok`
+    /// only for a 2xx answer.
+    async fn send(&self, bytes: Vec<u8>, file_name: &str, header: &str) -> Result<(), UploadError> {
         let url = self.target(file_name);
         if url.starts_with("http://") {
             tracing::warn!(%url, "uploading a report over plain http (upload.allow_plain_http): anyone on the way can read, drop or change it");
@@ -132,132 +125,138 @@ impl Uploader {
             .min(self.config.retry_max_secs)
     }
 
-    /// Uploads every due checkpoint, oldest first, as a bundle (JSON,
-    /// signature, signer). `false` when one failed: what follows waits.
-    async fn upload_checkpoints(
-        &self,
-        config: &crate::config::Config,
-        now: time::OffsetDateTime,
-        force: bool,
-        pass: &mut UploadPass,
-    ) -> anyhow::Result<bool> {
-        let master = crate::installation::load_master_key(&crate::installation::master_key_path(config))?;
-        let data_dir = config.data_dir.clone();
-        let at = if force {
-            "9999-12-31T23:59:59.999Z".to_owned()
-        } else {
-            format_instant(now)
-        };
-        let (pending, signer) = {
-            let (data_dir, master) = (data_dir.clone(), master.clone());
-            actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let db = Db::open(&data_dir, master)?;
-                Ok((db.pending_checkpoints(&at)?, db.signing_key()?.public_pem()))
-            })
-            .await??
-        };
-        let dir = data_dir.join("checkpoints");
-        for checkpoint in pending {
-            let name = super::checkpoint::bundle_name(&checkpoint.file_name);
-            let result = match super::checkpoint::bundle(&dir, &checkpoint.file_name, &signer) {
-                Ok(bytes) => self.send_bytes(bytes, &name, "X-Berth-Checkpoint").await,
-                Err(e) => Err(UploadError::Unreadable {
-                    path: dir.join(&checkpoint.file_name).display().to_string(),
-                    why: e.to_string(),
-                }),
-            };
-            let next = format_instant(
-                now + time::Duration::seconds(self.backoff(checkpoint.upload_attempts) as i64),
-            );
-            let (data_dir, master, at, file) = (
-                data_dir.clone(),
-                master.clone(),
-                format_instant(now),
-                checkpoint.file_name.clone(),
-            );
-            let outcome = result.clone();
-            actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
-                let db = Db::open(&data_dir, master)?;
-                match outcome {
-                    Ok(()) => db.mark_checkpoint_uploaded(&file, &at)?,
-                    Err(e) => db.mark_checkpoint_failed(&file, &e.to_string(), &next)?,
-                }
-                Ok(())
-            })
-            .await??;
-            match result {
-                Ok(()) => pass.uploaded.push(name),
-                Err(e) => {
-                    tracing::warn!(checkpoint = %name, error = %e, "checkpoint upload failed; will retry");
-                    pass.failed.push((name, e));
-                    return Ok(false);
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    /// Uploads every due checkpoint, then every due report, in order. `force`
-    /// ignores the backoff.
+    /// Uploads every due checkpoint (oldest first), then every due report
+    /// (in order), stopping at the first that does not go: the receiver is
+    /// unreachable or refusing, and what follows waits. `force` ignores the
+    /// backoff.
     pub async fn upload_pending(
         &self,
         config: &crate::config::Config,
         now: time::OffsetDateTime,
         force: bool,
     ) -> anyhow::Result<UploadPass> {
-        let dir = config.data_dir.join("reports");
         let master = crate::installation::load_master_key(&crate::installation::master_key_path(config))?;
         let data_dir = config.data_dir.clone();
         let now_text = format_instant(now);
-        let pending: Vec<ReportRecord> = {
-            let data_dir = data_dir.clone();
-            let master = master.clone();
+        let (due, signer) = {
+            let (data_dir, master) = (data_dir.clone(), master.clone());
             let at = if force {
                 "9999-12-31T23:59:59.999Z".to_owned()
             } else {
                 now_text.clone()
             };
-            actix_web::rt::task::spawn_blocking(move || {
-                Db::open(&data_dir, master)?
-                    .pending_uploads(&at)
-                    .map_err(anyhow::Error::from)
+            actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<_> {
+                let db = Db::open(&data_dir, master)?;
+                let signer = db.signing_key()?.public_pem();
+                // Checkpoints first: they leave the box ahead of the reports.
+                let checkpoints = db.pending_checkpoints(&at)?.into_iter().map(Outgoing::Checkpoint);
+                let reports = db.pending_uploads(&at)?.into_iter().map(Outgoing::Report);
+                Ok((checkpoints.chain(reports).collect::<Vec<_>>(), signer))
             })
             .await??
         };
         let mut pass = UploadPass::default();
-        // Checkpoints first: they leave the box ahead of the reports.
-        if !self.upload_checkpoints(config, now, force, &mut pass).await? {
-            return Ok(pass);
-        }
-        for report in pending {
-            let result = self.send(&dir.join(&report.file_name), &report.file_name).await;
-            let backoff = self.backoff(report.upload_attempts);
+        for item in due {
+            let name = item.name();
+            let result = match item.bytes(&data_dir, &signer) {
+                Ok(bytes) => self.send(bytes, &name, item.header()).await,
+                Err(e) => Err(e),
+            };
+            let backoff = self.backoff(item.attempts());
             let next = format_instant(now + time::Duration::seconds(backoff as i64));
             let (data_dir, master, at) = (data_dir.clone(), master.clone(), now_text.clone());
-            let sequence = report.sequence;
+            item.log(&name, &result, backoff);
             let outcome = result.clone();
             actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
                 let mut db = Db::open(&data_dir, master)?;
-                match outcome {
-                    Ok(()) => db.mark_uploaded(sequence, &at)?,
-                    Err(e) => db.mark_upload_failed(sequence, &e.to_string(), &next)?,
-                }
-                Ok(())
+                item.record(&mut db, outcome.map_err(|e| (e.to_string(), next)), &at)
             })
             .await??;
             match result {
-                Ok(()) => {
-                    tracing::info!(report = %report.file_name, "report uploaded");
-                    pass.uploaded.push(report.file_name);
-                }
+                Ok(()) => pass.uploaded.push(name),
                 Err(e) => {
-                    tracing::warn!(report = %report.file_name, error = %e, retry_in_secs = backoff, "report upload failed; will retry");
-                    pass.failed.push((report.file_name, e));
-                    // The receiver is unreachable or refusing; later reports wait too.
+                    pass.failed.push((name, e));
                     break;
                 }
             }
         }
         Ok(pass)
+    }
+}
+
+/// What waits in the outbox: a signed checkpoint or an exported report.
+enum Outgoing {
+    Checkpoint(CheckpointRecord),
+    Report(ReportRecord),
+}
+
+impl Outgoing {
+    /// The name it travels under (in the URL and its header).
+    fn name(&self) -> String {
+        match self {
+            Outgoing::Checkpoint(c) => super::checkpoint::bundle_name(&c.file_name),
+            Outgoing::Report(r) => r.file_name.clone(),
+        }
+    }
+
+    fn header(&self) -> &'static str {
+        match self {
+            Outgoing::Checkpoint(_) => "X-Berth-Checkpoint",
+            Outgoing::Report(_) => "X-Berth-Report",
+        }
+    }
+
+    fn attempts(&self) -> i64 {
+        match self {
+            Outgoing::Checkpoint(c) => c.upload_attempts,
+            Outgoing::Report(r) => r.upload_attempts,
+        }
+    }
+
+    /// What is sent: the report's zip, or the checkpoint's bundle (JSON,
+    /// signature, signer).
+    fn bytes(&self, data_dir: &Path, signer_pem: &str) -> Result<Vec<u8>, UploadError> {
+        let (path, read) = match self {
+            Outgoing::Checkpoint(c) => {
+                let dir = data_dir.join("checkpoints");
+                let bytes = super::checkpoint::bundle(&dir, &c.file_name, signer_pem);
+                (dir.join(&c.file_name), bytes)
+            }
+            Outgoing::Report(r) => {
+                let path = data_dir.join("reports").join(&r.file_name);
+                let bytes = std::fs::read(&path);
+                (path, bytes)
+            }
+        };
+        read.map_err(|e| UploadError::Unreadable {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        })
+    }
+
+    fn log(&self, name: &str, result: &Result<(), UploadError>, retry_in_secs: u64) {
+        match (self, result) {
+            (Outgoing::Report(_), Ok(())) => tracing::info!(report = %name, "report uploaded"),
+            (Outgoing::Report(_), Err(e)) => {
+                tracing::warn!(report = %name, error = %e, retry_in_secs, "report upload failed; will retry")
+            }
+            (Outgoing::Checkpoint(_), Ok(())) => tracing::info!(checkpoint = %name, "checkpoint uploaded"),
+            (Outgoing::Checkpoint(_), Err(e)) => {
+                tracing::warn!(checkpoint = %name, error = %e, retry_in_secs, "checkpoint upload failed; will retry")
+            }
+        }
+    }
+
+    /// Marks it uploaded at `at`, or failed with the reason and the time of the next attempt.
+    fn record(&self, db: &mut Db, outcome: Result<(), (String, String)>, at: &str) -> anyhow::Result<()> {
+        match (self, outcome) {
+            (Outgoing::Checkpoint(c), Ok(())) => db.mark_checkpoint_uploaded(&c.file_name, at)?,
+            (Outgoing::Checkpoint(c), Err((why, next))) => {
+                db.mark_checkpoint_failed(&c.file_name, &why, &next)?
+            }
+            (Outgoing::Report(r), Ok(())) => db.mark_uploaded(r.sequence, at)?,
+            (Outgoing::Report(r), Err((why, next))) => db.mark_upload_failed(r.sequence, &why, &next)?,
+        }
+        Ok(())
     }
 }
