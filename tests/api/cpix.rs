@@ -20,16 +20,11 @@ fn script() -> PathBuf {
 
 /// Runs make_cpix.py in `dir` (Debian's python3, with python3-cryptography).
 fn make(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("/usr/bin/python3")
-        .arg(script())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "make_cpix.py {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let script = script();
+    run_in(
+        dir,
+        "/usr/bin/python3",
+        &[&[script.to_str().unwrap()], args].concat(),
     );
 }
 
@@ -320,14 +315,7 @@ async fn sealed_documents_that_cannot_be_trusted_are_refused_by_name_and_nothing
 #[actix_web::test]
 async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
     let (app, dir) = vessel().await;
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    };
+    let run = |args: &[&str]| run_in(&dir, "openssl", args);
     run(&[
         "req",
         "-x509",

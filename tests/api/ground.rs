@@ -13,16 +13,7 @@ use crate::helpers::*;
 use crate::reports::{edit_report, license_at, report_list, reports_dir, resign, tampered};
 
 fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_in(dir, "openssl", args);
 }
 
 /// A small CA as the README sets one up, and certificates it issues.

@@ -436,6 +436,24 @@ pub fn assert_error(
     );
 }
 
+/// Runs a tool (openssl, the CPIX maker) in `dir`; panics with its stderr
+/// unless it succeeds.
+pub fn run_in(dir: &Path, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Output {
+    let program = program.as_ref();
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.to_string_lossy()));
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.to_string_lossy(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A throwaway certificate for 127.0.0.1, made by the openssl command line.
 pub fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     self_signed_for(dir, 2)
