@@ -247,7 +247,7 @@ impl GroundStore {
     /// afterwards either way.
     pub fn accept(&self, upload: &Upload, incoming: &Path) -> Result<Stored, Refusal> {
         let result = match upload {
-            Upload::Report(name) => self.accept_locked(name, incoming),
+            Upload::Report(name) => self.accept_report(name, incoming),
             Upload::Checkpoint(name) => self.accept_checkpoint(name, incoming),
         };
         let _ = std::fs::remove_file(incoming);
@@ -301,7 +301,9 @@ impl GroundStore {
         Ok(Stored::New)
     }
 
-    fn accept_locked(&self, name: &ReportName, incoming: &Path) -> Result<Stored, Refusal> {
+    /// A report of `name`'s installation that verifies, says what its name
+    /// says and continues what is stored, kept as `<id>/<name>`.
+    fn accept_report(&self, name: &ReportName, incoming: &Path) -> Result<Stored, Refusal> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let folder = self.dir.join(&name.installation);
         let target = folder.join(name.file_name());
