@@ -170,11 +170,16 @@ impl fmt::Display for DeliveryCertificate {
     }
 }
 
+/// The delivery certificate, read without opening the private key (the crew
+/// keys page shows it on every load); the key pair is made if there is none.
 pub fn delivery_certificate(db: &mut Db, now: OffsetDateTime) -> anyhow::Result<DeliveryCertificate> {
-    let key = delivery_key(db, now)?;
+    let der = match db.delivery_certificate()? {
+        Some(der) => der,
+        None => delivery_key(db, now)?.certificate_der(),
+    };
     Ok(DeliveryCertificate {
-        info: crate::crypto::delivery::certificate_info(&key.certificate_der())?,
-        pem: key.certificate_pem(),
+        info: crate::crypto::delivery::certificate_info(&der)?,
+        pem: crate::crypto::delivery::certificate_pem(&der)?,
     })
 }
 

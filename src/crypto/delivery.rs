@@ -139,7 +139,17 @@ impl DeliveryKey {
         let pem = self.certificate.to_pem().expect("a certificate serialises");
         String::from_utf8(pem).expect("PEM is ASCII")
     }
+}
 
+/// A DER certificate as PEM.
+pub fn certificate_pem(der: &[u8]) -> Result<String, CryptoError> {
+    let pem = X509::from_der(der)
+        .map_err(invalid("not an X.509 certificate"))?
+        .to_pem()?;
+    Ok(String::from_utf8(pem).expect("PEM is ASCII"))
+}
+
+impl DeliveryKey {
     /// RSA-OAEP with MGF1 and SHA-1 (`xmlenc#rsa-oaep-mgf1p`), as CPIX
     /// encrypts its document and MAC keys.
     pub fn decrypt_oaep(&self, ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {

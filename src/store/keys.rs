@@ -138,6 +138,15 @@ impl Db {
         Ok(Some(DeliveryKey::from_der(&pkcs8, &certificate)?))
     }
 
+    /// The delivery certificate (DER) alone: public, stored in the clear, so
+    /// showing it opens no secret.
+    pub fn delivery_certificate(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT certificate_der FROM delivery_key", [], |r| r.get(0))
+            .optional()?)
+    }
+
     /// Stores `key` as the vessel's delivery key pair, replacing any other.
     pub fn set_delivery_key(
         &mut self,
