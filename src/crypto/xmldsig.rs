@@ -2,13 +2,20 @@
 //! `xmlsec` binding, on libxml2): berth canonicalises nothing itself.
 //!
 //! Before libxmlsec1 sees a signature, berth holds it to what CPIX signs and
-//! nothing more: an enveloped signature over the whole document (a reference
-//! to `""`) as a child of the root, or one over a collection (`#<its id>`) as
-//! that collection's child; one reference; only the enveloped-signature and
+//! nothing more. As the CPIX schema lays them out, every `ds:Signature` is a
+//! child of the root: over the whole document (a reference to `""`), or over
+//! one of the root's lists (`DeliveryDataList`, `ContentKeyList`, ...) by its
+//! id (`#<id>`); each with one reference; only the enveloped-signature and
 //! canonicalisation transforms (no XPath, no XSLT, nothing that fetches);
 //! SHA-2 digests and RSA or ECDSA with SHA-2. Everything else is refused, by
 //! name, so libxmlsec1 never resolves a URI or runs a transform berth did not
 //! expect.
+//!
+//! One document: libxml2 is given the very text berth's reader parsed (UTF-8,
+//! its declared encoding checked and taken out by the caller), and before any
+//! signature counts, the two trees are compared element by element (names,
+//! namespaces, attributes, text). The signatures libxml2 verifies are thus the
+//! ones berth's reader sees, in the same order, over the elements it reads.
 
 use std::sync::Mutex;
 
@@ -46,8 +53,8 @@ const DIGEST_METHODS: [&str; 3] = [
 pub enum Scope {
     /// The whole document.
     Document,
-    /// One collection (`ContentKeyList`, ...), by element name.
-    Collection(String),
+    /// One list, a child of the root, by its `id`.
+    Collection { element: String, id: String },
 }
 
 /// A signature that verified, and the certificate whose key it verified with.
@@ -55,6 +62,8 @@ pub enum Scope {
 pub struct Verified {
     pub scope: Scope,
     pub signer: CertificateInfo,
+    /// The signer is one of the trusted signers (`[keys] cpix_signers`).
+    pub trusted: bool,
 }
 
 type Node<'a, 'input> = roxmltree::Node<'a, 'input>;
@@ -72,20 +81,12 @@ fn algorithm<'a>(node: Option<Node<'a, '_>>, what: &str) -> Result<&'a str, Stri
 /// Checks one `ds:Signature` against what CPIX signs; returns its scope.
 fn check_shape(signature: Node<'_, '_>) -> Result<Scope, String> {
     let parent = signature.parent_element().ok_or("a signature without a parent")?;
-    let scope = if parent.parent().is_some_and(|p| p.is_root()) {
-        Scope::Document
-    } else if parent
-        .parent_element()
-        .is_some_and(|g| g.parent().is_some_and(|p| p.is_root()))
-        && parent.tag_name().name().ends_with("List")
-    {
-        Scope::Collection(parent.tag_name().name().to_owned())
-    } else {
+    if !parent.parent().is_some_and(|p| p.is_root()) {
         return Err(format!(
-            "a signature inside {} is not where CPIX puts signatures (the root, or a collection)",
+            "a signature inside {} is not where CPIX puts signatures (children of the root CPIX element, referring to what they sign)",
             parent.tag_name().name()
         ));
-    };
+    }
     let info = dsig(signature, "SignedInfo").ok_or("a signature has no SignedInfo")?;
     let c14n = algorithm(dsig(info, "CanonicalizationMethod"), "canonicalisation")?;
     if !CANONICALISATIONS.contains(&c14n) {
@@ -110,21 +111,29 @@ fn check_shape(signature: Node<'_, '_>) -> Result<Scope, String> {
             references.len()
         ));
     };
-    let uri = reference.attribute("URI").unwrap_or_default();
-    let expected = match &scope {
-        Scope::Document => String::new(),
-        Scope::Collection(name) => format!(
-            "#{}",
-            parent
-                .attribute("id")
-                .ok_or_else(|| format!("a signed {name} has no id attribute"))?
-        ),
+    let uri = reference
+        .attribute("URI")
+        .ok_or("a signature's reference has no URI (CPIX signs \"\" or \"#<list id>\")")?;
+    let scope = match uri.strip_prefix('#') {
+        None if uri.is_empty() => Scope::Document,
+        None => return Err(format!("a signature refers to {uri:?}, outside the document")),
+        Some(id) => {
+            let target = parent
+                .children()
+                .find(|n| n.is_element() && n.attribute("id") == Some(id))
+                .filter(|n| n.tag_name().namespace() == parent.tag_name().namespace())
+                .filter(|n| n.tag_name().name().ends_with("List"))
+                .ok_or_else(|| {
+                    format!(
+                        "a signature refers to {uri:?}, which is not a list of the CPIX element (CPIX signs the document or its lists)"
+                    )
+                })?;
+            Scope::Collection {
+                element: target.tag_name().name().to_owned(),
+                id: id.to_owned(),
+            }
+        }
     };
-    if uri != expected {
-        return Err(format!(
-            "a signature refers to {uri:?}, not to {expected:?}, the element it is in"
-        ));
-    }
     for transform in dsig(*reference, "Transforms")
         .into_iter()
         .flat_map(|t| t.children())
@@ -162,17 +171,46 @@ fn embedded_certificate(signature: Node<'_, '_>) -> Option<Vec<u8>> {
 /// libxml2 and libxmlsec1 keep global state: one verification at a time.
 static XMLSEC: Mutex<()> = Mutex::new(());
 
-/// Verifies every signature in the document. `raw` is the document as it
-/// arrived (libxml2 reads its encoding); `doc` is the same document parsed.
-/// With `trusted` signer certificates (DER), the whole document must carry a
-/// signature by one of them. Without, every signature present must verify
-/// with the certificate it carries. Returns the signatures that verified.
+/// Every attribute named `id` (in any namespace) is unique and has no white
+/// space: a `#id` reference then names one element, the same for berth's
+/// reader and for libxml2.
+fn check_ids(doc: &roxmltree::Document<'_>) -> Result<bool, String> {
+    let mut seen = std::collections::HashSet::new();
+    for attribute in doc
+        .descendants()
+        .flat_map(|n| n.attributes())
+        .filter(|a| a.name() == "id")
+    {
+        let id = attribute.value();
+        if id.is_empty() || id.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "the id {:?} is empty or holds white space, which readers may trim differently",
+                id.chars().take(40).collect::<String>()
+            ));
+        }
+        if !seen.insert(id) {
+            return Err(format!(
+                "two elements have the id {:?} (a signature could then cover either)",
+                id.chars().take(40).collect::<String>()
+            ));
+        }
+    }
+    Ok(!seen.is_empty())
+}
+
+/// Verifies every signature in the document. `text` is exactly the text `doc`
+/// was parsed from (UTF-8, no encoding declared); libxml2 parses it again and
+/// must see the same tree. Each signature is verified with the trusted signer
+/// certificates (DER) and the certificate it carries, and every one must
+/// verify; which of them came from a trusted signer is for the caller to
+/// weigh. Returns the signatures, in document order.
 pub fn verify(
     doc: &roxmltree::Document<'_>,
-    raw: &[u8],
+    text: &str,
     trusted: &[Vec<u8>],
     now: OffsetDateTime,
 ) -> Result<Vec<Verified>, String> {
+    let has_ids = check_ids(doc)?;
     let signatures: Vec<_> = doc
         .descendants()
         .filter(|n| n.tag_name().namespace() == Some(DSIG_NS) && n.tag_name().name() == "Signature")
@@ -181,68 +219,75 @@ pub fn verify(
         .iter()
         .map(|s| check_shape(*s))
         .collect::<Result<Vec<_>, _>>()?;
-    if !trusted.is_empty() && !scopes.contains(&Scope::Document) {
-        return Err(
-            "the document is not signed, and [keys] cpix_signers says it must be, by one of them".into(),
-        );
-    }
     if signatures.is_empty() {
         return Ok(Vec::new());
     }
     let mut candidates = Vec::new();
-    for (signature, scope) in signatures.iter().zip(&scopes) {
-        let embedded = embedded_certificate(*signature);
-        let keys: Vec<Vec<u8>> = match (trusted.is_empty(), scope, embedded) {
-            (false, Scope::Document, _) => trusted.to_vec(),
-            (false, _, embedded) => trusted.iter().cloned().chain(embedded).collect(),
-            (true, _, Some(embedded)) => vec![embedded],
-            (true, _, None) => {
-                return Err(
-                    "the document is signed, but the signature carries no certificate and no [keys] cpix_signers are configured, so it cannot be checked".into(),
-                );
-            }
-        };
+    for signature in &signatures {
+        let keys: Vec<Vec<u8>> = trusted
+            .iter()
+            .cloned()
+            .chain(embedded_certificate(*signature))
+            .collect();
+        if keys.is_empty() {
+            return Err(
+                "the document is signed, but the signature carries no certificate and no [keys] cpix_signers are configured, so it cannot be checked".into(),
+            );
+        }
         for key in &keys {
             check_certificate(key, now).map_err(|e| format!("signer: {e}"))?;
         }
         candidates.push(keys);
     }
     let _one_at_a_time = XMLSEC.lock().unwrap_or_else(|p| p.into_inner());
-    let verified = verify_with_xmlsec(raw, &candidates, !trusted.is_empty())?;
+    let signers = verify_with_xmlsec(doc, text, has_ids, &candidates)?;
     Ok(scopes
         .into_iter()
-        .zip(verified)
-        .map(|(scope, signer)| Verified { scope, signer })
-        .collect())
+        .zip(signers)
+        .map(|(scope, der)| {
+            Ok(Verified {
+                scope,
+                trusted: trusted.contains(der),
+                signer: super::delivery::certificate_info(der).map_err(|e| e.to_string())?,
+            })
+        })
+        .collect::<Result<_, String>>()?)
 }
 
 /// libxmlsec1's verdict on each signature (in document order), with each
 /// signature's candidate certificates; the certificate that verified it.
-fn verify_with_xmlsec(
-    raw: &[u8],
-    candidates: &[Vec<Vec<u8>>],
-    trusted: bool,
-) -> Result<Vec<CertificateInfo>, String> {
+fn verify_with_xmlsec<'c>(
+    ours: &roxmltree::Document<'_>,
+    text: &str,
+    has_ids: bool,
+    candidates: &'c [Vec<Vec<u8>>],
+) -> Result<Vec<&'c Vec<u8>>, String> {
     use xmlsec::{XmlSecDocumentExt, XmlSecKey, XmlSecKeyFormat, XmlSecSignatureContext};
     let options = libxml::parser::ParserOptions {
         recover: false,
         no_net: true,
+        no_def_dtd: true,
+        // The text is UTF-8 whatever a declaration said (the caller took it out).
+        encoding: Some("UTF-8"),
+        ignore_enc: true,
         ..Default::default()
     };
     let doc = libxml::parser::Parser::default()
-        .parse_string_with_options(raw, options)
+        .parse_string_with_options(text, options)
         .map_err(|e| format!("libxml2 cannot read the document: {e:?}"))?;
-    // CPIX's `id` attributes are IDs, which a "#id" reference needs; two
-    // equal ids are refused (a signature could then cover either element).
-    if let Err(e) = doc.specify_idattr("//*[@id]", "id", None) {
-        let text = e.to_string();
-        if text.contains("duplicate") {
-            return Err(format!("the document has two elements with one id: {text}"));
-        }
-    }
     let root = doc.get_root_element().ok_or("the document has no root")?;
+    if !same_element(ours.root_element(), &root) {
+        return Err("libxml2 and berth read the document differently; nothing is trusted".into());
+    }
+    // CPIX's `id` attributes are IDs, which a "#id" reference needs. berth has
+    // checked they are unique; libxml2 must find them so too.
+    if has_ids && let Err(e) = doc.specify_idattr("//*[@id]", "id", None) {
+        return Err(format!("the document's ids cannot be used: {e}"));
+    }
     let mut nodes = Vec::new();
     collect_signatures(&root, &mut nodes);
+    // The trees are the same, so this holds; it is checked all the same, as
+    // signatures and their candidates are paired by position.
     if nodes.len() != candidates.len() {
         return Err("libxml2 and berth read a different number of signatures".into());
     }
@@ -259,16 +304,70 @@ fn verify_with_xmlsec(
                 break;
             }
         }
-        let der = verified.ok_or_else(|| {
+        signers.push(verified.ok_or_else(|| {
             format!(
-                "signature {} does not verify{}: the document was changed after it was signed, or signed by another key",
-                n + 1,
-                if trusted { " with [keys] cpix_signers" } else { "" }
+                "signature {} does not verify: the document was changed after it was signed, or signed by another key",
+                n + 1
             )
-        })?;
-        signers.push(super::delivery::certificate_info(der).map_err(|e| e.to_string())?);
+        })?);
     }
     Ok(signers)
+}
+
+/// Whether berth's reader and libxml2 hold the same element: namespace, name,
+/// attributes (namespace, name, value), the text directly in it (text and
+/// CDATA, comments left out) and, in order, the same child elements.
+fn same_element(ours: Node<'_, '_>, theirs: &libxml::tree::Node) -> bool {
+    use libxml::tree::NodeType;
+    let namespace = theirs.get_namespace().map(|ns| ns.get_href());
+    if ours.tag_name().name() != theirs.get_name() || ours.tag_name().namespace() != namespace.as_deref() {
+        return false;
+    }
+    let mut our_attributes: Vec<(Option<&str>, &str, &str)> = ours
+        .attributes()
+        .map(|a| (a.namespace(), a.name(), a.value()))
+        .collect();
+    let their_properties = theirs.get_properties_ns();
+    let mut their_attributes: Vec<(Option<String>, &str, &str)> = their_properties
+        .iter()
+        .map(|((name, ns), value)| (ns.as_ref().map(|n| n.get_href()), name.as_str(), value.as_str()))
+        .collect();
+    our_attributes.sort_unstable();
+    their_attributes.sort_unstable();
+    if our_attributes.len() != their_attributes.len()
+        || our_attributes
+            .iter()
+            .zip(&their_attributes)
+            .any(|(a, b)| a.0 != b.0.as_deref() || a.1 != b.1 || a.2 != b.2)
+    {
+        return false;
+    }
+    let our_text: String = ours
+        .children()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .collect();
+    let their_children = theirs.get_child_nodes();
+    let their_text: String = their_children
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.get_type(),
+                Some(NodeType::TextNode | NodeType::CDataSectionNode)
+            )
+        })
+        .map(libxml::tree::Node::get_content)
+        .collect();
+    if our_text != their_text {
+        return false;
+    }
+    let our_elements: Vec<_> = ours.children().filter(|n| n.is_element()).collect();
+    let their_elements = theirs.get_child_elements();
+    our_elements.len() == their_elements.len()
+        && our_elements
+            .into_iter()
+            .zip(&their_elements)
+            .all(|(a, b)| same_element(a, b))
 }
 
 fn collect_signatures(node: &libxml::tree::Node, out: &mut Vec<libxml::tree::Node>) {

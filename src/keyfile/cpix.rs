@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use super::{KeyFileError, check_label, err};
 use crate::crypto::DeliveryKey;
 use crate::crypto::delivery::{aes256_cbc_decrypt_padded, certificate_info, check_certificate, hmac_sha512};
-use crate::crypto::xmldsig::{self, DSIG_NS};
+use crate::crypto::xmldsig::{self, DSIG_NS, Scope, Verified};
 use crate::ids::{ContentKey, Kid, decode_b64_any};
 use crate::store::NewKey;
 
@@ -56,8 +56,73 @@ fn base64_of(node: Node<'_, '_>, what: &str) -> Result<Vec<u8>, KeyFileError> {
     decode_b64_any(&text).ok_or_else(|| err(format!("{what} is not base64")))
 }
 
-/// Reads a CPIX document: `text` is it decoded, `raw` as it arrived.
-pub fn parse(text: &str, raw: &[u8], recipient: &Recipient<'_>) -> Result<Vec<NewKey>, KeyFileError> {
+/// The root's lists berth reads: what carries keys (the keys, and the
+/// document and MAC keys they are encrypted under) and what it keeps of them
+/// (key periods).
+const READ_LISTS: [&str; 4] = [
+    "DeliveryDataList",
+    "ContentKeyList",
+    "ContentKeyPeriodList",
+    "ContentKeyUsageRuleList",
+];
+
+/// What the verified signatures vouch for. With trusted signers configured,
+/// berth reads a list only when a trusted signer signed it, by its id or by
+/// signing the whole document, and the root's own attributes (`contentId`)
+/// only under a trusted signature of the whole document.
+struct Vouched {
+    required: bool,
+    document: bool,
+    lists: Vec<String>,
+}
+
+impl Vouched {
+    fn of(verified: &[Verified], required: bool) -> Vouched {
+        let trusted = verified.iter().filter(|v| v.trusted);
+        Vouched {
+            required,
+            document: trusted.clone().any(|v| v.scope == Scope::Document),
+            lists: trusted
+                .filter_map(|v| match &v.scope {
+                    Scope::Collection { id, .. } => Some(id.clone()),
+                    Scope::Document => None,
+                })
+                .collect(),
+        }
+    }
+
+    fn root_attributes(&self) -> bool {
+        !self.required || self.document
+    }
+
+    /// Refuses the document unless every list berth reads is vouched for.
+    fn check(&self, root: Node<'_, '_>) -> Result<(), KeyFileError> {
+        if !self.required || self.document {
+            return Ok(());
+        }
+        if self.lists.is_empty() {
+            return Err(err(
+                "the document is not signed by a trusted signer, and [keys] cpix_signers says it must be: nothing was imported",
+            ));
+        }
+        for list in root.children().filter(|n| {
+            n.tag_name().namespace() == Some(CPIX_NS) && READ_LISTS.contains(&n.tag_name().name())
+        }) {
+            let id = list.attribute("id").unwrap_or_default();
+            if !self.lists.iter().any(|l| l == id) {
+                return Err(err(format!(
+                    "the document's {} is not signed by a trusted signer ([keys] cpix_signers): a trusted signer must sign the whole document, or every list of keys and periods; nothing was imported",
+                    list.tag_name().name()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a CPIX document from `text`, the one text its signatures are
+/// verified on (see `one_document`).
+pub fn parse(text: &str, recipient: &Recipient<'_>) -> Result<Vec<NewKey>, KeyFileError> {
     let options = roxmltree::ParsingOptions {
         allow_dtd: false,
         nodes_limit: 1_000_000,
@@ -71,9 +136,15 @@ pub fn parse(text: &str, raw: &[u8], recipient: &Recipient<'_>) -> Result<Vec<Ne
             "the XML root is not a CPIX element in namespace {CPIX_NS}"
         )));
     }
-    xmldsig::verify(&doc, raw, recipient.signers, recipient.now)
+    let verified = xmldsig::verify(&doc, text, recipient.signers, recipient.now)
         .map_err(|e| err(format!("CPIX signature: {e}")))?;
-    let label = root.attribute("contentId").unwrap_or("").to_owned();
+    let vouched = Vouched::of(&verified, !recipient.signers.is_empty());
+    vouched.check(root)?;
+    let label = if vouched.root_attributes() {
+        root.attribute("contentId").unwrap_or("").to_owned()
+    } else {
+        String::new()
+    };
     check_label(&label).map_err(|e| err(format!("CPIX contentId: {e}")))?;
     let periods = key_periods(root)?;
     let content_keys: Vec<_> = root

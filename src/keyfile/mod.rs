@@ -41,9 +41,17 @@ pub fn warnings(keys: &[NewKey]) -> Vec<String> {
         .collect()
 }
 
+/// How a key file's bytes were written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Utf8,
+    Utf16Le,
+    Utf16Be,
+}
+
 /// The text of a key file: UTF-8, or UTF-16 with a byte order mark (as
-/// Windows tools write XML), without the mark.
-fn decode(bytes: &[u8]) -> Result<String, KeyFileError> {
+/// Windows tools write XML), without the mark; and which of them it was.
+fn decode(bytes: &[u8]) -> Result<(String, Encoding), KeyFileError> {
     let utf16 = |bytes: &[u8], read: fn([u8; 2]) -> u16| {
         if !bytes.len().is_multiple_of(2) {
             return Err(err("the key file is UTF-16 with an odd number of bytes"));
@@ -51,14 +59,17 @@ fn decode(bytes: &[u8]) -> Result<String, KeyFileError> {
         let units: Vec<u16> = bytes.chunks_exact(2).map(|c| read([c[0], c[1]])).collect();
         String::from_utf16(&units).map_err(|_| err("the key file is not valid UTF-16"))
     };
-    let text = match bytes {
-        [0xFF, 0xFE, rest @ ..] => utf16(rest, u16::from_le_bytes)?,
-        [0xFE, 0xFF, rest @ ..] => utf16(rest, u16::from_be_bytes)?,
-        _ => std::str::from_utf8(bytes)
-            .map_err(|_| err("the key file is neither UTF-8 nor UTF-16 with a byte order mark"))?
-            .to_owned(),
+    let (text, encoding) = match bytes {
+        [0xFF, 0xFE, rest @ ..] => (utf16(rest, u16::from_le_bytes)?, Encoding::Utf16Le),
+        [0xFE, 0xFF, rest @ ..] => (utf16(rest, u16::from_be_bytes)?, Encoding::Utf16Be),
+        _ => (
+            std::str::from_utf8(bytes)
+                .map_err(|_| err("the key file is neither UTF-8 nor UTF-16 with a byte order mark"))?
+                .to_owned(),
+            Encoding::Utf8,
+        ),
     };
-    Ok(text.trim_start_matches('\u{feff}').to_owned())
+    Ok((text.trim_start_matches('\u{feff}').to_owned(), encoding))
 }
 
 /// Parses a key file, telling JSON from CPIX by its first character.
@@ -67,11 +78,11 @@ pub fn parse(bytes: &[u8], recipient: &Recipient<'_>) -> Result<Vec<NewKey>, Key
     if bytes.len() > MAX_KEY_FILE {
         return Err(err("the key file is larger than 16 MiB"));
     }
-    let text = decode(bytes)?;
+    let (text, encoding) = decode(bytes)?;
     let text = text.trim_start();
     let keys = match text.chars().next() {
         Some('{') => parse_json(text)?,
-        Some('<') => cpix::parse(&without_encoding(text), bytes, recipient)?,
+        Some('<') => cpix::parse(&one_document(text, encoding)?, recipient)?,
         _ => {
             return Err(err(
                 "the key file is neither berth JSON ({\"keys\":[...]}) nor CPIX XML",
@@ -138,32 +149,88 @@ fn check_label(label: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The document with its XML declaration's `encoding` taken out: the text is
-/// already decoded, and the parser reads only UTF-8 text.
-fn without_encoding(text: &str) -> std::borrow::Cow<'_, str> {
-    let Some(declaration) = text.strip_prefix("<?xml").and_then(|rest| rest.split_once("?>")) else {
-        return text.into();
+/// The one text every reader of an XML key file reads: the decoded document
+/// with its declaration's `encoding` taken out, after checking that the
+/// declared encoding is the one the bytes are in. berth's own reader and
+/// libxml2 (which verifies the signatures) are both given exactly this UTF-8
+/// text, so neither can read a document the other did not: a declared
+/// `UTF-7`, or a declaration that disagrees with the byte order mark, would
+/// make libxml2 decode other characters than berth did, and is refused.
+fn one_document(text: &str, encoding: Encoding) -> Result<String, KeyFileError> {
+    let Some(rest) = text.strip_prefix("<?xml") else {
+        return Ok(text.to_owned());
     };
-    let attributes = declaration.0;
-    match attributes.find("encoding") {
-        None => text.into(),
-        Some(at) => {
-            let quote_at = attributes[at..].find(['"', '\'']).map(|q| at + q);
-            let end = quote_at.and_then(|q| {
-                let quote = &attributes[q..=q];
-                attributes[q + 1..].find(quote).map(|e| q + 1 + e + 1)
-            });
-            match end {
-                Some(end) => format!(
-                    "<?xml{}{}?>{}",
-                    &attributes[..at],
-                    &attributes[end..],
-                    declaration.1
-                )
-                .into(),
-                None => text.into(),
-            }
+    let (declaration, body) = rest
+        .split_once("?>")
+        .ok_or_else(|| err("the XML declaration is not closed"))?;
+    let attributes = declaration_attributes(declaration)?;
+    let declared = attributes
+        .iter()
+        .find(|(name, _)| *name == "encoding")
+        .map(|(_, value)| value.to_ascii_uppercase());
+    let agrees = match (declared.as_deref(), encoding) {
+        (None, _)
+        | (Some("UTF-8"), Encoding::Utf8)
+        | (Some("UTF-16"), Encoding::Utf16Le | Encoding::Utf16Be) => true,
+        (Some("UTF-16LE"), Encoding::Utf16Le) | (Some("UTF-16BE"), Encoding::Utf16Be) => true,
+        (Some("UTF-8" | "UTF-16" | "UTF-16LE" | "UTF-16BE"), _) => false,
+        (Some(other), _) => {
+            return Err(err(format!(
+                "the document declares encoding {:?}; berth reads CPIX only in UTF-8 or UTF-16, so that the signature checker and the key reader read one document",
+                other.chars().take(40).collect::<String>()
+            )));
         }
+    };
+    if !agrees {
+        return Err(err(format!(
+            "the document declares encoding {:?} but its bytes are {}: refused, since readers would disagree on its text",
+            declared.unwrap_or_default(),
+            match encoding {
+                Encoding::Utf8 => "UTF-8",
+                Encoding::Utf16Le => "UTF-16 (little-endian byte order mark)",
+                Encoding::Utf16Be => "UTF-16 (big-endian byte order mark)",
+            }
+        )));
+    }
+    let kept: String = attributes
+        .iter()
+        .filter(|(name, _)| *name != "encoding")
+        .map(|(name, value)| format!(" {name}=\"{value}\""))
+        .collect();
+    Ok(format!("<?xml{kept}?>{body}"))
+}
+
+/// The pseudo-attributes of an XML declaration (`version="1.0" ...`), strictly:
+/// a name, `=`, a quoted value, separated by white space.
+fn declaration_attributes(declaration: &str) -> Result<Vec<(&str, &str)>, KeyFileError> {
+    let bad = || err("the XML declaration cannot be read");
+    let mut attributes = Vec::new();
+    let mut rest = declaration;
+    loop {
+        let trimmed = rest.trim_start_matches([' ', '\t', '\r', '\n']);
+        if trimmed.is_empty() {
+            return Ok(attributes);
+        }
+        if trimmed.len() == rest.len() {
+            return Err(bad());
+        }
+        let (name, after) = trimmed.split_once('=').ok_or_else(bad)?;
+        let name = name.trim_end_matches([' ', '\t', '\r', '\n']);
+        if !["version", "encoding", "standalone"].contains(&name) {
+            return Err(bad());
+        }
+        let after = after.trim_start_matches([' ', '\t', '\r', '\n']);
+        let quote = after
+            .chars()
+            .next()
+            .filter(|q| matches!(q, '"' | '\''))
+            .ok_or_else(bad)?;
+        let (value, tail) = after[1..].split_once(quote).ok_or_else(bad)?;
+        if value.contains(['"', '\'', '<', '&']) {
+            return Err(bad());
+        }
+        attributes.push((name, value));
+        rest = tail;
     }
 }
 

@@ -88,8 +88,9 @@ async fn an_encrypted_signed_cpix_document_imports_and_a_player_gets_its_keys() 
     );
     assert!(info["rsa_bits"].as_u64().unwrap() >= 3072);
 
-    // Another vessel first, this one second; a collection signature and a
-    // document signature; other prefixes; key periods; UTF-16.
+    // Another vessel first, this one second; a signature over each list and
+    // one over the document, all children of the root as the schema has them;
+    // other prefixes; key periods; UTF-16.
     make(&dir, &["cert", "other.key", "other.pem", "--cn", "Other Ship"]);
     let c = format!("{KID_C}:{KEY_C}");
     let d = format!("{KID_D}:{KEY_D}");
@@ -114,7 +115,7 @@ async fn an_encrypted_signed_cpix_document_imports_and_a_player_gets_its_keys() 
             "Film 7",
             "--sign",
             "signer.key,signer.pem",
-            "--sign-collection",
+            "--sign-lists",
             "signer.key,signer.pem",
         ],
     );
@@ -267,7 +268,7 @@ async fn sealed_documents_that_cannot_be_trusted_are_refused_by_name_and_nothing
     );
     refused(
         &import(&app, "rogue.xml", Some(&with_signers(&dir, &["signer.pem"]))),
-        "does not verify with [keys] cpix_signers",
+        "not signed by a trusted signer",
     );
     // Expired, weak (1024-bit) and SHA-1 signer certificates.
     for (name, extra, says) in [
@@ -443,4 +444,274 @@ async fn the_readme_sealed_keys_recipe_runs_as_written() {
     );
     assert!(stdout.contains("imported 1 new key"), "{stdout}");
     assert!(stdout.contains(r#""k":"ABEiM0RVZneImaq7zN3u_w""#), "{stdout}");
+}
+
+const KID_E: &str = "e0ffee00-1111-4222-8333-444444444444";
+const KEY_E: &str = "00112233445566778899aabbccddeeff";
+const KID_F: &str = "f0ffee00-1111-4222-8333-444444444444";
+const KEY_F: &str = "ffeeddccbbaa99887766554433221100";
+/// The key an attacker tries to slip in (its base64 has no `+`, which UTF-7 would read).
+const EVIL_KID: &str = "0badbad0-1111-4222-8333-444444444444";
+const EVIL_LIST: &str = r#"<cpix:ContentKeyList id="evil"><cpix:ContentKey kid="0badbad0-1111-4222-8333-444444444444"><cpix:Data><pskc:Secret><pskc:PlainValue>ERERERERERERERERERERAA==</pskc:PlainValue></pskc:Secret></cpix:Data></cpix:ContentKey></cpix:ContentKeyList>"#;
+
+/// Whether the xmlsec1 command line (libxml2, as another verifier would read
+/// the file) finds every signature in `file` valid with `cert`.
+fn xmlsec1_verifies(dir: &Path, file: &str, cert: &str) -> bool {
+    std::process::Command::new("xmlsec1")
+        .args(["--verify", "--pubkey-cert-pem", cert])
+        .args(
+            [
+                "DeliveryDataList",
+                "ContentKeyList",
+                "ContentKeyPeriodList",
+                "ContentKeyUsageRuleList",
+            ]
+            .iter()
+            .flat_map(|list| ["--id-attr:id".to_owned(), format!("urn:dashif:org:cpix:{list}")]),
+        )
+        .arg(file)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn imported(out: &std::process::Output, new: usize) {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(&format!("imported {new} new key")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[actix_web::test]
+async fn signatures_over_lists_at_the_root_as_key_services_write_them_import_under_the_trusted_rule() {
+    let (app, dir) = vessel().await;
+    make(&dir, &["cert", "other.key", "other.pem", "--cn", "Other Ship"]);
+    make(
+        &dir,
+        &["cert", "ec.key", "ec.pem", "--cn", "EC Key Service", "--ec"],
+    );
+    make(&dir, &["cert", "rogue.key", "rogue.pem", "--cn", "Rogue"]);
+    let config = with_signers(&dir, &["signer.pem", "ec.pem"]);
+    let (c, d, e, f) = (
+        format!("{KID_C}:{KEY_C}"),
+        format!("{KID_D}:{KEY_D}"),
+        format!("{KID_E}:{KEY_E}"),
+        format!("{KID_F}:{KEY_F}"),
+    );
+    let doc = |file: &str, key: &str, utf16: bool, sign: &[&str]| {
+        let mut args = vec![
+            "doc",
+            file,
+            "--recipient",
+            "other.pem",
+            "--recipient",
+            "vessel.pem",
+            "--key",
+            key,
+            "--periods",
+            "--content-id",
+            "Root Title",
+        ];
+        if utf16 {
+            args.push("--utf16");
+        }
+        args.extend(sign);
+        make(&dir, &args);
+    };
+    // Every list signed by one trusted signer (ECDSA), the whole document by
+    // another (RSA), two recipients, UTF-16: verified and imported.
+    doc(
+        "both.xml",
+        &c,
+        true,
+        &["--sign-lists", "ec.key,ec.pem", "--sign", "signer.key,signer.pem"],
+    );
+    let text = String::from_utf8(
+        std::fs::read(dir.join("both.xml")).unwrap()[2..]
+            .chunks(2)
+            .map(|p| p[0])
+            .collect(),
+    )
+    .unwrap();
+    assert_eq!(
+        text.matches("<ds:Signature xmlns").count(),
+        5,
+        "four lists and the document"
+    );
+    imported(&import(&app, "both.xml", Some(&config)), 1);
+    // Only the lists, in UTF-8: imported, but the root's contentId is not
+    // signed and is not taken as the title.
+    doc("lists.xml", &d, false, &["--sign-lists", "signer.key,signer.pem"]);
+    assert!(xmlsec1_verifies(&dir, "lists.xml", "signer.pem"));
+    imported(&import(&app, "lists.xml", Some(&config)), 1);
+    let listed = kids(&app);
+    let label = |kid: &str| listed.iter().find(|k| k["kid"] == kid).unwrap()["label"].clone();
+    assert_eq!((label(KID_C), label(KID_D)), (json!("Root Title"), json!("")));
+    // Lists signed by an untrusted key, the document by a trusted one: the
+    // document signature vouches for everything.
+    doc(
+        "rogue-lists.xml",
+        &e,
+        false,
+        &[
+            "--sign-lists",
+            "rogue.key,rogue.pem",
+            "--sign",
+            "signer.key,signer.pem",
+        ],
+    );
+    imported(&import(&app, "rogue-lists.xml", Some(&config)), 1);
+    // Only the content keys signed: the document and MAC keys they are
+    // encrypted under are not, and nothing is imported.
+    let only_keys = ["--sign-lists", "signer.key,signer.pem", "--lists", "keys"];
+    doc("only-keys.xml", &f, false, &only_keys);
+    refused(
+        &import(&app, "only-keys.xml", Some(&config)),
+        "DeliveryDataList is not signed by a trusted signer",
+    );
+    // The lists by a rogue, nothing else: refused with signers configured;
+    // without them, every signature verifies with its certificate and it imports.
+    doc("rogue.xml", &f, false, &["--sign-lists", "rogue.key,rogue.pem"]);
+    refused(
+        &import(&app, "rogue.xml", Some(&config)),
+        "not signed by a trusted signer",
+    );
+    imported(&import(&app, "rogue.xml", None), 1);
+}
+
+#[actix_web::test]
+async fn a_trusted_document_rewritten_so_two_readers_would_disagree_imports_nothing_of_the_attackers() {
+    let (app, dir) = vessel().await;
+    make(
+        &dir,
+        &["cert", "ec.key", "ec.pem", "--cn", "EC Key Service", "--ec"],
+    );
+    let config = with_signers(&dir, &["signer.pem", "ec.pem"]);
+    let c = format!("{KID_C}:{KEY_C}");
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    let list_at = |text: &str| {
+        let start = text.find("<cpix:ContentKeyList").unwrap();
+        let end = text.find("</cpix:ContentKeyList>").unwrap() + "</cpix:ContentKeyList>".len();
+        (start, end)
+    };
+    for (signer, cert) in [
+        ("signer.key,signer.pem", "signer.pem"),
+        ("ec.key,ec.pem", "ec.pem"),
+    ] {
+        make(
+            &dir,
+            &["doc", "signed.xml", "--clear", "--key", &c, "--sign", signer],
+        );
+        let signed = std::fs::read_to_string(dir.join("signed.xml")).unwrap();
+
+        // UTF-7: the signed list becomes text to a UTF-8 reader, and the
+        // attacker's list a comment to a UTF-7 reader. libxml2 (xmlsec1)
+        // reads the signed document and says the signature is good.
+        let escaped = signed.replace('+', "+-");
+        let (start, end) = list_at(&escaped);
+        let hidden = escaped[start..end].replace('<', "+ADw-").replace('>', "+AD4-");
+        let utf7 = format!(
+            "{}{hidden}+ADwAIQ---{EVIL_LIST}--+AD4-{}",
+            &escaped[..start],
+            &escaped[end..]
+        )
+        .replacen("encoding=\"UTF-8\"", "encoding=\"UTF-7\"", 1);
+        write("utf7.xml", utf7.as_bytes());
+        assert!(
+            xmlsec1_verifies(&dir, "utf7.xml", cert),
+            "the construction is a real bypass"
+        );
+        refused(
+            &import(&app, "utf7.xml", Some(&config)),
+            "declares encoding \"UTF-7\"",
+        );
+        refused(&import(&app, "utf7.xml", None), "declares encoding \"UTF-7\"");
+    }
+    let signed = std::fs::read_to_string(dir.join("signed.xml")).unwrap();
+    let (start, end) = list_at(&signed);
+    let around = |inside: &str| format!("{}{inside}{}", &signed[..end], &signed[end..]);
+    // Byte order marks that disagree with the declaration.
+    write(
+        "bom8.xml",
+        &[b"\xEF\xBB\xBF", signed.replacen("UTF-8", "UTF-16", 1).as_bytes()].concat(),
+    );
+    refused(&import(&app, "bom8.xml", Some(&config)), "its bytes are UTF-8");
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(signed.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    write("bom16.xml", &utf16);
+    refused(&import(&app, "bom16.xml", Some(&config)), "its bytes are UTF-16");
+    for other in ["ISO-8859-1", "EBCDIC-US", "UTF-32"] {
+        write("other.xml", signed.replacen("UTF-8", other, 1).as_bytes());
+        refused(
+            &import(&app, "other.xml", Some(&config)),
+            &format!("declares encoding \"{other}\""),
+        );
+    }
+    // An entity that would expand to the attacker's list.
+    let entity = signed
+        .replacen(
+            "?>",
+            &format!("?><!DOCTYPE cpix:CPIX [<!ENTITY e '{EVIL_LIST}'>]>"),
+            1,
+        )
+        .replacen("</cpix:ContentKeyList>", "</cpix:ContentKeyList>&e;", 1);
+    write("entity.xml", entity.as_bytes());
+    refused(&import(&app, "entity.xml", Some(&config)), "not well-formed");
+    // A second list with the signed list's id (signature wrapping), an id
+    // with white space, and the signature moved into the list.
+    write(
+        "twice.xml",
+        around(&EVIL_LIST.replace("\"evil\"", "\"keys\"")).as_bytes(),
+    );
+    refused(
+        &import(&app, "twice.xml", Some(&config)),
+        "two elements have the id",
+    );
+    write(
+        "space.xml",
+        signed.replacen("id=\"keys\"", "id=\"keys \"", 1).as_bytes(),
+    );
+    refused(&import(&app, "space.xml", Some(&config)), "holds white space");
+    let signature_at = signed.find("<ds:Signature").unwrap();
+    let signature_end = signed.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let moved = format!(
+        "{}{}{}{}",
+        &signed[..end - "</cpix:ContentKeyList>".len()],
+        &signed[signature_at..signature_end],
+        &signed[end - "</cpix:ContentKeyList>".len()..signature_at],
+        &signed[signature_end..]
+    );
+    write("moved.xml", moved.as_bytes());
+    refused(
+        &import(&app, "moved.xml", Some(&config)),
+        "is not where CPIX puts signatures",
+    );
+    // The attacker's list beside the signed one, unsigned: the document
+    // signature no longer verifies.
+    write("beside.xml", around(EVIL_LIST).as_bytes());
+    refused(&import(&app, "beside.xml", Some(&config)), "does not verify");
+    // Comments and CDATA are read alike by both: the signed key, and only it.
+    let comment = format!(
+        "{}<!--{EVIL_LIST}-->{}",
+        &signed[..start],
+        &signed[start..].replacen(
+            "ASNFZ4mrze8BI0VniavN7w==",
+            "<![CDATA[ASNFZ4mrze8BI0VniavN7w==]]>",
+            1
+        )
+    );
+    write("comment.xml", comment.as_bytes());
+    imported(&import(&app, "comment.xml", Some(&config)), 1);
+    let listed = kids(&app);
+    assert!(listed.iter().any(|k| k["kid"] == KID_C));
+    assert!(
+        listed.iter().all(|k| k["kid"] != EVIL_KID),
+        "the attacker's key is never imported"
+    );
 }

@@ -7,9 +7,16 @@ Also makes test certificates (`cert` subcommand). The berth tests run it.
   make_cpix.py doc OUT --recipient CERT.pem [...] --key KID_UUID:KEY_HEX [...]
       [--content-id ID] [--prefix cpix] [--utf16] [--wrong-mac KID]
       [--periods] [--document-key-algorithm URI] [--no-keys] [--clear]
-      [--sign KEY.pem,CERT.pem] [--sign-collection KEY.pem,CERT.pem]
+      [--sign KEY.pem,CERT.pem] [--sign-lists KEY.pem,CERT.pem]
+      [--lists ID,ID...]
   make_cpix.py cert KEY_OUT CERT_OUT --cn NAME [--bits 3072] [--days 30]
-      [--expired] [--sha1]
+      [--expired] [--sha1] [--ec]
+
+Signatures are laid out as the CPIX schema and its reference implementation
+lay them out: every ds:Signature is a child of the root CPIX element, after
+the lists. --sign-lists signs lists by their ids (all of them, or --lists),
+one signature each; --sign then signs the whole document, list signatures
+included.
 """
 import argparse
 import base64
@@ -23,7 +30,7 @@ import sys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.x509.oid import NameOID
 
@@ -36,13 +43,19 @@ def b64(data):
     return base64.b64encode(data).decode()
 
 
-def signature_template(uri):
+def signature_template(uri, key_path):
+    with open(key_path, "rb") as f:
+        ec = b"EC PRIVATE KEY" in f.read()
+    method = "ecdsa-sha256" if ec else "rsa-sha256"
+    # The enveloped-signature transform only where the signature is inside
+    # what it signs (the whole document).
+    enveloped = '<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>' if uri == "" else ""
     return (
         '<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>'
         '<ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/>'
-        '<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"/>'
+        f'<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#{method}"/>'
         f'<ds:Reference URI="{uri}"><ds:Transforms>'
-        '<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>'
+        f'{enveloped}'
         '<ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms>'
         '<ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>'
         "<ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/>"
@@ -50,10 +63,13 @@ def signature_template(uri):
     )
 
 
+LISTS = ["DeliveryDataList", "ContentKeyList", "ContentKeyPeriodList", "ContentKeyUsageRuleList"]
+
+
 def xmlsec_sign(path, key_and_cert, node_xpath):
+    ids = [arg for name in LISTS for arg in ("--id-attr:id", f"urn:dashif:org:cpix:{name}")]
     subprocess.run(
-        ["xmlsec1", "--sign", "--privkey-pem", key_and_cert, "--id-attr:id",
-         "urn:dashif:org:cpix:ContentKeyList", "--node-xpath", node_xpath,
+        ["xmlsec1", "--sign", "--privkey-pem", key_and_cert, *ids, "--node-xpath", node_xpath,
          "--output", path, path],
         check=True, capture_output=True,
     )
@@ -111,37 +127,36 @@ def document(args):
     periods = ""
     if args.periods:
         periods = (
-            f'<{p}:ContentKeyPeriodList>'
+            f'<{p}:ContentKeyPeriodList id="periods">'
             + "".join(f'<{p}:ContentKeyPeriod id="period{i}" index="{i}"/>' for i in range(len(keys)))
-            + f"</{p}:ContentKeyPeriodList>\n<{p}:ContentKeyUsageRuleList>"
+            + f'</{p}:ContentKeyPeriodList>\n<{p}:ContentKeyUsageRuleList id="usage-rules">'
             + "".join(
                 f'<{p}:ContentKeyUsageRule kid="{spec.split(":")[0]}"><{p}:KeyPeriodFilter periodId="period{i}"/></{p}:ContentKeyUsageRule>'
                 for i, spec in enumerate(args.key)
             )
             + f"</{p}:ContentKeyUsageRuleList>\n"
         )
-    collection_signature = signature_template("#keys") if args.sign_collection else ""
     text = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<{p}:CPIX xmlns:{p}="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc" '
         f'xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:enc="http://www.w3.org/2001/04/xmlenc#" '
         f'contentId="{args.content_id}">\n'
-        + ("" if args.clear else f"<{p}:DeliveryDataList>\n{''.join(delivery)}</{p}:DeliveryDataList>\n")
-        + (f'<{p}:ContentKeyList id="keys">\n{"".join(keys)}{collection_signature}</{p}:ContentKeyList>\n' if keys else "")
+        + ("" if args.clear else f'<{p}:DeliveryDataList id="delivery">\n{"".join(delivery)}</{p}:DeliveryDataList>\n')
+        + (f'<{p}:ContentKeyList id="keys">\n{"".join(keys)}</{p}:ContentKeyList>\n' if keys else "")
         + periods
         + f"</{p}:CPIX>\n"
     )
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(text)
-    if args.sign_collection:
-        xmlsec_sign(args.out, args.sign_collection, "/*/*[local-name()='ContentKeyList']/*[local-name()='Signature']")
+    signatures = 0
+    if args.sign_lists:
+        present = [i for i in ("delivery", "keys", "periods", "usage-rules") if f'id="{i}"' in text]
+        for list_id in args.lists.split(",") if args.lists else present:
+            signatures += 1
+            add_signature(args.out, f"#{list_id}", args.sign_lists, signatures, p)
     if args.sign:
-        with open(args.out, encoding="utf-8") as f:
-            text = f.read()
-        text = text.replace(f"</{p}:CPIX>", signature_template("") + f"</{p}:CPIX>")
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.write(text)
-        xmlsec_sign(args.out, args.sign, "/*/*[local-name()='Signature']")
+        signatures += 1
+        add_signature(args.out, "", args.sign, signatures, p)
     if args.utf16:
         with open(args.out, encoding="utf-8") as f:
             text = f.read()
@@ -151,8 +166,21 @@ def document(args):
             f.write(text.replace('encoding="UTF-8"', 'encoding="UTF-16"', 1).encode("utf-16"))
 
 
+def add_signature(path, uri, key_and_cert, n, p):
+    """Appends the n-th root-level signature, over `uri`, and has xmlsec1 sign it."""
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    text = text.replace(f"</{p}:CPIX>", signature_template(uri, key_and_cert.split(",")[0]) + f"</{p}:CPIX>")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    xmlsec_sign(path, key_and_cert, f"/*/*[local-name()='Signature'][{n}]")
+
+
 def certificate(args):
-    key = rsa.generate_private_key(public_exponent=65537, key_size=args.bits)
+    if args.ec:
+        key = ec.generate_private_key(ec.SECP256R1())
+    else:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=args.bits)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, args.cn)])
     now = datetime.datetime.now(datetime.timezone.utc)
     start, end = (now - datetime.timedelta(days=60), now - datetime.timedelta(days=30)) if args.expired \
@@ -183,7 +211,8 @@ def main():
     doc.add_argument("--no-keys", action="store_true")
     doc.add_argument("--clear", action="store_true")
     doc.add_argument("--sign")
-    doc.add_argument("--sign-collection")
+    doc.add_argument("--sign-lists")
+    doc.add_argument("--lists")
     cert = sub.add_parser("cert")
     cert.add_argument("key_out")
     cert.add_argument("cert_out")
@@ -192,6 +221,7 @@ def main():
     cert.add_argument("--days", type=int, default=30)
     cert.add_argument("--expired", action="store_true")
     cert.add_argument("--sha1", action="store_true")
+    cert.add_argument("--ec", action="store_true")
     args = parser.parse_args()
     document(args) if args.command == "doc" else certificate(args)
 
