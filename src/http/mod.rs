@@ -201,10 +201,10 @@ fn find_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
     let params: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(query)
         .map(|q| q.into_inner())
         .unwrap_or_default();
-    let given = |name: &str| params.get(name).filter(|token| !token.trim().is_empty());
+    let given = |name: &str| params.get(name).map(|token| token.trim()).filter(|token| !token.is_empty());
     given("AxDrmMessage")
         .or_else(|| given("token"))
-        .map(|token| Cow::Owned(token.clone()))
+        .map(|token| Cow::Owned(token.to_owned()))
 }
 
 /// Limits one token from one address (a request without a token is refused

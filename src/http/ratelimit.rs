@@ -34,8 +34,13 @@ impl RateLimiter {
     }
 
     /// `Ok` to go ahead, or the whole seconds to wait. A token is told apart by
-    /// its signature (its last part), which is unique to it and short to hash.
+    /// its signature (its last part), which is unique to it and short to hash,
+    /// read as verification reads it: white space around the token does not
+    /// count, so no spelling of one token is another client. (Verification
+    /// takes the signature only in its one base64url spelling, and query
+    /// values reach here percent-decoded.)
     pub fn check(&self, token: &str, client: IpAddr, now: Instant) -> Result<(), u64> {
+        let token = token.trim();
         let signature = token.rsplit('.').next().unwrap_or(token);
         let key = self.hasher.hash_one((signature, client.to_canonical()));
         let mut buckets = self.buckets.lock().expect("rate limiter lock");
@@ -75,6 +80,7 @@ mod tests {
         assert_eq!(limiter.check("h.p.sig", ip, t0), Err(1));
         assert!(limiter.check("h.p.sig", "10.0.0.2".parse().unwrap(), t0).is_ok());
         assert!(limiter.check("h.p.other", ip, t0).is_ok());
+        assert_eq!(limiter.check(" h.p.sig\t\n", ip, t0), Err(1), "the same token, spelled otherwise");
         assert!(
             limiter
                 .check("h.p.sig", ip, t0 + Duration::from_millis(600))

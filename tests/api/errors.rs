@@ -256,6 +256,41 @@ async fn rate_limited_with_retry_after() {
     );
 }
 
+/// One token is one client however it is spelled and wherever it is put:
+/// white space around it, percent-encoding, each of the four places.
+#[actix_web::test]
+async fn the_rate_limit_counts_one_token_in_every_spelling_and_place() {
+    let app = spawn_app_with(|c| {
+        c.license.rate_limit_per_second = 0.01;
+        c.license.rate_limit_burst = 5;
+    })
+    .await;
+    let token = app.token(&[KID_A], json!({}));
+    let body = clearkey_body(&[KID_A], "temporary");
+    let percent: String = token.bytes().map(|b| format!("%{b:02X}")).collect();
+    let spaces = ["", " ", "\t", "  \t ", "%20", "%09%20", "+", "%0A"];
+    let mut statuses = Vec::new();
+    for (i, pad) in spaces.iter().enumerate() {
+        let plain = pad.replace("%20", " ").replace("%09", "\t").replace("%0A", " ").replace('+', " ");
+        let pad = pad.replace(' ', "%20").replace('\t', "%09");
+        let requests = [
+            client().post(app.url("/clearkey")).insert_header(("X-AxDRM-Message", format!("{plain}{token}{plain}"))),
+            client().post(app.url("/clearkey")).insert_header(("Authorization", format!("Bearer {plain}{token}{plain}"))),
+            client().post(app.url(&format!("/clearkey?AxDrmMessage={pad}{token}{pad}"))),
+            client().post(app.url(&format!("/clearkey?token={pad}{percent}{}", "%20".repeat(i)))),
+        ];
+        for request in requests {
+            let mut res = request.send_body(body.clone()).await.unwrap();
+            let _ = res.body().await;
+            statuses.push(res.status().as_u16());
+        }
+    }
+    let granted = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(granted, 5, "the burst, and no more: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), statuses.len() - 5, "{statuses:?}");
+    assert_eq!(app.log_rows(), 5);
+}
+
 #[actix_web::test]
 async fn locked_database_gives_503_and_no_key() {
     let app = spawn_app_with(|c| c.log.busy_timeout_ms = 200).await;
