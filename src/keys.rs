@@ -229,7 +229,11 @@ pub fn import_delivery_key(
     }
     let key =
         DeliveryKey::from_pkcs12(&der, password).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let certificate = crate::crypto::delivery::certificate_info(&key.certificate_der())?;
+    // Key providers refuse to encrypt for an expired, not yet valid, SHA-1
+    // signed or weak certificate, as berth refuses such a signer: the
+    // working key pair is kept.
+    let certificate = crate::crypto::delivery::check_certificate(&key.certificate_der(), now)
+        .map_err(|e| anyhow::anyhow!("{}: {e}; the delivery key pair in use is kept", file.display()))?;
     db.set_delivery_key(&key, DeliverySource::Imported, now)?;
     Ok(DeliveryKeyImported { certificate })
 }

@@ -19,7 +19,7 @@ pub struct CsrfOnly {
 csrf_forms!(CsrfOnly, RemoveComKeyForm, AddUserForm, NameForm);
 
 pub async fn com_keys_page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    match signed_in(&req, &state) {
+    match signed_in(&req, &state).await {
         Ok(session) => com_keys_answer(&state, &session, None, None).await,
         Err(answer) => *answer,
     }
@@ -97,8 +97,8 @@ pub async fn remove_com_key(
 }
 
 /// The crew users page is for admins only, even to look at.
-fn admin_only(req: &HttpRequest, state: &AdminState) -> Result<Session, Box<HttpResponse>> {
-    let session = signed_in(req, state)?;
+async fn admin_only(req: &HttpRequest, state: &web::Data<AdminState>) -> Result<Session, Box<HttpResponse>> {
+    let session = signed_in(req, state).await?;
     if !session.is_admin() {
         return Err(Box::new(html(
             StatusCode::FORBIDDEN,
@@ -109,7 +109,7 @@ fn admin_only(req: &HttpRequest, state: &AdminState) -> Result<Session, Box<Http
 }
 
 pub async fn users_page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    match admin_only(&req, &state) {
+    match admin_only(&req, &state).await {
         Ok(session) => users_answer(&state, &session, None, None).await,
         Err(answer) => *answer,
     }

@@ -103,7 +103,7 @@ fn sort(listed: &mut [(KeyInfo, KidUsage)], order: KeyOrder) {
 }
 
 pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    let session = match signed_in(&req, &state) {
+    let session = match signed_in(&req, &state).await {
         Ok(session) => session,
         Err(answer) => return *answer,
     };
@@ -204,7 +204,7 @@ pub struct RemoveForm {
 
 /// The delivery certificate as a file, for the key provider.
 pub async fn delivery_certificate(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if let Err(answer) = signed_in(&req, &state) {
+    if let Err(answer) = signed_in(&req, &state).await {
         return *answer;
     }
     let now = state.service.clock().now();

@@ -88,7 +88,7 @@ fn filter_query(f: &LogFilter) -> String {
 }
 
 pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    let session = match signed_in(&req, &state) {
+    let session = match signed_in(&req, &state).await {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
@@ -134,7 +134,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
 /// The filtered rows as CSV, in the columns of a report's `licenses.csv`,
 /// streamed from a snapshot of the log (millions of rows need no memory).
 pub async fn csv(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if let Err(answer) = signed_in(&req, &state) {
+    if let Err(answer) = signed_in(&req, &state).await {
         return *answer;
     }
     let query = match parse_query(&req) {

@@ -61,8 +61,8 @@ pub struct AdminState {
     certificates: Vec<Certificate>,
     /// `[license] allowed_origins` has `"*"`: any web page may fetch keys.
     any_origin: bool,
-    /// Permits to check a password (argon2id, 19 MiB each).
-    hashing: tokio::sync::Semaphore,
+    /// The password thread (argon2id, one 19 MiB block, reused).
+    passwords: session::PasswordChecks,
     /// The bearer token `/metrics` accepts besides a crew session.
     metrics_token: Option<String>,
 }
@@ -107,7 +107,7 @@ impl AdminState {
             verified: Mutex::new(HashMap::new()),
             certificates,
             any_origin: config.license.allowed_origins.iter().any(|o| o == "*"),
-            hashing: tokio::sync::Semaphore::new(session::HASHES_AT_ONCE),
+            passwords: session::PasswordChecks::start()?,
             metrics_token: read_metrics_token(&config.admin.metrics_token_file)?,
         })
     }
@@ -306,27 +306,20 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
             StatusCode::TOO_MANY_REQUESTS,
         );
     }
-    let credentials = state
-        .db
-        .lock()
-        .expect("db lock")
-        .user_credentials(&form.user)
-        .ok()
-        .flatten();
-    let password = form.password;
-    // At most a few hashes at once; the rest wait here, holding no memory.
-    let role = match state.hashing.acquire().await {
-        Ok(_permit) => web::block(move || session::check_password(credentials, &password))
-            .await
-            .ok()
-            .flatten(),
-        Err(_) => None,
+    let user = form.user.clone();
+    let Some(Ok(credentials)) = with_db(&state, move |db| db.user_credentials(&user)).await else {
+        return again(
+            "Sign-in is not possible right now (the database cannot be read); try again in a moment.",
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
     };
+    // One hash at a time on the password thread; the rest wait here.
+    let role = state.passwords.check(credentials, form.password).await;
     match role {
         Some(role) => {
             state.sessions.login_succeeded(&form.user, ip);
             let cookie = state.sessions.create(&form.user, &role);
-            tracing::info!(user = %form.user, "crew sign-in");
+            tracing::info!(user = ?form.user, "crew sign-in");
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/"))
                 .cookie(cookie)
@@ -334,7 +327,7 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
                 .finish()
         }
         None => {
-            tracing::warn!(user = %form.user.chars().take(64).collect::<String>(), %ip, "failed crew sign-in");
+            tracing::warn!(user = ?form.user.chars().take(64).collect::<String>(), %ip, "failed crew sign-in");
             again("Wrong user name or password.", StatusCode::UNAUTHORIZED)
         }
     }
@@ -494,7 +487,7 @@ async fn dashboard_data_blocking(state: &web::Data<AdminState>) -> Option<views:
 }
 
 async fn dashboard(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    let session = match signed_in(&req, &state) {
+    let session = match signed_in(&req, &state).await {
         Ok(s) => s,
         Err(answer) => return *answer,
     };
@@ -506,9 +499,16 @@ async fn dashboard(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespon
 
 async fn dashboard_json(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
     // The page polls this by itself: that keeps no session alive.
-    let session = state.sessions.peek(&req);
-    if session.and_then(|s| still_allowed(&req, &state, s)).is_none() {
-        return HttpResponse::Unauthorized().json(serde_json::json!({ "error": "not signed in" }));
+    let allowed = match state.sessions.peek(&req) {
+        Some(session) => still_allowed(&req, &state, session).await,
+        None => Ok(None),
+    };
+    match allowed {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return HttpResponse::Unauthorized().json(serde_json::json!({ "error": "not signed in" }));
+        }
+        Err(()) => return unavailable("The dashboard"),
     }
     match dashboard_data_blocking(&state).await {
         Some(data) => HttpResponse::Ok().json(data),
@@ -537,7 +537,7 @@ async fn icon() -> HttpResponse {
 
 /// Whether the request may read `/metrics`: Prometheus with the configured
 /// bearer token, or a signed-in crew member.
-fn may_read_metrics(req: &HttpRequest, state: &AdminState) -> bool {
+async fn may_read_metrics(req: &HttpRequest, state: &web::Data<AdminState>) -> bool {
     let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -545,13 +545,13 @@ fn may_read_metrics(req: &HttpRequest, state: &AdminState) -> bool {
         .and_then(|v| v.strip_prefix("Bearer "));
     match (&state.metrics_token, bearer) {
         (Some(token), Some(given)) => crate::crypto::ct_eq(token.as_bytes(), given.trim().as_bytes()),
-        _ => live_session(req, state).is_some(),
+        _ => live_session(req, state).await.is_some(),
     }
 }
 
 /// Prometheus text format, for Prometheus's bearer token or a crew session.
 async fn metrics(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    if !may_read_metrics(&req, &state) {
+    if !may_read_metrics(&req, &state).await {
         return HttpResponse::Unauthorized()
             .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"berth metrics\""))
             .content_type("text/plain; charset=utf-8")
@@ -615,48 +615,59 @@ async fn metrics(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse
         .body(out)
 }
 
-/// The request's live session: its account still exists with the same role
-/// (an account removed or changed by the CLI ends its sessions here).
-fn live_session(req: &HttpRequest, state: &AdminState) -> Option<session::Session> {
-    let session = state.sessions.current(req)?;
-    still_allowed(req, state, session)
-}
-
-/// The session, if its account still exists with the same role.
-fn still_allowed(
+/// Whether a session's account still exists with the same role (an account
+/// removed or changed by the CLI ends its sessions here), read off the admin
+/// worker. `Err` when the database cannot say: the caller refuses.
+async fn still_allowed(
     req: &HttpRequest,
-    state: &AdminState,
+    state: &web::Data<AdminState>,
     session: session::Session,
-) -> Option<session::Session> {
-    let stored = state.db.lock().expect("db lock").user_credentials(&session.user);
-    match stored {
-        Ok(Some((_, role))) if role == session.role => Some(session),
-        Ok(_) => {
+) -> Result<Option<session::Session>, ()> {
+    let user = session.user.clone();
+    match with_db(state, move |db| db.user_credentials(&user)).await {
+        Some(Ok(Some((_, role)))) if role == session.role => Ok(Some(session)),
+        Some(Ok(_)) => {
             state.sessions.remove(req);
-            None
+            Ok(None)
         }
-        Err(_) => Some(session),
+        Some(Err(_)) | None => Err(()),
     }
 }
 
-/// The request's session, or a redirect to the sign-in page.
-fn signed_in(req: &HttpRequest, state: &AdminState) -> Result<session::Session, Box<HttpResponse>> {
-    live_session(req, state).ok_or_else(|| Box::new(redirect("/login")))
+/// The request's live session, if it has one and its account still stands.
+async fn live_session(req: &HttpRequest, state: &web::Data<AdminState>) -> Option<session::Session> {
+    let session = state.sessions.current(req)?;
+    still_allowed(req, state, session).await.ok().flatten()
 }
 
-/// A signed-in admin with the right CSRF token, or the answer to give instead.
-fn admin_action(
+/// The request's session, or the answer to give instead: a redirect to the
+/// sign-in page, or 503 when the database cannot confirm the account.
+async fn signed_in(
     req: &HttpRequest,
-    state: &AdminState,
-    csrf: &str,
+    state: &web::Data<AdminState>,
 ) -> Result<session::Session, Box<HttpResponse>> {
-    let session = signed_in(req, state)?;
-    let refuse = |why: &str| Box::new(html(StatusCode::FORBIDDEN, views::forbidden(why)));
-    if !session.csrf_matches(csrf) {
-        return Err(refuse("The form's security token is missing or wrong."));
+    let Some(session) = state.sessions.current(req) else {
+        return Err(Box::new(redirect("/login")));
+    };
+    match still_allowed(req, state, session).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(Box::new(redirect("/login"))),
+        Err(()) => Err(Box::new(unavailable("Your crew account"))),
     }
+}
+
+/// A signed-in admin, or the answer to give instead; checked before a form's
+/// body is read.
+async fn signed_in_admin(
+    req: &HttpRequest,
+    state: &web::Data<AdminState>,
+) -> Result<session::Session, Box<HttpResponse>> {
+    let session = signed_in(req, state).await?;
     if !session.is_admin() {
-        return Err(refuse("This needs an admin account."));
+        return Err(Box::new(html(
+            StatusCode::FORBIDDEN,
+            views::forbidden("This needs an admin account."),
+        )));
     }
     Ok(session)
 }
@@ -668,7 +679,8 @@ trait HasCsrf {
 
 /// A form posted by a signed-in admin whose CSRF token matches: the one check
 /// every changing request passes. Extracting it answers anything else (a
-/// redirect to the sign-in page, or 403 with the reason).
+/// redirect to the sign-in page, or 403 with the reason). The session is
+/// checked before the body is read: a stranger's body is never parsed.
 struct AdminAction<T> {
     session: session::Session,
     form: T,
@@ -679,17 +691,26 @@ impl<T: DeserializeOwned + HasCsrf + 'static> actix_web::FromRequest for AdminAc
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
-        let form = <web::Form<T> as actix_web::FromRequest>::from_request(req, payload);
         let req = req.clone();
+        let mut payload = payload.take();
         Box::pin(async move {
-            let form = form.await?.into_inner();
+            let refused = |answer: HttpResponse| {
+                actix_web::error::InternalError::from_response("refused", answer).into()
+            };
             let state = req
                 .app_data::<web::Data<AdminState>>()
                 .expect("the admin listener has its state");
-            match admin_action(&req, state, form.csrf()) {
-                Ok(session) => Ok(AdminAction { session, form }),
-                Err(answer) => Err(actix_web::error::InternalError::from_response("refused", *answer).into()),
+            let session = signed_in_admin(&req, state).await.map_err(|a| refused(*a))?;
+            let form = <web::Form<T> as actix_web::FromRequest>::from_request(&req, &mut payload)
+                .await?
+                .into_inner();
+            if !session.csrf_matches(form.csrf()) {
+                return Err(refused(html(
+                    StatusCode::FORBIDDEN,
+                    views::forbidden("The form's security token is missing or wrong."),
+                )));
             }
+            Ok(AdminAction { session, form })
         })
     }
 }

@@ -78,7 +78,7 @@ fn verify(state: &AdminState, r: &ReportRecord, public_key_der: &[u8]) -> (bool,
 }
 
 pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse {
-    match signed_in(&req, &state) {
+    match signed_in(&req, &state).await {
         Ok(session) => answer(&state, &session, None).await,
         Err(answer) => *answer,
     }
@@ -183,7 +183,7 @@ pub async fn download(
     path: web::Path<String>,
     state: web::Data<AdminState>,
 ) -> HttpResponse {
-    if let Err(answer) = signed_in(&req, &state) {
+    if let Err(answer) = signed_in(&req, &state).await {
         return *answer;
     }
     let not_found = || html(StatusCode::NOT_FOUND, views::not_found());

@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
-use argon2::PasswordVerifier as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -25,9 +24,10 @@ const MAX_FAILURES: u32 = 5;
 /// account (a host guessing many accounts).
 const MAX_FAILURES_PER_ADDRESS: u32 = 20;
 const FAILURE_WINDOW: Duration = Duration::from_secs(300);
-/// Password hashes checked at once (argon2id with 19 MiB each): a flood of
-/// sign-ins waits its turn instead of taking memory.
-pub const HASHES_AT_ONCE: usize = 2;
+/// Sign-ins whose password waits for the password thread; more wait to be queued.
+const QUEUED_CHECKS: usize = 16;
+/// The most argon2 memory a stored hash may ask for (berth's own ask 19 MiB).
+const MAX_ARGON2_KIB: u32 = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -65,17 +65,86 @@ pub fn nonce_matches(req: &HttpRequest, nonce: &str) -> bool {
         .is_some_and(|c| !nonce.is_empty() && ct_eq(c.value().as_bytes(), nonce.as_bytes()))
 }
 
-/// Verifies a password against a stored argon2 hash; returns the role. An
-/// unknown user costs the same time as a known one.
-pub fn check_password(stored: Option<(String, String)>, password: &str) -> Option<String> {
+/// One password check: the stored hash and role (None: no such user), the
+/// password given, and where the role goes if it matches.
+struct Check {
+    stored: Option<(String, String)>,
+    password: String,
+    reply: tokio::sync::oneshot::Sender<Option<String>>,
+}
+
+/// Passwords are checked on one thread of their own, one at a time, with one
+/// argon2 memory block that the thread keeps and reuses: a flood of sign-ins
+/// waits its turn and costs that block once, never a block per thread of a
+/// pool (which glibc keeps per thread after the hash is done).
+pub struct PasswordChecks {
+    checks: tokio::sync::mpsc::Sender<Check>,
+}
+
+impl PasswordChecks {
+    /// Starts the password thread; it ends when this is dropped.
+    pub fn start() -> std::io::Result<PasswordChecks> {
+        let (checks, mut queue) = tokio::sync::mpsc::channel::<Check>(QUEUED_CHECKS);
+        std::thread::Builder::new()
+            .name("berth-passwords".into())
+            .spawn(move || {
+                let mut memory = Vec::new();
+                while let Some(check) = queue.blocking_recv() {
+                    let role = check_password(&mut memory, check.stored, &check.password);
+                    let _ = check.reply.send(role);
+                }
+            })?;
+        Ok(PasswordChecks { checks })
+    }
+
+    /// The role of `stored` if `password` is its password. An unknown user
+    /// costs the same time as a known one.
+    pub async fn check(&self, stored: Option<(String, String)>, password: String) -> Option<String> {
+        let (reply, role) = tokio::sync::oneshot::channel();
+        self.checks
+            .send(Check {
+                stored,
+                password,
+                reply,
+            })
+            .await
+            .ok()?;
+        role.await.ok().flatten()
+    }
+}
+
+/// Verifies a password against a stored argon2 hash with `memory` as the
+/// hash's working memory (grown once to what the hash needs); returns the role.
+fn check_password(
+    memory: &mut Vec<argon2::Block>,
+    stored: Option<(String, String)>,
+    password: &str,
+) -> Option<String> {
     const DUMMY: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$VyDNnPPDdjVbE3EV9vp2s4UyT9NhkCG9AZZbaJMqgGk";
     let (hash, role) = stored.unwrap_or_else(|| (DUMMY.to_owned(), String::new()));
     let parsed = argon2::PasswordHash::new(&hash).ok()?;
-    let ok = argon2::Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok();
-    (ok && !role.is_empty()).then_some(role)
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return None;
+    };
+    let params = argon2::Params::try_from(&parsed).ok()?;
+    if params.m_cost() > MAX_ARGON2_KIB {
+        return None;
+    }
+    let algorithm = argon2::Algorithm::try_from(parsed.algorithm.as_str()).ok()?;
+    let version = match parsed.version {
+        Some(v) => argon2::Version::try_from(v).ok()?,
+        None => argon2::Version::default(),
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut computed = vec![0; expected.len()];
+    argon2::Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, &mut computed, &mut memory[..blocks])
+        .ok()?;
+    (ct_eq(&computed, expected.as_ref()) && !role.is_empty()).then_some(role)
 }
 
 impl Sessions {

@@ -241,7 +241,7 @@ pub fn verify(
     }
     let _one_at_a_time = XMLSEC.lock().unwrap_or_else(|p| p.into_inner());
     let signers = verify_with_xmlsec(doc, text, has_ids, &candidates)?;
-    Ok(scopes
+    scopes
         .into_iter()
         .zip(signers)
         .map(|(scope, der)| {
@@ -251,7 +251,7 @@ pub fn verify(
                 signer: super::delivery::certificate_info(der).map_err(|e| e.to_string())?,
             })
         })
-        .collect::<Result<_, String>>()?)
+        .collect()
 }
 
 /// libxmlsec1's verdict on each signature (in document order), with each

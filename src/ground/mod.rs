@@ -151,7 +151,7 @@ async fn receive(req: HttpRequest, payload: web::Payload, store: web::Data<Groun
             )
         }
         Err(refusal) => {
-            tracing::warn!(%client, path = %req.path(), reason = %refusal, "upload refused");
+            tracing::warn!(%client, path = %req.path(), reason = ?refusal.to_string(), "upload refused");
             refused(&refusal)
         }
     }

@@ -201,7 +201,12 @@ fn find_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
     let params: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(query)
         .map(|q| q.into_inner())
         .unwrap_or_default();
-    let given = |name: &str| params.get(name).map(|token| token.trim()).filter(|token| !token.is_empty());
+    let given = |name: &str| {
+        params
+            .get(name)
+            .map(|token| token.trim())
+            .filter(|token| !token.is_empty())
+    };
     given("AxDrmMessage")
         .or_else(|| given("token"))
         .map(|token| Cow::Owned(token.to_owned()))
@@ -292,7 +297,8 @@ fn log_outcome(
             key_system = key_system.as_str(),
             kids,
             latency_us,
-            reason = %e,
+            // Quoted and escaped: it can hold a stranger's text.
+            reason = ?e.to_string(),
         ),
     }
 }

@@ -80,7 +80,11 @@ mod tests {
         assert_eq!(limiter.check("h.p.sig", ip, t0), Err(1));
         assert!(limiter.check("h.p.sig", "10.0.0.2".parse().unwrap(), t0).is_ok());
         assert!(limiter.check("h.p.other", ip, t0).is_ok());
-        assert_eq!(limiter.check(" h.p.sig\t\n", ip, t0), Err(1), "the same token, spelled otherwise");
+        assert_eq!(
+            limiter.check(" h.p.sig\t\n", ip, t0),
+            Err(1),
+            "the same token, spelled otherwise"
+        );
         assert!(
             limiter
                 .check("h.p.sig", ip, t0 + Duration::from_millis(600))

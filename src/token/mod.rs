@@ -150,7 +150,7 @@ token_object! {
         version: i64,
         license: Option<License>,
         content_keys_source: KeysSource,
-        content_key_usage_policies: Option<Vec<Value>>,
+        content_key_usage_policies: Option<Vec<policy::StrictValue>>,
         license_server: Option<LicenseServer>,
         session: Option<Session>,
     } restricts {

@@ -58,19 +58,88 @@ fn restricts(name: &str, value: &Value) -> bool {
     }
 }
 
+/// A JSON value as `serde_json` reads one, except that an object naming a
+/// key twice is an error: `Value` keeps the last, so a restricting field
+/// followed by a permissive copy of itself would be read as permissive.
+pub struct StrictValue(pub Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate field `{}` in a usage policy",
+                    short(&key)
+                )));
+            }
+            let StrictValue(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
 /// The named usage policies of an entitlement message.
 pub struct Policies(HashMap<String, Value>);
 
 impl Policies {
-    pub fn parse(list: Vec<Value>) -> Result<Policies, TokenError> {
+    /// The policies by name; a name given to two policies is refused (which of
+    /// them a key means would be a guess).
+    pub fn parse(list: Vec<StrictValue>) -> Result<Policies, TokenError> {
         let mut map = HashMap::new();
-        for policy in list {
+        for StrictValue(policy) in list {
             let Some(name) = policy.get("name").and_then(Value::as_str) else {
                 return Err(TokenError::Invalid(
                     "a content key usage policy has no name".into(),
                 ));
             };
-            map.insert(name.to_owned(), policy);
+            let name = name.to_owned();
+            if map.contains_key(&name) {
+                return Err(TokenError::Invalid(format!(
+                    "usage policy {:?} is defined twice",
+                    short(&name)
+                )));
+            }
+            map.insert(name, policy);
         }
         Ok(Policies(map))
     }

@@ -250,6 +250,8 @@ fn a_restriction_given_twice_is_refused() {
         r#""concurrency_limit":2,"concurrency_limit":null"#,
         r#""license_server":{"access_control":{"max_devices":1,"max_devices":0}}"#,
         r#""license":{"duration":60,"duration":0}"#,
+        r#""content_key_usage_policies":[{"name":"P","widevine":{"hdcp":"HDCP_V2","hdcp":"HDCP_NONE"}}]"#,
+        r#""content_key_usage_policies":[{"name":"P","widevine":{"device_security_level":"HW_SECURE_ALL"},"widevine":{}}]"#,
     ] {
         let text = format!(
             r#"{{"version":1,"com_key_id":"{}","message":{{"type":"entitlement_message","version":2,"content_keys_source":{{"inline":[{{"id":"{KID}"}}]}},{fields}}}}}"#,
@@ -263,6 +265,23 @@ fn a_restriction_given_twice_is_refused() {
             "{text}: {err:?}"
         );
     }
+}
+
+#[test]
+fn a_policy_name_given_twice_is_refused() {
+    // A strict policy followed by a permissive one of the same name must not
+    // be read as the permissive one.
+    let p = payload(json!({
+        "content_keys_source": { "inline": [ { "id": KID, "usage_policy": "P" } ] },
+        "content_key_usage_policies": [
+            { "name": "P", "widevine": { "device_security_level": "HW_SECURE_ALL" } },
+            { "name": "P", "widevine": { "device_security_level": "SW_SECURE_CRYPTO" } },
+        ],
+    }));
+    assert_eq!(
+        check(&com_key().sign_token(&p)).unwrap_err(),
+        TokenError::Invalid("usage policy \"P\" is defined twice".into())
+    );
 }
 
 #[test]

@@ -392,6 +392,52 @@ async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
         &["doc", "old.xml", "--recipient", "vessel.pem", "--key", &c],
     );
     refused(&import(&app, "old.xml", None), "not addressed to this vessel");
+    // Certificates a key provider would not encrypt for are refused, and the
+    // working pair is kept.
+    for (name, extra, says) in [
+        ("expired", "--expired", "expired"),
+        ("future", "--future", "not valid yet"),
+        ("sha1", "--sha1", "which is weak"),
+        ("weak", "--bits=1024", "1024 bits"),
+    ] {
+        make(
+            &dir,
+            &[
+                "cert",
+                &format!("{name}.key"),
+                &format!("{name}.pem"),
+                "--cn",
+                "test-vessel",
+                extra,
+            ],
+        );
+        let p12 = format!("{name}.p12");
+        run(&[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            &format!("{name}.key"),
+            "-in",
+            &format!("{name}.pem"),
+        ]
+        .into_iter()
+        .chain(["-passout", "file:password", "-out", &p12])
+        .collect::<Vec<_>>());
+        let out = app.berth(&[
+            "keys",
+            "delivery-key",
+            "import",
+            dir.join(&p12).to_str().unwrap(),
+            "--password-file",
+            dir.join("password").to_str().unwrap(),
+        ]);
+        refused(&out, says);
+        assert_eq!(
+            shown,
+            String::from_utf8(app.berth(&["keys", "delivery-cert"]).stdout).unwrap(),
+            "{name}"
+        );
+    }
     // A file that is not PKCS#12 says so; the password never came from the command line.
     refused(
         &app.berth(&[

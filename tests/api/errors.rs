@@ -271,11 +271,19 @@ async fn the_rate_limit_counts_one_token_in_every_spelling_and_place() {
     let spaces = ["", " ", "\t", "  \t ", "%20", "%09%20", "+", "%0A"];
     let mut statuses = Vec::new();
     for (i, pad) in spaces.iter().enumerate() {
-        let plain = pad.replace("%20", " ").replace("%09", "\t").replace("%0A", " ").replace('+', " ");
+        let plain = pad
+            .replace("%20", " ")
+            .replace("%09", "\t")
+            .replace("%0A", " ")
+            .replace('+', " ");
         let pad = pad.replace(' ', "%20").replace('\t', "%09");
         let requests = [
-            client().post(app.url("/clearkey")).insert_header(("X-AxDRM-Message", format!("{plain}{token}{plain}"))),
-            client().post(app.url("/clearkey")).insert_header(("Authorization", format!("Bearer {plain}{token}{plain}"))),
+            client()
+                .post(app.url("/clearkey"))
+                .insert_header(("X-AxDRM-Message", format!("{plain}{token}{plain}"))),
+            client()
+                .post(app.url("/clearkey"))
+                .insert_header(("Authorization", format!("Bearer {plain}{token}{plain}"))),
             client().post(app.url(&format!("/clearkey?AxDrmMessage={pad}{token}{pad}"))),
             client().post(app.url(&format!("/clearkey?token={pad}{percent}{}", "%20".repeat(i)))),
         ];
@@ -287,7 +295,11 @@ async fn the_rate_limit_counts_one_token_in_every_spelling_and_place() {
     }
     let granted = statuses.iter().filter(|s| **s == 200).count();
     assert_eq!(granted, 5, "the burst, and no more: {statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), statuses.len() - 5, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        statuses.len() - 5,
+        "{statuses:?}"
+    );
     assert_eq!(app.log_rows(), 5);
 }
 

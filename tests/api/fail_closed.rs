@@ -562,6 +562,10 @@ async fn outside_text_cannot_forge_a_log_line() {
     for line in carrying {
         assert!(!line.starts_with("FORGED"), "a forged line: {line}");
         assert!(line.contains("\\nFORGED"), "the newline is escaped: {line}");
+        assert!(
+            !line.contains(" outcome=\"ok\""),
+            "a stranger's text is quoted: {line}"
+        );
     }
 }
 

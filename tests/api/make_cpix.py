@@ -10,7 +10,7 @@ Also makes test certificates (`cert` subcommand). The berth tests run it.
       [--sign KEY.pem,CERT.pem] [--sign-lists KEY.pem,CERT.pem]
       [--lists ID,ID...]
   make_cpix.py cert KEY_OUT CERT_OUT --cn NAME [--bits 3072] [--days 30]
-      [--expired] [--sha1] [--ec]
+      [--expired] [--future] [--sha1] [--ec]
 
 Signatures are laid out as the CPIX schema and its reference implementation
 lay them out: every ds:Signature is a child of the root CPIX element, after
@@ -184,6 +184,7 @@ def certificate(args):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, args.cn)])
     now = datetime.datetime.now(datetime.timezone.utc)
     start, end = (now - datetime.timedelta(days=60), now - datetime.timedelta(days=30)) if args.expired \
+        else (now + datetime.timedelta(days=2), now + datetime.timedelta(days=30)) if args.future \
         else (now - datetime.timedelta(hours=1), now + datetime.timedelta(days=args.days))
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end))
@@ -222,6 +223,7 @@ def main():
     cert.add_argument("--expired", action="store_true")
     cert.add_argument("--sha1", action="store_true")
     cert.add_argument("--ec", action="store_true")
+    cert.add_argument("--future", action="store_true")
     args = parser.parse_args()
     document(args) if args.command == "doc" else certificate(args)
 

@@ -279,6 +279,43 @@ fn fuzz_sealed_cpix() {
     });
 }
 
+/// The CPIX reader with a trusted signer, as the libFuzzer target
+/// `cpix_trusted` runs it: its seeds import exactly the signed keys (the UTF-7
+/// construction nothing), and no mutation imports any other key.
+#[test]
+fn fuzz_cpix_with_a_trusted_signer() {
+    let libfuzzer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libfuzzer");
+    let signers = [std::fs::read(libfuzzer.join("cpix-signer.der")).unwrap()];
+    let recipient = berth::keyfile::Recipient {
+        delivery: None,
+        signers: &signers,
+        now: time::OffsetDateTime::now_utc(),
+    };
+    let signed: Vec<String> = vec![
+        "c0ffee00-1111-4222-8333-444444444444".into(),
+        "d0ffee00-1111-4222-8333-444444444444".into(),
+    ];
+    let mut seeds = Vec::new();
+    for name in ["document.xml", "lists.xml", "utf16.xml", "utf7.xml"] {
+        let seed = std::fs::read(libfuzzer.join("seeds/cpix_trusted").join(name)).unwrap();
+        let kids = berth::keyfile::parse(&seed, &recipient)
+            .map(|keys| keys.iter().map(|k| k.kid.to_string()).collect::<Vec<_>>());
+        match name {
+            "utf7.xml" => assert!(kids.is_err(), "{name}: {kids:?}"),
+            _ => assert_eq!(kids.as_ref(), Ok(&signed), "{name}"),
+        }
+        seeds.push(seed);
+    }
+    run("CPIX with a trusted signer", &seeds, 3_000, |input| {
+        if let Ok(keys) = berth::keyfile::parse(input, &recipient) {
+            assert!(
+                keys.iter().all(|k| signed.contains(&k.kid.to_string())),
+                "unsigned key imported"
+            );
+        }
+    });
+}
+
 #[test]
 fn fuzz_report_zips() {
     // A real report, exported from a real installation.
