@@ -18,6 +18,13 @@ const MAX_SMALL: u64 = 1 << 20;
 const MAX_CSV: u64 = 4 << 30;
 /// No line of licenses.csv comes near this; a longer one is an attack.
 const MAX_LINE: usize = 64 * 1024;
+/// The most a row of licenses.csv takes (64 KIDs and every other field at
+/// its longest come to under 4 KiB): the file may be no larger than its
+/// claimed rows take, so that a small zip cannot inflate to gigabytes of
+/// padding that verify.
+const MAX_ROW: u64 = 8 * 1024;
+/// The most a report zip's central directory takes (five short names).
+const MAX_DIRECTORY: u64 = 64 * 1024;
 
 /// Why a report does not verify, by what it means for whoever relies on it;
 /// each carries the sentence that names the first problem.
@@ -101,9 +108,10 @@ pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified
 
 /// [`verify_file`] over any seekable bytes (an upload held in memory, a fuzzer's input).
 pub fn verify_reader<R: Read + std::io::Seek>(
-    reader: R,
+    mut reader: R,
     expected: Option<&PublicKey>,
 ) -> Result<Verified, VerifyError> {
+    check_directory(&mut reader)?;
     let mut zip =
         zip::ZipArchive::new(reader).map_err(|e| VerifyError::Malformed(format!("not a zip file ({e})")))?;
     check_file_names(&zip)?;
@@ -122,6 +130,41 @@ pub fn verify_reader<R: Read + std::io::Seek>(
         manifest_sha256: sha256_hex(&manifest_bytes),
         public_key_der,
     })
+}
+
+/// The zip's end-of-central-directory record, read before the zip library
+/// reads anything: a few entries (a report has five; a few more are named by
+/// the check of the names), and a small central directory. A directory claiming millions of entries would
+/// otherwise be read into memory whole before any name is checked.
+fn check_directory<R: Read + std::io::Seek>(reader: &mut R) -> Result<(), VerifyError> {
+    use std::io::SeekFrom;
+    let io = |e: std::io::Error| VerifyError::Malformed(format!("the zip cannot be read ({e})"));
+    let len = reader.seek(SeekFrom::End(0)).map_err(io)?;
+    let tail_len = len.min(22 + 65_535);
+    reader.seek(SeekFrom::Start(len - tail_len)).map_err(io)?;
+    let mut tail = vec![0; tail_len as usize];
+    reader.read_exact(&mut tail).map_err(io)?;
+    reader.seek(SeekFrom::Start(0)).map_err(io)?;
+    let at = (0..tail.len().saturating_sub(21))
+        .rev()
+        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .ok_or_else(|| VerifyError::Malformed("not a zip file (no end of central directory)".into()))?;
+    let u16_at = |i: usize| u64::from(u16::from_le_bytes([tail[at + i], tail[at + i + 1]]));
+    let u32_at = |i: usize| u64::from(u32::from_le_bytes(tail[at + i..at + i + 4].try_into().expect("4 bytes")));
+    let (entries, size) = (u16_at(10), u32_at(12));
+    if entries == 0xFFFF || size == 0xFFFF_FFFF {
+        return malformed("the zip is in the ZIP64 form, which a report never needs for its directory");
+    }
+    if entries > 16 {
+        return malformed(format!(
+            "the zip's directory lists {entries} files; a report holds {}",
+            FILES.len()
+        ));
+    }
+    if size > MAX_DIRECTORY {
+        return malformed(format!("the zip's central directory takes {size} bytes"));
+    }
+    Ok(())
 }
 
 /// Exactly the expected files, each once.
@@ -225,8 +268,22 @@ fn check_licenses_csv<R: Read + std::io::Seek>(
     let entry = zip
         .by_name("licenses.csv")
         .map_err(|e| VerifyError::Malformed(format!("licenses.csv cannot be read ({e})")))?;
+    // No larger than the rows report.json claims can take.
+    let rows = report
+        .log
+        .last_seq
+        .checked_sub(report.log.first_seq)
+        .and_then(|n| u64::try_from(n).ok())
+        .map_or(0, |n| n.saturating_add(1));
+    let limit = MAX_CSV.min(MAX_ROW.saturating_mul(rows.saturating_add(1)));
+    if entry.size() > limit {
+        return malformed(format!(
+            "licenses.csv would inflate to {} bytes, more than its {rows} rows can take",
+            entry.size()
+        ));
+    }
     let mut hashing = HashingReader {
-        inner: entry.take(MAX_CSV + 1),
+        inner: entry.take(limit + 1),
         hash: crypto::Sha256::new(),
         read: 0,
         line: 0,
@@ -248,8 +305,10 @@ fn check_licenses_csv<R: Read + std::io::Seek>(
     // Read to the end so the hash covers the whole entry.
     std::io::copy(&mut hashing, &mut std::io::sink())
         .map_err(|e| VerifyError::Malformed(format!("licenses.csv cannot be read ({e})")))?;
-    if hashing.read > MAX_CSV {
-        return malformed("licenses.csv is larger than 4 GiB");
+    if hashing.read > limit {
+        return malformed(format!(
+            "licenses.csv is larger than its {rows} rows can take ({limit} bytes)"
+        ));
     }
     if let Some(problem) = chain.problem {
         return contents(problem);
