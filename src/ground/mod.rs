@@ -8,6 +8,7 @@
 //! Architecture Invariant: the HTTP side of the ground; the decisions are in
 //! `store`, which knows nothing of HTTP.
 
+pub mod registry;
 pub mod store;
 
 use std::io::Write;
@@ -20,7 +21,13 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+pub use registry::Registry;
 pub use store::{CheckpointName, GroundStore, Refusal, ReportName, Stored, Upload};
+
+/// Uploads received at once; more are answered 503 with Retry-After.
+const UPLOADS_AT_ONCE: usize = 8;
+/// The longest a body may go without sending a byte.
+const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroundCommand {
@@ -50,6 +57,25 @@ pub struct GroundServeArgs {
     /// installation's first report pins the key all its later ones must carry.
     #[arg(long)]
     pub pubkeys: Option<PathBuf>,
+    /// The vendor's registry of installations (TOML): vessel type, optional
+    /// key, optional first sequence. Installations not in it are refused.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// Free space (MB) the store's disk keeps: an upload that would leave
+    /// less is refused with 507 before its body is read.
+    #[arg(long, default_value_t = 1024)]
+    pub min_free_mb: u64,
+    /// The longest one upload may take to arrive, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub upload_timeout_secs: u64,
+}
+
+/// What the receiver's handlers share.
+struct Receiver {
+    store: GroundStore,
+    uploads: tokio::sync::Semaphore,
+    min_free: u64,
+    upload_timeout: std::time::Duration,
 }
 
 /// The installation ids a connection's client certificate names.
@@ -58,7 +84,13 @@ struct PeerNames(Vec<String>);
 
 /// Runs the receiver until SIGTERM or SIGINT.
 pub fn serve(args: &GroundServeArgs) -> anyhow::Result<()> {
-    let store = Arc::new(GroundStore::open(&args.store, args.pubkeys.as_deref())?);
+    let registry = args.registry.as_deref().map(Registry::load).transpose()?;
+    let receiver = Arc::new(Receiver {
+        store: GroundStore::open(&args.store, args.pubkeys.as_deref(), registry)?,
+        uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
+        min_free: args.min_free_mb.saturating_mul(1 << 20),
+        upload_timeout: std::time::Duration::from_secs(args.upload_timeout_secs.max(1)),
+    });
     let acceptor = crate::crypto::mutual_tls_acceptor(&args.tls_cert, &args.tls_key, &args.client_ca)?;
     let listener = std::net::TcpListener::bind(args.listen)
         .map_err(|e| anyhow::anyhow!("binding {}: {e}", args.listen))?;
@@ -66,7 +98,7 @@ pub fn serve(args: &GroundServeArgs) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
-                .app_data(web::Data::from(Arc::clone(&store)))
+                .app_data(web::Data::from(Arc::clone(&receiver)))
                 .route(
                     "/healthz",
                     web::get().to(|| async { HttpResponse::Ok().json(json!({"ok": true})) }),
@@ -105,13 +137,27 @@ fn refused(refusal: &Refusal) -> HttpResponse {
         Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Refusal::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::LengthRequired(_) => StatusCode::LENGTH_REQUIRED,
+        Refusal::DiskLow(_) => StatusCode::INSUFFICIENT_STORAGE,
+        Refusal::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
     };
-    answer(status, json!({ "reason": refusal.to_string() }))
+    let mut response = HttpResponse::build(status);
+    if matches!(
+        refusal,
+        Refusal::Busy(_) | Refusal::DiskLow(_) | Refusal::Unavailable(_)
+    ) {
+        response.insert_header(("Retry-After", "60"));
+    }
+    if matches!(refusal, Refusal::Timeout(_)) {
+        response.insert_header(("Connection", "close"));
+    }
+    response.json(json!({ "reason": refusal.to_string() }))
 }
 
 /// `PUT` or `POST` of one report zip to any path ending in its file name, as
 /// berth's uploader sends it.
-async fn receive(req: HttpRequest, payload: web::Payload, store: web::Data<GroundStore>) -> HttpResponse {
+async fn receive(req: HttpRequest, payload: web::Payload, receiver: web::Data<Receiver>) -> HttpResponse {
     if !matches!(req.method().as_str(), "PUT" | "POST") {
         return answer(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -122,19 +168,7 @@ async fn receive(req: HttpRequest, payload: web::Payload, store: web::Data<Groun
         .conn_data::<PeerNames>()
         .cloned()
         .unwrap_or(PeerNames(Vec::new()));
-    let result = match check_request(&req, &peer) {
-        Ok(name) => match receive_body(payload, &store, name.limit()).await {
-            // Verifying reads the whole zip: off the async workers.
-            Ok(incoming) => {
-                let store = store.clone();
-                web::block(move || store.accept(&name, &incoming).map(|stored| (name, stored)))
-                    .await
-                    .unwrap_or_else(|e| Err(Refusal::Unavailable(format!("the receiver failed: {e}"))))
-            }
-            Err(refusal) => Err(refusal),
-        },
-        Err(refusal) => Err(refusal),
-    };
+    let result = receive_upload(&req, payload, &peer, &receiver).await;
     let client = peer.0.first().map(String::as_str).unwrap_or("-");
     match result {
         Ok((name, stored)) => {
@@ -155,6 +189,56 @@ async fn receive(req: HttpRequest, payload: web::Payload, store: web::Data<Groun
             refused(&refusal)
         }
     }
+}
+
+/// One upload, checked before its body is read (name, owner, length, room
+/// on the disk, uploads at once), received within the timeouts, then
+/// verified and stored off the async workers.
+async fn receive_upload(
+    req: &HttpRequest,
+    payload: web::Payload,
+    peer: &PeerNames,
+    receiver: &web::Data<Receiver>,
+) -> Result<(Upload, Stored), Refusal> {
+    let name = check_request(req, peer)?;
+    let length = req
+        .headers()
+        .get("Content-Length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| Refusal::LengthRequired("send the upload with a Content-Length".into()))?;
+    if length > name.limit() {
+        return Err(Refusal::TooLarge(format!(
+            "this upload is at most {} bytes",
+            name.limit()
+        )));
+    }
+    let free = crate::http::disk_free_bytes(receiver.store.dir()).unwrap_or(0);
+    if free < receiver.min_free.saturating_add(length) {
+        tracing::error!(free, length, "the ground store's disk is low: uploads refused");
+        return Err(Refusal::DiskLow(
+            "the receiver's disk is low; send it again later".into(),
+        ));
+    }
+    let _permit = receiver
+        .uploads
+        .try_acquire()
+        .map_err(|_| Refusal::Busy("the receiver is taking other uploads; send it again later".into()))?;
+    let incoming = tokio::time::timeout(
+        receiver.upload_timeout,
+        receive_body(payload, &receiver.store, length),
+    )
+    .await
+    .unwrap_or_else(|_| Err(Refusal::Timeout("the upload took too long to arrive".into())))?;
+    let receiver = receiver.clone();
+    let now = time::OffsetDateTime::now_utc();
+    web::block(move || {
+        let stored = receiver.store.accept(&name, &incoming, now);
+        let _ = std::fs::remove_file(&incoming);
+        stored.map(|stored| (name, stored))
+    })
+    .await
+    .unwrap_or_else(|e| Err(Refusal::Unavailable(format!("the receiver failed: {e}"))))
 }
 
 /// The upload's name from the URL (and `X-Berth-Report` or
@@ -188,7 +272,8 @@ fn check_request(req: &HttpRequest, peer: &PeerNames) -> Result<Upload, Refusal>
 }
 
 /// Streams the body into a new file under the store's incoming folder, at
-/// most `limit` bytes, and syncs it.
+/// most `limit` bytes, and syncs it. A body that sends nothing for
+/// [`BODY_IDLE`] is cut off (and its file removed).
 async fn receive_body(
     mut payload: web::Payload,
     store: &GroundStore,
@@ -203,7 +288,14 @@ async fn receive_body(
     let mut file = std::fs::File::create(&path).map_err(failed)?;
     let mut size = 0u64;
     let outcome = loop {
-        match std::future::poll_fn(|cx| Pin::new(&mut payload).poll_next(cx)).await {
+        let next = std::future::poll_fn(|cx| Pin::new(&mut payload).poll_next(cx));
+        let Ok(next) = tokio::time::timeout(BODY_IDLE, next).await else {
+            break Err(Refusal::Timeout(format!(
+                "the upload sent nothing for {} seconds",
+                BODY_IDLE.as_secs()
+            )));
+        };
+        match next {
             None => break file.sync_all().map_err(failed),
             Some(Err(e)) => break Err(Refusal::BadName(format!("the upload was cut off: {e}"))),
             Some(Ok(chunk)) => {

@@ -4,21 +4,59 @@
 //! gets its name, and it gets its name by a rename after its bytes are synced,
 //! so after a power cut the store holds the whole file or nothing.
 //!
+//! Every report and checkpoint is kept with the receiver's own time of
+//! receipt beside it (`<file>.received`): the ground's clock, which bounds
+//! the box's claims (see `report::evidence`).
+//!
+//! What the store refuses against what it holds: a second, different
+//! checkpoint of a row (whatever its name), a checkpoint that contradicts a
+//! stored report at its row, a report whose vessel type is not the
+//! installation's, a first report that is not sequence 1 (or the registry's
+//! `first_sequence`), a report for a month that has not ended by the
+//! receiver's clock.
+//!
 //! Architecture Invariant: no HTTP here; [`super`] maps [`Refusal`] to answers.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
+use time::OffsetDateTime;
+
+use super::registry::Registry;
 use crate::crypto::PublicKey;
 use crate::durable::sync_parent;
-use crate::ids::Month;
-use crate::report::{Verified, verify_file, verify_link};
+use crate::ids::{Month, format_instant};
+use crate::report::checkpoint::Checkpoint;
+use crate::report::{ReportJson, Verified, verify_file, verify_link};
 
 /// Uploads are written here before they are checked; left-overs of a crash
 /// are removed at start.
 pub const INCOMING: &str = ".incoming";
 /// The installation's pinned report key, in its folder.
 pub const SIGNER: &str = "signer.pem";
+/// The installation's vessel type, pinned by its first report (without a registry).
+pub const VESSEL_TYPE: &str = "vessel_type";
+/// Beside each stored file: the receiver's time of receipt (RFC 3339).
+pub const RECEIVED: &str = "received";
+/// The largest checkpoint document kept (a real one is under 500 bytes).
+pub const MAX_CHECKPOINT_JSON: usize = 2048;
+/// How far a box's clock may run ahead of the receiver's before its stamps
+/// are called ahead.
+pub const CLOCK_TOLERANCE: time::Duration = time::Duration::minutes(5);
+
+/// Where the receipt time of `file` is kept.
+pub fn received_path(file: &Path) -> PathBuf {
+    let mut name = file.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{RECEIVED}"));
+    file.with_file_name(name)
+}
+
+/// The receipt time recorded for `file`, if any.
+pub fn received_at(file: &Path) -> Option<OffsetDateTime> {
+    let text = std::fs::read_to_string(received_path(file)).ok()?;
+    crate::ids::parse_instant(text.trim()).ok()
+}
 
 /// A report file name as berth's export writes it:
 /// `berth-report-<installation>-<YYYY-MM>-<sequence>.zip`.
@@ -163,7 +201,7 @@ impl Upload {
     pub fn limit(&self) -> u64 {
         match self {
             Upload::Report(_) => crate::report::MAX_ZIP,
-            Upload::Checkpoint(_) => 1 << 20,
+            Upload::Checkpoint(_) => 16 * 1024,
         }
     }
 }
@@ -191,6 +229,18 @@ pub enum Refusal {
     /// vessel sends it again later.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: too many uploads at once; the vessel sends it again later.
+    #[error("{0}")]
+    Busy(String),
+    /// 411: no Content-Length.
+    #[error("{0}")]
+    LengthRequired(String),
+    /// 507: the store's disk is low.
+    #[error("{0}")]
+    DiskLow(String),
+    /// 408: the body did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 /// What became of a report that was accepted.
@@ -205,9 +255,11 @@ pub enum Stored {
 pub struct GroundStore {
     dir: PathBuf,
     pubkeys: Option<PathBuf>,
-    /// One report is checked and stored at a time, so two uploads for one
-    /// installation cannot both pass the ordering and fork checks.
-    lock: Mutex<()>,
+    registry: Option<Registry>,
+    /// One upload per installation is checked and stored at a time, so two
+    /// uploads for one installation cannot both pass the ordering and fork
+    /// checks; other installations' uploads do not wait for it.
+    locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 fn unavailable(what: &str, path: &Path, e: impl std::fmt::Display) -> Refusal {
@@ -217,7 +269,11 @@ fn unavailable(what: &str, path: &Path, e: impl std::fmt::Display) -> Refusal {
 
 impl GroundStore {
     /// Opens (creating) the store and removes uploads a crash left half-written.
-    pub fn open(dir: &Path, pubkeys: Option<&Path>) -> anyhow::Result<GroundStore> {
+    pub fn open(
+        dir: &Path,
+        pubkeys: Option<&Path>,
+        registry: Option<Registry>,
+    ) -> anyhow::Result<GroundStore> {
         let incoming = dir.join(INCOMING);
         std::fs::create_dir_all(&incoming)
             .map_err(|e| anyhow::anyhow!("creating {}: {e}", incoming.display()))?;
@@ -230,8 +286,20 @@ impl GroundStore {
         Ok(GroundStore {
             dir: dir.to_path_buf(),
             pubkeys: pubkeys.map(Path::to_path_buf),
-            lock: Mutex::new(()),
+            registry,
+            locks: Mutex::default(),
         })
+    }
+
+    /// The store's folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The lock of one installation's folder.
+    fn lock_of(&self, installation: &str) -> Arc<Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(locks.entry(installation.to_owned()).or_default())
     }
 
     /// A new file for an upload's bytes, under [`INCOMING`].
@@ -245,10 +313,12 @@ impl GroundStore {
     /// when it checks out (see [`GroundStore::accept_report`] and
     /// [`GroundStore::accept_checkpoint`]). The incoming file is gone
     /// afterwards either way.
-    pub fn accept(&self, upload: &Upload, incoming: &Path) -> Result<Stored, Refusal> {
+    pub fn accept(&self, upload: &Upload, incoming: &Path, now: OffsetDateTime) -> Result<Stored, Refusal> {
+        let lock = self.lock_of(upload.installation());
+        let _one_at_a_time = lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = match upload {
-            Upload::Report(name) => self.accept_report(name, incoming),
-            Upload::Checkpoint(name) => self.accept_checkpoint(name, incoming),
+            Upload::Report(name) => self.accept_report(name, incoming, now),
+            Upload::Checkpoint(name) => self.accept_checkpoint(name, incoming, now),
         };
         let _ = std::fs::remove_file(incoming);
         result
@@ -258,16 +328,32 @@ impl GroundStore {
     /// registered one, the pinned one, or pinned now), kept as
     /// `<id>/checkpoints/<name>.json` and `.sig`, as `report verify
     /// --checkpoints` and `fleet summary --checkpoints` read them.
-    fn accept_checkpoint(&self, name: &CheckpointName, incoming: &Path) -> Result<Stored, Refusal> {
-        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+    fn accept_checkpoint(
+        &self,
+        name: &CheckpointName,
+        incoming: &Path,
+        now: OffsetDateTime,
+    ) -> Result<Stored, Refusal> {
         let bytes = std::fs::read(incoming).map_err(|e| unavailable("read the upload", incoming, e))?;
         let bundle = crate::report::checkpoint::unbundle(&bytes)
             .map_err(|e| Refusal::Invalid(format!("the checkpoint does not verify: {e}")))?;
+        if bundle.json.len() > MAX_CHECKPOINT_JSON {
+            return Err(Refusal::TooLarge(format!(
+                "a checkpoint document is at most {MAX_CHECKPOINT_JSON} bytes"
+            )));
+        }
         let c = &bundle.checkpoint;
         if (c.installation.as_str(), c.seq) != (name.installation.as_str(), name.seq) {
             return Err(Refusal::Invalid(format!(
                 "the checkpoint is installation {}, row {}, not what its name says",
                 c.installation, c.seq
+            )));
+        }
+        if stamp_of(&c.made_at).as_deref() != Some(name.stamp.as_str()) {
+            return Err(Refusal::Invalid(format!(
+                "the checkpoint's name says it was made at {}, its made_at says {:?}",
+                name.stamp,
+                c.made_at.chars().take(40).collect::<String>()
             )));
         }
         let folder = self.dir.join(&name.installation);
@@ -278,21 +364,39 @@ impl GroundStore {
             ));
         }
         let dir = folder.join("checkpoints");
-        let stem = name.file_name().trim_end_matches(".zip").to_owned();
-        let json = dir.join(format!("{stem}.json"));
-        if let Ok(stored) = std::fs::read(&json) {
-            return if stored == bundle.json {
+        if let Some(stored) = self.stored_checkpoint_at(&dir, c.seq)? {
+            return if stored.row_hash == c.row_hash {
+                // One checkpoint a row: the same row again stores nothing.
                 Ok(Stored::Again)
             } else {
                 Err(Refusal::Conflict(format!(
-                    "a different checkpoint is already stored as {stem}"
+                    "row {} already has a checkpoint with another row hash (made {}): two checkpoints of one row contradict each other",
+                    c.seq, stored.made_at
                 )))
             };
         }
+        if let Some(hash) = self.stored_row_hash(&folder, c.seq)?
+            && hash != c.row_hash
+        {
+            return Err(Refusal::Conflict(format!(
+                "row {} of the stored reports has another hash than this checkpoint says",
+                c.seq
+            )));
+        }
+        let stem = name.file_name().trim_end_matches(".zip").to_owned();
+        let json = dir.join(format!("{stem}.json"));
         std::fs::create_dir_all(&dir).map_err(|e| unavailable("create a folder", &dir, e))?;
         if !pinned {
-            pin(&folder, &bundle.signer_der)?;
+            pin(
+                &folder,
+                SIGNER,
+                PublicKey::from_der(&bundle.signer_der)
+                    .map_err(|e| Refusal::Invalid(e.to_string()))?
+                    .to_pem()
+                    .as_bytes(),
+            )?;
         }
+        record_receipt(&json, now)?;
         let sig = json.with_extension("sig");
         crate::durable::write_file(&sig, &bundle.signature)
             .map_err(|e| unavailable("store the checkpoint", &sig, e))?;
@@ -301,10 +405,65 @@ impl GroundStore {
         Ok(Stored::New)
     }
 
+    /// The stored checkpoint of row `seq` in `dir`, if there is one.
+    fn stored_checkpoint_at(&self, dir: &Path, seq: i64) -> Result<Option<Checkpoint>, Refusal> {
+        let entries = match std::fs::read_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            entries => entries.map_err(|e| unavailable("list the checkpoints", dir, e))?,
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(stored) = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .replace(".json", ".zip")
+                .parse::<CheckpointName>()
+            else {
+                continue;
+            };
+            if stored.seq != seq || path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|e| unavailable("read a checkpoint", &path, e))?;
+            let checkpoint: Checkpoint =
+                serde_json::from_slice(&bytes).map_err(|e| unavailable("read a checkpoint", &path, e))?;
+            return Ok(Some(checkpoint));
+        }
+        Ok(None)
+    }
+
+    /// The hash of row `seq` in the installation's stored reports, if one of
+    /// them holds that row (or starts right after it).
+    fn stored_row_hash(&self, folder: &Path, seq: i64) -> Result<Option<String>, Refusal> {
+        let stored = stored_reports(folder).map_err(|e| unavailable("list the stored reports", folder, e))?;
+        for name in stored {
+            let path = folder.join(name.file_name());
+            let report = stored_report(&path)?;
+            let log = &report.log;
+            if seq == log.first_seq - 1 {
+                return Ok(Some(log.first_prev_hash.clone()));
+            }
+            if seq == log.last_seq {
+                return Ok(Some(log.last_row_hash.clone()));
+            }
+            if (log.first_seq..log.last_seq).contains(&seq) {
+                let hashes = crate::report::checkpoint::row_hashes(&path, &[seq])
+                    .map_err(|e| unavailable("read a stored report", &path, e))?;
+                return Ok(hashes.get(&seq).cloned());
+            }
+        }
+        Ok(None)
+    }
+
     /// A report of `name`'s installation that verifies, says what its name
     /// says and continues what is stored, kept as `<id>/<name>`.
-    fn accept_report(&self, name: &ReportName, incoming: &Path) -> Result<Stored, Refusal> {
-        let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+    fn accept_report(
+        &self,
+        name: &ReportName,
+        incoming: &Path,
+        now: OffsetDateTime,
+    ) -> Result<Stored, Refusal> {
         let folder = self.dir.join(&name.installation);
         let target = folder.join(name.file_name());
         if let Ok(stored) = std::fs::read(&target) {
@@ -318,19 +477,73 @@ impl GroundStore {
                 )))
             };
         }
+        if name.month.end() > now {
+            return Err(Refusal::Invalid(format!(
+                "the report is for {}, which has not ended by this receiver's clock ({}): the vessel's clock is ahead",
+                name.month,
+                format_instant(now)
+            )));
+        }
         let (key, pinned) = self.signer(&name.installation)?;
         let report = verify_file(incoming, key.as_ref())
             .map_err(|e| Refusal::Invalid(format!("the report does not verify: {e}")))?;
         check_claims(name, &report)?;
+        check_generated(&report.report, now)?;
+        let pinned_type = self.check_vessel_type(&folder, &report.report)?;
         self.check_continues(&folder, name, &report)?;
         std::fs::create_dir_all(&folder).map_err(|e| unavailable("create a folder", &folder, e))?;
         if !pinned {
-            pin(&folder, &report.public_key_der)?;
+            pin(
+                &folder,
+                SIGNER,
+                PublicKey::from_der(&report.public_key_der)
+                    .map_err(|e| Refusal::Invalid(e.to_string()))?
+                    .to_pem()
+                    .as_bytes(),
+            )?;
         }
+        if !pinned_type {
+            pin(
+                &folder,
+                VESSEL_TYPE,
+                report.report.installation.vessel_type.as_bytes(),
+            )?;
+        }
+        record_receipt(&target, now)?;
         std::fs::rename(incoming, &target)
             .and_then(|()| sync_parent(&target))
             .map_err(|e| unavailable("store the report", &target, e))?;
         Ok(Stored::New)
+    }
+
+    /// The report's vessel type must be the installation's: the registry's,
+    /// or the one its first stored report pinned. Whether a type is pinned.
+    fn check_vessel_type(&self, folder: &Path, report: &ReportJson) -> Result<bool, Refusal> {
+        let id = &report.installation.id;
+        let (known, pinned) = match self.registry.as_ref().and_then(|r| r.get(id)) {
+            Some(entry) => (Some(entry.vessel_type.as_str().to_owned()), true),
+            None => {
+                let path = folder.join(VESSEL_TYPE);
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => (Some(text.trim().to_owned()), true),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, false),
+                    Err(e) => return Err(unavailable("read the installation's vessel type", &path, e)),
+                }
+            }
+        };
+        let claimed = &report.installation.vessel_type;
+        if claimed.parse::<crate::store::VesselType>().is_err() {
+            return Err(Refusal::Invalid(format!(
+                "the report's vessel type {:?} is not one berth knows",
+                claimed.chars().take(40).collect::<String>()
+            )));
+        }
+        match known {
+            Some(known) if known != *claimed => Err(Refusal::Invalid(format!(
+                "the report says vessel type {claimed:?}, but installation {id} is a {known:?} on this receiver"
+            ))),
+            _ => Ok(pinned),
+        }
     }
 
     /// The key the installation's reports must carry: its key in `--pubkeys`,
@@ -338,11 +551,22 @@ impl GroundStore {
     /// installation seen for the first time without `--pubkeys`; the bool says
     /// whether the key is already on disk in the store.
     fn signer(&self, installation: &str) -> Result<(Option<PublicKey>, bool), Refusal> {
+        let pinned = self.dir.join(installation).join(SIGNER);
+        if let Some(registry) = &self.registry {
+            let entry = registry.get(installation).ok_or_else(|| {
+                Refusal::NotYours(format!(
+                    "installation {installation} is not in this receiver's registry"
+                ))
+            })?;
+            if let Some(key) = &entry.public_key {
+                let key = PublicKey::from_der(key).map_err(|e| Refusal::Unavailable(e.to_string()))?;
+                return Ok((Some(key), pinned.exists()));
+            }
+        }
         let registered = self
             .pubkeys
             .as_ref()
             .map(|dir| dir.join(format!("{installation}.pem")));
-        let pinned = self.dir.join(installation).join(SIGNER);
         let path = match registered {
             Some(path) if !path.exists() => {
                 return Err(Refusal::NotYours(format!(
@@ -370,8 +594,17 @@ impl GroundStore {
             )));
         }
         let Some(previous) = stored.iter().find(|n| n.sequence == name.sequence - 1) else {
+            let first = self
+                .registry
+                .as_ref()
+                .and_then(|r| r.get(&name.installation))
+                .map_or(1, |e| e.first_sequence);
             return match stored.iter().map(|n| n.sequence).max() {
-                None => Ok(()),
+                None if name.sequence == first => Ok(()),
+                None => Err(Refusal::Invalid(format!(
+                    "report {} would start this installation's chain on this receiver, which starts at report {first} (a box moved from another receiver is registered with its first_sequence)",
+                    name.sequence
+                ))),
                 Some(last) if last > name.sequence => Err(Refusal::Conflict(format!(
                     "report {} comes before the reports already stored (up to {last}) and does not continue them",
                     name.sequence
@@ -390,14 +623,47 @@ impl GroundStore {
     }
 }
 
-/// Pins the key an installation's first upload carried: its later ones must
-/// carry it too.
-fn pin(folder: &Path, key_der: &[u8]) -> Result<(), Refusal> {
-    let pem = PublicKey::from_der(key_der)
-        .map_err(|e| Refusal::Invalid(e.to_string()))?
-        .to_pem();
-    let signer = folder.join(SIGNER);
-    crate::durable::write_file(&signer, pem.as_bytes()).map_err(|e| unavailable("pin the signer", &signer, e))
+/// Pins what an installation's first upload said (its key, its vessel
+/// type): its later ones must say it too.
+fn pin(folder: &Path, file: &str, bytes: &[u8]) -> Result<(), Refusal> {
+    std::fs::create_dir_all(folder).map_err(|e| unavailable("create a folder", folder, e))?;
+    let path = folder.join(file);
+    crate::durable::write_file(&path, bytes)
+        .map_err(|e| unavailable("pin what the installation is", &path, e))
+}
+
+/// Records the receiver's time of receipt beside `file`, durably, before
+/// `file` itself is stored.
+fn record_receipt(file: &Path, now: OffsetDateTime) -> Result<(), Refusal> {
+    let path = received_path(file);
+    crate::durable::write_file(&path, format!("{}\n", format_instant(now)).as_bytes())
+        .map_err(|e| unavailable("record the time of receipt", &path, e))
+}
+
+/// A checkpoint's `made_at` as its file name stamps it (`YYYYMMDDTHHMMSSZ`).
+fn stamp_of(made_at: &str) -> Option<String> {
+    let at = crate::ids::parse_instant(made_at).ok()?;
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    at.format(&format).ok()
+}
+
+/// A report generated later than it arrived came from a clock that is ahead.
+fn check_generated(report: &ReportJson, now: OffsetDateTime) -> Result<(), Refusal> {
+    let generated = crate::ids::parse_instant(&report.report.generated_at)
+        .map_err(|_| Refusal::Invalid("the report's generated_at is not a time".into()))?;
+    if generated > now + CLOCK_TOLERANCE {
+        return Err(Refusal::Invalid(format!(
+            "the report says it was generated at {}, after it arrived ({}): the vessel's clock is ahead",
+            report.report.generated_at,
+            format_instant(now)
+        )));
+    }
+    Ok(())
+}
+
+/// A stored report's `report.json` (it was verified in full when stored).
+pub fn stored_report(path: &Path) -> Result<ReportJson, Refusal> {
+    crate::report::read_report_json(path).map_err(|e| unavailable("read a stored report", path, e))
 }
 
 /// The report's own contents must say what its name says.

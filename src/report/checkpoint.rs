@@ -321,7 +321,7 @@ pub fn check(report_file: &Path, verified: &Verified, checkpoints: &[Signed]) ->
 
 /// The row hashes at `seqs` in a report's `licenses.csv` (a report already
 /// verified).
-fn row_hashes(report_file: &Path, seqs: &[i64]) -> anyhow::Result<HashMap<i64, String>> {
+pub fn row_hashes(report_file: &Path, seqs: &[i64]) -> anyhow::Result<HashMap<i64, String>> {
     let mut zip = zip::ZipArchive::new(std::fs::File::open(report_file)?)?;
     let csv = zip.by_name("licenses.csv")?;
     let mut reader = csv::Reader::from_reader(csv);

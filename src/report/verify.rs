@@ -106,6 +106,20 @@ pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified
     verify_reader(BufReader::new(file), expected)
 }
 
+/// The `report.json` of a report zip that was verified before (a receiver's
+/// stored report): read, not verified again.
+pub fn read_report_json(path: &Path) -> Result<ReportJson, VerifyError> {
+    let file = File::open(path)
+        .map_err(|e| VerifyError::Malformed(format!("cannot open {}: {e}", path.display())))?;
+    let mut reader = BufReader::new(file);
+    check_directory(&mut reader)?;
+    let mut zip =
+        zip::ZipArchive::new(reader).map_err(|e| VerifyError::Malformed(format!("not a zip file ({e})")))?;
+    let bytes = read_entry(&mut zip, "report.json", MAX_SMALL)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| VerifyError::Contents(format!("report.json is not a valid report ({e})")))
+}
+
 /// [`verify_file`] over any seekable bytes (an upload held in memory, a fuzzer's input).
 pub fn verify_reader<R: Read + std::io::Seek>(
     mut reader: R,
@@ -150,7 +164,11 @@ fn check_directory<R: Read + std::io::Seek>(reader: &mut R) -> Result<(), Verify
         .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
         .ok_or_else(|| VerifyError::Malformed("not a zip file (no end of central directory)".into()))?;
     let u16_at = |i: usize| u64::from(u16::from_le_bytes([tail[at + i], tail[at + i + 1]]));
-    let u32_at = |i: usize| u64::from(u32::from_le_bytes(tail[at + i..at + i + 4].try_into().expect("4 bytes")));
+    let u32_at = |i: usize| {
+        u64::from(u32::from_le_bytes(
+            tail[at + i..at + i + 4].try_into().expect("4 bytes"),
+        ))
+    };
     let (entries, size) = (u16_at(10), u32_at(12));
     if entries == 0xFFFF || size == 0xFFFF_FFFF {
         return malformed("the zip is in the ZIP64 form, which a report never needs for its directory");

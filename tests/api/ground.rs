@@ -413,12 +413,16 @@ async fn a_refused_upload_stays_in_the_vessels_outbox_with_the_grounds_reason() 
     .unwrap();
     let out = app.berth(&["report", "upload", "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stored: Vec<String> = std::fs::read_dir(ground.store.join("test-vessel"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(
-        std::fs::read_dir(ground.store.join("test-vessel"))
-            .unwrap()
-            .count(),
-        3
+        stored.iter().filter(|n| n.ends_with(".zip")).count(),
+        stored.iter().filter(|n| n.ends_with(".zip.received")).count(),
+        "every report with its time of receipt: {stored:?}"
     );
+    assert_eq!(stored.iter().filter(|n| n.ends_with(".zip")).count(), 2);
     // An installation the vendor has no key for is not one of its vessels.
     let stranger = pki.issue("stranger", "stranger", None);
     let (status, body) = put(
@@ -430,18 +434,26 @@ async fn a_refused_upload_stays_in_the_vessels_outbox_with_the_grounds_reason() 
     )
     .unwrap();
     assert_eq!(status, 403, "{body}");
-    // Reports arrive in order: report 2 before report 1 is refused.
+    // A chain does not start late: report 2 as the first upload is refused,
+    // then the reports go in order.
     let fresh = ground_fresh_store(&pki, dir.path(), &pubkeys);
     let second = std::fs::read(&files[1]).unwrap();
     let me = (vessel.0.as_path(), vessel.1.as_path());
-    assert_eq!(
-        put(&pki, fresh.port, me, &name_of(&files[1]), &second).unwrap().0,
-        201,
-        "first contact"
+    let (status, body) = put(&pki, fresh.port, me, &name_of(&files[1]), &second).unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("starts at report 1"),
+        "{body}"
     );
     let first = std::fs::read(&files[0]).unwrap();
-    let (status, body) = put(&pki, fresh.port, me, &name_of(&files[0]), &first).unwrap();
-    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        put(&pki, fresh.port, me, &name_of(&files[0]), &first).unwrap().0,
+        201
+    );
+    assert_eq!(
+        put(&pki, fresh.port, me, &name_of(&files[1]), &second).unwrap().0,
+        201
+    );
 }
 
 fn ground_fresh_store(pki: &Pki, dir: &Path, pubkeys: &Path) -> Ground {
@@ -546,7 +558,11 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(kept.len(), 2, "the checkpoint and its signature: {kept:?}");
+    assert_eq!(
+        kept.len(),
+        3,
+        "the checkpoint, its signature and its time of receipt: {kept:?}"
+    );
     // Uploaded once: the next pass has nothing to send.
     let out = app.berth(&["report", "upload", "--json", "--config", config.to_str().unwrap()]);
     let pass: Value = serde_json::from_slice(&out.stdout).unwrap();
