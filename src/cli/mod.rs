@@ -373,10 +373,24 @@ fn report(cli: &Cli, command: &ReportCommand, clock: &dyn Clock) -> anyhow::Resu
     Ok(())
 }
 
+/// `fleet summary` and `fleet bill` print everything, then exit non-zero
+/// when anything is not counted or billed as reported: a monthly job cannot
+/// take a bill with problems for a clean one.
+fn fleet_problems(problems: &[crate::report::Problem], what: &str) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} problems: not everything is {what} as reported (listed in the output)",
+        problems.len()
+    )
+}
+
 fn fleet_summary(cli: &Cli, args: &crate::report::SummaryArgs) -> anyhow::Result<()> {
     let summary = crate::report::summarize_paths(args)?;
     if args.csv && !cli.json {
-        // The CSV goes to a billing system; the problems go to whoever runs it.
+        // The CSV goes to a billing system (problems in their own rows); the
+        // problems also go to whoever runs it.
         for p in &summary.problems {
             eprintln!("berth: {}", crate::report::text::problem(p));
         }
@@ -384,7 +398,7 @@ fn fleet_summary(cli: &Cli, args: &crate::report::SummaryArgs) -> anyhow::Result
     } else {
         show(cli, &summary);
     }
-    Ok(())
+    fleet_problems(&summary.problems, "counted")
 }
 
 fn fleet_bill(cli: &Cli, args: &crate::report::bill::BillArgs) -> anyhow::Result<()> {
@@ -397,5 +411,5 @@ fn fleet_bill(cli: &Cli, args: &crate::report::bill::BillArgs) -> anyhow::Result
     } else {
         show(cli, &bill);
     }
-    Ok(())
+    fleet_problems(&bill.not_billed, "billed")
 }

@@ -27,6 +27,9 @@ pub struct BillArgs {
     /// contradicts one of its installation's is not billed.
     #[arg(long)]
     pub checkpoints: Option<PathBuf>,
+    /// The vendor's registry of installations (TOML): vessel types and keys.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
     /// Only this month (YYYY-MM); default: every month the reports cover.
     #[arg(long)]
     pub month: Option<crate::ids::Month>,
@@ -45,6 +48,7 @@ pub fn run(args: &BillArgs) -> anyhow::Result<Bill> {
         csv: false,
         checkpoints: args.checkpoints.clone(),
         max_checkpoint_gap_hours: 24,
+        registry: args.registry.clone(),
     })?;
     bill(&summary, &prices, args.month.map(|m| m.to_string()).as_deref())
 }
@@ -167,7 +171,7 @@ pub struct Line {
     pub quantity: u64,
     /// 1 for the first tier.
     pub tier: usize,
-    #[serde(serialize_with = "money")]
+    #[serde(serialize_with = "price")]
     pub unit_price: Decimal,
     #[serde(serialize_with = "money")]
     pub amount: Decimal,
@@ -211,9 +215,13 @@ fn tier_for(tiers: &[Tier], quantity: u64) -> (usize, Decimal) {
 }
 
 /// Bills the counted reports of `summary` (of `month` only, when given). A
-/// vessel type with reports but no price is an error naming it.
+/// vessel type with no price is not billed, and each installation of that
+/// type is named among what is not billed; an amount too large to compute
+/// exactly is an error naming it.
 pub fn bill(summary: &FleetSummary, prices: &Prices, month: Option<&str>) -> anyhow::Result<Bill> {
     let mut months = BTreeMap::new();
+    let mut not_billed = summary.problems.clone();
+    let mut unpriced = std::collections::BTreeSet::new();
     for (m, types) in &summary.months {
         if month.is_some_and(|wanted| wanted != m) {
             continue;
@@ -221,15 +229,23 @@ pub fn bill(summary: &FleetSummary, prices: &Prices, month: Option<&str>) -> any
         let mut bill = MonthBill::default();
         for (vessel_type, cell) in types {
             let Some(priced) = prices.vessel_types.get(vessel_type) else {
-                anyhow::bail!(
-                    "{m}: vessel type {vessel_type:?} has reports but no price in the price file (add [vessel_types.{vessel_type}])"
-                );
+                unpriced.insert(vessel_type.clone());
+                continue;
             };
             let quantity = prices.basis.quantity(cell);
             let (tier, unit_price) = tier_for(&priced.tiers, quantity);
-            let amount = (Decimal::from(quantity) * unit_price)
-                .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero);
-            bill.total += amount;
+            let amount = Decimal::from(quantity)
+                .checked_mul(unit_price)
+                .map(|a| a.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{m}: {vessel_type}: {quantity} × {unit_price} is too large to compute exactly; check the price file"
+                    )
+                })?;
+            bill.total = bill
+                .total
+                .checked_add(amount)
+                .ok_or_else(|| anyhow::anyhow!("{m}: the month's total is too large to compute exactly"))?;
             bill.lines.push(Line {
                 vessel_type: vessel_type.clone(),
                 basis: prices.basis.name(),
@@ -241,35 +257,72 @@ pub fn bill(summary: &FleetSummary, prices: &Prices, month: Option<&str>) -> any
         }
         months.insert(m.clone(), bill);
     }
+    for (installation, vessel_type) in &summary.installations {
+        if unpriced.contains(vessel_type) {
+            not_billed.push(Problem {
+                file: "(prices)".into(),
+                installation: Some(installation.clone()),
+                problem: format!(
+                    "vessel type {vessel_type:?} has no price in the price file (add [vessel_types.{vessel_type}]); not billed"
+                ),
+            });
+        }
+    }
     Ok(Bill {
         currency: prices.currency.clone(),
         months,
-        not_billed: summary.problems.clone(),
+        not_billed,
     })
 }
 
+/// A unit price as it was given: at least two places, more when it has them
+/// (0.005 stays 0.005 beside amounts computed from it).
+fn price_text(price: Decimal) -> String {
+    if price.normalize().scale() <= 2 {
+        two_places(price)
+    } else {
+        price.normalize().to_string()
+    }
+}
+
+/// Unit prices as strings with the places they were given.
+fn price<S: serde::Serializer>(amount: &Decimal, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&price_text(*amount))
+}
+
 impl Bill {
+    /// The bill as CSV for a billing system; then what is not billed, one a
+    /// row in the last column.
     pub fn csv(&self) -> String {
-        let mut out = String::from("month,vessel_type,basis,quantity,tier,unit_price,amount,currency\n");
+        use super::text::{csv_problems, csv_record};
+        let mut out = String::from("month,vessel_type,basis,quantity,tier,unit_price,amount,currency,problem\n");
         for (month, bill) in &self.months {
             for l in &bill.lines {
-                out.push_str(&format!(
-                    "{month},{},{},{},{},{},{},{}\n",
-                    l.vessel_type,
+                out.push_str(&csv_record(&[
+                    month,
+                    &l.vessel_type,
                     l.basis,
-                    l.quantity,
-                    l.tier,
-                    two_places(l.unit_price),
-                    two_places(l.amount),
-                    self.currency
-                ));
+                    &l.quantity.to_string(),
+                    &l.tier.to_string(),
+                    &price_text(l.unit_price),
+                    &two_places(l.amount),
+                    &self.currency,
+                    "",
+                ]));
             }
-            out.push_str(&format!(
-                "{month},total,,,,,{},{}\n",
-                two_places(bill.total),
-                self.currency
-            ));
+            out.push_str(&csv_record(&[
+                month,
+                "total",
+                "",
+                "",
+                "",
+                "",
+                &two_places(bill.total),
+                &self.currency,
+                "",
+            ]));
         }
+        out.push_str(&csv_problems(&self.not_billed, 9));
         out
     }
 }
@@ -294,7 +347,7 @@ impl fmt::Display for Bill {
                     l.basis,
                     l.quantity,
                     l.tier,
-                    two_places(l.unit_price),
+                    price_text(l.unit_price),
                     two_places(l.amount)
                 )?;
             }

@@ -1,5 +1,8 @@
 //! `berth fleet summary`: the vendor verifies many reports and counts active
-//! installations per month and vessel type. Invalid reports are never counted.
+//! installations per month and vessel type. Invalid reports are never counted;
+//! an installation is never counted for fewer licenses than its checkpoints
+//! prove ([`super::evidence`]), and its vessel type is the registry's or the
+//! one its first counted report pinned, never what each report says.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -8,6 +11,7 @@ use serde::Serialize;
 
 use super::{Verified, verify_file, verify_link};
 use crate::crypto::PublicKey;
+use crate::ground::Registry;
 
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct Cell {
@@ -42,13 +46,19 @@ pub struct FleetSummary {
     pub withheld: Vec<Withheld>,
     /// With `--checkpoints`: how many checkpoints the counted reports pass through.
     pub checkpoints_checked: usize,
+    /// Each counted installation's vessel type (the registry's or its first report's).
+    pub installations: BTreeMap<String, String>,
     pub problems: Vec<Problem>,
 }
 
 /// One title across the fleet in a month.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
 pub struct TitleTotal {
+    /// The label most installations give it (one vessel cannot set it for the fleet).
     pub label: String,
+    /// Installations per label, for choosing it.
+    #[serde(skip)]
+    labels: BTreeMap<String, u64>,
     pub licenses: u64,
     /// Summed over installations (a passenger is counted on each vessel).
     pub active_users: u64,
@@ -94,6 +104,10 @@ pub struct SummaryArgs {
     /// checkpoint in the set before it is named.
     #[arg(long, default_value_t = 24)]
     pub max_checkpoint_gap_hours: u64,
+    /// The vendor's registry of installations (TOML, as `ground serve` takes
+    /// it): vessel types and keys come from it, not from the reports.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
 }
 
 /// Every `.zip` in the given files and directories (directories recursively,
@@ -152,21 +166,56 @@ pub fn load_pubkeys(dir: &Path) -> Result<HashMap<String, PublicKey>, String> {
 }
 
 /// What the summary checks reports against, besides their signatures.
-#[derive(Default)]
 pub struct Checks<'a> {
     pub pubkeys: Option<&'a HashMap<String, PublicKey>>,
+    pub registry: Option<&'a Registry>,
     pub checkpoints: Option<&'a [super::checkpoint::Signed]>,
     pub max_gap: time::Duration,
+    /// The billing clock: months that have not ended by it are not billed
+    /// from checkpoints yet.
+    pub now: time::OffsetDateTime,
+}
+
+impl Default for Checks<'_> {
+    fn default() -> Self {
+        Checks {
+            pubkeys: None,
+            registry: None,
+            checkpoints: None,
+            max_gap: time::Duration::hours(24),
+            now: time::OffsetDateTime::now_utc(),
+        }
+    }
+}
+
+impl Checks<'_> {
+    /// The key an installation's reports must carry, when the vendor named one.
+    fn key_of(&self, installation: &str) -> Result<Option<Vec<u8>>, &'static str> {
+        if let Some(registry) = self.registry {
+            let entry = registry
+                .get(installation)
+                .ok_or("the installation is not in the --registry")?;
+            if let Some(key) = &entry.public_key {
+                return Ok(Some(key.clone()));
+            }
+        }
+        match self.pubkeys {
+            Some(keys) => keys
+                .get(installation)
+                .map(|k| Some(k.der()))
+                .ok_or("no public key for this installation in --pubkeys"),
+            None => Ok(None),
+        }
+    }
 }
 
 pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
-    let pubkeys = checks.pubkeys;
     let mut summary = FleetSummary {
         files: files.len(),
         ..FleetSummary::default()
     };
     let mut by_installation: BTreeMap<String, Vec<(PathBuf, Verified)>> = BTreeMap::new();
-    for (path, result) in verify_all(files, pubkeys) {
+    for (path, result) in verify_all(files, checks) {
         match result {
             Ok(v) if v.report.partial => summary.problems.push(Problem {
                 file: path.display().to_string(),
@@ -184,7 +233,14 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
             }),
         }
     }
+    let keys_given = checks.pubkeys.is_some() || checks.registry.is_some();
     for (installation, reports) in by_installation {
+        // The key its checkpoints must carry: the vendor's, or the one its
+        // reports all carry.
+        let key = checks.key_of(&installation).ok().flatten().or_else(|| {
+            let keys: std::collections::BTreeSet<&Vec<u8>> = reports.iter().map(|(_, v)| &v.public_key_der).collect();
+            (keys.len() == 1).then(|| keys.into_iter().next().cloned()).flatten()
+        });
         // A report that contradicts a checkpoint is out before forks are
         // resolved: of a genuine report and a rolled-back copy, the genuine
         // one is counted, whichever has more licenses.
@@ -192,7 +248,7 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
             Some(set) => summary.through_checkpoints(reports, set),
             None => (reports, Vec::new()),
         };
-        let (kept, unlinked, forks) = trusted_reports(reports, pubkeys.is_some());
+        let (kept, unlinked, forks) = trusted_reports(reports, keys_given);
         refused.extend(unlinked);
         summary.forks.extend(forks);
         if let Some(set) = checks.checkpoints {
@@ -200,6 +256,7 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
                 summary.withheld.extend(withheld(path, v, set, checks.max_gap));
             }
         }
+        let vessel_type = summary.vessel_type(&installation, &kept, checks.registry, &mut refused);
         summary
             .problems
             .extend(refused.into_iter().map(|(path, problem)| Problem {
@@ -207,10 +264,30 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
                 installation: Some(installation.clone()),
                 problem,
             }));
-        for (_, v) in &kept {
-            summary.count(&v.report);
+        let ours: Vec<&super::checkpoint::Signed> = checks
+            .checkpoints
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c.checkpoint.installation == installation)
+            .filter(|c| key.as_deref().is_some_and(|k| c.signed_by(k)))
+            .collect();
+        let counted: Vec<&Verified> = kept.iter().map(|(_, v)| v).collect();
+        let paths: Vec<&Path> = kept.iter().map(|(p, _)| p.as_path()).collect();
+        let proven = super::evidence::months(&counted, &paths, &ours, checks.now);
+        summary.problems.extend(proven.problems.into_iter().map(|problem| Problem {
+            file: "(evidence)".into(),
+            installation: Some(installation.clone()),
+            problem,
+        }));
+        let Some(vessel_type) = vessel_type else {
+            continue;
+        };
+        summary.installations.insert(installation.clone(), vessel_type.clone());
+        for month in &proven.months {
+            summary.count(&vessel_type, month, month.report.map(|i| &counted[i].report));
         }
     }
+    summary.choose_labels();
     summary
 }
 
@@ -221,21 +298,20 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
 /// trusted) and why it is refused.
 type Checked = Result<Verified, (Option<String>, String)>;
 
-fn verify_all(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>) -> Vec<(PathBuf, Checked)> {
+fn verify_all(files: &[PathBuf], checks: &Checks<'_>) -> Vec<(PathBuf, Checked)> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(16);
     let chunk = files.len().div_ceil(threads).max(1);
     let check = |path: &PathBuf| -> Checked {
         let v = verify_file(path, None).map_err(|e| (None, e.to_string()))?;
-        let Some(keys) = pubkeys else { return Ok(v) };
         let refused = |why: &str| Err((Some(v.report.installation.id.clone()), why.to_owned()));
-        match keys.get(&v.report.installation.id) {
-            None => refused("no public key for this installation in --pubkeys"),
-            Some(k) if k.der() != v.public_key_der => {
-                refused("signed by another key than the installation's in --pubkeys")
+        match checks.key_of(&v.report.installation.id) {
+            Err(why) => refused(why),
+            Ok(Some(k)) if k != v.public_key_der => {
+                refused("signed by another key than the installation's registered one")
             }
-            Some(_) => Ok(v),
+            Ok(_) => Ok(v),
         }
     };
     std::thread::scope(|scope| {
@@ -257,31 +333,83 @@ fn verify_all(files: &[PathBuf], pubkeys: Option<&HashMap<String, PublicKey>>) -
 }
 
 impl FleetSummary {
-    /// Counts one trusted report in its month and vessel type.
-    fn count(&mut self, report: &super::ReportJson) {
-        self.counted_reports += 1;
+    /// Counts one month of an installation under its vessel type: the
+    /// licenses billed (at least what its checkpoints prove), and its report's
+    /// users and titles when it has one.
+    fn count(&mut self, vessel_type: &str, month: &super::evidence::MonthRows, report: Option<&super::ReportJson>) {
         let cell = self
             .months
-            .entry(report.period.month.clone())
+            .entry(month.month.to_string())
             .or_default()
-            .entry(report.installation.vessel_type.clone())
+            .entry(vessel_type.to_owned())
             .or_default();
-        cell.reporting_installations += 1;
-        if report.active {
+        cell.licenses += month.billed;
+        if report.is_some_and(|r| r.active) || month.billed > 0 {
             cell.active_installations += 1;
         }
-        cell.licenses += report.counts.licenses;
+        let Some(report) = report else {
+            return;
+        };
+        self.counted_reports += 1;
+        cell.reporting_installations += 1;
         cell.active_users += report.counts.active_users;
         let titles = self.titles.entry(report.period.month.clone()).or_default();
         for (kid, t) in report.titles.iter().flatten() {
             let total = titles.entry(kid.clone()).or_default();
-            if total.label.is_empty() {
-                total.label.clone_from(&t.label);
-            }
+            *total.labels.entry(t.label.clone()).or_default() += 1;
             total.licenses += t.licenses;
             total.active_users += t.active_users;
             total.installations += 1;
         }
+    }
+
+    /// Each title's label: the one most installations give it (the first in
+    /// order among equals), so that one vessel cannot name a title fleet-wide.
+    fn choose_labels(&mut self) {
+        for total in self.titles.values_mut().flat_map(|t| t.values_mut()) {
+            let most = total.labels.values().copied().max().unwrap_or(0);
+            if let Some((label, _)) = total.labels.iter().find(|(_, n)| **n == most) {
+                total.label.clone_from(label);
+            }
+        }
+    }
+
+    /// The installation's vessel type: the registry's, else the one its first
+    /// counted report says. A counted report that says another is named (it is
+    /// counted under the installation's type). None (nothing counted, named)
+    /// when the type is not one berth knows.
+    fn vessel_type(
+        &mut self,
+        installation: &str,
+        kept: &Reports,
+        registry: Option<&Registry>,
+        refused: &mut Vec<(PathBuf, String)>,
+    ) -> Option<String> {
+        let registered = registry
+            .and_then(|r| r.get(installation))
+            .map(|e| e.vessel_type.as_str().to_owned());
+        let first = kept.first().map(|(_, v)| v.report.installation.vessel_type.clone());
+        let vessel_type = registered.or(first)?;
+        for (path, v) in kept {
+            let said = &v.report.installation.vessel_type;
+            if *said != vessel_type {
+                refused.push((
+                    path.clone(),
+                    format!(
+                        "the report says vessel type {said:?}, but the installation is a {vessel_type:?}; counted as a {vessel_type:?}"
+                    ),
+                ));
+            }
+        }
+        if vessel_type.parse::<crate::store::VesselType>().is_err() {
+            self.problems.push(Problem {
+                file: "(evidence)".into(),
+                installation: Some(installation.to_owned()),
+                problem: format!("vessel type {vessel_type:?} is not one berth knows; not counted"),
+            });
+            return None;
+        }
+        Some(vessel_type)
     }
 
     /// Splits reports into those that pass through every checkpoint of their
@@ -432,8 +560,27 @@ fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(Pat
     (kept, refused, forks)
 }
 
+/// The checkpoints a receiver's store keeps beside the reports it is given
+/// (`<store>/<installation>/checkpoints/`): a store is always read with its
+/// checkpoints, so that what they prove cannot be left out by forgetting
+/// `--checkpoints`. None when the inputs hold none.
+fn store_checkpoints(inputs: &[PathBuf]) -> anyhow::Result<Option<Vec<super::checkpoint::Signed>>> {
+    let mut found = Vec::new();
+    for input in inputs.iter().filter(|i| i.is_dir()) {
+        let entries = std::fs::read_dir(input).map_err(|e| anyhow::anyhow!("reading {}: {e}", input.display()))?;
+        for entry in entries {
+            let dir = entry?.path().join("checkpoints");
+            if dir.is_dir() {
+                found.extend(super::checkpoint::load(&dir)?);
+            }
+        }
+    }
+    found.sort_by_key(|c| c.checkpoint.seq);
+    Ok((!found.is_empty()).then_some(found))
+}
+
 /// `fleet summary`: every report zip under `inputs`, counted with the keys in
-/// `pubkeys` and through the checkpoints when given.
+/// `pubkeys` and through the checkpoints given, or those of a receiver's store.
 pub fn summarize_paths(args: &SummaryArgs) -> anyhow::Result<FleetSummary> {
     let files = collect(&args.inputs).map_err(|e| anyhow::anyhow!(e))?;
     if files.is_empty() {
@@ -445,15 +592,17 @@ pub fn summarize_paths(args: &SummaryArgs) -> anyhow::Result<FleetSummary> {
         .map(load_pubkeys)
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
-    let checkpoints = args
-        .checkpoints
-        .as_deref()
-        .map(super::checkpoint::load)
-        .transpose()?;
+    let checkpoints = match args.checkpoints.as_deref() {
+        Some(dir) => Some(super::checkpoint::load(dir)?),
+        None => store_checkpoints(&args.inputs)?,
+    };
+    let registry = args.registry.as_deref().map(Registry::load).transpose()?;
     let checks = Checks {
         pubkeys: keys.as_ref(),
+        registry: registry.as_ref(),
         checkpoints: checkpoints.as_deref(),
         max_gap: time::Duration::hours(args.max_checkpoint_gap_hours.min(24 * 366) as i64),
+        now: time::OffsetDateTime::now_utc(),
     };
     Ok(summarize(&files, &checks))
 }

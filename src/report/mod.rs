@@ -13,6 +13,7 @@
 
 pub mod bill;
 pub mod checkpoint;
+pub mod evidence;
 mod export;
 mod fleet;
 mod prune;

@@ -110,10 +110,61 @@ pub fn list(reports: &[ReportRecord], by_hand: bool, dir: &Path) -> String {
 pub fn problem(p: &Problem) -> String {
     format!(
         "problem: {} ({}): {}",
-        p.file,
-        p.installation.as_deref().unwrap_or("?"),
-        p.problem
+        shown(&p.file),
+        shown(p.installation.as_deref().unwrap_or("?")),
+        shown(&p.problem)
     )
+}
+
+/// Text a vessel wrote, as data in a line of output: control characters
+/// (a newline, an escape sequence) written escaped, so that it can never start
+/// a line or a row of its own.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect::<String>()
+        .into()
+}
+
+/// One CSV record per RFC 4180 (quoted where a field needs it, CRLF-free
+/// fields kept whole), with every field that a spreadsheet would take for a
+/// formula (`=`, `+`, `-`, `@`, tab, carriage return first) led by `'`.
+pub fn csv_record(fields: &[&str]) -> String {
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let guarded: Vec<std::borrow::Cow<'_, str>> = fields
+        .iter()
+        .map(|f| {
+            if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                format!("'{f}").into()
+            } else {
+                (*f).into()
+            }
+        })
+        .collect();
+    let _ = writer.write_record(guarded.iter().map(|f| f.as_ref()));
+    String::from_utf8(writer.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// The problems as CSV records of `columns` fields: all empty but the last,
+/// which names the installation, the file and the problem.
+pub fn csv_problems(problems: &[Problem], columns: usize) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            let text = format!(
+                "{}: {}: {}",
+                p.installation.as_deref().unwrap_or("?"),
+                p.file,
+                p.problem
+            );
+            let mut fields = vec![""; columns - 1];
+            fields.push(&text);
+            csv_record(&fields)
+        })
+        .collect()
 }
 
 impl std::fmt::Display for FleetSummary {
@@ -123,20 +174,26 @@ impl std::fmt::Display for FleetSummary {
 }
 
 impl FleetSummary {
-    /// The counts per month and vessel type as CSV, for a billing import.
+    /// The counts per month and vessel type as CSV, for a billing import;
+    /// then the problems, one a row in the last column.
     pub fn csv(&self) -> String {
         let mut text =
-            "month,vessel_type,active_installations,reporting_installations,licenses,active_users\n"
+            "month,vessel_type,active_installations,reporting_installations,licenses,active_users,problem\n"
                 .to_owned();
         for (month, types) in &self.months {
             for (vessel, c) in types {
-                let _ = writeln!(
-                    text,
-                    "{month},{vessel},{},{},{},{}",
-                    c.active_installations, c.reporting_installations, c.licenses, c.active_users
-                );
+                text.push_str(&csv_record(&[
+                    month,
+                    vessel,
+                    &c.active_installations.to_string(),
+                    &c.reporting_installations.to_string(),
+                    &c.licenses.to_string(),
+                    &c.active_users.to_string(),
+                    "",
+                ]));
             }
         }
+        text.push_str(&csv_problems(&self.problems, 7));
         text
     }
 
@@ -157,7 +214,9 @@ impl FleetSummary {
             for (vessel, c) in types {
                 let _ = writeln!(
                     text,
-                    "{month:<8} {vessel:<9} {:>7} {:>9} {:>10} {:>8}",
+                    "{:<8} {:<9} {:>7} {:>9} {:>10} {:>8}",
+                    shown(month),
+                    shown(vessel),
                     c.active_installations, c.reporting_installations, c.licenses, c.active_users
                 );
             }
@@ -171,8 +230,12 @@ impl FleetSummary {
             for (kid, t) in titles {
                 let _ = writeln!(
                     text,
-                    "{:<21}{kid:<36} {:>10} {:>8}  {}",
-                    "", t.licenses, t.active_users, t.label
+                    "{:<21}{:<36} {:>10} {:>8}  {}",
+                    "",
+                    shown(kid),
+                    t.licenses,
+                    t.active_users,
+                    shown(&t.label)
                 );
             }
         }
@@ -187,19 +250,23 @@ impl FleetSummary {
             let _ = writeln!(
                 text,
                 "fork: installation {} has {} different reports with sequence {} ({}), counted once from {}: {}",
-                f.installation,
+                shown(&f.installation),
                 f.reports.len(),
                 f.sequence,
-                f.month,
-                f.counted,
-                f.reports.join(", ")
+                shown(&f.month),
+                shown(&f.counted),
+                shown(&f.reports.join(", "))
             );
         }
         for w in &self.withheld {
             let _ = writeln!(
                 text,
                 "withheld checkpoints: installation {} served from {} to {} ({} hours) with no checkpoint in the set ({})",
-                w.installation, w.from, w.to, w.hours, w.file
+                shown(&w.installation),
+                w.from,
+                w.to,
+                w.hours,
+                shown(&w.file)
             );
         }
         for p in &self.problems {

@@ -58,9 +58,7 @@ fn bill(fleet: &std::path::Path, prices: &str, extra: &[&str]) -> std::process::
 }
 
 fn bill_json(fleet: &std::path::Path, prices: &str) -> Value {
-    let out = bill(fleet, prices, &["--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    fleet_json(&bill(fleet, prices, &["--json"]))
 }
 
 fn line(vessel_type: &str, basis: &str, quantity: u64, tier: u64, unit_price: &str, amount: &str) -> Value {
@@ -94,7 +92,8 @@ async fn the_monthly_bill_matches_bills_worked_out_by_hand() {
 
     // Per active installation, volume tiers: October's 3 aircraft fall in the
     // second tier (200.00 each), November's 2 in the first, at its boundary.
-    // 10.005 rounds half away from zero to 10.01.
+    // 10.005 rounds half away from zero to 10.01; the unit price is shown
+    // with the places it was given.
     let prices = r#"
 currency = "EUR"
 basis = "installations"
@@ -111,7 +110,7 @@ tiers = [ { unit_price = "10.005" } ]
         b["months"]["2026-10"],
         json!({ "lines": [
             line("aircraft", "installations", 3, 2, "200.00", "600.00"),
-            line("bus", "installations", 1, 1, "10.01", "10.01"),
+            line("bus", "installations", 1, 1, "10.005", "10.01"),
             line("train", "installations", 1, 1, "99.99", "99.99"),
         ], "total": "710.00" })
     );
@@ -119,7 +118,7 @@ tiers = [ { unit_price = "10.005" } ]
         b["months"]["2026-11"],
         json!({ "lines": [
             line("aircraft", "installations", 2, 1, "250.00", "500.00"),
-            line("bus", "installations", 0, 1, "10.01", "0.00"),
+            line("bus", "installations", 0, 1, "10.005", "0.00"),
             line("train", "installations", 1, 1, "99.99", "99.99"),
         ], "total": "599.99" })
     );
@@ -151,16 +150,23 @@ tiers = [ { unit_price = "10.005" } ]
         "{ up_to = 2, unit_price = 250.0 }, { up_to = 3, unit_price = 200.0 }, { unit_price = 150.0 }",
         "{ up_to = 3, unit_price = 2 }, { unit_price = 1 }",
     );
+    // The tampered report is not billed: the run says so, exits 1, and the
+    // CSV carries it in its own row.
     let out = bill(&fleet, &users, &["--month", "2026-10", "--csv"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "month,vessel_type,basis,quantity,tier,unit_price,amount,currency\n\
-         2026-10,aircraft,active_users,4,2,1.00,4.00,EUR\n\
-         2026-10,bus,active_users,1,1,10.01,10.01,EUR\n\
-         2026-10,train,active_users,1,1,99.99,99.99,EUR\n\
-         2026-10,total,,,,,114.00,EUR\n"
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        csv.starts_with(
+            "month,vessel_type,basis,quantity,tier,unit_price,amount,currency,problem\n\
+             2026-10,aircraft,active_users,4,2,1.00,4.00,EUR,\n\
+             2026-10,bus,active_users,1,1,10.005,10.01,EUR,\n\
+             2026-10,train,active_users,1,1,99.99,99.99,EUR,\n\
+             2026-10,total,,,,,114.00,EUR,\n\
+             ,,,,,,,,"
+        ),
+        "{csv}"
     );
+    assert!(csv.lines().last().unwrap().contains("tampered.zip"), "{csv}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not billed"));
 
     // The table for people says the same.
@@ -172,19 +178,24 @@ tiers = [ { unit_price = "10.005" } ]
     );
     assert!(!text.contains("2026-10"), "{text}");
 
-    // A vessel type with reports but no price is an error, not a zero.
-    let out = bill(
+    // A vessel type with reports but no price is a problem for the
+    // installations of that type, not a zero and not the whole fleet's bill.
+    let b = fleet_json(&bill(
         &fleet,
         &prices.replace(
             "[vessel_types.bus]\ntiers = [ { unit_price = \"10.005\" } ]\n",
             "",
         ),
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("\"bus\" has reports but no price"), "{err}");
-    assert!(out.stdout.is_empty());
+        &["--json"],
+    ));
+    assert_eq!(b["months"]["2026-10"]["total"], "699.99", "the others are billed");
+    let unpriced: Vec<&Value> = b["not_billed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["problem"].as_str().unwrap().contains("\"bus\" has no price"))
+        .collect();
+    assert_eq!(unpriced.len(), 1, "{b}");
     // A broken price file says where.
     let out = bill(&fleet, &prices.replace("up_to = 3", "up_to = 2"), &[]);
     assert!(

@@ -139,9 +139,7 @@ async fn a_log_rolled_back_below_a_checkpoint_is_caught() {
     let summary = |extra: &[&str]| -> Value {
         let mut args = vec!["fleet", "summary", "--json", fleet.to_str().unwrap()];
         args.extend(extra);
-        let out = app.berth(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
+        fleet_json(&app.berth(&args))
     };
     let s = summary(&[]);
     assert_eq!(s["counted_reports"], 1);

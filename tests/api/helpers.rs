@@ -523,3 +523,24 @@ pub fn assert_cors(headers: &awc::http::header::HeaderMap, origin: &str, allowed
         "{origin}"
     );
 }
+
+/// The JSON of `fleet summary` or `fleet bill`: it exits 0 when nothing is
+/// left out, and 1 (saying so on stderr) when anything is not counted or
+/// billed as reported, with the problems in its output either way.
+pub fn fleet_json(out: &Output) -> Value {
+    let value: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let problems = value
+        .get("problems")
+        .or_else(|| value.get("not_billed"))
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if problems == 0 {
+        assert!(out.status.success(), "{stderr}");
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(&format!("{problems} problems")), "{stderr}");
+    }
+    value
+}

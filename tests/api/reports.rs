@@ -692,9 +692,7 @@ async fn hostile_zips_get_a_clear_error() {
         std::fs::copy(f, junk_dir.join(f.file_name().unwrap())).unwrap();
     }
     let before: Vec<_> = std::fs::read_dir(&junk_dir).unwrap().collect();
-    let out = app.berth(&["fleet", "summary", junk_dir.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = fleet_json(&app.berth(&["fleet", "summary", junk_dir.to_str().unwrap(), "--json"]));
     assert_eq!(summary["counted_reports"], 1);
     assert_eq!(summary["problems"].as_array().unwrap().len(), 5);
     assert_eq!(
@@ -762,9 +760,7 @@ async fn fleet_summary_counts_active_installations() {
     std::os::unix::fs::symlink(fleet.path(), fleet.path().join("again")).unwrap();
     std::os::unix::fs::symlink(first_oct, fleet.path().join("linked-oct.zip")).unwrap();
 
-    let out = first_app.berth(&["fleet", "summary", fleet.path().to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = fleet_json(&first_app.berth(&["fleet", "summary", fleet.path().to_str().unwrap(), "--json"]));
     let oct = &s["months"]["2026-10"];
     assert_eq!(oct["aircraft"]["active_installations"], 2);
     assert_eq!(oct["aircraft"]["licenses"], 4);
@@ -812,15 +808,23 @@ async fn fleet_summary_counts_active_installations() {
         keys.path().to_str().unwrap(),
         "--csv",
     ]);
-    assert!(out.status.success());
+    assert_eq!(out.status.code(), Some(1), "problems exit 1");
     let csv = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(csv.contains("2026-10,aircraft,2,2,4,4"), "{csv}");
+    assert!(csv.contains("2026-10,aircraft,2,2,4,4,\n"), "{csv}");
     assert!(
         !csv.contains("2026-10,bus"),
         "the bus has no key in --pubkeys: {csv}"
     );
-    assert!(!csv.contains("problem"), "the CSV holds counts only: {csv}");
-    // The problems are not lost with --csv: they go to stderr.
+    // The problems are not lost with --csv: in rows of their own (the last
+    // column), and on stderr.
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        rows.iter().any(|r| r[0].is_empty() && r[6].contains("tampered.zip")),
+        "{csv}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("tampered.zip") && stderr.contains("(v4)"),
@@ -1154,9 +1158,7 @@ async fn fleet_summary_counts_only_reports_it_can_trust() {
         if let Some(keys) = pubkeys {
             args.extend(["--pubkeys", keys.to_str().unwrap()]);
         }
-        let out = app.berth(&args);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        fleet_json(&app.berth(&args))
     };
     let problem_of = |s: &Value, file: &str| -> String {
         s["problems"]
