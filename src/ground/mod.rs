@@ -26,8 +26,7 @@ pub use store::{CheckpointName, GroundStore, Refusal, ReportName, Stored, Upload
 
 /// Uploads received at once; more are answered 503 with Retry-After.
 const UPLOADS_AT_ONCE: usize = 8;
-/// The longest a body may go without sending a byte.
-const BODY_IDLE: std::time::Duration = std::time::Duration::from_secs(20);
+
 
 #[derive(clap::Subcommand, Debug)]
 pub enum GroundCommand {
@@ -68,6 +67,9 @@ pub struct GroundServeArgs {
     /// The longest one upload may take to arrive, in seconds.
     #[arg(long, default_value_t = 600)]
     pub upload_timeout_secs: u64,
+    /// The longest an upload may send nothing, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub body_idle_secs: u64,
 }
 
 /// What the receiver's handlers share.
@@ -76,6 +78,7 @@ struct Receiver {
     uploads: tokio::sync::Semaphore,
     min_free: u64,
     upload_timeout: std::time::Duration,
+    body_idle: std::time::Duration,
 }
 
 /// The installation ids a connection's client certificate names.
@@ -90,6 +93,7 @@ pub fn serve(args: &GroundServeArgs) -> anyhow::Result<()> {
         uploads: tokio::sync::Semaphore::new(UPLOADS_AT_ONCE),
         min_free: args.min_free_mb.saturating_mul(1 << 20),
         upload_timeout: std::time::Duration::from_secs(args.upload_timeout_secs.max(1)),
+        body_idle: std::time::Duration::from_secs(args.body_idle_secs.max(1)),
     });
     let acceptor = crate::crypto::mutual_tls_acceptor(&args.tls_cert, &args.tls_key, &args.client_ca)?;
     let listener = std::net::TcpListener::bind(args.listen)
@@ -226,7 +230,7 @@ async fn receive_upload(
         .map_err(|_| Refusal::Busy("the receiver is taking other uploads; send it again later".into()))?;
     let incoming = tokio::time::timeout(
         receiver.upload_timeout,
-        receive_body(payload, &receiver.store, length),
+        receive_body(payload, &receiver.store, length, receiver.body_idle),
     )
     .await
     .unwrap_or_else(|_| Err(Refusal::Timeout("the upload took too long to arrive".into())))?;
@@ -272,12 +276,13 @@ fn check_request(req: &HttpRequest, peer: &PeerNames) -> Result<Upload, Refusal>
 }
 
 /// Streams the body into a new file under the store's incoming folder, at
-/// most `limit` bytes, and syncs it. A body that sends nothing for
-/// [`BODY_IDLE`] is cut off (and its file removed).
+/// most `limit` bytes, and syncs it. A body that sends nothing for `idle` is
+/// cut off (and its file removed).
 async fn receive_body(
     mut payload: web::Payload,
     store: &GroundStore,
     limit: u64,
+    idle: std::time::Duration,
 ) -> Result<PathBuf, Refusal> {
     use futures_core::Stream;
     let path = store.incoming_path();
@@ -289,10 +294,10 @@ async fn receive_body(
     let mut size = 0u64;
     let outcome = loop {
         let next = std::future::poll_fn(|cx| Pin::new(&mut payload).poll_next(cx));
-        let Ok(next) = tokio::time::timeout(BODY_IDLE, next).await else {
+        let Ok(next) = tokio::time::timeout(idle, next).await else {
             break Err(Refusal::Timeout(format!(
                 "the upload sent nothing for {} seconds",
-                BODY_IDLE.as_secs()
+                idle.as_secs()
             )));
         };
         match next {

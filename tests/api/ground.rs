@@ -12,17 +12,17 @@ use time::OffsetDateTime;
 use crate::helpers::*;
 use crate::reports::{edit_report, license_at, report_list, reports_dir, resign, tampered};
 
-fn openssl(args: &[&str], dir: &Path) {
+pub(crate) fn openssl(args: &[&str], dir: &Path) {
     run_in(dir, "openssl", args);
 }
 
 /// A small CA as the README sets one up, and certificates it issues.
-struct Pki {
-    dir: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
 }
 
 impl Pki {
-    fn new(dir: &Path) -> Pki {
+    pub(crate) fn new(dir: &Path) -> Pki {
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
         let mut args = vec![
             "req",
@@ -44,7 +44,7 @@ impl Pki {
     }
 
     /// A certificate for `cn` signed by the CA (`san` as `-addext` takes it).
-    fn issue(&self, name: &str, cn: &str, san: Option<&str>) -> (PathBuf, PathBuf) {
+    pub(crate) fn issue(&self, name: &str, cn: &str, san: Option<&str>) -> (PathBuf, PathBuf) {
         let (key, csr, crt) = (
             format!("{name}.key"),
             format!("{name}.csr"),
@@ -94,15 +94,15 @@ impl Pki {
         (self.dir.join(crt), self.dir.join(key))
     }
 
-    fn ca(&self) -> PathBuf {
+    pub(crate) fn ca(&self) -> PathBuf {
         self.dir.join("ca.crt")
     }
 }
 
-struct Ground {
-    child: Child,
-    port: u16,
-    store: PathBuf,
+pub(crate) struct Ground {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) store: PathBuf,
 }
 
 impl Drop for Ground {
@@ -113,7 +113,17 @@ impl Drop for Ground {
 }
 
 /// `berth ground serve` on port 0 with the PKI's server certificate.
-fn ground(pki: &Pki, store: &Path, pubkeys: Option<&Path>) -> Ground {
+pub(crate) fn ground(pki: &Pki, store: &Path, pubkeys: Option<&Path>) -> Ground {
+    let pubkeys = pubkeys.map(|p| p.to_str().unwrap().to_owned());
+    let mut extra = Vec::new();
+    if let Some(p) = &pubkeys {
+        extra.extend(["--pubkeys", p.as_str()]);
+    }
+    ground_with(pki, store, &extra)
+}
+
+/// The same, with more arguments.
+pub(crate) fn ground_with(pki: &Pki, store: &Path, extra: &[&str]) -> Ground {
     use std::io::BufRead as _;
     let (cert, key) = (pki.dir.join("ground.crt"), pki.dir.join("ground.key"));
     if !cert.exists() {
@@ -130,10 +140,8 @@ fn ground(pki: &Pki, store: &Path, pubkeys: Option<&Path>) -> Ground {
         .arg(&key)
         .arg("--client-ca")
         .arg(pki.ca());
-    if let Some(dir) = pubkeys {
-        command.arg("--pubkeys").arg(dir);
-    }
     let mut child = command
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -153,7 +161,7 @@ fn ground(pki: &Pki, store: &Path, pubkeys: Option<&Path>) -> Ground {
 
 /// One HTTP/1.1 request over TLS (trusting the PKI's CA), with a client
 /// certificate when given; `Err` when the connection is refused.
-fn send(
+pub(crate) fn send(
     pki: &Pki,
     port: u16,
     client: Option<(&Path, &Path)>,
@@ -181,7 +189,7 @@ fn send(
 }
 
 /// PUT of a report file as berth's uploader sends it.
-fn put(
+pub(crate) fn put(
     pki: &Pki,
     port: u16,
     client: (&Path, &Path),
@@ -215,7 +223,7 @@ async fn vessel_with_two_reports() -> (TestApp, Vec<PathBuf>) {
     (app, files)
 }
 
-fn upload_config(app: &TestApp, pki: &Pki, port: u16, client: (&Path, &Path)) -> PathBuf {
+pub(crate) fn upload_config(app: &TestApp, pki: &Pki, port: u16, client: (&Path, &Path)) -> PathBuf {
     let config = app.dir.path().join("upload.toml");
     let text = format!(
         "[upload]\nurl = \"https://127.0.0.1:{port}/reports/\"\nretry_min_secs = 1\nca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
@@ -227,7 +235,7 @@ fn upload_config(app: &TestApp, pki: &Pki, port: u16, client: (&Path, &Path)) ->
     config
 }
 
-fn name_of(path: &Path) -> String {
+pub(crate) fn name_of(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
 

@@ -15,6 +15,7 @@ mod errors;
 mod fail_closed;
 mod faults;
 mod ground;
+mod hostile_vessel;
 mod hostile;
 mod license;
 mod prune;

@@ -1,0 +1,356 @@
+//! Issue 33: the bill and the receiver against the box's own operator, who
+//! is root on the box, sets its clock (here with libfaketime), holds its report
+//! key and its client certificate, and signs what it likes with them. Through
+//! the real receiver with certificates made by openssl; the bill by the real
+//! binary with the ground's clock set past the months billed.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use berth::ids::Month;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::ground::{Ground, Pki, ground, ground_with, name_of, put, send, upload_config};
+use crate::helpers::*;
+use crate::reports::{license_at, reports_dir};
+
+/// `berth` with its clock set by libfaketime (`at`: "YYYY-MM-DD hh:mm:ss", UTC).
+fn berth_at(at: &str, args: &[&str]) -> std::process::Output {
+    Command::new("faketime")
+        .arg(at)
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .args(args)
+        .env("TZ", "UTC")
+        .env_remove("BERTH_CONFIG")
+        .output()
+        .expect("faketime (Debian's faketime package)")
+}
+
+/// A vessel of its own id and type on a fresh test installation.
+async fn vessel(id: &str, vessel_type: &str, since: OffsetDateTime) -> TestApp {
+    let app = spawn_app().await;
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.execute(
+        "UPDATE installation SET installation_id = ?1, vessel_type = ?2",
+        [id, vessel_type],
+    )
+    .unwrap();
+    drop(conn);
+    app.installed_at(since);
+    app
+}
+
+fn upload(app: &TestApp, pki: &Pki, ground: &Ground, cert: &(PathBuf, PathBuf)) -> std::process::Output {
+    let config = upload_config(app, pki, ground.port, (&cert.0, &cert.1));
+    app.berth(&["report", "upload", "--json", "--config", config.to_str().unwrap()])
+}
+
+fn export(app: &TestApp, month: Month) {
+    let out = app.berth(&["report", "export", "--month", &month.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+const PRICES: &str = "currency = \"EUR\"\nbasis = \"licenses\"\n[vessel_types.aircraft]\ntiers = [{ unit_price = 1 }]\n[vessel_types.ship]\ntiers = [{ unit_price = 1000 }]\n[vessel_types.bus]\ntiers = [{ unit_price = 10 }]\n";
+
+/// `fleet bill --json` of a store, run with the ground's clock at `at`.
+fn bill_at(dir: &Path, store: &Path, at: &str) -> (std::process::Output, Value) {
+    let prices = dir.join("prices.toml");
+    std::fs::write(&prices, PRICES).unwrap();
+    let out = berth_at(
+        at,
+        &["fleet", "bill", "--json", "--prices", prices.to_str().unwrap(), store.to_str().unwrap()],
+    );
+    let bill = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out, bill)
+}
+
+fn quantity(bill: &Value, month: Month, vessel_type: &str) -> u64 {
+    bill["months"][month.to_string()]["lines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|l| l["vessel_type"] == vessel_type)
+        .map_or(0, |l| l["quantity"].as_u64().unwrap())
+}
+
+fn problems_of<'a>(bill: &'a Value, installation: &str) -> Vec<&'a str> {
+    bill["not_billed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["installation"] == installation)
+        .map(|p| p["problem"].as_str().unwrap())
+        .collect()
+}
+
+/// 3 licenses with a true clock, 50 with the clock at 2099 and a checkpoint
+/// of row 53 signed then: the month's report holds 3, and the 50 sit in a
+/// month never reported. The bill still holds 53 for it (the checkpoint
+/// arrived this month by the receiver's clock), names the clock that is
+/// ahead, and exits 1; the honest twin that served 53 is billed 53 with no
+/// problem.
+#[actix_web::test]
+async fn a_clock_set_forward_does_not_take_licenses_off_the_bill() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let store = dir.path().join("store");
+    let ground = ground(&pki, &store, None);
+    let this = Month::of(OffsetDateTime::now_utc());
+    let month = this.previous();
+    let day = |d: i64| month.start() + time::Duration::days(d);
+
+    let hostile = vessel("hostile-vessel", "aircraft", month.start()).await;
+    for i in 0..3 {
+        license_at(&hostile, day(2) + time::Duration::hours(i), Some("p"), false).await;
+    }
+    // The box's clock set forward: its tokens say 2099 too (the portal on the
+    // box signs them).
+    let forward = time::macros::datetime!(2099-01-05 10:00 UTC);
+    for i in 0..50 {
+        let at = forward + time::Duration::minutes(i);
+        hostile.clock.set(at);
+        let mut payload = hostile.payload(&[KID_A], json!({}));
+        payload["expiration_date"] = json!(rfc3339(at + time::Duration::hours(1)));
+        let token = hostile.sign(&payload);
+        let (status, body, _) =
+            post_license(&hostile, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let data_dir = hostile.data_dir().to_str().unwrap().to_owned();
+    let out = berth_at("2099-01-05 12:00:00", &["log", "checkpoint", "--data-dir", &data_dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("row 53"));
+    export(&hostile, month);
+    let cert = pki.issue("hostile", "hostile-vessel", None);
+    let out = upload(&hostile, &pki, &ground, &cert);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let honest = vessel("honest-vessel", "aircraft", month.start()).await;
+    for i in 0..53 {
+        license_at(&honest, day(2) + time::Duration::minutes(i), Some("p"), false).await;
+    }
+    export(&honest, month);
+    let cert = pki.issue("honest", "honest-vessel", None);
+    let out = upload(&honest, &pki, &ground, &cert);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Billed once this month (when the checkpoint arrived) has ended.
+    let after = this.end() + time::Duration::days(1);
+    let at = format!(
+        "{}-{:02}-{:02} 12:00:00",
+        after.year(),
+        u8::from(after.month()),
+        after.day()
+    );
+    let (out, bill) = bill_at(dir.path(), &store, &at);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(quantity(&bill, month, "aircraft"), 3 + 53, "{bill}");
+    assert_eq!(quantity(&bill, this, "aircraft"), 50, "the 50 the checkpoint proves: {bill}");
+    let named = problems_of(&bill, "hostile-vessel");
+    assert!(named.iter().any(|p| p.contains("clock ahead")), "{named:?}");
+    assert!(named.iter().any(|p| p.contains("50 licenses a checkpoint proves")), "{named:?}");
+    assert!(problems_of(&bill, "honest-vessel").is_empty(), "{bill}");
+
+    // Before this month has ended, the run names the clock all the same.
+    let (out, bill) = bill_at(dir.path(), &store, &format!("{} 12:00:00", &berth::ids::format_instant(OffsetDateTime::now_utc())[..10]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(quantity(&bill, month, "aircraft"), 56, "{bill}");
+}
+
+/// The receiver holds a vessel to what it already holds: a second checkpoint
+/// of a row with another hash (whatever its name) is 409, a name whose stamp
+/// is not the checkpoint's time is 422, the same row again stores nothing
+/// (a flood of them stores one), a padded checkpoint is 413, and a report
+/// that changes the vessel's type is 422 naming both types.
+#[actix_web::test]
+async fn the_receiver_refuses_what_contradicts_what_it_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let store = dir.path().join("store");
+    let ground = ground(&pki, &store, None);
+    let month = Month::of(OffsetDateTime::now_utc()).previous();
+    let before = month.previous();
+    let app = vessel("ship-1", "ship", before.start()).await;
+    let cert = pki.issue("ship", "ship-1", None);
+    license_at(&app, before.start() + time::Duration::days(3), Some("p"), false).await;
+    license_at(&app, before.start() + time::Duration::days(4), Some("p"), false).await;
+    let db = app.db();
+    let made_at = before.start() + time::Duration::days(5);
+    let (path, checkpoint) =
+        berth::report::checkpoint::make_in(&db, made_at, &app.data_dir().join("checkpoints")).unwrap();
+    export(&app, before);
+    let out = upload(&app, &pki, &ground, &cert);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let me = (cert.0.as_path(), cert.1.as_path());
+    let key = db.signing_key().unwrap();
+
+    // A checkpoint signed with the vessel's own key, as it likes.
+    let forged = |edit: &dyn Fn(&mut Value), stamp_from: OffsetDateTime, pad: usize| -> (String, Vec<u8>) {
+        let mut json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        json["made_at"] = json!(berth::ids::format_instant(stamp_from));
+        edit(&mut json);
+        let mut bytes = serde_json::to_vec(&json).unwrap();
+        bytes.extend(std::iter::repeat_n(b' ', pad));
+        let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+        let name = format!(
+            "berth-checkpoint-ship-1-{}-{}.json",
+            checkpoint.seq,
+            stamp_from.format(&format).unwrap()
+        );
+        let work = dir.path().join("forge");
+        std::fs::create_dir_all(&work).unwrap();
+        std::fs::write(work.join(&name), &bytes).unwrap();
+        std::fs::write(work.join(&name).with_extension("sig"), key.sign(&bytes)).unwrap();
+        let bundle = berth::report::checkpoint::bundle(&work, &name, &key.public_pem()).unwrap();
+        (berth::report::checkpoint::bundle_name(&name), bundle)
+    };
+    let put_checkpoint = |name: &str, bytes: &[u8]| {
+        let head = format!(
+            "PUT /reports/{name} HTTP/1.1\r\nContent-Type: application/zip\r\nX-Berth-Checkpoint: {name}"
+        );
+        send(&pki, ground.port, Some(me), &head, bytes).unwrap()
+    };
+    let later = made_at + time::Duration::minutes(1);
+    let other_hash = |j: &mut Value| j["row_hash"] = json!("ab".repeat(32));
+    let (name, bundle) = forged(&other_hash, later, 0);
+    let (status, body) = put_checkpoint(&name, &bundle);
+    assert_eq!(status, 409, "{body}");
+    assert!(body["reason"].as_str().unwrap().contains("contradict"), "{body}");
+    // The name's stamp must be the checkpoint's own time.
+    let (name, bundle) = forged(&|_| {}, later, 0);
+    let wrong = name.replace(&name[name.len() - 20..name.len() - 4], "20990101T000000Z");
+    let (status, body) = put_checkpoint(&wrong, &bundle);
+    assert_eq!(status, 422, "{body}");
+    // The same row again, under fifty names: stored once.
+    for n in 0..50 {
+        let (name, bundle) = forged(&|_| {}, later + time::Duration::seconds(n), 0);
+        assert_eq!(put_checkpoint(&name, &bundle).0, 200);
+    }
+    let kept = std::fs::read_dir(store.join("ship-1/checkpoints"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .count();
+    assert_eq!(kept, 1);
+    // Padded past what a checkpoint takes.
+    let (name, bundle) = forged(&|j: &mut Value| j["seq"] = json!(0), later, 4000);
+    let (status, body) = put_checkpoint(&name.replace("-2-", "-0-"), &bundle);
+    assert_eq!(status, 413, "{body}");
+
+    // The ship says it is a bus.
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.execute("UPDATE installation SET vessel_type = 'bus'", []).unwrap();
+    drop(conn);
+    license_at(&app, month.start() + time::Duration::days(3), Some("p"), false).await;
+    export(&app, month);
+    let out = upload(&app, &pki, &ground, &cert);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("\"bus\"") && err.contains("\"ship\""), "{err}");
+    let zips = std::fs::read_dir(store.join("ship-1"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "zip"))
+        .count();
+    assert_eq!(zips, 1, "only the ship's report is stored");
+}
+
+/// The peak resident memory of a process, in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+/// One enrolled vessel against the receiver: a zip whose directory lists
+/// 60,000 entries and a signed-looking report whose licenses.csv inflates to
+/// 1 GiB of blank lines are refused before they are read (the receiver's peak
+/// memory stays under 200 MB), a body that stops sending is cut off, and an
+/// upload that would leave the disk low is refused with 507.
+#[actix_web::test]
+async fn one_vessel_cannot_exhaust_the_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let store = dir.path().join("store");
+    let ground = ground_with(&pki, &store, &["--body-idle-secs", "2"]);
+    let month = Month::of(OffsetDateTime::now_utc()).previous();
+    let app = vessel("bomber", "bus", month.start()).await;
+    license_at(&app, month.start() + time::Duration::days(3), Some("p"), false).await;
+    export(&app, month);
+    let report = std::fs::read_dir(reports_dir(&app))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "zip"))
+        .unwrap();
+    let cert = pki.issue("bomber", "bomber", None);
+    let me = (cert.0.as_path(), cert.1.as_path());
+    let name = name_of(&report);
+
+    // Made by Python's zipfile, streamed, not by berth's code.
+    let maker = dir.path().join("bombs.py");
+    std::fs::write(
+        &maker,
+        r#"import sys, zipfile
+kind, original, out = sys.argv[1:4]
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    if kind == "entries":
+        for i in range(60000):
+            z.writestr(f"e{i}", b"")
+    else:
+        with zipfile.ZipFile(original) as o:
+            for name in o.namelist():
+                data = o.read(name)
+                if name != "licenses.csv":
+                    z.writestr(name, data)
+                    continue
+                with z.open("licenses.csv", "w", force_zip64=True) as f:
+                    f.write(data)
+                    for _ in range(1024):
+                        f.write(b"\r\n" * (512 * 1024))
+"#,
+    )
+    .unwrap();
+    for (kind, says) in [("entries", "60000 files"), ("padding", "rows can take")] {
+        let bomb = dir.path().join(format!("{kind}.zip"));
+        run_in(
+            dir.path(),
+            "/usr/bin/python3",
+            &[maker.to_str().unwrap(), kind, report.to_str().unwrap(), bomb.to_str().unwrap()],
+        );
+        let bytes = std::fs::read(&bomb).unwrap();
+        let (status, body) = put(&pki, ground.port, me, &name, &bytes).unwrap();
+        assert_eq!(status, 422, "{kind}: {body}");
+        assert!(body["reason"].as_str().unwrap().contains(says), "{kind}: {body}");
+    }
+    let peak = peak_rss(ground.child.id());
+    assert!(peak < 200_000_000, "the receiver's peak RSS: {} MB", peak / 1_000_000);
+
+    // A body that stops sending is cut off.
+    let connector = berth::crypto::tls_connector(Some(&pki.ca()), Some(me)).unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", ground.port)).unwrap();
+    let mut tls = connector.connect("127.0.0.1", tcp).unwrap();
+    let started = std::time::Instant::now();
+    write!(
+        tls,
+        "PUT /reports/{name} HTTP/1.1\r\nHost: ground\r\nContent-Type: application/zip\r\nContent-Length: 1000\r\n\r\nP"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert!(
+        std::fs::read_dir(store.join(".incoming")).unwrap().next().is_none(),
+        "nothing left half-written"
+    );
+
+    // Nothing is taken that would leave the disk low.
+    drop(ground);
+    let ground = ground_with(&pki, &store, &["--min-free-mb", "1000000000"]);
+    let (status, body) = put(&pki, ground.port, me, &name, &std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(status, 507, "{body}");
+    let (status, _) = send(&pki, ground.port, Some(me), "GET /healthz HTTP/1.1", b"").unwrap();
+    assert_eq!(status, 200);
+}
