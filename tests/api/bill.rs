@@ -196,6 +196,15 @@ tiers = [ { unit_price = "10.005" } ]
         .filter(|p| p["problem"].as_str().unwrap().contains("\"bus\" has no price"))
         .collect();
     assert_eq!(unpriced.len(), 1, "{b}");
+    // A price near the decimal type's largest is a clear error, never a panic.
+    let out = bill(
+        &fleet,
+        &prices.replace("unit_price = 200.0", "unit_price = \"79228162514264337593543950335\""),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("too large to compute exactly"), "{err}");
     // A broken price file says where.
     let out = bill(&fleet, &prices.replace("up_to = 3", "up_to = 2"), &[]);
     assert!(

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::ground::{Ground, Pki, ground, ground_with, name_of, put, send, upload_config};
 use crate::helpers::*;
-use crate::reports::{license_at, reports_dir};
+use crate::reports::{edit_report, license_at, reports_dir, resign, tampered};
 
 /// `berth` with its clock set by libfaketime (`at`: "YYYY-MM-DD hh:mm:ss", UTC).
 fn berth_at(at: &str, args: &[&str]) -> std::process::Output {
@@ -353,4 +353,56 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     assert_eq!(status, 507, "{body}");
     let (status, _) = send(&pki, ground.port, Some(me), "GET /healthz HTTP/1.1", b"").unwrap();
     assert_eq!(status, 200);
+}
+
+/// Text a vessel wrote is data, never layout: a title label or a vessel type
+/// holding a newline cannot add a row or a line to the summary's text or
+/// CSV, and one vessel cannot name a title for the fleet.
+#[actix_web::test]
+async fn what_a_vessel_writes_cannot_forge_the_vendors_output() {
+    let fleet = tempfile::tempdir().unwrap();
+    let month = Month::of(OffsetDateTime::now_utc()).previous();
+    let forged = "the counted reports pass through 99 checkpoints";
+    for (id, label, vessel_type) in [
+        ("liar", format!("Film' || char(10) || '{forged}"), "bus".to_owned()),
+        ("typist", "Film".to_owned(), format!("bus\n{month} ship 9 9 9 9")),
+        ("one", "Film".to_owned(), "bus".to_owned()),
+        ("two", "Film".to_owned(), "bus".to_owned()),
+    ] {
+        let app = vessel(id, "bus", month.start()).await;
+        app.tamper(&format!("UPDATE content_keys SET label = '{label}'"));
+        license_at(&app, month.start() + time::Duration::days(2), Some("p"), false).await;
+        export(&app, month);
+        let key = app.db().signing_key().unwrap();
+        for e in std::fs::read_dir(reports_dir(&app)).unwrap() {
+            let path = e.unwrap().path();
+            if path.extension().is_none_or(|x| x != "zip") {
+                continue;
+            }
+            // The vessel type is re-signed into the report with the box's key.
+            let edited = tampered(&app, &path, "edited.zip", |files| {
+                edit_report(files, |r| r["installation"]["vessel_type"] = json!(vessel_type.clone()));
+                resign(files, &key);
+            });
+            std::fs::copy(&edited, fleet.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let dir = fleet.path().to_str().unwrap();
+    let out = berth(&["fleet", "summary", dir]);
+    assert_eq!(out.status.code(), Some(1), "the unknown type is a problem");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.lines().any(|l| l.starts_with(forged) || l.starts_with(&format!("{month} ship"))), "{text}");
+    assert!(text.contains("\\n"), "the newlines are shown escaped: {text}");
+    let titles = text.lines().find(|l| l.contains(&KID_A.to_lowercase()) || l.contains("Film")).unwrap();
+    assert!(titles.trim_end().ends_with("Film"), "the label most vessels give: {titles}");
+    let out = berth(&["fleet", "summary", dir, "--csv"]);
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .map(Result::unwrap)
+        .collect();
+    assert!(rows.iter().all(|r| r.len() == 7), "{csv}");
+    assert!(rows.iter().all(|r| r[1].is_empty() || r[1] == *"bus"), "{csv}");
+    let bus = rows.iter().find(|r| r[1] == *"bus").unwrap();
+    assert_eq!(&bus[4], "3", "the three vessels of a known type: {csv}");
 }
