@@ -260,7 +260,7 @@ fn stats(cli: &Cli, month: Option<Month>, clock: &dyn Clock) -> anyhow::Result<(
 
 fn log_verify(cli: &Cli) -> anyhow::Result<()> {
     let config = load_config(cli)?;
-    match crate::report::verify_log(&open_db(&config)?, &config.data_dir.join("reports"))? {
+    match crate::report::verify_log(&open_db(&config)?, &config.data_dir)? {
         Ok(chain) => show(cli, &crate::report::text::LogIntact::new(&chain)),
         Err(problem) if cli.json => {
             print_json(&json!({ "ok": false, "seq": problem.seq, "problem": problem.what }));

@@ -83,6 +83,9 @@ pub struct Withheld {
     pub from: String,
     pub to: String,
     pub hours: u64,
+    /// What was found: serving without a checkpoint, licenses outside every
+    /// serving run, or licenses with no serving run at all.
+    pub what: String,
 }
 
 /// `fleet summary`'s arguments.
@@ -436,44 +439,77 @@ impl FleetSummary {
     }
 }
 
-/// The stretches of a report's serving (its coverage) longer than `max_gap`
-/// with no checkpoint of its installation, signed by its key, in the set.
+/// What a report's coverage leaves unvouched: serving for longer than
+/// `max_gap` in all (across runs, however short each) with no checkpoint of
+/// its installation, signed by its key, in the set; licenses on days no
+/// serving run touches; licenses with no serving run at all.
 fn withheld(
     path: &Path,
     v: &Verified,
     set: &[super::checkpoint::Signed],
     max_gap: time::Duration,
 ) -> Vec<Withheld> {
-    use crate::ids::parse_instant;
+    use crate::ids::{format_instant, parse_instant};
     let r = &v.report;
-    let made: Vec<time::OffsetDateTime> = set
+    let mut made: Vec<time::OffsetDateTime> = set
         .iter()
         .filter(|c| c.checkpoint.installation == r.installation.id && c.signed_by(&v.public_key_der))
         .filter_map(|c| parse_instant(&c.checkpoint.made_at).ok())
         .collect();
-    let mut found = Vec::new();
-    for interval in r.coverage.iter().flat_map(|c| &c.serving) {
-        let (Ok(start), Ok(end)) = (parse_instant(&interval.start), parse_instant(&interval.end)) else {
-            continue;
-        };
-        let mut points: Vec<_> = made.iter().copied().filter(|t| *t > start && *t < end).collect();
-        points.push(end);
-        points.sort();
+    made.sort();
+    let mut runs: Vec<(time::OffsetDateTime, time::OffsetDateTime)> = r
+        .coverage
+        .iter()
+        .flat_map(|c| &c.serving)
+        .filter_map(|i| Some((parse_instant(&i.start).ok()?, parse_instant(&i.end).ok()?)))
+        .filter(|(start, end)| end >= start)
+        .collect();
+    runs.sort();
+    let found = |from, to, hours, what: &str| Withheld {
+        installation: r.installation.id.clone(),
+        file: path.display().to_string(),
+        from: format_instant(from),
+        to: format_instant(to),
+        hours,
+        what: what.to_owned(),
+    };
+    let mut out = Vec::new();
+    // Served time since the last checkpoint, added up across runs.
+    let mut since: Option<time::OffsetDateTime> = None;
+    let mut served = time::Duration::ZERO;
+    let mut flagged = false;
+    for &(start, end) in &runs {
         let mut from = start;
-        for to in points {
-            if to - from > max_gap {
-                found.push(Withheld {
-                    installation: r.installation.id.clone(),
-                    file: path.display().to_string(),
-                    from: crate::ids::format_instant(from),
-                    to: crate::ids::format_instant(to),
-                    hours: (to - from).whole_hours() as u64,
-                });
+        for &at in made.iter().filter(|t| **t > start && **t < end) {
+            served += at - from;
+            if served > max_gap && !flagged {
+                out.push(found(since.unwrap_or(start), at, served.whole_hours() as u64, "served without a checkpoint"));
             }
-            from = to;
+            (since, served, flagged, from) = (Some(at), time::Duration::ZERO, false, at);
+        }
+        since.get_or_insert(from);
+        served += end - from;
+        if served > max_gap && !flagged {
+            out.push(found(since.unwrap_or(from), end, served.whole_hours() as u64, "served without a checkpoint"));
+            flagged = true;
         }
     }
-    found
+    if r.counts.licenses > 0 && r.coverage.is_some() && runs.is_empty() {
+        let month: Option<crate::ids::Month> = r.period.month.parse().ok();
+        if let Some(m) = month {
+            out.push(found(m.start(), m.end(), 0, "licenses with no serving run recorded"));
+        }
+    }
+    for (day, n) in r.counts.by_day.iter().filter(|(_, n)| **n > 0) {
+        let Ok(start) = parse_instant(&format!("{day}T00:00:00Z")) else {
+            continue;
+        };
+        let end = start + time::Duration::days(1);
+        if !runs.is_empty() && !runs.iter().any(|(s, e)| *s < end && *e >= start) {
+            out.push(found(start, end, 0, &format!("{n} licenses outside every serving run")));
+        }
+    }
+    out
 }
 
 /// One installation's verified reports, reduced to those that can be counted:
@@ -605,4 +641,68 @@ pub fn summarize_paths(args: &SummaryArgs) -> anyhow::Result<FleetSummary> {
         now: time::OffsetDateTime::now_utc(),
     };
     Ok(summarize(&files, &checks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A verified report of November 2026 with these serving runs and
+    /// licenses per day.
+    fn report(runs: &[(&str, &str)], by_day: &[(&str, u64)]) -> Verified {
+        let serving: Vec<serde_json::Value> = runs
+            .iter()
+            .map(|(s, e)| serde_json::json!({ "start": s, "end": e, "clean_stop": true }))
+            .collect();
+        let licenses: u64 = by_day.iter().map(|(_, n)| n).sum();
+        let report = serde_json::json!({
+            "schema": super::super::SCHEMA,
+            "installation": { "id": "v", "vessel_type": "bus", "vessel_name": "V", "public_key_sha256": "" },
+            "period": { "month": "2026-11", "start": "2026-11-01T00:00:00.000Z", "end": "2026-12-01T00:00:00.000Z" },
+            "partial": false, "active": licenses > 0,
+            "counts": { "licenses": licenses, "active_users": 1, "licenses_without_user": 0, "by_key_system": {},
+                        "by_day": by_day.iter().map(|(d, n)| (d.to_string(), *n)).collect::<BTreeMap<_, _>>() },
+            "repeat_fetches": 0,
+            "clock_anomalies": { "count": 0, "first_seqs": [], "outside_month": 0 },
+            "log": { "first_seq": 1, "last_seq": licenses, "first_prev_hash": "", "last_row_hash": "" },
+            "report": { "sequence": 1, "generated_at": "2026-12-01T00:00:00.000Z", "previous_report_sha256": null },
+            "software": { "name": "berth", "version": "0" },
+            "titles": {}, "checkpoints": [],
+            "coverage": { "serving": serving, "log_unavailable": [], "clock_set_back": [] },
+        });
+        Verified {
+            report: serde_json::from_value(report).unwrap(),
+            manifest_sha256: String::new(),
+            public_key_der: Vec::new(),
+        }
+    }
+
+    fn found(v: &Verified) -> Vec<String> {
+        withheld(Path::new("r.zip"), v, &[], time::Duration::hours(24))
+            .into_iter()
+            .map(|w| format!("{} {} {}", w.what, w.from, w.hours))
+            .collect()
+    }
+
+    #[test]
+    fn serving_is_added_up_across_runs_and_licenses_outside_runs_are_named() {
+        // One run of 72 hours.
+        let long = report(&[("2026-11-02T00:00:00.000Z", "2026-11-05T00:00:00.000Z")], &[("2026-11-03", 1)]);
+        assert_eq!(found(&long), ["served without a checkpoint 2026-11-02T00:00:00.000Z 72"]);
+        // Three runs of 20 hours: 60 hours without a checkpoint, named once.
+        let short = report(
+            &[
+                ("2026-11-02T00:00:00.000Z", "2026-11-02T20:00:00.000Z"),
+                ("2026-11-03T00:00:00.000Z", "2026-11-03T20:00:00.000Z"),
+                ("2026-11-04T00:00:00.000Z", "2026-11-04T20:00:00.000Z"),
+            ],
+            &[("2026-11-02", 1)],
+        );
+        assert_eq!(found(&short), ["served without a checkpoint 2026-11-02T00:00:00.000Z 40"]);
+        // Licenses on a day no run touches, and licenses with no run at all.
+        let outside = report(&[("2026-11-02T00:00:00.000Z", "2026-11-02T10:00:00.000Z")], &[("2026-11-20", 4)]);
+        assert_eq!(found(&outside), ["4 licenses outside every serving run 2026-11-20T00:00:00.000Z 0"]);
+        let none = report(&[], &[("2026-11-20", 4)]);
+        assert_eq!(found(&none), ["licenses with no serving run recorded 2026-11-01T00:00:00.000Z 0"]);
+    }
 }

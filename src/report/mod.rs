@@ -321,10 +321,10 @@ fn count_in(counts: &mut BTreeMap<String, u64>, key: &str) {
 /// with every report exported from it.
 pub fn verify_log(
     db: &crate::store::Db,
-    reports_dir: &std::path::Path,
+    data_dir: &std::path::Path,
 ) -> Result<Result<crate::store::ChainSummary, crate::store::ChainProblem>, crate::store::StoreError> {
     match db.verify_log()? {
-        Ok(chain) => Ok(check_log_against_reports(db, reports_dir, chain.last_seq)?.map(|()| chain)),
+        Ok(chain) => Ok(check_log_against_reports(db, data_dir, chain.last_seq)?.map(|()| chain)),
         Err(problem) => Ok(Err(problem)),
     }
 }
@@ -341,12 +341,15 @@ struct ReportedEnd {
 /// triggers dropped, as root can) is otherwise invisible to the chain, which
 /// only links each row to the one before it. The reports come from the
 /// database's records and from the report files in `dir` (a record can be
-/// deleted as easily as a row). `last_seq` is where the intact chain ends.
+/// deleted as easily as a row), and the box's own signed checkpoints in
+/// `<data_dir>/checkpoints` (a checkpoint still there names rows deleted back
+/// past it). `last_seq` is where the intact chain ends.
 pub fn check_log_against_reports(
     db: &crate::store::Db,
-    dir: &std::path::Path,
+    data_dir: &std::path::Path,
     last_seq: i64,
 ) -> Result<Result<(), crate::store::ChainProblem>, crate::store::StoreError> {
+    let dir = &data_dir.join("reports");
     let mut ends: Vec<ReportedEnd> = db
         .reports()?
         .into_iter()
@@ -368,6 +371,16 @@ pub fn check_log_against_reports(
                 what: format!("report file {}", path.display()),
                 last_seq: log.last_seq,
                 last_row_hash: log.last_row_hash,
+            });
+        }
+    }
+    let own_key = db.signing_key()?.public_der();
+    for c in checkpoint::load(&data_dir.join("checkpoints")).unwrap_or_default() {
+        if c.signed_by(&own_key) {
+            ends.push(ReportedEnd {
+                what: format!("checkpoint {}", c.path.display()),
+                last_seq: c.checkpoint.seq,
+                last_row_hash: c.checkpoint.row_hash.clone(),
             });
         }
     }

@@ -261,8 +261,9 @@ impl FleetSummary {
         for w in &self.withheld {
             let _ = writeln!(
                 text,
-                "withheld checkpoints: installation {} served from {} to {} ({} hours) with no checkpoint in the set ({})",
+                "withheld checkpoints: installation {}: {} from {} to {} ({} hours; {})",
                 shown(&w.installation),
+                w.what,
                 w.from,
                 w.to,
                 w.hours,

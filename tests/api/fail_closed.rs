@@ -475,6 +475,27 @@ async fn log_verify_notices_rows_removed_from_the_end_that_a_report_covered() {
     );
 }
 
+/// Rows deleted back past a checkpoint the box signed, with no report to
+/// tell: the checkpoint still in `checkpoints/` names the loss.
+#[actix_web::test]
+async fn log_verify_notices_rows_removed_back_past_a_checkpoint() {
+    let app = spawn_app().await;
+    for _ in 0..4 {
+        licensed(&app).await;
+    }
+    let out = app.berth(&["log", "checkpoint"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(app.berth(&["log", "verify"]).status.success());
+    app.tamper("DROP TRIGGER IF EXISTS license_log_no_delete; DELETE FROM license_log WHERE seq >= 3;");
+    let out = app.berth(&["log", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("checkpoint") && stderr.contains("rows were removed from the end"),
+        "{stderr}"
+    );
+}
+
 /// A token's field name and a sign-in user name carrying a newline and a
 /// genuine-looking log line stay inside one escaped line of `berth serve`'s
 /// log; no forged line appears.
