@@ -27,7 +27,6 @@ pub use store::{CheckpointName, GroundStore, Refusal, ReportName, Stored, Upload
 /// Uploads received at once; more are answered 503 with Retry-After.
 const UPLOADS_AT_ONCE: usize = 8;
 
-
 #[derive(clap::Subcommand, Debug)]
 pub enum GroundCommand {
     /// Receive vessels' report uploads over mutual TLS, verify and store them.

@@ -41,6 +41,9 @@ pub const VESSEL_TYPE: &str = "vessel_type";
 pub const RECEIVED: &str = "received";
 /// The largest checkpoint document kept (a real one is under 500 bytes).
 pub const MAX_CHECKPOINT_JSON: usize = 2048;
+/// Checkpoints one installation may store in a day (a box makes one an hour
+/// and one at each stop); more wait for the next day, in the vessel's outbox.
+pub const CHECKPOINTS_A_DAY: usize = 100;
 /// How far a box's clock may run ahead of the receiver's before its stamps
 /// are called ahead.
 pub const CLOCK_TOLERANCE: time::Duration = time::Duration::minutes(5);
@@ -383,6 +386,16 @@ impl GroundStore {
                 c.seq
             )));
         }
+        if received_since(
+            &dir,
+            std::time::SystemTime::now() - std::time::Duration::from_secs(86_400),
+        ) >= CHECKPOINTS_A_DAY
+        {
+            return Err(Refusal::Busy(format!(
+                "installation {} has sent {CHECKPOINTS_A_DAY} checkpoints in the last day; send this one later",
+                name.installation
+            )));
+        }
         let stem = name.file_name().trim_end_matches(".zip").to_owned();
         let json = dir.join(format!("{stem}.json"));
         std::fs::create_dir_all(&dir).map_err(|e| unavailable("create a folder", &dir, e))?;
@@ -638,6 +651,22 @@ fn record_receipt(file: &Path, now: OffsetDateTime) -> Result<(), Refusal> {
     let path = received_path(file);
     crate::durable::write_file(&path, format!("{}\n", format_instant(now)).as_bytes())
         .map_err(|e| unavailable("record the time of receipt", &path, e))
+}
+
+/// How many of the checkpoints in `dir` arrived since `since` (by their
+/// receipt files' times).
+fn received_since(dir: &Path, since: std::time::SystemTime) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(&format!(".json.{RECEIVED}"))
+        })
+        .filter(|e| e.metadata().and_then(|m| m.modified()).is_ok_and(|t| t >= since))
+        .count()
 }
 
 /// A checkpoint's `made_at` as its file name stamps it (`YYYYMMDDTHHMMSSZ`).

@@ -295,7 +295,8 @@ impl Bill {
     /// row in the last column.
     pub fn csv(&self) -> String {
         use super::text::{csv_problems, csv_record};
-        let mut out = String::from("month,vessel_type,basis,quantity,tier,unit_price,amount,currency,problem\n");
+        let mut out =
+            String::from("month,vessel_type,basis,quantity,tier,unit_price,amount,currency,problem\n");
         for (month, bill) in &self.months {
             for l in &bill.lines {
                 out.push_str(&csv_record(&[

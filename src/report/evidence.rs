@@ -53,7 +53,12 @@ pub struct Proven {
 /// The months of one installation: `reports` are its counted reports in
 /// sequence order (a chain), `checkpoints` those signed by its key, `now`
 /// the billing clock.
-pub fn months(reports: &[&Verified], report_files: &[&std::path::Path], checkpoints: &[&Signed], now: OffsetDateTime) -> Proven {
+pub fn months(
+    reports: &[&Verified],
+    report_files: &[&std::path::Path],
+    checkpoints: &[&Signed],
+    now: OffsetDateTime,
+) -> Proven {
     let mut proven = Proven::default();
     for (v, path) in reports.iter().zip(report_files) {
         report_clock(v, path, &mut proven.problems);
@@ -132,7 +137,11 @@ fn report_clock(v: &Verified, path: &std::path::Path, problems: &mut Vec<String>
 
 /// Each checkpoint's row and the time that bounds it; names clocks that are
 /// ahead and rows checkpointed twice with different hashes.
-fn checkpoint_times(checkpoints: &[&Signed], now: OffsetDateTime, problems: &mut Vec<String>) -> Vec<(i64, OffsetDateTime)> {
+fn checkpoint_times(
+    checkpoints: &[&Signed],
+    now: OffsetDateTime,
+    problems: &mut Vec<String>,
+) -> Vec<(i64, OffsetDateTime)> {
     let mut by_row: BTreeMap<i64, &str> = BTreeMap::new();
     let mut proofs = Vec::new();
     for c in checkpoints {

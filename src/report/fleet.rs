@@ -217,51 +217,79 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
         files: files.len(),
         ..FleetSummary::default()
     };
-    let mut by_installation: BTreeMap<String, Vec<(PathBuf, Verified)>> = BTreeMap::new();
-    for (path, result) in verify_all(files, checks) {
-        match result {
-            Ok(v) if v.report.partial => summary.problems.push(Problem {
-                file: path.display().to_string(),
-                installation: Some(v.report.installation.id.clone()),
-                problem: "a partial (preview) report; not counted".into(),
-            }),
-            Ok(v) => by_installation
-                .entry(v.report.installation.id.clone())
-                .or_default()
-                .push((path, v)),
-            Err((installation, problem)) => summary.problems.push(Problem {
-                file: path.display().to_string(),
-                installation,
-                problem,
-            }),
+    // One installation at a time, so that memory is bounded by one
+    // installation's reports and not by every byte uploaded: files are grouped
+    // by the installation their report.json claims (read, not yet trusted),
+    // then each group is verified in full.
+    for group in group_by_claim(files).into_values() {
+        let mut by_installation: BTreeMap<String, Vec<(PathBuf, Verified)>> = BTreeMap::new();
+        for (path, result) in verify_all(&group, checks) {
+            match result {
+                Ok(v) if v.report.partial => summary.problems.push(Problem {
+                    file: path.display().to_string(),
+                    installation: Some(v.report.installation.id.clone()),
+                    problem: "a partial (preview) report; not counted".into(),
+                }),
+                Ok(v) => by_installation
+                    .entry(v.report.installation.id.clone())
+                    .or_default()
+                    .push((path, v)),
+                Err((installation, problem)) => summary.problems.push(Problem {
+                    file: path.display().to_string(),
+                    installation,
+                    problem,
+                }),
+            }
+        }
+        for (installation, reports) in by_installation {
+            summary.count_installation(installation, reports, checks);
         }
     }
-    let keys_given = checks.pubkeys.is_some() || checks.registry.is_some();
-    for (installation, reports) in by_installation {
+    summary.choose_labels();
+    summary
+}
+
+/// The files by the installation their report.json claims; those whose claim
+/// cannot be read under "" (verifying them names why).
+fn group_by_claim(files: &[PathBuf]) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for path in files {
+        let claim = super::read_report_json(path).map_or_else(|_| String::new(), |r| r.installation.id);
+        groups.entry(claim).or_default().push(path.clone());
+    }
+    groups
+}
+
+impl FleetSummary {
+    /// Counts one installation's verified reports (see [`summarize`]).
+    fn count_installation(&mut self, installation: String, reports: Reports, checks: &Checks<'_>) {
+        let keys_given = checks.pubkeys.is_some() || checks.registry.is_some();
         // The key its checkpoints must carry: the vendor's, or the one its
         // reports all carry.
         let key = checks.key_of(&installation).ok().flatten().or_else(|| {
-            let keys: std::collections::BTreeSet<&Vec<u8>> = reports.iter().map(|(_, v)| &v.public_key_der).collect();
-            (keys.len() == 1).then(|| keys.into_iter().next().cloned()).flatten()
+            let keys: std::collections::BTreeSet<&Vec<u8>> =
+                reports.iter().map(|(_, v)| &v.public_key_der).collect();
+            (keys.len() == 1)
+                .then(|| keys.into_iter().next().cloned())
+                .flatten()
         });
         // A report that contradicts a checkpoint is out before forks are
         // resolved: of a genuine report and a rolled-back copy, the genuine
         // one is counted, whichever has more licenses.
         let (reports, mut refused) = match checks.checkpoints {
-            Some(set) => summary.through_checkpoints(reports, set),
+            Some(set) => self.through_checkpoints(reports, set),
             None => (reports, Vec::new()),
         };
         let (kept, unlinked, forks) = trusted_reports(reports, keys_given);
         refused.extend(unlinked);
-        summary.forks.extend(forks);
+        self.forks.extend(forks);
         if let Some(set) = checks.checkpoints {
             for (path, v) in &kept {
-                summary.withheld.extend(withheld(path, v, set, checks.max_gap));
+                self.withheld.extend(withheld(path, v, set, checks.max_gap));
             }
         }
-        let vessel_type = summary.vessel_type(&installation, &kept, checks.registry, &mut refused);
-        summary
-            .problems
+        let vessel_type = self.vessel_type(&installation, &kept, checks.registry, &mut refused);
+        self.problems
             .extend(refused.into_iter().map(|(path, problem)| Problem {
                 file: path.display().to_string(),
                 installation: Some(installation.clone()),
@@ -277,21 +305,21 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
         let counted: Vec<&Verified> = kept.iter().map(|(_, v)| v).collect();
         let paths: Vec<&Path> = kept.iter().map(|(p, _)| p.as_path()).collect();
         let proven = super::evidence::months(&counted, &paths, &ours, checks.now);
-        summary.problems.extend(proven.problems.into_iter().map(|problem| Problem {
-            file: "(evidence)".into(),
-            installation: Some(installation.clone()),
-            problem,
-        }));
+        self.problems
+            .extend(proven.problems.into_iter().map(|problem| Problem {
+                file: "(evidence)".into(),
+                installation: Some(installation.clone()),
+                problem,
+            }));
         let Some(vessel_type) = vessel_type else {
-            continue;
+            return;
         };
-        summary.installations.insert(installation.clone(), vessel_type.clone());
+        self.installations
+            .insert(installation.clone(), vessel_type.clone());
         for month in &proven.months {
-            summary.count(&vessel_type, month, month.report.map(|i| &counted[i].report));
+            self.count(&vessel_type, month, month.report.map(|i| &counted[i].report));
         }
     }
-    summary.choose_labels();
-    summary
 }
 
 /// Verifies every file, on up to 16 threads. A report that fails verification
@@ -339,7 +367,12 @@ impl FleetSummary {
     /// Counts one month of an installation under its vessel type: the
     /// licenses billed (at least what its checkpoints prove), and its report's
     /// users and titles when it has one.
-    fn count(&mut self, vessel_type: &str, month: &super::evidence::MonthRows, report: Option<&super::ReportJson>) {
+    fn count(
+        &mut self,
+        vessel_type: &str,
+        month: &super::evidence::MonthRows,
+        report: Option<&super::ReportJson>,
+    ) {
         let cell = self
             .months
             .entry(month.month.to_string())
@@ -391,7 +424,9 @@ impl FleetSummary {
         let registered = registry
             .and_then(|r| r.get(installation))
             .map(|e| e.vessel_type.as_str().to_owned());
-        let first = kept.first().map(|(_, v)| v.report.installation.vessel_type.clone());
+        let first = kept
+            .first()
+            .map(|(_, v)| v.report.installation.vessel_type.clone());
         let vessel_type = registered.or(first)?;
         for (path, v) in kept {
             let said = &v.report.installation.vessel_type;
@@ -483,21 +518,36 @@ fn withheld(
         for &at in made.iter().filter(|t| **t > start && **t < end) {
             served += at - from;
             if served > max_gap && !flagged {
-                out.push(found(since.unwrap_or(start), at, served.whole_hours() as u64, "served without a checkpoint"));
+                out.push(found(
+                    since.unwrap_or(start),
+                    at,
+                    served.whole_hours() as u64,
+                    "served without a checkpoint",
+                ));
             }
             (since, served, flagged, from) = (Some(at), time::Duration::ZERO, false, at);
         }
         since.get_or_insert(from);
         served += end - from;
         if served > max_gap && !flagged {
-            out.push(found(since.unwrap_or(from), end, served.whole_hours() as u64, "served without a checkpoint"));
+            out.push(found(
+                since.unwrap_or(from),
+                end,
+                served.whole_hours() as u64,
+                "served without a checkpoint",
+            ));
             flagged = true;
         }
     }
     if r.counts.licenses > 0 && r.coverage.is_some() && runs.is_empty() {
         let month: Option<crate::ids::Month> = r.period.month.parse().ok();
         if let Some(m) = month {
-            out.push(found(m.start(), m.end(), 0, "licenses with no serving run recorded"));
+            out.push(found(
+                m.start(),
+                m.end(),
+                0,
+                "licenses with no serving run recorded",
+            ));
         }
     }
     for (day, n) in r.counts.by_day.iter().filter(|(_, n)| **n > 0) {
@@ -506,7 +556,12 @@ fn withheld(
         };
         let end = start + time::Duration::days(1);
         if !runs.is_empty() && !runs.iter().any(|(s, e)| *s < end && *e >= start) {
-            out.push(found(start, end, 0, &format!("{n} licenses outside every serving run")));
+            out.push(found(
+                start,
+                end,
+                0,
+                &format!("{n} licenses outside every serving run"),
+            ));
         }
     }
     out
@@ -603,7 +658,8 @@ fn trusted_reports(mut reports: Reports, keys_given: bool) -> (Reports, Vec<(Pat
 fn store_checkpoints(inputs: &[PathBuf]) -> anyhow::Result<Option<Vec<super::checkpoint::Signed>>> {
     let mut found = Vec::new();
     for input in inputs.iter().filter(|i| i.is_dir()) {
-        let entries = std::fs::read_dir(input).map_err(|e| anyhow::anyhow!("reading {}: {e}", input.display()))?;
+        let entries =
+            std::fs::read_dir(input).map_err(|e| anyhow::anyhow!("reading {}: {e}", input.display()))?;
         for entry in entries {
             let dir = entry?.path().join("checkpoints");
             if dir.is_dir() {
@@ -687,8 +743,14 @@ mod tests {
     #[test]
     fn serving_is_added_up_across_runs_and_licenses_outside_runs_are_named() {
         // One run of 72 hours.
-        let long = report(&[("2026-11-02T00:00:00.000Z", "2026-11-05T00:00:00.000Z")], &[("2026-11-03", 1)]);
-        assert_eq!(found(&long), ["served without a checkpoint 2026-11-02T00:00:00.000Z 72"]);
+        let long = report(
+            &[("2026-11-02T00:00:00.000Z", "2026-11-05T00:00:00.000Z")],
+            &[("2026-11-03", 1)],
+        );
+        assert_eq!(
+            found(&long),
+            ["served without a checkpoint 2026-11-02T00:00:00.000Z 72"]
+        );
         // Three runs of 20 hours: 60 hours without a checkpoint, named once.
         let short = report(
             &[
@@ -698,11 +760,23 @@ mod tests {
             ],
             &[("2026-11-02", 1)],
         );
-        assert_eq!(found(&short), ["served without a checkpoint 2026-11-02T00:00:00.000Z 40"]);
+        assert_eq!(
+            found(&short),
+            ["served without a checkpoint 2026-11-02T00:00:00.000Z 40"]
+        );
         // Licenses on a day no run touches, and licenses with no run at all.
-        let outside = report(&[("2026-11-02T00:00:00.000Z", "2026-11-02T10:00:00.000Z")], &[("2026-11-20", 4)]);
-        assert_eq!(found(&outside), ["4 licenses outside every serving run 2026-11-20T00:00:00.000Z 0"]);
+        let outside = report(
+            &[("2026-11-02T00:00:00.000Z", "2026-11-02T10:00:00.000Z")],
+            &[("2026-11-20", 4)],
+        );
+        assert_eq!(
+            found(&outside),
+            ["4 licenses outside every serving run 2026-11-20T00:00:00.000Z 0"]
+        );
         let none = report(&[], &[("2026-11-20", 4)]);
-        assert_eq!(found(&none), ["licenses with no serving run recorded 2026-11-01T00:00:00.000Z 0"]);
+        assert_eq!(
+            found(&none),
+            ["licenses with no serving run recorded 2026-11-01T00:00:00.000Z 0"]
+        );
     }
 }

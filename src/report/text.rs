@@ -124,7 +124,13 @@ pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
         return text.into();
     }
     text.chars()
-        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
         .collect::<String>()
         .into()
 }
@@ -133,7 +139,9 @@ pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
 /// fields kept whole), with every field that a spreadsheet would take for a
 /// formula (`=`, `+`, `-`, `@`, tab, carriage return first) led by `'`.
 pub fn csv_record(fields: &[&str]) -> String {
-    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
     let guarded: Vec<std::borrow::Cow<'_, str>> = fields
         .iter()
         .map(|f| {
@@ -217,7 +225,10 @@ impl FleetSummary {
                     "{:<8} {:<9} {:>7} {:>9} {:>10} {:>8}",
                     shown(month),
                     shown(vessel),
-                    c.active_installations, c.reporting_installations, c.licenses, c.active_users
+                    c.active_installations,
+                    c.reporting_installations,
+                    c.licenses,
+                    c.active_users
                 );
             }
         }

@@ -153,7 +153,12 @@ tiers = [ { unit_price = "10.005" } ]
     // The tampered report is not billed: the run says so, exits 1, and the
     // CSV carries it in its own row.
     let out = bill(&fleet, &users, &["--month", "2026-10", "--csv"]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let csv = String::from_utf8(out.stdout).unwrap();
     assert!(
         csv.starts_with(
@@ -199,7 +204,10 @@ tiers = [ { unit_price = "10.005" } ]
     // A price near the decimal type's largest is a clear error, never a panic.
     let out = bill(
         &fleet,
-        &prices.replace("unit_price = 200.0", "unit_price = \"79228162514264337593543950335\""),
+        &prices.replace(
+            "unit_price = 200.0",
+            "unit_price = \"79228162514264337593543950335\"",
+        ),
         &[],
     );
     assert_eq!(out.status.code(), Some(1));

@@ -60,7 +60,14 @@ fn bill_at(dir: &Path, store: &Path, at: &str) -> (std::process::Output, Value) 
     std::fs::write(&prices, PRICES).unwrap();
     let out = berth_at(
         at,
-        &["fleet", "bill", "--json", "--prices", prices.to_str().unwrap(), store.to_str().unwrap()],
+        &[
+            "fleet",
+            "bill",
+            "--json",
+            "--prices",
+            prices.to_str().unwrap(),
+            store.to_str().unwrap(),
+        ],
     );
     let bill = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
@@ -120,7 +127,10 @@ async fn a_clock_set_forward_does_not_take_licenses_off_the_bill() {
         assert_eq!(status, 200, "{body}");
     }
     let data_dir = hostile.data_dir().to_str().unwrap().to_owned();
-    let out = berth_at("2099-01-05 12:00:00", &["log", "checkpoint", "--data-dir", &data_dir]);
+    let out = berth_at(
+        "2099-01-05 12:00:00",
+        &["log", "checkpoint", "--data-dir", &data_dir],
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("row 53"));
     export(&hostile, month);
@@ -146,16 +156,37 @@ async fn a_clock_set_forward_does_not_take_licenses_off_the_bill() {
         after.day()
     );
     let (out, bill) = bill_at(dir.path(), &store, &at);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(quantity(&bill, month, "aircraft"), 3 + 53, "{bill}");
-    assert_eq!(quantity(&bill, this, "aircraft"), 50, "the 50 the checkpoint proves: {bill}");
+    assert_eq!(
+        quantity(&bill, this, "aircraft"),
+        50,
+        "the 50 the checkpoint proves: {bill}"
+    );
     let named = problems_of(&bill, "hostile-vessel");
     assert!(named.iter().any(|p| p.contains("clock ahead")), "{named:?}");
-    assert!(named.iter().any(|p| p.contains("50 licenses a checkpoint proves")), "{named:?}");
+    assert!(
+        named
+            .iter()
+            .any(|p| p.contains("50 licenses a checkpoint proves")),
+        "{named:?}"
+    );
     assert!(problems_of(&bill, "honest-vessel").is_empty(), "{bill}");
 
     // Before this month has ended, the run names the clock all the same.
-    let (out, bill) = bill_at(dir.path(), &store, &format!("{} 12:00:00", &berth::ids::format_instant(OffsetDateTime::now_utc())[..10]));
+    let (out, bill) = bill_at(
+        dir.path(),
+        &store,
+        &format!(
+            "{} 12:00:00",
+            &berth::ids::format_instant(OffsetDateTime::now_utc())[..10]
+        ),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(quantity(&bill, month, "aircraft"), 56, "{bill}");
 }
@@ -231,7 +262,13 @@ async fn the_receiver_refuses_what_contradicts_what_it_holds() {
     }
     let kept = std::fs::read_dir(store.join("ship-1/checkpoints"))
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "json"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
         .count();
     assert_eq!(kept, 1);
     // Padded past what a checkpoint takes.
@@ -241,7 +278,8 @@ async fn the_receiver_refuses_what_contradicts_what_it_holds() {
 
     // The ship says it is a bus.
     let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute("UPDATE installation SET vessel_type = 'bus'", []).unwrap();
+    conn.execute("UPDATE installation SET vessel_type = 'bus'", [])
+        .unwrap();
     drop(conn);
     license_at(&app, month.start() + time::Duration::days(3), Some("p"), false).await;
     export(&app, month);
@@ -316,7 +354,12 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         run_in(
             dir.path(),
             "/usr/bin/python3",
-            &[maker.to_str().unwrap(), kind, report.to_str().unwrap(), bomb.to_str().unwrap()],
+            &[
+                maker.to_str().unwrap(),
+                kind,
+                report.to_str().unwrap(),
+                bomb.to_str().unwrap(),
+            ],
         );
         let bytes = std::fs::read(&bomb).unwrap();
         let (status, body) = put(&pki, ground.port, me, &name, &bytes).unwrap();
@@ -324,7 +367,11 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         assert!(body["reason"].as_str().unwrap().contains(says), "{kind}: {body}");
     }
     let peak = peak_rss(ground.child.id());
-    assert!(peak < 200_000_000, "the receiver's peak RSS: {} MB", peak / 1_000_000);
+    assert!(
+        peak < 200_000_000,
+        "the receiver's peak RSS: {} MB",
+        peak / 1_000_000
+    );
 
     // A body that stops sending is cut off.
     let connector = berth::crypto::tls_connector(Some(&pki.ca()), Some(me)).unwrap();
@@ -342,7 +389,10 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     assert!(
-        std::fs::read_dir(store.join(".incoming")).unwrap().next().is_none(),
+        std::fs::read_dir(store.join(".incoming"))
+            .unwrap()
+            .next()
+            .is_none(),
         "nothing left half-written"
     );
 
@@ -364,7 +414,11 @@ async fn what_a_vessel_writes_cannot_forge_the_vendors_output() {
     let month = Month::of(OffsetDateTime::now_utc()).previous();
     let forged = "the counted reports pass through 99 checkpoints";
     for (id, label, vessel_type) in [
-        ("liar", format!("Film' || char(10) || '{forged}"), "bus".to_owned()),
+        (
+            "liar",
+            format!("Film' || char(10) || '{forged}"),
+            "bus".to_owned(),
+        ),
         ("typist", "Film".to_owned(), format!("bus\n{month} ship 9 9 9 9")),
         ("one", "Film".to_owned(), "bus".to_owned()),
         ("two", "Film".to_owned(), "bus".to_owned()),
@@ -381,7 +435,9 @@ async fn what_a_vessel_writes_cannot_forge_the_vendors_output() {
             }
             // The vessel type is re-signed into the report with the box's key.
             let edited = tampered(&app, &path, "edited.zip", |files| {
-                edit_report(files, |r| r["installation"]["vessel_type"] = json!(vessel_type.clone()));
+                edit_report(files, |r| {
+                    r["installation"]["vessel_type"] = json!(vessel_type.clone())
+                });
                 resign(files, &key);
             });
             std::fs::copy(&edited, fleet.path().join(path.file_name().unwrap())).unwrap();
@@ -391,10 +447,21 @@ async fn what_a_vessel_writes_cannot_forge_the_vendors_output() {
     let out = berth(&["fleet", "summary", dir]);
     assert_eq!(out.status.code(), Some(1), "the unknown type is a problem");
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(!text.lines().any(|l| l.starts_with(forged) || l.starts_with(&format!("{month} ship"))), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with(forged) || l.starts_with(&format!("{month} ship"))),
+        "{text}"
+    );
     assert!(text.contains("\\n"), "the newlines are shown escaped: {text}");
-    let titles = text.lines().find(|l| l.contains(&KID_A.to_lowercase()) || l.contains("Film")).unwrap();
-    assert!(titles.trim_end().ends_with("Film"), "the label most vessels give: {titles}");
+    let titles = text
+        .lines()
+        .find(|l| l.contains(&KID_A.to_lowercase()) || l.contains("Film"))
+        .unwrap();
+    assert!(
+        titles.trim_end().ends_with("Film"),
+        "the label most vessels give: {titles}"
+    );
     let out = berth(&["fleet", "summary", dir, "--csv"]);
     let csv = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_bytes())

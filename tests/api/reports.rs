@@ -822,7 +822,8 @@ async fn fleet_summary_counts_active_installations() {
         .map(Result::unwrap)
         .collect();
     assert!(
-        rows.iter().any(|r| r[0].is_empty() && r[6].contains("tampered.zip")),
+        rows.iter()
+            .any(|r| r[0].is_empty() && r[6].contains("tampered.zip")),
         "{csv}"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
