@@ -400,14 +400,7 @@ impl GroundStore {
         let json = dir.join(format!("{stem}.json"));
         std::fs::create_dir_all(&dir).map_err(|e| unavailable("create a folder", &dir, e))?;
         if !pinned {
-            pin(
-                &folder,
-                SIGNER,
-                PublicKey::from_der(&bundle.signer_der)
-                    .map_err(|e| Refusal::Invalid(e.to_string()))?
-                    .to_pem()
-                    .as_bytes(),
-            )?;
+            pin_signer(&folder, &bundle.signer_der)?;
         }
         record_receipt(&json, now)?;
         let sig = json.with_extension("sig");
@@ -506,14 +499,7 @@ impl GroundStore {
         self.check_continues(&folder, name, &report)?;
         std::fs::create_dir_all(&folder).map_err(|e| unavailable("create a folder", &folder, e))?;
         if !pinned {
-            pin(
-                &folder,
-                SIGNER,
-                PublicKey::from_der(&report.public_key_der)
-                    .map_err(|e| Refusal::Invalid(e.to_string()))?
-                    .to_pem()
-                    .as_bytes(),
-            )?;
+            pin_signer(&folder, &report.public_key_der)?;
         }
         if !pinned_type {
             pin(
@@ -643,6 +629,12 @@ fn pin(folder: &Path, file: &str, bytes: &[u8]) -> Result<(), Refusal> {
     let path = folder.join(file);
     crate::durable::write_file(&path, bytes)
         .map_err(|e| unavailable("pin what the installation is", &path, e))
+}
+
+/// Pins the key an installation's first upload was signed with.
+fn pin_signer(folder: &Path, key_der: &[u8]) -> Result<(), Refusal> {
+    let key = PublicKey::from_der(key_der).map_err(|e| Refusal::Invalid(e.to_string()))?;
+    pin(folder, SIGNER, key.to_pem().as_bytes())
 }
 
 /// Records the receiver's time of receipt beside `file`, durably, before

@@ -508,37 +508,17 @@ fn withheld(
         hours,
         what: what.to_owned(),
     };
-    let mut out = Vec::new();
-    // Served time since the last checkpoint, added up across runs.
-    let mut since: Option<time::OffsetDateTime> = None;
-    let mut served = time::Duration::ZERO;
-    let mut flagged = false;
-    for &(start, end) in &runs {
-        let mut from = start;
-        for &at in made.iter().filter(|t| **t > start && **t < end) {
-            served += at - from;
-            if served > max_gap && !flagged {
-                out.push(found(
-                    since.unwrap_or(start),
-                    at,
-                    served.whole_hours() as u64,
-                    "served without a checkpoint",
-                ));
-            }
-            (since, served, flagged, from) = (Some(at), time::Duration::ZERO, false, at);
-        }
-        since.get_or_insert(from);
-        served += end - from;
-        if served > max_gap && !flagged {
-            out.push(found(
-                since.unwrap_or(from),
-                end,
+    let mut out: Vec<Withheld> = unvouched(&runs, &made, max_gap)
+        .into_iter()
+        .map(|(from, to, served)| {
+            found(
+                from,
+                to,
                 served.whole_hours() as u64,
                 "served without a checkpoint",
-            ));
-            flagged = true;
-        }
-    }
+            )
+        })
+        .collect();
     if r.counts.licenses > 0 && r.coverage.is_some() && runs.is_empty() {
         let month: Option<crate::ids::Month> = r.period.month.parse().ok();
         if let Some(m) = month {
@@ -562,6 +542,38 @@ fn withheld(
                 0,
                 &format!("{n} licenses outside every serving run"),
             ));
+        }
+    }
+    out
+}
+
+/// The stretches of serving runs (sorted) longer than `max_gap` in all since
+/// the last checkpoint made (sorted), however short each run: each one's
+/// start, where it passed the gap (a checkpoint or a run's end), and the time
+/// served.
+fn unvouched(
+    runs: &[(time::OffsetDateTime, time::OffsetDateTime)],
+    made: &[time::OffsetDateTime],
+    max_gap: time::Duration,
+) -> Vec<(time::OffsetDateTime, time::OffsetDateTime, time::Duration)> {
+    let mut out = Vec::new();
+    let mut since: Option<time::OffsetDateTime> = None;
+    let mut served = time::Duration::ZERO;
+    let mut flagged = false;
+    for &(start, end) in runs {
+        let mut from = start;
+        for &at in made.iter().filter(|t| **t > start && **t < end) {
+            served += at - from;
+            if served > max_gap && !flagged {
+                out.push((since.unwrap_or(start), at, served));
+            }
+            (since, served, flagged, from) = (Some(at), time::Duration::ZERO, false, at);
+        }
+        since.get_or_insert(from);
+        served += end - from;
+        if served > max_gap && !flagged {
+            out.push((since.unwrap_or(from), end, served));
+            flagged = true;
         }
     }
     out
