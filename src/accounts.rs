@@ -11,8 +11,42 @@ use crate::crypto;
 use crate::ids::{ComKeyId, Secret32};
 use crate::store::Db;
 
-/// What a crew account may be.
-pub const ROLES: [&str; 2] = ["admin", "viewer"];
+/// What a crew account may do: an admin everything, a viewer look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Admin, Role::Viewer];
+
+    /// As the store keeps it and people read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = AccountError;
+
+    fn from_str(text: &str) -> Result<Role, AccountError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+            .ok_or(AccountError::BadRole)
+    }
+}
 
 /// Why a crew account cannot be made as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,14 +67,6 @@ pub fn check_user_name(name: &str) -> Result<&str, AccountError> {
         return Err(AccountError::BadName);
     }
     Ok(name)
-}
-
-pub fn check_role(role: &str) -> Result<&str, AccountError> {
-    ROLES
-        .iter()
-        .find(|r| **r == role)
-        .copied()
-        .ok_or(AccountError::BadRole)
 }
 
 /// A generated password: 120 random bits, 20 URL-safe characters.
@@ -101,7 +127,7 @@ pub mod done {
     #[derive(Serialize)]
     pub struct UserAdded {
         pub user: String,
-        pub role: String,
+        pub role: super::Role,
         pub password: String,
     }
 
@@ -189,14 +215,13 @@ pub mod done {
 }
 
 /// Adds a crew user with a fresh password.
-pub fn add_user(db: &mut Db, name: &str, role: &str, now: OffsetDateTime) -> anyhow::Result<done::UserAdded> {
+pub fn add_user(db: &mut Db, name: &str, role: Role, now: OffsetDateTime) -> anyhow::Result<done::UserAdded> {
     let name = check_user_name(name)?;
-    let role = check_role(role)?;
     let password = new_password();
-    db.add_user(name, &hash_password(&password)?, role, now)?;
+    db.add_user(name, &hash_password(&password)?, role.as_str(), now)?;
     Ok(done::UserAdded {
         user: name.to_owned(),
-        role: role.to_owned(),
+        role,
         password,
     })
 }
@@ -289,8 +314,9 @@ mod tests {
 
     #[test]
     fn roles_are_admin_or_viewer() {
-        assert_eq!(check_role("viewer"), Ok("viewer"));
-        assert!(check_role("root").is_err());
+        assert_eq!("viewer".parse::<Role>(), Ok(Role::Viewer));
+        assert_eq!("root".parse::<Role>(), Err(AccountError::BadRole));
+        assert_eq!("admin".parse::<Role>().map(Role::as_str), Ok("admin"));
     }
 
     #[test]

@@ -453,3 +453,14 @@ mod tests {
         assert_eq!(format!("{k:?}"), "ContentKey(<redacted>)");
     }
 }
+
+/// One content key of an import (a key file's, a CPIX document's), parsed
+/// and checked, before the store keeps it.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub kid: Kid,
+    pub key: ContentKey,
+    pub label: String,
+    /// The key rotation period a CPIX document gave it, for people.
+    pub period: Option<String>,
+}

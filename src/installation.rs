@@ -203,12 +203,17 @@ pub fn create(config: &Config, new: &NewInstallation, clock: &dyn Clock) -> anyh
             .with_context(|| format!("writing the master key to {}", master_path.display()))?;
         key
     };
-    let mut db = Db::open(data_dir, Arc::new(master))?;
+    let mut db = Db::open_migrating(data_dir, Arc::new(master))?;
     let signing_key = SigningKey::generate();
     let (com_key_id, com_secret) = new_com_key();
     let password = new_password();
     db.add_com_key(&com_key_id, &com_secret, now)?;
-    db.add_user(&new.admin_user, &hash_password(&password)?, "admin", now)?;
+    db.add_user(
+        &new.admin_user,
+        &hash_password(&password)?,
+        crate::accounts::Role::Admin.as_str(),
+        now,
+    )?;
     db.create_installation(
         &Installation {
             id: new.id.0.clone(),
@@ -292,7 +297,7 @@ pub fn open_db(config: &Config) -> anyhow::Result<Db> {
         );
     }
     let master = load_master_key(&master_key_path(config))?;
-    let db = Db::open(&config.data_dir, master)?;
+    let db = Db::open_migrating(&config.data_dir, master)?;
     db.installation()?;
     Ok(db)
 }

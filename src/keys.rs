@@ -183,18 +183,6 @@ pub fn delivery_certificate(db: &mut Db, now: OffsetDateTime) -> anyhow::Result<
     })
 }
 
-/// `berth keys delivery-key ...`.
-#[derive(clap::Subcommand, Debug)]
-pub enum DeliveryKeyCommand {
-    /// Replace the delivery key pair with one the vendor issued (PKCS#12). The
-    /// password comes from --password-file or standard input, never the command line.
-    Import {
-        file: PathBuf,
-        #[arg(long)]
-        password_file: Option<PathBuf>,
-    },
-}
-
 /// What a delivery key import did.
 #[derive(Serialize)]
 pub struct DeliveryKeyImported {

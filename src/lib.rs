@@ -1,28 +1,35 @@
 //! berth: a self-contained, offline DRM license server for vessels.
 //!
-//! Module map (each layer knows one outside system):
+//! Module map. The invariants below are the ones `tests/tidy.rs` checks by
+//! reading the source; the README's code map says the same, with the files.
 //!
 //! - [`ids`]: domain types parsed at the edge (KID, communication-key id, month,
-//!   license type, key system) and secret byte arrays that never print.
+//!   license type, key system, a content key to import) and secret byte arrays
+//!   that never print.
+//! - [`token`]: license tokens and entitlements.
+//! - [`chain`]: the license log's hash-chain rule.
+//! - [`clearkey`]: the W3C Clear Key message format.
+//! - [`keyfile`]: JSON and CPIX key import files.
 //! - [`clock`]: the only reader of the wall clock.
 //! - [`crypto`]: the only module that names openssl (AES-GCM, AES-CBC, HMAC,
-//!   SHA-256, Ed25519, randomness, constant-time comparison, TLS setup).
+//!   SHA-256, Ed25519, RSA-OAEP, X.509 and PKCS#12, randomness, constant-time
+//!   comparison, TLS setup and the TLS peer's names) and, in `crypto::xmldsig`,
+//!   libxml2 and libxmlsec1 (XML signatures).
 //! - [`config`]: defaults < file < `BERTH_*` environment < flags, validated once.
-//! - [`token`]: license tokens and entitlements (pure).
-//! - [`chain`]: the license log's hash-chain rule (pure).
-//! - [`clearkey`]: the W3C Clear Key message format (pure).
 //! - [`chunks`]: a writer that hands its output to another thread in chunks.
 //! - [`durable`]: files that must outlive a power cut (their directory synced).
 //! - [`installation`]: setting up an installation (checked id, vessel type and
 //!   name), its master key, the data dir's lock, backup and restore.
-//! - [`keyfile`]: JSON and CPIX key import files (pure).
 //! - [`keys`]: content keys as the CLI and the crew UI import and list them.
-//! - [`store`]: the only place with SQL: migrations, key stores, the license log
-//!   writer (group commit), usage aggregates, the chain walk.
+//! - [`store`]: the only module that names SQLite: migrations, key stores, the
+//!   license log writer (group commit), usage aggregates, the chain walk.
 //! - [`license`]: token + keys + log -> license, with the log behind a trait
-//!   and the key ring kept in step with the store; no HTTP, no SQL.
-//! - [`report`]: monthly usage reports: export, sign, verify, fleet summary,
-//!   the schedule that exports and uploads them, their text for people.
+//!   and the key ring kept in step with the store.
+//! - [`report`]: monthly usage reports: export, sign, verify, fleet summary and
+//!   bill (with what the evidence proves), the schedule that exports and
+//!   uploads them, their text for people.
+//! - [`ground`]: the vendor's receiver for uploads (HTTP in `ground`, the
+//!   decisions in `ground::store`) and the registry of installations.
 //! - [`logline`]: the service log's lines, with outside text escaped.
 //! - [`histogram`]: lock-free latency histograms for `/metrics`.
 //! - [`http`]: the license API on actix-web, its workers' mailboxes, the
@@ -33,9 +40,19 @@
 //! - [`server`]: assembles a running berth from a config and bound listeners,
 //!   and serves until a signal.
 //! - [`systemd`]: sd_notify readiness, status, watchdog; what systemd passes in.
-//! - [`cli`]: argument parsing and one function per subcommand.
+//! - [`cli`]: the binary's `main`, argument parsing (the only module that
+//!   names clap) and one function per subcommand.
 //!
-//! Architecture invariants (the README's code map lists them with the files).
+//! Checked invariants (`tests/tidy.rs`):
+//!
+//! - `ids`, `token`, `chain`, `clearkey` and `keyfile`, what a stranger's bytes
+//!   reach first, do no I/O and name no store, HTTP, SQLite or runtime.
+//! - SQLite is named only in `store`; openssl only in `crypto`; libxml2 and
+//!   libxmlsec1 only in `crypto::xmldsig`; clap only in `cli`; the environment
+//!   only in `cli`, `config` and `systemd`; the wall clock only in `clock`;
+//!   actix-web's server only in `http`, `admin`, `ground` and `server`; the
+//!   service log's subscriber only in `cli` (with `logline`'s writer).
+//! - This map lists every module, and every path the README's code map names exists.
 
 pub mod accounts;
 pub mod admin;

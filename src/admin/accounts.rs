@@ -148,7 +148,8 @@ pub async fn add_user(action: AdminAction<AddUserForm>, state: web::Data<AdminSt
     let AdminAction { session, form } = action;
     let now = state.service.clock().now();
     let added = with_db(&state, move |db| {
-        accounts::add_user(db, &form.name, &form.role, now)
+        let role = form.role.parse::<accounts::Role>()?;
+        accounts::add_user(db, &form.name, role, now)
     })
     .await;
     let (notice, shown) = match added {
@@ -159,7 +160,7 @@ pub async fn add_user(action: AdminAction<AddUserForm>, state: web::Data<AdminSt
                 what: "New crew user",
                 pairs: vec![
                     ("User name", added.user),
-                    ("Role", added.role),
+                    ("Role", added.role.to_string()),
                     ("Password", added.password),
                 ],
             };

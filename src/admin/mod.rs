@@ -318,7 +318,7 @@ async fn login(req: HttpRequest, form: web::Form<LoginForm>, state: web::Data<Ad
     match role {
         Some(role) => {
             state.sessions.login_succeeded(&form.user, ip);
-            let cookie = state.sessions.create(&form.user, &role);
+            let cookie = state.sessions.create(&form.user, role);
             tracing::info!(user = ?form.user, "crew sign-in");
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/"))
@@ -460,10 +460,10 @@ fn denials(outcomes: &crate::http::Outcomes) -> Vec<views::DenialView> {
     outcomes
         .denials()
         .into_iter()
-        .map(|(code, count)| views::DenialView {
-            code,
+        .map(|(outcome, count)| views::DenialView {
+            code: outcome.code(),
             count,
-            meaning: crate::http::meaning(code),
+            meaning: outcome.meaning(),
         })
         .collect()
 }
@@ -562,7 +562,8 @@ async fn metrics(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse
     out.push_str("# HELP berth_license_requests_total License API answers by key system and outcome.\n# TYPE berth_license_requests_total counter\n");
     for ((key_system, outcome), n) in state.outcomes.snapshot() {
         out.push_str(&format!(
-            "berth_license_requests_total{{key_system=\"{key_system}\",outcome=\"{outcome}\"}} {n}\n"
+            "berth_license_requests_total{{key_system=\"{key_system}\",outcome=\"{}\"}} {n}\n",
+            outcome.code()
         ));
     }
     state.outcomes.latency().write_prometheus(
@@ -625,7 +626,7 @@ async fn still_allowed(
 ) -> Result<Option<session::Session>, ()> {
     let user = session.user.clone();
     match with_db(state, move |db| db.user_credentials(&user)).await {
-        Some(Ok(Some((_, role)))) if role == session.role => Ok(Some(session)),
+        Some(Ok(Some((_, role)))) if role == session.role.as_str() => Ok(Some(session)),
         Some(Ok(_)) => {
             state.sessions.remove(req);
             Ok(None)

@@ -12,6 +12,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::accounts::Role;
 use crate::crypto::{ct_eq, random};
 
 pub const SESSION_COOKIE: &str = "berth_session";
@@ -32,14 +33,14 @@ const MAX_ARGON2_KIB: u32 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: String,
-    pub role: String,
+    pub role: Role,
     pub csrf: String,
     last_seen: Instant,
 }
 
 impl Session {
     pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+        self.role == Role::Admin
     }
 
     pub fn csrf_matches(&self, token: &str) -> bool {
@@ -70,7 +71,7 @@ pub fn nonce_matches(req: &HttpRequest, nonce: &str) -> bool {
 struct Check {
     stored: Option<(String, String)>,
     password: String,
-    reply: tokio::sync::oneshot::Sender<Option<String>>,
+    reply: tokio::sync::oneshot::Sender<Option<Role>>,
 }
 
 /// Passwords are checked on one thread of their own, one at a time, with one
@@ -99,7 +100,7 @@ impl PasswordChecks {
 
     /// The role of `stored` if `password` is its password. An unknown user
     /// costs the same time as a known one.
-    pub async fn check(&self, stored: Option<(String, String)>, password: String) -> Option<String> {
+    pub async fn check(&self, stored: Option<(String, String)>, password: String) -> Option<Role> {
         let (reply, role) = tokio::sync::oneshot::channel();
         self.checks
             .send(Check {
@@ -119,7 +120,7 @@ fn check_password(
     memory: &mut Vec<argon2::Block>,
     stored: Option<(String, String)>,
     password: &str,
-) -> Option<String> {
+) -> Option<Role> {
     const DUMMY: &str =
         "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$VyDNnPPDdjVbE3EV9vp2s4UyT9NhkCG9AZZbaJMqgGk";
     let (hash, role) = stored.unwrap_or_else(|| (DUMMY.to_owned(), String::new()));
@@ -144,7 +145,9 @@ fn check_password(
     argon2::Argon2::new(algorithm, version, params)
         .hash_password_into_with_memory(password.as_bytes(), salt, &mut computed, &mut memory[..blocks])
         .ok()?;
-    (ct_eq(&computed, expected.as_ref()) && !role.is_empty()).then_some(role)
+    // A role the store holds that is not one berth knows signs no one in.
+    let role = role.parse::<Role>().ok();
+    role.filter(|_| ct_eq(&computed, expected.as_ref()))
 }
 
 impl Sessions {
@@ -178,11 +181,11 @@ impl Sessions {
         (nonce.clone(), self.cookie(NONCE_COOKIE, nonce))
     }
 
-    pub fn create(&self, user: &str, role: &str) -> Cookie<'static> {
+    pub fn create(&self, user: &str, role: Role) -> Cookie<'static> {
         let id = token();
         let session = Session {
             user: user.to_owned(),
-            role: role.to_owned(),
+            role,
             csrf: token(),
             last_seen: Instant::now(),
         };

@@ -65,7 +65,7 @@ pub enum Command {
     Fleet(FleetCommand),
     /// Vendor side: the receiver for vessels' uploads.
     #[command(subcommand)]
-    Ground(crate::ground::GroundCommand),
+    Ground(GroundCommand),
     /// Crew accounts for the admin UI.
     #[command(subcommand)]
     User(UserCommand),
@@ -137,7 +137,7 @@ pub enum KeysCommand {
     },
     /// The delivery key pair.
     #[command(subcommand)]
-    DeliveryKey(crate::keys::DeliveryKeyCommand),
+    DeliveryKey(DeliveryKeyCommand),
     /// List KIDs, labels and when they were added; never the keys.
     List,
     /// Remove a content key.
@@ -257,9 +257,153 @@ pub enum ReportCommand {
 pub enum FleetCommand {
     /// Verify report zips (files or directories) and count active installations
     /// per month and vessel type.
-    Summary(crate::report::SummaryArgs),
+    Summary(SummaryArgs),
     /// The monthly bill from the reports `summary` counts, priced by a price file.
-    Bill(crate::report::bill::BillArgs),
+    Bill(BillArgs),
+}
+
+/// What `fleet summary` and `fleet bill` read.
+#[derive(Args, Debug, Clone)]
+pub struct FleetInputs {
+    /// Report zips, or folders of them (a receiver's store, read with its checkpoints).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory of <installation id>.pem public keys; reports from other keys are invalid.
+    #[arg(long)]
+    pub pubkeys: Option<PathBuf>,
+    /// The vendor's registry of installations (TOML, as `ground serve` takes
+    /// it): vessel types and keys come from it, not from the reports.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// Signed checkpoints (folders searched within); default: those of a
+    /// receiver's store among the inputs. A report must pass through its
+    /// installation's, and no installation is counted below what they prove.
+    #[arg(long)]
+    pub checkpoints: Option<PathBuf>,
+}
+
+impl FleetInputs {
+    fn summary_args(&self, max_checkpoint_gap_hours: u64) -> crate::report::SummaryArgs {
+        crate::report::SummaryArgs {
+            inputs: self.inputs.clone(),
+            pubkeys: self.pubkeys.clone(),
+            checkpoints: self.checkpoints.clone(),
+            max_checkpoint_gap_hours,
+            registry: self.registry.clone(),
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SummaryArgs {
+    #[command(flatten)]
+    pub read: FleetInputs,
+    /// Print CSV rows instead of a table (problems in their own rows, and on stderr).
+    #[arg(long)]
+    pub csv: bool,
+    /// The longest an installation may serve without a checkpoint before it is named.
+    #[arg(long, default_value_t = 24)]
+    pub max_checkpoint_gap_hours: u64,
+}
+
+impl SummaryArgs {
+    pub fn library(&self) -> crate::report::SummaryArgs {
+        self.read.summary_args(self.max_checkpoint_gap_hours)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BillArgs {
+    /// The price file (TOML): currency, basis and tiers per vessel type.
+    #[arg(long)]
+    pub prices: PathBuf,
+    #[command(flatten)]
+    pub read: FleetInputs,
+    /// Only this month (YYYY-MM); default: every month the reports cover.
+    #[arg(long)]
+    pub month: Option<Month>,
+    /// CSV rows instead of a table (what is not billed in its own rows, and on stderr).
+    #[arg(long)]
+    pub csv: bool,
+}
+
+impl BillArgs {
+    pub fn library(&self) -> crate::report::SummaryArgs {
+        self.read.summary_args(24)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroundCommand {
+    /// Receive vessels' report uploads over mutual TLS, verify and store them.
+    Serve(GroundServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GroundServeArgs {
+    /// Address to listen on (HTTPS only).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Folder the verified reports are kept in, one folder per installation.
+    #[arg(long)]
+    pub store: PathBuf,
+    /// The receiver's certificate chain (PEM).
+    #[arg(long)]
+    pub tls_cert: PathBuf,
+    /// The receiver's private key (PEM).
+    #[arg(long)]
+    pub tls_key: PathBuf,
+    /// The CA (PEM) that issues the vessels' client certificates; the
+    /// certificate's common name or a SAN is the installation id.
+    #[arg(long)]
+    pub client_ca: PathBuf,
+    /// Folder of <installation id>.pem report keys. Without it, an
+    /// installation's first report pins the key all its later ones must carry.
+    #[arg(long)]
+    pub pubkeys: Option<PathBuf>,
+    /// The vendor's registry of installations (TOML): vessel type, optional
+    /// key, optional first sequence. Installations not in it are refused.
+    #[arg(long)]
+    pub registry: Option<PathBuf>,
+    /// Free space (MB) the store's disk keeps: an upload that would leave
+    /// less is refused with 507 before its body is read.
+    #[arg(long, default_value_t = 1024)]
+    pub min_free_mb: u64,
+    /// The longest one upload may take to arrive, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub upload_timeout_secs: u64,
+    /// The longest an upload may send nothing, in seconds.
+    #[arg(long, default_value_t = 20)]
+    pub body_idle_secs: u64,
+}
+
+impl GroundServeArgs {
+    pub fn options(&self) -> crate::ground::ServeOptions {
+        crate::ground::ServeOptions {
+            listen: self.listen,
+            store: self.store.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            client_ca: self.client_ca.clone(),
+            pubkeys: self.pubkeys.clone(),
+            registry: self.registry.clone(),
+            min_free_mb: self.min_free_mb,
+            upload_timeout_secs: self.upload_timeout_secs,
+            body_idle_secs: self.body_idle_secs,
+        }
+    }
+}
+
+/// `berth keys delivery-key ...`.
+#[derive(Subcommand, Debug)]
+pub enum DeliveryKeyCommand {
+    /// Replace the delivery key pair with one the vendor issued (PKCS#12). The
+    /// password comes from --password-file or standard input, never the command line.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -44,6 +44,42 @@ mod args;
 
 pub use args::*;
 
+/// The `berth` binary: parse the command line, set up the service log
+/// (`BERTH_LOG`, default `info`), run the command, turn an error into an exit
+/// code (0 success, 1 failure with one line on stderr, 2 usage error).
+pub fn main() -> std::process::ExitCode {
+    use clap::Parser as _;
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Log lines (one per license) are written by a background thread, so request
+    // handlers never wait on a write(2) to stderr; nothing is dropped, and the
+    // guard flushes what is left when the process ends. The thread flushes
+    // whenever it has written every line waiting, so the buffer only gathers
+    // the lines of a burst into one write(2) instead of one each.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(crate::logline::OneLinePerEvent(writer))
+        .with_ansi(false);
+    if crate::systemd::stderr_is_journal() {
+        // journald records when each line arrived; a second timestamp in the
+        // text is noise (and formatting it is a cost on every license).
+        subscriber.without_time().init();
+    } else {
+        subscriber.init();
+    }
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth: {}", format!("{e:#}").replace('\n', " "));
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 /// Loads the config with the global flags applied.
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     let (path, explicit) = match &cli.config {
@@ -108,7 +144,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             show(&cli, &installation::restore(&load_config(&cli)?, file, *force)?);
             Ok(())
         }
-        Command::Ground(crate::ground::GroundCommand::Serve(args)) => crate::ground::serve(args),
+        Command::Ground(GroundCommand::Serve(args)) => crate::ground::serve(&args.options()),
     }
 }
 
@@ -175,7 +211,7 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
                 None => show(cli, &certificate),
             }
         }
-        KeysCommand::DeliveryKey(crate::keys::DeliveryKeyCommand::Import { file, password_file }) => {
+        KeysCommand::DeliveryKey(DeliveryKeyCommand::Import { file, password_file }) => {
             let password = accounts::read_secret(password_file.as_deref(), "the PKCS#12 password")?;
             show(
                 cli,
@@ -290,7 +326,10 @@ fn log_prune(cli: &Cli, before: Month, clock: &dyn Clock) -> anyhow::Result<()> 
 fn user(cli: &Cli, command: &UserCommand, clock: &dyn Clock) -> anyhow::Result<()> {
     let mut db = open_db(&load_config(cli)?)?;
     match command {
-        UserCommand::Add { name, role } => show(cli, &accounts::add_user(&mut db, name, role, clock.now())?),
+        UserCommand::Add { name, role } => show(
+            cli,
+            &accounts::add_user(&mut db, name, role.parse()?, clock.now())?,
+        ),
         UserCommand::Passwd { name } => show(cli, &accounts::new_password_for(&mut db, name)?),
         UserCommand::Remove { name } => {
             if !db.remove_user(name)? {
@@ -386,8 +425,8 @@ fn fleet_problems(problems: &[crate::report::Problem], what: &str) -> anyhow::Re
     )
 }
 
-fn fleet_summary(cli: &Cli, args: &crate::report::SummaryArgs) -> anyhow::Result<()> {
-    let summary = crate::report::summarize_paths(args)?;
+fn fleet_summary(cli: &Cli, args: &SummaryArgs) -> anyhow::Result<()> {
+    let summary = crate::report::summarize_paths(&args.library())?;
     if args.csv && !cli.json {
         // The CSV goes to a billing system (problems in their own rows); the
         // problems also go to whoever runs it.
@@ -401,8 +440,8 @@ fn fleet_summary(cli: &Cli, args: &crate::report::SummaryArgs) -> anyhow::Result
     fleet_problems(&summary.problems, "counted")
 }
 
-fn fleet_bill(cli: &Cli, args: &crate::report::bill::BillArgs) -> anyhow::Result<()> {
-    let bill = crate::report::bill::run(args)?;
+fn fleet_bill(cli: &Cli, args: &BillArgs) -> anyhow::Result<()> {
+    let bill = crate::report::bill::run(&args.prices, &args.library(), args.month)?;
     if args.csv && !cli.json {
         for p in &bill.not_billed {
             eprintln!("berth: not billed: {}", crate::report::text::problem(p));

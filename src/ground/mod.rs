@@ -27,47 +27,24 @@ pub use store::{CheckpointName, GroundStore, Refusal, ReportName, Stored, Upload
 /// Uploads received at once; more are answered 503 with Retry-After.
 const UPLOADS_AT_ONCE: usize = 8;
 
-#[derive(clap::Subcommand, Debug)]
-pub enum GroundCommand {
-    /// Receive vessels' report uploads over mutual TLS, verify and store them.
-    Serve(GroundServeArgs),
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct GroundServeArgs {
-    /// Address to listen on (HTTPS only).
-    #[arg(long)]
+/// How `berth ground serve` runs (the CLI's flags, in `cli::args`).
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Folder the verified reports are kept in, one folder per installation.
-    #[arg(long)]
     pub store: PathBuf,
-    /// The receiver's certificate chain (PEM).
-    #[arg(long)]
     pub tls_cert: PathBuf,
-    /// The receiver's private key (PEM).
-    #[arg(long)]
     pub tls_key: PathBuf,
-    /// The CA (PEM) that issues the vessels' client certificates; the
-    /// certificate's common name or a SAN is the installation id.
-    #[arg(long)]
+    /// The CA that issues the vessels' client certificates.
     pub client_ca: PathBuf,
-    /// Folder of <installation id>.pem report keys. Without it, an
-    /// installation's first report pins the key all its later ones must carry.
-    #[arg(long)]
+    /// `<installation id>.pem` report keys; without, pinned by first reports.
     pub pubkeys: Option<PathBuf>,
-    /// The vendor's registry of installations (TOML): vessel type, optional
-    /// key, optional first sequence. Installations not in it are refused.
-    #[arg(long)]
     pub registry: Option<PathBuf>,
-    /// Free space (MB) the store's disk keeps: an upload that would leave
-    /// less is refused with 507 before its body is read.
-    #[arg(long, default_value_t = 1024)]
+    /// Free space (MB) the store's disk keeps.
     pub min_free_mb: u64,
     /// The longest one upload may take to arrive, in seconds.
-    #[arg(long, default_value_t = 600)]
     pub upload_timeout_secs: u64,
     /// The longest an upload may send nothing, in seconds.
-    #[arg(long, default_value_t = 20)]
     pub body_idle_secs: u64,
 }
 
@@ -85,7 +62,7 @@ struct Receiver {
 struct PeerNames(Vec<String>);
 
 /// Runs the receiver until SIGTERM or SIGINT.
-pub fn serve(args: &GroundServeArgs) -> anyhow::Result<()> {
+pub fn serve(args: &ServeOptions) -> anyhow::Result<()> {
     let registry = args.registry.as_deref().map(Registry::load).transpose()?;
     let receiver = Arc::new(Receiver {
         store: GroundStore::open(&args.store, args.pubkeys.as_deref(), registry)?,
@@ -234,7 +211,7 @@ async fn receive_upload(
     .await
     .unwrap_or_else(|_| Err(Refusal::Timeout("the upload took too long to arrive".into())))?;
     let receiver = receiver.clone();
-    let now = time::OffsetDateTime::now_utc();
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     web::block(move || {
         let stored = receiver.store.accept(&name, &incoming, now);
         let _ = std::fs::remove_file(&incoming);

@@ -386,10 +386,8 @@ impl GroundStore {
                 c.seq
             )));
         }
-        if received_since(
-            &dir,
-            std::time::SystemTime::now() - std::time::Duration::from_secs(86_400),
-        ) >= CHECKPOINTS_A_DAY
+        if received_since(&dir, std::time::SystemTime::from(now - time::Duration::days(1)))
+            >= CHECKPOINTS_A_DAY
         {
             return Err(Refusal::Busy(format!(
                 "installation {} has sent {CHECKPOINTS_A_DAY} checkpoints in the last day; send this one later",

@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 
+use super::outcomes::Outcome;
 use crate::license::LicenseError;
 use crate::token::{Denial, TokenError};
 
@@ -30,27 +31,29 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn code(&self) -> &'static str {
+    /// The answer this error is, with its code and status.
+    pub fn outcome(&self) -> Outcome {
         match self {
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::BodyTooLarge => "body_too_large",
-            ApiError::BodyTimeout => "bad_request",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::KeySystemUnsupported => "key_system_unsupported",
-            ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::BadRequest(_) | ApiError::BodyTimeout => Outcome::BadRequest,
+            ApiError::BodyTooLarge => Outcome::BodyTooLarge,
+            ApiError::RateLimited { .. } => Outcome::RateLimited,
+            ApiError::KeySystemUnsupported => Outcome::KeySystemUnsupported,
+            ApiError::NotFound => Outcome::NotFound,
+            ApiError::MethodNotAllowed => Outcome::MethodNotAllowed,
             ApiError::License(e) => match e {
-                LicenseError::TokenMissing => "token_missing",
-                LicenseError::Token(TokenError::Invalid(_) | TokenError::UnknownComKey(_)) => "token_invalid",
-                LicenseError::Token(TokenError::Expired(_)) => "token_expired",
-                LicenseError::Token(TokenError::NotYetValid(_)) => "token_not_yet_valid",
-                LicenseError::Token(TokenError::Unsupported(_)) => "unsupported_entitlement",
-                LicenseError::Denied(Denial::IpNotAllowed) => "ip_not_allowed",
-                LicenseError::Denied(Denial::PersistenceNotAllowed) => "persistence_not_allowed",
-                LicenseError::Denied(Denial::NotEntitled(_)) => "key_not_entitled",
-                LicenseError::Denied(Denial::Unknown(_)) => "key_unknown",
-                LicenseError::TokenReused => "token_reused",
-                LicenseError::LogUnavailable(_) => "log_unavailable",
+                LicenseError::TokenMissing => Outcome::TokenMissing,
+                LicenseError::Token(TokenError::Invalid(_) | TokenError::UnknownComKey(_)) => {
+                    Outcome::TokenInvalid
+                }
+                LicenseError::Token(TokenError::Expired(_)) => Outcome::TokenExpired,
+                LicenseError::Token(TokenError::NotYetValid(_)) => Outcome::TokenNotYetValid,
+                LicenseError::Token(TokenError::Unsupported(_)) => Outcome::UnsupportedEntitlement,
+                LicenseError::Denied(Denial::IpNotAllowed) => Outcome::IpNotAllowed,
+                LicenseError::Denied(Denial::PersistenceNotAllowed) => Outcome::PersistenceNotAllowed,
+                LicenseError::Denied(Denial::NotEntitled(_)) => Outcome::KeyNotEntitled,
+                LicenseError::Denied(Denial::Unknown(_)) => Outcome::KeyUnknown,
+                LicenseError::TokenReused => Outcome::TokenReused,
+                LicenseError::LogUnavailable(_) => Outcome::LogUnavailable,
             },
         }
     }
@@ -69,32 +72,13 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BodyTimeout => StatusCode::BAD_REQUEST,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::KeySystemUnsupported => StatusCode::NOT_IMPLEMENTED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::License(e) => match e {
-                LicenseError::TokenMissing
-                | LicenseError::Token(TokenError::Invalid(_))
-                | LicenseError::Token(TokenError::UnknownComKey(_))
-                | LicenseError::Token(TokenError::Expired(_))
-                | LicenseError::Token(TokenError::NotYetValid(_)) => StatusCode::UNAUTHORIZED,
-                LicenseError::Token(TokenError::Unsupported(_))
-                | LicenseError::Denied(_)
-                | LicenseError::TokenReused => StatusCode::FORBIDDEN,
-                LicenseError::LogUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            },
-        }
+        StatusCode::from_u16(self.outcome().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
         error_response(
             self.status_code(),
-            self.code(),
+            self.outcome().code(),
             &self.message(),
             self.retry_after(),
         )

@@ -33,7 +33,7 @@ use crate::license::{LicenseRequest, LicenseService};
 pub use cors::Cors;
 pub use error::ApiError;
 pub use mailbox::Mailbox;
-pub use outcomes::{Outcomes, disk_free_bytes, meaning};
+pub use outcomes::{Outcome, Outcomes, disk_free_bytes};
 pub use probe::{ProbeError, probe_healthz};
 use ratelimit::RateLimiter;
 
@@ -272,7 +272,11 @@ fn log_outcome(
     outcome: Result<(i64, bool), &ApiError>,
 ) {
     let elapsed = started.elapsed();
-    outcomes.record(key_system, outcome.map_or_else(|e| e.code(), |_| "ok"), elapsed);
+    outcomes.record(
+        key_system,
+        outcome.map_or_else(ApiError::outcome, |_| Outcome::Ok),
+        elapsed,
+    );
     let latency_us = elapsed.as_micros() as u64;
     match outcome {
         Ok((seq, false)) => tracing::info!(
@@ -293,7 +297,7 @@ fn log_outcome(
         ),
         Err(e) => tracing::info!(
             target: "berth::license",
-            outcome = e.code(),
+            outcome = e.outcome().code(),
             key_system = key_system.as_str(),
             kids,
             latency_us,

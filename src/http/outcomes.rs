@@ -9,79 +9,85 @@ use std::time::Duration;
 use crate::histogram::Histogram;
 use crate::ids::KeySystem;
 
-/// Every outcome code the license API answers with.
-pub const CODES: [&str; 18] = [
-    "ok",
-    "bad_request",
-    "token_missing",
-    "token_invalid",
-    "token_expired",
-    "token_not_yet_valid",
-    "key_not_entitled",
-    "key_unknown",
-    "persistence_not_allowed",
-    "token_reused",
-    "ip_not_allowed",
-    "unsupported_entitlement",
-    "body_too_large",
-    "rate_limited",
-    "key_system_unsupported",
-    "log_unavailable",
-    "not_found",
-    "method_not_allowed",
-];
+/// Declares [`Outcome`]: each answer of the license API with its code (in
+/// the JSON body, the log and `/metrics`), its HTTP status, and what it
+/// usually means for the crew reading the dashboard, in one place.
+macro_rules! outcomes {
+    ($($variant:ident => $code:literal, $status:literal, $meaning:literal;)*) => {
+        /// An answer of the license API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Outcome {
+            $($variant,)*
+        }
 
-/// What a refusal usually means, in words for the crew reading the dashboard:
-/// the likely cause and where to look. Empty for `ok` and unknown codes.
-pub fn meaning(code: &str) -> &'static str {
-    match code {
-        "bad_request" => {
-            "The request was not a valid Clear Key request or HLS key URL: a player or app bug, or someone probing."
+        impl Outcome {
+            /// Every outcome, in the order `/metrics` lists them.
+            pub const ALL: [Outcome; [$($code),*].len()] = [$(Outcome::$variant),*];
+
+            /// The code in the JSON body, the log and `/metrics`.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(Outcome::$variant => $code,)*
+                }
+            }
+
+            /// The HTTP status it is answered with.
+            pub fn status(self) -> u16 {
+                match self {
+                    $(Outcome::$variant => $status,)*
+                }
+            }
+
+            /// The likely cause and where to look, for the crew (empty for `ok`).
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(Outcome::$variant => $meaning,)*
+                }
+            }
         }
-        "token_missing" => {
-            "The player sent no license token: the portal or the player app is not set up to pass one."
-        }
-        "token_invalid" => {
-            "The token is damaged, signed with another secret, or names a communication key this box does not have: compare the portal's key with the Communication keys page."
-        }
-        "token_expired" => {
-            "The token's end date has passed: the portal issued it too long ago, or this box's clock is ahead (see Clock)."
-        }
-        "token_not_yet_valid" => {
-            "The token's start date has not come yet: the portal's clock or this box's clock is wrong (see Clock)."
-        }
-        "key_not_entitled" => {
-            "The token does not allow the film the player asked for: the portal's entitlement and the film's KIDs disagree."
-        }
-        "key_unknown" => "The film's content key is not on this box: import it on the Keys page.",
-        "persistence_not_allowed" => {
-            "The player asked for an offline (persistent) license that the token does not allow."
-        }
-        "token_reused" => {
-            "A single-use token came back (often a player retrying or reloading): the portal should mint a new token per playback."
-        }
-        "ip_not_allowed" => "The seat's network address is outside the addresses the token allows.",
-        "unsupported_entitlement" => {
-            "The token asks for a restriction berth cannot enforce (a concurrency limit, output protection), so berth refuses rather than ignore it; the service log (journalctl -u berth) names the field."
-        }
-        "body_too_large" => "A request body over 64 KiB: not a real player.",
-        "rate_limited" => "One address sent more requests than the configured rate allows.",
-        "key_system_unsupported" => {
-            "A Widevine, PlayReady or other non-Clear-Key request: the player is set up for a DRM this box does not serve."
-        }
-        "log_unavailable" => {
-            "The license could not be written to the log (disk full, database locked), so no key was given: passengers cannot play; see Service and Disk free."
-        }
-        "not_found" => {
-            "A request for a path the license API does not have: a player with a wrong license URL."
-        }
-        "method_not_allowed" => "A request with the wrong HTTP method on a license path.",
-        _ => "",
-    }
+    };
+}
+
+outcomes! {
+    Ok => "ok", 200, "";
+    BadRequest => "bad_request", 400,
+        "The request was not a valid Clear Key request or HLS key URL: a player or app bug, or someone probing.";
+    TokenMissing => "token_missing", 401,
+        "The player sent no license token: the portal or the player app is not set up to pass one.";
+    TokenInvalid => "token_invalid", 401,
+        "The token is damaged, signed with another secret, or names a communication key this box does not have: compare the portal's key with the Communication keys page.";
+    TokenExpired => "token_expired", 401,
+        "The token's end date has passed: the portal issued it too long ago, or this box's clock is ahead (see Clock).";
+    TokenNotYetValid => "token_not_yet_valid", 401,
+        "The token's start date has not come yet: the portal's clock or this box's clock is wrong (see Clock).";
+    KeyNotEntitled => "key_not_entitled", 403,
+        "The token does not allow the film the player asked for: the portal's entitlement and the film's KIDs disagree.";
+    KeyUnknown => "key_unknown", 403,
+        "The film's content key is not on this box: import it on the Keys page.";
+    PersistenceNotAllowed => "persistence_not_allowed", 403,
+        "The player asked for an offline (persistent) license that the token does not allow.";
+    TokenReused => "token_reused", 403,
+        "A single-use token came back (often a player retrying or reloading): the portal should mint a new token per playback.";
+    IpNotAllowed => "ip_not_allowed", 403,
+        "The seat's network address is outside the addresses the token allows.";
+    UnsupportedEntitlement => "unsupported_entitlement", 403,
+        "The token asks for a restriction berth cannot enforce (a concurrency limit, output protection), so berth refuses rather than ignore it; the service log (journalctl -u berth) names the field.";
+    BodyTooLarge => "body_too_large", 413,
+        "A request body over 64 KiB: not a real player.";
+    RateLimited => "rate_limited", 429,
+        "One address sent more requests than the configured rate allows.";
+    KeySystemUnsupported => "key_system_unsupported", 501,
+        "A Widevine, PlayReady or other non-Clear-Key request: the player is set up for a DRM this box does not serve.";
+    LogUnavailable => "log_unavailable", 503,
+        "The license could not be written to the log (disk full, database locked), so no key was given: passengers cannot play; see Service and Disk free.";
+    NotFound => "not_found", 404,
+        "A request for a path the license API does not have: a player with a wrong license URL.";
+    MethodNotAllowed => "method_not_allowed", 405,
+        "A request with the wrong HTTP method on a license path.";
 }
 
 pub struct Outcomes {
-    counts: [[AtomicU64; CODES.len()]; 2],
+    counts: [[AtomicU64; Outcome::ALL.len()]; 2],
     latency: Histogram,
 }
 
@@ -95,34 +101,32 @@ impl Default for Outcomes {
 }
 
 impl Outcomes {
-    pub fn record(&self, key_system: KeySystem, code: &str, latency: Duration) {
+    pub fn record(&self, key_system: KeySystem, outcome: Outcome, latency: Duration) {
         let ks = KeySystem::ALL.iter().position(|k| *k == key_system).unwrap_or(0);
-        if let Some(i) = CODES.iter().position(|c| *c == code) {
-            self.counts[ks][i].fetch_add(1, Ordering::Relaxed);
-        }
+        self.counts[ks][outcome as usize].fetch_add(1, Ordering::Relaxed);
         self.latency.record(latency);
     }
 
     /// Non-zero counters as ((key system, outcome), n).
-    pub fn snapshot(&self) -> Vec<((&'static str, &'static str), u64)> {
+    pub fn snapshot(&self) -> Vec<((&'static str, Outcome), u64)> {
         let mut out = Vec::new();
         for (ks, row) in KeySystem::ALL.iter().zip(&self.counts) {
-            for (code, n) in CODES.iter().zip(row) {
+            for (outcome, n) in Outcome::ALL.iter().zip(row) {
                 let n = n.load(Ordering::Relaxed);
                 if n > 0 {
-                    out.push(((ks.as_str(), *code), n));
+                    out.push(((ks.as_str(), *outcome), n));
                 }
             }
         }
         out
     }
 
-    /// Refusals by code, both key systems together, most frequent first.
-    pub fn denials(&self) -> Vec<(&'static str, u64)> {
-        let mut by_code: BTreeMap<&str, u64> = BTreeMap::new();
-        for ((_, code), n) in self.snapshot() {
-            if code != "ok" {
-                *by_code.entry(code).or_default() += n;
+    /// Refusals, both key systems together, most frequent first.
+    pub fn denials(&self) -> Vec<(Outcome, u64)> {
+        let mut by_code: BTreeMap<Outcome, u64> = BTreeMap::new();
+        for ((_, outcome), n) in self.snapshot() {
+            if outcome != Outcome::Ok {
+                *by_code.entry(outcome).or_default() += n;
             }
         }
         let mut out: Vec<_> = by_code.into_iter().collect();
@@ -148,14 +152,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_refusal_has_words_for_the_crew() {
-        for code in CODES.iter().filter(|c| **c != "ok") {
+    fn every_refusal_has_words_for_the_crew_and_a_refusing_status() {
+        for outcome in Outcome::ALL.into_iter().filter(|o| *o != Outcome::Ok) {
             assert!(
-                meaning(code).len() > 20,
-                "{code} has no meaning for the dashboard"
+                outcome.meaning().len() > 20,
+                "{outcome:?} has no meaning for the dashboard"
             );
+            assert!(outcome.status() >= 400, "{outcome:?}");
         }
-        assert_eq!(meaning("ok"), "");
-        assert_eq!(meaning("<script>"), "");
+        assert_eq!((Outcome::Ok.meaning(), Outcome::Ok.status()), ("", 200));
+        let codes: std::collections::BTreeSet<_> = Outcome::ALL.iter().map(|o| o.code()).collect();
+        assert_eq!(codes.len(), Outcome::ALL.len(), "one code each");
     }
 }

@@ -16,8 +16,8 @@ use super::{KeyFileError, check_label, err};
 use crate::crypto::DeliveryKey;
 use crate::crypto::delivery::{aes256_cbc_decrypt_padded, certificate_info, check_certificate, hmac_sha512};
 use crate::crypto::xmldsig::{self, DSIG_NS, Scope, Verified};
+use crate::ids::NewKey;
 use crate::ids::{ContentKey, Kid, decode_b64_any};
-use crate::store::NewKey;
 
 const CPIX_NS: &str = "urn:dashif:org:cpix";
 const PSKC_NS: &str = "urn:ietf:params:xml:ns:keyprov:pskc";

@@ -9,8 +9,8 @@ pub use cpix::Recipient;
 
 use serde::Deserialize;
 
+use crate::ids::NewKey;
 use crate::ids::{ContentKey, Kid};
-use crate::store::NewKey;
 
 /// Import files larger than this are refused before parsing.
 pub const MAX_KEY_FILE: usize = 16 * 1024 * 1024;

@@ -5,52 +5,24 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use super::fleet::{Cell, FleetSummary, Problem};
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct BillArgs {
-    /// The price file (TOML): currency, basis and tiers per vessel type.
-    #[arg(long)]
-    pub prices: PathBuf,
-    /// Report zips, or folders of them (a receiver's store).
-    #[arg(required = true)]
-    pub inputs: Vec<PathBuf>,
-    /// Directory of <installation id>.pem public keys; reports from other keys are not billed.
-    #[arg(long)]
-    pub pubkeys: Option<PathBuf>,
-    /// Signed checkpoints (a receiver's store holds them): a report that
-    /// contradicts one of its installation's is not billed.
-    #[arg(long)]
-    pub checkpoints: Option<PathBuf>,
-    /// The vendor's registry of installations (TOML): vessel types and keys.
-    #[arg(long)]
-    pub registry: Option<PathBuf>,
-    /// Only this month (YYYY-MM); default: every month the reports cover.
-    #[arg(long)]
-    pub month: Option<crate::ids::Month>,
-    /// CSV rows instead of a table; what is not billed goes to stderr.
-    #[arg(long)]
-    pub csv: bool,
-}
-
 /// `fleet bill`: reads the prices first (a broken price file stops before
-/// any report is verified), then counts and prices.
-pub fn run(args: &BillArgs) -> anyhow::Result<Bill> {
-    let prices = Prices::load(&args.prices)?;
-    let summary = super::summarize_paths(&super::SummaryArgs {
-        inputs: args.inputs.clone(),
-        pubkeys: args.pubkeys.clone(),
-        csv: false,
-        checkpoints: args.checkpoints.clone(),
-        max_checkpoint_gap_hours: 24,
-        registry: args.registry.clone(),
-    })?;
-    bill(&summary, &prices, args.month.map(|m| m.to_string()).as_deref())
+/// any report is verified), then counts what `inputs` hold and prices it (of
+/// `month` only, when given).
+pub fn run(
+    prices: &Path,
+    inputs: &super::SummaryArgs,
+    month: Option<crate::ids::Month>,
+) -> anyhow::Result<Bill> {
+    let prices = Prices::load(prices)?;
+    let summary = super::summarize_paths(inputs)?;
+    bill(&summary, &prices, month.map(|m| m.to_string()).as_deref())
 }
 
 /// What is counted and priced.

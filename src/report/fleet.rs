@@ -88,28 +88,19 @@ pub struct Withheld {
     pub what: String,
 }
 
-/// `fleet summary`'s arguments.
-#[derive(clap::Args, Debug, Clone)]
+/// What `fleet summary` and `fleet bill` read: report zips (files, or
+/// folders of them such as a receiver's store) and what they are checked
+/// against.
+#[derive(Debug, Clone, Default)]
 pub struct SummaryArgs {
-    #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Directory of <installation id>.pem public keys; reports from other keys are invalid.
-    #[arg(long)]
+    /// `<installation id>.pem` public keys; reports from other keys are invalid.
     pub pubkeys: Option<PathBuf>,
-    /// Print CSV rows instead of a table; the problems go to stderr.
-    #[arg(long)]
-    pub csv: bool,
-    /// Signed checkpoints (folders searched within): a report must pass
-    /// through those of its installation, and long stretches without one are named.
-    #[arg(long)]
+    /// Signed checkpoints; without, those of a receiver's store among the inputs.
     pub checkpoints: Option<PathBuf>,
-    /// With --checkpoints: the longest an installation may serve without a
-    /// checkpoint in the set before it is named.
-    #[arg(long, default_value_t = 24)]
+    /// The longest an installation may serve without a checkpoint before it is named.
     pub max_checkpoint_gap_hours: u64,
-    /// The vendor's registry of installations (TOML, as `ground serve` takes
-    /// it): vessel types and keys come from it, not from the reports.
-    #[arg(long)]
+    /// The vendor's registry of installations.
     pub registry: Option<PathBuf>,
 }
 
@@ -186,7 +177,7 @@ impl Default for Checks<'_> {
             registry: None,
             checkpoints: None,
             max_gap: time::Duration::hours(24),
-            now: time::OffsetDateTime::now_utc(),
+            now: crate::clock::Clock::now(&crate::clock::SystemClock),
         }
     }
 }
@@ -706,7 +697,7 @@ pub fn summarize_paths(args: &SummaryArgs) -> anyhow::Result<FleetSummary> {
         registry: registry.as_ref(),
         checkpoints: checkpoints.as_deref(),
         max_gap: time::Duration::hours(args.max_checkpoint_gap_hours.min(24 * 366) as i64),
-        now: time::OffsetDateTime::now_utc(),
+        now: crate::clock::Clock::now(&crate::clock::SystemClock),
     };
     Ok(summarize(&files, &checks))
 }

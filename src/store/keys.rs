@@ -5,8 +5,9 @@ use std::sync::Arc;
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
-use super::{Db, ImportOutcome, KeyInfo, NewKey, StoreError};
+use super::{Db, ImportOutcome, KeyInfo, StoreError};
 use crate::crypto::{DeliveryKey, ct_eq};
+use crate::ids::NewKey;
 use crate::ids::{ContentKey, Kid, format_instant};
 
 fn kid_context(kid: &Kid) -> Vec<u8> {

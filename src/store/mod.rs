@@ -25,7 +25,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 
 use crate::crypto::{CryptoError, MasterKey, SigningKey};
-use crate::ids::{ComKeyId, ContentKey, Kid, Month, Secret32, format_instant};
+use crate::ids::{ComKeyId, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
@@ -58,6 +58,11 @@ pub enum StoreError {
     TooNew { database: i64, binary: i64 },
     #[error("no installation here: run `berth init` first")]
     NotInitialised,
+    /// The database has migrations to apply; they run once, at start.
+    #[error(
+        "the database has schema version {database} and this berth {binary}: run `berth migrate` (or start `berth serve`) first"
+    )]
+    NotMigrated { database: i64, binary: i64 },
     #[error("{0}")]
     Invalid(String),
     /// SQLite says the file is not a database, or a corrupt one.
@@ -162,16 +167,6 @@ pub struct ComKeyInfo {
     pub last_used_at: Option<String>,
 }
 
-/// One key of an import, already parsed.
-#[derive(Debug, Clone)]
-pub struct NewKey {
-    pub kid: Kid,
-    pub key: ContentKey,
-    pub label: String,
-    /// The key rotation period a CPIX document gave it, for people.
-    pub period: Option<String>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImportOutcome {
     pub added: usize,
@@ -233,8 +228,27 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens (creating if needed) and migrates the database in `data_dir`.
+    /// Opens the existing, migrated database in `data_dir`; one that is not
+    /// there, or has migrations to apply, is an error naming what to do.
     pub fn open(data_dir: &Path, master: Arc<MasterKey>) -> Result<Db, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::NotInitialised);
+        }
+        let conn = connect(&path, Duration::from_secs(5))?;
+        let database: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let binary = migrate::LATEST;
+        match database.cmp(&binary) {
+            std::cmp::Ordering::Greater => Err(StoreError::TooNew { database, binary }),
+            std::cmp::Ordering::Less => Err(StoreError::NotMigrated { database, binary }),
+            std::cmp::Ordering::Equal => Ok(Db { conn, master, path }),
+        }
+    }
+
+    /// Opens the database in `data_dir`, creating it and applying pending
+    /// migrations: what a process does once, at its start (`init`, `migrate`,
+    /// `serve`, each CLI command). Everything after opens it with [`Db::open`].
+    pub fn open_migrating(data_dir: &Path, master: Arc<MasterKey>) -> Result<Db, StoreError> {
         Db::open_counting(data_dir, master, None)
     }
 

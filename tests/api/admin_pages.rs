@@ -105,7 +105,7 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
     let hostile = "33333333-4444-4555-8666-777777777777";
     let mut db = app.db();
     db.import_keys(
-        &[berth::store::NewKey {
+        &[berth::ids::NewKey {
             kid: hostile.parse().unwrap(),
             key: berth::ids::ContentKey([9; 16]),
             label: "<script>alert(1)</script>\"><b>".into(),
@@ -269,7 +269,7 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
     let untitled = "22222222-3333-4444-8555-666666666666";
     app.clock.set(datetime!(2026-10-20 12:00 UTC));
     let mut db = app.db();
-    let new_key = |kid: &str, label: &str| berth::store::NewKey {
+    let new_key = |kid: &str, label: &str| berth::ids::NewKey {
         kid: kid.parse().unwrap(),
         key: berth::ids::ContentKey([7; 16]),
         label: label.into(),
@@ -989,7 +989,7 @@ async fn the_admin_listener_speaks_tls_with_secure_cookies() {
 async fn the_keys_page_shows_the_delivery_certificate_and_the_reports_page_the_checkpoints() {
     let app = spawn_admin_app().await;
     let mut db = app.db();
-    let periodic = berth::store::NewKey {
+    let periodic = berth::ids::NewKey {
         kid: "33333333-2222-4333-8444-555555555555".parse().unwrap(),
         key: berth::ids::ContentKey([5; 16]),
         label: "Live channel".into(),

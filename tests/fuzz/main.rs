@@ -164,6 +164,12 @@ fn fuzz_tokens() {
     // (so mutations reach the entitlement rules, not just the signature check).
     let now = time::macros::datetime!(2026-06-01 00:00 UTC);
     let tolerance = time::Duration::minutes(5);
+    // The seed reaches the entitlement rules as it is: a verified token
+    // (otherwise the fuzzing below would only ever test the refusals).
+    assert!(
+        berth::token::verify(&token, &keys, now, tolerance).is_ok(),
+        "the raw token seed verifies"
+    );
     run("token (raw)", &[token.clone().into_bytes()], 100_000, |input| {
         let _ = berth::token::verify(&String::from_utf8_lossy(input), &keys, now, tolerance);
     });
@@ -179,6 +185,22 @@ fn fuzz_tokens() {
     )
     .unwrap();
     let seeds = [decoded, serde_json::to_vec(&forever).unwrap(), sources];
+    // The first two seeds, signed, reach the entitlement rules and are granted.
+    for seed in &seeds[..2] {
+        let value: serde_json::Value = serde_json::from_slice(seed).unwrap();
+        let ent = berth::token::verify(&key.sign_token(&value), &keys, now, tolerance)
+            .expect("a seed verifies, so mutations of it reach the entitlement rules");
+        assert!(
+            ent.grant(
+                &[],
+                berth::ids::LicenseType::Temporary,
+                "10.1.2.3".parse().unwrap(),
+                |_| None
+            )
+            .is_ok(),
+            "a seed is granted"
+        );
+    }
     run("token (signed payload)", &seeds, 100_000, |input| {
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(input) {
             let signed = key.sign_token(&value);

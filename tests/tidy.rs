@@ -1,0 +1,182 @@
+//! The architecture invariants that `src/lib.rs` and the README's code map
+//! state, checked by reading the source, as rust-analyzer's tidy tests check
+//! theirs. An invariant that cannot be checked here is not stated there.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every `.rs` file under `src/`, relative to `src/`, with its code: comment
+/// lines (`//`, `//!`, `///`) left out, so that prose may name anything.
+fn sources() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root().join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let relative = path.strip_prefix(root().join("src")).unwrap();
+            (relative.to_string_lossy().into_owned(), code)
+        })
+        .collect()
+}
+
+/// The files under `src/` that name any of `needles`, outside those `allowed`
+/// (a module folder `store/`, a file `crypto.rs`, or one file `crypto/xmldsig.rs`).
+fn offenders(needles: &[&str], allowed: &[&str]) -> Vec<String> {
+    sources()
+        .into_iter()
+        .filter(|(file, _)| {
+            !allowed
+                .iter()
+                .any(|a| file == a || (a.ends_with('/') && file.starts_with(a)))
+        })
+        .filter(|(_, code)| needles.iter().any(|n| code.contains(n)))
+        .map(|(file, _)| file)
+        .collect()
+}
+
+#[test]
+fn each_outside_system_is_named_in_one_place() {
+    let rules: &[(&str, &[&str], &[&str])] = &[
+        ("SQLite", &["rusqlite"], &["store/"]),
+        (
+            "openssl",
+            &["openssl::", "use openssl"],
+            &["crypto.rs", "crypto/"],
+        ),
+        (
+            "libxml2 and libxmlsec1",
+            &["xmlsec::", "libxml::"],
+            &["crypto/xmldsig.rs"],
+        ),
+        ("clap", &["clap::", "#[arg(", "#[command("], &["cli/"]),
+        (
+            "the environment",
+            &["std::env", "env::var"],
+            &["cli/", "config.rs", "systemd.rs"],
+        ),
+        (
+            "actix-web's server",
+            &["HttpServer", "actix_web::App"],
+            &["http/", "admin/", "ground/", "server.rs"],
+        ),
+        (
+            "the wall clock",
+            &["now_utc()", "SystemTime::now", "OffsetDateTime::now"],
+            &["clock.rs"],
+        ),
+        (
+            "the service log's subscriber",
+            &["tracing_subscriber::fmt()"],
+            &["cli/", "logline.rs"],
+        ),
+    ];
+    for (system, needles, allowed) in rules {
+        // The scanner does find each system where it is allowed.
+        assert!(
+            !offenders(needles, &[]).is_empty(),
+            "{system}: {needles:?} is named nowhere"
+        );
+        let found = offenders(needles, allowed);
+        assert!(
+            found.is_empty(),
+            "{system} is named outside {allowed:?}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn what_a_strangers_bytes_reach_first_does_no_io() {
+    let io = [
+        "std::fs",
+        "std::net::Tcp",
+        "UdpSocket",
+        "std::process",
+        "std::io::stdin",
+        "rusqlite",
+        "actix",
+        "tokio",
+        "crate::store",
+        "crate::http",
+        "crate::server",
+    ];
+    let pure = ["token/", "clearkey.rs", "keyfile/", "chain.rs", "ids.rs"];
+    for (file, code) in sources() {
+        if pure
+            .iter()
+            .any(|p| file == *p || (p.ends_with('/') && file.starts_with(p)))
+        {
+            for needle in io {
+                assert!(!code.contains(needle), "{file} names {needle}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_module_map_in_lib_rs_lists_every_module() {
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();
+    let declared: BTreeSet<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod "))
+        .map(|m| m.trim_end_matches(';'))
+        .collect();
+    let mapped: BTreeSet<&str> = lib
+        .lines()
+        .filter_map(|l| l.strip_prefix("//! - [`"))
+        .filter_map(|l| l.split('`').next())
+        .collect();
+    assert_eq!(declared, mapped, "src/lib.rs's map and its modules");
+}
+
+#[test]
+fn every_path_the_readme_code_map_names_exists() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let map = readme
+        .split("## Code map")
+        .nth(1)
+        .and_then(|s| s.split("```\n").nth(1))
+        .expect("the README has a code map block");
+    let mut named = Vec::new();
+    for line in map.lines() {
+        let Some(path) = line.split_whitespace().next() else {
+            continue;
+        };
+        let path: PathBuf = root().join(path);
+        assert!(
+            path.exists(),
+            "the README's code map names {}, which does not exist",
+            path.display()
+        );
+        named.push(line.split_whitespace().next().unwrap().to_owned());
+    }
+    // Every module of the library is on the map (as its folder or its file).
+    for (file, _) in sources() {
+        let top = file.split('/').next().unwrap().trim_end_matches(".rs");
+        let entries = [format!("src/{top}/"), format!("src/{top}.rs")];
+        assert!(
+            entries.iter().any(|e| named.contains(e)),
+            "the README's code map does not name src/{top}"
+        );
+    }
+}
