@@ -180,3 +180,59 @@ fn every_path_the_readme_code_map_names_exists() {
         );
     }
 }
+
+/// Every command the CLI has, with every flag it takes, is in the reference's
+/// CLI table (section 7), in the row that starts with its command.
+#[test]
+fn the_reference_lists_every_command_and_flag() {
+    use clap::CommandFactory as _;
+    let spec = std::fs::read_to_string(root().join("packaging/doc/SPEC.md")).unwrap();
+    let rows: Vec<&str> = spec
+        .lines()
+        .filter(|l| l.starts_with("| `berth "))
+        .map(|l| l.split(" | ").next().unwrap())
+        .collect();
+    let global = ["config", "data-dir", "json", "help", "version"];
+    let mut missing = Vec::new();
+    fn leaves(cmd: &clap::Command, path: Vec<String>, out: &mut Vec<(Vec<String>, Vec<String>)>) {
+        let subs: Vec<_> = cmd.get_subcommands().filter(|c| c.get_name() != "help").collect();
+        if subs.is_empty() {
+            let flags = cmd
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .map(str::to_owned)
+                .collect();
+            out.push((path, flags));
+            return;
+        }
+        for sub in subs {
+            let mut p = path.clone();
+            p.push(sub.get_name().to_owned());
+            leaves(sub, p, out);
+        }
+    }
+    let mut all = Vec::new();
+    leaves(&berth::cli::Cli::command(), Vec::new(), &mut all);
+    for (path, flags) in all {
+        let first = format!("`berth {}", path[0]);
+        let last = path.last().unwrap();
+        let row = rows.iter().find(|r| {
+            r.contains(&first)
+                && (r.contains(&format!("berth {}", path.join(" "))) || r.contains(&format!("`{last}")))
+        });
+        match row {
+            None => missing.push(format!("berth {}", path.join(" "))),
+            Some(row) => {
+                for flag in flags.iter().filter(|f| !global.contains(&f.as_str())) {
+                    if !row.contains(&format!("--{flag}")) {
+                        missing.push(format!("berth {} --{flag}", path.join(" ")));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the reference's CLI table lacks: {missing:#?}"
+    );
+}

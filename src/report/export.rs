@@ -302,7 +302,11 @@ fn month_record(db: &Db, month: Month) -> Result<(Vec<super::CheckpointRef>, sup
         })
         .collect();
     let mut coverage = super::Coverage {
-        log_unavailable: db.log_outages_between(&start, &end)?,
+        log_unavailable: db
+            .log_outages_between(&start, &end)?
+            .into_iter()
+            .map(super::LogUnavailable::from)
+            .collect(),
         ..super::Coverage::default()
     };
     let mut previous_seen: Option<String> = None;

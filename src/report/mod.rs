@@ -144,8 +144,27 @@ pub struct CheckpointRef {
 pub struct Coverage {
     pub serving: Vec<ServingInterval>,
     /// Stretches the license log could not be written (requests got 503).
-    pub log_unavailable: Vec<crate::store::LogOutage>,
+    pub log_unavailable: Vec<LogUnavailable>,
     pub clock_set_back: Vec<ClockSetBack>,
+}
+
+/// A stretch the license log could not be written, as the signed report
+/// says it (its own type: a storage rename cannot change a signed format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogUnavailable {
+    pub start: String,
+    pub end: String,
+    pub reason: String,
+}
+
+impl From<crate::store::LogOutage> for LogUnavailable {
+    fn from(o: crate::store::LogOutage) -> LogUnavailable {
+        LogUnavailable {
+            start: o.start,
+            end: o.end,
+            reason: o.reason,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -467,4 +486,40 @@ pub fn upload_now(
             .upload_pending(config, now, true)
             .await
     })
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    /// `report.json` of schema 3 with every field present, as the vendor's
+    /// tools read it. The report types are the signed format's own: renaming
+    /// a field (here or in the store) fails this test instead of changing
+    /// what vessels sign.
+    #[test]
+    fn the_signed_report_schema_is_pinned() {
+        let pinned = serde_json::json!({
+            "schema": SCHEMA,
+            "installation": { "id": "a320-1", "vessel_type": "aircraft", "vessel_name": "A320", "public_key_sha256": "ab" },
+            "period": { "month": "2026-11", "start": "2026-11-01T00:00:00.000Z", "end": "2026-12-01T00:00:00.000Z" },
+            "partial": false,
+            "active": true,
+            "counts": { "licenses": 2, "active_users": 1, "licenses_without_user": 0,
+                        "by_key_system": { "clearkey": 2 }, "by_day": { "2026-11-03": 2 } },
+            "repeat_fetches": 1,
+            "clock_anomalies": { "count": 0, "first_seqs": [], "outside_month": 0 },
+            "log": { "first_seq": 1, "last_seq": 2, "first_prev_hash": "00", "last_row_hash": "ff" },
+            "report": { "sequence": 1, "generated_at": "2026-12-01T00:05:00.000Z", "previous_report_sha256": null },
+            "software": { "name": "berth", "version": "0.1.0" },
+            "titles": { "9eb4050d-e44b-4802-932e-27d75083e266": { "label": "Film", "licenses": 2, "active_users": 1 } },
+            "checkpoints": [ { "seq": 2, "row_hash": "ff", "made_at": "2026-11-03T12:00:00.000Z" } ],
+            "coverage": {
+                "serving": [ { "start": "2026-11-03T00:00:00.000Z", "end": "2026-11-04T00:00:00.000Z", "clean_stop": true } ],
+                "log_unavailable": [ { "start": "2026-11-03T10:00:00.000Z", "end": "2026-11-03T10:05:00.000Z", "reason": "disk full" } ],
+                "clock_set_back": [ { "started_at": "2026-11-03T00:00:00.000Z", "previous_last_seen_at": "2026-11-03T01:00:00.000Z" } ]
+            }
+        });
+        let report: ReportJson = serde_json::from_value(pinned.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&report).unwrap(), pinned);
+    }
 }

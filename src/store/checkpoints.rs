@@ -31,7 +31,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointRecord> {
 }
 
 /// A stretch the license log could not be written.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogOutage {
     pub start: String,
     pub end: String,
