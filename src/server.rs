@@ -342,15 +342,15 @@ fn license_service(
         append_timeout: Duration::from_millis(config.log.append_timeout_ms),
         repeat_window: time::Duration::seconds(config.license.hls_repeat_window_secs as i64),
     };
-    let service = Arc::new(LicenseService::new(
-        Arc::clone(&ring),
-        Arc::new(log),
-        writer_health,
+    let service = Arc::new(LicenseService::new(crate::license::ServiceParts {
+        keys: Arc::clone(&ring),
+        log: Arc::new(log),
+        writer: writer_health,
         clock,
-        &pepper,
+        pepper: &pepper,
         limits,
-        newest,
-    ));
+        last_issued_at: newest,
+    }));
     let refresher = crate::license::KeyRefresher::start(db, ring)?;
     Ok((service, writer, refresher))
 }

@@ -193,26 +193,34 @@ pub struct Limits {
     pub repeat_window: Duration,
 }
 
+/// What a license service is built from, by name.
+pub struct ServiceParts<'a> {
+    /// The content and communication keys, kept in step with the store.
+    pub keys: Arc<KeyRing>,
+    /// Where every license is written before its key leaves.
+    pub log: Arc<dyn LicenseLog>,
+    /// How the log writer is doing.
+    pub writer: Arc<WriterHealth>,
+    pub clock: Arc<dyn Clock>,
+    /// The installation's user-id pepper (user ids are kept only as HMACs).
+    pub pepper: &'a Secret32,
+    pub limits: Limits,
+    /// The newest license already in the log, if any.
+    pub last_issued_at: Option<String>,
+}
+
 impl LicenseService {
-    pub fn new(
-        keys: Arc<KeyRing>,
-        log: Arc<dyn LicenseLog>,
-        writer: Arc<WriterHealth>,
-        clock: Arc<dyn Clock>,
-        pepper: &Secret32,
-        limits: Limits,
-        last_issued_at: Option<String>,
-    ) -> LicenseService {
+    pub fn new(parts: ServiceParts<'_>) -> LicenseService {
         LicenseService {
-            keys,
-            log,
-            writer,
-            clock,
-            pepper: HmacKey::new(&pepper.0),
-            tolerance: limits.tolerance,
-            append_timeout: limits.append_timeout,
-            repeat_window: limits.repeat_window,
-            last_issued_at: Mutex::new(last_issued_at),
+            keys: parts.keys,
+            log: parts.log,
+            writer: parts.writer,
+            clock: parts.clock,
+            pepper: HmacKey::new(&parts.pepper.0),
+            tolerance: parts.limits.tolerance,
+            append_timeout: parts.limits.append_timeout,
+            repeat_window: parts.limits.repeat_window,
+            last_issued_at: Mutex::new(parts.last_issued_at),
         }
     }
 

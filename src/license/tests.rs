@@ -63,19 +63,19 @@ fn ring(with_content_key: bool) -> Arc<KeyRing> {
 }
 
 fn service(ring: Arc<KeyRing>, log: Arc<FakeLog>) -> LicenseService {
-    LicenseService::new(
-        ring,
+    LicenseService::new(ServiceParts {
+        keys: ring,
         log,
-        Arc::new(WriterHealth::default()),
-        Arc::new(FixedClock::new(datetime!(2026-11-23 12:00 UTC))),
-        &Secret32([9; 32]),
-        Limits {
+        writer: Arc::new(WriterHealth::default()),
+        clock: Arc::new(FixedClock::new(datetime!(2026-11-23 12:00 UTC))),
+        pepper: &Secret32([9; 32]),
+        limits: Limits {
             tolerance: Duration::seconds(300),
             append_timeout: StdDuration::from_secs(1),
             repeat_window: Duration::hours(24),
         },
-        None,
-    )
+        last_issued_at: None,
+    })
 }
 
 fn token(extra: serde_json::Value) -> String {

@@ -34,7 +34,9 @@ pub use prune::{PruneError, Pruned, prune};
 pub use schedule::{due_months, ended_from, export_due, next_month, report_task};
 pub use text::Exports;
 pub use upload::{UploadError, UploadPass, Uploader};
-pub use verify::{MAX_ZIP, Verified, VerifyError, read_report_json, verify_file, verify_link, verify_reader};
+pub use verify::{
+    MAX_ZIP, Verified, VerifyError, read_report_json, read_verified, verify_file, verify_link, verify_reader,
+};
 
 /// Version 2: the chain's fields are netstrings ([`crate::chain::row_hash`]), and
 /// `repeat_fetches` is reported. Version 3 adds `titles` (per-KID counts),

@@ -106,18 +106,38 @@ pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified
     verify_reader(BufReader::new(file), expected)
 }
 
-/// The `report.json` of a report zip that was verified before (a receiver's
-/// stored report): read, not verified again.
-pub fn read_report_json(path: &Path) -> Result<ReportJson, VerifyError> {
+fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, VerifyError> {
     let file = File::open(path)
         .map_err(|e| VerifyError::Malformed(format!("cannot open {}: {e}", path.display())))?;
     let mut reader = BufReader::new(file);
     check_directory(&mut reader)?;
-    let mut zip =
-        zip::ZipArchive::new(reader).map_err(|e| VerifyError::Malformed(format!("not a zip file ({e})")))?;
-    let bytes = read_entry(&mut zip, "report.json", MAX_SMALL)?;
+    zip::ZipArchive::new(reader).map_err(|e| VerifyError::Malformed(format!("not a zip file ({e})")))
+}
+
+/// The `report.json` of a report zip, read and not verified: a claim (which
+/// installation a file says it is), or a report verified before.
+pub fn read_report_json(path: &Path) -> Result<ReportJson, VerifyError> {
+    let bytes = read_entry(&mut open_zip(path)?, "report.json", MAX_SMALL)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| VerifyError::Contents(format!("report.json is not a valid report ({e})")))
+}
+
+/// What [`verify_link`] needs of a report that was verified in full when it
+/// was stored (a receiver's stored report): its `report.json`, its manifest's
+/// hash and its signer, read without reading `licenses.csv` again.
+pub fn read_verified(path: &Path) -> Result<Verified, VerifyError> {
+    let mut zip = open_zip(path)?;
+    let manifest = read_entry(&mut zip, "manifest.json", MAX_SMALL)?;
+    let signer = read_entry(&mut zip, "signer.pem", 16 * 1024)?;
+    let report = read_entry(&mut zip, "report.json", MAX_SMALL)?;
+    Ok(Verified {
+        report: serde_json::from_slice(&report)
+            .map_err(|e| VerifyError::Contents(format!("report.json is not a valid report ({e})")))?,
+        manifest_sha256: sha256_hex(&manifest),
+        public_key_der: PublicKey::from_pem(&signer)
+            .map_err(|e| VerifyError::Signature(format!("signer.pem is not an Ed25519 public key ({e})")))?
+            .der(),
+    })
 }
 
 /// [`verify_file`] over any seekable bytes (an upload held in memory, a fuzzer's input).
