@@ -452,13 +452,14 @@ async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
     );
 }
 
-/// The README's sealed-keys recipe, run as written against a real berth (the
+/// The manual's sealed-keys recipe (on the README's demo), run as written against a real berth (the
 /// release binary and the demo's data dir and port swapped for this test's).
 #[actix_web::test]
-async fn the_readme_sealed_keys_recipe_runs_as_written() {
+async fn the_manuals_sealed_keys_recipe_runs_as_written() {
     let app = spawn_app().await;
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let section = readme.split("### Keys that arrive sealed").nth(1).unwrap();
+    let manual = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/doc/manual.md");
+    let readme = std::fs::read_to_string(manual).unwrap();
+    let section = readme.split("### End to end, on the demo").nth(1).unwrap();
     let block = section
         .split("```sh\n")
         .nth(1)

@@ -621,10 +621,10 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         json!([])
     );
 
-    // The README's check of a checkpoint with plain openssl and grep, run as
+    // The manual's check of a checkpoint with plain openssl and grep, run as
     // written on the stored checkpoint and report.
-    let readme =
-        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let manual = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/doc/manual.md");
+    let readme = std::fs::read_to_string(manual).unwrap();
     let section = readme.split("### What the vendor can trust").nth(1).unwrap();
     let block = section
         .split("```sh\n")
