@@ -22,9 +22,12 @@
 //!   name), its master key, the data dir's lock, backup and restore.
 //! - [`keys`]: content keys as the CLI and the crew UI import and list them.
 //! - [`store`]: the only module that names SQLite: migrations, key stores, the
-//!   license log writer (group commit), usage aggregates, the chain walk.
+//!   license log writer (group commit, implementing `license::LicenseLog`),
+//!   usage aggregates, the chain walk, the key refresher that keeps the
+//!   license key ring in step with the key store.
 //! - [`license`]: token + keys + log -> license, with the log behind a trait
-//!   and the key ring kept in step with the store.
+//!   (`LicenseLog`) in the domain's terms (`license::entry`: the log entry,
+//!   what appending gave, the writer's health).
 //! - [`report`]: monthly usage reports: export, sign, verify, fleet summary and
 //!   bill (with what the evidence proves), the schedule that exports and
 //!   uploads them, their text for people.
@@ -47,6 +50,10 @@
 //!
 //! - `ids`, `token`, `chain`, `clearkey` and `keyfile`, what a stranger's bytes
 //!   reach first, do no I/O and name no store, HTTP, SQLite or runtime.
+//! - The domain (`ids`, `token`, `chain`, `clearkey`, `keyfile`, `license`)
+//!   names no outer layer (`store`, `http`, `admin`, `report`, `ground`,
+//!   `server`, `cli`): those depend on it. The store's writer implements
+//!   `license::LicenseLog` in `license::entry`'s terms.
 //! - SQLite is named only in `store`; openssl only in `crypto`; libxml2 and
 //!   libxmlsec1 only in `crypto::xmldsig`; clap only in `cli`; the environment
 //!   only in `cli`, `config` and `systemd`; the wall clock only in `clock`;

@@ -30,7 +30,7 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     writer: LogWriter,
     service: Arc<LicenseService>,
-    refresher: crate::license::KeyRefresher,
+    refresher: crate::store::KeyRefresher,
     /// Tasks that live as long as the server (reports, status, watchdog); they
     /// hold handles to the log, so they end before the log is flushed.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -323,10 +323,10 @@ fn license_service(
     config: &Config,
     db: Db,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<(Arc<LicenseService>, LogWriter, crate::license::KeyRefresher)> {
+) -> anyhow::Result<(Arc<LicenseService>, LogWriter, crate::store::KeyRefresher)> {
     let pepper = db.pepper().context("opening the user-id pepper")?;
     let ring = Arc::new(KeyRing::default());
-    crate::license::load_keys(&db, &ring)?;
+    crate::store::load_keys(&db, &ring)?;
     let newest = db.newest_issued_at()?;
     let writer_config = WriterConfig {
         queue_capacity: config.log.queue_capacity,
@@ -351,7 +351,7 @@ fn license_service(
         limits,
         last_issued_at: newest,
     }));
-    let refresher = crate::license::KeyRefresher::start(db, ring)?;
+    let refresher = crate::store::KeyRefresher::start(db, ring)?;
     Ok((service, writer, refresher))
 }
 

@@ -133,6 +133,40 @@ fn what_a_strangers_bytes_reach_first_does_no_io() {
     }
 }
 
+/// The domain is at the centre: the modules that say what a license, a key,
+/// a log entry and a token are depend on no module that stores, serves or
+/// reports them (those depend on the domain).
+#[test]
+fn the_domain_depends_on_no_outer_layer() {
+    let domain = [
+        "ids.rs",
+        "token/",
+        "chain.rs",
+        "clearkey.rs",
+        "keyfile/",
+        "license/",
+    ];
+    let outer = [
+        "crate::store",
+        "crate::http",
+        "crate::admin",
+        "crate::report",
+        "crate::ground",
+        "crate::server",
+        "crate::cli",
+    ];
+    for (file, code) in sources() {
+        if domain
+            .iter()
+            .any(|d| file == *d || (d.ends_with('/') && file.starts_with(d)))
+        {
+            for layer in outer {
+                assert!(!code.contains(layer), "{file} names {layer}");
+            }
+        }
+    }
+}
+
 #[test]
 fn the_module_map_in_lib_rs_lists_every_module() {
     let lib = std::fs::read_to_string(root().join("src/lib.rs")).unwrap();

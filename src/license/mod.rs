@@ -16,12 +16,10 @@ use time::Duration;
 use crate::clock::Clock;
 use crate::crypto::HmacKey;
 use crate::ids::{ComKeyId, ContentKey, KeySystem, Kid, LicenseType, Secret32};
-use crate::store::{AppendError, Appended, LogEntry, LogHandle, Repeatable, WriterHealth};
+pub mod entry;
+
 use crate::token::{self, ComKey, ComKeys, Denial, Entitlement, TokenError};
-
-mod refresher;
-
-pub use refresher::{KeyRefresher, load_keys};
+pub use entry::{AppendError, Appended, LogEntry, Repeatable, WriterHealth};
 
 /// The keys the server hands out and verifies with, decrypted once and swapped
 /// whole when the store changes.
@@ -124,12 +122,6 @@ pub type Appending<'a> =
 /// within `timeout`, or `TokenReused`, or `Unavailable`.
 pub trait LicenseLog: Send + Sync {
     fn append(&self, entry: LogEntry, timeout: StdDuration) -> Appending<'_>;
-}
-
-impl LicenseLog for LogHandle {
-    fn append(&self, entry: LogEntry, timeout: StdDuration) -> Appending<'_> {
-        Box::pin(LogHandle::append(self, entry, timeout))
-    }
 }
 
 /// What a player asked for.

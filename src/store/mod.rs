@@ -14,6 +14,7 @@ mod keys;
 mod log;
 mod migrate;
 mod prune;
+mod refresher;
 mod reports;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,7 @@ pub use log::{
 };
 pub use migrate::{LATEST as SCHEMA_VERSION, reads_the_log};
 pub use prune::PruneMark;
+pub use refresher::{KeyRefresher, load_keys};
 pub use reports::{LogRow, ReportRecord};
 
 pub const DB_FILE: &str = "berth.db";

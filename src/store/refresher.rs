@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use super::KeyRing;
-use crate::store::Db;
+use super::Db;
+use crate::license::KeyRing;
 
 /// Loads every key from the store into the ring.
 pub fn load_keys(db: &Db, ring: &KeyRing) -> anyhow::Result<()> {
