@@ -61,10 +61,20 @@ pub fn import(
     signers: &[PathBuf],
     now: OffsetDateTime,
 ) -> anyhow::Result<Imported> {
-    let delivery = delivery_key(db, now)?;
+    // A JSON key file is never encrypted: only a CPIX document may need the
+    // delivery key pair (made on first use).
+    let is_json = file
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'{');
+    let delivery = if is_json {
+        None
+    } else {
+        Some(delivery_key(db, now)?)
+    };
     let signers = load_signers(signers)?;
     let recipient = crate::keyfile::Recipient {
-        delivery: Some(&delivery),
+        delivery: delivery.as_ref(),
         signers: &signers,
         now,
     };

@@ -32,7 +32,7 @@
 //!   bill (with what the evidence proves), the schedule that exports and
 //!   uploads them, their text for people.
 //! - [`ground`]: the vendor's receiver for uploads (HTTP in `ground`, the
-//!   decisions in `ground::store`) and the registry of installations.
+//!   decisions in `ground::archive`, the archive of what it keeps) and the registry of installations.
 //! - [`logline`]: the service log's lines, with outside text escaped.
 //! - [`histogram`]: lock-free latency histograms for `/metrics`.
 //! - [`http`]: the license API on actix-web, its workers' mailboxes, the

@@ -2,14 +2,14 @@
 //! Mutual TLS: every client shows a certificate from the vendor's CA whose
 //! common name (or a subject alternative name) is its installation id, and may
 //! upload only that installation's reports. Each report is verified in full
-//! before [`store::GroundStore`] keeps it; `fleet summary` and `fleet bill`
+//! before [`archive::GroundStore`] keeps it; `fleet summary` and `fleet bill`
 //! read the store as they read any folder of reports.
 //!
 //! Architecture Invariant: the HTTP side of the ground; the decisions are in
-//! `store`, which knows nothing of HTTP.
+//! `archive`, which knows nothing of HTTP.
 
+pub mod archive;
 pub mod registry;
-pub mod store;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,8 +21,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+pub use archive::{CheckpointName, GroundStore, Refusal, ReportName, Stored, Upload};
 pub use registry::Registry;
-pub use store::{CheckpointName, GroundStore, Refusal, ReportName, Stored, Upload};
 
 /// Uploads received at once; more are answered 503 with Retry-After.
 const UPLOADS_AT_ONCE: usize = 8;

@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 use super::Verified;
 use super::checkpoint::Signed;
-use crate::ground::store::{CLOCK_TOLERANCE, received_at};
+use crate::ground::archive::{CLOCK_TOLERANCE, received_at};
 use crate::ids::{Month, format_instant, parse_instant};
 
 /// One month of an installation, as billed.

@@ -138,15 +138,21 @@ impl Uploader {
         let master = crate::installation::load_master_key(&crate::installation::master_key_path(config))?;
         let data_dir = config.data_dir.clone();
         let now_text = format_instant(now);
-        let (due, signer) = {
+        // One connection for the pass, opened off the async workers.
+        let db = {
             let (data_dir, master) = (data_dir.clone(), master.clone());
+            let db = actix_web::rt::task::spawn_blocking(move || Db::open(&data_dir, master)).await??;
+            std::sync::Arc::new(std::sync::Mutex::new(db))
+        };
+        let (due, signer) = {
+            let db = std::sync::Arc::clone(&db);
             let at = if force {
                 "9999-12-31T23:59:59.999Z".to_owned()
             } else {
                 now_text.clone()
             };
             actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<_> {
-                let db = Db::open(&data_dir, master)?;
+                let db = db.lock().expect("db lock");
                 let signer = db.signing_key()?.public_pem();
                 // Checkpoints first: they leave the box ahead of the reports.
                 let checkpoints = db.pending_checkpoints(&at)?.into_iter().map(Outgoing::Checkpoint);
@@ -164,11 +170,11 @@ impl Uploader {
             };
             let backoff = self.backoff(item.attempts());
             let next = format_instant(now + time::Duration::seconds(backoff as i64));
-            let (data_dir, master, at) = (data_dir.clone(), master.clone(), now_text.clone());
+            let (db, at) = (std::sync::Arc::clone(&db), now_text.clone());
             item.log(&name, &result, backoff);
             let outcome = result.clone();
             actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<()> {
-                let mut db = Db::open(&data_dir, master)?;
+                let mut db = db.lock().expect("db lock");
                 item.record(&mut db, outcome.map_err(|e| (e.to_string(), next)), &at)
             })
             .await??;

@@ -9,7 +9,7 @@
 mod batch;
 mod browse;
 mod chain_check;
-mod checkpoints;
+mod coverage;
 mod keys;
 mod log;
 mod migrate;
@@ -30,7 +30,7 @@ use crate::ids::{ComKeyId, Kid, Month, Secret32, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
-pub use checkpoints::{CheckpointRecord, LogOutage, ServingPeriod};
+pub use coverage::{CheckpointRecord, LogOutage, ServingPeriod};
 pub use keys::DeliverySource;
 pub use log::{
     AppendError, Appended, Courier, FindCourier, LogEntry, LogHandle, LogWriter, Outcome, Repeatable, Reply,

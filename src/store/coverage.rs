@@ -1,4 +1,6 @@
-//! The checkpoint outbox and the record of when berth served.
+//! What the box records of its own coverage: the checkpoint outbox (checkpoints
+//! made and their upload state), the runs of `berth serve`, and the stretches
+//! the license log could not be written.
 
 use rusqlite::{OptionalExtension, params};
 

@@ -1,4 +1,4 @@
-//! The receiver's store: one folder per installation holding its verified
+//! The receiver's archive: one folder per installation holding its verified
 //! report zips and the key it signs with (`signer.pem`, pinned by its first
 //! report unless `--pubkeys` names it). A report is verified in full before it
 //! gets its name, and it gets its name by a rename after its bytes are synced,
