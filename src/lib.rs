@@ -35,6 +35,8 @@
 //!   decisions in `ground::archive`, the archive of what it keeps) and the registry of installations.
 //! - [`logline`]: the service log's lines, with outside text escaped.
 //! - [`histogram`]: lock-free latency histograms for `/metrics`.
+//! - [`health`]: the license path's health and free disk space, for
+//!   `/healthz`, the watchdog, the dashboard and the ground receiver.
 //! - [`http`]: the license API on actix-web, its workers' mailboxes, the
 //!   health probe.
 //! - [`accounts`]: crew account rules and fresh secrets (CLI and admin UI).
@@ -72,6 +74,7 @@ pub mod config;
 pub mod crypto;
 pub mod durable;
 pub mod ground;
+pub mod health;
 pub mod histogram;
 pub mod http;
 pub mod ids;

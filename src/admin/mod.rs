@@ -375,10 +375,10 @@ fn dashboard_data(state: &AdminState) -> views::Dashboard {
     let reports = reports_status(&db, now, state.upload_configured, state.auto_export);
     drop(db);
     let labels = labels_by_kid(&keys);
-    let disk_free = crate::http::disk_free_bytes(&state.data_dir);
+    let disk_free = crate::health::disk_free_bytes(&state.data_dir);
     let reports_card = views::reports_card(reports.as_ref());
     views::Dashboard {
-        health: crate::http::health_report(&state.service),
+        health: crate::health::report(&state.service),
         disk_free_bytes: disk_free,
         disk_days_left: disk_free
             .zip(counts.as_ref())
@@ -596,7 +596,7 @@ async fn metrics(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse
     out.push_str(&format!(
         "# HELP berth_database_bytes Size of the database and its WAL.\n# TYPE berth_database_bytes gauge\nberth_database_bytes {size}\n"
     ));
-    if let Some(free) = crate::http::disk_free_bytes(&state.data_dir) {
+    if let Some(free) = crate::health::disk_free_bytes(&state.data_dir) {
         out.push_str(&format!(
             "# HELP berth_disk_free_bytes Free space for the database on its filesystem.\n# TYPE berth_disk_free_bytes gauge\nberth_disk_free_bytes {free}\n"
         ));

@@ -193,7 +193,7 @@ async fn receive_upload(
             name.limit()
         )));
     }
-    let free = crate::http::disk_free_bytes(receiver.store.dir()).unwrap_or(0);
+    let free = crate::health::disk_free_bytes(receiver.store.dir()).unwrap_or(0);
     if free < receiver.min_free.saturating_add(length) {
         tracing::error!(free, length, "the ground store's disk is low: uploads refused");
         return Err(Refusal::DiskLow(

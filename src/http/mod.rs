@@ -27,13 +27,13 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
 use crate::clearkey::{self, ClearKeyError};
 use crate::config::LicenseConfig;
-use crate::ids::{KeySystem, Kid, LicenseType, format_instant, parse_instant};
+use crate::ids::{KeySystem, Kid, LicenseType};
 use crate::license::{LicenseRequest, LicenseService};
 
 pub use cors::Cors;
 pub use error::ApiError;
 pub use mailbox::Mailbox;
-pub use outcomes::{Outcome, Outcomes, disk_free_bytes};
+pub use outcomes::{Outcome, Outcomes};
 pub use probe::{ProbeError, probe_healthz};
 use ratelimit::RateLimiter;
 
@@ -391,7 +391,7 @@ async fn hls_key(req: HttpRequest, api: web::Data<LicenseApi>) -> Result<HttpRes
 }
 
 async fn healthz(api: web::Data<LicenseApi>) -> HttpResponse {
-    let report = health_report(&api.service);
+    let report = crate::health::report(&api.service);
     let status = if report.is_ok() {
         StatusCode::OK
     } else {
@@ -401,85 +401,4 @@ async fn healthz(api: web::Data<LicenseApi>) -> HttpResponse {
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .body(serde_json::to_string(&report).expect("a health report serialises"))
-}
-
-/// The health of the license path, shared by `/healthz`, the watchdog and the
-/// admin dashboard: `/healthz`'s JSON body.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Health {
-    /// "ok" or "unavailable".
-    pub status: &'static str,
-    pub problems: Vec<String>,
-    /// "ok", or why the last write failed.
-    pub database: String,
-    pub log_writer: WriterState,
-    pub keys: KeyCounts,
-    pub clock: ClockState,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct WriterState {
-    pub responding: bool,
-    pub queued: u64,
-    pub committed: u64,
-    pub last_commit_ms: f64,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct KeyCounts {
-    pub content_keys: usize,
-    pub communication_keys: usize,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ClockState {
-    pub now: String,
-    pub newest_license: Option<String>,
-    /// The wall clock reads earlier than the newest license (by over a minute).
-    pub behind_log: bool,
-}
-
-impl Health {
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-pub fn health_report(service: &LicenseService) -> Health {
-    let writer = service.writer_health();
-    let failure = writer.failure();
-    let stalled = writer.is_stalled();
-    let now = service.clock().now();
-    let newest = service.last_issued_at();
-    let behind_log = newest
-        .as_deref()
-        .and_then(|n| parse_instant(n).ok())
-        .is_some_and(|n| n > now + time::Duration::minutes(1));
-    let mut problems = Vec::new();
-    if let Some(why) = &failure {
-        problems.push(format!("database: {why}"));
-    }
-    if stalled {
-        problems.push("the log writer is not responding".to_owned());
-    }
-    Health {
-        status: if problems.is_empty() { "ok" } else { "unavailable" },
-        problems,
-        database: failure.unwrap_or_else(|| "ok".to_owned()),
-        log_writer: WriterState {
-            responding: !stalled,
-            queued: writer.queued(),
-            committed: writer.committed(),
-            last_commit_ms: writer.last_commit().as_secs_f64() * 1000.0,
-        },
-        keys: KeyCounts {
-            content_keys: service.keys().content_key_count(),
-            communication_keys: service.keys().com_key_count(),
-        },
-        clock: ClockState {
-            now: format_instant(now),
-            newest_license: newest,
-            behind_log,
-        },
-    }
 }

@@ -140,13 +140,6 @@ impl Outcomes {
     }
 }
 
-/// Free space on the data dir's filesystem, for the dashboard.
-pub fn disk_free_bytes(dir: &std::path::Path) -> Option<u64> {
-    rustix::fs::statvfs(dir)
-        .ok()
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{page, script};
 use crate::admin::session::Session;
-use crate::http::Health;
+use crate::health::Health;
 use crate::ids::{Month, counted};
 use crate::store::Counts;
 
