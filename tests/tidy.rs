@@ -270,3 +270,39 @@ fn the_reference_lists_every_command_and_flag() {
         "the reference's CLI table lacks: {missing:#?}"
     );
 }
+
+/// Every configuration key berth has is in the reference's section 10 and in
+/// the documented example, `packaging/berth.toml`.
+#[test]
+fn the_reference_and_the_example_list_every_configuration_key() {
+    let spec = std::fs::read_to_string(root().join("packaging/doc/SPEC.md")).unwrap();
+    let section = spec
+        .split("## 10. Configuration")
+        .nth(1)
+        .expect("the reference has section 10");
+    let example: toml::Table = std::fs::read_to_string(root().join("packaging/berth.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let config: toml::Table = berth::config::Config::default().to_toml().parse().unwrap();
+    let mut missing = Vec::new();
+    for (key, value) in &config {
+        let keys: Vec<String> = match value.as_table() {
+            Some(section) => section.keys().map(|k| format!("{key}.{k}")).collect(),
+            None => vec![key.clone()],
+        };
+        for dotted in keys {
+            if !section.contains(&format!("`{dotted}`")) {
+                missing.push(format!("the reference lacks {dotted}"));
+            }
+            let in_example = match dotted.split_once('.') {
+                Some((s, k)) => example.get(s).and_then(|t| t.get(k)).is_some(),
+                None => example.contains_key(&dotted),
+            };
+            if !in_example {
+                missing.push(format!("packaging/berth.toml lacks {dotted}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
+}
