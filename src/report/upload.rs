@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::config::UploadConfig;
 use crate::crypto::{self, sha256_hex};
 use crate::ids::format_instant;
-use crate::store::{CheckpointRecord, Db, ReportRecord};
+use crate::store::{CheckpointRecord, Db, OutboxEntry, ReportRecord};
 
 pub struct Uploader {
     client: awc::Client,
@@ -255,14 +255,15 @@ impl Outgoing {
 
     /// Marks it uploaded at `at`, or failed with the reason and the time of the next attempt.
     fn record(&self, db: &mut Db, outcome: Result<(), (String, String)>, at: &str) -> anyhow::Result<()> {
-        match (self, outcome) {
-            (Outgoing::Checkpoint(c), Ok(())) => db.mark_checkpoint_uploaded(&c.file_name, at)?,
-            (Outgoing::Checkpoint(c), Err((why, next))) => {
-                db.mark_checkpoint_failed(&c.file_name, &why, &next)?
-            }
-            (Outgoing::Report(r), Ok(())) => db.mark_uploaded(r.sequence, at)?,
-            (Outgoing::Report(r), Err((why, next))) => db.mark_upload_failed(r.sequence, &why, &next)?,
-        }
+        let entry = match self {
+            Outgoing::Checkpoint(c) => OutboxEntry::Checkpoint(&c.file_name),
+            Outgoing::Report(r) => OutboxEntry::Report(r.sequence),
+        };
+        let result = match &outcome {
+            Ok(()) => Ok(at),
+            Err((why, next)) => Err((why.as_str(), next.as_str())),
+        };
+        db.record_upload(entry, result)?;
         Ok(())
     }
 }

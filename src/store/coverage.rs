@@ -76,29 +76,6 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn mark_checkpoint_uploaded(&self, file_name: &str, at: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE checkpoints SET uploaded_at = ?2, upload_attempts = upload_attempts + 1, last_error = NULL
-             WHERE file_name = ?1",
-            params![file_name, at],
-        )?;
-        Ok(())
-    }
-
-    pub fn mark_checkpoint_failed(
-        &self,
-        file_name: &str,
-        error: &str,
-        next_at: &str,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE checkpoints SET upload_attempts = upload_attempts + 1, last_error = ?2, next_attempt_at = ?3
-             WHERE file_name = ?1",
-            params![file_name, error, next_at],
-        )?;
-        Ok(())
-    }
-
     /// Checkpoints made in `[start, end)` (instants as stored), oldest first.
     pub fn checkpoints_made_between(
         &self,

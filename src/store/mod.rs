@@ -39,7 +39,7 @@ pub use log::{
 pub use migrate::{LATEST as SCHEMA_VERSION, reads_the_log};
 pub use prune::PruneMark;
 pub use refresher::{KeyRefresher, load_keys};
-pub use reports::{LogRow, ReportRecord};
+pub use reports::{LogRow, OutboxEntry, ReportRecord};
 
 pub const DB_FILE: &str = "berth.db";
 

@@ -5,6 +5,15 @@ use rusqlite::{OptionalExtension as _, params};
 
 use super::{Db, StoreError};
 
+/// An entry of the upload outbox.
+#[derive(Debug, Clone, Copy)]
+pub enum OutboxEntry<'a> {
+    /// A report, by sequence.
+    Report(i64),
+    /// A checkpoint, by file name.
+    Checkpoint(&'a str),
+}
+
 /// One exported (final) report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportRecord {
@@ -185,26 +194,38 @@ impl Db {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    pub fn mark_uploaded(&mut self, sequence: i64, at: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE reports SET uploaded_at = ?2, upload_attempts = upload_attempts + 1, last_error = NULL
-             WHERE sequence = ?1",
-            params![sequence, at],
-        )?;
-        Ok(())
-    }
-
-    pub fn mark_upload_failed(
-        &mut self,
-        sequence: i64,
-        error: &str,
-        next_at: &str,
+    /// Records one upload attempt of an outbox entry (the reports and the
+    /// checkpoints keep their uploads alike): done at `Ok(at)`, or failed with
+    /// `Err((why, when to try next))`.
+    pub fn record_upload(
+        &self,
+        entry: OutboxEntry<'_>,
+        result: Result<&str, (&str, &str)>,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE reports SET upload_attempts = upload_attempts + 1, last_error = ?2, next_attempt_at = ?3
-             WHERE sequence = ?1",
-            params![sequence, error, next_at],
-        )?;
+        let (table, key_column) = match entry {
+            OutboxEntry::Report(_) => ("reports", "sequence"),
+            OutboxEntry::Checkpoint(_) => ("checkpoints", "file_name"),
+        };
+        let key: &dyn rusqlite::ToSql = match &entry {
+            OutboxEntry::Report(sequence) => sequence,
+            OutboxEntry::Checkpoint(name) => name,
+        };
+        match result {
+            Ok(at) => self.conn.execute(
+                &format!(
+                    "UPDATE {table} SET uploaded_at = ?2, upload_attempts = upload_attempts + 1, last_error = NULL
+                     WHERE {key_column} = ?1"
+                ),
+                params![key, at],
+            )?,
+            Err((why, next)) => self.conn.execute(
+                &format!(
+                    "UPDATE {table} SET upload_attempts = upload_attempts + 1, last_error = ?2, next_attempt_at = ?3
+                     WHERE {key_column} = ?1"
+                ),
+                params![key, why, next],
+            )?,
+        };
         Ok(())
     }
 
