@@ -325,7 +325,8 @@ fn license_service(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(Arc<LicenseService>, LogWriter, crate::store::KeyRefresher)> {
     let pepper = db.pepper().context("opening the user-id pepper")?;
-    let ring = Arc::new(KeyRing::default());
+    let link = crate::store::RefresherLink::default();
+    let ring = Arc::new(KeyRing::new(link.store_check()));
     crate::store::load_keys(&db, &ring)?;
     let newest = db.newest_issued_at()?;
     let writer_config = WriterConfig {
@@ -351,7 +352,7 @@ fn license_service(
         limits,
         last_issued_at: newest,
     }));
-    let refresher = crate::store::KeyRefresher::start(db, ring)?;
+    let refresher = crate::store::KeyRefresher::start(db, ring, link)?;
     Ok((service, writer, refresher))
 }
 

@@ -26,16 +26,28 @@ pub use entry::{AppendError, Appended, LogEntry, Repeatable, WriterHealth};
 /// Asks the key store whether keys changed, and answers once the ring is up to date.
 pub type StoreCheck = Box<dyn Fn(tokio::sync::oneshot::Sender<()>) + Send + Sync>;
 
+/// The keys licenses are made from. `KeyRing::default()` has no store to ask
+/// (a ring filled by hand); `KeyRing::new` is given its store's check when it
+/// is built, before anything uses it.
 #[derive(Default)]
 pub struct KeyRing {
     content: RwLock<Arc<HashMap<Kid, ContentKey>>>,
     com: RwLock<Arc<ComKeys>>,
     generation: AtomicI64,
-    check: Mutex<Option<StoreCheck>>,
+    check: Option<StoreCheck>,
     last_check: Mutex<Option<std::time::Instant>>,
 }
 
 impl KeyRing {
+    /// An empty ring that asks the key store for changes with `check` (the
+    /// store's key refresher: `store::RefresherLink::store_check`).
+    pub fn new(check: StoreCheck) -> KeyRing {
+        KeyRing {
+            check: Some(check),
+            ..KeyRing::default()
+        }
+    }
+
     pub fn replace(&self, generation: i64, content: Vec<(Kid, ContentKey)>, com: Vec<(ComKeyId, Secret32)>) {
         let content: HashMap<_, _> = content.into_iter().collect();
         let com: ComKeys = com
@@ -47,16 +59,11 @@ impl KeyRing {
         self.generation.store(generation, Ordering::Release);
     }
 
-    /// Installs how to ask the store for changes (the server's key refresher).
-    pub fn set_store_check(&self, check: StoreCheck) {
-        *self.check.lock().expect("key ring lock") = Some(check);
-    }
-
     /// Keys changed in the store (the admin UI imported or removed one): have the
     /// refresher reload now rather than at its next poll.
     pub fn reload_soon(&self) {
         let (tx, _rx) = tokio::sync::oneshot::channel();
-        if let Some(check) = self.check.lock().expect("key ring lock").as_ref() {
+        if let Some(check) = &self.check {
             check(tx);
         }
     }
@@ -65,7 +72,7 @@ impl KeyRing {
     /// store's keys: after the admin UI removes a key, no request uses it.
     pub async fn reload(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if let Some(check) = self.check.lock().expect("key ring lock").as_ref() {
+        if let Some(check) = &self.check {
             check(tx);
         }
         let _ = tokio::time::timeout(StdDuration::from_secs(2), rx).await;
@@ -84,7 +91,7 @@ impl KeyRing {
         }
         let before = self.generation();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        match self.check.lock().expect("key ring lock").as_ref() {
+        match &self.check {
             Some(check) => check(tx),
             None => return false,
         }

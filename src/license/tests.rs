@@ -52,7 +52,12 @@ fn kid() -> Kid {
 }
 
 fn ring(with_content_key: bool) -> Arc<KeyRing> {
-    let ring = Arc::new(KeyRing::default());
+    ring_with(with_content_key, None)
+}
+
+/// A ring with (or without) the content key, asking the store with `check`.
+fn ring_with(with_content_key: bool, check: Option<StoreCheck>) -> Arc<KeyRing> {
+    let ring = Arc::new(check.map_or_else(KeyRing::default, KeyRing::new));
     let content = if with_content_key {
         vec![(kid(), ContentKey([5; 16]))]
     } else {
@@ -185,10 +190,12 @@ async fn a_key_the_ring_lacks_is_looked_up_once_more_before_refusing() {
     let token = token(json!({}));
     // The store has nothing new: refused as unknown, and nothing logged.
     let log = FakeLog::committed();
-    let lacking = ring(false);
-    lacking.set_store_check(Box::new(|done| {
-        let _ = done.send(());
-    }));
+    let lacking = ring_with(
+        false,
+        Some(Box::new(|done| {
+            let _ = done.send(());
+        })),
+    );
     let refused = service(Arc::clone(&lacking), Arc::clone(&log));
     assert_eq!(
         refused
@@ -200,16 +207,24 @@ async fn a_key_the_ring_lacks_is_looked_up_once_more_before_refusing() {
     assert!(log.entries.lock().unwrap().is_empty());
     // A key imported a moment ago: the store's check loads it, and the same
     // request is licensed.
-    let ring = ring(false);
-    let reloading = Arc::clone(&ring);
-    ring.set_store_check(Box::new(move |done| {
-        reloading.replace(
-            2,
-            vec![(kid(), ContentKey([5; 16]))],
-            vec![(com_id(), Secret32([42; 32]))],
-        );
-        let _ = done.send(());
-    }));
+    // The store's check refills the ring it belongs to (it learns of the
+    // ring once the ring is built, as the refresher thread does).
+    let this_ring: Arc<std::sync::OnceLock<std::sync::Weak<KeyRing>>> = Arc::default();
+    let reloading = Arc::clone(&this_ring);
+    let ring = ring_with(
+        false,
+        Some(Box::new(move |done| {
+            if let Some(ring) = reloading.get().and_then(std::sync::Weak::upgrade) {
+                ring.replace(
+                    2,
+                    vec![(kid(), ContentKey([5; 16]))],
+                    vec![(com_id(), Secret32([42; 32]))],
+                );
+            }
+            let _ = done.send(());
+        })),
+    );
+    this_ring.set(Arc::downgrade(&ring)).unwrap();
     let service = service(ring, FakeLog::committed());
     let license = service.issue(request(&token, KeySystem::ClearKey)).await.unwrap();
     assert_eq!(license.keys[0].1, ContentKey([5; 16]));

@@ -38,7 +38,7 @@ pub use log::{
 };
 pub use migrate::{LATEST as SCHEMA_VERSION, reads_the_log};
 pub use prune::PruneMark;
-pub use refresher::{KeyRefresher, load_keys};
+pub use refresher::{KeyRefresher, RefresherLink, load_keys};
 pub use reports::{LogRow, OutboxEntry, ReportRecord};
 
 pub const DB_FILE: &str = "berth.db";

@@ -3,7 +3,7 @@
 //! reload, and when a request names a key the ring does not have.
 
 use std::sync::Arc;
-use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -35,13 +35,35 @@ pub struct KeyRefresher {
     thread: JoinHandle<()>,
 }
 
-impl KeyRefresher {
-    pub fn start(db: Db, ring: Arc<KeyRing>) -> anyhow::Result<KeyRefresher> {
+/// The refresher's channel, made before the key ring so that the ring is
+/// built with its source (`KeyRing::new(link.store_check())`), then handed to
+/// [`KeyRefresher::start`].
+pub struct RefresherLink {
+    tx: Sender<RefreshCommand>,
+    rx: Receiver<RefreshCommand>,
+}
+
+impl Default for RefresherLink {
+    fn default() -> Self {
         let (tx, rx) = channel();
-        let checks = tx.clone();
-        ring.set_store_check(Box::new(move |answer| {
+        RefresherLink { tx, rx }
+    }
+}
+
+impl RefresherLink {
+    /// How the key ring asks the store for changes: the refresher checks and
+    /// answers once the ring is up to date.
+    pub fn store_check(&self) -> crate::license::StoreCheck {
+        let checks = self.tx.clone();
+        Box::new(move |answer| {
             let _ = checks.send(RefreshCommand::Check(answer));
-        }));
+        })
+    }
+}
+
+impl KeyRefresher {
+    pub fn start(db: Db, ring: Arc<KeyRing>, link: RefresherLink) -> anyhow::Result<KeyRefresher> {
+        let RefresherLink { tx, rx } = link;
         let thread = std::thread::Builder::new()
             .name("berth-key-refresh".into())
             .spawn(move || loop {
