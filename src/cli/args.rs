@@ -249,7 +249,10 @@ pub enum ReportCommand {
     },
     /// Exported reports and their upload state.
     List,
-    /// Upload pending reports now (or one report, by file name), ignoring the backoff.
+    /// Upload now, ignoring the backoff, every pending checkpoint and report,
+    /// in order. With FILE, first check that it is one of this installation's
+    /// exported reports: it goes with the ones before it (the receiver takes
+    /// reports in order).
     Upload { file: Option<String> },
 }
 

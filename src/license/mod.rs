@@ -21,12 +21,11 @@ pub mod entry;
 use crate::token::{self, ComKey, ComKeys, Denial, Entitlement, TokenError};
 pub use entry::{AppendError, Appended, LogEntry, Repeatable, WriterHealth};
 
-/// The keys the server hands out and verifies with, decrypted once and swapped
-/// whole when the store changes.
 /// Asks the key store whether keys changed, and answers once the ring is up to date.
 pub type StoreCheck = Box<dyn Fn(tokio::sync::oneshot::Sender<()>) + Send + Sync>;
 
-/// The keys licenses are made from. `KeyRing::default()` has no store to ask
+/// The keys the server hands out and verifies with, decrypted once and swapped
+/// whole when the store changes. `KeyRing::default()` has no store to ask
 /// (a ring filled by hand); `KeyRing::new` is given its store's check when it
 /// is built, before anything uses it.
 #[derive(Default)]
