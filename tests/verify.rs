@@ -58,6 +58,9 @@ fn files_of(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// One change to a report's `report.json` and `licenses.csv`.
+type Change = dyn Fn(&mut Value, &mut String);
+
 fn refused(bytes: &[u8]) -> VerifyError {
     verify_reader(Cursor::new(bytes), None).expect_err("refused")
 }
@@ -143,7 +146,7 @@ fn signed_contents_that_disagree_with_themselves_are_contents_errors() {
     let named: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
     says(&refused(&raw_zip(&named)), "report.json edited");
     // Re-signed, each of these is still refused, by name.
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value, &mut String)>)> = vec![
+    let cases: Vec<(&str, Box<Change>)> = vec![
         (
             "has schema",
             Box::new(|r, _| r["schema"] = json!("berth.usage-report/9")),
