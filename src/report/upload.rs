@@ -146,17 +146,19 @@ impl Uploader {
         };
         let (due, signer) = {
             let db = std::sync::Arc::clone(&db);
-            let at = if force {
-                "9999-12-31T23:59:59.999Z".to_owned()
-            } else {
-                now_text.clone()
-            };
+            let at = (!force).then(|| now_text.clone());
             actix_web::rt::task::spawn_blocking(move || -> anyhow::Result<_> {
                 let db = db.lock().expect("db lock");
                 let signer = db.signing_key()?.public_pem();
                 // Checkpoints first: they leave the box ahead of the reports.
-                let checkpoints = db.pending_checkpoints(&at)?.into_iter().map(Outgoing::Checkpoint);
-                let reports = db.pending_uploads(&at)?.into_iter().map(Outgoing::Report);
+                let checkpoints = db
+                    .pending_checkpoints(at.as_deref())?
+                    .into_iter()
+                    .map(Outgoing::Checkpoint);
+                let reports = db
+                    .pending_uploads(at.as_deref())?
+                    .into_iter()
+                    .map(Outgoing::Report);
                 Ok((checkpoints.chain(reports).collect::<Vec<_>>(), signer))
             })
             .await??

@@ -66,10 +66,12 @@ impl Db {
     }
 
     /// Checkpoints not uploaded yet whose next attempt is due at `now`, oldest first.
-    pub fn pending_checkpoints(&self, now: &str) -> Result<Vec<CheckpointRecord>, StoreError> {
+    /// Not yet uploaded and due at `now`; every one not yet uploaded when
+    /// `now` is None (an upload forced by hand ignores the backoff).
+    pub fn pending_checkpoints(&self, now: Option<&str>) -> Result<Vec<CheckpointRecord>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {COLUMNS} FROM checkpoints
-             WHERE uploaded_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+             WHERE uploaded_at IS NULL AND (?1 IS NULL OR next_attempt_at IS NULL OR next_attempt_at <= ?1)
              ORDER BY made_at, seq"
         ))?;
         let rows = stmt.query_map([now], from_row)?;

@@ -184,10 +184,12 @@ impl Db {
     }
 
     /// Reports not yet accepted by the receiver whose next attempt is due.
-    pub fn pending_uploads(&self, now: &str) -> Result<Vec<ReportRecord>, StoreError> {
+    /// Not yet uploaded and due at `now`; every one not yet uploaded when
+    /// `now` is None (an upload forced by hand ignores the backoff).
+    pub fn pending_uploads(&self, now: Option<&str>) -> Result<Vec<ReportRecord>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {REPORT_COLUMNS} FROM reports
-             WHERE uploaded_at IS NULL AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
+             WHERE uploaded_at IS NULL AND (?1 IS NULL OR next_attempt_at IS NULL OR next_attempt_at <= ?1)
              ORDER BY sequence"
         ))?;
         let rows = stmt.query_map([now], report_from_row)?;
