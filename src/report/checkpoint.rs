@@ -282,13 +282,22 @@ pub enum CheckpointError {
 /// past its end. Checkpoints of other installations, or not signed by the
 /// report's key, are not this report's.
 pub fn check(report_file: &Path, verified: &Verified, checkpoints: &[Signed]) -> anyhow::Result<usize> {
+    let wanted: Vec<i64> = checkpoints.iter().map(|c| c.checkpoint.seq).collect();
+    check_hashes(verified, &row_hashes(report_file, &wanted)?, checkpoints)
+}
+
+/// [`check`], with the report's row hashes at the checkpoints' rows already
+/// read (by `verify_file_watching`, in the one reading of `licenses.csv`).
+pub fn check_hashes(
+    verified: &Verified,
+    hashes: &HashMap<i64, String>,
+    checkpoints: &[Signed],
+) -> anyhow::Result<usize> {
     let r = &verified.report;
     let ours: Vec<&Signed> = checkpoints
         .iter()
         .filter(|c| c.checkpoint.installation == r.installation.id && c.signed_by(&verified.public_key_der))
         .collect();
-    let wanted: Vec<i64> = ours.iter().map(|c| c.checkpoint.seq).collect();
-    let hashes = row_hashes(report_file, &wanted)?;
     let mut checked = 0;
     for c in ours {
         let (seq, path) = (c.checkpoint.seq, c.path.clone());

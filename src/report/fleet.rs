@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{Verified, verify_file, verify_link};
+use super::{Verified, verify_link};
 use crate::crypto::PublicKey;
 use crate::ground::Registry;
 
@@ -212,9 +212,23 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
     // installation's reports and not by every byte uploaded: files are grouped
     // by the installation their report.json claims (read, not yet trusted),
     // then each group is verified in full.
-    for group in group_by_claim(files).into_values() {
+    for (claim, group) in group_by_claim(files) {
+        // The rows of the installation's checkpoints are read in the same
+        // reading of licenses.csv that verifies it.
+        let watch: Vec<i64> = checks
+            .checkpoints
+            .unwrap_or_default()
+            .iter()
+            .filter(|c| c.checkpoint.installation == claim)
+            .map(|c| c.checkpoint.seq)
+            .collect();
         let mut by_installation: BTreeMap<String, Vec<(PathBuf, Verified)>> = BTreeMap::new();
-        for (path, result) in verify_all(&group, checks) {
+        let mut hashes: HashMap<PathBuf, super::RowHashes> = HashMap::new();
+        for (path, result) in verify_all(&group, checks, &watch) {
+            let result = result.map(|(v, h)| {
+                hashes.insert(path.clone(), h);
+                v
+            });
             match result {
                 Ok(v) if v.report.partial => summary.problems.push(Problem {
                     file: path.display().to_string(),
@@ -233,7 +247,7 @@ pub fn summarize(files: &[PathBuf], checks: &Checks<'_>) -> FleetSummary {
             }
         }
         for (installation, reports) in by_installation {
-            summary.count_installation(installation, reports, checks);
+            summary.count_installation(installation, reports, checks, &hashes);
         }
     }
     summary.choose_labels();
@@ -253,7 +267,13 @@ fn group_by_claim(files: &[PathBuf]) -> BTreeMap<String, Vec<PathBuf>> {
 
 impl FleetSummary {
     /// Counts one installation's verified reports (see [`summarize`]).
-    fn count_installation(&mut self, installation: String, reports: Reports, checks: &Checks<'_>) {
+    fn count_installation(
+        &mut self,
+        installation: String,
+        reports: Reports,
+        checks: &Checks<'_>,
+        hashes: &HashMap<PathBuf, super::RowHashes>,
+    ) {
         let keys_given = checks.pubkeys.is_some() || checks.registry.is_some();
         // The key its checkpoints must carry: the vendor's, or the one its
         // reports all carry.
@@ -268,7 +288,7 @@ impl FleetSummary {
         // resolved: of a genuine report and a rolled-back copy, the genuine
         // one is counted, whichever has more licenses.
         let (reports, mut refused) = match checks.checkpoints {
-            Some(set) => self.through_checkpoints(reports, set),
+            Some(set) => self.through_checkpoints(reports, set, hashes),
             None => (reports, Vec::new()),
         };
         let (kept, unlinked, forks) = trusted_reports(reports, keys_given);
@@ -318,22 +338,23 @@ impl FleetSummary {
 /// `--pubkeys` names the one it claims to be.
 /// A report that checks out, or the installation it names (when that can be
 /// trusted) and why it is refused.
-type Checked = Result<Verified, (Option<String>, String)>;
+type Checked = Result<(Verified, super::RowHashes), (Option<String>, String)>;
 
-fn verify_all(files: &[PathBuf], checks: &Checks<'_>) -> Vec<(PathBuf, Checked)> {
+fn verify_all(files: &[PathBuf], checks: &Checks<'_>, watch: &[i64]) -> Vec<(PathBuf, Checked)> {
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(16);
     let chunk = files.len().div_ceil(threads).max(1);
     let check = |path: &PathBuf| -> Checked {
-        let v = verify_file(path, None).map_err(|e| (None, e.to_string()))?;
+        let (v, hashes) =
+            super::verify_file_watching(path, None, watch).map_err(|e| (None, e.to_string()))?;
         let refused = |why: &str| Err((Some(v.report.installation.id.clone()), why.to_owned()));
         match checks.key_of(&v.report.installation.id) {
             Err(why) => refused(why),
             Ok(Some(k)) if k != v.public_key_der => {
                 refused("signed by another key than the installation's registered one")
             }
-            Ok(_) => Ok(v),
+            Ok(_) => Ok((v, hashes)),
         }
     };
     std::thread::scope(|scope| {
@@ -449,11 +470,13 @@ impl FleetSummary {
         &mut self,
         reports: Reports,
         set: &[super::checkpoint::Signed],
+        hashes: &HashMap<PathBuf, super::RowHashes>,
     ) -> (Reports, Vec<(PathBuf, String)>) {
         let mut passed = Vec::new();
         let mut failed = Vec::new();
+        let none = super::RowHashes::new();
         for (path, v) in reports {
-            match super::checkpoint::check(&path, &v, set) {
+            match super::checkpoint::check_hashes(&v, hashes.get(&path).unwrap_or(&none), set) {
                 Ok(n) => {
                     self.checkpoints_checked += n;
                     passed.push((path, v));

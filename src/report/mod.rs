@@ -35,7 +35,8 @@ pub use schedule::{due_months, ended_from, export_due, next_month, report_task};
 pub use text::Exports;
 pub use upload::{UploadError, UploadPass, Uploader};
 pub use verify::{
-    MAX_ZIP, Verified, VerifyError, read_report_json, read_verified, verify_file, verify_link, verify_reader,
+    MAX_ZIP, RowHashes, Verified, VerifyError, read_report_json, read_verified, verify_file,
+    verify_file_watching, verify_link, verify_reader, verify_watching,
 };
 
 /// Version 2: the chain's fields are netstrings ([`crate::chain::row_hash`]), and

@@ -92,6 +92,17 @@ fn read_entry<R: Read + std::io::Seek>(
 
 /// Verifies one report zip; with `expected`, also that it was signed by that key.
 pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified, VerifyError> {
+    verify_file_watching(path, expected, &[]).map(|(v, _)| v)
+}
+
+/// [`verify_file`], also giving the row hashes at the sequence numbers in
+/// `watch` that the report holds (a checkpoint's rows), from the one reading
+/// of `licenses.csv` that verifying makes.
+pub fn verify_file_watching(
+    path: &Path,
+    expected: Option<&PublicKey>,
+    watch: &[i64],
+) -> Result<(Verified, RowHashes), VerifyError> {
     let file = File::open(path)
         .map_err(|e| VerifyError::Malformed(format!("cannot open {}: {e}", path.display())))?;
     let meta = file
@@ -103,8 +114,11 @@ pub fn verify_file(path: &Path, expected: Option<&PublicKey>) -> Result<Verified
     if meta.len() > MAX_ZIP {
         return malformed(format!("{} is larger than 4 GiB", path.display()));
     }
-    verify_reader(BufReader::new(file), expected)
+    verify_watching(BufReader::new(file), expected, watch)
 }
+
+/// Row hashes by sequence number.
+pub type RowHashes = std::collections::HashMap<i64, String>;
 
 fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, VerifyError> {
     let file = File::open(path)
@@ -142,16 +156,25 @@ pub fn read_verified(path: &Path) -> Result<Verified, VerifyError> {
 
 /// [`verify_file`] over any seekable bytes (an upload held in memory, a fuzzer's input).
 pub fn verify_reader<R: Read + std::io::Seek>(
-    mut reader: R,
+    reader: R,
     expected: Option<&PublicKey>,
 ) -> Result<Verified, VerifyError> {
+    verify_watching(reader, expected, &[]).map(|(v, _)| v)
+}
+
+/// [`verify_reader`] with the row hashes at `watch` (see [`verify_file_watching`]).
+pub fn verify_watching<R: Read + std::io::Seek>(
+    mut reader: R,
+    expected: Option<&PublicKey>,
+    watch: &[i64],
+) -> Result<(Verified, RowHashes), VerifyError> {
     check_directory(&mut reader)?;
     let mut zip =
         zip::ZipArchive::new(reader).map_err(|e| VerifyError::Malformed(format!("not a zip file ({e})")))?;
     check_file_names(&zip)?;
     let (manifest, manifest_bytes, public_key_der) = check_signature(&mut zip, expected)?;
     let report = read_report(&mut zip, &manifest, &public_key_der)?;
-    let (tally, head, next_seq) = check_licenses_csv(&mut zip, &manifest, &report)?;
+    let (tally, head, next_seq, watched) = check_licenses_csv(&mut zip, &manifest, &report, watch)?;
     let log = &report.log;
     if next_seq.checked_sub(1) != Some(log.last_seq) || head != log.last_row_hash {
         return contents(
@@ -159,11 +182,12 @@ pub fn verify_reader<R: Read + std::io::Seek>(
         );
     }
     check_counts(tally, &report)?;
-    Ok(Verified {
+    let verified = Verified {
         report,
         manifest_sha256: sha256_hex(&manifest_bytes),
         public_key_der,
-    })
+    };
+    Ok((verified, watched))
 }
 
 /// The zip's end-of-central-directory record, read before the zip library
@@ -302,7 +326,8 @@ fn check_licenses_csv<R: Read + std::io::Seek>(
     zip: &mut zip::ZipArchive<R>,
     manifest: &Manifest,
     report: &ReportJson,
-) -> Result<(Tally, String, i64), VerifyError> {
+    watch: &[i64],
+) -> Result<(Tally, String, i64, RowHashes), VerifyError> {
     let entry = zip
         .by_name("licenses.csv")
         .map_err(|e| VerifyError::Malformed(format!("licenses.csv cannot be read ({e})")))?;
@@ -336,7 +361,9 @@ fn check_licenses_csv<R: Read + std::io::Seek>(
             .checkpoints
             .iter()
             .flatten()
-            .map(|c| (c.seq, None))
+            .map(|c| c.seq)
+            .chain(watch.iter().copied())
+            .map(|seq| (seq, None))
             .collect(),
     };
     read_rows(&mut hashing, &mut chain)?;
@@ -355,7 +382,12 @@ fn check_licenses_csv<R: Read + std::io::Seek>(
         return contents("licenses.csv does not match its hash in manifest.json (licenses.csv edited)");
     }
     check_listed_checkpoints(report, &chain.watched)?;
-    Ok((chain.tally, chain.head, chain.next_seq))
+    let watched = chain
+        .watched
+        .into_iter()
+        .filter_map(|(seq, hash)| Some((seq, hash?)))
+        .collect();
+    Ok((chain.tally, chain.head, chain.next_seq, watched))
 }
 
 /// A checkpoint the report lists that falls in its rows must name the row
