@@ -301,13 +301,19 @@ fn peak_rss(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
-/// One enrolled vessel against the receiver: a zip whose directory lists
-/// 60,000 entries and a signed-looking report whose licenses.csv inflates to
-/// 1 GiB of blank lines are refused before they are read (the receiver's peak
-/// memory stays under 200 MB), a body that stops sending is cut off, and an
-/// upload that would leave the disk low is refused with 507.
-#[actix_web::test]
-async fn one_vessel_cannot_exhaust_the_receiver() {
+/// One enrolled vessel with an exported report, its certificate, and a
+/// receiver with a short idle timeout.
+struct Bomber {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    store: PathBuf,
+    ground: Ground,
+    _app: TestApp,
+    report: PathBuf,
+    cert: (PathBuf, PathBuf),
+}
+
+async fn bomber() -> Bomber {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let store = dir.path().join("store");
@@ -322,9 +328,27 @@ async fn one_vessel_cannot_exhaust_the_receiver() {
         .find(|p| p.extension().is_some_and(|x| x == "zip"))
         .unwrap();
     let cert = pki.issue("bomber", "bomber", None);
-    let me = (cert.0.as_path(), cert.1.as_path());
-    let name = name_of(&report);
 
+    Bomber {
+        dir,
+        pki,
+        store,
+        ground,
+        _app: app,
+        report,
+        cert,
+    }
+}
+
+/// A zip whose directory lists 60,000 entries and a signed-looking report
+/// whose licenses.csv inflates to 1 GiB of blank lines are refused before
+/// they are read: the receiver's peak memory stays under 200 MB.
+#[actix_web::test]
+async fn zip_bombs_are_refused_before_they_are_read() {
+    let b = bomber().await;
+    let (dir, pki, ground, report) = (&b.dir, &b.pki, &b.ground, &b.report);
+    let me = (b.cert.0.as_path(), b.cert.1.as_path());
+    let name = name_of(report);
     // Made by Python's zipfile, streamed, not by berth's code.
     let maker = dir.path().join("bombs.py");
     std::fs::write(
@@ -362,7 +386,7 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
             ],
         );
         let bytes = std::fs::read(&bomb).unwrap();
-        let (status, body) = put(&pki, ground.port, me, &name, &bytes).unwrap();
+        let (status, body) = put(pki, ground.port, me, &name, &bytes).unwrap();
         assert_eq!(status, 422, "{kind}: {body}");
         assert!(body["reason"].as_str().unwrap().contains(says), "{kind}: {body}");
     }
@@ -372,7 +396,16 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         "the receiver's peak RSS: {} MB",
         peak / 1_000_000
     );
+}
 
+/// A body that stops sending is cut off, with nothing left half-written, and
+/// an upload that would leave the disk low is refused with 507.
+#[actix_web::test]
+async fn a_stalled_body_and_a_low_disk_are_refused() {
+    let b = bomber().await;
+    let (pki, store, ground, report) = (&b.pki, &b.store, &b.ground, &b.report);
+    let me = (b.cert.0.as_path(), b.cert.1.as_path());
+    let name = name_of(report);
     // A body that stops sending is cut off.
     let connector = berth::crypto::tls_connector(Some(&pki.ca()), Some(me)).unwrap();
     let tcp = std::net::TcpStream::connect(("127.0.0.1", ground.port)).unwrap();
@@ -397,11 +430,10 @@ with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
     );
 
     // Nothing is taken that would leave the disk low.
-    drop(ground);
-    let ground = ground_with(&pki, &store, &["--min-free-mb", "1000000000"]);
-    let (status, body) = put(&pki, ground.port, me, &name, &std::fs::read(&report).unwrap()).unwrap();
+    let ground = ground_with(pki, store, &["--min-free-mb", "1000000000"]);
+    let (status, body) = put(pki, ground.port, me, &name, &std::fs::read(report).unwrap()).unwrap();
     assert_eq!(status, 507, "{body}");
-    let (status, _) = send(&pki, ground.port, Some(me), "GET /healthz HTTP/1.1", b"").unwrap();
+    let (status, _) = send(pki, ground.port, Some(me), "GET /healthz HTTP/1.1", b"").unwrap();
     assert_eq!(status, 200);
 }
 
