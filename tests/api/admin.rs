@@ -6,72 +6,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-thread_local! {
-    static NO_REDIRECTS: awc::Client = awc::Client::builder().disable_redirects().finish();
-}
-
-/// A client that shows redirects instead of following them.
-pub fn client() -> awc::Client {
-    NO_REDIRECTS.with(Clone::clone)
-}
-
-/// The value of a Set-Cookie for `name`, with its attributes.
-pub fn set_cookie(res: &awc::http::header::HeaderMap, name: &str) -> Option<String> {
-    res.get_all("set-cookie")
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(str::to_owned)
-}
-
-pub fn cookie_value(set_cookie: &str) -> String {
-    set_cookie
-        .split(';')
-        .next()
-        .unwrap()
-        .split_once('=')
-        .unwrap()
-        .1
-        .to_owned()
-}
-
-pub fn between<'a>(text: &'a str, before: &str, after: &str) -> &'a str {
-    let start = text.find(before).expect(before) + before.len();
-    &text[start..start + text[start..].find(after).expect(after)]
-}
-
-/// Fetches the login form: (nonce, nonce cookie).
-pub async fn login_form(app: &TestApp) -> (String, String) {
-    let mut res = client().get(app.admin_url("/login")).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let cookie = cookie_value(&set_cookie(res.headers(), "berth_login").expect("nonce cookie"));
-    let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
-    (between(&body, "name=\"nonce\" value=\"", "\"").to_owned(), cookie)
-}
-
-pub async fn sign_in(
-    app: &TestApp,
-    user: &str,
-    password: &str,
-) -> awc::ClientResponse<
-    impl futures_core::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>,
-> {
-    let (nonce, cookie) = login_form(app).await;
-    client()
-        .post(app.admin_url("/login"))
-        .insert_header(("Cookie", format!("berth_login={cookie}")))
-        .send_form(&[("user", user), ("password", password), ("nonce", nonce.as_str())])
-        .await
-        .unwrap()
-}
-
-/// Signs in as the admin `init` created; returns the session cookie header.
-pub async fn session(app: &TestApp) -> String {
-    let res = sign_in(app, "admin", &app.admin_password).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let set = set_cookie(res.headers(), "berth_session").expect("session cookie");
-    format!("berth_session={}", cookie_value(&set))
-}
-
 #[actix_web::test]
 async fn sign_in_sets_a_strict_http_only_session() {
     let app = spawn_admin_app().await;
@@ -87,7 +21,7 @@ async fn sign_in_sets_a_strict_http_only_session() {
     assert!(set.contains("Path=/"), "{set}");
 
     // A sign-in without the form's nonce is refused.
-    let res = client()
+    let res = crew_client()
         .post(app.admin_url("/login"))
         .send_form(&[
             ("user", "admin"),
@@ -102,23 +36,27 @@ async fn sign_in_sets_a_strict_http_only_session() {
 #[actix_web::test]
 async fn pages_need_a_session() {
     let app = spawn_admin_app().await;
-    let res = client().get(app.admin_url("/")).send().await.unwrap();
+    let res = crew_client().get(app.admin_url("/")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers().get("location").unwrap(), "/login");
-    let res = client()
+    let res = crew_client()
         .get(app.admin_url("/dashboard.json"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let res = client()
+    let res = crew_client()
         .get(app.admin_url("/"))
         .insert_header(("Cookie", "berth_session=forged-session-id"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let res = client().get(app.admin_url("/no/such/page")).send().await.unwrap();
+    let res = crew_client()
+        .get(app.admin_url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
@@ -137,7 +75,7 @@ async fn the_dashboard_counts_what_the_license_api_delivered() {
     let (s, _, _) = post_license(&app, None, &clearkey_body(&[KID_A], "temporary")).await;
     assert_eq!(s, 401);
     let cookie = session(&app).await;
-    let mut res = client()
+    let mut res = crew_client()
         .get(app.admin_url("/"))
         .insert_header(("Cookie", cookie.clone()))
         .send()
@@ -170,7 +108,7 @@ async fn the_dashboard_counts_what_the_license_api_delivered() {
     assert!(body.contains("<svg id=\"chart\""));
     assert!(body.contains("<label for=\"user\">") || !body.contains("<input id=\"user\""));
 
-    let mut res = client()
+    let mut res = crew_client()
         .get(app.admin_url("/dashboard.json"))
         .insert_header(("Cookie", cookie))
         .send()
@@ -213,7 +151,7 @@ async fn markup_from_the_database_is_escaped() {
     drop(conn);
     licensed(&app).await;
     let cookie = session(&app).await;
-    let mut res = client()
+    let mut res = crew_client()
         .get(app.admin_url("/"))
         .insert_header(("Cookie", cookie))
         .send()
@@ -230,7 +168,7 @@ async fn markup_from_the_database_is_escaped() {
 async fn sign_out_needs_the_csrf_token_and_ends_the_session() {
     let app = spawn_admin_app().await;
     let cookie = session(&app).await;
-    let mut res = client()
+    let mut res = crew_client()
         .get(app.admin_url("/"))
         .insert_header(("Cookie", cookie.clone()))
         .send()
@@ -238,21 +176,21 @@ async fn sign_out_needs_the_csrf_token_and_ends_the_session() {
         .unwrap();
     let body = String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap();
     let csrf = between(&body, "name=\"csrf\" value=\"", "\"").to_owned();
-    let res = client()
+    let res = crew_client()
         .post(app.admin_url("/logout"))
         .insert_header(("Cookie", cookie.clone()))
         .send_form(&[("csrf", "wrong")])
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
-    let res = client()
+    let res = crew_client()
         .post(app.admin_url("/logout"))
         .insert_header(("Cookie", cookie.clone()))
         .send_form(&[("csrf", csrf.as_str())])
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let res = client()
+    let res = crew_client()
         .get(app.admin_url("/"))
         .insert_header(("Cookie", cookie))
         .send()
@@ -289,7 +227,7 @@ async fn metrics_in_prometheus_format() {
         Some("Bearer wrong-token-wrong-token"),
         Some("Basic cHJvbTpwcm9t"),
     ] {
-        let mut req = client().get(app.admin_url("/metrics"));
+        let mut req = crew_client().get(app.admin_url("/metrics"));
         if let Some(auth) = auth {
             req = req.insert_header(("Authorization", auth));
         }
@@ -303,7 +241,7 @@ async fn metrics_in_prometheus_format() {
     licensed(&app).await;
     let (s, _, _) = post_license(&app, Some("bad"), &clearkey_body(&[KID_A], "temporary")).await;
     assert_eq!(s, 401);
-    let mut res = client()
+    let mut res = crew_client()
         .get(app.admin_url("/metrics"))
         .insert_header(("Authorization", "Bearer prometheus-scrape-token-1234"))
         .send()
@@ -338,22 +276,11 @@ async fn metrics_in_prometheus_format() {
     // The license listener never serves the admin UI.
     for path in ["/login", "/metrics", "/dashboard.json", "/static/admin.js"] {
         assert_eq!(
-            client().get(app.url(path)).send().await.unwrap().status(),
+            crew_client().get(app.url(path)).send().await.unwrap().status(),
             404,
             "{path}"
         );
     }
-}
-
-pub async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
-    let mut res = client()
-        .get(app.admin_url(path))
-        .insert_header(("Cookie", cookie.to_owned()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{path}");
-    String::from_utf8(res.body().limit(1 << 20).await.unwrap().to_vec()).unwrap()
 }
 
 #[actix_web::test]
@@ -372,7 +299,7 @@ async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
     let file = json!({ "keys": [ { "kid": kid_e, "key": "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", "label": "<b>film</b>" } ] }).to_string();
 
     // Without the CSRF token: refused, nothing imported.
-    let res = client()
+    let res = crew_client()
         .post(app.admin_url("/keys/import"))
         .insert_header(("Cookie", cookie.clone()))
         .send_form(&[("csrf", "nope"), ("content", file.as_str())])
@@ -380,7 +307,7 @@ async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // A broken file: a clear message, nothing imported.
-    let mut res = client()
+    let mut res = crew_client()
         .post(app.admin_url("/keys/import"))
         .insert_header(("Cookie", cookie.clone()))
         .send_form(&[
@@ -393,7 +320,7 @@ async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
     let text = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
     assert!(text.contains("Nothing was imported"), "{text}");
 
-    let mut res = client()
+    let mut res = crew_client()
         .post(app.admin_url("/keys/import"))
         .insert_header(("Cookie", cookie.clone()))
         .send_form(&[("csrf", csrf.as_str()), ("content", file.as_str())])
@@ -430,7 +357,7 @@ async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
         200
     );
 
-    let res = client()
+    let res = crew_client()
         .post(app.admin_url("/keys/remove"))
         .insert_header(("Cookie", cookie.clone()))
         .send_form(&[("csrf", csrf.as_str()), ("kid", kid_e)])
@@ -471,7 +398,7 @@ async fn viewers_see_keys_but_cannot_change_them() {
         "no import form for viewers"
     );
     let csrf = between(&body, "name=\"csrf\" value=\"", "\"").to_owned();
-    let res = client()
+    let res = crew_client()
         .post(app.admin_url("/keys/remove"))
         .insert_header(("Cookie", cookie))
         .send_form(&[("csrf", csrf.as_str()), ("kid", KID_A)])
@@ -479,53 +406,6 @@ async fn viewers_see_keys_but_cannot_change_them() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     licensed(&app).await;
-}
-
-/// Signs in as `user`; returns the session cookie header.
-pub async fn session_as(app: &TestApp, user: &str, password: &str) -> String {
-    let res = sign_in(app, user, password).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign in as {user}");
-    let set = set_cookie(res.headers(), "berth_session").expect("session cookie");
-    format!("berth_session={}", cookie_value(&set))
-}
-
-/// Adds a crew user with the CLI; returns the password it printed.
-pub fn add_user(app: &TestApp, name: &str, role: &str) -> String {
-    let out = app.berth(&["user", "add", name, "--role", role, "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["password"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// A GET on the admin listener: (status, body).
-pub async fn get(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
-    let mut res = client()
-        .get(app.admin_url(path))
-        .insert_header(("Cookie", cookie.to_owned()))
-        .send()
-        .await
-        .unwrap();
-    let body = res.body().limit(64 << 20).await.unwrap().to_vec();
-    (res.status(), String::from_utf8_lossy(&body).into_owned())
-}
-
-/// A form POST on the admin listener: (status, body).
-pub async fn post(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
-    let mut res = client()
-        .post(app.admin_url(path))
-        .insert_header(("Cookie", cookie.to_owned()))
-        .send_form(&form)
-        .await
-        .unwrap();
-    let body = res.body().limit(1 << 20).await.unwrap().to_vec();
-    (res.status(), String::from_utf8_lossy(&body).into_owned())
-}
-
-/// The CSRF token on a page.
-pub fn csrf(body: &str) -> String {
-    between(body, "name=\"csrf\" value=\"", "\"").to_owned()
 }
 
 /// The UI's stylesheet and icon are compiled in and served, so a browser's
@@ -538,7 +418,7 @@ async fn the_stylesheet_and_icon_are_served() {
         ("/static/icon.svg", "image/svg+xml"),
         ("/favicon.ico", "image/svg+xml"),
     ] {
-        let mut res = client().get(app.admin_url(path)).send().await.unwrap();
+        let mut res = crew_client().get(app.admin_url(path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
         assert!(
             res.headers()
@@ -551,7 +431,7 @@ async fn the_stylesheet_and_icon_are_served() {
         );
         assert!(!res.body().await.unwrap().is_empty());
     }
-    let mut res = client().get(app.admin_url("/login")).send().await.unwrap();
+    let mut res = crew_client().get(app.admin_url("/login")).send().await.unwrap();
     let page = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
     assert!(
         page.contains(r#"<link rel="stylesheet" href="/static/admin.css">"#),

@@ -7,7 +7,6 @@ use awc::http::StatusCode;
 use serde_json::json;
 use time::macros::datetime;
 
-use crate::admin::{add_user, between, csrf, get, post, session, session_as, set_cookie};
 use crate::helpers::*;
 
 /// Delivers one Clear Key license for `kid` to `user`; panics unless 200.
@@ -20,7 +19,7 @@ async fn deliver(app: &TestApp, kid: &str, user: &str) {
 /// Delivers one HLS key for `kid`.
 async fn deliver_hls(app: &TestApp, kid: &str) {
     let token = app.token(&[kid], json!({}));
-    let res = crate::helpers::client()
+    let res = crew_client()
         .get(app.url(&format!("/hls/key/{kid}?token={token}")))
         .send()
         .await
@@ -181,7 +180,7 @@ async fn the_license_log_refuses_bad_filters_clearly() {
 
 /// `/log.csv?{query}`: its `Content-Disposition` and its body; panics unless 200.
 async fn log_csv(app: &TestApp, cookie: &str, query: &str) -> (String, String) {
-    let mut res = crate::admin::client()
+    let mut res = crew_client()
         .get(app.admin_url(&format!("/log.csv?{query}")))
         .insert_header(("Cookie", cookie.to_owned()))
         .send()
@@ -601,7 +600,7 @@ async fn admins_export_download_and_verify_reports() {
     assert!(body.contains("2026-10 was exported before, as report 1."));
 
     // The download is the signed zip, byte for byte, and it verifies.
-    let mut res = crate::admin::client()
+    let mut res = crew_client()
         .get(app.admin_url("/reports/1/download"))
         .insert_header(("Cookie", cookie.clone()))
         .send()
@@ -806,7 +805,7 @@ async fn admins_manage_crew_users() {
     let (s, _) = get(&app, &kim, "/").await;
     assert_eq!(s, StatusCode::SEE_OTHER, "kim's session ended");
     assert_eq!(
-        crate::admin::sign_in(&app, "kim", &password).await.status(),
+        crate::helpers::sign_in(&app, "kim", &password).await.status(),
         StatusCode::UNAUTHORIZED
     );
     let kim = session_as(&app, "kim", &new_password).await;
@@ -909,24 +908,14 @@ async fn every_page_answers_with_its_content() {
         assert!(!body.contains("<script>"), "{path}");
         // The license listener serves none of it.
         assert_eq!(
-            crate::helpers::client()
-                .get(app.url(path))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            crew_client().get(app.url(path)).send().await.unwrap().status(),
             404,
             "{path}"
         );
     }
     for path in ["/log.csv", "/reports/1/download", "/comkeys", "/users"] {
         assert_eq!(
-            crate::helpers::client()
-                .get(app.url(path))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            crew_client().get(app.url(path)).send().await.unwrap().status(),
             404,
             "{path}"
         );
@@ -951,7 +940,7 @@ async fn the_admin_listener_speaks_tls_with_secure_cookies() {
     assert!(nonce.contains("Secure") && nonce.contains("HttpOnly"), "{nonce}");
 
     // Plain HTTP on the TLS port gets no page.
-    let plain = crate::helpers::client()
+    let plain = crew_client()
         .get(format!("http://{addr}/login"))
         .timeout(Duration::from_secs(3))
         .send()

@@ -4,7 +4,6 @@ use serde_json::{Value, json};
 use time::macros::datetime;
 
 use crate::helpers::*;
-use crate::reports::{export, license_at, tampered};
 
 /// One installation of `kind` with the given October and November licenses
 /// (one per user named; a name twice is two licenses for one user); both

@@ -7,7 +7,6 @@ use berth::ids::Month;
 use serde_json::Value;
 
 use crate::helpers::*;
-use crate::reports::export;
 
 async fn licenses(app: &TestApp, n: usize) {
     for _ in 0..n {

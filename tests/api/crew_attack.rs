@@ -7,7 +7,6 @@ use std::time::Duration;
 use awc::http::StatusCode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::admin::{client, get, login_form, session};
 use crate::helpers::*;
 
 /// One HTTP/1.1 request from a chosen loopback address; the whole answer.
@@ -76,7 +75,7 @@ async fn one_host_cannot_lock_the_crew_out_everywhere() {
 async fn flood(login: &str, cookie: &str, nonce: &str) -> Vec<StatusCode> {
     let mut attempts = Vec::new();
     for _ in 0..150 {
-        let request = client()
+        let request = crew_client()
             .post(login)
             .timeout(Duration::from_secs(60))
             .insert_header(("Cookie", format!("berth_login={cookie}")))
@@ -164,11 +163,11 @@ async fn real_berth() -> (TestApp, std::process::Child, String, String, String) 
     let _license = lines.next().unwrap().unwrap();
     let admin = lines.next().unwrap().unwrap();
     let admin = admin.rsplit(' ').next().unwrap().to_owned();
-    let mut res = client().get(format!("{admin}/login")).send().await.unwrap();
-    let nonce_cookie = crate::admin::set_cookie(res.headers(), "berth_login").unwrap();
-    let cookie = crate::admin::cookie_value(&nonce_cookie).to_owned();
+    let mut res = crew_client().get(format!("{admin}/login")).send().await.unwrap();
+    let nonce_cookie = crate::helpers::set_cookie(res.headers(), "berth_login").unwrap();
+    let cookie = crate::helpers::cookie_value(&nonce_cookie).to_owned();
     let body = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
-    let nonce = crate::admin::between(&body, "name=\"nonce\" value=\"", "\"").to_owned();
+    let nonce = crate::helpers::between(&body, "name=\"nonce\" value=\"", "\"").to_owned();
     (app, child, admin, nonce, cookie)
 }
 

@@ -599,8 +599,8 @@ async fn the_dashboard_warns_while_any_page_may_fetch_keys() {
         (vec!["https://portal.example".to_owned()], false),
     ] {
         let app = spawn_admin_app_with(|c| c.license.allowed_origins = origins.clone()).await;
-        let cookie = crate::admin::session(&app).await;
-        let (status, page) = crate::admin::get(&app, &cookie, "/").await;
+        let cookie = crate::helpers::session(&app).await;
+        let (status, page) = crate::helpers::get(&app, &cookie, "/").await;
         assert_eq!(status, 200);
         assert_eq!(page.contains("id=\"any-origin\""), warned, "{origins:?}");
         assert_eq!(

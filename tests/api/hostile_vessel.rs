@@ -12,9 +12,7 @@ use berth::ids::Month;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::ground::{Ground, Pki, ground, ground_with, name_of, put, send, upload_config};
 use crate::helpers::*;
-use crate::reports::{edit_report, license_at, reports_dir, resign, tampered};
 
 /// `berth` with its clock set by libfaketime (`at`: "YYYY-MM-DD hh:mm:ss", UTC).
 fn berth_at(at: &str, args: &[&str]) -> std::process::Output {

@@ -5,7 +5,6 @@ use serde_json::Value;
 use time::macros::datetime;
 
 use crate::helpers::*;
-use crate::reports::{expect_failure, export, license_at, reports_dir, tampered, verify};
 
 fn prune(app: &TestApp, before: &str) -> std::process::Output {
     app.berth(&["log", "prune", "--before", before])
@@ -97,8 +96,8 @@ async fn pruning_removes_reported_months_and_keeps_the_chain() {
     );
 
     // The crew's license log says where the rest went.
-    let cookie = crate::admin::session(&app).await;
-    let (status, page) = crate::admin::get(&app, &cookie, "/log?from=2026-09-01").await;
+    let cookie = crate::helpers::session(&app).await;
+    let (status, page) = crate::helpers::get(&app, &cookie, "/log?from=2026-09-01").await;
     assert_eq!(status, 200);
     assert!(page.contains("7 licenses match."), "{page}");
     assert!(
@@ -106,7 +105,7 @@ async fn pruning_removes_reported_months_and_keeps_the_chain() {
         "{page}"
     );
     assert!(page.contains("(every row before #5)"), "{page}");
-    let (_, page) = crate::admin::get(&app, &cookie, "/reports").await;
+    let (_, page) = crate::helpers::get(&app, &cookie, "/reports").await;
     assert!(
         page.contains("The license log keeps every license (<code>keep_months = 0</code>")
             && page.contains("Removed so far: the months through 2026-10 (on "),
@@ -270,9 +269,9 @@ async fn the_server_prunes_months_older_than_it_keeps() {
     assert_eq!(listed, ["2026-09", "2026-10"]);
     assert!(out(&app.berth(&["log", "verify"])).starts_with("license log intact: 5 rows"));
     // The crew see how long licenses are kept, and what went.
-    let cookie = crate::admin::session(&app).await;
-    let (_, page) = crate::admin::get(&app, &cookie, "/reports").await;
-    let retention = crate::admin::between(&page, "<p id=\"retention\">", "</p>");
+    let cookie = crate::helpers::session(&app).await;
+    let (_, page) = crate::helpers::get(&app, &cookie, "/reports").await;
+    let retention = crate::helpers::between(&page, "<p id=\"retention\">", "</p>");
     assert_eq!(
         retention,
         "The license log keeps this month and the 1 month before it; an older month's licenses are removed \

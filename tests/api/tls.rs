@@ -11,7 +11,6 @@ use std::time::Duration;
 use openssl::ssl::{SslConnector, SslMethod, SslVersion};
 use serde_json::{Value, json};
 
-use crate::admin::{get, session};
 use crate::helpers::*;
 
 /// An HTTPS client that trusts exactly this certificate (and shows redirects

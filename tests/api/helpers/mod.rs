@@ -2,6 +2,14 @@
 //! file, plus an HS256 signer written here (independent of berth's own) and
 //! helpers to run the real `berth` binary against the same data dir.
 
+mod crew;
+mod ground;
+mod reports;
+
+pub use crew::*;
+pub use ground::*;
+pub use reports::*;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Output;
