@@ -338,20 +338,24 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(req: HttpRequest, form: web::Form<CsrfForm>, state: web::Data<AdminState>) -> HttpResponse {
-    match state.sessions.current(&req) {
-        Some(s) if s.csrf_matches(&form.csrf) => {
-            state.sessions.remove(&req);
-            HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/login"))
-                .cookie(state.sessions.expired_cookie(session::SESSION_COOKIE))
-                .finish()
-        }
-        Some(_) => HttpResponse::Forbidden()
-            .content_type("text/html; charset=utf-8")
-            .body(views::forbidden("The form's security token is missing or wrong.")),
-        None => redirect("/login"),
+impl HasCsrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
+}
+
+async fn logout(
+    action: SessionAction<CsrfForm>,
+    req: HttpRequest,
+    state: web::Data<AdminState>,
+) -> HttpResponse {
+    let SessionAction { session, form: _ } = action;
+    tracing::info!(user = ?session.user, "crew sign-out");
+    state.sessions.remove(&req);
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .cookie(state.sessions.expired_cookie(session::SESSION_COOKIE))
+        .finish()
 }
 
 /// The non-empty labels of the content keys (film titles, as imported), by
@@ -687,6 +691,42 @@ struct AdminAction<T> {
     form: T,
 }
 
+/// A form posted with a live session (any role: signing out) whose CSRF
+/// token matches; the session is checked before the body is read. The form
+/// `T` carries nothing but the token, so only the session is kept.
+struct SessionAction<T> {
+    session: session::Session,
+    form: std::marker::PhantomData<T>,
+}
+
+/// Reads the form of a request whose session was checked, and holds it to
+/// the session's CSRF token: the one place either extractor reads a body.
+async fn checked_form<T: DeserializeOwned + HasCsrf + 'static>(
+    req: &HttpRequest,
+    payload: &mut actix_web::dev::Payload,
+    session: &session::Session,
+) -> Result<T, actix_web::Error> {
+    let form = <web::Form<T> as actix_web::FromRequest>::from_request(req, payload)
+        .await?
+        .into_inner();
+    if !session.csrf_matches(form.csrf()) {
+        return Err(refused(html(
+            StatusCode::FORBIDDEN,
+            views::forbidden("The form's security token is missing or wrong."),
+        )));
+    }
+    Ok(form)
+}
+
+fn refused(answer: HttpResponse) -> actix_web::Error {
+    actix_web::error::InternalError::from_response("refused", answer).into()
+}
+
+fn admin_state(req: &HttpRequest) -> &web::Data<AdminState> {
+    req.app_data::<web::Data<AdminState>>()
+        .expect("the admin listener has its state")
+}
+
 impl<T: DeserializeOwned + HasCsrf + 'static> actix_web::FromRequest for AdminAction<T> {
     type Error = actix_web::Error;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
@@ -695,23 +735,32 @@ impl<T: DeserializeOwned + HasCsrf + 'static> actix_web::FromRequest for AdminAc
         let req = req.clone();
         let mut payload = payload.take();
         Box::pin(async move {
-            let refused = |answer: HttpResponse| {
-                actix_web::error::InternalError::from_response("refused", answer).into()
-            };
-            let state = req
-                .app_data::<web::Data<AdminState>>()
-                .expect("the admin listener has its state");
-            let session = signed_in_admin(&req, state).await.map_err(|a| refused(*a))?;
-            let form = <web::Form<T> as actix_web::FromRequest>::from_request(&req, &mut payload)
-                .await?
-                .into_inner();
-            if !session.csrf_matches(form.csrf()) {
-                return Err(refused(html(
-                    StatusCode::FORBIDDEN,
-                    views::forbidden("The form's security token is missing or wrong."),
-                )));
-            }
+            let session = signed_in_admin(&req, admin_state(&req))
+                .await
+                .map_err(|a| refused(*a))?;
+            let form = checked_form(&req, &mut payload, &session).await?;
             Ok(AdminAction { session, form })
+        })
+    }
+}
+
+impl<T: DeserializeOwned + HasCsrf + 'static> actix_web::FromRequest for SessionAction<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let session = admin_state(&req)
+                .sessions
+                .current(&req)
+                .ok_or_else(|| refused(redirect("/login")))?;
+            checked_form::<T>(&req, &mut payload, &session).await?;
+            Ok(SessionAction {
+                session,
+                form: std::marker::PhantomData,
+            })
         })
     }
 }
