@@ -340,3 +340,46 @@ async fn the_dashboard_says_when_the_certificates_expire() {
         "{expired}"
     );
 }
+
+/// `crypto::peer_names` reads the client certificate's names from the
+/// connection actix-web hands to `on_connect` by downcasting it to actix-tls's
+/// stream type: after an upgrade that changes that type it would quietly find
+/// nothing, and every upload would get 403. This fails first.
+#[actix_web::test]
+async fn the_tls_peer_names_are_read_from_actix_webs_connection() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let (cert, key) = pki.issue("server", "ground.example", Some("IP:127.0.0.1"));
+    let client = pki.issue("client", "a320-d-aine", Some("DNS:a320.example"));
+    let acceptor = berth::crypto::mutual_tls_acceptor(&cert, &key, &pki.ca()).unwrap();
+    let seen: Arc<Mutex<Option<Vec<String>>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().default_service(actix_web::web::to(|| async {
+            actix_web::HttpResponse::Ok().json(json!({}))
+        }))
+    })
+    .on_connect(move |connection, _| {
+        *record.lock().unwrap() = berth::crypto::peer_names(connection);
+    })
+    .workers(1)
+    .listen_openssl(listener, acceptor)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let answer = actix_web::rt::task::spawn_blocking(move || {
+        send(&pki, port, Some((&client.0, &client.1)), "GET /x HTTP/1.1", b"")
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer.unwrap().0, 200);
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        Some(vec!["a320-d-aine".to_owned(), "a320.example".to_owned()])
+    );
+    handle.stop(false).await;
+}
