@@ -492,7 +492,9 @@ impl GroundStore {
         let report = verify_file(incoming, key.as_ref())
             .map_err(|e| Refusal::Invalid(format!("the report does not verify: {e}")))?;
         check_claims(name, &report)?;
-        check_generated(&report.report, now)?;
+        if let Some(why) = clock_ahead(&report.report, now) {
+            return Err(Refusal::Invalid(why));
+        }
         let pinned_type = self.check_vessel_type(&folder, &report.report)?;
         self.check_continues(&folder, name, &report)?;
         std::fs::create_dir_all(&folder).map_err(|e| unavailable("create a folder", &folder, e))?;
@@ -668,18 +670,24 @@ fn stamp_of(made_at: &str) -> Option<String> {
     at.format(&format).ok()
 }
 
-/// A report generated later than it arrived came from a clock that is ahead.
-fn check_generated(report: &ReportJson, now: OffsetDateTime) -> Result<(), Refusal> {
-    let generated = crate::ids::parse_instant(&report.report.generated_at)
-        .map_err(|_| Refusal::Invalid("the report's generated_at is not a time".into()))?;
-    if generated > now + CLOCK_TOLERANCE {
-        return Err(Refusal::Invalid(format!(
-            "the report says it was generated at {}, after it arrived ({}): the vessel's clock is ahead",
+/// Why a report's own stamps say its box's clock was ahead when it arrived at
+/// `received` (by the receiver's clock): its month had not ended, or it was
+/// generated later than it arrived (beyond [`CLOCK_TOLERANCE`]). The receiver
+/// refuses such a report; `fleet` names one it finds stored.
+pub fn clock_ahead(report: &ReportJson, received: OffsetDateTime) -> Option<String> {
+    let generated = crate::ids::parse_instant(&report.report.generated_at).ok();
+    let month_end = report.period.month.parse::<Month>().ok().map(Month::end);
+    let ahead =
+        generated.is_none_or(|g| g > received + CLOCK_TOLERANCE) || month_end.is_none_or(|e| e > received);
+    ahead.then(|| {
+        format!(
+            "report {} for {} says it was generated at {}, but arrived at {}: the vessel's clock is ahead",
+            report.report.sequence,
+            report.period.month,
             report.report.generated_at,
-            format_instant(now)
-        )));
-    }
-    Ok(())
+            format_instant(received)
+        )
+    })
 }
 
 /// A stored report's `report.json` (it was verified in full when stored).

@@ -213,9 +213,11 @@ async fn receive_upload(
     let receiver = receiver.clone();
     let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     web::block(move || {
-        let stored = receiver.store.accept(&name, &incoming, now);
-        let _ = std::fs::remove_file(&incoming);
-        stored.map(|stored| (name, stored))
+        // `accept` removes the incoming file, whatever it decides.
+        receiver
+            .store
+            .accept(&name, &incoming, now)
+            .map(|stored| (name, stored))
     })
     .await
     .unwrap_or_else(|e| Err(Refusal::Unavailable(format!("the receiver failed: {e}"))))

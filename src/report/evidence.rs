@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 use super::Verified;
 use super::checkpoint::Signed;
-use crate::ground::archive::{CLOCK_TOLERANCE, received_at};
+use crate::ground::archive::{CLOCK_TOLERANCE, clock_ahead, received_at};
 use crate::ids::{Month, format_instant, parse_instant};
 
 /// One month of an installation, as billed.
@@ -116,22 +116,11 @@ pub fn months(
     proven
 }
 
-/// A report stamped later than the receiver received it.
+/// A stored report whose stamps say its box's clock was ahead when the
+/// receiver got it (the receiver's own rule, [`clock_ahead`]).
 fn report_clock(v: &Verified, path: &std::path::Path, problems: &mut Vec<String>) {
-    let Some(received) = received_at(path) else {
-        return;
-    };
-    let r = &v.report;
-    let generated = parse_instant(&r.report.generated_at).ok();
-    let month_end = r.period.month.parse::<Month>().ok().map(Month::end);
-    if generated.is_some_and(|g| g > received + CLOCK_TOLERANCE) || month_end.is_some_and(|e| e > received) {
-        problems.push(format!(
-            "clock ahead: report {} for {} was generated at {} but received at {}",
-            r.report.sequence,
-            r.period.month,
-            r.report.generated_at,
-            format_instant(received)
-        ));
+    if let Some(why) = received_at(path).and_then(|received| clock_ahead(&v.report, received)) {
+        problems.push(format!("clock ahead: {why}"));
     }
 }
 
