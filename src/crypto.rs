@@ -15,6 +15,7 @@ use openssl::symm::{Cipher, Crypter, Mode};
 use crate::ids::{Secret32, decode_b64_any, hex, hex_decode};
 
 pub mod delivery;
+pub mod fairplay;
 pub mod xmldsig;
 
 pub use delivery::{CertificateInfo, DeliveryKey};
@@ -101,7 +102,7 @@ impl HmacKey {
 }
 
 /// Overwrites key material on the stack before it goes out of scope.
-fn wipe(bytes: &mut [u8]) {
+pub(crate) fn wipe(bytes: &mut [u8]) {
     bytes.fill(0);
     std::hint::black_box(bytes);
 }

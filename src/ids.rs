@@ -212,15 +212,17 @@ impl FromStr for LicenseType {
 pub enum KeySystem {
     ClearKey,
     Hls,
+    FairPlay,
 }
 
 impl KeySystem {
-    pub const ALL: [KeySystem; 2] = [KeySystem::ClearKey, KeySystem::Hls];
+    pub const ALL: [KeySystem; 3] = [KeySystem::ClearKey, KeySystem::Hls, KeySystem::FairPlay];
 
     pub fn as_str(self) -> &'static str {
         match self {
             KeySystem::ClearKey => "clearkey",
             KeySystem::Hls => "hls",
+            KeySystem::FairPlay => "fairplay",
         }
     }
 }
@@ -232,6 +234,7 @@ impl FromStr for KeySystem {
         match text {
             "clearkey" => Ok(KeySystem::ClearKey),
             "hls" => Ok(KeySystem::Hls),
+            "fairplay" => Ok(KeySystem::FairPlay),
             _ => Err(parse_error("not a key system", text)),
         }
     }

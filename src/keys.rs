@@ -235,3 +235,100 @@ pub fn import_delivery_key(
     db.set_delivery_key(&key, DeliverySource::Imported, now)?;
     Ok(DeliveryKeyImported { certificate })
 }
+
+/// The FairPlay certificate, as the CLI and the crew keys page show it.
+#[derive(Serialize)]
+pub struct FairPlayCertificate {
+    #[serde(flatten)]
+    pub info: CertificateInfo,
+    /// The SPC version devices send for it: 1 for RSA-1024, 2 for RSA-2048.
+    pub spc_version: u32,
+    pub imported_at: String,
+}
+
+impl fmt::Display for FairPlayCertificate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "FairPlay certificate: {}", self.info.subject)?;
+        writeln!(f, "  SHA-256:     {}", self.info.sha256_fingerprint)?;
+        writeln!(
+            f,
+            "  key:         RSA-{} (SPC version {})",
+            self.info.rsa_bits.unwrap_or(0),
+            self.spc_version
+        )?;
+        writeln!(f, "  valid until: {}", self.info.not_after)?;
+        writeln!(f, "  imported:    {}", self.imported_at)
+    }
+}
+
+/// The imported FairPlay certificate, if any (read without opening the
+/// private key or the ASk).
+pub fn fairplay_certificate(db: &Db) -> anyhow::Result<Option<FairPlayCertificate>> {
+    let Some((der, imported_at)) = db.fairplay_certificate()? else {
+        return Ok(None);
+    };
+    let info = crate::crypto::delivery::certificate_info(&der)?;
+    Ok(Some(FairPlayCertificate {
+        spc_version: if info.rsa_bits == Some(1024) { 1 } else { 2 },
+        info,
+        imported_at,
+    }))
+}
+
+/// Where the three parts of a FairPlay deployment package are.
+pub struct FairPlayFiles<'a> {
+    pub certificate: &'a Path,
+    pub private_key: &'a Path,
+    pub ask: Option<&'a Path>,
+}
+
+fn read_small(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {what} {}: {e}", path.display()))?;
+    if bytes.len() > 64 * 1024 {
+        anyhow::bail!("{} is larger than 64 KiB: not {what}", path.display());
+    }
+    Ok(bytes)
+}
+
+/// Imports a content provider's FPS credentials, sealed under the master
+/// key; they replace any others, and a running server takes them with its
+/// next key reload. The certificate must be valid now.
+pub fn import_fairplay_credentials(
+    db: &mut Db,
+    files: FairPlayFiles<'_>,
+    now: OffsetDateTime,
+) -> anyhow::Result<FairPlayCertificate> {
+    use crate::fairplay::{Ask, Credentials, CredentialsError};
+    let Some(ask_path) = files.ask else {
+        anyhow::bail!(CredentialsError::NoAsk);
+    };
+    let mut ask_text = read_small(ask_path, "the ASk")?;
+    if ask_text.trim_ascii().is_empty() {
+        anyhow::bail!(CredentialsError::NoAsk);
+    }
+    let ask = Ask::parse(&ask_text);
+    crate::crypto::wipe(&mut ask_text);
+    let ask = ask.map_err(|e| anyhow::anyhow!("{}: {e}", ask_path.display()))?;
+    let mut certificate = read_small(files.certificate, "an FPS certificate")?;
+    if certificate.starts_with(b"-----BEGIN") {
+        certificate = crate::crypto::delivery::certificates_from_pem(&certificate)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{} holds no certificate", files.certificate.display()))?;
+    }
+    let mut key_bytes = read_small(files.private_key, "a private key")?;
+    let key = crate::crypto::fairplay::ProviderKey::new(&certificate, &key_bytes);
+    crate::crypto::wipe(&mut key_bytes);
+    let key = key.map_err(|e| anyhow::anyhow!("{}", CredentialsError::Key(e)))?;
+    let info = crate::crypto::delivery::certificate_info(&certificate)?;
+    let validity = crate::crypto::delivery::certificate_validity(&certificate)?;
+    if now > validity.1 || now < validity.0 {
+        anyhow::bail!(
+            "the FPS certificate {} is not valid now (valid until {}); the credentials in use are kept",
+            info.subject,
+            info.not_after
+        );
+    }
+    db.set_fairplay_credentials(&Credentials { key, ask }, now)?;
+    fairplay_certificate(db)?.ok_or_else(|| anyhow::anyhow!("the FairPlay credentials were not stored"))
+}

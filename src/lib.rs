@@ -73,6 +73,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod durable;
+pub mod fairplay;
 pub mod ground;
 pub mod health;
 pub mod histogram;

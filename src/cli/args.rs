@@ -45,6 +45,9 @@ pub enum Command {
     /// Communication keys shared with the onboard portal.
     #[command(subcommand)]
     Comkey(ComkeyCommand),
+    /// FairPlay Streaming (Apple devices).
+    #[command(subcommand)]
+    Fairplay(FairplayCommand),
     /// License tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -407,6 +410,35 @@ pub enum DeliveryKeyCommand {
         #[arg(long)]
         password_file: Option<PathBuf>,
     },
+}
+
+/// `berth fairplay ...`.
+#[derive(Subcommand, Debug)]
+pub enum FairplayCommand {
+    /// The content provider's FPS deployment credentials.
+    #[command(subcommand)]
+    Credentials(FairplayCredentialsCommand),
+}
+
+/// `berth fairplay credentials ...`.
+#[derive(Subcommand, Debug)]
+pub enum FairplayCredentialsCommand {
+    /// Import the FPS certificate, its private key and the ASk (each from a
+    /// file, never the command line), sealed under the master key; they
+    /// replace any others.
+    Import {
+        /// The FPS certificate Apple issued (DER or PEM).
+        #[arg(long)]
+        certificate: PathBuf,
+        /// Its RSA private key (unencrypted PEM or DER).
+        #[arg(long)]
+        private_key: PathBuf,
+        /// A file holding the ASk (32 hex digits).
+        #[arg(long)]
+        ask_file: Option<PathBuf>,
+    },
+    /// The imported certificate's subject, SHA-256 fingerprint, key size and expiry.
+    Show,
 }
 
 #[derive(Subcommand, Debug)]

@@ -126,6 +126,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => migrate(&cli),
         Command::Keys(command) => keys(&cli, command, clock.as_ref()),
         Command::Comkey(command) => comkey(&cli, command, clock.as_ref()),
+        Command::Fairplay(FairplayCommand::Credentials(command)) => fairplay(&cli, command, clock.as_ref()),
         Command::Token(TokenCommand::Mint(args)) => mint(&cli, args, clock.as_ref()),
         Command::Stats { month } => stats(&cli, *month, clock.as_ref()),
         Command::Log(LogCommand::Verify) => log_verify(&cli),
@@ -224,6 +225,32 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
             }
             outln!("removed key {kid}");
         }
+    }
+    Ok(())
+}
+
+fn fairplay(cli: &Cli, command: &FairplayCredentialsCommand, clock: &dyn Clock) -> anyhow::Result<()> {
+    let mut db = open_db(&load_config(cli)?)?;
+    match command {
+        FairplayCredentialsCommand::Import {
+            certificate,
+            private_key,
+            ask_file,
+        } => {
+            let files = crate::keys::FairPlayFiles {
+                certificate,
+                private_key,
+                ask: ask_file.as_deref(),
+            };
+            show(
+                cli,
+                &crate::keys::import_fairplay_credentials(&mut db, files, clock.now())?,
+            );
+        }
+        FairplayCredentialsCommand::Show => match crate::keys::fairplay_certificate(&db)? {
+            Some(certificate) => show(cli, &certificate),
+            None => bail!("no FairPlay credentials are imported: see `berth fairplay credentials import`"),
+        },
     }
     Ok(())
 }

@@ -177,9 +177,7 @@ pub fn certificate_info(der: &[u8]) -> Result<CertificateInfo, CryptoError> {
         .collect::<Vec<_>>()
         .join(", ");
     let fingerprint = cert.digest(MessageDigest::sha256())?;
-    let diff = Asn1Time::from_unix(0)?.diff(cert.not_after())?;
-    let not_after = OffsetDateTime::from_unix_timestamp(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
-        .map_err(|e| CryptoError::Invalid(e.to_string()))?;
+    let (_, not_after) = certificate_validity(der)?;
     Ok(CertificateInfo {
         subject,
         sha256_fingerprint: fingerprint
@@ -190,6 +188,18 @@ pub fn certificate_info(der: &[u8]) -> Result<CertificateInfo, CryptoError> {
         not_after: crate::ids::format_instant(not_after),
         rsa_bits: cert.public_key()?.rsa().ok().map(|r| r.size() * 8),
     })
+}
+
+/// When a DER certificate starts and stops being valid.
+pub fn certificate_validity(der: &[u8]) -> Result<(OffsetDateTime, OffsetDateTime), CryptoError> {
+    let cert = X509::from_der(der).map_err(invalid("not an X.509 certificate"))?;
+    let epoch = Asn1Time::from_unix(0)?;
+    let instant = |t: &openssl::asn1::Asn1TimeRef| -> Result<OffsetDateTime, CryptoError> {
+        let diff = epoch.diff(t)?;
+        OffsetDateTime::from_unix_timestamp(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+            .map_err(|e| CryptoError::Invalid(e.to_string()))
+    };
+    Ok((instant(cert.not_before())?, instant(cert.not_after())?))
 }
 
 /// Why a certificate a CPIX document names cannot be trusted with keys:

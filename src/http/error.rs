@@ -7,6 +7,9 @@ use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AF
 use actix_web::{HttpResponse, ResponseError};
 
 use super::outcomes::Outcome;
+use crate::fairplay::SpcError;
+use crate::fairplay::terms::Refusal;
+use crate::fairplay::wire::WireError;
 use crate::license::LicenseError;
 use crate::token::{Denial, TokenError};
 
@@ -28,6 +31,14 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error(transparent)]
     License(#[from] LicenseError),
+    #[error("no FairPlay credentials are imported on this server")]
+    FairPlayNotConfigured,
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error(transparent)]
+    Spc(#[from] SpcError),
+    #[error(transparent)]
+    Terms(#[from] Refusal),
 }
 
 impl ApiError {
@@ -40,6 +51,19 @@ impl ApiError {
             ApiError::KeySystemUnsupported => Outcome::KeySystemUnsupported,
             ApiError::NotFound => Outcome::NotFound,
             ApiError::MethodNotAllowed => Outcome::MethodNotAllowed,
+            ApiError::FairPlayNotConfigured => Outcome::FairPlayNotConfigured,
+            ApiError::Wire(_) => Outcome::SpcMalformed,
+            ApiError::Spc(e) => match e {
+                SpcError::Malformed(_) => Outcome::SpcMalformed,
+                SpcError::Version(_) => Outcome::SpcVersionUnsupported,
+                SpcError::Protocol(_) => Outcome::SpcProtocolUnsupported,
+                SpcError::WrongCertificate => Outcome::SpcWrongCertificate,
+                SpcError::SessionKey => Outcome::SpcSessionKey,
+                SpcError::Integrity => Outcome::SpcIntegrityFailed,
+                SpcError::AssetId(_) => Outcome::AssetIdInvalid,
+            },
+            ApiError::Terms(Refusal::Output(_)) => Outcome::OutputNotAllowed,
+            ApiError::Terms(Refusal::Hdcp(_)) => Outcome::UnsupportedEntitlement,
             ApiError::License(e) => match e {
                 LicenseError::TokenMissing => Outcome::TokenMissing,
                 LicenseError::Token(TokenError::Invalid(_) | TokenError::UnknownComKey(_)) => {
@@ -52,6 +76,7 @@ impl ApiError {
                 LicenseError::Denied(Denial::PersistenceNotAllowed) => Outcome::PersistenceNotAllowed,
                 LicenseError::Denied(Denial::NotEntitled(_)) => Outcome::KeyNotEntitled,
                 LicenseError::Denied(Denial::Unknown(_)) => Outcome::KeyUnknown,
+                LicenseError::Denied(Denial::Unenforceable(_)) => Outcome::UnsupportedEntitlement,
                 LicenseError::TokenReused => Outcome::TokenReused,
                 LicenseError::LogUnavailable(_) => Outcome::LogUnavailable,
             },

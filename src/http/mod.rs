@@ -8,6 +8,7 @@
 
 mod cors;
 mod error;
+mod fairplay;
 mod mailbox;
 mod outcomes;
 mod probe;
@@ -105,6 +106,18 @@ pub fn license_server(
             .service(
                 web::resource("/hls/key/{kid}")
                     .route(web::get().to(hls_key))
+                    .route(web::method(Method::OPTIONS).to(cors::preflight))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/fairplay/certificate")
+                    .route(web::get().to(fairplay::certificate))
+                    .route(web::method(Method::OPTIONS).to(cors::preflight))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/fairplay/license")
+                    .route(web::post().to(fairplay::license))
                     .route(web::method(Method::OPTIONS).to(cors::preflight))
                     .default_service(web::to(method_not_allowed)),
             )

@@ -80,6 +80,24 @@ outcomes! {
         "A Widevine, PlayReady or other non-Clear-Key request: the player is set up for a DRM this box does not serve.";
     LogUnavailable => "log_unavailable", 503,
         "The license could not be written to the log (disk full, database locked), so no key was given: passengers cannot play; see Service and Disk free.";
+    FairPlayNotConfigured => "fairplay_not_configured", 501,
+        "An Apple device asked for a FairPlay license, and no FairPlay credentials are imported: see `berth fairplay credentials import`.";
+    SpcMalformed => "spc_malformed", 400,
+        "A FairPlay request whose SPC is cut short, too long or damaged: a player bug, or someone probing.";
+    SpcVersionUnsupported => "spc_version_unsupported", 400,
+        "A FairPlay SPC of a version berth does not read (it reads 1 and 2).";
+    SpcProtocolUnsupported => "spc_protocol_unsupported", 400,
+        "A FairPlay SPC asks for a protocol version berth does not speak (it speaks 1).";
+    SpcWrongCertificate => "spc_wrong_certificate", 400,
+        "A FairPlay SPC made for another FPS certificate: the app has another server's certificate (compare the FairPlay certificate on the Keys page).";
+    SpcSessionKey => "spc_session_key", 400,
+        "A FairPlay SPC whose session key does not open with the imported private key: the credentials' key and certificate may not belong together.";
+    SpcIntegrityFailed => "spc_integrity_failed", 400,
+        "A FairPlay SPC failed its integrity check: the imported ASk is wrong for the certificate, or the SPC was altered.";
+    AssetIdInvalid => "asset_id_invalid", 400,
+        "The FairPlay asset id (the skd:// URI) names no KID: check the playlist's EXT-X-KEY URI against the forms in the reference.";
+    OutputNotAllowed => "output_not_allowed", 403,
+        "The passenger tried to show the film over AirPlay or an AV adapter, which the token's FairPlay policy does not allow.";
     NotFound => "not_found", 404,
         "A request for a path the license API does not have: a player with a wrong license URL.";
     MethodNotAllowed => "method_not_allowed", 405,
@@ -87,7 +105,7 @@ outcomes! {
 }
 
 pub struct Outcomes {
-    counts: [[AtomicU64; Outcome::ALL.len()]; 2],
+    counts: [[AtomicU64; Outcome::ALL.len()]; KeySystem::ALL.len()],
     latency: Histogram,
 }
 

@@ -15,6 +15,7 @@ use time::Duration;
 
 use crate::clock::Clock;
 use crate::crypto::HmacKey;
+use crate::fairplay::Credentials;
 use crate::ids::{ComKeyId, ContentKey, KeySystem, Kid, LicenseType, Secret32};
 pub mod entry;
 
@@ -32,6 +33,7 @@ pub type StoreCheck = Box<dyn Fn(tokio::sync::oneshot::Sender<()>) + Send + Sync
 pub struct KeyRing {
     content: RwLock<Arc<HashMap<Kid, ContentKey>>>,
     com: RwLock<Arc<ComKeys>>,
+    fairplay: RwLock<Option<Arc<Credentials>>>,
     generation: AtomicI64,
     check: Option<StoreCheck>,
     last_check: Mutex<Option<std::time::Instant>>,
@@ -56,6 +58,16 @@ impl KeyRing {
         *self.content.write().expect("key ring lock") = Arc::new(content);
         *self.com.write().expect("key ring lock") = Arc::new(com);
         self.generation.store(generation, Ordering::Release);
+    }
+
+    /// The FairPlay credentials the store holds (or none).
+    pub fn set_fairplay(&self, credentials: Option<Credentials>) {
+        *self.fairplay.write().expect("key ring lock") = credentials.map(Arc::new);
+    }
+
+    /// The FairPlay credentials, if any were imported.
+    pub fn fairplay(&self) -> Option<Arc<Credentials>> {
+        self.fairplay.read().expect("key ring lock").clone()
     }
 
     /// Keys changed in the store (the admin UI imported or removed one): have the
@@ -249,16 +261,38 @@ impl LicenseService {
         out
     }
 
-    /// The token's entitlement and the keys it grants for this request.
-    fn authorize(&self, request: &LicenseRequest<'_>) -> Result<(Entitlement, Keys), LicenseError> {
-        let token = request.token.ok_or(LicenseError::TokenMissing)?;
-        let com_keys = self.keys.com();
-        let entitlement = token::verify(token, &com_keys, self.clock.now(), self.tolerance)?;
-        let store = self.keys.content();
-        let keys = entitlement.grant(&request.kids, request.license_type, request.client, |kid| {
-            store.get(kid).cloned()
-        })?;
-        Ok((entitlement, keys))
+    /// The token's entitlement: verified against the communication keys
+    /// (asking the store once more for one imported a moment ago).
+    pub async fn entitlement(&self, token: Option<&str>) -> Result<Entitlement, LicenseError> {
+        let token = token.ok_or(LicenseError::TokenMissing)?;
+        let verify = || token::verify(token, &self.keys.com(), self.clock.now(), self.tolerance);
+        Ok(match verify() {
+            Err(TokenError::UnknownComKey(_)) if self.keys.check_store().await => verify(),
+            other => other,
+        }?)
+    }
+
+    /// The keys the entitlement grants for this request.
+    async fn grant(
+        &self,
+        entitlement: &Entitlement,
+        request: &LicenseRequest<'_>,
+    ) -> Result<Keys, LicenseError> {
+        let grant = || {
+            let store = self.keys.content();
+            entitlement.grant(
+                &request.kids,
+                request.license_type,
+                request.key_system,
+                request.client,
+                |kid| store.get(kid).cloned(),
+            )
+        };
+        Ok(match grant() {
+            // A key imported a moment ago: look once more.
+            Err(Denial::Unknown(_)) if self.keys.check_store().await => grant(),
+            other => other,
+        }?)
     }
 
     /// The log row for a license. Not part of `issue`, so that the request and
@@ -309,14 +343,19 @@ impl LicenseService {
     /// Checks the token and entitlement, logs the license durably, and only then
     /// returns the keys.
     pub async fn issue(&self, request: LicenseRequest<'_>) -> Result<License, LicenseError> {
-        let (entitlement, keys) = match self.authorize(&request) {
-            // A key or communication key imported a moment ago: look once more.
-            Err(
-                LicenseError::Denied(Denial::Unknown(_)) | LicenseError::Token(TokenError::UnknownComKey(_)),
-            ) if self.keys.check_store().await => self.authorize(&request),
-            other => other,
-        }?;
+        let entitlement = self.entitlement(request.token).await?;
+        self.issue_entitled(entitlement, request).await
+    }
 
+    /// As [`issue`](Self::issue), for a key system that needed the
+    /// entitlement before it knew which key the player asks for (FairPlay:
+    /// the token is checked before the SPC is opened).
+    pub async fn issue_entitled(
+        &self,
+        entitlement: Entitlement,
+        request: LicenseRequest<'_>,
+    ) -> Result<License, LicenseError> {
+        let keys = self.grant(&entitlement, &request).await?;
         let entry = self.log_entry(request, entitlement);
         let appended = self
             .log

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(&str, &str, Option<Backfill>)] = &[
         include_str!("../../migrations/0007_checkpoint_outbox.sql"),
         None,
     ),
+    (
+        "0008_fairplay",
+        include_str!("../../migrations/0008_fairplay.sql"),
+        None,
+    ),
 ];
 
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
@@ -222,7 +227,8 @@ mod tests {
                 "0004_log_prune",
                 "0005_key_repeats",
                 "0006_sealed_keys",
-                "0007_checkpoint_outbox"
+                "0007_checkpoint_outbox",
+                "0008_fairplay"
             ]
         );
     }

@@ -10,6 +10,7 @@ mod batch;
 mod browse;
 mod chain_check;
 mod coverage;
+mod fairplay;
 mod keys;
 mod log;
 mod migrate;

@@ -17,7 +17,11 @@ pub fn load_keys(db: &Db, ring: &KeyRing) -> anyhow::Result<()> {
     let generation = db.key_generation()?;
     let content = db.content_keys().context("loading content keys")?;
     let com = db.com_keys().context("loading communication keys")?;
+    let fairplay = db
+        .fairplay_credentials()
+        .context("loading the FairPlay credentials")?;
     ring.replace(generation, content, com);
+    ring.set_fairplay(fairplay);
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use crate::ids::{ComKeyId, ContentKey, Kid, Secret32, b64_decode, decode_b64_any
 
 pub use entitlement::Denial;
 pub use mint::{MintError, Minted, Minting, mint, parse_validity};
+pub use policy::{FairPlayRules, Hdcp};
 
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 32 * 1024;
@@ -95,6 +96,39 @@ pub struct Entitlement {
     pub user_id: Option<String>,
     /// The last instant the token can be used (for forgetting single-use ids).
     pub usable_until: Option<OffsetDateTime>,
+    /// `license.duration`: how long a license may last on the device, in
+    /// seconds. Only FairPlay can make a device keep it (Clear Key and HLS
+    /// refuse a token that sets it).
+    pub license_duration: Option<u32>,
+    /// `license.expiration_datetime`: when licenses end (FairPlay carries it
+    /// to the device as a duration; for every key system no license is
+    /// issued after it).
+    pub license_expires: Option<OffsetDateTime>,
+    /// The `fairplay` sections of the usage policies the keys refer to: for
+    /// one KID, or (`None`) for whatever the player asks (`license_request`).
+    pub fairplay: Vec<(Option<Kid>, FairPlayRules)>,
+}
+
+impl Entitlement {
+    /// The FairPlay rules for `kid`, if its usage policy has any.
+    pub fn fairplay_rules(&self, kid: &Kid) -> Option<&FairPlayRules> {
+        self.fairplay
+            .iter()
+            .find(|(for_kid, _)| for_kid.is_none_or(|k| k == *kid))
+            .map(|(_, rules)| rules)
+    }
+
+    /// How many seconds a license issued at `now` may last: the license
+    /// duration, or the time to the license's expiry if that is sooner.
+    pub fn license_limit(&self, now: OffsetDateTime) -> Option<u32> {
+        let to_expiry = self
+            .license_expires
+            .map(|end| (end - now).whole_seconds().clamp(0, i64::from(u32::MAX)) as u32);
+        match (self.license_duration, to_expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -165,8 +199,9 @@ token_object! {
         start_datetime: Option<Value>,
         expiration_datetime: Option<Value>,
         allow_persistence: Option<Value>,
+        duration: Option<Value>,
     } restricts {
-        duration, real_time_expiration, rental_duration, playback_duration,
+        real_time_expiration, rental_duration, playback_duration,
             license_duration, first_play_expiration, max_playbacks
     }
 }
@@ -369,17 +404,39 @@ fn check_semantics(
     if prevent_reuse && token_id.is_none() {
         return Err(invalid("prevent_drm_message_reuse needs the token's id"));
     }
+    let license_duration = license_duration(license.and_then(|l| l.duration.as_ref()))?;
+    let license_expires = match license.and_then(|l| l.expiration_datetime.as_ref()) {
+        Some(Value::String(end)) => parse_instant(end).ok(),
+        _ => None,
+    };
     let policies = policy::Policies::parse(message.content_key_usage_policies.unwrap_or_default())?;
+    let mut fairplay = Vec::new();
     Ok(Entitlement {
         com_key_id: com_key.id,
         token_id,
-        keys: parse_key_source(message.content_keys_source, com_key, &policies)?,
+        keys: parse_key_source(message.content_keys_source, com_key, &policies, &mut fairplay)?,
         allow_persistence,
         prevent_reuse,
         allowed_ips,
         user_id: session_user(message.session.unwrap_or_default())?,
         usable_until,
+        license_duration,
+        license_expires,
+        fairplay,
     })
+}
+
+/// `license.duration`: whole seconds, 0 or absent for none.
+fn license_duration(value: Option<&Value>) -> Result<Option<u32>, TokenError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => Ok(None),
+            Some(seconds) => Ok(Some(u32::try_from(seconds).unwrap_or(u32::MAX))),
+            None => Err(invalid("license.duration is not a whole number of seconds")),
+        },
+        Some(_) => Err(invalid("license.duration is not a number")),
+    }
 }
 
 /// The payload and message versions and types berth reads.
@@ -479,23 +536,28 @@ fn parse_key_source(
     source: KeysSource,
     com_key: &ComKey,
     policies: &policy::Policies,
+    fairplay: &mut Vec<(Option<Kid>, FairPlayRules)>,
 ) -> Result<KeySource, TokenError> {
-    let apply = |entry: &SourceEntry| match &entry.usage_policy {
-        Some(name) => policies.check_applied(name),
-        None => Ok(()),
+    let mut apply = |entry: &SourceEntry, kid: Option<Kid>| {
+        if let Some(name) = &entry.usage_policy
+            && let Some(rules) = policies.check_applied(name)?
+        {
+            fairplay.push((kid, rules));
+        }
+        Ok::<_, TokenError>(())
     };
     match (source.inline, source.stored, source.license_request) {
         (Some(entries), None, None) => {
             let mut keys = Vec::with_capacity(entries.len());
             for (i, entry) in entries.iter().enumerate() {
                 entry.only("inline", Some(i), &["id", "encrypted_key"])?;
-                apply(entry)?;
                 let kid: Kid = entry
                     .id
                     .as_deref()
                     .unwrap_or("")
                     .parse()
                     .map_err(|_| invalid("an inline key id is not a UUID"))?;
+                apply(entry, Some(kid))?;
                 let key = match entry.encrypted_key.as_deref() {
                     None | Some("") => None,
                     Some(text) => Some(decrypt_inline_key(text, &kid, com_key)?),
@@ -508,15 +570,16 @@ fn parse_key_source(
             let mut kids = Vec::with_capacity(entries.len());
             for (i, entry) in entries.iter().enumerate() {
                 entry.only("stored", Some(i), &["id"])?;
-                apply(entry)?;
                 let kid = entry.id.as_deref().unwrap_or("").parse::<Kid>();
-                kids.push(kid.map_err(|_| invalid("a stored key id is not a UUID"))?);
+                let kid = kid.map_err(|_| invalid("a stored key id is not a UUID"))?;
+                apply(entry, Some(kid))?;
+                kids.push(kid);
             }
             Ok(KeySource::Stored(kids))
         }
         (None, None, Some(entry)) => {
             entry.only("license_request", None, &[])?;
-            apply(&entry)?;
+            apply(&entry, None)?;
             Ok(KeySource::LicenseRequest)
         }
         _ => Err(invalid(

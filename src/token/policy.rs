@@ -144,9 +144,10 @@ impl Policies {
         Ok(Policies(map))
     }
 
-    /// Checks the policy a key refers to; any output-protection or device demand in
-    /// it denies the license.
-    pub fn check_applied(&self, name: &str) -> Result<(), TokenError> {
+    /// Checks the policy a key refers to: any output-protection or device
+    /// demand in it denies the license, except in its `fairplay` section,
+    /// which is returned for the key systems that can carry it.
+    pub fn check_applied(&self, name: &str) -> Result<Option<FairPlayRules>, TokenError> {
         let policy = self
             .0
             .get(name)
@@ -154,14 +155,106 @@ impl Policies {
         let Value::Object(fields) = policy else {
             return Err(TokenError::Invalid("a usage policy is not an object".into()));
         };
+        let mut fairplay = None;
         for (section, body) in fields {
-            if section == "name" {
-                continue;
-            }
             let path = format!("content_key_usage_policies[{}].{section}", short(name));
-            find_restriction(&path, section, body).map_or(Ok(()), |field| Err(unsupported(field)))?;
+            match section.as_str() {
+                "name" => continue,
+                "fairplay" => fairplay = Some(FairPlayRules::parse(&path, body)?),
+                _ => {
+                    find_restriction(&path, section, body).map_or(Ok(()), |field| Err(unsupported(field)))?
+                }
+            }
         }
-        Ok(())
+        Ok(fairplay.filter(|rules| *rules != FairPlayRules::default()))
+    }
+}
+
+/// The HDCP level a FairPlay policy asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hdcp {
+    NotRequired,
+    Type0,
+    Type1,
+}
+
+/// A usage policy's `fairplay` section: `hdcp` (`NONE`, `TYPE0`, `TYPE1`),
+/// `allow_airplay` and `allow_av_adapter` (both `true` when absent).
+/// FairPlay carries them in its CKC; Clear Key and HLS keys cannot, and
+/// refuse a key whose section restricts anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FairPlayRules {
+    pub hdcp: Option<Hdcp>,
+    pub allow_airplay: bool,
+    pub allow_av_adapter: bool,
+    /// `content_key_usage_policies[<name>].fairplay`, for messages.
+    pub policy: String,
+}
+
+impl Default for FairPlayRules {
+    fn default() -> FairPlayRules {
+        FairPlayRules {
+            hdcp: None,
+            allow_airplay: true,
+            allow_av_adapter: true,
+            policy: String::new(),
+        }
+    }
+}
+
+impl FairPlayRules {
+    fn parse(path: &str, section: &Value) -> Result<FairPlayRules, TokenError> {
+        let Value::Object(fields) = section else {
+            return Err(TokenError::Invalid(format!("{path} is not an object")));
+        };
+        let mut rules = FairPlayRules::default();
+        for (field, value) in fields {
+            let flag = |value: &Value| {
+                value
+                    .as_bool()
+                    .ok_or_else(|| TokenError::Invalid(format!("{path}.{} is not a boolean", short(field))))
+            };
+            match field.as_str() {
+                "hdcp" => {
+                    rules.hdcp = match value.as_str() {
+                        Some("NONE") => Some(Hdcp::NotRequired),
+                        Some("TYPE0") => Some(Hdcp::Type0),
+                        Some("TYPE1") => Some(Hdcp::Type1),
+                        _ => {
+                            return Err(TokenError::Invalid(format!(
+                                "{path}.hdcp is not NONE, TYPE0 or TYPE1"
+                            )));
+                        }
+                    }
+                }
+                "allow_airplay" => rules.allow_airplay = flag(value)?,
+                "allow_av_adapter" => rules.allow_av_adapter = flag(value)?,
+                other => {
+                    if restricts(other, value) {
+                        return Err(unsupported(format!("{path}.{}", short(other))));
+                    }
+                }
+            }
+        }
+        if rules != FairPlayRules::default() {
+            rules.policy = path.to_owned();
+        }
+        Ok(rules)
+    }
+
+    /// The first field a key system that carries no rules (Clear Key, HLS)
+    /// would have to ignore, by its path.
+    pub fn restriction(&self) -> Option<String> {
+        let field = if matches!(self.hdcp, Some(Hdcp::Type0 | Hdcp::Type1)) {
+            "hdcp"
+        } else if !self.allow_airplay {
+            "allow_airplay"
+        } else if !self.allow_av_adapter {
+            "allow_av_adapter"
+        } else {
+            return None;
+        };
+        Some(format!("{}.{field}", self.policy))
     }
 }
 

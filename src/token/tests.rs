@@ -6,7 +6,7 @@ use time::macros::datetime;
 
 use super::*;
 use crate::crypto::aes256_cbc_encrypt_block;
-use crate::ids::LicenseType;
+use crate::ids::{KeySystem, LicenseType};
 
 const KID: &str = "9eb4050d-e44b-4802-932e-27d75083e266";
 const NOW: OffsetDateTime = datetime!(2026-11-23 12:00 UTC);
@@ -55,6 +55,7 @@ fn accepts_a_signed_token() {
         .grant(
             &[kid],
             LicenseType::Temporary,
+            KeySystem::ClearKey,
             IpAddr::from([10, 0, 0, 1]),
             |_| Some(ContentKey([1; 16])),
         )
@@ -161,6 +162,7 @@ fn decrypts_inline_keys() {
         .grant(
             &[kid],
             LicenseType::Temporary,
+            KeySystem::ClearKey,
             IpAddr::from([10, 0, 0, 1]),
             |_| None,
         )
@@ -194,10 +196,24 @@ fn fails_closed_on_what_clear_key_cannot_enforce() {
         tolerance_err(p),
         TokenError::Unsupported("license_server.access_control.concurrency_limit".into())
     );
+    // A license duration only FairPlay can carry: Clear Key and HLS refuse it.
     let p = payload(json!({ "license": { "duration": 3600 } }));
-    assert_eq!(
-        tolerance_err(p),
-        TokenError::Unsupported("license.duration".into())
+    let ent = check(&com_key().sign_token(&p)).unwrap();
+    let kid: Kid = KID.parse().unwrap();
+    let local = IpAddr::from([10, 0, 0, 1]);
+    for key_system in [KeySystem::ClearKey, KeySystem::Hls] {
+        assert_eq!(
+            ent.grant(&[kid], LicenseType::Temporary, key_system, local, |_| Some(
+                ContentKey([1; 16])
+            )),
+            Err(Denial::Unenforceable("license.duration".into()))
+        );
+    }
+    assert!(
+        ent.grant(&[kid], LicenseType::Temporary, KeySystem::FairPlay, local, |_| {
+            Some(ContentKey([1; 16]))
+        })
+        .is_ok()
     );
     let p = payload(json!({ "some_future_flag": { "x": 1 } }));
     assert!(
@@ -293,26 +309,47 @@ fn checks_addresses_persistence_and_entitlement() {
     let ent = check(&com_key().sign_token(&p)).unwrap();
     let store = |_: &Kid| Some(ContentKey([1; 16]));
     let t = LicenseType::Temporary;
-    assert!(ent.grant(&[kid], t, "10.1.2.3".parse().unwrap(), store).is_ok());
     assert!(
-        ent.grant(&[kid], t, "::ffff:10.1.2.3".parse().unwrap(), store)
+        ent.grant(&[kid], t, KeySystem::ClearKey, "10.1.2.3".parse().unwrap(), store)
             .is_ok()
     );
-    assert!(ent.grant(&[kid], t, "::1".parse().unwrap(), store).is_ok());
+    assert!(
+        ent.grant(
+            &[kid],
+            t,
+            KeySystem::ClearKey,
+            "::ffff:10.1.2.3".parse().unwrap(),
+            store
+        )
+        .is_ok()
+    );
+    assert!(
+        ent.grant(&[kid], t, KeySystem::ClearKey, "::1".parse().unwrap(), store)
+            .is_ok()
+    );
     assert_eq!(
-        ent.grant(&[kid], t, "10.2.0.1".parse().unwrap(), store),
+        ent.grant(&[kid], t, KeySystem::ClearKey, "10.2.0.1".parse().unwrap(), store),
         Err(Denial::IpNotAllowed)
     );
     let local = "10.1.0.1".parse().unwrap();
     assert_eq!(
-        ent.grant(&[kid], LicenseType::PersistentLicense, local, store),
+        ent.grant(
+            &[kid],
+            LicenseType::PersistentLicense,
+            KeySystem::ClearKey,
+            local,
+            store
+        ),
         Err(Denial::PersistenceNotAllowed)
     );
     assert_eq!(
-        ent.grant(&[kid, other], t, local, store),
+        ent.grant(&[kid, other], t, KeySystem::ClearKey, local, store),
         Err(Denial::NotEntitled(other))
     );
-    assert_eq!(ent.grant(&[kid], t, local, |_| None), Err(Denial::Unknown(kid)));
+    assert_eq!(
+        ent.grant(&[kid], t, KeySystem::ClearKey, local, |_| None),
+        Err(Denial::Unknown(kid))
+    );
 }
 
 #[test]
@@ -438,4 +475,71 @@ fn every_key_source_is_held_to_its_usage_policy_and_its_fields() {
         )
         .is_ok()
     );
+}
+
+#[test]
+fn fairplay_rules_are_carried_by_fairplay_and_refused_by_clear_key() {
+    let kid: Kid = KID.parse().unwrap();
+    let local = IpAddr::from([10, 0, 0, 1]);
+    let store = |_: &Kid| Some(ContentKey([1; 16]));
+    let with = |section: serde_json::Value| {
+        payload(json!({
+            "content_keys_source": { "inline": [ { "id": KID, "usage_policy": "P" } ] },
+            "content_key_usage_policies": [ { "name": "P", "fairplay": section } ],
+        }))
+    };
+    let ent =
+        check(&com_key().sign_token(&with(json!({ "hdcp": "TYPE1", "allow_airplay": false })))).unwrap();
+    let rules = ent.fairplay_rules(&kid).unwrap();
+    assert_eq!(
+        (rules.hdcp, rules.allow_airplay, rules.allow_av_adapter),
+        (Some(Hdcp::Type1), false, true)
+    );
+    assert_eq!(
+        ent.grant(&[kid], LicenseType::Temporary, KeySystem::ClearKey, local, store),
+        Err(Denial::Unenforceable(
+            "content_key_usage_policies[P].fairplay.hdcp".into()
+        ))
+    );
+    assert!(
+        ent.grant(&[kid], LicenseType::Temporary, KeySystem::FairPlay, local, store)
+            .is_ok()
+    );
+
+    // Sections that restrict nothing pass everywhere.
+    for permissive in [json!({}), json!({ "hdcp": "NONE", "allow_airplay": true })] {
+        let ent = check(&com_key().sign_token(&with(permissive))).unwrap();
+        assert!(
+            ent.grant(&[kid], LicenseType::Temporary, KeySystem::Hls, local, store)
+                .is_ok()
+        );
+    }
+    // What berth does not know in the section, or cannot read, is refused.
+    assert_eq!(
+        check(&com_key().sign_token(&with(json!({ "max_hdcp_version": 2 })))).unwrap_err(),
+        TokenError::Unsupported("content_key_usage_policies[P].fairplay.max_hdcp_version".into())
+    );
+    for bad in [
+        json!({ "hdcp": "TYPE2" }),
+        json!({ "allow_airplay": "no" }),
+        json!("TYPE0"),
+    ] {
+        assert!(matches!(
+            check(&com_key().sign_token(&with(bad))),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+}
+
+#[test]
+fn the_license_limit_is_the_duration_or_the_time_to_expiry_whichever_is_sooner() {
+    let now = datetime!(2026-11-03 12:00 UTC);
+    let mut ent = check(&com_key().sign_token(&payload(json!({})))).unwrap();
+    assert_eq!(ent.license_limit(now), None);
+    ent.license_duration = Some(7200);
+    assert_eq!(ent.license_limit(now), Some(7200));
+    ent.license_expires = Some(datetime!(2026-11-03 13:00 UTC));
+    assert_eq!(ent.license_limit(now), Some(3600));
+    ent.license_duration = None;
+    assert_eq!(ent.license_limit(now), Some(3600));
 }

@@ -13,6 +13,7 @@ mod cpix;
 mod crew_attack;
 mod errors;
 mod fail_closed;
+mod fairplay;
 mod faults;
 mod ground;
 mod hostile;

@@ -194,6 +194,7 @@ fn fuzz_tokens() {
             ent.grant(
                 &[],
                 berth::ids::LicenseType::Temporary,
+                berth::ids::KeySystem::ClearKey,
                 "10.1.2.3".parse().unwrap(),
                 |_| None
             )
@@ -210,6 +211,7 @@ fn fuzz_tokens() {
                 let _ = ent.grant(
                     &[],
                     berth::ids::LicenseType::Temporary,
+                    berth::ids::KeySystem::FairPlay,
                     "10.1.2.3".parse().unwrap(),
                     |_| None,
                 );

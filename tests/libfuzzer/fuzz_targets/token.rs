@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use berth::ids::{ComKeyId, LicenseType, Secret32};
+use berth::ids::{ComKeyId, KeySystem, LicenseType, Secret32};
 use berth::token::{ComKey, ComKeys};
 
 static KEYS: LazyLock<(Arc<ComKey>, ComKeys)> = LazyLock::new(|| {
@@ -25,7 +25,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         if let Ok(entitlement) = berth::token::verify(&signed, keys, now, tolerance) {
             // What the log writer does with a single-use token's last instant.
             let _ = entitlement.usable_until.map(berth::ids::format_instant);
-            let _ = entitlement.grant(&[], LicenseType::Temporary, "10.1.2.3".parse().unwrap(), |_| None);
+            let _ = entitlement.grant(&[], LicenseType::Temporary, KeySystem::ClearKey, "10.1.2.3".parse().unwrap(), |_| None);
         }
     }
 });
