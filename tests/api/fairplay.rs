@@ -130,6 +130,9 @@ pub async fn post_spc(app: &TestApp, token: Option<&str>, body: Vec<u8>) -> (u16
     (status, bytes, json)
 }
 
+/// Wraps an SPC or unwraps a CKC for one request form.
+type Bytes = fn(&[u8]) -> Vec<u8>;
+
 fn skd(kid: &str) -> String {
     format!("skd://{kid}")
 }
@@ -155,7 +158,7 @@ async fn the_certificate_is_served_as_imported_and_not_counted() {
 #[actix_web::test]
 async fn a_ckc_carries_the_key_r1_and_the_blocks_the_spc_asked_back_in_every_form() {
     let (app, fps) = fairplay_app(1024).await;
-    let forms: [(&str, fn(&[u8]) -> Vec<u8>, fn(&[u8]) -> Vec<u8>); 4] = [
+    let forms: [(&str, Bytes, Bytes); 4] = [
         ("raw", |spc| spc.to_vec(), |ckc| ckc.to_vec()),
         (
             "base64",
