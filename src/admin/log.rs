@@ -47,7 +47,7 @@ fn parse_query(req: &HttpRequest) -> Result<LogQuery, String> {
         "" | "any" => None,
         text => Some(
             text.parse()
-                .map_err(|_| "Key system is clearkey or hls.".to_owned())?,
+                .map_err(|_| "Key system is clearkey, hls or fairplay.".to_owned())?,
         ),
     };
     let at = query.get("at");

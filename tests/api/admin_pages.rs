@@ -137,7 +137,7 @@ async fn the_license_log_refuses_bad_filters_clearly() {
         ("to=2026-02-30", "To is not a date"),
         ("from=2026-11-02&to=2026-11-01", "From is after To"),
         ("kid=%3Cscript%3Ealert(1)%3C/script%3E", "KID is not a UUID"),
-        ("key_system=widevine", "Key system is clearkey or hls"),
+        ("key_system=widevine", "Key system is clearkey, hls or fairplay"),
         ("dir=older", "page address is not valid"),
         (
             "dir=older&seq=1&at=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",

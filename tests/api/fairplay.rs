@@ -253,3 +253,489 @@ async fn the_asset_id_forms_packagers_write_name_the_key_and_a_given_iv_is_deliv
 fn berth_kid(text: &str) -> [u8; 16] {
     kid(text).0
 }
+
+/// A token for KID_A whose usage policy is `fairplay` and whose license
+/// section is `license`.
+fn token_with(app: &TestApp, license: Value, fairplay: Value) -> String {
+    app.token(
+        &[],
+        json!({
+            "license": license,
+            "content_keys_source": { "inline": [ { "id": KID_A, "usage_policy": "P" } ] },
+            "content_key_usage_policies": [ { "name": "P", "fairplay": fairplay } ],
+        }),
+    )
+}
+
+#[actix_web::test]
+async fn the_tokens_duration_persistence_and_hdcp_become_the_ckcs_terms() {
+    let (app, fps) = fairplay_app(1024).await;
+    let streaming = json!({ "duration": 3600, "allow_persistence": false });
+    let offline = json!({ "duration": 86400, "allow_persistence": true });
+    // (license, fairplay policy, device capabilities, duration block, hdcp block)
+    let cases = [
+        (
+            streaming.clone(),
+            json!({}),
+            "0",
+            json!({ "lease": 3600, "rental": 0, "type": "lease" }),
+            Value::Null,
+        ),
+        (
+            offline.clone(),
+            json!({}),
+            "2",
+            json!({ "lease": 0, "rental": 86400, "type": "persistence_and_rental" }),
+            Value::Null,
+        ),
+        (
+            json!({ "allow_persistence": true }),
+            json!({}),
+            "2",
+            json!({ "lease": 0, "rental": 0, "type": "persistence" }),
+            Value::Null,
+        ),
+        // A device without offline keys gets a streaming key even when the token allows more.
+        (
+            offline,
+            json!({}),
+            "0",
+            json!({ "lease": 86400, "rental": 0, "type": "lease" }),
+            Value::Null,
+        ),
+        (
+            streaming.clone(),
+            json!({ "hdcp": "TYPE1" }),
+            "1",
+            json!({ "lease": 3600, "rental": 0, "type": "lease" }),
+            json!("TYPE1"),
+        ),
+        (
+            json!({}),
+            json!({ "hdcp": "NONE" }),
+            "1",
+            Value::Null,
+            json!("NONE"),
+        ),
+        // Type 0 is the device's own default where it cannot read the block.
+        (
+            json!({}),
+            json!({ "hdcp": "TYPE0" }),
+            "0",
+            Value::Null,
+            Value::Null,
+        ),
+    ];
+    for (i, (license, policy, caps, duration, hdcp)) in cases.into_iter().enumerate() {
+        let name = format!("terms{i}");
+        let spc = fps.spc(&name, &skd(KID_A), &["--caps", caps]);
+        let (status, ckc, json) = post_spc(&app, Some(&token_with(&app, license, policy)), spc).await;
+        assert_eq!(status, 200, "case {i}: {json}");
+        let opened = fps.open(&name, &ckc);
+        assert_eq!(
+            (&opened["duration"], &opened["hdcp"]),
+            (&duration, &hdcp),
+            "case {i}"
+        );
+    }
+    // The log says which licenses were persistent.
+    let kinds: Vec<String> = app
+        .db()
+        .last_licenses(10)
+        .unwrap()
+        .into_iter()
+        .map(|row| row.license_type)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "persistent-license").count(),
+        2,
+        "{kinds:?}"
+    );
+}
+
+#[actix_web::test]
+async fn what_a_ckc_cannot_keep_is_refused_by_name_and_writes_no_row() {
+    let (app, fps) = fairplay_app(1024).await;
+    let type1 = token_with(&app, json!({}), json!({ "hdcp": "TYPE1" }));
+    let spc = fps.spc("t1", &skd(KID_A), &["--caps", "0"]);
+    let (status, _, json) = post_spc(&app, Some(&type1), spc).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (403, Some("unsupported_entitlement")),
+        "{json}"
+    );
+    assert!(json["message"].as_str().unwrap().contains("fairplay"), "{json}");
+
+    for (output, code) in [
+        ("airplay", "output_not_allowed"),
+        ("av-adapter", "output_not_allowed"),
+    ] {
+        let rules = json!({ "allow_airplay": false, "allow_av_adapter": false });
+        let spc = fps.spc(output, &skd(KID_A), &["--streaming", output]);
+        let (status, _, json) = post_spc(&app, Some(&token_with(&app, json!({}), rules)), spc).await;
+        assert_eq!((status, json["error"].as_str()), (403, Some(code)), "{json}");
+    }
+    // Played on the device itself, the same rules give a key.
+    let rules = json!({ "allow_airplay": false });
+    let spc = fps.spc("local", &skd(KID_A), &["--streaming", "device"]);
+    assert_eq!(
+        post_spc(&app, Some(&token_with(&app, json!({}), rules)), spc)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(app.log_rows(), 1, "refusals write no row");
+
+    // Clear Key cannot carry any of it.
+    let (status, body, _) = post_license(&app, Some(&type1), &clearkey_body(&[KID_A], "temporary")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("unsupported_entitlement"))
+    );
+    let persist = token_with(&app, json!({ "allow_persistence": false }), json!({}));
+    let spc = fps.spc("nopersist", &skd(KID_A), &["--caps", "2"]);
+    let (status, ckc, _) = post_spc(&app, Some(&persist), spc).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fps.open("nopersist", &ckc)["duration"],
+        Value::Null,
+        "no persistence without the token's leave"
+    );
+}
+
+#[actix_web::test]
+async fn hostile_and_broken_spcs_get_their_own_codes_and_no_row() {
+    let (app, fps) = fairplay_app(1024).await;
+    let token = app.token(&[KID_A], json!({}));
+    let good = fps.spc("good", &skd(KID_A), &[]);
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() - 7);
+    let mut oversized = good.clone();
+    oversized.resize(40 * 1024, 0);
+    let mut version3 = good.clone();
+    version3[3] = 3;
+    let mut flipped = good.clone();
+    let n = flipped.len();
+    flipped[n - 20] ^= 0x55; // the payload's last blocks no longer decrypt to TLLVs
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("truncated", truncated, 400, "spc_malformed"),
+        ("oversized", oversized, 400, "spc_malformed"),
+        ("version 3", version3, 400, "spc_version_unsupported"),
+        ("damaged payload", flipped, 400, "spc_malformed"),
+        ("empty", Vec::new(), 400, "spc_malformed"),
+        (
+            "not an SPC",
+            b"<PlayReadyKeyMessage/>".to_vec(),
+            400,
+            "spc_malformed",
+        ),
+        ("Widevine", vec![0x08, 0x04], 400, "spc_malformed"),
+        (
+            "another certificate",
+            fps.spc("h1", &skd(KID_A), &["--wrong-hash"]),
+            400,
+            "spc_wrong_certificate",
+        ),
+        (
+            "wrong integrity",
+            fps.spc("h2", &skd(KID_A), &["--bad-integrity"]),
+            400,
+            "spc_integrity_failed",
+        ),
+        (
+            "a block past the end",
+            fps.spc("h3", &skd(KID_A), &["--bad-length"]),
+            400,
+            "spc_malformed",
+        ),
+        (
+            "asks back a missing block",
+            fps.spc("h4", &skd(KID_A), &["--ask-back", "1122334455667788"]),
+            400,
+            "spc_malformed",
+        ),
+        (
+            "protocol 2",
+            fps.spc("h5", &skd(KID_A), &["--protocol-used", "2"]),
+            400,
+            "spc_protocol_unsupported",
+        ),
+        (
+            "asset id names no KID",
+            fps.spc("h6", "twelve", &[]),
+            400,
+            "asset_id_invalid",
+        ),
+        (
+            "asset with no key",
+            fps.spc("h7", &skd(KID_UNKNOWN), &[]),
+            403,
+            "key_not_entitled",
+        ),
+        (
+            "a version 2 SPC for a 1024-bit key",
+            fps.spc("h8", &skd(KID_A), &["--version", "2"]),
+            400,
+            "spc_malformed",
+        ),
+    ];
+    for (what, body, status, code) in cases {
+        let (got, _, json) = post_spc(&app, Some(&token), body).await;
+        assert_eq!(
+            (got, json["error"].as_str()),
+            (status, Some(code)),
+            "{what}: {json}"
+        );
+        assert!(!json["message"].as_str().unwrap_or("").is_empty(), "{what}");
+    }
+    let unknown = app.token(&[KID_UNKNOWN], json!({}));
+    let (got, _, json) = post_spc(&app, Some(&unknown), fps.spc("h9", &skd(KID_UNKNOWN), &[])).await;
+    assert_eq!(
+        (got, json["error"].as_str()),
+        (403, Some("key_unknown")),
+        "{json}"
+    );
+    let (got, _, json) = post_spc(&app, None, good.clone()).await;
+    assert_eq!((got, json["error"].as_str()), (401, Some("token_missing")));
+    let (got, _, json) = post_spc(&app, Some("not.a.token"), good.clone()).await;
+    assert_eq!((got, json["error"].as_str()), (401, Some("token_invalid")));
+    let (got, _, json) = post_spc(&app, Some(&token), vec![b'A'; 70 * 1024]).await;
+    assert_eq!((got, json["error"].as_str()), (413, Some("body_too_large")));
+    assert_eq!(app.log_rows(), 0, "no row for any of them");
+    // An unknown block the device asks back is returned as it came.
+    let name = "unknown-block";
+    let spc = fps.spc(name, &skd(KID_A), &["--unknown-tllv"]);
+    let (got, ckc, _) = post_spc(&app, Some(&token), spc).await;
+    assert_eq!(got, 200);
+    assert_eq!(fps.open(name, &ckc)["returned_as_asked"], true);
+}
+
+#[actix_web::test]
+async fn without_credentials_fairplay_says_so() {
+    let app = spawn_app().await;
+    let res = client()
+        .get(app.url("/fairplay/certificate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 501);
+    let fps = Fps::new(app.dir.path(), 1024);
+    let (status, _, json) = post_spc(
+        &app,
+        Some(&app.token(&[KID_A], json!({}))),
+        fps.spc("n", &skd(KID_A), &[]),
+    )
+    .await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (501, Some("fairplay_not_configured"))
+    );
+    assert_eq!(app.log_rows(), 0);
+}
+
+#[actix_web::test]
+async fn fairplay_licenses_are_logged_counted_reported_and_billed() {
+    let (app, fps) = fairplay_app(1024).await;
+    let root = tempfile::tempdir().unwrap();
+    let fleet = root.path().join("fleet");
+    std::fs::create_dir_all(&fleet).unwrap();
+    app.installed_at(time::macros::datetime!(2026-11-01 08:00 UTC));
+    for i in 0..3 {
+        app.clock
+            .set(time::macros::datetime!(2026-11-03 10:00 UTC) + time::Duration::hours(i));
+        let name = format!("count{i}");
+        let token = app.token(&[KID_A], json!({ "session": { "user_id": format!("seat-{i}") } }));
+        assert_eq!(
+            post_spc(&app, Some(&token), fps.spc(&name, &skd(KID_A), &[]))
+                .await
+                .0,
+            200
+        );
+    }
+    license_at(
+        &app,
+        time::macros::datetime!(2026-11-04 10:00 UTC),
+        Some("seat-9"),
+        false,
+    )
+    .await;
+    let rows = app.db().last_licenses(10).unwrap();
+    assert_eq!(rows.iter().filter(|r| r.key_system == "fairplay").count(), 3);
+
+    let out = app.berth(&["stats", "--json", "--month", "2026-11"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["counts"]["by_key_system"]["fairplay"], 3, "{stats}");
+    assert_eq!(stats["counts"]["active_users"], 4);
+    let out = app.berth(&["log", "verify"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let file = export(&app, "2026-11", time::macros::datetime!(2026-12-01 00:00 UTC));
+    let out = verify(&app, &file, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&read_zip(&file)["report.json"]).unwrap();
+    assert_eq!(report["counts"]["by_key_system"]["fairplay"], 3, "{report}");
+    std::fs::copy(&file, fleet.join(file.file_name().unwrap())).unwrap();
+    let prices = root.path().join("prices.toml");
+    std::fs::write(
+        &prices,
+        "currency = \"EUR\"\nbasis = \"licenses\"\n[vessel_types.aircraft]\ntiers = [ { unit_price = \"0.50\" } ]\n",
+    )
+    .unwrap();
+    let bill = fleet_json(&berth(&[
+        "fleet",
+        "bill",
+        "--json",
+        "--prices",
+        prices.to_str().unwrap(),
+        fleet.to_str().unwrap(),
+    ]));
+    let line = &bill["months"]["2026-11"]["lines"][0];
+    assert_eq!(
+        (line["quantity"].as_u64(), line["amount"].as_str()),
+        (Some(4), Some("2.00")),
+        "{bill}"
+    );
+}
+
+#[actix_web::test]
+async fn credentials_are_shown_sealed_and_refused_when_they_cannot_serve() {
+    let app = spawn_app().await;
+    let fps = Fps::new(app.dir.path(), 1024);
+    let import = |cert: &Path, key: &Path, ask: Option<&Path>| {
+        let mut args = vec![
+            "fairplay",
+            "credentials",
+            "import",
+            "--certificate",
+            cert.to_str().unwrap(),
+        ];
+        args.extend(["--private-key", key.to_str().unwrap()]);
+        if let Some(ask) = ask {
+            args.extend(["--ask-file", ask.to_str().unwrap()]);
+        }
+        app.berth(&args)
+    };
+    let refused = |out: std::process::Output, says: &str| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(says), "expected {says:?} in {err}");
+    };
+    refused(import(&fps.cert, &fps.key, None), "libfpscrypto");
+    let empty = app.dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    refused(import(&fps.cert, &fps.key, Some(&empty)), "no ASk");
+    let short = app.dir.path().join("short");
+    std::fs::write(&short, "1a09d27bc2241afa").unwrap();
+    refused(import(&fps.cert, &fps.key, Some(&short)), "32 hex digits");
+    let other = Fps::new(&tempfile::tempdir().unwrap().keep(), 2048);
+    refused(
+        import(&fps.cert, &other.key, Some(&fps.ask)),
+        "not the FPS certificate's",
+    );
+    let dir = app.dir.path();
+    run_in(
+        dir,
+        "openssl",
+        &[
+            "rsa",
+            "-in",
+            "fps.pem",
+            "-aes128",
+            "-passout",
+            "pass:x",
+            "-out",
+            "locked.pem",
+        ],
+    );
+    refused(
+        import(&fps.cert, &dir.join("locked.pem"), Some(&fps.ask)),
+        "unencrypted",
+    );
+    let out = app.berth(&["fairplay", "credentials", "show"]);
+    refused(out, "no FairPlay credentials");
+
+    let out = fps.import_into(&app);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = app.berth(&["fairplay", "credentials", "show", "--json"]);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fingerprint = run_in(
+        dir,
+        "openssl",
+        &[
+            "x509",
+            "-inform",
+            "der",
+            "-in",
+            "fps.der",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+        ],
+    );
+    let fingerprint = String::from_utf8(fingerprint.stdout).unwrap();
+    assert_eq!(
+        Some(shown["sha256_fingerprint"].as_str().unwrap()),
+        fingerprint.trim().split('=').nth(1)
+    );
+    assert_eq!(
+        (shown["rsa_bits"].as_u64(), shown["spc_version"].as_u64()),
+        (Some(1024), Some(1))
+    );
+    assert!(
+        shown["subject"]
+            .as_str()
+            .unwrap()
+            .contains("berth test FPS certificate")
+    );
+
+    // Neither the ASk nor the private key is in the database or a backup in the clear.
+    let backup = dir.join("backup.db");
+    assert!(
+        app.berth(&["backup", "--out", backup.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let key_der = run_in(dir, "openssl", &["rsa", "-in", "fps.pem", "-outform", "der"]).stdout;
+    let ask = berth::ids::hex_decode(ASK).unwrap();
+    for file in [app.db_path(), backup] {
+        let bytes = std::fs::read(&file).unwrap();
+        for secret in [
+            &ask[..],
+            &key_der[160..192], /* inside the private exponent */
+            ASK.as_bytes(),
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "{secret:?} in {}",
+                file.display()
+            );
+        }
+    }
+    // An expired certificate is refused, and the credentials in use are kept.
+    let old = tempfile::tempdir().unwrap().keep();
+    python(
+        &old,
+        &[
+            "credentials",
+            "--bits",
+            "1024",
+            "--out-cert",
+            "c.der",
+            "--out-key",
+            "k.pem",
+            "--days",
+            "-1",
+            "--start-days",
+            "-30",
+        ],
+    );
+    refused(
+        import(&old.join("c.der"), &old.join("k.pem"), Some(&fps.ask)),
+        "not valid now",
+    );
+    let out = app.berth(&["fairplay", "credentials", "show", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["subject"],
+        shown["subject"]
+    );
+}

@@ -166,6 +166,7 @@ def spc(args):
     if args.ask_back:
         returned.append(int(args.ask_back, 16))
     blocks.append(tllv(TAG["return_request"], b"".join(struct.pack(">Q", t) for t in returned)))
+    asked = {f"{t:016x}": v.hex() for t, v in read_tllvs(b"".join(blocks)) if t in returned}
     if args.bad_length:
         blocks.append(tllv(TAG["transaction_id"] ^ 1, b"x" * 8, block_len=1 << 30))
     payload = b"".join(blocks)
@@ -182,7 +183,7 @@ def spc(args):
     with open(args.session, "w") as f:
         json.dump({
             "sk": sk.hex(), "r1": r1.hex(), "anti_replay_seed": seed.hex(),
-            "returned": {f"{t:016x}": v.hex() for t, v in read_tllvs(payload) if t in returned},
+            "returned": asked,
         }, f)
 
 

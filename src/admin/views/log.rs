@@ -41,8 +41,9 @@ fn filter_form(v: &LogView<'_>) -> Markup {
                 label for="key_system" { "Key system" }
                 select id="key_system" name="key_system" {
                     option value="any" { "any" }
-                    option value="clearkey" selected[key_system == Some("clearkey")] { "clearkey" }
-                    option value="hls" selected[key_system == Some("hls")] { "hls" }
+                    @for system in crate::ids::KeySystem::ALL {
+                        option value=(system.as_str()) selected[key_system == Some(system.as_str())] { (system.as_str()) }
+                    }
                 }
             }
             div { button type="submit" { "Show" } }
