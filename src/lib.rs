@@ -10,10 +10,14 @@
 //! - [`chain`]: the license log's hash-chain rule.
 //! - [`clearkey`]: the W3C Clear Key message format.
 //! - [`keyfile`]: JSON and CPIX key import files.
+//! - [`fairplay`]: FairPlay Streaming's key server: the SPC opened with the
+//!   provider's credentials, the asset id's KID, the token's FairPlay rules as
+//!   the CKC's terms, the CKC, and the request forms players send.
 //! - [`clock`]: the only reader of the wall clock.
 //! - [`crypto`]: the only module that names openssl (AES-GCM, AES-CBC, HMAC,
 //!   SHA-256, Ed25519, RSA-OAEP, X.509 and PKCS#12, randomness, constant-time
-//!   comparison, TLS setup and the TLS peer's names) and, in `crypto::xmldsig`,
+//!   comparison, TLS setup and the TLS peer's names; in `crypto::fairplay`,
+//!   FairPlay's provider key, AES-128 and SHA-1) and, in `crypto::xmldsig`,
 //!   libxml2 and libxmlsec1 (XML signatures).
 //! - [`config`]: defaults < file < `BERTH_*` environment < flags, validated once.
 //! - [`chunks`]: a writer that hands its output to another thread in chunks.
@@ -50,9 +54,10 @@
 //!
 //! Checked invariants (`tests/tidy.rs`):
 //!
-//! - `ids`, `token`, `chain`, `clearkey` and `keyfile`, what a stranger's bytes
-//!   reach first, do no I/O and name no store, HTTP, SQLite or runtime.
-//! - The domain (`ids`, `token`, `chain`, `clearkey`, `keyfile`, `license`)
+//! - `ids`, `token`, `chain`, `clearkey`, `keyfile` and `fairplay`, what a
+//!   stranger's bytes reach first, do no I/O and name no store, HTTP, SQLite
+//!   or runtime.
+//! - The domain (`ids`, `token`, `chain`, `clearkey`, `keyfile`, `fairplay`, `license`)
 //!   names no outer layer (`store`, `http`, `admin`, `report`, `ground`,
 //!   `server`, `cli`): those depend on it. The store's writer implements
 //!   `license::LicenseLog` in `license::entry`'s terms.

@@ -131,6 +131,7 @@ async fn answer(
     let now = state.service.clock().now();
     let listed = with_db(state, move |db| -> anyhow::Result<_> {
         let delivery = crate::keys::delivery_certificate(db, now)?;
+        let fairplay = crate::keys::fairplay_certificate(db)?;
         let keys = db.list_keys()?;
         let total = keys.len();
         let listed = keys
@@ -141,11 +142,11 @@ async fn answer(
                 Ok((k, usage))
             })
             .collect::<Result<Vec<_>, crate::store::StoreError>>()?;
-        Ok((listed, total, delivery))
+        Ok((listed, total, delivery, fairplay))
     })
     .await;
     match listed {
-        Some(Ok((mut listed, total, delivery))) => {
+        Some(Ok((mut listed, total, delivery, fairplay))) => {
             sort(&mut listed, view.order);
             let shown = views::keys::Shown {
                 listed: &listed,
@@ -153,6 +154,7 @@ async fn answer(
                 view,
                 month,
                 delivery: &delivery,
+                fairplay: fairplay.as_ref(),
             };
             html(
                 notice_status(notice.as_ref()),

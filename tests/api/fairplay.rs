@@ -739,3 +739,27 @@ async fn credentials_are_shown_sealed_and_refused_when_they_cannot_serve() {
         shown["subject"]
     );
 }
+
+#[actix_web::test]
+async fn the_crew_keys_page_shows_the_fairplay_certificate() {
+    let app = spawn_admin_app().await;
+    let cookie = session(&app).await;
+    assert!(
+        page(&app, &cookie, "/keys")
+            .await
+            .contains("No FairPlay credentials")
+    );
+    let fps = Fps::new(app.dir.path(), 1024);
+    assert!(fps.import_into(&app).status.success());
+    let shown = berth::keys::fairplay_certificate(&app.db()).unwrap().unwrap();
+    let html = page(&app, &cookie, "/keys").await;
+    for fact in [
+        "FairPlay certificate",
+        shown.info.sha256_fingerprint.as_str(),
+        "RSA-1024 (SPC version 1)",
+        shown.info.not_after.as_str(),
+        "berth test FPS certificate",
+    ] {
+        assert!(html.contains(fact), "{fact} is not on the keys page");
+    }
+}

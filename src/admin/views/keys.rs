@@ -8,7 +8,7 @@ use super::{Notice, confirmed_button, csrf_field, notice, page, script};
 use crate::admin::keys::{KeyOrder, KeyView};
 use crate::admin::session::Session;
 use crate::ids::Month;
-use crate::keys::DeliveryCertificate;
+use crate::keys::{DeliveryCertificate, FairPlayCertificate};
 use crate::store::{KeyInfo, KidUsage};
 
 /// What the keys page shows.
@@ -18,6 +18,8 @@ pub struct Shown<'a> {
     pub view: &'a KeyView,
     pub month: Month,
     pub delivery: &'a DeliveryCertificate,
+    /// The FairPlay certificate, if credentials are imported.
+    pub fairplay: Option<&'a FairPlayCertificate>,
 }
 
 fn row(session: &Session, key: &KeyInfo, used: &KidUsage, month: Month) -> Markup {
@@ -118,6 +120,30 @@ fn delivery(certificate: &DeliveryCertificate) -> Markup {
     }
 }
 
+fn fairplay(certificate: Option<&FairPlayCertificate>) -> Markup {
+    html! {
+        section aria-labelledby="fairplay-h" {
+            h2 id="fairplay-h" { "FairPlay certificate" }
+            @match certificate {
+                None => p {
+                    "No FairPlay credentials: Apple devices cannot get FairPlay licenses here. "
+                    "Import them with " code { "berth fairplay credentials import" } "."
+                },
+                Some(fps) => {
+                    p { "Apple devices fetch this certificate before they ask for a FairPlay license." }
+                    dl.facts {
+                        dt { "Subject" } dd { (fps.info.subject) }
+                        dt { "SHA-256 fingerprint" } dd { code { (fps.info.sha256_fingerprint) } }
+                        dt { "Key" } dd { "RSA-" (fps.info.rsa_bits.unwrap_or(0)) " (SPC version " (fps.spc_version) ")" }
+                        dt { "Valid until (UTC)" } dd { (fps.info.not_after) }
+                        dt { "Imported (UTC)" } dd { (fps.imported_at) }
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub fn keys(session: &Session, shown: &Shown<'_>, message: Option<&Notice>) -> String {
     let Shown {
         listed,
@@ -125,6 +151,7 @@ pub fn keys(session: &Session, shown: &Shown<'_>, message: Option<&Notice>) -> S
         view,
         month,
         delivery: certificate,
+        fairplay: fps,
     } = *shown;
     let heading = if view.search.is_empty() {
         format!("Content keys ({total})")
@@ -158,6 +185,7 @@ pub fn keys(session: &Session, shown: &Shown<'_>, message: Option<&Notice>) -> S
         }
         (import_form(session))
         (delivery(certificate))
+        (fairplay(fps))
         (script())
     };
     page("Keys", Some(session), body)
