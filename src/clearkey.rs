@@ -22,9 +22,13 @@ pub enum ClearKeyError {
     /// JSON, but not a valid Clear Key request.
     #[error("{0}")]
     Malformed(String),
-    /// Not JSON at all: another key system's message (Widevine, PlayReady, FairPlay).
-    #[error("the request is not a Clear Key license request; this server only speaks Clear Key and HLS keys")]
-    NotClearKey,
+    /// Not JSON at all: another key system's message (named when it is
+    /// recognised: Widevine, PlayReady).
+    #[error(
+        "the request is {} license request, not Clear Key's; berth serves Clear Key, HLS keys and FairPlay (at /fairplay/license); Widevine and PlayReady licenses need their vendors' own servers",
+        .0.map_or("another key system's".to_owned(), |name| format!("a {name}"))
+    )]
+    NotClearKey(Option<&'static str>),
 }
 
 #[derive(Deserialize)]
@@ -43,7 +47,7 @@ pub fn parse_request(body: &[u8]) -> Result<ClearKeyRequest, ClearKeyError> {
         return Err(ClearKeyError::Malformed("the request body is empty".into()));
     }
     if trimmed[0] != b'{' {
-        return Err(ClearKeyError::NotClearKey);
+        return Err(ClearKeyError::NotClearKey(crate::ids::foreign_key_system(body)));
     }
     let raw: RawRequest = serde_json::from_slice(body).map_err(|e| {
         ClearKeyError::Malformed(format!(
@@ -127,20 +131,33 @@ mod tests {
         // Only one, and only at the start.
         assert_eq!(
             parse_request(b"\xEF\xBB\xBF\xEF\xBB\xBF{}"),
-            Err(ClearKeyError::NotClearKey)
+            Err(ClearKeyError::NotClearKey(None))
         );
         assert!(matches!(
             parse_request(b" \xEF\xBB\xBF{\"kids\":[\"nrQFDeRLSAKTLifXUIPiZg\"]}"),
-            Err(ClearKeyError::NotClearKey)
+            Err(ClearKeyError::NotClearKey(None))
         ));
     }
 
     #[test]
     fn tells_other_key_systems_from_broken_requests() {
-        assert_eq!(parse_request(&[0x08, 0x04]), Err(ClearKeyError::NotClearKey));
+        assert_eq!(
+            parse_request(&[0x08, 0x04]),
+            Err(ClearKeyError::NotClearKey(Some("Widevine")))
+        );
         assert_eq!(
             parse_request(b"<PlayReadyKeyMessage/>"),
-            Err(ClearKeyError::NotClearKey)
+            Err(ClearKeyError::NotClearKey(Some("PlayReady")))
+        );
+        let soap = br#"<?xml version="1.0"?><soap:Envelope><soap:Body><AcquireLicense/></soap:Body></soap:Envelope>"#;
+        assert_eq!(
+            parse_request(soap),
+            Err(ClearKeyError::NotClearKey(Some("PlayReady")))
+        );
+        let error = ClearKeyError::NotClearKey(Some("Widevine")).to_string();
+        assert!(
+            error.contains("a Widevine license request") && error.contains("own servers"),
+            "{error}"
         );
         for bad in [
             &b""[..],

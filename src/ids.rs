@@ -227,6 +227,24 @@ impl KeySystem {
     }
 }
 
+/// The key systems berth does not serve, recognised by their license
+/// requests, so that a refusal can name them: a Widevine request is a
+/// protobuf `SignedMessage` (its first byte the tag of field 1, `0x08`), a
+/// PlayReady request a SOAP `AcquireLicense` challenge.
+pub fn foreign_key_system(body: &[u8]) -> Option<&'static str> {
+    let head = &body[..body.len().min(4096)];
+    let has = |needle: &[u8]| head.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
+    if head.first() == Some(&0x08) {
+        Some("Widevine")
+    } else if head.trim_ascii_start().starts_with(b"<")
+        && (has(b"AcquireLicense") || has(b"PlayReady") || has(b"<soap"))
+    {
+        Some("PlayReady")
+    } else {
+        None
+    }
+}
+
 impl FromStr for KeySystem {
     type Err = ParseError;
 

@@ -37,6 +37,10 @@ pub enum WireError {
     NoSpc(&'static str),
     #[error("the form's assetId does not match the SPC's asset id")]
     AssetIdMismatch,
+    #[error(
+        "the request is a {0} license request, not a FairPlay SPC; berth serves Clear Key, HLS keys and FairPlay; {0} licenses need their vendor's own server"
+    )]
+    OtherKeySystem(&'static str),
 }
 
 /// The request: its SPC and form, and the `assetId` a form named, if any.
@@ -72,6 +76,9 @@ pub fn parse(body: &[u8]) -> Result<Request, WireError> {
             form: Form::Raw,
             asset_id: None,
         });
+    }
+    if let Some(name) = crate::ids::foreign_key_system(body) {
+        return Err(WireError::OtherKeySystem(name));
     }
     let text = std::str::from_utf8(trimmed).map_err(|_| WireError::NotAnSpc)?;
     if text.starts_with('{') {
@@ -181,8 +188,15 @@ mod tests {
         );
         assert_eq!(parse(b"{\"spc\":").unwrap_err(), WireError::NotAnSpc);
         assert_eq!(parse(b"spc=%%%").unwrap_err(), WireError::NotBase64("spc="));
-        assert_eq!(parse(b"<PlayReadyKeyMessage/>").unwrap_err(), WireError::NotAnSpc);
-        assert_eq!(parse(&[0x08, 0x04]).unwrap_err(), WireError::NotAnSpc);
+        assert_eq!(parse(b"<ckc>AA==</ckc>").unwrap_err(), WireError::NotAnSpc);
+        assert_eq!(
+            parse(b"<PlayReadyKeyMessage/>").unwrap_err(),
+            WireError::OtherKeySystem("PlayReady")
+        );
+        assert_eq!(
+            parse(&[0x08, 0x04]).unwrap_err(),
+            WireError::OtherKeySystem("Widevine")
+        );
     }
 
     #[test]

@@ -23,8 +23,9 @@ pub enum ApiError {
     BodyTimeout,
     #[error("too many requests from this address; try again shortly")]
     RateLimited { retry_after_secs: u64 },
-    #[error("the request is not a Clear Key license request; this server only speaks Clear Key and HLS keys")]
-    KeySystemUnsupported,
+    /// Another key system's request, in words that name it where it is known.
+    #[error("{0}")]
+    KeySystemUnsupported(String),
     #[error("there is nothing at this path")]
     NotFound,
     #[error("this method is not allowed here")]
@@ -48,10 +49,11 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::BodyTimeout => Outcome::BadRequest,
             ApiError::BodyTooLarge => Outcome::BodyTooLarge,
             ApiError::RateLimited { .. } => Outcome::RateLimited,
-            ApiError::KeySystemUnsupported => Outcome::KeySystemUnsupported,
+            ApiError::KeySystemUnsupported(_) => Outcome::KeySystemUnsupported,
             ApiError::NotFound => Outcome::NotFound,
             ApiError::MethodNotAllowed => Outcome::MethodNotAllowed,
             ApiError::FairPlayNotConfigured => Outcome::FairPlayNotConfigured,
+            ApiError::Wire(WireError::OtherKeySystem(_)) => Outcome::KeySystemUnsupported,
             ApiError::Wire(_) => Outcome::SpcMalformed,
             ApiError::Spc(e) => match e {
                 SpcError::Malformed(_) => Outcome::SpcMalformed,

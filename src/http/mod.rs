@@ -333,7 +333,7 @@ async fn clearkey_license(
         check_rate(&api, token.as_deref(), client)?;
         let body = read_body(&req, payload, api.body_timeout).await?;
         let request = clearkey::parse_request(&body).map_err(|e| match e {
-            ClearKeyError::NotClearKey => ApiError::KeySystemUnsupported,
+            e @ ClearKeyError::NotClearKey(_) => ApiError::KeySystemUnsupported(e.to_string()),
             ClearKeyError::Malformed(why) => ApiError::BadRequest(why),
         })?;
         kid_count = request.kids.len();

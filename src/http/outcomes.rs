@@ -77,7 +77,7 @@ outcomes! {
     RateLimited => "rate_limited", 429,
         "One address sent more requests than the configured rate allows.";
     KeySystemUnsupported => "key_system_unsupported", 501,
-        "A Widevine, PlayReady or other non-Clear-Key request: the player is set up for a DRM this box does not serve.";
+        "A Widevine, PlayReady or other request berth does not serve (it serves Clear Key, HLS keys and FairPlay): the player is set up for a DRM this box does not have.";
     LogUnavailable => "log_unavailable", 503,
         "The license could not be written to the log (disk full, database locked), so no key was given: passengers cannot play; see Service and Disk free.";
     FairPlayNotConfigured => "fairplay_not_configured", 501,

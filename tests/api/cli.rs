@@ -395,11 +395,11 @@ async fn migrate_fills_the_per_kid_aggregates_from_an_existing_log() {
     let out = berth(&["migrate", "--data-dir", data.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains(
-        "applying 0003_kid_usage, 0004_log_prune, 0005_key_repeats, 0006_sealed_keys, 0007_checkpoint_outbox (on a long license log"
+        "applying 0003_kid_usage, 0004_log_prune, 0005_key_repeats, 0006_sealed_keys, 0007_checkpoint_outbox, 0008_fairplay (on a long license log"
     ));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "applied 0003_kid_usage, 0004_log_prune, 0005_key_repeats, 0006_sealed_keys, 0007_checkpoint_outbox"
+        "applied 0003_kid_usage, 0004_log_prune, 0005_key_repeats, 0006_sealed_keys, 0007_checkpoint_outbox, 0008_fairplay"
     );
     assert_eq!(kid_usage(&data), kept);
 }

@@ -423,13 +423,14 @@ async fn hostile_and_broken_spcs_get_their_own_codes_and_no_row() {
         ("version 3", version3, 400, "spc_version_unsupported"),
         ("damaged payload", flipped, 400, "spc_malformed"),
         ("empty", Vec::new(), 400, "spc_malformed"),
+        ("not an SPC", b"<ckc>AAAA</ckc>".to_vec(), 400, "spc_malformed"),
         (
-            "not an SPC",
+            "PlayReady",
             b"<PlayReadyKeyMessage/>".to_vec(),
-            400,
-            "spc_malformed",
+            501,
+            "key_system_unsupported",
         ),
-        ("Widevine", vec![0x08, 0x04], 400, "spc_malformed"),
+        ("Widevine", vec![0x08, 0x04], 501, "key_system_unsupported"),
         (
             "another certificate",
             fps.spc("h1", &skd(KID_A), &["--wrong-hash"]),

@@ -171,11 +171,17 @@ def spc(args):
         blocks.append(tllv(TAG["transaction_id"] ^ 1, b"x" * 8, block_len=1 << 30))
     payload = b"".join(blocks)
 
-    spck, iv = os.urandom(16), os.urandom(16)
+    spck, iv = (bytes.fromhex(args.spck), bytes(16)) if args.spck else (os.urandom(16), os.urandom(16))
+    if args.payload_out:  # for the fuzzer: the clear payload, and the key it goes under
+        with open(args.payload_out, "wb") as f:
+            f.write(payload)
     wrapped = public.encrypt(spck, padding.OAEP(mgf=padding.MGF1(digest), algorithm=digest, label=None))
     cert_hash = hashlib.sha1(cert_der).digest()
     if args.wrong_hash:
         cert_hash = hashlib.sha1(cert_der + b"another").digest()
+    if args.wrapped_out:
+        with open(args.wrapped_out, "wb") as f:
+            f.write(wrapped)
     body = struct.pack(">II", version, 0) + iv + wrapped + cert_hash
     body += struct.pack(">I", len(payload)) + aes_cbc(spck, iv, payload)
     with open(args.out, "wb") as f:
@@ -247,6 +253,9 @@ def main():
     s.add_argument("--unknown-tllv", action="store_true")
     s.add_argument("--ask-back", help="a tag (hex) the return request asks for, present or not")
     s.add_argument("--bad-length", action="store_true", help="a TLLV whose block length runs past the payload")
+    s.add_argument("--spck", help="the session key (hex) instead of a random one, and a zero IV")
+    s.add_argument("--payload-out", help="also write the payload in the clear here")
+    s.add_argument("--wrapped-out", help="also write the wrapped session key here")
     k = sub.add_parser("ckc")
     k.add_argument("--ckc", required=True)
     k.add_argument("--session", required=True)

@@ -167,7 +167,7 @@ fn a_migration_at_start_asks_for_more_time() {
     let status = lines
         .iter()
         .position(|l| {
-            l == "STATUS=applying database migrations: 0003_kid_usage, 0004_log_prune, 0005_key_repeats, 0006_sealed_keys, 0007_checkpoint_outbox"
+            l == "STATUS=applying database migrations: 0003_kid_usage, 0004_log_prune, 0005_key_repeats, 0006_sealed_keys, 0007_checkpoint_outbox, 0008_fairplay"
         })
         .unwrap_or_else(|| panic!("{lines:?}"));
     assert_eq!(lines[status + 1], "EXTEND_TIMEOUT_USEC=30000000", "{lines:?}");

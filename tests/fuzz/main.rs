@@ -1,6 +1,6 @@
 //! Mutation fuzzing of every parser a stranger's bytes reach: the token
-//! verifier, the Clear Key request parser, the JSON/CPIX key importers and the
-//! report-zip verifier. Seeds are valid inputs; each iteration flips, inserts,
+//! verifier, the Clear Key request parser, the JSON/CPIX key importers,
+//! FairPlay's SPC reader and the report-zip verifier. Seeds are valid inputs; each iteration flips, inserts,
 //! deletes, duplicates or splices bytes, and the parser must return (an error is
 //! fine), never panic or hang.
 //!
@@ -412,6 +412,66 @@ fn fuzz_ground_report_names() {
         if let Ok(name) = text.parse::<berth::ground::ReportName>() {
             assert_eq!(name.file_name(), text);
             assert!(!name.installation.starts_with('.') && !name.installation.contains('/'));
+        }
+    });
+}
+
+/// FairPlay's SPC reader, as the libFuzzer target `fairplay_spc` runs it:
+/// its seeds (made by tests/api/fairplay_client.py for the fuzzing
+/// credentials) open, in every request form and as a clear payload sealed
+/// here, so mutations of them reach the TLLVs, [SK..R1] and the CKC.
+#[test]
+fn fuzz_fairplay_spcs() {
+    use berth::crypto::fairplay::{ProviderKey, aes128_cbc_encrypt};
+    use berth::fairplay::{Ask, Credentials, asset, ckc, spc, terms, wire};
+    let libfuzzer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libfuzzer");
+    let read = |name: &str| std::fs::read(libfuzzer.join(name)).unwrap();
+    let credentials = Credentials {
+        key: ProviderKey::new(
+            &read("fairplay-cert.der"),
+            &read("../api/fairplay/webkit-test-key.pem"),
+        )
+        .unwrap(),
+        ask: Ask::parse(b"1a09d27bc2241afa82ea2458e6e8e6a3").unwrap(),
+    };
+    let wrapped = read("fairplay-wrapped-spck.bin");
+    let body = |data: &[u8]| -> Option<Vec<u8>> {
+        let (&mode, rest) = data.split_first()?;
+        if mode == 0 {
+            return wire::parse(rest).ok().map(|r| r.spc);
+        }
+        let mut clear = rest.to_vec();
+        clear.resize(clear.len().div_ceil(16).max(1) * 16, 0);
+        let mut spc = vec![0, 0, 0, 1, 0, 0, 0, 0];
+        spc.extend([0; 16]);
+        spc.extend(&wrapped);
+        spc.extend(credentials.key.certificate_sha1());
+        let encrypted = aes128_cbc_encrypt(&[0x42; 16], &[0; 16], &clear);
+        spc.extend((encrypted.len() as u32).to_be_bytes());
+        spc.extend(encrypted);
+        Some(spc)
+    };
+    let mut seeds = Vec::new();
+    for name in ["raw", "base64", "json", "form", "payload"] {
+        let seed = read(&format!("seeds/fairplay_spc/{name}"));
+        let opened = spc::open(&body(&seed).unwrap(), &credentials).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (kid, _) = asset::kid(&opened.asset_id).unwrap();
+        assert_eq!(kid.to_string(), "9eb4050d-e44b-4802-932e-27d75083e266", "{name}");
+        seeds.push(seed);
+    }
+    run("FairPlay SPC", &seeds, 3_000, |input| {
+        let Some(body) = body(input) else { return };
+        if let Ok(opened) = spc::open(&body, &credentials)
+            && let Ok((_, iv)) = asset::kid(&opened.asset_id)
+            && let Ok(terms) = terms::decide(None, Some(60), true, &opened)
+        {
+            let ckc = ckc::build(
+                &opened,
+                &berth::ids::ContentKey([7; 16]),
+                &iv.unwrap_or([0; 16]),
+                &terms,
+            );
+            assert_eq!(ckc.len() % 16, 12);
         }
     });
 }
