@@ -3,7 +3,7 @@
 //! (its log writer, its keys, the clock against the log) and free disk space.
 //! No HTTP here: `http` serves it.
 
-use crate::ids::{format_instant, parse_instant};
+use crate::ids::format_instant;
 use crate::license::LicenseService;
 
 /// The health of the license path, shared by `/healthz`, the watchdog and the
@@ -54,10 +54,7 @@ pub fn report(service: &LicenseService) -> Health {
     let stalled = writer.is_stalled();
     let now = service.clock().now();
     let newest = service.last_issued_at();
-    let behind_log = newest
-        .as_deref()
-        .and_then(|n| parse_instant(n).ok())
-        .is_some_and(|n| n > now + time::Duration::minutes(1));
+    let behind_log = newest.is_some_and(|n| n.at() > now + time::Duration::minutes(1));
     let mut problems = Vec::new();
     if let Some(why) = &failure {
         problems.push(format!("database: {why}"));
@@ -81,7 +78,7 @@ pub fn report(service: &LicenseService) -> Health {
         },
         clock: ClockState {
             now: format_instant(now),
-            newest_license: newest,
+            newest_license: newest.map(|at| at.to_string()),
             behind_log,
         },
     }

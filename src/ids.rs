@@ -372,6 +372,47 @@ impl fmt::Display for Month {
 }
 
 /// Formats an instant as the log does: UTC, RFC 3339, milliseconds, `Z`.
+/// A moment in UTC to the millisecond, as berth stamps licenses: written
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` ([`format_instant`]), compared as a moment.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// `at` in UTC, cut to the millisecond (what its text form holds).
+    pub fn new(at: OffsetDateTime) -> Timestamp {
+        let at = at.to_offset(UtcOffset::UTC);
+        Timestamp(
+            at.replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+                .unwrap_or(at),
+        )
+    }
+
+    pub fn at(self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_instant(self.0))
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Timestamp({self})")
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = ParseError;
+
+    /// Any RFC 3339 date-time the date type holds in UTC.
+    fn from_str(text: &str) -> Result<Timestamp, ParseError> {
+        parse_instant(text).map(Timestamp::new)
+    }
+}
+
 pub fn format_instant(at: OffsetDateTime) -> String {
     let at = at.to_offset(UtcOffset::UTC);
     format!(
@@ -399,6 +440,19 @@ pub fn parse_instant(text: &str) -> Result<OffsetDateTime, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instants_compare_as_moments_and_print_to_the_millisecond() {
+        let a: Timestamp = "2026-11-23T12:00:00.000Z".parse().unwrap();
+        let b: Timestamp = "2026-11-23T13:00:00.5+02:00".parse().unwrap();
+        assert!(
+            b < a,
+            "11:00:00.5 UTC is before 12:00 UTC, whatever the text says"
+        );
+        assert_eq!(b.to_string(), "2026-11-23T11:00:00.500Z");
+        assert_eq!(Timestamp::new(b.at() + time::Duration::microseconds(999)), b);
+        assert!("2026-11-23".parse::<Timestamp>().is_err());
+    }
 
     #[test]
     fn counts_read_as_words() {

@@ -143,8 +143,7 @@ pub async fn status_updates(
         .and_then(Result::ok);
         let last = service
             .last_issued_at()
-            .and_then(|t| crate::ids::parse_instant(&t).ok())
-            .map(|t| format!("last {} s ago", (now - t).whole_seconds().max(0)))
+            .map(|t| format!("last {} s ago", (now - t.at()).whole_seconds().max(0)))
             .unwrap_or_else(|| "none yet".to_owned());
         let state = match service.writer_health().failure() {
             Some(why) => format!("NOT LOGGING ({why})"),

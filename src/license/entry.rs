@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use crate::histogram::Histogram;
-use crate::ids::{ComKeyId, KeySystem, Kid, LicenseType};
+use crate::ids::{ComKeyId, KeySystem, Kid, LicenseType, Timestamp};
 
 /// One license to log.
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub struct Repeatable {
 pub struct Appended {
     /// The new row's sequence number; for a repeat, the log's newest row.
     pub seq: i64,
-    pub issued_at: String,
+    pub issued_at: Timestamp,
     /// A repeated fetch: delivered and counted as a repeat, no row written.
     pub repeat: bool,
 }

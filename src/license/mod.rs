@@ -16,7 +16,7 @@ use time::Duration;
 use crate::clock::Clock;
 use crate::crypto::HmacKey;
 use crate::fairplay::Credentials;
-use crate::ids::{ComKeyId, ContentKey, KeySystem, Kid, LicenseType, Secret32};
+use crate::ids::{ComKeyId, ContentKey, KeySystem, Kid, LicenseType, Secret32, Timestamp};
 pub mod entry;
 
 use crate::token::{self, ComKey, ComKeys, Denial, Entitlement, TokenError};
@@ -189,7 +189,7 @@ pub struct LicenseService {
     /// How long a fetch again of an HLS key with the same token is a repeat,
     /// for tokens without an expiry (otherwise: until the token expires).
     repeat_window: Duration,
-    last_issued_at: Mutex<Option<String>>,
+    last_issued_at: Mutex<Option<Timestamp>>,
 }
 
 /// The time limits of the license path, from the configuration.
@@ -216,7 +216,7 @@ pub struct ServiceParts<'a> {
     pub pepper: &'a Secret32,
     pub limits: Limits,
     /// The newest license already in the log, if any.
-    pub last_issued_at: Option<String>,
+    pub last_issued_at: Option<Timestamp>,
 }
 
 impl LicenseService {
@@ -248,8 +248,8 @@ impl LicenseService {
     }
 
     /// The `issued_at` of the newest license this process knows of.
-    pub fn last_issued_at(&self) -> Option<String> {
-        self.last_issued_at.lock().expect("lock").clone()
+    pub fn last_issued_at(&self) -> Option<Timestamp> {
+        *self.last_issued_at.lock().expect("lock")
     }
 
     /// `HMAC-SHA256(pepper, user_id)`, first 16 bytes: distinct per user, and the

@@ -29,7 +29,7 @@ impl FakeLog {
     fn committed() -> Arc<FakeLog> {
         FakeLog::answering(Ok(Appended {
             seq: 7,
-            issued_at: "2026-11-23T12:00:00.000Z".into(),
+            issued_at: "2026-11-23T12:00:00.000Z".parse().unwrap(),
             repeat: false,
         }))
     }
@@ -130,7 +130,7 @@ async fn a_license_is_returned_with_the_row_the_log_committed() {
     assert_eq!(entry.user_hash, Some(service.user_hash("passenger-17A")));
     assert!(entry.single_use.is_none() && entry.repeatable.is_none());
     assert_eq!(
-        service.last_issued_at().as_deref(),
+        service.last_issued_at().map(|at| at.to_string()).as_deref(),
         Some("2026-11-23T12:00:00.000Z")
     );
 }

@@ -8,19 +8,23 @@ use time::OffsetDateTime;
 
 use super::log::{AppendError, Appended, CountedUsers, Head, Job, LogEntry, Outcome, join_kids};
 use crate::chain::{Row, row_hash};
-use crate::ids::{KeySystem, Kid, Month, format_instant, hex};
+use crate::ids::{KeySystem, Kid, Month, Timestamp, format_instant, hex};
 
 /// When a batch is written, in the forms its rows and aggregates use.
 pub(super) struct Stamp {
-    pub(super) issued_at: String,
+    pub(super) issued_at: Timestamp,
+    /// `issued_at` as the log's rows hold it.
+    text: String,
     day: String,
     pub(super) month: String,
 }
 
 impl Stamp {
     pub(super) fn new(now: OffsetDateTime) -> Stamp {
+        let issued_at = Timestamp::new(now);
         Stamp {
-            issued_at: format_instant(now),
+            issued_at,
+            text: issued_at.to_string(),
             day: now.date().to_string(),
             month: Month::of(now).to_string(),
         }
@@ -28,7 +32,7 @@ impl Stamp {
 
     /// `YYYY-MM-DDTHH:MM`.
     pub(super) fn minute(&self) -> &str {
-        self.issued_at.get(..16).unwrap_or(&self.issued_at)
+        self.text.get(..16).unwrap_or(&self.text)
     }
 }
 
@@ -105,7 +109,7 @@ pub(super) fn append_rows(
     let appended = |seq, repeat| {
         Ok(Appended {
             seq,
-            issued_at: stamp.issued_at.clone(),
+            issued_at: stamp.issued_at,
             repeat,
         })
     };
@@ -127,7 +131,7 @@ pub(super) fn append_rows(
         }
         if let Some(repeatable) = &entry.repeatable {
             let until = format_instant(repeatable.until);
-            if deliver.execute(params![hex(&repeatable.digest), until, stamp.issued_at])? == 0 {
+            if deliver.execute(params![hex(&repeatable.digest), until, stamp.text])? == 0 {
                 tally.repeat(entry.key_system);
                 results.push(appended(head.seq, true));
                 continue;
@@ -138,7 +142,7 @@ pub(super) fn append_rows(
         let com_key_id = entry.com_key_id.to_string();
         let row = Row {
             seq: head.seq + 1,
-            issued_at: &stamp.issued_at,
+            issued_at: &stamp.text,
             key_system: entry.key_system.as_str(),
             kids: &kids,
             license_type: entry.license_type.as_str(),
@@ -168,7 +172,7 @@ pub(super) fn append_rows(
         head = Head {
             seq,
             hash,
-            issued_at: stamp.issued_at.clone(),
+            issued_at: Some(stamp.issued_at),
         };
     }
     Ok((head, results, tally))
@@ -213,7 +217,7 @@ pub(super) fn write_aggregates(
     }
     let mut used = tx.prepare_cached("UPDATE com_keys SET last_used_at = ?2 WHERE id = ?1")?;
     for id in &tally.com_keys_used {
-        used.execute(params![id, stamp.issued_at])?;
+        used.execute(params![id, stamp.text])?;
     }
     let mut add_user =
         tx.prepare_cached("INSERT OR IGNORE INTO usage_users (month, user_hash) VALUES (?1, ?2)")?;

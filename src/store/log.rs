@@ -20,7 +20,7 @@ use super::batch::{Known, Stamp, append_rows, write_aggregates};
 use super::{StoreError, connect};
 use crate::chain::GENESIS;
 use crate::clock::Clock;
-use crate::ids::{Kid, format_instant};
+use crate::ids::{Kid, Timestamp, format_instant};
 pub use crate::license::entry::{AppendError, Appended, LogEntry, Repeatable, WriterHealth};
 
 /// What the writer answers for one license.
@@ -238,28 +238,38 @@ impl LogWriter {
 pub(super) struct Head {
     pub(super) seq: i64,
     pub(super) hash: String,
-    pub(super) issued_at: String,
+    /// `None` for an empty log.
+    pub(super) issued_at: Option<Timestamp>,
+}
+
+/// A row's `issued_at`, which berth wrote; anything else is a row it could not have.
+pub(super) fn instant(seq: i64, text: &str) -> Result<Timestamp, StoreError> {
+    text.parse().map_err(|_| StoreError::BadRow {
+        seq,
+        what: format!("issued_at {text:?} is not a date-time"),
+    })
 }
 
 fn read_head(conn: &Connection) -> Result<Head, StoreError> {
-    Ok(conn
+    let newest: Option<(i64, String, String)> = conn
         .query_row(
             "SELECT seq, row_hash, issued_at FROM license_log ORDER BY seq DESC LIMIT 1",
             [],
-            |r| {
-                Ok(Head {
-                    seq: r.get(0)?,
-                    hash: r.get(1)?,
-                    issued_at: r.get(2)?,
-                })
-            },
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
-        .optional()?
-        .unwrap_or(Head {
+        .optional()?;
+    Ok(match newest {
+        Some((seq, hash, issued_at)) => Head {
+            seq,
+            hash,
+            issued_at: Some(instant(seq, &issued_at)?),
+        },
+        None => Head {
             seq: 0,
             hash: GENESIS.to_owned(),
-            issued_at: String::new(),
-        }))
+            issued_at: None,
+        },
+    })
 }
 
 struct Writer {
@@ -416,7 +426,8 @@ impl Writer {
             .retain(|id| self.last_used_minute.get(id).map(String::as_str) != Some(stamp.minute()));
         // A clock set back stamps rows earlier than the row before them; they are
         // kept as stamped and counted, never reordered or dropped.
-        let clock_went_back = stamp.issued_at < self.head.issued_at && head.seq > self.head.seq;
+        let clock_went_back =
+            self.head.issued_at.is_some_and(|before| stamp.issued_at < before) && head.seq > self.head.seq;
         write_aggregates(&tx, &stamp, &tally, clock_went_back)?;
         tx.commit()?;
         self.counted.remember(&stamp.month, &tally.users);

@@ -27,7 +27,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 
 use crate::crypto::{CryptoError, MasterKey, SigningKey};
-use crate::ids::{ComKeyId, Kid, Month, Secret32, format_instant};
+use crate::ids::{ComKeyId, Kid, Month, Secret32, Timestamp, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
@@ -597,15 +597,16 @@ impl Db {
     }
 
     /// The newest `issued_at` in the log, if any (for clock sanity checks).
-    pub fn newest_issued_at(&self) -> Result<Option<String>, StoreError> {
-        Ok(self
+    pub fn newest_issued_at(&self) -> Result<Option<Timestamp>, StoreError> {
+        let newest: Option<(i64, String)> = self
             .conn
             .query_row(
-                "SELECT issued_at FROM license_log ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, issued_at FROM license_log ORDER BY seq DESC LIMIT 1",
                 [],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?)
+            .optional()?;
+        newest.map(|(seq, text)| log::instant(seq, &text)).transpose()
     }
 
     /// Walks the whole hash chain.
