@@ -24,6 +24,8 @@ mod restore;
 
 pub use restore::{Restored, restore};
 
+use crate::ids::ParseError;
+
 /// An installation's id: 1 to 64 letters, digits, `-`, `_` or `.`, not
 /// starting with `.` (it names a folder in the ground receiver's store, where
 /// `..` would be the folder above and `.incoming` the uploads in flight).
@@ -31,19 +33,19 @@ pub use restore::{Restored, restore};
 pub struct InstallationId(String);
 
 impl std::str::FromStr for InstallationId {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(text: &str) -> Result<InstallationId, String> {
+    fn from_str(text: &str) -> Result<InstallationId, ParseError> {
         let id = text.trim();
         if id.is_empty()
             || id.len() > 64
             || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             || id.starts_with('.')
         {
-            return Err(
+            return Err(ParseError(
                 "must be 1 to 64 characters of letters, digits, '-', '_' or '.', not starting with '.'"
                     .into(),
-            );
+            ));
         }
         Ok(InstallationId(id.to_owned()))
     }
@@ -60,12 +62,12 @@ impl InstallationId {
 pub struct VesselName(String);
 
 impl std::str::FromStr for VesselName {
-    type Err = String;
+    type Err = ParseError;
 
-    fn from_str(text: &str) -> Result<VesselName, String> {
+    fn from_str(text: &str) -> Result<VesselName, ParseError> {
         let name = text.trim();
         if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-            return Err("must be 1 to 200 printable characters".into());
+            return Err(ParseError("must be 1 to 200 printable characters".into()));
         }
         Ok(VesselName(name.to_owned()))
     }
@@ -102,16 +104,16 @@ impl NewInstallation {
             Some(t) => t,
             None => given(None, &config.installation.vessel_type, "vessel-type")?
                 .parse()
-                .map_err(|e: String| anyhow!(e))?,
+                .map_err(|e: ParseError| anyhow!(e))?,
         };
         Ok(NewInstallation {
             id: given(id, &config.installation.id, "installation-id")?
                 .parse()
-                .map_err(|e: String| anyhow!("--installation-id {e}"))?,
+                .map_err(|e: ParseError| anyhow!("--installation-id {e}"))?,
             vessel_type,
             vessel_name: given(vessel_name, &config.installation.vessel_name, "vessel-name")?
                 .parse()
-                .map_err(|e: String| anyhow!("--vessel-name {e}"))?,
+                .map_err(|e: ParseError| anyhow!("--vessel-name {e}"))?,
             admin_user: admin_user.to_owned(),
         })
     }

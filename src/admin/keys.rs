@@ -51,11 +51,11 @@ pub struct KeyView {
     pub month: Option<Month>,
 }
 
-fn parse_view(query: &str) -> Result<KeyView, String> {
+fn parse_view(query: &str) -> Result<KeyView, super::BadAddress> {
     let query = super::PageQuery::parse(query)?;
     let search = query.get("q");
     if search.chars().count() > MAX_SEARCH {
-        return Err(format!("The search is longer than {MAX_SEARCH} characters."));
+        return Err(format!("The search is longer than {MAX_SEARCH} characters.").into());
     }
     let order = match query.get("sort") {
         "" => KeyOrder::default(),
@@ -111,7 +111,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
         Ok(view) => answer(&state, &session, &view, None).await,
         Err(why) => {
             // The whole list, under what was wrong with the address.
-            let mut listed = answer(&state, &session, &KeyView::default(), Some(Notice::Failed(why))).await;
+            let mut listed = answer(&state, &session, &KeyView::default(), Some(Notice::Failed(why.0))).await;
             *listed.status_mut() = StatusCode::BAD_REQUEST;
             listed
         }

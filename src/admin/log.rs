@@ -27,14 +27,14 @@ fn parse_day(field: &str, value: &str) -> Result<Option<Date>, String> {
         .map_err(|_| format!("{field} is not a date like 2026-11-23."))
 }
 
-fn parse_query(req: &HttpRequest) -> Result<LogQuery, String> {
+fn parse_query(req: &HttpRequest) -> Result<LogQuery, super::BadAddress> {
     let query = super::PageQuery::parse(req.query_string())?;
     let from = parse_day("From", query.get("from"))?;
     let to = parse_day("To", query.get("to"))?;
     if let (Some(from), Some(to)) = (from, to)
         && from > to
     {
-        return Err("From is after To.".to_owned());
+        return Err("From is after To.".to_owned().into());
     }
     let kid = match query.get("kid") {
         "" => None,
@@ -56,7 +56,11 @@ fn parse_query(req: &HttpRequest) -> Result<LogQuery, String> {
         ("", _) => LogCursor::Newest,
         ("older", Ok(seq)) if at.len() <= 40 => LogCursor::Older(at.to_owned(), seq),
         ("newer", Ok(seq)) if at.len() <= 40 => LogCursor::Newer(at.to_owned(), seq),
-        _ => return Err("The page address is not valid; start again from the first page.".to_owned()),
+        _ => {
+            return Err("The page address is not valid; start again from the first page."
+                .to_owned()
+                .into());
+        }
     };
     Ok(LogQuery {
         filter: LogFilter {
@@ -101,7 +105,7 @@ pub async fn page(req: HttpRequest, state: web::Data<AdminState>) -> HttpRespons
                 keys: &[],
                 rows: None,
                 pruned: None,
-                error: Some(&why),
+                error: Some(&why.0),
             };
             return html(StatusCode::BAD_REQUEST, views::log(&session, &view));
         }
@@ -139,7 +143,7 @@ pub async fn csv(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse
     }
     let query = match parse_query(&req) {
         Ok(q) => q,
-        Err(why) => return html(StatusCode::BAD_REQUEST, views::forbidden(&why)),
+        Err(why) => return html(StatusCode::BAD_REQUEST, views::forbidden(&why.0)),
     };
     let filter = query.filter;
     let name = format!(

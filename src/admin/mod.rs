@@ -216,14 +216,25 @@ fn notice_status(notice: Option<&Notice>) -> StatusCode {
     }
 }
 
+/// What is wrong with a page's address, in a sentence for the crew (shown
+/// above the page's unfiltered view).
+#[derive(Debug)]
+struct BadAddress(String);
+
+impl From<String> for BadAddress {
+    fn from(why: String) -> BadAddress {
+        BadAddress(why)
+    }
+}
+
 /// A page address's query, for the pages that filter with one (`/log`, `/keys`).
 struct PageQuery(Vec<(String, String)>);
 
 impl PageQuery {
-    fn parse(query: &str) -> Result<PageQuery, String> {
+    fn parse(query: &str) -> Result<PageQuery, BadAddress> {
         web::Query::<Vec<(String, String)>>::from_query(query)
             .map(|pairs| PageQuery(pairs.into_inner()))
-            .map_err(|_| "The address's query cannot be read.".to_owned())
+            .map_err(|_| BadAddress("The address's query cannot be read.".to_owned()))
     }
 
     /// The last value given for `name`, trimmed; empty when there is none.

@@ -202,28 +202,45 @@ pub fn certificate_validity(der: &[u8]) -> Result<(OffsetDateTime, OffsetDateTim
     Ok((instant(cert.not_before())?, instant(cert.not_after())?))
 }
 
-/// Why a certificate a CPIX document names cannot be trusted with keys:
-/// expired or not yet valid at `now`, an RSA key below 2048 bits, or signed
-/// with SHA-1 (or MD5). `Ok` with its info otherwise.
-pub fn check_certificate(der: &[u8], now: OffsetDateTime) -> Result<CertificateInfo, String> {
-    let info = certificate_info(der).map_err(|e| e.to_string())?;
-    let cert = X509::from_der(der).map_err(|e| e.to_string())?;
-    let at = Asn1Time::from_unix(now.unix_timestamp()).map_err(|e| e.to_string())?;
+/// Why a certificate cannot be trusted with keys.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateProblem {
+    #[error(transparent)]
+    Unreadable(#[from] CryptoError),
+    #[error("the certificate {subject} expired on {not_after}")]
+    Expired { subject: String, not_after: String },
+    #[error("the certificate {0} is not valid yet")]
+    NotYetValid(String),
+    #[error(
+        "the certificate {subject} has a weak {bits}-bit RSA key (at least {MIN_RSA_BITS} bits are needed)"
+    )]
+    WeakKey { subject: String, bits: u32 },
+    #[error("the certificate {subject} is signed with {algorithm}, which is weak")]
+    WeakSignature { subject: String, algorithm: String },
+}
+
+/// Whether a certificate a CPIX document names (or a delivery key's) can be
+/// trusted with keys at `now`: not expired or not yet valid, an RSA key of at
+/// least 2048 bits, not signed with SHA-1 (or MD5). Its info if so.
+pub fn check_certificate(der: &[u8], now: OffsetDateTime) -> Result<CertificateInfo, CertificateProblem> {
+    let info = certificate_info(der)?;
+    let cert = X509::from_der(der).map_err(CryptoError::from)?;
+    let at = Asn1Time::from_unix(now.unix_timestamp()).map_err(CryptoError::from)?;
+    let subject = || info.subject.clone();
     if cert.not_after() < at {
-        return Err(format!(
-            "the certificate {} expired on {}",
-            info.subject, info.not_after
-        ));
+        return Err(CertificateProblem::Expired {
+            subject: subject(),
+            not_after: info.not_after.clone(),
+        });
     }
     if cert.not_before() > at {
-        return Err(format!("the certificate {} is not valid yet", info.subject));
+        return Err(CertificateProblem::NotYetValid(subject()));
     }
-    if info.rsa_bits.is_some_and(|bits| bits < MIN_RSA_BITS) {
-        return Err(format!(
-            "the certificate {} has a weak {}-bit RSA key (at least {MIN_RSA_BITS} bits are needed)",
-            info.subject,
-            info.rsa_bits.unwrap_or(0)
-        ));
+    if let Some(bits) = info.rsa_bits.filter(|bits| *bits < MIN_RSA_BITS) {
+        return Err(CertificateProblem::WeakKey {
+            subject: subject(),
+            bits,
+        });
     }
     let algorithm = cert.signature_algorithm().object().nid();
     if [
@@ -234,11 +251,10 @@ pub fn check_certificate(der: &[u8], now: OffsetDateTime) -> Result<CertificateI
     ]
     .contains(&algorithm)
     {
-        return Err(format!(
-            "the certificate {} is signed with {}, which is weak",
-            info.subject,
-            algorithm.long_name().unwrap_or("SHA-1")
-        ));
+        return Err(CertificateProblem::WeakSignature {
+            subject: subject(),
+            algorithm: algorithm.long_name().unwrap_or("SHA-1").to_owned(),
+        });
     }
     Ok(info)
 }

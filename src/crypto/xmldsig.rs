@@ -57,6 +57,24 @@ pub enum Scope {
     Collection { element: String, id: String },
 }
 
+/// Why a document's signatures are not accepted: each refusal refuses the
+/// whole document, so callers report it and never branch on it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SignatureRefused(pub String);
+
+impl From<String> for SignatureRefused {
+    fn from(why: String) -> SignatureRefused {
+        SignatureRefused(why)
+    }
+}
+
+impl From<&str> for SignatureRefused {
+    fn from(why: &str) -> SignatureRefused {
+        SignatureRefused(why.to_owned())
+    }
+}
+
 /// A signature that verified, and the certificate whose key it verified with.
 #[derive(Debug, Clone)]
 pub struct Verified {
@@ -73,24 +91,24 @@ fn dsig<'a, 'input>(node: Node<'a, 'input>, name: &str) -> Option<Node<'a, 'inpu
         .find(|n| n.tag_name().namespace() == Some(DSIG_NS) && n.tag_name().name() == name)
 }
 
-fn algorithm<'a>(node: Option<Node<'a, '_>>, what: &str) -> Result<&'a str, String> {
+fn algorithm<'a>(node: Option<Node<'a, '_>>, what: &str) -> Result<&'a str, SignatureRefused> {
     node.and_then(|n| n.attribute("Algorithm"))
-        .ok_or_else(|| format!("a signature has no {what} algorithm"))
+        .ok_or_else(|| format!("a signature has no {what} algorithm").into())
 }
 
 /// Checks one `ds:Signature` against what CPIX signs; returns its scope.
-fn check_shape(signature: Node<'_, '_>) -> Result<Scope, String> {
+fn check_shape(signature: Node<'_, '_>) -> Result<Scope, SignatureRefused> {
     let parent = signature.parent_element().ok_or("a signature without a parent")?;
     if !parent.parent().is_some_and(|p| p.is_root()) {
         return Err(format!(
             "a signature inside {} is not where CPIX puts signatures (children of the root CPIX element, referring to what they sign)",
             parent.tag_name().name()
-        ));
+        ).into());
     }
     let info = dsig(signature, "SignedInfo").ok_or("a signature has no SignedInfo")?;
     let c14n = algorithm(dsig(info, "CanonicalizationMethod"), "canonicalisation")?;
     if !CANONICALISATIONS.contains(&c14n) {
-        return Err(format!("the canonicalisation {c14n} is not supported"));
+        return Err(format!("the canonicalisation {c14n} is not supported").into());
     }
     let method = algorithm(dsig(info, "SignatureMethod"), "signature")?;
     if !SIGNATURE_METHODS.contains(&method) {
@@ -99,7 +117,7 @@ fn check_shape(signature: Node<'_, '_>) -> Result<Scope, String> {
         } else {
             ""
         };
-        return Err(format!("the signature algorithm {method} is not supported{weak}"));
+        return Err(format!("the signature algorithm {method} is not supported{weak}").into());
     }
     let references: Vec<_> = info
         .children()
@@ -109,14 +127,15 @@ fn check_shape(signature: Node<'_, '_>) -> Result<Scope, String> {
         return Err(format!(
             "a signature has {} references; CPIX signs one thing per signature",
             references.len()
-        ));
+        )
+        .into());
     };
     let uri = reference
         .attribute("URI")
         .ok_or("a signature's reference has no URI (CPIX signs \"\" or \"#<list id>\")")?;
     let scope = match uri.strip_prefix('#') {
         None if uri.is_empty() => Scope::Document,
-        None => return Err(format!("a signature refers to {uri:?}, outside the document")),
+        None => return Err(format!("a signature refers to {uri:?}, outside the document").into()),
         Some(id) => {
             let target = parent
                 .children()
@@ -143,7 +162,7 @@ fn check_shape(signature: Node<'_, '_>) -> Result<Scope, String> {
         }
         let alg = algorithm(Some(transform), "transform")?;
         if alg != ENVELOPED && !CANONICALISATIONS.contains(&alg) {
-            return Err(format!("the transform {alg} is not supported"));
+            return Err(format!("the transform {alg} is not supported").into());
         }
     }
     let digest = algorithm(dsig(*reference, "DigestMethod"), "digest")?;
@@ -153,7 +172,7 @@ fn check_shape(signature: Node<'_, '_>) -> Result<Scope, String> {
         } else {
             ""
         };
-        return Err(format!("the digest algorithm {digest} is not supported{weak}"));
+        return Err(format!("the digest algorithm {digest} is not supported{weak}").into());
     }
     Ok(scope)
 }
@@ -174,7 +193,7 @@ static XMLSEC: Mutex<()> = Mutex::new(());
 /// Every attribute named `id` (in any namespace) is unique and has no white
 /// space: a `#id` reference then names one element, the same for berth's
 /// reader and for libxml2.
-fn check_ids(doc: &roxmltree::Document<'_>) -> Result<bool, String> {
+fn check_ids(doc: &roxmltree::Document<'_>) -> Result<bool, SignatureRefused> {
     let mut seen = std::collections::HashSet::new();
     for attribute in doc
         .descendants()
@@ -186,13 +205,15 @@ fn check_ids(doc: &roxmltree::Document<'_>) -> Result<bool, String> {
             return Err(format!(
                 "the id {:?} is empty or holds white space, which readers may trim differently",
                 id.chars().take(40).collect::<String>()
-            ));
+            )
+            .into());
         }
         if !seen.insert(id) {
             return Err(format!(
                 "two elements have the id {:?} (a signature could then cover either)",
                 id.chars().take(40).collect::<String>()
-            ));
+            )
+            .into());
         }
     }
     Ok(!seen.is_empty())
@@ -209,7 +230,7 @@ pub fn verify(
     text: &str,
     trusted: &[Vec<u8>],
     now: OffsetDateTime,
-) -> Result<Vec<Verified>, String> {
+) -> Result<Vec<Verified>, SignatureRefused> {
     let has_ids = check_ids(doc)?;
     let signatures: Vec<_> = doc
         .descendants()
@@ -261,7 +282,7 @@ fn verify_with_xmlsec<'c>(
     text: &str,
     has_ids: bool,
     candidates: &'c [Vec<Vec<u8>>],
-) -> Result<Vec<&'c Vec<u8>>, String> {
+) -> Result<Vec<&'c Vec<u8>>, SignatureRefused> {
     use xmlsec::{XmlSecDocumentExt, XmlSecKey, XmlSecKeyFormat, XmlSecSignatureContext};
     let options = libxml::parser::ParserOptions {
         recover: false,
@@ -282,7 +303,7 @@ fn verify_with_xmlsec<'c>(
     // CPIX's `id` attributes are IDs, which a "#id" reference needs. berth has
     // checked they are unique; libxml2 must find them so too.
     if has_ids && let Err(e) = doc.specify_idattr("//*[@id]", "id", None) {
-        return Err(format!("the document's ids cannot be used: {e}"));
+        return Err(format!("the document's ids cannot be used: {e}").into());
     }
     let mut nodes = Vec::new();
     collect_signatures(&root, &mut nodes);

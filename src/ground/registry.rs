@@ -63,7 +63,10 @@ impl Registry {
         for (id, entry) in file.installations {
             let at = |e: String| context(format!("installations.{id}: {e}"));
             id.parse::<InstallationId>().map_err(|e| at(e.to_string()))?;
-            let vessel_type: VesselType = entry.vessel_type.parse().map_err(at)?;
+            let vessel_type: VesselType = entry
+                .vessel_type
+                .parse()
+                .map_err(|e: crate::ids::ParseError| at(e.0))?;
             let public_key = entry
                 .public_key
                 .map(|p| PublicKey::load(&base.join(p)).map(|k| k.der()))

@@ -139,12 +139,21 @@ fn parse_json(text: &str) -> Result<Vec<NewKey>, KeyFileError> {
         .collect()
 }
 
-fn check_label(label: &str) -> Result<(), String> {
+/// Why a key's label (its title for the crew) is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LabelProblem {
+    #[error("longer than 200 characters")]
+    TooLong,
+    #[error("contains control characters")]
+    ControlCharacters,
+}
+
+fn check_label(label: &str) -> Result<(), LabelProblem> {
     if label.len() > 200 {
-        return Err("longer than 200 characters".into());
+        return Err(LabelProblem::TooLong);
     }
     if label.chars().any(char::is_control) {
-        return Err("contains control characters".into());
+        return Err(LabelProblem::ControlCharacters);
     }
     Ok(())
 }

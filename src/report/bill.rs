@@ -91,48 +91,53 @@ impl Prices {
         Ok(prices)
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), PriceProblem> {
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(format!(
-                "currency {:?} is not a three-letter code like EUR",
-                self.currency
-            ));
+            return Err(PriceProblem::Currency(self.currency.clone()));
         }
         for (vessel_type, prices) in &self.vessel_types {
+            let at = |tier: usize| (vessel_type.clone(), tier + 1);
             let tiers = &prices.tiers;
             let Some((last, bounded)) = tiers.split_last() else {
-                return Err(format!("vessel_types.{vessel_type} has no tiers"));
+                return Err(PriceProblem::NoTiers(vessel_type.clone()));
             };
             if last.up_to.is_some() {
-                return Err(format!(
-                    "vessel_types.{vessel_type}: the last tier must have no up_to (it covers every quantity above the others)"
-                ));
+                return Err(PriceProblem::LastTierBounded(vessel_type.clone()));
             }
             let mut floor = None;
             for (n, tier) in bounded.iter().enumerate() {
                 let Some(up_to) = tier.up_to else {
-                    return Err(format!(
-                        "vessel_types.{vessel_type}: tier {} has no up_to, but only the last tier may be open",
-                        n + 1
-                    ));
+                    return Err(PriceProblem::OpenTier(at(n)));
                 };
                 if floor.is_some_and(|f| up_to <= f) {
-                    return Err(format!(
-                        "vessel_types.{vessel_type}: tier {} ends at {up_to}, not above the tier before",
-                        n + 1
-                    ));
+                    return Err(PriceProblem::NotAscending(at(n), up_to));
                 }
                 floor = Some(up_to);
             }
             if let Some(n) = tiers.iter().position(|t| t.unit_price.is_sign_negative()) {
-                return Err(format!(
-                    "vessel_types.{vessel_type}: tier {} has a negative price",
-                    n + 1
-                ));
+                return Err(PriceProblem::NegativePrice(at(n)));
             }
         }
         Ok(())
     }
+}
+
+/// Why a price file cannot bill; a tier is named by its vessel type and
+/// its number, from 1.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PriceProblem {
+    #[error("currency {0:?} is not a three-letter code like EUR")]
+    Currency(String),
+    #[error("vessel_types.{0} has no tiers")]
+    NoTiers(String),
+    #[error("vessel_types.{0}: the last tier must have no up_to (it covers every quantity above the others)")]
+    LastTierBounded(String),
+    #[error("vessel_types.{}: tier {} has no up_to, but only the last tier may be open", .0.0, .0.1)]
+    OpenTier((String, usize)),
+    #[error("vessel_types.{}: tier {} ends at {}, not above the tier before", .0.0, .0.1, .1)]
+    NotAscending((String, usize), u64),
+    #[error("vessel_types.{}: tier {} has a negative price", .0.0, .0.1)]
+    NegativePrice((String, usize)),
 }
 
 /// One vessel type's charge in one month.
@@ -345,7 +350,7 @@ mod tests {
 
     fn prices(text: &str) -> Result<Prices, String> {
         let prices: Prices = toml::from_str(text).map_err(|e| e.to_string())?;
-        prices.check().map(|()| prices)
+        prices.check().map(|()| prices).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -146,23 +146,43 @@ pub struct Unbundled {
     pub signer_der: Vec<u8>,
 }
 
+/// Why a checkpoint bundle (a stranger's upload) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleProblem {
+    #[error("not a zip file ({0})")]
+    NotZip(zip::result::ZipError),
+    #[error("the bundle has no {0}")]
+    Missing(&'static str),
+    #[error("{0} cannot be read ({1})")]
+    Unreadable(&'static str, std::io::Error),
+    #[error("{0} is larger than 64 KiB")]
+    TooLarge(&'static str),
+    #[error("signer.pem: {0}")]
+    Signer(crate::crypto::CryptoError),
+    #[error("checkpoint.json is not a checkpoint ({0})")]
+    NotACheckpoint(serde_json::Error),
+    #[error("checkpoint.json has schema {0:?}")]
+    Schema(String),
+    #[error("checkpoint.json names another key than signer.pem")]
+    OtherKey,
+    #[error("checkpoint.sig is not signer.pem's signature of checkpoint.json")]
+    BadSignature,
+}
+
 /// Reads a checkpoint bundle (a stranger's upload): small entries only, the
 /// signature by `signer.pem` over the exact JSON, the schema, and the key
 /// the checkpoint names being that signer.
-pub fn unbundle(bytes: &[u8]) -> Result<Unbundled, String> {
-    let mut zip =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a zip file ({e})"))?;
-    let mut read = |name: &str| -> Result<Vec<u8>, String> {
-        let entry = zip
-            .by_name(name)
-            .map_err(|_| format!("the bundle has no {name}"))?;
+pub fn unbundle(bytes: &[u8]) -> Result<Unbundled, BundleProblem> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(BundleProblem::NotZip)?;
+    let mut read = |name: &'static str| -> Result<Vec<u8>, BundleProblem> {
+        let entry = zip.by_name(name).map_err(|_| BundleProblem::Missing(name))?;
         let mut out = Vec::new();
         entry
             .take(64 * 1024 + 1)
             .read_to_end(&mut out)
-            .map_err(|e| format!("{name} cannot be read ({e})"))?;
+            .map_err(|e| BundleProblem::Unreadable(name, e))?;
         if out.len() > 64 * 1024 {
-            return Err(format!("{name} is larger than 64 KiB"));
+            return Err(BundleProblem::TooLarge(name));
         }
         Ok(out)
     };
@@ -171,18 +191,17 @@ pub fn unbundle(bytes: &[u8]) -> Result<Unbundled, String> {
         read("checkpoint.sig")?,
         read("signer.pem")?,
     );
-    let key = PublicKey::from_pem(&pem).map_err(|e| format!("signer.pem: {e}"))?;
-    let checkpoint: Checkpoint =
-        serde_json::from_slice(&json).map_err(|e| format!("checkpoint.json is not a checkpoint ({e})"))?;
+    let key = PublicKey::from_pem(&pem).map_err(BundleProblem::Signer)?;
+    let checkpoint: Checkpoint = serde_json::from_slice(&json).map_err(BundleProblem::NotACheckpoint)?;
     if checkpoint.schema != CHECKPOINT_SCHEMA {
-        return Err(format!("checkpoint.json has schema {:?}", checkpoint.schema));
+        return Err(BundleProblem::Schema(checkpoint.schema));
     }
     let signer_der = key.der();
     if checkpoint.public_key_sha256 != sha256_hex(&signer_der) {
-        return Err("checkpoint.json names another key than signer.pem".into());
+        return Err(BundleProblem::OtherKey);
     }
     if signature.len() != 64 || !key.verify(&json, &signature) {
-        return Err("checkpoint.sig is not signer.pem's signature of checkpoint.json".into());
+        return Err(BundleProblem::BadSignature);
     }
     Ok(Unbundled {
         checkpoint,

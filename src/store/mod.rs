@@ -27,7 +27,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 
 use crate::crypto::{CryptoError, MasterKey, SigningKey};
-use crate::ids::{ComKeyId, Kid, Month, Secret32, Timestamp, format_instant};
+use crate::ids::{ComKeyId, KeySystem, Kid, Month, Secret32, Timestamp, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
@@ -128,8 +128,8 @@ impl VesselType {
 }
 
 impl std::str::FromStr for VesselType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<VesselType, String> {
+    type Err = crate::ids::ParseError;
+    fn from_str(s: &str) -> Result<VesselType, crate::ids::ParseError> {
         Ok(match s {
             "aircraft" => VesselType::Aircraft,
             "train" => VesselType::Train,
@@ -137,9 +137,9 @@ impl std::str::FromStr for VesselType {
             "bus" => VesselType::Bus,
             "other" => VesselType::Other,
             _ => {
-                return Err(format!(
+                return Err(crate::ids::ParseError(format!(
                     "{s:?} is not a vessel type (aircraft, train, ship, bus, other)"
-                ));
+                )));
             }
         })
     }
@@ -204,7 +204,10 @@ impl Counts {
             licenses: 0,
             active_users: 0,
             licenses_without_user: 0,
-            by_key_system: crate::ids::KeySystem::ALL
+            // Clear Key and HLS always, as every report has listed them;
+            // a key system added later (FairPlay) once it has a license, so
+            // that a report without one reads, and verifies, as before.
+            by_key_system: [KeySystem::ClearKey, KeySystem::Hls]
                 .iter()
                 .map(|k| (k.as_str().to_owned(), 0))
                 .collect(),
@@ -365,7 +368,9 @@ impl Db {
             .map(|(id, vt, vessel_name, created_at, public_key_der)| {
                 Ok(Installation {
                     id,
-                    vessel_type: vt.parse().map_err(StoreError::Invalid)?,
+                    vessel_type: vt
+                        .parse()
+                        .map_err(|e: crate::ids::ParseError| StoreError::Invalid(e.0))?,
                     vessel_name,
                     created_at,
                     public_key_der,

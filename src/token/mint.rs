@@ -102,22 +102,24 @@ fn key_source(com_key: &ComKey, what: &Minting<'_>) -> Result<Value, MintError> 
 }
 
 /// A token's validity as `token mint --valid-for` takes it: 90s, 30m, 12h, 7d.
-pub fn parse_validity(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_validity(text: &str) -> Result<std::time::Duration, crate::ids::ParseError> {
+    use crate::ids::ParseError;
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 12h, 7d"))?;
+    let not_a_duration = || ParseError(format!("{text:?} is not a duration like 90s, 30m, 12h, 7d"));
+    let n: u64 = number.parse().map_err(|_| not_a_duration())?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n.saturating_mul(60),
         "h" => n.saturating_mul(3600),
         "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("{text:?} is not a duration like 90s, 30m, 12h, 7d")),
+        _ => return Err(not_a_duration()),
     };
     if secs == 0 || secs > 366 * 86_400 {
-        return Err("a token must be valid for between 1 second and 366 days".into());
+        return Err(ParseError(
+            "a token must be valid for between 1 second and 366 days".into(),
+        ));
     }
     Ok(std::time::Duration::from_secs(secs))
 }

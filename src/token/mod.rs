@@ -621,13 +621,23 @@ fn opt_str<'a>(value: Option<&'a Value>, name: &str) -> Result<Option<&'a str>, 
     }
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, String> {
-    let bytes = b64_decode(&URL_SAFE_NO_PAD, part.trim_end_matches('='))
-        .map_err(|_| "is not base64url".to_string())?;
+/// Why a token's header or payload cannot be read.
+#[derive(Debug, thiserror::Error)]
+enum PartError {
+    #[error("is not base64url")]
+    NotBase64,
+    #[error("is not UTF-8 JSON")]
+    NotUtf8,
+    #[error("is not the expected JSON ({0})")]
+    NotExpected(serde_json::Error),
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, PartError> {
+    let bytes = b64_decode(&URL_SAFE_NO_PAD, part.trim_end_matches('=')).map_err(|_| PartError::NotBase64)?;
     // Checked as UTF-8 once, whole: `from_slice` would check every string in
     // it on its own (two dozen calls per token).
-    let text = std::str::from_utf8(&bytes).map_err(|_| "is not UTF-8 JSON".to_string())?;
-    serde_json::from_str(text).map_err(|e| format!("is not the expected JSON ({e})"))
+    let text = std::str::from_utf8(&bytes).map_err(|_| PartError::NotUtf8)?;
+    serde_json::from_str(text).map_err(PartError::NotExpected)
 }
 
 /// Shortens attacker-controlled text before it goes into a message.

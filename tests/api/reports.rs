@@ -74,10 +74,7 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
     assert_eq!(r["counts"]["licenses"], 5);
     assert_eq!(r["counts"]["active_users"], 3);
     assert_eq!(r["counts"]["licenses_without_user"], 1);
-    assert_eq!(
-        r["counts"]["by_key_system"],
-        json!({ "clearkey": 4, "fairplay": 0, "hls": 1 })
-    );
+    assert_eq!(r["counts"]["by_key_system"], json!({ "clearkey": 4, "hls": 1 }));
     assert_eq!(r["counts"]["by_day"]["2026-10-01"], 1);
     assert_eq!(r["counts"]["by_day"]["2026-10-31"], 1);
     assert_eq!(r["counts"]["by_day"].as_object().unwrap().len(), 31);
@@ -340,7 +337,6 @@ async fn empty_months_and_clocks_that_jump_back() {
          clock anomalies:        1 (licenses stamped earlier than the one before; the clock was set back)\n\
          by key system:\n\
          \x20 clearkey    3\n\
-         \x20 fairplay    0\n\
          \x20 hls         0\n\
          by day:\n\
          \x20 2026-10-10  1\n\
