@@ -10,6 +10,18 @@
     td.textContent = value;
     row.appendChild(td);
   }
+  var lastReports = null;
+  function freshCard() {
+    fetch('/', { credentials: 'same-origin', cache: 'no-store' })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById('reports-now');
+        var card = document.getElementById('reports-now');
+        if (fresh && card) card.replaceWith(document.importNode(fresh, true));
+      })
+      .catch(function () {});
+  }
   function refresh() {
     fetch('/dashboard.json', { credentials: 'same-origin', cache: 'no-store' })
       .then(function (r) { if (r.status === 401) { location.href = '/login'; } return r.json(); })
@@ -18,8 +30,12 @@
         // A new month: the headings and the chart's days are the page's, so load it anew.
         var licenses = document.getElementById('licenses');
         if (licenses && licenses.dataset.month && d.month !== licenses.dataset.month) { location.reload(); return; }
-        var reports = document.getElementById('reports-now');
-        if (reports && typeof d.reports_card === 'string' && reports.innerHTML !== d.reports_card) reports.innerHTML = d.reports_card;
+        // The reports card is rendered by the server only: when the reports'
+        // state changes (or may have, since the page was rendered: at the
+        // first refresh), the card is taken from a fresh copy of this page.
+        var reportsNow = JSON.stringify(d.reports || null);
+        if (reportsNow !== lastReports) freshCard();
+        lastReports = reportsNow;
         text('licenses', d.counts.licenses);
         text('active-users', d.counts.active_users);
         text('without-user', d.counts.licenses_without_user);

@@ -391,7 +391,6 @@ fn dashboard_data(state: &AdminState) -> views::Dashboard {
     drop(db);
     let labels = labels_by_kid(&keys);
     let disk_free = crate::health::disk_free_bytes(&state.data_dir);
-    let reports_card = views::reports_card(reports.as_ref());
     views::Dashboard {
         health: crate::health::report(&state.service),
         disk_free_bytes: disk_free,
@@ -436,7 +435,6 @@ fn dashboard_data(state: &AdminState) -> views::Dashboard {
                 soon: c.expires_soon(now),
             })
             .collect(),
-        reports_card,
     }
 }
 

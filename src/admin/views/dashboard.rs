@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use maud::{Markup, PreEscaped, html};
+use maud::{Markup, html};
 use serde::Serialize;
 
 use super::{page, script};
@@ -31,9 +31,6 @@ pub struct Dashboard {
     /// `[license] allowed_origins` has `"*"`: any web page may fetch keys.
     pub any_origin: bool,
     pub certificates: Vec<CertificateView>,
-    /// The reports card as the page renders it, so that the script shows an
-    /// export or an upload without knowing the card's wording.
-    pub reports_card: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,9 +136,9 @@ fn chart(by_day: &BTreeMap<String, u64>) -> Markup {
 
 /// The monthly-reports card: a finished month without a report stands out;
 /// otherwise the last report, the next, and how uploads go.
-pub fn reports_card(r: Option<&ReportsStatus>) -> String {
+pub fn reports_card(r: Option<&ReportsStatus>) -> Markup {
     let Some(r) = r else {
-        return html! { div.n { "?" } }.into_string();
+        return html! { div.n { "?" } };
     };
     let mut lines: Vec<Markup> = Vec::new();
     let head = if let Some(first) = r.due.first() {
@@ -189,7 +186,6 @@ pub fn reports_card(r: Option<&ReportsStatus>) -> String {
             }
         }
     }
-    .into_string()
 }
 
 /// The listeners' TLS certificates and when they expire, in red within 30
@@ -333,7 +329,7 @@ pub fn render(session: &Session, d: &Dashboard) -> String {
                 (health_card(d))
                 (count_cards(d))
                 (disk_card(d))
-                div.card id="reports-card" { div { "Monthly report" } div id="reports-now" { (PreEscaped(&d.reports_card)) } }
+                div.card id="reports-card" { div { "Monthly report" } div id="reports-now" { (reports_card(d.reports.as_ref())) } }
                 (clock_card(d))
             }
         }
@@ -410,31 +406,32 @@ mod tests {
 
     #[test]
     fn the_reports_card_says_what_is_late_and_how_uploads_go() {
+        let card = |r: Option<&ReportsStatus>| reports_card(r).into_string();
         assert_eq!(
-            reports_card(Some(&status(&["2026-10"], true, None, false, 0, None))),
+            card(Some(&status(&["2026-10"], true, None, false, 0, None))),
             "<div class=\"n bad\">2026-10</div><div><span class=\"bad\">has ended and has no report yet</span>; \
              berth exports finished months by itself; if this stays, see <a href=\"/reports\">Reports</a> and the service log</div>"
         );
-        assert!(reports_card(Some(&status(&["2026-10", "2026-11"], false, None, false, 0, None))).starts_with(
+        assert!(card(Some(&status(&["2026-10", "2026-11"], false, None, false, 0, None))).starts_with(
             "<div class=\"n bad\">2026-10</div><div><span class=\"bad\">2 finished months have no report yet, from this one</span>; \
              automatic export is off: <a href=\"/reports\">export it on the Reports page</a>"
         ));
         assert_eq!(
-            reports_card(Some(&status(&[], true, Some("2026-11"), true, 0, None))),
+            card(Some(&status(&[], true, Some("2026-11"), true, 0, None))),
             "<div class=\"n\">2026-11</div><div>next: 2026-12 when it ends; all uploaded</div>"
         );
         assert!(
-            reports_card(Some(&status(&[], true, Some("2026-11"), true, 1, None)))
+            card(Some(&status(&[], true, Some("2026-11"), true, 1, None)))
                 .ends_with("; 1 report waiting to upload</div>")
         );
         assert!(
-            reports_card(Some(&status(&[], true, Some("2026-11"), true, 2, Some("<refused> by the receiver"))))
+            card(Some(&status(&[], true, Some("2026-11"), true, 2, Some("<refused> by the receiver"))))
                 .ends_with("; <span class=\"bad\">2 reports not uploaded; the last try failed: &lt;refused&gt; by the receiver</span></div>")
         );
         assert_eq!(
-            reports_card(Some(&status(&[], true, None, false, 0, None))),
+            card(Some(&status(&[], true, None, false, 0, None))),
             "<div class=\"n\">none yet</div><div>next: 2026-12 when it ends</div>"
         );
-        assert_eq!(reports_card(None), "<div class=\"n\">?</div>");
+        assert_eq!(card(None), "<div class=\"n\">?</div>");
     }
 }

@@ -17,7 +17,7 @@ use super::session::Session;
 pub use accounts::{After, Shown, com_keys, users};
 pub use dashboard::{
     CertificateView, Dashboard, DenialView, InstallationView, LastLicense, LastReport, ReportsStatus,
-    render as dashboard, reports_card,
+    render as dashboard,
 };
 pub use keys::keys;
 pub use log::{LogView, log};
