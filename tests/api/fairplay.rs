@@ -403,25 +403,45 @@ async fn what_a_ckc_cannot_keep_is_refused_by_name_and_writes_no_row() {
     );
 }
 
-#[actix_web::test]
-async fn hostile_and_broken_spcs_get_their_own_codes_and_no_row() {
-    let (app, fps) = fairplay_app(1024).await;
+/// Posts each body with a token for KID_A; each must get its status and
+/// code, with a message, and no row may be written.
+async fn refused_without_a_row(app: &TestApp, cases: Vec<(&str, Vec<u8>, u16, &str)>) {
     let token = app.token(&[KID_A], json!({}));
+    for (what, body, status, code) in cases {
+        let (got, _, json) = post_spc(app, Some(&token), body).await;
+        assert_eq!(
+            (got, json["error"].as_str()),
+            (status, Some(code)),
+            "{what}: {json}"
+        );
+        assert!(!json["message"].as_str().unwrap_or("").is_empty(), "{what}");
+    }
+    assert_eq!(app.log_rows(), 0, "no row for any of them");
+}
+
+#[actix_web::test]
+async fn broken_bodies_and_containers_are_refused_by_name_before_any_decryption() {
+    let (app, fps) = fairplay_app(1024).await;
     let good = fps.spc("good", &skd(KID_A), &[]);
-    let mut truncated = good.clone();
-    truncated.truncate(good.len() - 7);
-    let mut oversized = good.clone();
-    oversized.resize(40 * 1024, 0);
-    let mut version3 = good.clone();
-    version3[3] = 3;
-    let mut flipped = good.clone();
-    let n = flipped.len();
-    flipped[n - 20] ^= 0x55; // the payload's last blocks no longer decrypt to TLLVs
-    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("truncated", truncated, 400, "spc_malformed"),
-        ("oversized", oversized, 400, "spc_malformed"),
-        ("version 3", version3, 400, "spc_version_unsupported"),
-        ("damaged payload", flipped, 400, "spc_malformed"),
+    let edited = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut spc = good.clone();
+        edit(&mut spc);
+        spc
+    };
+    let cases = vec![
+        (
+            "truncated",
+            edited(&|s| s.truncate(s.len() - 7)),
+            400,
+            "spc_malformed",
+        ),
+        (
+            "oversized",
+            edited(&|s| s.resize(40 * 1024, 0)),
+            400,
+            "spc_malformed",
+        ),
+        ("version 3", edited(&|s| s[3] = 3), 400, "spc_version_unsupported"),
         ("empty", Vec::new(), 400, "spc_malformed"),
         ("not an SPC", b"<ckc>AAAA</ckc>".to_vec(), 400, "spc_malformed"),
         (
@@ -437,6 +457,25 @@ async fn hostile_and_broken_spcs_get_their_own_codes_and_no_row() {
             400,
             "spc_wrong_certificate",
         ),
+        (
+            "a version 2 SPC for a 1024-bit key",
+            fps.spc("h8", &skd(KID_A), &["--version", "2"]),
+            400,
+            "spc_malformed",
+        ),
+        ("over 64 KiB", vec![b'A'; 70 * 1024], 413, "body_too_large"),
+    ];
+    refused_without_a_row(&app, cases).await;
+}
+
+#[actix_web::test]
+async fn payloads_that_open_wrong_are_refused_by_name() {
+    let (app, fps) = fairplay_app(1024).await;
+    let mut damaged = fps.spc("good", &skd(KID_A), &[]);
+    let n = damaged.len();
+    damaged[n - 20] ^= 0x55; // the payload's last blocks no longer decrypt to TLLVs
+    let cases = vec![
+        ("damaged payload", damaged, 400, "spc_malformed"),
         (
             "wrong integrity",
             fps.spc("h2", &skd(KID_A), &["--bad-integrity"]),
@@ -468,27 +507,24 @@ async fn hostile_and_broken_spcs_get_their_own_codes_and_no_row() {
             "asset_id_invalid",
         ),
         (
-            "asset with no key",
+            "asset the token does not name",
             fps.spc("h7", &skd(KID_UNKNOWN), &[]),
             403,
             "key_not_entitled",
         ),
-        (
-            "a version 2 SPC for a 1024-bit key",
-            fps.spc("h8", &skd(KID_A), &["--version", "2"]),
-            400,
-            "spc_malformed",
-        ),
     ];
-    for (what, body, status, code) in cases {
-        let (got, _, json) = post_spc(&app, Some(&token), body).await;
-        assert_eq!(
-            (got, json["error"].as_str()),
-            (status, Some(code)),
-            "{what}: {json}"
-        );
-        assert!(!json["message"].as_str().unwrap_or("").is_empty(), "{what}");
-    }
+    refused_without_a_row(&app, cases).await;
+    // An unknown block the device asks back is returned as it came.
+    let spc = fps.spc("unknown-block", &skd(KID_A), &["--unknown-tllv"]);
+    let (got, ckc, _) = post_spc(&app, Some(&app.token(&[KID_A], json!({}))), spc).await;
+    assert_eq!(got, 200);
+    assert_eq!(fps.open("unknown-block", &ckc)["returned_as_asked"], true);
+}
+
+#[actix_web::test]
+async fn a_missing_or_bad_token_or_an_unknown_key_gets_no_ckc() {
+    let (app, fps) = fairplay_app(1024).await;
+    let good = fps.spc("good", &skd(KID_A), &[]);
     let unknown = app.token(&[KID_UNKNOWN], json!({}));
     let (got, _, json) = post_spc(&app, Some(&unknown), fps.spc("h9", &skd(KID_UNKNOWN), &[])).await;
     assert_eq!(
@@ -498,17 +534,9 @@ async fn hostile_and_broken_spcs_get_their_own_codes_and_no_row() {
     );
     let (got, _, json) = post_spc(&app, None, good.clone()).await;
     assert_eq!((got, json["error"].as_str()), (401, Some("token_missing")));
-    let (got, _, json) = post_spc(&app, Some("not.a.token"), good.clone()).await;
+    let (got, _, json) = post_spc(&app, Some("not.a.token"), good).await;
     assert_eq!((got, json["error"].as_str()), (401, Some("token_invalid")));
-    let (got, _, json) = post_spc(&app, Some(&token), vec![b'A'; 70 * 1024]).await;
-    assert_eq!((got, json["error"].as_str()), (413, Some("body_too_large")));
-    assert_eq!(app.log_rows(), 0, "no row for any of them");
-    // An unknown block the device asks back is returned as it came.
-    let name = "unknown-block";
-    let spc = fps.spc(name, &skd(KID_A), &["--unknown-tllv"]);
-    let (got, ckc, _) = post_spc(&app, Some(&token), spc).await;
-    assert_eq!(got, 200);
-    assert_eq!(fps.open(name, &ckc)["returned_as_asked"], true);
+    assert_eq!(app.log_rows(), 0);
 }
 
 #[actix_web::test]
@@ -598,42 +626,54 @@ async fn fairplay_licenses_are_logged_counted_reported_and_billed() {
     );
 }
 
+/// `berth fairplay credentials import` with these files.
+fn import(app: &TestApp, cert: &Path, key: &Path, ask: Option<&Path>) -> std::process::Output {
+    let mut args = vec![
+        "fairplay",
+        "credentials",
+        "import",
+        "--certificate",
+        cert.to_str().unwrap(),
+    ];
+    args.extend(["--private-key", key.to_str().unwrap()]);
+    if let Some(ask) = ask {
+        args.extend(["--ask-file", ask.to_str().unwrap()]);
+    }
+    app.berth(&args)
+}
+
+fn refused(out: std::process::Output, says: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(says), "expected {says:?} in {err}");
+}
+
+fn shown(app: &TestApp) -> Value {
+    let out = app.berth(&["fairplay", "credentials", "show", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[actix_web::test]
-async fn credentials_are_shown_sealed_and_refused_when_they_cannot_serve() {
+async fn credentials_that_cannot_serve_are_refused_by_name() {
     let app = spawn_app().await;
     let fps = Fps::new(app.dir.path(), 1024);
-    let import = |cert: &Path, key: &Path, ask: Option<&Path>| {
-        let mut args = vec![
-            "fairplay",
-            "credentials",
-            "import",
-            "--certificate",
-            cert.to_str().unwrap(),
-        ];
-        args.extend(["--private-key", key.to_str().unwrap()]);
-        if let Some(ask) = ask {
-            args.extend(["--ask-file", ask.to_str().unwrap()]);
-        }
-        app.berth(&args)
-    };
-    let refused = |out: std::process::Output, says: &str| {
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains(says), "expected {says:?} in {err}");
-    };
-    refused(import(&fps.cert, &fps.key, None), "libfpscrypto");
-    let empty = app.dir.path().join("empty");
-    std::fs::write(&empty, "\n").unwrap();
-    refused(import(&fps.cert, &fps.key, Some(&empty)), "no ASk");
-    let short = app.dir.path().join("short");
-    std::fs::write(&short, "1a09d27bc2241afa").unwrap();
-    refused(import(&fps.cert, &fps.key, Some(&short)), "32 hex digits");
+    let dir = app.dir.path();
+    refused(import(&app, &fps.cert, &fps.key, None), "libfpscrypto");
+    std::fs::write(dir.join("empty"), "\n").unwrap();
+    refused(
+        import(&app, &fps.cert, &fps.key, Some(&dir.join("empty"))),
+        "no ASk",
+    );
+    std::fs::write(dir.join("short"), "1a09d27bc2241afa").unwrap();
+    refused(
+        import(&app, &fps.cert, &fps.key, Some(&dir.join("short"))),
+        "32 hex digits",
+    );
     let other = Fps::new(&tempfile::tempdir().unwrap().keep(), 2048);
     refused(
-        import(&fps.cert, &other.key, Some(&fps.ask)),
+        import(&app, &fps.cert, &other.key, Some(&fps.ask)),
         "not the FPS certificate's",
     );
-    let dir = app.dir.path();
     run_in(
         dir,
         "openssl",
@@ -649,16 +689,23 @@ async fn credentials_are_shown_sealed_and_refused_when_they_cannot_serve() {
         ],
     );
     refused(
-        import(&fps.cert, &dir.join("locked.pem"), Some(&fps.ask)),
+        import(&app, &fps.cert, &dir.join("locked.pem"), Some(&fps.ask)),
         "unencrypted",
     );
-    let out = app.berth(&["fairplay", "credentials", "show"]);
-    refused(out, "no FairPlay credentials");
+    refused(
+        app.berth(&["fairplay", "credentials", "show"]),
+        "no FairPlay credentials",
+    );
+}
 
+#[actix_web::test]
+async fn credentials_are_shown_and_kept_sealed() {
+    let app = spawn_app().await;
+    let fps = Fps::new(app.dir.path(), 1024);
+    let dir = app.dir.path();
     let out = fps.import_into(&app);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = app.berth(&["fairplay", "credentials", "show", "--json"]);
-    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = shown(&app);
     let fingerprint = run_in(
         dir,
         "openssl",
@@ -712,33 +759,33 @@ async fn credentials_are_shown_sealed_and_refused_when_they_cannot_serve() {
             );
         }
     }
-    // An expired certificate is refused, and the credentials in use are kept.
+}
+
+#[actix_web::test]
+async fn an_expired_certificate_is_refused_and_the_credentials_in_use_are_kept() {
+    let app = spawn_app().await;
+    let fps = Fps::new(app.dir.path(), 1024);
+    assert!(fps.import_into(&app).status.success());
+    let before = shown(&app);
     let old = tempfile::tempdir().unwrap().keep();
+    let args = [
+        "credentials",
+        "--bits",
+        "1024",
+        "--out-cert",
+        "c.der",
+        "--out-key",
+        "k.pem",
+    ];
     python(
         &old,
-        &[
-            "credentials",
-            "--bits",
-            "1024",
-            "--out-cert",
-            "c.der",
-            "--out-key",
-            "k.pem",
-            "--days",
-            "-1",
-            "--start-days",
-            "-30",
-        ],
+        &[&args[..], &["--days", "-1", "--start-days", "-30"]].concat(),
     );
     refused(
-        import(&old.join("c.der"), &old.join("k.pem"), Some(&fps.ask)),
+        import(&app, &old.join("c.der"), &old.join("k.pem"), Some(&fps.ask)),
         "not valid now",
     );
-    let out = app.berth(&["fairplay", "credentials", "show", "--json"]);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()["subject"],
-        shown["subject"]
-    );
+    assert_eq!(shown(&app), before);
 }
 
 #[actix_web::test]
