@@ -2,7 +2,7 @@
 //!
 //! Architecture Invariant: pure; no I/O, no HTTP types. Fuzzed.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::ids::{ContentKey, Kid, LicenseType, b64_encode};
 
@@ -31,11 +31,15 @@ pub enum ClearKeyError {
     NotClearKey(Option<&'static str>),
 }
 
+/// The request as sent; its strings borrowed from the body where they hold
+/// no escapes (base64url KIDs never do), so reading one allocates nothing
+/// per KID.
 #[derive(Deserialize)]
-struct RawRequest {
-    kids: Vec<String>,
-    #[serde(rename = "type", default)]
-    kind: Option<String>,
+struct RawRequest<'a> {
+    #[serde(borrow)]
+    kids: Vec<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
 }
 
 pub fn parse_request(body: &[u8]) -> Result<ClearKeyRequest, ClearKeyError> {
@@ -79,39 +83,56 @@ pub fn parse_request(body: &[u8]) -> Result<ClearKeyRequest, ClearKeyError> {
     Ok(ClearKeyRequest { kids, license_type })
 }
 
-#[derive(Serialize)]
-struct JsonWebKey {
-    kty: &'static str,
-    kid: String,
-    k: String,
-}
-
-#[derive(Serialize)]
-struct Response {
-    keys: Vec<JsonWebKey>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-}
-
 /// The license: one JSON Web Key per requested KID, unpadded base64url.
+///
+/// Written directly rather than through serde: every value is base64url (or
+/// the license type's own name), which JSON never escapes, and the answer to
+/// every license went through serde's escaping checks and a vector of
+/// structs of owned strings (issue 37).
 pub fn response(keys: &[(Kid, ContentKey)], license_type: LicenseType) -> Vec<u8> {
-    let body = Response {
-        keys: keys
-            .iter()
-            .map(|(kid, key)| JsonWebKey {
-                kty: "oct",
-                kid: kid.to_b64url(),
-                k: b64_encode(&URL_SAFE_NO_PAD, &key.0),
-            })
-            .collect(),
-        kind: license_type.as_str(),
-    };
-    serde_json::to_vec(&body).expect("a license serialises")
+    let mut out = Vec::with_capacity(32 + keys.len() * 80);
+    out.extend_from_slice(b"{\"keys\":[");
+    for (i, (kid, key)) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"kty\":\"oct\",\"kid\":\"");
+        out.extend_from_slice(kid.to_b64url().as_bytes());
+        out.extend_from_slice(b"\",\"k\":\"");
+        out.extend_from_slice(b64_encode(&URL_SAFE_NO_PAD, &key.0).as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+    out.extend_from_slice(b"],\"type\":\"");
+    out.extend_from_slice(license_type.as_str().as_bytes());
+    out.extend_from_slice(b"\"}");
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_response_is_the_json_serde_would_write() {
+        let kid: Kid = "9eb4050d-e44b-4802-932e-27d75083e266".parse().unwrap();
+        let other: Kid = "6a9c2e0b-6d43-4e2c-9a1f-0c3b7d5e8f21".parse().unwrap();
+        for keys in [
+            vec![],
+            vec![(kid, ContentKey([0xfb; 16]))],
+            vec![(kid, ContentKey([1; 16])), (other, ContentKey([0xff; 16]))],
+        ] {
+            for license_type in [LicenseType::Temporary, LicenseType::PersistentLicense] {
+                let ours: serde_json::Value = serde_json::from_slice(&response(&keys, license_type)).unwrap();
+                let expected = serde_json::json!({
+                    "keys": keys.iter().map(|(kid, key)| serde_json::json!({
+                        "kty": "oct", "kid": kid.to_b64url(), "k": b64_encode(&URL_SAFE_NO_PAD, &key.0),
+                    })).collect::<Vec<_>>(),
+                    "type": license_type.as_str(),
+                });
+                assert_eq!(ours, expected);
+            }
+        }
+    }
 
     #[test]
     fn parses_player_requests() {

@@ -38,7 +38,14 @@ impl<W: Write> Write for Escaping<W> {
 /// Borrows the event when there is nothing to escape, as for nearly every line.
 pub fn escape_event(event: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     let body = event.strip_suffix(b"\n").unwrap_or(event);
-    if !body.iter().any(|b| b.is_ascii_control()) {
+    // Sixteen bytes at a time without an early exit, which the compiler
+    // turns into vector compares: this runs for every line, one per license
+    // (issue 37: 1,000 instructions a line byte by byte, 300 this way).
+    let control = |b: u8| b < 0x20 || b == 0x7f;
+    let has_control = body
+        .chunks(16)
+        .any(|chunk| chunk.iter().fold(false, |seen, &b| seen | control(b)));
+    if !has_control {
         return std::borrow::Cow::Borrowed(event);
     }
     let mut out = Vec::with_capacity(event.len() + 16);
