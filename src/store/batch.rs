@@ -39,7 +39,7 @@ impl Stamp {
 /// What the writer knows beyond the database: how far spent ids were
 /// forgotten, and which users are already counted this month.
 pub(super) struct Known<'a> {
-    pub(super) forgotten_until: &'a str,
+    pub(super) forgotten_until: Option<Timestamp>,
     pub(super) counted: &'a CountedUsers,
 }
 
@@ -120,11 +120,10 @@ pub(super) fn append_rows(
         }
         let entry = &job.entry;
         if let (Some(until), Some(id)) = (entry.single_use, &entry.token_id) {
-            let until = until.map(format_instant);
             let maybe_forgotten = until
-                .as_ref()
-                .is_some_and(|u| u.as_str() <= known.forgotten_until);
-            if maybe_forgotten || spend.execute(params![id, until])? == 0 {
+                .zip(known.forgotten_until)
+                .is_some_and(|(until, forgotten)| Timestamp::new(until) <= forgotten);
+            if maybe_forgotten || spend.execute(params![id, until.map(format_instant)])? == 0 {
                 results.push(Err(AppendError::TokenReused));
                 continue;
             }

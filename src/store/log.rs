@@ -190,14 +190,20 @@ impl LogWriter {
     ) -> Result<(LogWriter, LogHandle), StoreError> {
         let conn = connect(db_path, config.busy_timeout)?;
         let head = read_head(&conn)?;
-        let forgotten_until: String = conn
+        let forgotten_until: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'spent_forgotten_until'",
                 [],
                 |r| r.get(0),
             )
-            .optional()?
-            .unwrap_or_default();
+            .optional()?;
+        let forgotten_until = forgotten_until
+            .map(|text| {
+                text.parse::<Timestamp>().map_err(|_| {
+                    StoreError::Invalid(format!("meta.spent_forgotten_until {text:?} is not a date-time"))
+                })
+            })
+            .transpose()?;
         let (tx, rx) = sync_channel(config.queue_capacity);
         let health = Arc::new(WriterHealth {
             busy_timeout: config.busy_timeout,
@@ -289,7 +295,8 @@ struct Writer {
     /// far (empty: none). A single-use token usable no later than this may have
     /// been spent and forgotten, so it is refused: only a clock set back can
     /// bring such a token here, and moving the clock must not re-enable it.
-    forgotten_until: String,
+    /// Spent single-use ids up to this instant have been forgotten.
+    forgotten_until: Option<Timestamp>,
     /// Since when, and why, the log cannot be written (none: it can). The
     /// stretch goes into `log_outages` once a write succeeds again.
     unavailable_since: Option<(String, String)>,
@@ -415,7 +422,7 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let known = Known {
-            forgotten_until: &self.forgotten_until,
+            forgotten_until: self.forgotten_until,
             counted: &self.counted,
         };
         let (head, results, mut tally) = append_rows(&tx, batch, &stamp, &self.head, &known)?;
@@ -441,7 +448,7 @@ impl Writer {
     /// write failed, probe with a real write so health recovers by itself.
     fn idle(&mut self) {
         let now = format_instant(self.clock.now());
-        let result = (|| -> rusqlite::Result<Option<String>> {
+        let result = (|| -> rusqlite::Result<Option<(Timestamp, String)>> {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -450,8 +457,9 @@ impl Writer {
                 [&now],
                 |r| r.get(0),
             )?;
-            let forgetting = forgetting.filter(|f| *f > self.forgotten_until);
-            if let Some(until) = &forgetting {
+            let forgetting = forgetting.and_then(|f| Some((f.parse::<Timestamp>().ok()?, f)));
+            let forgetting = forgetting.filter(|(at, _)| self.forgotten_until.is_none_or(|known| *at > known));
+            if let Some((_, until)) = &forgetting {
                 tx.execute(
                     "DELETE FROM used_tokens WHERE usable_until IS NOT NULL AND usable_until <= ?1",
                     [until],
@@ -474,8 +482,8 @@ impl Writer {
             Ok(forgetting)
         })();
         let result = result.map(|forgotten| {
-            if let Some(until) = forgotten {
-                self.forgotten_until = until;
+            if let Some((until, _)) = forgotten {
+                self.forgotten_until = Some(until);
             }
         });
         match result {
