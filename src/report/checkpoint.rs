@@ -169,6 +169,18 @@ pub enum BundleProblem {
     BadSignature,
 }
 
+/// Whether a checkpoint was made within a report's month, compared as
+/// moments: the period is written to the second (`...T00:00:00Z`) and a
+/// checkpoint to the millisecond, so as text a checkpoint made at the first
+/// instant of the month sorted before it.
+fn made_within(made_at: &str, period: &super::Period) -> bool {
+    let moment = |text: &str| text.parse::<crate::ids::Timestamp>().ok();
+    match (moment(made_at), moment(&period.start), moment(&period.end)) {
+        (Some(at), Some(start), Some(end)) => start <= at && at < end,
+        _ => false,
+    }
+}
+
 /// Reads a checkpoint bundle (a stranger's upload): small entries only, the
 /// signature by `signer.pem` over the exact JSON, the schema, and the key
 /// the checkpoint names being that signer.
@@ -332,10 +344,7 @@ pub fn check_hashes(
                 return Err(CheckpointError::Differs { seq, path }.into());
             }
             checked += 1;
-        } else if seq > r.log.last_seq
-            && c.checkpoint.made_at.as_str() < r.period.end.as_str()
-            && c.checkpoint.made_at.as_str() >= r.period.start.as_str()
-        {
+        } else if seq > r.log.last_seq && made_within(&c.checkpoint.made_at, &r.period) {
             return Err(CheckpointError::EndsBefore {
                 last_seq: r.log.last_seq,
                 seq,
@@ -362,4 +371,23 @@ pub fn row_hashes(report_file: &Path, seqs: &[i64]) -> anyhow::Result<HashMap<i6
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod moment_tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_at_the_months_first_instant_is_within_it() {
+        let period = crate::report::Period {
+            month: "2026-11".into(),
+            start: "2026-11-01T00:00:00Z".into(),
+            end: "2026-12-01T00:00:00Z".into(),
+        };
+        assert!(made_within("2026-11-01T00:00:00.000Z", &period), "as text it sorted before the start");
+        assert!(made_within("2026-11-30T23:59:59.999Z", &period));
+        assert!(!made_within("2026-12-01T00:00:00.000Z", &period));
+        assert!(!made_within("2026-10-31T23:59:59.999Z", &period));
+        assert!(!made_within("not a time", &period));
+    }
 }
