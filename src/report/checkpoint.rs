@@ -384,7 +384,10 @@ mod moment_tests {
             start: "2026-11-01T00:00:00Z".into(),
             end: "2026-12-01T00:00:00Z".into(),
         };
-        assert!(made_within("2026-11-01T00:00:00.000Z", &period), "as text it sorted before the start");
+        assert!(
+            made_within("2026-11-01T00:00:00.000Z", &period),
+            "as text it sorted before the start"
+        );
         assert!(made_within("2026-11-30T23:59:59.999Z", &period));
         assert!(!made_within("2026-12-01T00:00:00.000Z", &period));
         assert!(!made_within("2026-10-31T23:59:59.999Z", &period));

@@ -458,7 +458,8 @@ impl Writer {
                 |r| r.get(0),
             )?;
             let forgetting = forgetting.and_then(|f| Some((f.parse::<Timestamp>().ok()?, f)));
-            let forgetting = forgetting.filter(|(at, _)| self.forgotten_until.is_none_or(|known| *at > known));
+            let forgetting =
+                forgetting.filter(|(at, _)| self.forgotten_until.is_none_or(|known| *at > known));
             if let Some((_, until)) = &forgetting {
                 tx.execute(
                     "DELETE FROM used_tokens WHERE usable_until IS NOT NULL AND usable_until <= ?1",

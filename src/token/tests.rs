@@ -196,25 +196,6 @@ fn fails_closed_on_what_clear_key_cannot_enforce() {
         tolerance_err(p),
         TokenError::Unsupported("license_server.access_control.concurrency_limit".into())
     );
-    // A license duration only FairPlay can carry: Clear Key and HLS refuse it.
-    let p = payload(json!({ "license": { "duration": 3600 } }));
-    let ent = check(&com_key().sign_token(&p)).unwrap();
-    let kid: Kid = KID.parse().unwrap();
-    let local = IpAddr::from([10, 0, 0, 1]);
-    for key_system in [KeySystem::ClearKey, KeySystem::Hls] {
-        assert_eq!(
-            ent.grant(&[kid], LicenseType::Temporary, key_system, local, |_| Some(
-                ContentKey([1; 16])
-            )),
-            Err(Denial::Unenforceable("license.duration".into()))
-        );
-    }
-    assert!(
-        ent.grant(&[kid], LicenseType::Temporary, KeySystem::FairPlay, local, |_| {
-            Some(ContentKey([1; 16]))
-        })
-        .is_ok()
-    );
     let p = payload(json!({ "some_future_flag": { "x": 1 } }));
     assert!(
         check(&com_key().sign_token(&p)).is_ok(),
@@ -473,6 +454,29 @@ fn every_key_source_is_held_to_its_usage_policy_and_its_fields() {
             json!({ "inline": [ { "id": KID, "seed_id": null } ] }),
             &json!([])
         )
+        .is_ok()
+    );
+}
+
+#[test]
+fn a_license_duration_is_for_fairplay_only() {
+    // A license duration only FairPlay can carry: Clear Key and HLS refuse it.
+    let p = payload(json!({ "license": { "duration": 3600 } }));
+    let ent = check(&com_key().sign_token(&p)).unwrap();
+    let kid: Kid = KID.parse().unwrap();
+    let local = IpAddr::from([10, 0, 0, 1]);
+    for key_system in [KeySystem::ClearKey, KeySystem::Hls] {
+        assert_eq!(
+            ent.grant(&[kid], LicenseType::Temporary, key_system, local, |_| Some(
+                ContentKey([1; 16])
+            )),
+            Err(Denial::Unenforceable("license.duration".into()))
+        );
+    }
+    assert!(
+        ent.grant(&[kid], LicenseType::Temporary, KeySystem::FairPlay, local, |_| {
+            Some(ContentKey([1; 16]))
+        })
         .is_ok()
     );
 }
