@@ -51,11 +51,12 @@ pub fn name(tag: u64) -> &'static str {
 }
 
 /// Whether a known tag's value has a length it can have (`None`: a tag
-/// berth does not read, any length).
+/// berth does not read, any length: the media playback state, and blocks of
+/// later protocol versions, are only ever returned as they came).
 fn length_fits(tag: u64, len: usize) -> Option<bool> {
     Some(match tag {
         SK_R1 => len == 112,
-        SK_R1_INTEGRITY | ANTI_REPLAY_SEED | CAPABILITIES | MEDIA_PLAYBACK_STATE => len == 16,
+        SK_R1_INTEGRITY | ANTI_REPLAY_SEED | CAPABILITIES => len == 16,
         R2 => (1..56).contains(&len),
         RETURN_REQUEST => len.is_multiple_of(8) && len <= 8 * 64,
         ASSET_ID => (2..=200).contains(&len),
