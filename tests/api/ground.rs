@@ -314,13 +314,46 @@ async fn a_receiver_killed_mid_upload_keeps_the_whole_report_or_nothing() {
     );
 }
 
-/// Issue 28 end to end: a checkpoint made in the month leaves the box ahead of
-/// the month's report and the ground keeps it; the report lists it, counts
-/// per title and says when berth served; the vendor's summary of the store
-/// checks the report against the checkpoint, totals the titles, and names the
-/// long stretches of serving without a checkpoint.
-#[actix_web::test]
-async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles() {
+/// Issue 28 end to end, the shared part: berth served from the 1st to the
+/// 6th of last month (a clean stop), two licenses and a checkpoint on the
+/// 3rd, the month exported, and one upload pass to a real receiver.
+struct Shipped {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    vessel: (PathBuf, PathBuf),
+    ground: Ground,
+    app: TestApp,
+    month: Month,
+    /// The first upload pass's `--json` answer.
+    pass: Value,
+    config: PathBuf,
+}
+
+impl Shipped {
+    /// An instant of the month: day `d` (from 1), hour `h`.
+    fn day(&self, d: i64, h: i64) -> OffsetDateTime {
+        self.month.start() + time::Duration::days(d - 1) + time::Duration::hours(h)
+    }
+
+    fn checkpoints(&self) -> PathBuf {
+        self.ground.store.join("test-vessel/checkpoints")
+    }
+
+    fn kept(&self) -> Vec<String> {
+        std::fs::read_dir(self.checkpoints())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// The report as the ground keeps it, by file name.
+    fn report_files(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let name = berth::report::file_name("test-vessel", self.month, 1, false);
+        crate::helpers::read_zip(&self.ground.store.join("test-vessel").join(&name))
+    }
+}
+
+async fn shipped() -> Shipped {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let vessel = pki.issue("vessel", "test-vessel", None);
@@ -329,7 +362,6 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
     let month = Month::of(OffsetDateTime::now_utc()).previous();
     app.installed_at(month.start());
     let day = |d: i64, h: i64| month.start() + time::Duration::days(d - 1) + time::Duration::hours(h);
-    // berth served from the 1st to the 6th (a clean stop); one checkpoint, on the 3rd.
     let db = app.db();
     let at = |t| berth::ids::format_instant(t);
     db.serving_started(&at(day(1, 0))).unwrap();
@@ -339,41 +371,62 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
     berth::report::checkpoint::make(&db, day(3, 12), app.data_dir(), None).unwrap();
     let out = app.berth(&["report", "export", "--month", &month.to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-
     let config = upload_config(&app, &pki, ground.port, (&vessel.0, &vessel.1));
     let out = app.berth(&["report", "upload", "--json", "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let pass: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let uploaded: Vec<&str> = pass["uploaded"]
+    let pass = serde_json::from_slice(&out.stdout).unwrap();
+    Shipped {
+        dir,
+        pki,
+        vessel,
+        ground,
+        app,
+        month,
+        pass,
+        config,
+    }
+}
+
+/// A checkpoint made in the month leaves the box ahead of the month's
+/// report, the ground keeps it with its receipt, and it is sent once.
+#[actix_web::test]
+async fn checkpoints_leave_ahead_of_reports_once() {
+    let s = shipped().await;
+    let uploaded: Vec<&str> = s.pass["uploaded"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(uploaded.len(), 2, "{pass}");
+    assert_eq!(uploaded.len(), 2, "{}", s.pass);
     assert!(
         uploaded[0].starts_with("berth-checkpoint-test-vessel-2-"),
-        "the checkpoint goes first: {pass}"
+        "the checkpoint goes first: {}",
+        s.pass
     );
-    assert!(uploaded[1].starts_with("berth-report-test-vessel-"), "{pass}");
-    let kept: Vec<_> = std::fs::read_dir(ground.store.join("test-vessel/checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    assert!(uploaded[1].starts_with("berth-report-test-vessel-"), "{}", s.pass);
     assert_eq!(
-        kept.len(),
+        s.kept().len(),
         3,
-        "the checkpoint, its signature and its time of receipt: {kept:?}"
+        "the checkpoint, its signature and its time of receipt: {:?}",
+        s.kept()
     );
-    // Uploaded once: the next pass has nothing to send.
-    let out = app.berth(&["report", "upload", "--json", "--config", config.to_str().unwrap()]);
+    let out = s.app.berth(&[
+        "report",
+        "upload",
+        "--json",
+        "--config",
+        s.config.to_str().unwrap(),
+    ]);
     let pass: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(pass["uploaded"], json!([]), "{pass}");
+}
 
-    // The report: titles, the checkpoint, coverage.
-    let name = berth::report::file_name("test-vessel", month, 1, false);
-    let files = crate::helpers::read_zip(&ground.store.join("test-vessel").join(&name));
-    let report: Value = serde_json::from_slice(&files["report.json"]).unwrap();
+/// The report lists the checkpoint, counts per title and says when berth served.
+#[actix_web::test]
+async fn the_report_lists_titles_checkpoints_and_coverage() {
+    let s = shipped().await;
+    let report: Value = serde_json::from_slice(&s.report_files()["report.json"]).unwrap();
     assert_eq!(report["schema"], "berth.usage-report/3");
     assert_eq!(
         report["titles"][KID_A],
@@ -381,14 +434,20 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
     );
     assert_eq!(report["checkpoints"].as_array().unwrap().len(), 1);
     assert_eq!(report["checkpoints"][0]["seq"], 2);
+    let at = |t| berth::ids::format_instant(t);
     assert_eq!(
         report["coverage"]["serving"],
-        json!([{ "start": at(day(1, 0)), "end": at(day(6, 0)), "clean_stop": true }])
+        json!([{ "start": at(s.day(1, 0)), "end": at(s.day(6, 0)), "clean_stop": true }])
     );
     assert_eq!(report["coverage"]["log_unavailable"], json!([]));
+}
 
-    // The vendor's summary of the store, against the checkpoints in it.
-    let store = ground.store.to_str().unwrap();
+/// The vendor's summary of the store checks the report against the
+/// checkpoint, totals the titles, and names long stretches without one.
+#[actix_web::test]
+async fn the_vendors_summary_checks_checkpoints_and_names_the_gaps() {
+    let s = shipped().await;
+    let store = s.ground.store.to_str().unwrap();
     let summary = |extra: &[&str]| -> Value {
         let mut args = vec!["fleet", "summary", "--json", store, "--checkpoints", store];
         args.extend(extra);
@@ -396,16 +455,16 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    let s = summary(&[]);
+    let sum = summary(&[]);
     assert_eq!(
-        (&s["counted_reports"], &s["checkpoints_checked"]),
+        (&sum["counted_reports"], &sum["checkpoints_checked"]),
         (&json!(1), &json!(1)),
-        "{s}"
+        "{sum}"
     );
-    assert_eq!(s["titles"][month.to_string()][KID_A]["licenses"], 2, "{s}");
+    assert_eq!(sum["titles"][s.month.to_string()][KID_A]["licenses"], 2, "{sum}");
     // 60 hours before the checkpoint and 60 after it, each over a day.
-    let withheld = s["withheld"].as_array().unwrap();
-    assert_eq!(withheld.len(), 2, "{s}");
+    let withheld = sum["withheld"].as_array().unwrap();
+    assert_eq!(withheld.len(), 2, "{sum}");
     assert_eq!(
         (&withheld[0]["installation"], &withheld[0]["hours"]),
         (&json!("test-vessel"), &json!(60))
@@ -414,9 +473,13 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         summary(&["--max-checkpoint-gap-hours", "72"])["withheld"],
         json!([])
     );
+}
 
-    // The manual's check of a checkpoint with plain openssl and grep, run as
-    // written on the stored checkpoint and report.
+/// The manual's check of a checkpoint with plain openssl and grep, run as
+/// written on the stored checkpoint and report.
+#[actix_web::test]
+async fn the_manuals_checkpoint_check_runs_as_written() {
+    let s = shipped().await;
     let manual = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/doc/manual.md");
     let readme = std::fs::read_to_string(manual).unwrap();
     let section = readme.split("### What the vendor can trust").nth(1).unwrap();
@@ -427,8 +490,9 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         .split("```")
         .next()
         .unwrap();
-    let work = dir.path().join("readme-check");
+    let work = s.dir.path().join("readme-check");
     std::fs::create_dir_all(&work).unwrap();
+    let kept = s.kept();
     let stem = kept
         .iter()
         .find(|n| n.ends_with(".json"))
@@ -436,12 +500,10 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         .trim_end_matches(".json")
         .to_owned();
     for ext in ["json", "sig"] {
-        let from = ground
-            .store
-            .join("test-vessel/checkpoints")
-            .join(format!("{stem}.{ext}"));
+        let from = s.checkpoints().join(format!("{stem}.{ext}"));
         std::fs::copy(from, work.join(format!("{stem}.{ext}"))).unwrap();
     }
+    let files = s.report_files();
     std::fs::write(work.join("signer.pem"), &files["signer.pem"]).unwrap();
     std::fs::write(work.join("licenses.csv"), &files["licenses.csv"]).unwrap();
     let script = block
@@ -465,11 +527,16 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
         printed.contains(checkpoint["row_hash"].as_str().unwrap()),
         "{printed}"
     );
+}
 
-    // A checkpoint bundle that was changed on the way is refused.
-    let me = (vessel.0.as_path(), vessel.1.as_path());
+/// A checkpoint bundle that was changed on the way is refused.
+#[actix_web::test]
+async fn a_checkpoint_changed_on_the_way_is_refused() {
+    let s = shipped().await;
+    let me = (s.vessel.0.as_path(), s.vessel.1.as_path());
+    let kept = s.kept();
     let json_name = kept.iter().find(|n| n.ends_with(".json")).unwrap();
-    let stored = ground.store.join("test-vessel/checkpoints").join(json_name);
+    let stored = s.checkpoints().join(json_name);
     let mut forged = std::collections::BTreeMap::new();
     let text = std::fs::read_to_string(&stored)
         .unwrap()
@@ -481,13 +548,20 @@ async fn checkpoints_leave_ahead_of_reports_and_the_vendor_sees_gaps_and_titles(
     );
     forged.insert(
         "signer.pem".to_owned(),
-        app.db().signing_key().unwrap().public_pem().into_bytes(),
+        s.app.db().signing_key().unwrap().public_pem().into_bytes(),
     );
-    let path = dir.path().join("forged.zip");
+    let path = s.dir.path().join("forged.zip");
     crate::helpers::write_zip(&path, &forged);
     let forged_name = json_name.replace("-2-", "-1-").replace(".json", ".zip");
     let head = format!("PUT /reports/{forged_name} HTTP/1.1\r\nContent-Type: application/zip");
-    let (status, body) = send(&pki, ground.port, Some(me), &head, &std::fs::read(&path).unwrap()).unwrap();
+    let (status, body) = send(
+        &s.pki,
+        s.ground.port,
+        Some(me),
+        &head,
+        &std::fs::read(&path).unwrap(),
+    )
+    .unwrap();
     assert_eq!(status, 422, "{body}");
     assert!(
         body["reason"].as_str().unwrap().contains("checkpoint.sig is not"),
