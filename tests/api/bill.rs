@@ -43,13 +43,14 @@ async fn installation(
 }
 
 fn bill(fleet: &std::path::Path, prices: &str, extra: &[&str]) -> std::process::Output {
-    let file = fleet.parent().unwrap().join("prices.toml");
-    std::fs::write(&file, prices).unwrap();
+    // A price file of its own: the tests below share one fleet and run at once.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), prices).unwrap();
     let mut args = vec![
         "fleet",
         "bill",
         "--prices",
-        file.to_str().unwrap(),
+        file.path().to_str().unwrap(),
         fleet.to_str().unwrap(),
     ];
     args.extend(extra);
@@ -64,8 +65,24 @@ fn line(vessel_type: &str, basis: &str, quantity: u64, tier: u64, unit_price: &s
     json!({ "vessel_type": vessel_type, "basis": basis, "quantity": quantity, "tier": tier, "unit_price": unit_price, "amount": amount })
 }
 
-#[actix_web::test]
-async fn the_monthly_bill_matches_bills_worked_out_by_hand() {
+/// The fleet the bills below are worked out for, made once: October, three
+/// aircraft active (5 licenses, 4 users), the train, the bus; November, two
+/// aircraft (2 licenses, 2 users), the train, with a3 and the bus reporting
+/// but inactive; and a tampered copy of a3's November report, never billed.
+fn fleet() -> std::path::PathBuf {
+    static FLEET: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    FLEET
+        .get_or_init(|| {
+            // Its own thread and runtime: each test runs on a runtime of its own.
+            std::thread::spawn(|| actix_web::rt::System::new().block_on(make_fleet()))
+                .join()
+                .unwrap()
+        })
+        .path()
+        .join("fleet")
+}
+
+async fn make_fleet() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let fleet = root.path().join("fleet");
     std::fs::create_dir_all(&fleet).unwrap();
@@ -88,12 +105,11 @@ async fn the_monthly_bill_matches_bills_worked_out_by_hand() {
     });
     std::fs::copy(&bad, fleet.join("tampered.zip")).unwrap();
     drop(a1);
+    root
+}
 
-    // Per active installation, volume tiers: October's 3 aircraft fall in the
-    // second tier (200.00 each), November's 2 in the first, at its boundary.
-    // 10.005 rounds half away from zero to 10.01; the unit price is shown
-    // with the places it was given.
-    let prices = r#"
+/// The prices most bills below use: per active installation, volume tiers.
+const PRICES: &str = r#"
 currency = "EUR"
 basis = "installations"
 [vessel_types.aircraft]
@@ -103,7 +119,17 @@ tiers = [ { unit_price = 99.99 } ]
 [vessel_types.bus]
 tiers = [ { unit_price = "10.005" } ]
 "#;
-    let b = bill_json(&fleet, prices);
+
+const AIRCRAFT_TIERS: &str =
+    "{ up_to = 2, unit_price = 250.0 }, { up_to = 3, unit_price = 200.0 }, { unit_price = 150.0 }";
+
+/// Per active installation, volume tiers: October's 3 aircraft fall in the
+/// second tier (200.00 each), November's 2 in the first, at its boundary.
+/// 10.005 rounds half away from zero to 10.01; the unit price is shown with
+/// the places it was given. The tampered report is not billed.
+#[test]
+fn installations_are_billed_by_volume_tiers() {
+    let b = bill_json(&fleet(), PRICES);
     assert_eq!(b["currency"], "EUR");
     assert_eq!(
         b["months"]["2026-10"],
@@ -124,15 +150,16 @@ tiers = [ { unit_price = "10.005" } ]
     let not_billed = b["not_billed"].as_array().unwrap();
     assert_eq!(not_billed.len(), 1, "{not_billed:?}");
     assert!(not_billed[0]["file"].as_str().unwrap().ends_with("tampered.zip"));
+}
 
-    // Per license: October's 5 aircraft licenses cross into the second tier.
-    let b = bill_json(
-        &fleet,
-        &prices.replace("installations", "licenses").replace(
-            "{ up_to = 2, unit_price = 250.0 }, { up_to = 3, unit_price = 200.0 }, { unit_price = 150.0 }",
-            "{ up_to = 4, unit_price = \"1.10\" }, { unit_price = 0.75 }",
-        ),
+/// Per license: October's 5 aircraft licenses cross into the second tier.
+#[test]
+fn licenses_are_billed_across_tiers() {
+    let prices = PRICES.replace("installations", "licenses").replace(
+        AIRCRAFT_TIERS,
+        "{ up_to = 4, unit_price = \"1.10\" }, { unit_price = 0.75 }",
     );
+    let b = bill_json(&fleet(), &prices);
     assert_eq!(
         b["months"]["2026-10"]["lines"][0],
         line("aircraft", "licenses", 5, 2, "0.75", "3.75")
@@ -143,15 +170,18 @@ tiers = [ { unit_price = "10.005" } ]
         line("aircraft", "licenses", 2, 1, "1.10", "2.20")
     );
     assert_eq!(b["months"]["2026-11"]["total"], "102.19");
+}
 
-    // Per active user, one month, as CSV for a billing system.
-    let users = prices.replace("installations", "active_users").replace(
-        "{ up_to = 2, unit_price = 250.0 }, { up_to = 3, unit_price = 200.0 }, { unit_price = 150.0 }",
+/// Per active user, one month, as CSV for a billing system; the tampered
+/// report is not billed: the run says so, exits 1, and the CSV carries it in
+/// its own row. The table for people says the same.
+#[test]
+fn active_users_as_csv_and_the_table_for_people() {
+    let users = PRICES.replace("installations", "active_users").replace(
+        AIRCRAFT_TIERS,
         "{ up_to = 3, unit_price = 2 }, { unit_price = 1 }",
     );
-    // The tampered report is not billed: the run says so, exits 1, and the
-    // CSV carries it in its own row.
-    let out = bill(&fleet, &users, &["--month", "2026-10", "--csv"]);
+    let out = bill(&fleet(), &users, &["--month", "2026-10", "--csv"]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -173,50 +203,43 @@ tiers = [ { unit_price = "10.005" } ]
     assert!(csv.lines().last().unwrap().contains("tampered.zip"), "{csv}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not billed"));
 
-    // The table for people says the same.
-    let out = bill(&fleet, prices, &["--month", "2026-11"]);
+    let out = bill(&fleet(), PRICES, &["--month", "2026-11"]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("aircraft") && text.contains("500.00") && text.contains("599.99 EUR"),
         "{text}"
     );
     assert!(!text.contains("2026-10"), "{text}");
+}
 
-    // A vessel type with reports but no price is a problem for the
-    // installations of that type, not a zero and not the whole fleet's bill.
-    let b = fleet_json(&bill(
-        &fleet,
-        &prices.replace(
-            "[vessel_types.bus]\ntiers = [ { unit_price = \"10.005\" } ]\n",
-            "",
-        ),
-        &["--json"],
-    ));
+/// A vessel type with reports but no price is a problem for the
+/// installations of that type, not a zero and not the whole fleet's bill; a
+/// price near the decimal type's largest is a clear error, never a panic; a
+/// broken price file says where.
+#[test]
+fn prices_that_cannot_bill_are_named() {
+    let unpriced = PRICES.replace(
+        "[vessel_types.bus]\ntiers = [ { unit_price = \"10.005\" } ]\n",
+        "",
+    );
+    let b = fleet_json(&bill(&fleet(), &unpriced, &["--json"]));
     assert_eq!(b["months"]["2026-10"]["total"], "699.99", "the others are billed");
-    let unpriced: Vec<&Value> = b["not_billed"]
+    let problems: Vec<&Value> = b["not_billed"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|p| p["problem"].as_str().unwrap().contains("\"bus\" has no price"))
         .collect();
-    assert_eq!(unpriced.len(), 1, "{b}");
-    // A price near the decimal type's largest is a clear error, never a panic.
-    let out = bill(
-        &fleet,
-        &prices.replace(
-            "unit_price = 200.0",
-            "unit_price = \"79228162514264337593543950335\"",
-        ),
-        &[],
+    assert_eq!(problems.len(), 1, "{b}");
+    let huge = PRICES.replace(
+        "unit_price = 200.0",
+        "unit_price = \"79228162514264337593543950335\"",
     );
+    let out = bill(&fleet(), &huge, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("too large to compute exactly"), "{err}");
-    // A broken price file says where.
-    let out = bill(&fleet, &prices.replace("up_to = 3", "up_to = 2"), &[]);
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("tier 2 ends at 2"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = bill(&fleet(), &PRICES.replace("up_to = 3", "up_to = 2"), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tier 2 ends at 2"), "{err}");
 }
