@@ -168,13 +168,13 @@ fn hex_bytes(text: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Documents sealed wrong are refused by name, and nothing is imported.
 #[actix_web::test]
-async fn sealed_documents_that_cannot_be_trusted_are_refused_by_name_and_nothing_is_imported() {
+async fn sealed_documents_not_for_this_vessel_or_damaged_are_refused_by_name() {
     let (app, dir) = vessel().await;
     let before = kids(&app).len();
     let c = format!("{KID_C}:{KEY_C}");
     let d = format!("{KID_D}:{KEY_D}");
-
     // Not addressed to this vessel: the recipients are named.
     make(&dir, &["cert", "other.key", "other.pem", "--cn", "Other Ship"]);
     make(
@@ -230,6 +230,16 @@ async fn sealed_documents_that_cannot_be_trusted_are_refused_by_name_and_nothing
     );
     refused(&import(&app, "none.xml", None), "no keys");
 
+    assert_eq!(kids(&app).len(), before, "nothing was imported");
+}
+
+/// A signature that does not verify, or not by a trusted signer, or by a
+/// certificate that is expired or weak, is refused by name.
+#[actix_web::test]
+async fn signatures_that_cannot_be_trusted_are_refused_by_name() {
+    let (app, dir) = vessel().await;
+    let before = kids(&app).len();
+    let c = format!("{KID_C}:{KEY_C}");
     // Signed, then changed: the signature does not verify, signers or not.
     make(
         &dir,
@@ -294,6 +304,29 @@ async fn sealed_documents_that_cannot_be_trusted_are_refused_by_name_and_nothing
         );
         refused(&import(&app, &file, None), says);
     }
+    assert_eq!(kids(&app).len(), before, "nothing was imported");
+}
+
+/// Garbage, a DTD and a signer file that is not there are refused by name.
+#[actix_web::test]
+async fn garbage_a_dtd_and_a_missing_signer_file_are_refused_by_name() {
+    let (app, dir) = vessel().await;
+    let before = kids(&app).len();
+    let c = format!("{KID_C}:{KEY_C}");
+    make(
+        &dir,
+        &[
+            "doc",
+            "signed.xml",
+            "--recipient",
+            "vessel.pem",
+            "--key",
+            &c,
+            "--sign",
+            "signer.key,signer.pem",
+        ],
+    );
+    let text = std::fs::read_to_string(dir.join("signed.xml")).unwrap();
     // Garbage and a DTD.
     std::fs::write(
         dir.join("garbage.xml"),
