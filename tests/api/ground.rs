@@ -33,16 +33,26 @@ async fn vessel_with_two_reports() -> (TestApp, Vec<PathBuf>) {
     (app, files)
 }
 
-#[actix_web::test]
-async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_else() {
+/// The ground receiver with a vessel's two reports stored by the vessel's
+/// own uploader, as the timer runs it; and another installation's
+/// certificate from the same CA.
+struct Uploaded {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    vessel: (PathBuf, PathBuf),
+    other: (PathBuf, PathBuf),
+    ground: Ground,
+    app: TestApp,
+    files: Vec<PathBuf>,
+}
+
+async fn uploaded() -> Uploaded {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let vessel = pki.issue("vessel", "test-vessel", None);
     let other = pki.issue("other", "other-vessel", Some("DNS:other-vessel"));
     let ground = ground(&pki, &dir.path().join("store"), None);
     let (app, files) = vessel_with_two_reports().await;
-
-    // The vessel's own uploader, as the timer runs it: both reports stored.
     let config = upload_config(&app, &pki, ground.port, (&vessel.0, &vessel.1));
     let out = app.berth(&["report", "upload", "--config", config.to_str().unwrap()]);
     assert!(
@@ -51,21 +61,43 @@ async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_els
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(report_list(&app).iter().all(|r| !r["uploaded_at"].is_null()));
-    for file in &files {
-        let stored = ground.store.join("test-vessel").join(name_of(file));
+    Uploaded {
+        dir,
+        pki,
+        vessel,
+        other,
+        ground,
+        app,
+        files,
+    }
+}
+
+#[actix_web::test]
+async fn the_ground_stores_a_vessels_reports_as_sent_and_pins_its_key() {
+    let u = uploaded().await;
+    assert!(report_list(&u.app).iter().all(|r| !r["uploaded_at"].is_null()));
+    for file in &u.files {
+        let stored = u.ground.store.join("test-vessel").join(name_of(file));
         assert_eq!(std::fs::read(stored).unwrap(), std::fs::read(file).unwrap());
     }
-    let pinned = std::fs::read_to_string(ground.store.join("test-vessel/signer.pem")).unwrap();
-    assert_eq!(pinned, app.db().signing_key().unwrap().public_pem());
+    let pinned = std::fs::read_to_string(u.ground.store.join("test-vessel/signer.pem")).unwrap();
+    assert_eq!(pinned, u.app.db().signing_key().unwrap().public_pem());
+}
 
+/// The same bytes again are stored already; other bytes under a stored
+/// name, another installation's certificate or name, names that disagree or
+/// are not a report's, and other methods are refused.
+#[actix_web::test]
+async fn resends_conflicts_and_foreign_names_get_their_status() {
+    let u = uploaded().await;
+    let (pki, ground, files) = (&u.pki, &u.ground, &u.files);
     let first = std::fs::read(&files[0]).unwrap();
     let name = name_of(&files[0]);
-    let me = (vessel.0.as_path(), vessel.1.as_path());
+    let me = (u.vessel.0.as_path(), u.vessel.1.as_path());
     // The same bytes again: stored already, 200.
-    assert_eq!(put(&pki, ground.port, me, &name, &first).unwrap().0, 200);
+    assert_eq!(put(pki, ground.port, me, &name, &first).unwrap().0, 200);
     // Other bytes under a stored name: 409.
-    let (status, body) = put(&pki, ground.port, me, &name, b"PK not the report").unwrap();
+    let (status, body) = put(pki, ground.port, me, &name, b"PK not the report").unwrap();
     assert_eq!(
         (
             status,
@@ -75,8 +107,8 @@ async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_els
         "{body}"
     );
     // Another installation's certificate: 403, whichever name it sends.
-    let theirs = (other.0.as_path(), other.1.as_path());
-    let (status, body) = put(&pki, ground.port, theirs, &name, &first).unwrap();
+    let theirs = (u.other.0.as_path(), u.other.1.as_path());
+    let (status, body) = put(pki, ground.port, theirs, &name, &first).unwrap();
     assert_eq!(status, 403, "{body}");
     assert!(
         body["reason"]
@@ -87,20 +119,20 @@ async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_els
     );
     // This certificate with another installation's name: 403.
     let renamed = name.replace("test-vessel", "other-vessel");
-    assert_eq!(put(&pki, ground.port, me, &renamed, &first).unwrap().0, 403);
+    assert_eq!(put(pki, ground.port, me, &renamed, &first).unwrap().0, 403);
     // The name in the URL and the header must agree; a name must be a report's.
     let head =
         format!("PUT /reports/{name} HTTP/1.1\r\nContent-Type: application/zip\r\nX-Berth-Report: {renamed}");
-    assert_eq!(send(&pki, ground.port, Some(me), &head, &first).unwrap().0, 400);
+    assert_eq!(send(pki, ground.port, Some(me), &head, &first).unwrap().0, 400);
     assert_eq!(
-        put(&pki, ground.port, me, "..%2F..%2Fetc%2Fpasswd", &first)
+        put(pki, ground.port, me, "..%2F..%2Fetc%2Fpasswd", &first)
             .unwrap()
             .0,
         400
     );
     assert_eq!(
         put(
-            &pki,
+            pki,
             ground.port,
             me,
             "berth-report-test-vessel-2026-01-1-partial.zip",
@@ -111,21 +143,35 @@ async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_els
         400
     );
     let head = "GET /reports/x HTTP/1.1";
-    assert_eq!(send(&pki, ground.port, Some(me), head, b"").unwrap().0, 405);
+    assert_eq!(send(pki, ground.port, Some(me), head, b"").unwrap().0, 405);
+}
 
-    // No client certificate, or one the CA did not issue: no connection.
+/// No client certificate, or one the CA did not issue: no connection.
+#[actix_web::test]
+async fn a_vessel_without_the_fleets_certificate_cannot_connect() {
+    let u = uploaded().await;
+    let (pki, ground, dir) = (&u.pki, &u.ground, u.dir.path());
+    let first = std::fs::read(&u.files[0]).unwrap();
+    let name = name_of(&u.files[0]);
     let head = format!("PUT /reports/{name} HTTP/1.1\r\nContent-Type: application/zip");
-    assert!(send(&pki, ground.port, None, &head, &first).is_err());
-    let rogue_dir = dir.path().join("rogue");
+    assert!(send(pki, ground.port, None, &head, &first).is_err());
+    let rogue_dir = dir.join("rogue");
     std::fs::create_dir_all(&rogue_dir).unwrap();
     let rogue = Pki::new(&rogue_dir).issue("rogue", "test-vessel", None);
-    assert!(send(&pki, ground.port, Some((&rogue.0, &rogue.1)), &head, &first).is_err());
+    assert!(send(pki, ground.port, Some((&rogue.0, &rogue.1)), &head, &first).is_err());
+}
 
+#[actix_web::test]
+async fn a_report_signed_by_another_key_is_refused_and_not_kept() {
+    let u = uploaded().await;
+    let (pki, ground, app, files) = (&u.pki, &u.ground, &u.app, &u.files);
+    let name = name_of(&files[0]);
+    let me = (u.vessel.0.as_path(), u.vessel.1.as_path());
     // A report signed by another key than the one the installation's first
     // report pinned: 422, and nothing stored.
     let key = berth::crypto::SigningKey::generate();
     let third_name = name.replace("-1.zip", "-3.zip");
-    let forged = tampered(&app, &files[1], "forged.zip", |files| {
+    let forged = tampered(app, &files[1], "forged.zip", |files| {
         edit_report(files, |r| {
             r["report"]["sequence"] = json!(3);
             r["installation"]["public_key_sha256"] = json!(berth::crypto::sha256_hex(&key.public_der()));
@@ -133,14 +179,7 @@ async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_els
         files.insert("signer.pem".into(), key.public_pem().into_bytes());
         resign(files, &key);
     });
-    let (status, body) = put(
-        &pki,
-        ground.port,
-        me,
-        &third_name,
-        &std::fs::read(forged).unwrap(),
-    )
-    .unwrap();
+    let (status, body) = put(pki, ground.port, me, &third_name, &std::fs::read(forged).unwrap()).unwrap();
     assert_eq!(status, 422, "{body}");
     assert!(
         body["reason"].as_str().unwrap().contains("does not verify"),
@@ -151,12 +190,17 @@ async fn the_ground_stores_a_vessels_verified_reports_and_refuses_everything_els
         .unwrap()
         .collect();
     assert!(left.is_empty(), "refused uploads are not kept: {left:?}");
+}
 
+#[actix_web::test]
+async fn the_vendors_monthly_run_counts_and_bills_the_stored_reports() {
+    let u = uploaded().await;
+    let (ground, dir) = (&u.ground, u.dir.path());
     // The vendor's monthly run on the store: the two reports are counted.
     let out = berth(&["fleet", "summary", "--json", ground.store.to_str().unwrap()]);
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["counted_reports"], 2, "{summary}");
-    let prices = dir.path().join("prices.toml");
+    let prices = dir.join("prices.toml");
     std::fs::write(&prices, "currency = \"EUR\"\nbasis = \"installations\"\n[vessel_types.aircraft]\ntiers = [{ unit_price = 250 }]\n").unwrap();
     let out = berth(&[
         "fleet",
