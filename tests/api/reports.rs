@@ -39,9 +39,9 @@ fn csv_lines(files: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
 }
 
 /// October with several users and key systems, licenses at the edges of the
-/// month, exported by the CLI and verified by berth and by the openssl recipe.
-#[actix_web::test]
-async fn a_month_exports_and_verifies_with_berth_and_openssl() {
+/// month (September exported first: reports go month by month), October
+/// exported by the CLI; the app, the file and the CLI's `--json` answer.
+async fn october_exported() -> (TestApp, PathBuf, Value) {
     let app = spawn_app().await;
     app.installed_at(datetime!(2026-09-30 12:00 UTC));
     license_at(&app, datetime!(2026-09-30 23:59:59.999 UTC), Some("early"), false).await;
@@ -70,6 +70,17 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
         file.file_name().unwrap().to_str().unwrap(),
         "berth-report-test-vessel-2026-10-2.zip"
     );
+    (app, file, exported)
+}
+
+/// The report's file and counts: the licenses stamped inside the month.
+#[actix_web::test]
+async fn a_month_exports_with_the_counts_of_its_own_licenses() {
+    let (_app, file, exported) = october_exported().await;
+    assert_eq!(
+        file.file_name().unwrap().to_str().unwrap(),
+        "berth-report-test-vessel-2026-10-2.zip"
+    );
     let r = &exported["report"];
     assert_eq!(r["counts"]["licenses"], 5);
     assert_eq!(r["counts"]["active_users"], 3);
@@ -83,17 +94,41 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
     assert_eq!(r["log"]["last_seq"], 6);
     assert_eq!(r["clock_anomalies"]["count"], 0);
     assert_eq!(r["report"]["sequence"], 2);
+}
 
+/// berth verifies it, with the key it carries and with the vendor's copy.
+#[actix_web::test]
+async fn berth_verifies_an_exported_report() {
+    let (app, file, _) = october_exported().await;
     let out = verify(&app, &file, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK "));
 
-    // The recipe anyone can run without berth.
+    // And with the key as the vendor holds it: the public key of this installation.
+    std::fs::write(
+        app.dir.path().join("expected.pem"),
+        app.db().signing_key().unwrap().public_pem(),
+    )
+    .unwrap();
+    let out = verify(
+        &app,
+        &file,
+        &["--pubkey", app.dir.path().join("expected.pem").to_str().unwrap()],
+    );
+    assert!(out.status.success());
+}
+
+/// The recipe anyone can run without berth: openssl for the signature,
+/// sha256sum for the files.
+#[actix_web::test]
+async fn openssl_and_sha256sum_verify_an_exported_report() {
+    let (app, file, _) = october_exported().await;
     let dir = app.dir.path().join("unzipped");
     std::fs::create_dir(&dir).unwrap();
     for (name, bytes) in read_zip(&file) {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
+    // The recipe anyone can run without berth.
     let status = Command::new("openssl")
         .current_dir(&dir)
         .args([
@@ -131,6 +166,20 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
     }
     let csv = std::fs::read_to_string(dir.join("licenses.csv")).unwrap();
     assert_eq!(csv.lines().count(), 6, "header + 5 rows");
+}
+
+/// The manual's chain recipe, exactly as written there; a row rewritten
+/// along a separator no longer matches its hash.
+#[actix_web::test]
+async fn the_manuals_chain_recipe_recomputes_an_exported_chain() {
+    let (app, file, exported) = october_exported().await;
+    let r = &exported["report"];
+    let dir = app.dir.path().join("unzipped");
+    std::fs::create_dir(&dir).unwrap();
+    for (name, bytes) in read_zip(&file) {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let csv = std::fs::read_to_string(dir.join("licenses.csv")).unwrap();
     // The manual's chain recipe, exactly as written there.
     let recipe = readme_recipe("<!-- chain-recipe -->");
     let run = |dir: &Path| {
@@ -158,19 +207,13 @@ async fn a_month_exports_and_verifies_with_berth_and_openssl() {
         assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
         std::fs::write(dir.join("licenses.csv"), &csv).unwrap();
     }
-    // And with the key as the vendor holds it: the public key of this installation.
-    std::fs::write(
-        app.dir.path().join("expected.pem"),
-        app.db().signing_key().unwrap().public_pem(),
-    )
-    .unwrap();
-    let out = verify(
-        &app,
-        &file,
-        &["--pubkey", app.dir.path().join("expected.pem").to_str().unwrap()],
-    );
-    assert!(out.status.success());
+}
 
+/// A month that has not ended is refused without --partial; exporting one
+/// again returns the same file.
+#[actix_web::test]
+async fn exports_of_unfinished_or_exported_months() {
+    let (app, _, _) = october_exported().await;
     // A month that has not ended is refused without --partial.
     let out = app.berth(&["report", "export", "--month", "2099-01"]);
     expect_failure(&out, "2099-01 has not ended");
