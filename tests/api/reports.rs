@@ -222,8 +222,18 @@ async fn exports_of_unfinished_or_exported_months() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("already exported"));
 }
 
-#[actix_web::test]
-async fn the_tamper_catalogue_is_caught() {
+/// Three months exported, for tampering with: October (4 licenses),
+/// November (1), December (none), and the installation's signing key (what
+/// an operator who extracted it would hold).
+struct Exported {
+    app: TestApp,
+    october: PathBuf,
+    november: PathBuf,
+    december: PathBuf,
+    key: berth::crypto::SigningKey,
+}
+
+async fn three_months() -> Exported {
     let app = spawn_app().await;
     app.installed_at(datetime!(2026-10-01 08:00 UTC));
     october_5th(&app, &["a", "b", "c", "d"]).await;
@@ -232,115 +242,148 @@ async fn the_tamper_catalogue_is_caught() {
     let november = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
     let december = export(&app, "2026-12", datetime!(2027-01-01 00:00 UTC));
     let key = app.db().signing_key().unwrap();
+    Exported {
+        app,
+        october,
+        november,
+        december,
+        key,
+    }
+}
 
+#[actix_web::test]
+async fn a_report_edited_without_the_key_fails_its_manifest() {
+    let t = three_months().await;
     // Edited without the signing key: the manifest no longer matches.
-    let f = tampered(&app, &october, "csv-edited.zip", |files| {
+    let f = tampered(&t.app, &t.october, "csv-edited.zip", |files| {
         let text = String::from_utf8(files["licenses.csv"].clone())
             .unwrap()
             .replacen("clearkey", "hls", 1);
         files.insert("licenses.csv".into(), text.into_bytes());
     });
-    expect_failure(&verify(&app, &f, &[]), "licenses.csv");
+    expect_failure(&verify(&t.app, &f, &[]), "licenses.csv");
+}
 
+#[actix_web::test]
+async fn rows_deleted_edited_or_inserted_break_the_chain_even_re_signed() {
+    let t = three_months().await;
     // With the signing key (an operator who extracted it), the chain still tells.
-    let f = tampered(&app, &october, "row-deleted.zip", |files| {
+    let f = tampered(&t.app, &t.october, "row-deleted.zip", |files| {
         let mut lines = csv_lines(files);
         lines.remove(2);
         files.insert("licenses.csv".into(), lines.concat().into_bytes());
-        resign(files, &key);
+        resign(files, &t.key);
     });
-    expect_failure(&verify(&app, &f, &[]), "deleted");
-    let f = tampered(&app, &october, "row-edited.zip", |files| {
+    expect_failure(&verify(&t.app, &f, &[]), "deleted");
+    let f = tampered(&t.app, &t.october, "row-edited.zip", |files| {
         let mut lines = csv_lines(files);
         lines[2] = lines[2].replacen("temporary", "persistent-license", 1);
         files.insert("licenses.csv".into(), lines.concat().into_bytes());
-        resign(files, &key);
+        resign(files, &t.key);
     });
-    expect_failure(&verify(&app, &f, &[]), "edited");
-    let f = tampered(&app, &october, "row-inserted.zip", |files| {
+    expect_failure(&verify(&t.app, &f, &[]), "edited");
+    let f = tampered(&t.app, &t.october, "row-inserted.zip", |files| {
         let mut lines = csv_lines(files);
         let copy = lines[2].clone();
         lines.insert(2, copy);
         files.insert("licenses.csv".into(), lines.concat().into_bytes());
-        resign(files, &key);
+        resign(files, &t.key);
     });
-    expect_failure(&verify(&app, &f, &[]), "inserted");
-    let f = tampered(&app, &october, "count-edited.zip", |files| {
+    expect_failure(&verify(&t.app, &f, &[]), "inserted");
+}
+
+/// Counts that disagree with the rows, a month the date type cannot end and
+/// sequence numbers at the ends of i64 are refused, not a panic.
+#[actix_web::test]
+async fn counts_months_and_sequences_a_key_holder_forged_are_refused() {
+    let t = three_months().await;
+    let f = tampered(&t.app, &t.october, "count-edited.zip", |files| {
         edit_report(files, |r| r["counts"]["licenses"] = json!(2));
     });
-    expect_failure(&verify(&app, &f, &[]), "report.json");
-    let f = tampered(&app, &october, "count-edited-resigned.zip", |files| {
+    expect_failure(&verify(&t.app, &f, &[]), "report.json");
+    let f = tampered(&t.app, &t.october, "count-edited-resigned.zip", |files| {
         edit_report(files, |r| r["counts"]["licenses"] = json!(2));
-        resign(files, &key);
+        resign(files, &t.key);
     });
-    expect_failure(&verify(&app, &f, &[]), "counts.licenses");
+    expect_failure(&verify(&t.app, &f, &[]), "counts.licenses");
     // A month the date type cannot end (signed by whoever holds a key): refused, not a panic.
-    let f = tampered(&app, &october, "month-9999.zip", |files| {
+    let f = tampered(&t.app, &t.october, "month-9999.zip", |files| {
         edit_report(files, |r| r["period"]["month"] = json!("9999-12"));
-        resign(files, &key);
+        resign(files, &t.key);
     });
-    expect_failure(&verify(&app, &f, &[]), "period.month is not YYYY-MM");
+    expect_failure(&verify(&t.app, &f, &[]), "period.month is not YYYY-MM");
     // Sequence numbers at the end of i64: refused, not an overflow.
-    let f = tampered(&app, &october, "seq-max.zip", |files| {
+    let f = tampered(&t.app, &t.october, "seq-max.zip", |files| {
         let mut lines = csv_lines(files);
         let rest = lines[1].split_once(',').unwrap().1.to_owned();
         lines[1] = format!("{},{rest}", i64::MAX);
         files.insert("licenses.csv".into(), lines.concat().into_bytes());
         edit_report(files, |r| r["log"]["first_seq"] = json!(i64::MAX));
-        resign(files, &key);
+        resign(files, &t.key);
     });
-    expect_failure(&verify(&app, &f, &[]), "seq too large");
-    let f = tampered(&app, &october, "seq-min.zip", |files| {
+    expect_failure(&verify(&t.app, &f, &[]), "seq too large");
+    let f = tampered(&t.app, &t.october, "seq-min.zip", |files| {
         files.insert("licenses.csv".into(), csv_lines(files)[0].clone().into_bytes());
         edit_report(files, |r| r["log"]["first_seq"] = json!(i64::MIN));
-        resign(files, &key);
+        resign(files, &t.key);
     });
-    expect_failure(&verify(&app, &f, &[]), "rows missing at the end");
-    let f = tampered(&app, &october, "manifest-edited.zip", |files| {
+    expect_failure(&verify(&t.app, &f, &[]), "rows missing at the end");
+}
+
+/// A changed manifest, another installation's key (caught with --pubkey),
+/// a file added or removed.
+#[actix_web::test]
+async fn manifests_keys_and_files_that_are_not_the_reports_are_refused() {
+    let t = three_months().await;
+    let f = tampered(&t.app, &t.october, "manifest-edited.zip", |files| {
         let text = String::from_utf8(files["manifest.json"].clone())
             .unwrap()
             .replace("\"files\"", "\"files\" ");
         files.insert("manifest.json".into(), text.into_bytes());
     });
-    expect_failure(&verify(&app, &f, &[]), "manifest.sig");
+    expect_failure(&verify(&t.app, &f, &[]), "manifest.sig");
 
     // Signed by another installation's key: fine alone, caught with --pubkey.
     let other = berth::crypto::SigningKey::generate();
-    let f = tampered(&app, &october, "other-key.zip", |files| {
+    let f = tampered(&t.app, &t.october, "other-key.zip", |files| {
         edit_report(files, |r| {
             r["installation"]["public_key_sha256"] = json!(berth::crypto::sha256_hex(&other.public_der()))
         });
         files.insert("signer.pem".into(), other.public_pem().into_bytes());
         resign(files, &other);
     });
-    std::fs::write(app.dir.path().join("vessel.pem"), key.public_pem()).unwrap();
+    std::fs::write(t.app.dir.path().join("vessel.pem"), t.key.public_pem()).unwrap();
     expect_failure(
         &verify(
-            &app,
+            &t.app,
             &f,
-            &["--pubkey", app.dir.path().join("vessel.pem").to_str().unwrap()],
+            &["--pubkey", t.app.dir.path().join("vessel.pem").to_str().unwrap()],
         ),
         "another key",
     );
 
-    let f = tampered(&app, &october, "file-added.zip", |files| {
+    let f = tampered(&t.app, &t.october, "file-added.zip", |files| {
         files.insert("notes.txt".into(), b"hello".to_vec());
     });
-    expect_failure(&verify(&app, &f, &[]), "unexpected file");
-    let f = tampered(&app, &october, "file-removed.zip", |files| {
+    expect_failure(&verify(&t.app, &f, &[]), "unexpected file");
+    let f = tampered(&t.app, &t.october, "file-removed.zip", |files| {
         files.remove("signer.pem");
     });
-    expect_failure(&verify(&app, &f, &[]), "signer.pem is missing");
+    expect_failure(&verify(&t.app, &f, &[]), "signer.pem is missing");
+}
 
+#[actix_web::test]
+async fn consecutive_reports_link_and_a_gap_or_replay_is_named() {
+    let t = three_months().await;
     // Linking: consecutive reports verify; a gap or a replay is named.
-    let ok = verify(&app, &november, &["--previous", october.to_str().unwrap()]);
+    let ok = verify(&t.app, &t.november, &["--previous", t.october.to_str().unwrap()]);
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     expect_failure(
-        &verify(&app, &december, &["--previous", october.to_str().unwrap()]),
+        &verify(&t.app, &t.december, &["--previous", t.october.to_str().unwrap()]),
         "missing",
     );
     expect_failure(
-        &verify(&app, &october, &["--previous", november.to_str().unwrap()]),
+        &verify(&t.app, &t.october, &["--previous", t.november.to_str().unwrap()]),
         "does not follow",
     );
 }
