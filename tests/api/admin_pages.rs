@@ -495,8 +495,11 @@ async fn app_with_a_finished_month() -> TestApp {
     app
 }
 
+/// Before any export: the dashboard shows the finished month, the reports
+/// page suggests it, and a month that has not ended, nonsense and a forged
+/// form are refused with a reason.
 #[actix_web::test]
-async fn admins_export_download_and_verify_reports() {
+async fn a_finished_month_is_shown_suggested_and_bad_exports_refused() {
     let app = app_with_a_finished_month().await;
     let cookie = session(&app).await;
     let (_, dashboard) = get(&app, &cookie, "/").await;
@@ -541,7 +544,33 @@ async fn admins_export_download_and_verify_reports() {
     )
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
 
+/// The crew's signed-in session, and the reports page's form token, on an
+/// app whose finished month was exported from the page.
+async fn exported_from_the_page(app: &TestApp) -> (String, String) {
+    let cookie = session(app).await;
+    let (_, body) = get(app, &cookie, "/reports").await;
+    let token = csrf(&body);
+    let (s, body) = post(
+        app,
+        &cookie,
+        "/reports/export",
+        &[("csrf", &token), ("month", "2026-10")],
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    (cookie, token)
+}
+
+/// The export: the row checked, what comes next said, the dashboard's card
+/// and JSON, and exporting again changes nothing.
+#[actix_web::test]
+async fn admins_export_a_finished_month_from_the_reports_page() {
+    let app = app_with_a_finished_month().await;
+    let cookie = session(&app).await;
+    let (_, body) = get(&app, &cookie, "/reports").await;
+    let token = csrf(&body);
     let (s, body) = post(
         &app,
         &cookie,
@@ -598,7 +627,14 @@ async fn admins_export_download_and_verify_reports() {
     )
     .await;
     assert!(body.contains("2026-10 was exported before, as report 1."));
+}
 
+/// The download is the signed zip, byte for byte, and it verifies; a report
+/// changed on disk shows as failed.
+#[actix_web::test]
+async fn admins_download_the_signed_report_and_see_it_checked() {
+    let app = app_with_a_finished_month().await;
+    let (cookie, _) = exported_from_the_page(&app).await;
     // The download is the signed zip, byte for byte, and it verifies.
     let mut res = crew_client()
         .get(app.admin_url("/reports/1/download"))
