@@ -346,10 +346,10 @@ async fn garbage_a_dtd_and_a_missing_signer_file_are_refused_by_name() {
     assert_eq!(kids(&app).len(), before, "nothing was imported");
 }
 
-#[actix_web::test]
-async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
-    let (app, dir) = vessel().await;
-    let run = |args: &[&str]| run_in(&dir, "openssl", args);
+/// A key pair a vendor issued, as PKCS#12 made by the openssl command line
+/// (issued.p12, its password in the file `password`).
+fn vendor_issued_p12(dir: &Path) -> PathBuf {
+    let run = |args: &[&str]| run_in(dir, "openssl", args);
     run(&[
         "req",
         "-x509",
@@ -378,8 +378,27 @@ async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
         "-out",
         "issued.p12",
     ]);
-    let p12 = dir.join("issued.p12");
+    dir.join("issued.p12")
+}
 
+/// Imports `p12` as the delivery key, the password from its file.
+fn import_p12(app: &TestApp, dir: &Path, p12: &Path) -> std::process::Output {
+    app.berth(&[
+        "keys",
+        "delivery-key",
+        "import",
+        p12.to_str().unwrap(),
+        "--password-file",
+        dir.join("password").to_str().unwrap(),
+    ])
+}
+
+/// A wrong password (from standard input) and a file that is not PKCS#12
+/// are refused, and the key pair in use stays.
+#[actix_web::test]
+async fn a_delivery_key_import_with_a_wrong_password_or_file_is_refused() {
+    let (app, dir) = vessel().await;
+    let p12 = vendor_issued_p12(&dir);
     // A wrong password, from standard input: refused, the old key stays.
     let before = app.berth(&["keys", "delivery-cert"]).stdout;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
@@ -401,14 +420,26 @@ async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
     refused(&out, "wrong password");
     assert_eq!(app.berth(&["keys", "delivery-cert"]).stdout, before);
 
-    let out = app.berth(&[
-        "keys",
-        "delivery-key",
-        "import",
-        p12.to_str().unwrap(),
-        "--password-file",
-        dir.join("password").to_str().unwrap(),
-    ]);
+    // A file that is not PKCS#12 says so; the password never came from the command line.
+    refused(
+        &app.berth(&[
+            "keys",
+            "delivery-key",
+            "import",
+            dir.join("issued.pem").to_str().unwrap(),
+            "--password-file",
+            dir.join("password").to_str().unwrap(),
+        ]),
+        "not a PKCS#12 file",
+    );
+}
+
+/// The vendor's key pair replaces the generated one: documents for its
+/// certificate import, documents for the old one no more.
+#[actix_web::test]
+async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
+    let (app, dir) = vessel().await;
+    let out = import_p12(&app, &dir, &vendor_issued_p12(&dir));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("O=Vendor CA issued"));
     let shown = String::from_utf8(app.berth(&["keys", "delivery-cert"]).stdout).unwrap();
@@ -425,8 +456,16 @@ async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
         &["doc", "old.xml", "--recipient", "vessel.pem", "--key", &c],
     );
     refused(&import(&app, "old.xml", None), "not addressed to this vessel");
-    // Certificates a key provider would not encrypt for are refused, and the
-    // working pair is kept.
+}
+
+/// Certificates a key provider would not encrypt for are refused, and the
+/// working pair is kept.
+#[actix_web::test]
+async fn a_delivery_key_with_a_certificate_no_provider_would_use_is_refused() {
+    let (app, dir) = vessel().await;
+    assert!(import_p12(&app, &dir, &vendor_issued_p12(&dir)).status.success());
+    let run = |args: &[&str]| run_in(&dir, "openssl", args);
+    let shown = String::from_utf8(app.berth(&["keys", "delivery-cert"]).stdout).unwrap();
     for (name, extra, says) in [
         ("expired", "--expired", "expired"),
         ("future", "--future", "not valid yet"),
@@ -471,18 +510,6 @@ async fn a_vendor_issued_delivery_key_replaces_the_generated_one() {
             "{name}"
         );
     }
-    // A file that is not PKCS#12 says so; the password never came from the command line.
-    refused(
-        &app.berth(&[
-            "keys",
-            "delivery-key",
-            "import",
-            dir.join("issued.pem").to_str().unwrap(),
-            "--password-file",
-            dir.join("password").to_str().unwrap(),
-        ]),
-        "not a PKCS#12 file",
-    );
 }
 
 /// The manual's sealed-keys recipe (on the README's demo), run as written against a real berth (the
