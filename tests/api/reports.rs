@@ -697,8 +697,27 @@ async fn hostile_zips_get_a_clear_error() {
 
 /// Vendor side: several installations of several vessel types, with an invalid
 /// and a duplicate report mixed in.
-#[actix_web::test]
-async fn fleet_summary_counts_active_installations() {
+/// Five installations (two aircraft, a ship, a train, a bus), all active in
+/// October and the two aircraft in November, their reports in one folder
+/// with a duplicate copy, a tampered report and symbolic links (two back to
+/// the folder itself, one to a report); and the public keys of the first
+/// four. Made once for the tests below.
+struct FiveVessels {
+    fleet: tempfile::TempDir,
+    keys: tempfile::TempDir,
+}
+
+fn five_vessels() -> &'static FiveVessels {
+    static FLEET: std::sync::OnceLock<FiveVessels> = std::sync::OnceLock::new();
+    FLEET.get_or_init(|| {
+        // Its own thread and runtime: each test runs on a runtime of its own.
+        std::thread::spawn(|| actix_web::rt::System::new().block_on(make_five_vessels()))
+            .join()
+            .unwrap()
+    })
+}
+
+async fn make_five_vessels() -> FiveVessels {
     let fleet = tempfile::tempdir().unwrap();
     let kinds = ["aircraft", "aircraft", "ship", "train", "bus"];
     let mut apps = Vec::new();
@@ -740,9 +759,35 @@ async fn fleet_summary_counts_active_installations() {
     // once went on forever) and one to a report (a copy, counted once).
     std::os::unix::fs::symlink(fleet.path(), fleet.path().join("loop")).unwrap();
     std::os::unix::fs::symlink(fleet.path(), fleet.path().join("again")).unwrap();
-    std::os::unix::fs::symlink(first_oct, fleet.path().join("linked-oct.zip")).unwrap();
+    // (The link points at the fleet's own copy: the installations' data dirs
+    // go when this fixture returns.)
+    let kept_oct = fleet.path().join(first_oct.file_name().unwrap());
+    std::os::unix::fs::symlink(&kept_oct, fleet.path().join("linked-oct.zip")).unwrap();
 
-    let s = fleet_json(&first_app.berth(&["fleet", "summary", fleet.path().to_str().unwrap(), "--json"]));
+    let keys = tempfile::tempdir().unwrap();
+    for (app, _) in &apps[..4] {
+        let id = app.db().installation().unwrap().id;
+        std::fs::write(
+            keys.path().join(format!("{id}.pem")),
+            app.db().signing_key().unwrap().public_pem(),
+        )
+        .unwrap();
+    }
+    FiveVessels { fleet, keys }
+}
+
+fn summary_of_five() -> Value {
+    fleet_json(&berth(&[
+        "fleet",
+        "summary",
+        five_vessels().fleet.path().to_str().unwrap(),
+        "--json",
+    ]))
+}
+
+#[test]
+fn fleet_summary_counts_active_installations_by_type_and_month() {
+    let s = summary_of_five();
     let oct = &s["months"]["2026-10"];
     assert_eq!(oct["aircraft"]["active_installations"], 2);
     assert_eq!(oct["aircraft"]["licenses"], 4);
@@ -753,6 +798,15 @@ async fn fleet_summary_counts_active_installations() {
     assert_eq!(nov["aircraft"]["active_installations"], 2);
     assert_eq!(nov["ship"]["active_installations"], 0);
     assert_eq!(nov["ship"]["reporting_installations"], 1);
+    assert_eq!(s["counted_reports"], 10);
+}
+
+/// A duplicate copy is named; a tampered report is a problem that names no
+/// installation (its claim is not trusted); links back to the folder are not
+/// followed.
+#[test]
+fn fleet_summary_names_duplicates_and_tampered_reports() {
+    let s = summary_of_five();
     let problems = s["problems"].as_array().unwrap();
     assert!(
         problems
@@ -770,24 +824,19 @@ async fn fleet_summary_counts_active_installations() {
     );
     // A report that fails verification names no installation: its claim is not trusted.
     assert_eq!(tampered_problem["installation"], Value::Null);
-    assert_eq!(s["counted_reports"], 10);
+}
 
-    // --pubkeys: a report whose installation is not known is not counted.
-    let keys = tempfile::tempdir().unwrap();
-    for (app, _) in &apps[..4] {
-        let id = app.db().installation().unwrap().id;
-        std::fs::write(
-            keys.path().join(format!("{id}.pem")),
-            app.db().signing_key().unwrap().public_pem(),
-        )
-        .unwrap();
-    }
-    let out = first_app.berth(&[
+/// --pubkeys: a report whose installation is not known is not counted; the
+/// problems are not lost with --csv.
+#[test]
+fn fleet_summary_with_known_keys_counts_only_known_installations() {
+    let f = five_vessels();
+    let out = berth(&[
         "fleet",
         "summary",
-        fleet.path().to_str().unwrap(),
+        f.fleet.path().to_str().unwrap(),
         "--pubkeys",
-        keys.path().to_str().unwrap(),
+        f.keys.path().to_str().unwrap(),
         "--csv",
     ]);
     assert_eq!(out.status.code(), Some(1), "problems exit 1");
