@@ -261,11 +261,15 @@ fn key_rows(body: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[actix_web::test]
-async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
+/// Four keys, two of them added in October (\"coral Reef\" and one without
+/// a title); KID_A licensed in October only, in November KID_B three times
+/// and coral once. The app, a crew session, and the two KIDs.
+async fn four_titles() -> (TestApp, String, &'static str, &'static str) {
     let app = spawn_admin_app().await;
-    let coral = "11111111-2222-4333-8444-555555555555";
-    let untitled = "22222222-3333-4444-8555-666666666666";
+    let (coral, untitled) = (
+        "11111111-2222-4333-8444-555555555555",
+        "22222222-3333-4444-8555-666666666666",
+    );
     app.clock.set(datetime!(2026-10-20 12:00 UTC));
     let mut db = app.db();
     let new_key = |kid: &str, label: &str| berth::ids::NewKey {
@@ -286,9 +290,20 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
         deliver(&app, KID_B, user).await;
     }
     deliver(&app, coral, "u4").await;
-    let cookie = session(&app).await;
-    let order = |body: &str| key_rows(body).into_iter().map(|(_, kid)| kid).collect::<Vec<_>>();
 
+    let cookie = session(&app).await;
+    (app, cookie, coral, untitled)
+}
+
+fn order(body: &str) -> Vec<String> {
+    key_rows(body).into_iter().map(|(_, kid)| kid).collect()
+}
+
+/// By title, by this or another month's licenses, by last licensed, by
+/// added; each with its links to the log.
+#[actix_web::test]
+async fn the_keys_page_lists_keys_in_the_order_chosen() {
+    let (app, cookie, coral, untitled) = four_titles().await;
     // By title, A to Z and ignoring case; a key without a title comes last.
     let (s, body) = get(&app, &cookie, "/keys").await;
     assert_eq!(s, 200);
@@ -336,7 +351,13 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
         "A and B came with the installation"
     );
     assert!(body.contains("<td title=\"2026-10-21T12:00:00.000Z\">2026-10-21 12:00</td>"));
+}
 
+/// Found by a piece of the title or the KID, any case, the order kept;
+/// nothing found says so; hostile text is shown, never run.
+#[actix_web::test]
+async fn the_keys_page_finds_a_title_or_kid() {
+    let (app, cookie, coral, _) = four_titles().await;
     // Found by a piece of the title, any case, with the order kept.
     let (_, body) = get(&app, &cookie, "/keys?q=+REEF+&sort=watched").await;
     assert_eq!(key_rows(&body), [("coral Reef".to_owned(), coral.to_owned())]);
@@ -359,7 +380,13 @@ async fn the_keys_page_finds_a_title_or_kid_and_lists_the_most_watched_first() {
     assert!(
         !body.contains("<script>alert") && body.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;")
     );
+}
 
+/// A search too long, an order or a month that does not exist: 400, the
+/// reason, and the whole list.
+#[actix_web::test]
+async fn the_keys_page_refuses_bad_addresses_and_shows_the_whole_list() {
+    let (app, cookie, _, _) = four_titles().await;
     // A search too long or an order that does not exist: 400, the reason, and the whole list.
     let (s, body) = get(&app, &cookie, &format!("/keys?q={}", "x".repeat(101))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
