@@ -804,8 +804,9 @@ async fn communication_keys_are_generated_shown_once_used_and_removed() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
-#[actix_web::test]
-async fn admins_manage_crew_users() {
+/// Kim added as a viewer from the users page and signed in: the app, the
+/// admin's session, the page's form token, kim's password and session.
+async fn kim_added() -> (TestApp, String, String, String, String) {
     let app = spawn_admin_app().await;
     let cookie = session(&app).await;
     let (s, body) = get(&app, &cookie, "/users").await;
@@ -826,6 +827,19 @@ async fn admins_manage_crew_users() {
     let (s, _) = get(&app, &kim, "/").await;
     assert_eq!(s, 200);
 
+    (app, cookie, token, password, kim)
+}
+
+#[actix_web::test]
+async fn admins_add_crew_users_who_can_then_sign_in() {
+    kim_added().await;
+}
+
+/// Bad names and roles, a name taken, and oversized forms are refused;
+/// without the CSRF token nothing is done.
+#[actix_web::test]
+async fn crew_user_forms_that_cannot_be_done_are_refused() {
+    let (app, cookie, token, _, _) = kim_added().await;
     for (name, role, why) in [
         ("two words", "viewer", "without spaces"),
         ("", "viewer", "without spaces"),
@@ -854,6 +868,25 @@ async fn admins_manage_crew_users() {
     .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
 
+    // The same actions without the CSRF token do nothing.
+    let (s, _) = post(&app, &cookie, "/users/add", &[("name", "eve"), ("role", "admin")]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = post(
+        &app,
+        &cookie,
+        "/users/add",
+        &[("csrf", "x"), ("name", "eve"), ("role", "admin")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(app.db().user_credentials("eve").unwrap().is_none());
+}
+
+/// A new password ends kim's sessions and the old password stops working;
+/// nobody removes themselves; removing kim ends kim's session.
+#[actix_web::test]
+async fn a_new_password_or_removal_ends_a_crew_users_sessions() {
+    let (app, cookie, token, password, kim) = kim_added().await;
     // A new password ends kim's sessions; the old password stops working.
     let (s, body) = post(
         &app,
@@ -902,18 +935,6 @@ async fn admins_manage_crew_users() {
     )
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    // The same actions without the CSRF token do nothing.
-    let (s, _) = post(&app, &cookie, "/users/add", &[("name", "eve"), ("role", "admin")]).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, _) = post(
-        &app,
-        &cookie,
-        "/users/add",
-        &[("csrf", "x"), ("name", "eve"), ("role", "admin")],
-    )
-    .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    assert!(app.db().user_credentials("eve").unwrap().is_none());
 }
 
 #[actix_web::test]
