@@ -930,6 +930,45 @@ fn receive_one<S: std::io::Read + std::io::Write>(stream: S, store: &Received) {
     }
 }
 
+/// Moves the server's clock on by `step` (with a moment for the server to
+/// act) until `done`, at most `times` times.
+async fn advance_until(app: &TestApp, times: usize, step: time::Duration, mut done: impl FnMut() -> bool) {
+    for _ in 0..times {
+        if done() {
+            return;
+        }
+        app.clock.set(app.clock_now() + step);
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The receiver got each exported report once, as a zip, byte for byte.
+fn assert_received_as_exported(app: &TestApp, receiver: &Received) {
+    let got = receiver.lock().unwrap();
+    assert_eq!(got.len(), 2, "each report arrives exactly once");
+    for (line, headers, body) in got.iter() {
+        let name = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .trim_start_matches("/incoming/");
+        assert!(
+            line.starts_with("PUT /incoming/berth-report-test-vessel-"),
+            "{line}"
+        );
+        assert!(
+            headers
+                .to_ascii_lowercase()
+                .contains("content-type: application/zip")
+        );
+        assert_eq!(
+            body,
+            &std::fs::read(reports_dir(app).join(name)).unwrap(),
+            "byte-identical"
+        );
+    }
+}
+
 #[actix_web::test]
 async fn reports_upload_exactly_once_across_outages_and_restarts() {
     // The receiver's port is known but nothing listens on it yet: the vessel is offline.
@@ -959,15 +998,12 @@ async fn reports_upload_exactly_once_across_outages_and_restarts() {
     let start = OffsetDateTime::now_utc();
     let later = Month::of(start).next().next().start() + time::Duration::days(3);
     app.clock.set(later);
-    let mut listed = Vec::new();
-    for _ in 0..100 {
-        listed = report_list(&app);
-        if listed.len() == 2 && listed[0]["upload_attempts"].as_i64().unwrap() >= 2 {
-            break;
-        }
-        app.clock.set(app.clock_now() + time::Duration::minutes(1));
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    advance_until(&app, 100, time::Duration::minutes(1), || {
+        let listed = report_list(&app);
+        listed.len() == 2 && listed[0]["upload_attempts"].as_i64().unwrap() >= 2
+    })
+    .await;
+    let listed = report_list(&app);
     assert_eq!(listed.len(), 2, "both closed months exported: {listed:?}");
     assert!(
         listed.iter().all(|r| r["uploaded_at"].is_null()),
@@ -978,53 +1014,20 @@ async fn reports_upload_exactly_once_across_outages_and_restarts() {
 
     // The receiver comes up.
     let receiver = start_receiver(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
-    for _ in 0..100 {
-        if report_list(&app).iter().all(|r| !r["uploaded_at"].is_null()) {
-            break;
-        }
-        app.clock.set(app.clock_now() + time::Duration::minutes(1));
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    let all_uploaded = || report_list(&app).iter().all(|r| !r["uploaded_at"].is_null());
+    advance_until(&app, 100, time::Duration::minutes(1), all_uploaded).await;
     assert!(
         report_list(&app).iter().all(|r| !r["uploaded_at"].is_null()),
         "{:?}",
         report_list(&app)
     );
-    {
-        let got = receiver.lock().unwrap();
-        assert_eq!(got.len(), 2, "each report arrives exactly once");
-        for (line, headers, body) in got.iter() {
-            let name = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap()
-                .trim_start_matches("/incoming/")
-                .to_owned();
-            assert!(
-                line.starts_with("PUT /incoming/berth-report-test-vessel-"),
-                "{line}"
-            );
-            assert!(
-                headers
-                    .to_ascii_lowercase()
-                    .contains("content-type: application/zip")
-            );
-            assert_eq!(
-                body,
-                &std::fs::read(reports_dir(&app).join(&name)).unwrap(),
-                "byte-identical"
-            );
-        }
-    }
+    assert_received_as_exported(&app, &receiver);
 
     // A restart does not send them again (the checkpoint made at shutdown
     // goes, once).
     app.stop().await;
     app.start().await;
-    for _ in 0..10 {
-        app.clock.set(app.clock_now() + time::Duration::minutes(5));
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    advance_until(&app, 10, time::Duration::minutes(5), || false).await;
     let sent = |prefix: &str| {
         let got = receiver.lock().unwrap();
         got.iter()
