@@ -233,6 +233,25 @@ async fn sealed_documents_not_for_this_vessel_or_damaged_are_refused_by_name() {
     assert_eq!(kids(&app).len(), before, "nothing was imported");
 }
 
+/// signed.xml: KEY_C sealed for this vessel and signed by the trusted
+/// signer; its text.
+fn signed_document(dir: &Path, key: &str) -> String {
+    make(
+        dir,
+        &[
+            "doc",
+            "signed.xml",
+            "--recipient",
+            "vessel.pem",
+            "--key",
+            key,
+            "--sign",
+            "signer.key,signer.pem",
+        ],
+    );
+    std::fs::read_to_string(dir.join("signed.xml")).unwrap()
+}
+
 /// A signature that does not verify, or not by a trusted signer, or by a
 /// certificate that is expired or weak, is refused by name.
 #[actix_web::test]
@@ -241,20 +260,7 @@ async fn signatures_that_cannot_be_trusted_are_refused_by_name() {
     let before = kids(&app).len();
     let c = format!("{KID_C}:{KEY_C}");
     // Signed, then changed: the signature does not verify, signers or not.
-    make(
-        &dir,
-        &[
-            "doc",
-            "signed.xml",
-            "--recipient",
-            "vessel.pem",
-            "--key",
-            &c,
-            "--sign",
-            "signer.key,signer.pem",
-        ],
-    );
-    let text = std::fs::read_to_string(dir.join("signed.xml")).unwrap();
+    let text = signed_document(&dir, &c);
     std::fs::write(dir.join("changed.xml"), text.replace("movie-1", "movie-2")).unwrap();
     refused(&import(&app, "changed.xml", None), "does not verify");
     refused(
@@ -313,20 +319,7 @@ async fn garbage_a_dtd_and_a_missing_signer_file_are_refused_by_name() {
     let (app, dir) = vessel().await;
     let before = kids(&app).len();
     let c = format!("{KID_C}:{KEY_C}");
-    make(
-        &dir,
-        &[
-            "doc",
-            "signed.xml",
-            "--recipient",
-            "vessel.pem",
-            "--key",
-            &c,
-            "--sign",
-            "signer.key,signer.pem",
-        ],
-    );
-    let text = std::fs::read_to_string(dir.join("signed.xml")).unwrap();
+    let text = signed_document(&dir, &c);
     // Garbage and a DTD.
     std::fs::write(
         dir.join("garbage.xml"),
