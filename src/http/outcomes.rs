@@ -139,7 +139,7 @@ impl Outcomes {
         out
     }
 
-    /// Refusals, both key systems together, most frequent first.
+    /// Refusals, every key system together, most frequent first.
     pub fn denials(&self) -> Vec<(Outcome, u64)> {
         let mut by_code: BTreeMap<Outcome, u64> = BTreeMap::new();
         for ((_, outcome), n) in self.snapshot() {
