@@ -406,8 +406,10 @@ async fn the_keys_page_refuses_bad_addresses_and_shows_the_whole_list() {
     assert_eq!(s, 200, "100 characters are fine");
 }
 
-#[actix_web::test]
-async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_keys_page_counts_it() {
+/// KID_A on three days, KID_B only on the first and last, and a day of
+/// KID_B alone between them, which the KID_A pages must pass over; then one
+/// license for both KIDs. The app and a crew session.
+async fn four_days_of_two_kids() -> (TestApp, String) {
     let app = spawn_admin_app().await;
     // KID_A on three days, KID_B only on the first and last, and a day of
     // KID_B alone between them, which the KID_A pages must pass over.
@@ -432,6 +434,23 @@ async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_
     assert_eq!(s, 200, "{b}");
     let cookie = session(&app).await;
 
+    (app, cookie)
+}
+
+/// The sequence numbers of a log page's rows, in the page's order.
+fn seqs(body: &str) -> Vec<u64> {
+    between(body, "<tbody>", "</tbody>")
+        .split("<tr><td>")
+        .skip(1)
+        .map(|r| r.split("</td>").next().unwrap().parse().unwrap())
+        .collect()
+}
+
+/// The keys page counts each KID's licenses this month (a license for
+/// both counts under each) and links to them in the log.
+#[actix_web::test]
+async fn the_keys_page_counts_a_kids_licenses_and_links_to_them() {
+    let (app, cookie) = four_days_of_two_kids().await;
     // The keys page counts each KID's licenses this month and links to them.
     let (_, keys) = get(&app, &cookie, "/keys").await;
     assert!(keys.contains("<th>Licenses in 2026-11</th>"), "{keys}");
@@ -448,7 +467,13 @@ async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_
     )
     .await;
     assert!(listed.contains("71 licenses match."));
+}
 
+/// The license log pages a KID across the days it was licensed on, both
+/// ways, every row once.
+#[actix_web::test]
+async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on() {
+    let (app, cookie) = four_days_of_two_kids().await;
     let (_, first) = get(&app, &cookie, &format!("/log?kid={KID_A}")).await;
     assert!(first.contains("101 licenses match."));
     assert_eq!(log_rows(&first), 50);
@@ -460,13 +485,6 @@ async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_
     assert_eq!(log_rows(&third), 1);
     assert!(third.contains("<td>1</td>"), "the oldest row comes last");
     assert!(!third.contains("rel=\"next\""));
-    let seqs = |body: &str| -> Vec<u64> {
-        between(body, "<tbody>", "</tbody>")
-            .split("<tr><td>")
-            .skip(1)
-            .map(|r| r.split("</td>").next().unwrap().parse().unwrap())
-            .collect()
-    };
     let (_, back) = get(&app, &cookie, &link(&third, "prev")).await;
     assert_eq!(seqs(&back), seqs(&second));
     let (_, top) = get(&app, &cookie, &link(&back, "prev")).await;
@@ -477,7 +495,12 @@ async fn the_license_log_pages_a_kid_across_the_days_it_was_licensed_on_and_the_
     assert!(all.windows(2).all(|w| w[0] > w[1]), "newest first, no row twice");
     all.sort_unstable();
     assert_eq!(all.len(), 101);
+}
 
+/// A day range pages the same way; the CSV holds a KID's rows, oldest first.
+#[actix_web::test]
+async fn the_license_log_pages_a_day_range_and_downloads_a_kids_rows() {
+    let (app, cookie) = four_days_of_two_kids().await;
     // A day range pages the same way (its bounds give way to the cursor's).
     let (_, first) = get(&app, &cookie, "/log?from=2026-10-30&to=2026-11-01").await;
     assert!(first.contains("82 licenses match."));
