@@ -116,6 +116,8 @@ fn bad_config_names_the_key() {
     assert!(String::from_utf8_lossy(&example.stdout).contains("[license]"));
 }
 
+/// A file whose keys are all there already is a no-op; one key conflicting
+/// with a stored one refuses the whole file; no listing prints a key.
 #[actix_web::test]
 async fn key_import_is_all_or_nothing_and_never_prints_keys() {
     let app = spawn_app().await;
@@ -135,7 +137,7 @@ async fn key_import_is_all_or_nothing_and_never_prints_keys() {
         "re-import is a no-op"
     );
 
-    let new_kid = "abcdefab-cdef-4bcd-8bcd-abcdefabcdef";
+    let new_kid = NEW_KID;
     let conflict = dir.join("conflict.json");
     std::fs::write(
         &conflict,
@@ -159,7 +161,18 @@ async fn key_import_is_all_or_nothing_and_never_prints_keys() {
     let text = String::from_utf8_lossy(&app.berth(&["keys", "list"]).stdout).into_owned();
     assert!(text.contains(KID_A));
     assert!(!text.contains(&hex(&KEY_A)) && !String::from_utf8_lossy(&list.stdout).contains(&hex(&KEY_A)));
+}
 
+const NEW_KID: &str = "abcdefab-cdef-4bcd-8bcd-abcdefabcdef";
+
+/// A clear CPIX document's key imports without a warning; sixteen zero
+/// bytes import with one; an encrypted value without DeliveryData, junk and
+/// a missing file are refused.
+#[actix_web::test]
+async fn key_files_import_with_warnings_where_due_and_junk_is_refused() {
+    let app = spawn_app().await;
+    let dir = app.dir.path();
+    let new_kid = NEW_KID;
     let cpix = dir.join("keys.cpix.xml");
     std::fs::write(
         &cpix,
