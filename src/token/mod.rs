@@ -374,7 +374,7 @@ fn check_semantics(
     tolerance: Duration,
 ) -> Result<Entitlement, TokenError> {
     check_versions(&payload)?;
-    let usable_until = check_dates(&payload, now, tolerance)?;
+    let (usable_until, license_expires) = check_dates(&payload, now, tolerance)?;
     let message = payload.message;
     let license = message.license.as_ref();
     let allow_persistence = match license.and_then(|l| l.allow_persistence.as_ref()) {
@@ -405,10 +405,6 @@ fn check_semantics(
         return Err(invalid("prevent_drm_message_reuse needs the token's id"));
     }
     let license_duration = license_duration(license.and_then(|l| l.duration.as_ref()))?;
-    let license_expires = match license.and_then(|l| l.expiration_datetime.as_ref()) {
-        Some(Value::String(end)) => parse_instant(end).ok(),
-        _ => None,
-    };
     let policies = policy::Policies::parse(message.content_key_usage_policies.unwrap_or_default())?;
     let mut fairplay = Vec::new();
     Ok(Entitlement {
@@ -462,12 +458,13 @@ fn check_versions(payload: &Payload) -> Result<(), TokenError> {
 
 /// Checks both validity windows (the token's and the license's) against
 /// `now`, each widened by `tolerance`; returns the last instant the token can
-/// be used, if it has an end.
+/// be used and when the license ends (`license.expiration_datetime`), where
+/// they have an end.
 fn check_dates(
     payload: &Payload,
     now: OffsetDateTime,
     tolerance: Duration,
-) -> Result<Option<OffsetDateTime>, TokenError> {
+) -> Result<(Option<OffsetDateTime>, Option<OffsetDateTime>), TokenError> {
     let license = payload.message.license.as_ref();
     let license_start = opt_str(
         license.and_then(|l| l.start_datetime.as_ref()),
@@ -499,6 +496,7 @@ fn check_dates(
         })
     };
     let mut usable_until: Option<OffsetDateTime> = None;
+    let mut license_expires = None;
     for (start_name, start, end_name, end) in windows {
         if let Some(start) = start {
             // Saturating: a portal may write "never" as 9999-12-31T23:59:59Z,
@@ -512,11 +510,14 @@ fn check_dates(
             if now.saturating_sub(tolerance) > end {
                 return Err(TokenError::Expired(format!("{end_name} has passed")));
             }
+            if end_name == "license.expiration_datetime" {
+                license_expires = Some(end);
+            }
             let until = end.saturating_add(tolerance);
             usable_until = Some(usable_until.map_or(until, |u| u.min(until)));
         }
     }
-    Ok(usable_until)
+    Ok((usable_until, license_expires))
 }
 
 /// `session.user_id`: a string or a number; empty or null is no user.
