@@ -64,10 +64,7 @@ pub async fn sign_in(
 
 /// Signs in as the admin `init` created; returns the session cookie header.
 pub async fn session(app: &TestApp) -> String {
-    let res = sign_in(app, "admin", &app.admin_password).await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let set = set_cookie(res.headers(), "berth_session").expect("session cookie");
-    format!("berth_session={}", cookie_value(&set))
+    session_as(app, "admin", &app.admin_password).await
 }
 
 pub async fn page(app: &TestApp, cookie: &str, path: &str) -> String {
