@@ -11,50 +11,13 @@ use crate::crypto;
 use crate::ids::{ComKeyId, Secret32};
 use crate::store::Db;
 
-/// What a crew account may do: an admin everything, a viewer look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    Viewer,
-}
-
-impl Role {
-    pub const ALL: [Role; 2] = [Role::Admin, Role::Viewer];
-
-    /// As the store keeps it and people read it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Viewer => "viewer",
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Role {
-    type Err = AccountError;
-
-    fn from_str(text: &str) -> Result<Role, AccountError> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == text)
-            .ok_or(AccountError::BadRole)
-    }
-}
+pub use crate::ids::{Role, UnknownRole};
 
 /// Why a crew account cannot be made as asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
     #[error("a user name must be 1 to 64 characters without spaces")]
     BadName,
-    #[error("a role is admin or viewer")]
-    BadRole,
 }
 
 /// A user name as stored: trimmed, 1 to 64 characters, no spaces or controls.
@@ -158,15 +121,8 @@ pub mod done {
     }
 
     #[derive(Serialize)]
-    pub struct User {
-        pub name: String,
-        pub role: String,
-        pub created_at: String,
-    }
-
-    #[derive(Serialize)]
     pub struct Users {
-        pub users: Vec<User>,
+        pub users: Vec<crate::store::CrewUser>,
     }
 
     impl fmt::Display for Users {
@@ -195,7 +151,7 @@ pub mod done {
     #[derive(Serialize)]
     pub struct ComKey {
         pub id: String,
-        pub created_at: String,
+        pub created_at: crate::ids::Timestamp,
         pub last_used_at: Option<String>,
     }
 
@@ -218,7 +174,7 @@ pub mod done {
 pub fn add_user(db: &mut Db, name: &str, role: Role, now: OffsetDateTime) -> anyhow::Result<done::UserAdded> {
     let name = check_user_name(name)?;
     let password = new_password();
-    db.add_user(name, &hash_password(&password)?, role.as_str(), now)?;
+    db.add_user(name, &hash_password(&password)?, role, now)?;
     Ok(done::UserAdded {
         user: name.to_owned(),
         role,
@@ -239,15 +195,8 @@ pub fn new_password_for(db: &mut Db, name: &str) -> anyhow::Result<done::Passwor
 }
 
 pub fn users(db: &Db) -> anyhow::Result<done::Users> {
-    let users = db.list_users()?.into_iter();
     Ok(done::Users {
-        users: users
-            .map(|(name, role, created_at)| done::User {
-                name,
-                role,
-                created_at,
-            })
-            .collect(),
+        users: db.list_users()?,
     })
 }
 
@@ -315,7 +264,7 @@ mod tests {
     #[test]
     fn roles_are_admin_or_viewer() {
         assert_eq!("viewer".parse::<Role>(), Ok(Role::Viewer));
-        assert_eq!("root".parse::<Role>(), Err(AccountError::BadRole));
+        assert_eq!("root".parse::<Role>(), Err(UnknownRole));
         assert_eq!("admin".parse::<Role>().map(Role::as_str), Ok("admin"));
     }
 

@@ -26,8 +26,35 @@ pub enum CryptoError {
     Open,
     #[error("openssl error: {0}")]
     Openssl(#[from] openssl::error::ErrorStack),
+    /// A file berth was pointed at cannot be read, or does not hold what it
+    /// should: which file, where, and what went wrong.
+    #[error("reading {what} {}: {detail}", .path.display())]
+    File {
+        what: &'static str,
+        path: std::path::PathBuf,
+        detail: String,
+    },
+    /// A key of another algorithm than the one this use needs.
+    #[error("the {what} key is not {needed}")]
+    WrongKeyType {
+        what: &'static str,
+        needed: &'static str,
+    },
+    /// A private key that does not belong to the certificate given with it.
+    #[error("the {0} key does not match the certificate")]
+    KeyMismatch(&'static str),
+    /// A value refused (a PKCS#12 file, a certificate, a ciphertext), with why.
     #[error("{0}")]
-    Invalid(String),
+    Refused(String),
+}
+
+/// A [`CryptoError::File`] for `path`, from whatever the reading said.
+fn file_error<'a>(what: &'static str, path: &'a Path) -> impl Fn(&dyn std::fmt::Display) -> CryptoError + 'a {
+    move |detail| CryptoError::File {
+        what,
+        path: path.to_path_buf(),
+        detail: detail.to_string(),
+    }
 }
 
 /// Fills an array from OpenSSL's CSPRNG.
@@ -155,14 +182,9 @@ impl MasterKey {
 
     /// Reads a master key file: base64 or 64 hex digits (one line), or 32 raw bytes.
     pub fn load(path: &Path) -> Result<MasterKey, CryptoError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| CryptoError::Invalid(format!("reading master key {}: {e}", path.display())))?;
-        Self::from_file_bytes(&bytes).ok_or_else(|| {
-            CryptoError::Invalid(format!(
-                "master key {} is not 32 bytes (raw, hex or base64)",
-                path.display()
-            ))
-        })
+        let error = file_error("master key", path);
+        let bytes = std::fs::read(path).map_err(|e| error(&e))?;
+        Self::from_file_bytes(&bytes).ok_or_else(|| error(&"not 32 bytes (raw, hex or base64)"))
     }
 
     fn from_file_bytes(bytes: &[u8]) -> Option<MasterKey> {
@@ -242,7 +264,10 @@ impl SigningKey {
     pub fn from_pkcs8_der(der: &[u8]) -> Result<SigningKey, CryptoError> {
         let key = PKey::private_key_from_der(der)?;
         if key.id() != Id::ED25519 {
-            return Err(CryptoError::Invalid("signing key is not Ed25519".into()));
+            return Err(CryptoError::WrongKeyType {
+                what: "signing",
+                needed: "Ed25519",
+            });
         }
         Ok(SigningKey(key))
     }
@@ -276,28 +301,27 @@ impl PublicKey {
     /// An Ed25519 public key from a PEM file (at most 64 KiB).
     pub fn load(path: &Path) -> Result<PublicKey, CryptoError> {
         use std::io::Read as _;
-        let reading = |e: std::io::Error| CryptoError::Invalid(format!("reading {}: {e}", path.display()));
+        let error = file_error("public key", path);
         let mut pem = Vec::new();
         std::fs::File::open(path)
-            .map_err(reading)?
+            .map_err(|e| error(&e))?
             .take(64 * 1024 + 1)
             .read_to_end(&mut pem)
-            .map_err(reading)?;
+            .map_err(|e| error(&e))?;
         if pem.len() > 64 * 1024 {
-            return Err(CryptoError::Invalid(format!(
-                "{} is larger than 64 KiB",
-                path.display()
-            )));
+            return Err(error(&"larger than 64 KiB"));
         }
-        PublicKey::from_pem(&pem)
-            .map_err(|e| CryptoError::Invalid(format!("reading {}: {e}", path.display())))
+        PublicKey::from_pem(&pem).map_err(|e| error(&e))
     }
 
     /// The key from its DER (SubjectPublicKeyInfo) form.
     pub fn from_der(der: &[u8]) -> Result<PublicKey, CryptoError> {
         let key = PKey::public_key_from_der(der)?;
         if key.id() != Id::ED25519 {
-            return Err(CryptoError::Invalid("public key is not Ed25519".into()));
+            return Err(CryptoError::WrongKeyType {
+                what: "public",
+                needed: "Ed25519",
+            });
         }
         Ok(PublicKey(key))
     }
@@ -305,7 +329,10 @@ impl PublicKey {
     pub fn from_pem(pem: &[u8]) -> Result<PublicKey, CryptoError> {
         let key = PKey::public_key_from_pem(pem)?;
         if key.id() != Id::ED25519 {
-            return Err(CryptoError::Invalid("public key is not Ed25519".into()));
+            return Err(CryptoError::WrongKeyType {
+                what: "public",
+                needed: "Ed25519",
+            });
         }
         Ok(PublicKey(key))
     }
@@ -350,19 +377,19 @@ pub fn tls_connector(
     if let Some(ca) = ca_file {
         builder
             .set_ca_file(ca)
-            .map_err(|e| CryptoError::Invalid(format!("reading CA file {}: {e}", ca.display())))?;
+            .map_err(|e| file_error("CA file", ca)(&e))?;
     }
     if let Some((cert, key)) = client_cert {
         // The key first, as in `tls_acceptor`, so a mismatch is named below.
         builder
             .set_private_key_file(key, SslFiletype::PEM)
-            .map_err(|e| CryptoError::Invalid(format!("reading client key {}: {e}", key.display())))?;
-        builder.set_certificate_chain_file(cert).map_err(|e| {
-            CryptoError::Invalid(format!("reading client certificate {}: {e}", cert.display()))
-        })?;
-        builder.check_private_key().map_err(|e| {
-            CryptoError::Invalid(format!("the client key does not match the certificate: {e}"))
-        })?;
+            .map_err(|e| file_error("client key", key)(&e))?;
+        builder
+            .set_certificate_chain_file(cert)
+            .map_err(|e| file_error("client certificate", cert)(&e))?;
+        builder
+            .check_private_key()
+            .map_err(|_| CryptoError::KeyMismatch("client"))?;
     }
     Ok(builder.build())
 }
@@ -376,13 +403,13 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<openssl::ssl::SslAcceptor
     // mismatch, so check_private_key below can say so plainly.
     builder
         .set_private_key_file(key, SslFiletype::PEM)
-        .map_err(|e| CryptoError::Invalid(format!("reading TLS key {}: {e}", key.display())))?;
+        .map_err(|e| file_error("TLS key", key)(&e))?;
     builder
         .set_certificate_chain_file(cert)
-        .map_err(|e| CryptoError::Invalid(format!("reading TLS certificate {}: {e}", cert.display())))?;
+        .map_err(|e| file_error("TLS certificate", cert)(&e))?;
     builder
         .check_private_key()
-        .map_err(|e| CryptoError::Invalid(format!("the TLS key does not match the certificate: {e}")))?;
+        .map_err(|_| CryptoError::KeyMismatch("TLS"))?;
     Ok(builder)
 }
 
@@ -391,9 +418,7 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<openssl::ssl::SslAcceptor
 pub fn mutual_tls_acceptor(cert: &Path, key: &Path, client_ca: &Path) -> Result<TlsAcceptor, CryptoError> {
     use openssl::ssl::SslVerifyMode;
     let mut builder = tls_acceptor(cert, key)?;
-    let read = |e: &dyn std::fmt::Display| {
-        CryptoError::Invalid(format!("reading client CA {}: {e}", client_ca.display()))
-    };
+    let read = file_error("client CA", client_ca);
     builder.set_ca_file(client_ca).map_err(|e| read(&e))?;
     // Which CAs the client may choose from, sent in the handshake.
     builder
@@ -423,9 +448,7 @@ pub fn peer_names(connection: &dyn std::any::Any) -> Option<Vec<String>> {
 /// When the first certificate in a PEM file (a listener's own, ahead of its
 /// chain) stops being valid.
 pub fn certificate_expiry(cert: &Path) -> Result<time::OffsetDateTime, CryptoError> {
-    let read = |e: &dyn std::fmt::Display| {
-        CryptoError::Invalid(format!("reading TLS certificate {}: {e}", cert.display()))
-    };
+    let read = file_error("TLS certificate", cert);
     let pem = std::fs::read(cert).map_err(|e| read(&e))?;
     let leaf = openssl::x509::X509::from_pem(&pem).map_err(|e| read(&e))?;
     let diff = openssl::asn1::Asn1Time::from_unix(0)?.diff(leaf.not_after())?;

@@ -372,6 +372,48 @@ impl fmt::Display for Month {
 }
 
 /// Formats an instant as the log does: UTC, RFC 3339, milliseconds, `Z`.
+/// What a crew account may do: an admin everything, a viewer look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 2] = [Role::Admin, Role::Viewer];
+
+    /// As the store keeps it and people read it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A role berth does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a role is admin or viewer")]
+pub struct UnknownRole;
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(text: &str) -> Result<Role, UnknownRole> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == text)
+            .ok_or(UnknownRole)
+    }
+}
+
 /// A moment in UTC to the millisecond, as berth stamps licenses: written
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` ([`format_instant`]), compared as a moment.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -390,11 +432,41 @@ impl Timestamp {
     pub fn at(self) -> OffsetDateTime {
         self.0
     }
+
+    /// A stamp exactly as berth writes it (`YYYY-MM-DDTHH:MM:SS.mmmZ`), and
+    /// nothing else: the form a license log row and a report's `licenses.csv`
+    /// hold. Its first ten bytes are then its day, its first seven its month.
+    pub fn from_stamp(text: &str) -> Result<Timestamp, ParseError> {
+        let b = text.as_bytes();
+        let shaped = b.len() == 24
+            && b.iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'.',
+                23 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            });
+        if !shaped {
+            return Err(parse_error(
+                "not a stamp as berth writes it (YYYY-MM-DDTHH:MM:SS.mmmZ)",
+                text,
+            ));
+        }
+        text.parse()
+    }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&format_instant(self.0))
+        f.pad(&format_instant(self.0))
+    }
+}
+
+/// As its text: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+impl serde::Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -452,6 +524,25 @@ mod tests {
         assert_eq!(b.to_string(), "2026-11-23T11:00:00.500Z");
         assert_eq!(Timestamp::new(b.at() + time::Duration::microseconds(999)), b);
         assert!("2026-11-23".parse::<Timestamp>().is_err());
+    }
+
+    #[test]
+    fn a_stamp_is_exactly_the_form_berth_writes() {
+        let stamp = Timestamp::from_stamp("2026-11-23T23:59:59.999Z").unwrap();
+        assert_eq!(stamp.to_string(), "2026-11-23T23:59:59.999Z");
+        for other in [
+            "2026-11-24T00:59:59.999+01:00",
+            "2026-11-23T23:59:59Z",
+            "2026-11-23T23:59:59.9990Z",
+            "2026-11-23 23:59:59.999Z",
+            "2026-11-23T23:59:59.999z",
+            "2026-13-23T23:59:59.999Z",
+            "2026-02-30T23:59:59.999Z",
+            "+026-11-23T23:59:59.999Z",
+            "",
+        ] {
+            assert!(Timestamp::from_stamp(other).is_err(), "{other:?}");
+        }
     }
 
     #[test]

@@ -213,7 +213,7 @@ pub fn create(config: &Config, new: &NewInstallation, clock: &dyn Clock) -> anyh
     db.add_user(
         &new.admin_user,
         &hash_password(&password)?,
-        crate::accounts::Role::Admin.as_str(),
+        crate::ids::Role::Admin,
         now,
     )?;
     db.create_installation(
@@ -221,14 +221,14 @@ pub fn create(config: &Config, new: &NewInstallation, clock: &dyn Clock) -> anyh
             id: new.id.0.clone(),
             vessel_type: new.vessel_type,
             vessel_name: new.vessel_name.0.clone(),
-            created_at: format_instant(now),
+            created_at: crate::ids::Timestamp::new(now),
             public_key_der: signing_key.public_der(),
         },
         &signing_key,
         &Secret32(crypto::random()),
     )?;
     // The key pair key providers encrypt CPIX for (`keys delivery-cert`).
-    crate::keys::delivery_key(&mut db, now)?;
+    crate::provisioning::delivery_key(&mut db, now)?;
     Ok(Initialised {
         installation_id: new.id.0.clone(),
         vessel_type: new.vessel_type.as_str(),

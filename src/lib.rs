@@ -24,7 +24,9 @@
 //! - [`durable`]: files that must outlive a power cut (their directory synced).
 //! - [`installation`]: setting up an installation (checked id, vessel type and
 //!   name), its master key, the data dir's lock, backup and restore.
-//! - [`keys`]: content keys as the CLI and the crew UI import and list them.
+//! - [`provisioning`]: what the box is given, for the CLI and the crew UI:
+//!   content keys imported (all or nothing) and listed, the delivery key
+//!   pair, FairPlay's credentials.
 //! - [`store`]: the only module that names SQLite: migrations, key stores, the
 //!   license log writer (group commit, implementing `license::LicenseLog`),
 //!   usage aggregates, the chain walk, the key refresher that keeps the
@@ -86,9 +88,9 @@ pub mod http;
 pub mod ids;
 pub mod installation;
 pub mod keyfile;
-pub mod keys;
 pub mod license;
 pub mod logline;
+pub mod provisioning;
 pub mod report;
 pub mod server;
 pub mod store;

@@ -212,3 +212,43 @@ fn a_report_that_does_not_follow_its_predecessor_is_a_link_error() {
     let e = berth::report::verify_link(&first, &second).unwrap_err();
     assert!(matches!(e, VerifyError::Link(_)), "{e:?}");
 }
+
+/// The seed with its last row stamped `issued_at`, that row's hash made again
+/// from the chain's rule in the reference (netstrings of prev_hash, seq and
+/// the fields, SHA-256), not from berth's code, and the report re-signed.
+fn last_row_stamped(issued_at: &str) -> Vec<u8> {
+    let (mut report, csv) = seed();
+    let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
+    let last = lines.last_mut().unwrap();
+    let mut fields: Vec<String> = last.split(',').map(str::to_owned).collect();
+    fields[1] = issued_at.into();
+    let chained: String = std::iter::once(&fields[8])
+        .chain(&fields[..8])
+        .map(|field| format!("{}:{field},", field.len()))
+        .collect();
+    let hash: String = openssl::sha::sha256(chained.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    fields[9] = hash.clone();
+    *last = fields.join(",");
+    report["log"]["last_row_hash"] = json!(hash);
+    signed(&report, &(lines.join("\n") + "\n"))
+}
+
+/// A row whose hash holds but whose `issued_at` is not a stamp as berth writes
+/// it (here the same instant written with an offset, which sorts and slices
+/// differently as text) is refused: berth wrote no such row, and its day and
+/// month could not be counted as the box means them.
+#[test]
+fn a_row_stamped_otherwise_than_berth_stamps_is_a_contents_error() {
+    let e = refused(&last_row_stamped("2026-11-24T00:19:16.247+01:00"));
+    assert!(matches!(e, VerifyError::Contents(_)), "{e:?}");
+    says(
+        &e,
+        "licenses.csv row 3: issued_at is not a stamp as berth writes it",
+    );
+    // Berth's own form, a millisecond on, verifies: the hash is the chain's.
+    let own = last_row_stamped("2026-11-23T23:19:16.248Z");
+    verify_reader(Cursor::new(own), None).expect("berth's own stamp verifies");
+}

@@ -98,7 +98,7 @@ fn sort(listed: &mut [(KeyInfo, KidUsage)], order: KeyOrder) {
         KeyOrder::Title => listed.sort_by_cached_key(|(k, _)| title(k)),
         KeyOrder::Watched => listed.sort_by_cached_key(|(k, u)| (Reverse(u.licenses), title(k))),
         KeyOrder::LastLicensed => listed.sort_by_cached_key(|(k, u)| (Reverse(u.last_day.clone()), title(k))),
-        KeyOrder::Added => listed.sort_by_cached_key(|(k, _)| (Reverse(k.added_at.clone()), title(k))),
+        KeyOrder::Added => listed.sort_by_cached_key(|(k, _)| (Reverse(k.added_at), title(k))),
     }
 }
 
@@ -130,8 +130,8 @@ async fn answer(
     let wanted = matcher(&view.search);
     let now = state.service.clock().now();
     let listed = with_db(state, move |db| -> anyhow::Result<_> {
-        let delivery = crate::keys::delivery_certificate(db, now)?;
-        let fairplay = crate::keys::fairplay_certificate(db)?;
+        let delivery = crate::provisioning::delivery_certificate(db, now)?;
+        let fairplay = crate::provisioning::fairplay_certificate(db)?;
         let keys = db.list_keys()?;
         let total = keys.len();
         let listed = keys
@@ -178,7 +178,7 @@ pub async fn import(action: AdminAction<ImportForm>, state: web::Data<AdminState
     let now = state.service.clock().now();
     let signers = state.cpix_signers.clone();
     let outcome = with_db(&state, move |db| {
-        crate::keys::import(db, form.content.as_bytes(), &signers, now)
+        crate::provisioning::import(db, form.content.as_bytes(), &signers, now)
     })
     .await;
     let notice = match outcome {
@@ -212,7 +212,10 @@ pub async fn delivery_certificate(req: HttpRequest, state: web::Data<AdminState>
     let now = state.service.clock().now();
     let found = with_db(&state, move |db| -> anyhow::Result<_> {
         let installation = db.installation()?.id;
-        Ok((installation, crate::keys::delivery_certificate(db, now)?.pem))
+        Ok((
+            installation,
+            crate::provisioning::delivery_certificate(db, now)?.pem,
+        ))
     })
     .await;
     match found {

@@ -639,7 +639,7 @@ async fn still_allowed(
 ) -> Result<Option<session::Session>, ()> {
     let user = session.user.clone();
     match with_db(state, move |db| db.user_credentials(&user)).await {
-        Some(Ok(Some((_, role)))) if role == session.role.as_str() => Ok(Some(session)),
+        Some(Ok(Some((_, role)))) if role == Some(session.role) => Ok(Some(session)),
         Some(Ok(_)) => {
             state.sessions.remove(req);
             Ok(None)

@@ -198,15 +198,15 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
     match command {
         KeysCommand::Import { file } => {
             let signers = &load_config(cli)?.keys.cpix_signers;
-            let imported = crate::keys::import_file(&mut db, file, signers, clock.now())?;
+            let imported = crate::provisioning::import_file(&mut db, file, signers, clock.now())?;
             for warning in &imported.warnings {
                 eprintln!("berth: warning: {warning}");
             }
             show(cli, &imported);
         }
-        KeysCommand::List => show(cli, &crate::keys::list(&db)?),
+        KeysCommand::List => show(cli, &crate::provisioning::list(&db)?),
         KeysCommand::DeliveryCert { out } => {
-            let certificate = crate::keys::delivery_certificate(&mut db, clock.now())?;
+            let certificate = crate::provisioning::delivery_certificate(&mut db, clock.now())?;
             match out {
                 Some(path) => std::fs::write(path, &certificate.pem)?,
                 None => show(cli, &certificate),
@@ -216,7 +216,7 @@ fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<(
             let password = accounts::read_secret(password_file.as_deref(), "the PKCS#12 password")?;
             show(
                 cli,
-                &crate::keys::import_delivery_key(&mut db, file, &password, clock.now())?,
+                &crate::provisioning::import_delivery_key(&mut db, file, &password, clock.now())?,
             );
         }
         KeysCommand::Remove { kid } => {
@@ -237,17 +237,17 @@ fn fairplay(cli: &Cli, command: &FairplayCredentialsCommand, clock: &dyn Clock) 
             private_key,
             ask_file,
         } => {
-            let files = crate::keys::FairPlayFiles {
+            let files = crate::provisioning::FairPlayFiles {
                 certificate,
                 private_key,
                 ask: ask_file.as_deref(),
             };
             show(
                 cli,
-                &crate::keys::import_fairplay_credentials(&mut db, files, clock.now())?,
+                &crate::provisioning::import_fairplay_credentials(&mut db, files, clock.now())?,
             );
         }
-        FairplayCredentialsCommand::Show => match crate::keys::fairplay_certificate(&db)? {
+        FairplayCredentialsCommand::Show => match crate::provisioning::fairplay_certificate(&db)? {
             Some(certificate) => show(cli, &certificate),
             None => bail!("no FairPlay credentials are imported: see `berth fairplay credentials import`"),
         },
@@ -303,7 +303,7 @@ fn mint(cli: &Cli, args: &MintArgs, clock: &dyn Clock) -> anyhow::Result<()> {
     let minted = crate::token::mint(&accounts::com_key(&db, args.com_key_id)?, &minting, clock.now())?;
     // A commissioning token for a key berth does not have would be refused with
     // key_unknown; say so now rather than at the player.
-    for kid in crate::keys::unknown(&db, &args.kid)? {
+    for kid in crate::provisioning::unknown(&db, &args.kid)? {
         eprintln!(
             "berth: warning: key {kid} is not in the key store; a license for it is refused (key_unknown) until it is imported"
         );

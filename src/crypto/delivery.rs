@@ -45,7 +45,7 @@ impl std::fmt::Debug for DeliveryKey {
 }
 
 fn invalid(what: &str) -> impl Fn(openssl::error::ErrorStack) -> CryptoError + '_ {
-    move |e| CryptoError::Invalid(format!("{what}: {e}"))
+    move |e| CryptoError::Refused(format!("{what}: {e}"))
 }
 
 impl DeliveryKey {
@@ -93,10 +93,10 @@ impl DeliveryKey {
             .map_err(invalid("not a PKCS#12 file"))?
             .parse2(password)
             .map_err(|_| {
-                CryptoError::Invalid("the PKCS#12 file cannot be opened: wrong password, or damaged".into())
+                CryptoError::Refused("the PKCS#12 file cannot be opened: wrong password, or damaged".into())
             })?;
         let (Some(key), Some(certificate)) = (parsed.pkey, parsed.cert) else {
-            return Err(CryptoError::Invalid(
+            return Err(CryptoError::Refused(
                 "the PKCS#12 file must hold a private key and its certificate".into(),
             ));
         };
@@ -110,17 +110,18 @@ impl DeliveryKey {
     }
 
     fn checked(key: PKey<Private>, certificate: X509) -> Result<DeliveryKey, CryptoError> {
-        let rsa = key
-            .rsa()
-            .map_err(|_| CryptoError::Invalid("the delivery key must be an RSA key".into()))?;
+        let rsa = key.rsa().map_err(|_| CryptoError::WrongKeyType {
+            what: "delivery",
+            needed: "RSA",
+        })?;
         if rsa.size() * 8 < MIN_RSA_BITS {
-            return Err(CryptoError::Invalid(format!(
+            return Err(CryptoError::Refused(format!(
                 "the delivery key has {} bits; at least {MIN_RSA_BITS} are needed",
                 rsa.size() * 8
             )));
         }
         if !certificate.public_key()?.public_eq(&key) {
-            return Err(CryptoError::Invalid(
+            return Err(CryptoError::Refused(
                 "the certificate is not the delivery key's".into(),
             ));
         }
@@ -157,7 +158,7 @@ impl DeliveryKey {
         let mut out = vec![0; rsa.size() as usize];
         let n = rsa
             .private_decrypt(ciphertext, &mut out, Padding::PKCS1_OAEP)
-            .map_err(|_| CryptoError::Invalid("RSA-OAEP decryption failed".into()))?;
+            .map_err(|_| CryptoError::Refused("RSA-OAEP decryption failed".into()))?;
         out.truncate(n);
         Ok(out)
     }
@@ -197,7 +198,7 @@ pub fn certificate_validity(der: &[u8]) -> Result<(OffsetDateTime, OffsetDateTim
     let instant = |t: &openssl::asn1::Asn1TimeRef| -> Result<OffsetDateTime, CryptoError> {
         let diff = epoch.diff(t)?;
         OffsetDateTime::from_unix_timestamp(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
-            .map_err(|e| CryptoError::Invalid(e.to_string()))
+            .map_err(|e| CryptoError::Refused(e.to_string()))
     };
     Ok((instant(cert.not_before())?, instant(cert.not_after())?))
 }
@@ -272,26 +273,26 @@ pub fn hmac_sha512(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// `xmlenc#aes256-cbc` values).
 pub fn aes256_cbc_decrypt_padded(key: &[u8], iv_and_ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
     if key.len() != 32 {
-        return Err(CryptoError::Invalid(format!(
+        return Err(CryptoError::Refused(format!(
             "an AES-256 key is 32 bytes, not {}",
             key.len()
         )));
     }
     if iv_and_ciphertext.len() < 32 || !iv_and_ciphertext.len().is_multiple_of(16) {
-        return Err(CryptoError::Invalid(
+        return Err(CryptoError::Refused(
             "an AES-256-CBC value is a 16-byte IV and whole 16-byte blocks".into(),
         ));
     }
     let (iv, ciphertext) = iv_and_ciphertext.split_at(16);
     openssl::symm::decrypt(openssl::symm::Cipher::aes_256_cbc(), key, Some(iv), ciphertext)
-        .map_err(|_| CryptoError::Invalid("AES-256-CBC decryption failed (bad padding)".into()))
+        .map_err(|_| CryptoError::Refused("AES-256-CBC decryption failed (bad padding)".into()))
 }
 
 /// Every certificate in a PEM file, DER.
 pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>, CryptoError> {
     let certificates = X509::stack_from_pem(pem).map_err(invalid("not PEM certificates"))?;
     if certificates.is_empty() {
-        return Err(CryptoError::Invalid("no certificate in the file".into()));
+        return Err(CryptoError::Refused("no certificate in the file".into()));
     }
     certificates
         .iter()

@@ -12,13 +12,38 @@ use super::{InstallationJson, LogRange, Manifest, Period, ReportJson, ReportMeta
 use crate::chain::{GENESIS, row_hash};
 use crate::chunks::ChunkWriter;
 use crate::crypto::{self, sha256_hex};
-use crate::ids::{Month, format_instant, hex};
+use crate::ids::{Month, Timestamp, format_instant, hex};
 use crate::store::{Db, ReportRecord, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{0}")]
-    Refused(String),
+    /// A final report for a month that has not ended.
+    #[error("{month} has not ended yet (it ends {ends}); use --partial for a preview")]
+    NotEnded { month: Month, ends: String },
+    /// Reports go month by month, none skipped, from the installation's first.
+    #[error("the {} report to export is {expected}{} (reports go month by month, none skipped)",
+        if *.first { "first" } else { "next" },
+        if *.first { ", the installation's first month" } else { "" })]
+    OutOfOrder { expected: Month, first: bool },
+    #[error("{month} was exported before as {file}, which is missing from {}", .dir.display())]
+    ExportedMissing {
+        month: Month,
+        file: String,
+        dir: std::path::PathBuf,
+    },
+    #[error("{month} was exported before, but {} fails verification: {source}", .path.display())]
+    ExportedBroken {
+        month: Month,
+        path: std::path::PathBuf,
+        source: super::VerifyError,
+    },
+    /// Rows of the month's range are not in the log.
+    #[error("rows {first}..{last} are not all in the log (found {found}); run `berth log verify`")]
+    RowsMissing { first: i64, last: i64, found: u64 },
+    #[error("the license log is broken at row {0}; run `berth log verify` and investigate before exporting")]
+    ChainBroken(i64),
+    #[error("{0} was recorded by another exporter meanwhile")]
+    RecordedMeanwhile(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("writing the report: {0}")]
@@ -75,10 +100,10 @@ pub fn export(
     let installation = db.installation()?;
     let lock = take_the_reports_dir(dir)?;
     if !partial && month.end() > now {
-        return Err(ExportError::Refused(format!(
-            "{month} has not ended yet (it ends {}); use --partial for a preview",
-            format_instant(month.end())
-        )));
+        return Err(ExportError::NotEnded {
+            month,
+            ends: format_instant(month.end()),
+        });
     }
     if !partial && let Some(existing) = exported_before(db, month, dir)? {
         return Ok(existing);
@@ -142,20 +167,16 @@ fn exported_before(db: &Db, month: Month, dir: &Path) -> Result<Option<Exported>
     };
     let path = dir.join(&existing.file_name);
     if !path.exists() {
-        return Err(ExportError::Refused(format!(
-            "{month} was exported before as {}, which is missing from {}",
-            existing.file_name,
-            dir.display()
-        )));
+        return Err(ExportError::ExportedMissing {
+            month,
+            file: existing.file_name,
+            dir: dir.to_path_buf(),
+        });
     }
-    let report = super::verify_file(&path, None)
-        .map_err(|e| {
-            ExportError::Refused(format!(
-                "{month} was exported before, but {} fails verification: {e}",
-                path.display()
-            ))
-        })?
-        .report;
+    let report = match super::verify_file(&path, None) {
+        Ok(verified) => verified.report,
+        Err(source) => return Err(ExportError::ExportedBroken { month, path, source }),
+    };
     Ok(Some(Exported {
         path,
         report,
@@ -172,7 +193,7 @@ struct Range {
     first_prev_hash: String,
     previous_report_sha256: Option<String>,
     /// The previous report's last row's stamp (for clock anomalies).
-    previous_issued_at: Option<String>,
+    previous_issued_at: Option<Timestamp>,
 }
 
 impl Range {
@@ -183,13 +204,10 @@ impl Range {
             // A first report for another month would bill the licenses before it
             // in the wrong month, or begin the chain years early (a typo'd year) so
             // that every month since had to be exported, empty, before this one.
-            return Err(ExportError::Refused(if last.is_none() {
-                format!(
-                    "the first report to export is {expected}, the installation's first month (reports go month by month, none skipped)"
-                )
-            } else {
-                format!("the next report to export is {expected} (reports go month by month, none skipped)")
-            }));
+            return Err(ExportError::OutOfOrder {
+                expected,
+                first: last.is_none(),
+            });
         }
         let first_seq = last.as_ref().map_or(1, |l| l.last_seq + 1);
         let end = if partial {
@@ -200,7 +218,13 @@ impl Range {
         let mut previous_issued_at = None;
         if let Some(l) = last.as_ref().filter(|l| l.last_seq > 0) {
             db.for_each_log_row::<StoreError>(l.last_seq, l.last_seq, |r| {
-                previous_issued_at = Some(r.issued_at.clone());
+                previous_issued_at =
+                    Some(
+                        Timestamp::from_stamp(&r.issued_at).map_err(|e| StoreError::BadRow {
+                            seq: r.seq,
+                            what: e.to_string(),
+                        })?,
+                    );
                 Ok(())
             })?;
         }
@@ -241,10 +265,11 @@ fn write_zip(
     }
     let (checkpoints, coverage) = month_record(db, month)?;
     if counts.licenses != (range.last_seq - range.first_seq + 1) as u64 {
-        return Err(ExportError::Refused(format!(
-            "rows {}..{} are not all in the log (found {}); run `berth log verify`",
-            range.first_seq, range.last_seq, counts.licenses
-        )));
+        return Err(ExportError::RowsMissing {
+            first: range.first_seq,
+            last: range.last_seq,
+            found: counts.licenses,
+        });
     }
     let report = ReportJson {
         schema: SCHEMA.into(),
@@ -343,7 +368,7 @@ fn write_licenses_csv<W: Write + std::io::Seek + Send>(
         .compression_level(Some(1))
         .large_file(true);
     zip.start_file("licenses.csv", fast)?;
-    let mut tally = Tally::new(month, range.previous_issued_at.clone());
+    let mut tally = Tally::new(month, range.previous_issued_at);
     let mut chain_head = range.first_prev_hash.clone();
     let csv_sha256 = std::thread::scope(|scope| {
         let (tx, rx) = sync_channel::<Vec<u8>>(4);
@@ -362,12 +387,14 @@ fn write_licenses_csv<W: Write + std::io::Seek + Send>(
             db.for_each_log_row::<ExportError>(range.first_seq, range.last_seq, |r| {
                 let computed = row_hash(&r.prev_hash, &r.chain_row());
                 if r.prev_hash != chain_head || computed != r.row_hash {
-                    return Err(ExportError::Refused(format!(
-                        "the license log is broken at row {}; run `berth log verify` and investigate before exporting",
-                        r.seq
-                    )));
+                    return Err(ExportError::ChainBroken(r.seq));
                 }
-                tally.add(r.seq, &r.issued_at, &r.key_system, &r.kids, &r.user_hash);
+                tally
+                    .add(r.seq, &r.issued_at, &r.key_system, &r.kids, &r.user_hash)
+                    .map_err(|e| StoreError::BadRow {
+                        seq: r.seq,
+                        what: e.to_string(),
+                    })?;
                 super::write_csv_row(&mut csv, r)?;
                 chain_head.clone_from(&r.row_hash);
                 Ok(())
@@ -380,7 +407,7 @@ fn write_licenses_csv<W: Write + std::io::Seek + Send>(
         let hashed = deflater.join().expect("the deflate thread panicked");
         match (written, hashed) {
             (Ok(()), Ok(hash)) => Ok(hash),
-            (Err(e @ (ExportError::Refused(_) | ExportError::Store(_))), _) => Err(e),
+            (Err(e @ (ExportError::ChainBroken(_) | ExportError::Store(_))), _) => Err(e),
             (_, Err(e)) => Err(ExportError::Io(e)),
             (Err(e), Ok(_)) => Err(e),
         }
@@ -453,10 +480,7 @@ fn record(
     std::fs::rename(tmp, path)?;
     crate::durable::sync_parent(path)?;
     if !db.record_report(&record)? {
-        return Err(ExportError::Refused(format!(
-            "{} was recorded by another exporter meanwhile",
-            report.period.month
-        )));
+        return Err(ExportError::RecordedMeanwhile(report.period.month.clone()));
     }
     Ok(())
 }

@@ -26,6 +26,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{ParseError, Timestamp};
+
 pub use export::{ExportError, Exported, export, file_name};
 pub use fleet::{
     Checks, FleetSummary, Problem, SummaryArgs, collect, load_pubkeys, summarize, summarize_paths,
@@ -247,21 +249,20 @@ pub struct Manifest {
 /// Recounts rows as they stream past, for export and for verification alike,
 /// so both sides count by the same rules.
 pub(crate) struct Tally {
-    /// The report's month as `YYYY-MM`, the prefix of its rows' `issued_at`.
-    month: String,
+    month: crate::ids::Month,
     counts: CountsJson,
     users: std::collections::HashSet<String>,
     anomalies: ClockAnomalies,
-    previous_issued_at: Option<String>,
+    previous_issued_at: Option<Timestamp>,
     /// KID -> licenses and the users who had them.
     titles: std::collections::HashMap<String, (u64, std::collections::HashSet<String>)>,
 }
 
 impl Tally {
-    pub(crate) fn new(month: crate::ids::Month, previous_issued_at: Option<String>) -> Tally {
+    pub(crate) fn new(month: crate::ids::Month, previous_issued_at: Option<Timestamp>) -> Tally {
         let empty = crate::store::Counts::empty(month);
         Tally {
-            month: month.to_string(),
+            month,
             counts: CountsJson {
                 by_key_system: empty.by_key_system,
                 by_day: empty.by_day,
@@ -276,8 +277,17 @@ impl Tally {
 
     /// Counts one row. Allocates only for what it has not seen before (a
     /// passenger, a day or key system outside the month): a report has millions
-    /// of rows.
-    pub(crate) fn add(&mut self, seq: i64, issued_at: &str, key_system: &str, kids: &str, user_hash: &str) {
+    /// of rows. A stamp not as berth writes it is refused, and the row not
+    /// counted: berth wrote no such row.
+    pub(crate) fn add(
+        &mut self,
+        seq: i64,
+        issued_at: &str,
+        key_system: &str,
+        kids: &str,
+        user_hash: &str,
+    ) -> Result<(), ParseError> {
+        let stamp = Timestamp::from_stamp(issued_at)?;
         self.counts.licenses += 1;
         for kid in kids.split(';').filter(|k| !k.is_empty()) {
             let title = match self.titles.get_mut(kid) {
@@ -290,14 +300,15 @@ impl Tally {
             }
         }
         count_in(&mut self.counts.by_key_system, key_system);
-        count_in(&mut self.counts.by_day, issued_at.get(..10).unwrap_or(issued_at));
+        // A stamp's first ten bytes are its day (from_stamp checked its shape).
+        count_in(&mut self.counts.by_day, &issued_at[..10]);
         if user_hash.is_empty() {
             self.counts.licenses_without_user += 1;
         } else if !self.users.contains(user_hash) {
             self.users.insert(user_hash.to_owned());
         }
-        let went_back = self.previous_issued_at.as_deref().is_some_and(|p| issued_at < p);
-        let outside = issued_at.get(..7) != Some(self.month.as_str());
+        let went_back = self.previous_issued_at.is_some_and(|p| stamp < p);
+        let outside = crate::ids::Month::of(stamp.at()) != self.month;
         if outside {
             self.anomalies.outside_month += 1;
         }
@@ -307,9 +318,8 @@ impl Tally {
                 self.anomalies.first_seqs.push(seq);
             }
         }
-        let previous = self.previous_issued_at.get_or_insert_with(String::new);
-        previous.clear();
-        previous.push_str(issued_at);
+        self.previous_issued_at = Some(stamp);
+        Ok(())
     }
 
     pub(crate) fn finish(mut self) -> (CountsJson, ClockAnomalies, BTreeMap<String, TitleCounts>) {

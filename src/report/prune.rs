@@ -26,8 +26,21 @@ const PAUSE: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
-    #[error("{0}")]
-    Refused(String),
+    #[error(
+        "{through} has no report yet (the next to export is {next}): a month's licenses are pruned only once its signed report exists"
+    )]
+    NoReport { through: Month, next: Month },
+    #[error("row {seq} is not the last row of the report for {month}: run `berth log verify`")]
+    NotLastRow { seq: i64, month: String },
+    #[error("the report for {0} has not been uploaded yet; its rows stay in the log until it has")]
+    NotUploaded(String),
+    #[error("the report for {month} does not verify ({source}); its rows stay in the log")]
+    ReportBroken {
+        month: String,
+        source: super::VerifyError,
+    },
+    #[error("{} is not the report berth exported for {month}; its rows stay in the log", .path.display())]
+    NotTheRecordedReport { path: std::path::PathBuf, month: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -56,9 +69,7 @@ pub fn prune(
     let through = before.previous();
     let next = next_month(db)?;
     if through >= next {
-        return Err(PruneError::Refused(format!(
-            "{through} has no report yet (the next to export is {next}): a month's licenses are pruned only once its signed report exists"
-        )));
+        return Err(PruneError::NoReport { through, next });
     }
     let current = db.prune_mark()?;
     let reports = db.reports()?;
@@ -95,10 +106,10 @@ pub fn prune(
         Ok(())
     })?;
     let Some((prev_hash, _)) = anchor.filter(|(_, hash)| *hash == last.last_row_hash) else {
-        return Err(PruneError::Refused(format!(
-            "row {} is not the last row of the report for {}: run `berth log verify`",
-            last.last_seq, last.month
-        )));
+        return Err(PruneError::NotLastRow {
+            seq: last.last_seq,
+            month: last.month.clone(),
+        });
     };
     let mark = PruneMark {
         first_seq: last.last_seq,
@@ -131,25 +142,19 @@ fn check_reports_hold_the_rows(
         .filter(|r| r.sequence <= last.sequence && r.last_seq >= start && r.first_seq <= r.last_seq)
         .collect();
     if let Some(report) = holding.iter().find(|r| uploads && r.uploaded_at.is_none()) {
-        return Err(PruneError::Refused(format!(
-            "the report for {} has not been uploaded yet; its rows stay in the log until it has",
-            report.month
-        )));
+        return Err(PruneError::NotUploaded(report.month.clone()));
     }
     for report in holding {
         let path = reports_dir.join(&report.file_name);
-        let verified = verify_file(&path, None).map_err(|e| {
-            PruneError::Refused(format!(
-                "the report for {} does not verify ({e}); its rows stay in the log",
-                report.month
-            ))
+        let verified = verify_file(&path, None).map_err(|source| PruneError::ReportBroken {
+            month: report.month.clone(),
+            source,
         })?;
         if verified.manifest_sha256 != report.manifest_sha256 || verified.public_key_der != public_key_der {
-            return Err(PruneError::Refused(format!(
-                "{} is not the report berth exported for {}; its rows stay in the log",
-                path.display(),
-                report.month
-            )));
+            return Err(PruneError::NotTheRecordedReport {
+                path,
+                month: report.month.clone(),
+            });
         }
     }
     Ok(())

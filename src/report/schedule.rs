@@ -13,8 +13,8 @@ use crate::crypto::MasterKey;
 use time::OffsetDateTime;
 
 use super::{ExportError, Exported, export};
-use crate::ids::{Month, parse_instant};
-use crate::store::Db;
+use crate::ids::Month;
+use crate::store::{Db, StoreError};
 
 pub fn due_months(db: &Db, now: OffsetDateTime) -> Result<Vec<Month>, ExportError> {
     Ok(ended_from(next_month(db)?, now))
@@ -39,7 +39,7 @@ pub fn next_month(db: &Db) -> Result<Month, ExportError> {
         Some(last) => Ok(last
             .month
             .parse::<Month>()
-            .map_err(|_| ExportError::Refused("a stored report month is invalid".into()))?
+            .map_err(|_| StoreError::Unreadable(format!("a report month {:?} that is not one", last.month)))?
             .next()),
         None => first_month(db),
     }
@@ -51,9 +51,7 @@ pub fn next_month(db: &Db) -> Result<Month, ExportError> {
 /// month; starting earlier would let one row stamped 1970 by a reset clock
 /// oblige fifty years of empty reports.
 pub fn first_month(db: &Db) -> Result<Month, ExportError> {
-    let created = parse_instant(&db.installation()?.created_at)
-        .map_err(|_| ExportError::Refused("the installation date is invalid".into()))?;
-    Ok(Month::of(created))
+    Ok(Month::of(db.installation()?.created_at.at()))
 }
 
 /// Exports every due month; stops at the first failure (the next run retries).

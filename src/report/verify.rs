@@ -459,8 +459,13 @@ impl ChainCheck {
                 None
             };
         }
-        self.tally
+        let counted = self
+            .tally
             .add(seq, row.issued_at, row.key_system, row.kids, row.user_hash);
+        if let Err(e) = counted {
+            self.problem
+                .get_or_insert_with(|| format!("licenses.csv row {seq}: issued_at is {e}"));
+        }
         if let Some(hash) = self.watched.get_mut(&seq) {
             *hash = Some(record[9].to_owned());
         }

@@ -235,9 +235,7 @@ impl Db {
                 Date::parse(day, format_description!("[year]-[month]-[day]"))
                     .map(|d| (d, *licensed))
                     .map_err(|_| {
-                        StoreError::Invalid(format!(
-                            "usage_kid_daily holds a day that is not a date: {day:?}"
-                        ))
+                        StoreError::Unreadable(format!("a usage_kid_daily day that is not a date: {day:?}"))
                     })
             })
             .collect()

@@ -53,7 +53,8 @@ impl Db {
         let mut pkcs8 = self.master.open(KEY_CONTEXT, &key_sealed)?;
         let key = ProviderKey::new(&certificate, &pkcs8);
         crate::crypto::wipe(&mut pkcs8);
-        let key = key.map_err(|e| StoreError::Invalid(format!("the stored FairPlay credentials: {e}")))?;
+        let key =
+            key.map_err(|e| StoreError::Unreadable(format!("FairPlay credentials that do not load: {e}")))?;
         let ask = Ask(self.master.open_array(ASK_CONTEXT, &ask_sealed)?);
         Ok(Some(Credentials { key, ask }))
     }

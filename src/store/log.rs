@@ -200,7 +200,9 @@ impl LogWriter {
         let forgotten_until = forgotten_until
             .map(|text| {
                 text.parse::<Timestamp>().map_err(|_| {
-                    StoreError::Invalid(format!("meta.spent_forgotten_until {text:?} is not a date-time"))
+                    StoreError::Unreadable(format!(
+                        "a meta.spent_forgotten_until {text:?} that is not a date-time"
+                    ))
                 })
             })
             .transpose()?;
@@ -227,7 +229,10 @@ impl LogWriter {
                 }
                 .run(rx)
             })
-            .map_err(|e| StoreError::Invalid(format!("starting the log writer thread: {e}")))?;
+            .map_err(|source| StoreError::Io {
+                what: "starting the log writer thread".into(),
+                source,
+            })?;
         let courier: FindCourier = || None;
         Ok((LogWriter { thread }, LogHandle { tx, health, courier }))
     }

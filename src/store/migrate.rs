@@ -88,7 +88,7 @@ fn migrate_to(conn: &mut Connection, target: i64) -> Result<Vec<&'static str>, S
     let pending = MIGRATIONS.iter().enumerate().take(target as usize);
     for (index, (name, sql, backfill)) in pending.skip(current as usize) {
         let tx = conn.transaction()?;
-        let applying = |e: rusqlite::Error| StoreError::Invalid(format!("applying migration {name}: {e}"));
+        let applying = |source| StoreError::Migration { name, source };
         tx.execute_batch(sql).map_err(applying)?;
         if let Some(backfill) = backfill {
             backfill(&tx).map_err(applying)?;

@@ -11,12 +11,12 @@ mod browse;
 mod chain_check;
 mod coverage;
 mod fairplay;
-mod keys;
 mod log;
 mod migrate;
 mod prune;
 mod refresher;
 mod reports;
+mod sealed_keys;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,12 +27,11 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 use time::OffsetDateTime;
 
 use crate::crypto::{CryptoError, MasterKey, SigningKey};
-use crate::ids::{ComKeyId, KeySystem, Kid, Month, Secret32, Timestamp, format_instant};
+use crate::ids::{ComKeyId, KeySystem, Kid, Month, Role, Secret32, Timestamp, format_instant};
 
 pub use browse::{KidUsage, LogCursor, LogFilter, LogPage};
 pub use chain_check::{ChainProblem, ChainSummary, verify_chain};
 pub use coverage::{CheckpointRecord, LogOutage, ServingPeriod};
-pub use keys::DeliverySource;
 pub use log::{
     AppendError, Appended, Courier, FindCourier, LogEntry, LogHandle, LogWriter, Outcome, Repeatable, Reply,
     WriterConfig, WriterHealth,
@@ -41,6 +40,7 @@ pub use migrate::{LATEST as SCHEMA_VERSION, reads_the_log};
 pub use prune::PruneMark;
 pub use refresher::{KeyRefresher, RefresherLink, load_keys};
 pub use reports::{LogRow, OutboxEntry, ReportRecord};
+pub use sealed_keys::DeliverySource;
 
 pub const DB_FILE: &str = "berth.db";
 
@@ -66,8 +66,35 @@ pub enum StoreError {
         "the database has schema version {database} and this berth {binary}: run `berth migrate` (or start `berth serve`) first"
     )]
     NotMigrated { database: i64, binary: i64 },
-    #[error("{0}")]
-    Invalid(String),
+    /// A stored value berth could not have written (a KID of the wrong
+    /// length, a date that is not one): said for the operator, with what it is.
+    #[error("the database holds {0}")]
+    Unreadable(String),
+    /// A content key already stored with a different value.
+    #[error("key {0} is already stored with a different value; nothing was imported")]
+    KeyConflict(Kid),
+    #[error("crew user {0:?} already exists")]
+    UserExists(String),
+    #[error("communication key {0} already exists")]
+    ComKeyExists(ComKeyId),
+    /// The log was already pruned beyond the mark asked for.
+    #[error("the log was already pruned up to row {through}, beyond {asked}")]
+    AlreadyPruned { through: i64, asked: i64 },
+    #[error("{} is in use by another process", .0.display())]
+    InUse(PathBuf),
+    #[error("{} is not a berth database", .0.display())]
+    NotBerth(PathBuf),
+    #[error("the path {} is not UTF-8", .0.display())]
+    PathNotUtf8(PathBuf),
+    #[error("could not switch {} to WAL mode (got {mode})", .path.display())]
+    NoWal { path: PathBuf, mode: String },
+    #[error("applying migration {name}: {source}")]
+    Migration {
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
     /// SQLite says the file is not a database, or a corrupt one.
     #[error(
         "{path} is damaged ({detail}): stop berth and restore the last backup with `berth restore FILE --force`, which keeps the damaged file"
@@ -95,10 +122,10 @@ pub fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreE
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
         .map_err(damaged)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Invalid(format!(
-            "could not switch {} to WAL mode (got {mode})",
-            path.display()
-        )));
+        return Err(StoreError::NoWal {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -150,15 +177,48 @@ pub struct Installation {
     pub id: String,
     pub vessel_type: VesselType,
     pub vessel_name: String,
-    pub created_at: String,
+    pub created_at: Timestamp,
     pub public_key_der: Vec<u8>,
+}
+
+/// A crew account as the crew and the CLI see it (never its password hash).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CrewUser {
+    pub name: String,
+    pub role: Role,
+    pub created_at: Timestamp,
+}
+
+impl rusqlite::types::ToSql for Role {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for Role {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Role> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
+
+impl rusqlite::types::FromSql for Timestamp {
+    /// Any RFC 3339 text (berth writes [`format_instant`]'s form).
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Timestamp> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
     pub kid: Kid,
     pub label: String,
-    pub added_at: String,
+    pub added_at: Timestamp,
     /// The key rotation period a CPIX document gave it, for people.
     pub period: Option<String>,
 }
@@ -166,7 +226,8 @@ pub struct KeyInfo {
 #[derive(Debug, Clone)]
 pub struct ComKeyInfo {
     pub id: ComKeyId,
-    pub created_at: String,
+    pub created_at: Timestamp,
+    /// The minute (`YYYY-MM-DDTHH:MM`) it last signed a license's token.
     pub last_used_at: Option<String>,
 }
 
@@ -284,8 +345,12 @@ impl Db {
         if created {
             // SQLite gives the WAL and shared-memory files the database's mode.
             use std::os::unix::fs::PermissionsExt as _;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| StoreError::Invalid(format!("restricting {}: {e}", path.display())))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+                StoreError::Io {
+                    what: format!("restricting {}", path.display()),
+                    source,
+                }
+            })?;
         }
         if let Some(steps) = steps {
             conn.progress_handler(
@@ -339,7 +404,7 @@ impl Db {
                 installation.id,
                 installation.vessel_type.as_str(),
                 installation.vessel_name,
-                installation.created_at,
+                installation.created_at.to_string(),
                 self.master.seal(SIGNING_KEY_CONTEXT, &signing_key.to_pkcs8_der()),
                 signing_key.public_der(),
                 self.master.seal(PEPPER_CONTEXT, &pepper.0),
@@ -370,7 +435,7 @@ impl Db {
                     id,
                     vessel_type: vt
                         .parse()
-                        .map_err(|e: crate::ids::ParseError| StoreError::Invalid(e.0))?,
+                        .map_err(|e: crate::ids::ParseError| StoreError::Unreadable(e.0))?,
                     vessel_name,
                     created_at,
                     public_key_der,
@@ -414,7 +479,7 @@ impl Db {
                 })?;
         value
             .parse()
-            .map_err(|_| StoreError::Invalid("meta.key_generation is not a number".into()))
+            .map_err(|_| StoreError::Unreadable("a meta.key_generation that is not a number".into()))
     }
 
     pub fn add_com_key(
@@ -431,9 +496,7 @@ impl Db {
             .optional()?
             .is_some();
         if exists {
-            return Err(StoreError::Invalid(format!(
-                "communication key {id} already exists"
-            )));
+            return Err(StoreError::ComKeyExists(*id));
         }
         tx.execute(
             "INSERT INTO com_keys (id, secret_sealed, created_at) VALUES (?1, ?2, ?3)",
@@ -467,7 +530,7 @@ impl Db {
             let (id, sealed) = row?;
             let id: ComKeyId = id
                 .parse()
-                .map_err(|_| StoreError::Invalid("a stored communication key id is not a UUID".into()))?;
+                .map_err(|_| StoreError::Unreadable("a communication key id that is not a UUID".into()))?;
             out.push((
                 id,
                 Secret32(self.master.open_array(&com_key_context(&id), &sealed)?),
@@ -483,7 +546,7 @@ impl Db {
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
+                r.get::<_, Timestamp>(1)?,
                 r.get::<_, Option<String>>(2)?,
             ))
         })?;
@@ -491,7 +554,7 @@ impl Db {
             let (id, created_at, last_used_at) = row?;
             let id = id
                 .parse()
-                .map_err(|_| StoreError::Invalid("a stored communication key id is not a UUID".into()))?;
+                .map_err(|_| StoreError::Unreadable("a communication key id that is not a UUID".into()))?;
             Ok(ComKeyInfo {
                 id,
                 created_at,
@@ -505,7 +568,7 @@ impl Db {
         &mut self,
         name: &str,
         password_hash: &str,
-        role: &str,
+        role: Role,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let n = self.conn.execute(
@@ -513,7 +576,7 @@ impl Db {
             params![name, password_hash, role, format_instant(now)],
         )?;
         if n == 0 {
-            return Err(StoreError::Invalid(format!("crew user {name:?} already exists")));
+            return Err(StoreError::UserExists(name.to_owned()));
         }
         Ok(())
     }
@@ -533,14 +596,15 @@ impl Db {
             > 0)
     }
 
-    /// A crew account's password hash and role.
-    pub fn user_credentials(&self, name: &str) -> Result<Option<(String, String)>, StoreError> {
+    /// A crew account's password hash and role; `None` for a role berth does
+    /// not know (such an account signs no one in).
+    pub fn user_credentials(&self, name: &str) -> Result<Option<(String, Option<Role>)>, StoreError> {
         Ok(self
             .conn
             .query_row(
                 "SELECT password_hash, role FROM crew_users WHERE name = ?1",
                 [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get::<_, String>(1)?.parse().ok())),
             )
             .optional()?)
     }
@@ -557,12 +621,18 @@ impl Db {
         Ok(rows)
     }
 
-    /// Crew accounts as (name, role, created_at).
-    pub fn list_users(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+    /// The crew accounts, by name.
+    pub fn list_users(&self) -> Result<Vec<CrewUser>, StoreError> {
         let mut stmt = self
             .conn
             .prepare("SELECT name, role, created_at FROM crew_users ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(CrewUser {
+                name: r.get(0)?,
+                role: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -624,7 +694,7 @@ impl Db {
     pub fn backup_to(&self, out: &Path) -> Result<(), StoreError> {
         let target = out
             .to_str()
-            .ok_or_else(|| StoreError::Invalid("the backup path is not UTF-8".into()))?;
+            .ok_or_else(|| StoreError::PathNotUtf8(out.to_path_buf()))?;
         self.conn.execute("VACUUM INTO ?1", [target])?;
         Ok(())
     }
@@ -637,10 +707,7 @@ impl Db {
         let conn = connect(path, Duration::from_secs(5))?;
         let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
         if busy != 0 {
-            return Err(StoreError::Invalid(format!(
-                "{} is in use by another process",
-                path.display()
-            )));
+            return Err(StoreError::InUse(path.to_path_buf()));
         }
         Ok(())
     }
@@ -658,7 +725,7 @@ impl Db {
         }
         let id: String = conn
             .query_row("SELECT installation_id FROM installation", [], |r| r.get(0))
-            .map_err(|_| StoreError::Invalid(format!("{} is not a berth database", path.display())))?;
+            .map_err(|_| StoreError::NotBerth(path.to_path_buf()))?;
         let last: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM license_log", [], |r| r.get(0))?;
         Ok((id, last))
     }

@@ -73,10 +73,10 @@ impl Db {
             .query_row("SELECT first_seq FROM log_pruned", [], |r| r.get(0))
             .optional()?;
         if let Some(current) = current.filter(|c| *c > mark.first_seq) {
-            return Err(StoreError::Invalid(format!(
-                "the log was already pruned up to row {current}, beyond {}",
-                mark.first_seq
-            )));
+            return Err(StoreError::AlreadyPruned {
+                through: current,
+                asked: mark.first_seq,
+            });
         }
         tx.execute(
             "INSERT INTO log_pruned (singleton, first_seq, prev_hash, through_month, report_sequence, pruned_at)

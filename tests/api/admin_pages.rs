@@ -1092,7 +1092,7 @@ async fn the_keys_page_shows_the_delivery_certificate_and_the_reports_page_the_c
         period: Some("period 7".into()),
     };
     db.import_keys(&[periodic], app.clock_now()).unwrap();
-    let certificate = berth::keys::delivery_certificate(&mut db, app.clock_now()).unwrap();
+    let certificate = berth::provisioning::delivery_certificate(&mut db, app.clock_now()).unwrap();
     let cookie = session(&app).await;
     let (s, body) = get(&app, &cookie, "/keys").await;
     assert_eq!(s, 200);

@@ -799,7 +799,9 @@ async fn the_crew_keys_page_shows_the_fairplay_certificate() {
     );
     let fps = Fps::new(app.dir.path(), 1024);
     assert!(fps.import_into(&app).status.success());
-    let shown = berth::keys::fairplay_certificate(&app.db()).unwrap().unwrap();
+    let shown = berth::provisioning::fairplay_certificate(&app.db())
+        .unwrap()
+        .unwrap();
     let html = page(&app, &cookie, "/keys").await;
     for fact in [
         "FairPlay certificate",

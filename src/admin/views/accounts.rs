@@ -5,7 +5,7 @@ use maud::{Markup, html};
 
 use super::{Listing, Notice, confirmed_button, csrf_field, notice, page, script};
 use crate::admin::session::Session;
-use crate::store::ComKeyInfo;
+use crate::store::{ComKeyInfo, CrewUser};
 
 /// A secret to show once, after the action that made it.
 pub struct Shown {
@@ -85,10 +85,11 @@ pub fn com_keys(session: &Session, keys: &[ComKeyInfo], after: After<'_>) -> Str
     page("Communication keys", Some(session), body)
 }
 
-fn user_row(session: &Session, (name, role, created): &(String, String, String)) -> Markup {
+fn user_row(session: &Session, user: &CrewUser) -> Markup {
+    let name = &user.name;
     html! {
         tr {
-            td { (name) } td { (role) } td { (created) }
+            td { (name) } td { (user.role) } td { (user.created_at) }
             td {
                 (confirmed_button(
                     session,
@@ -112,7 +113,7 @@ fn user_row(session: &Session, (name, role, created): &(String, String, String))
     }
 }
 
-pub fn users(session: &Session, users: &[(String, String, String)], after: After<'_>) -> String {
+pub fn users(session: &Session, users: &[CrewUser], after: After<'_>) -> String {
     let listing = Listing {
         id: "users-h",
         heading: format!("Crew users ({})", users.len()),

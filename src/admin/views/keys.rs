@@ -8,7 +8,7 @@ use super::{Notice, confirmed_button, csrf_field, notice, page, script};
 use crate::admin::keys::{KeyOrder, KeyView};
 use crate::admin::session::Session;
 use crate::ids::Month;
-use crate::keys::{DeliveryCertificate, FairPlayCertificate};
+use crate::provisioning::{DeliveryCertificate, FairPlayCertificate};
 use crate::store::{KeyInfo, KidUsage};
 
 /// What the keys page shows.
@@ -27,7 +27,9 @@ fn row(session: &Session, key: &KeyInfo, used: &KidUsage, month: Month) -> Marku
     let last_day = month.end().date().previous_day().unwrap_or(first);
     let kid = key.kid.to_string();
     // Added to the minute; the full time (milliseconds) on hover.
-    let added = key.added_at.get(..16).unwrap_or(&key.added_at).replace('T', " ");
+    // To the minute, for people: `YYYY-MM-DD HH:MM`.
+    let stamp = key.added_at.to_string();
+    let added = stamp[..16].replace('T', " ");
     html! {
         tr {
             td {
@@ -41,7 +43,7 @@ fn row(session: &Session, key: &KeyInfo, used: &KidUsage, month: Month) -> Marku
                 }
             }
             td { (used.last_day.as_deref().unwrap_or("never")) }
-            td title=(key.added_at) { (added) }
+            td title=(stamp) { (added) }
             td {
                 @if session.is_admin() {
                     (confirmed_button(

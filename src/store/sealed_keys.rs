@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{Db, ImportOutcome, KeyInfo, StoreError};
 use crate::crypto::{DeliveryKey, ct_eq};
 use crate::ids::NewKey;
-use crate::ids::{ContentKey, Kid, format_instant};
+use crate::ids::{ContentKey, Kid, Timestamp, format_instant};
 
 fn kid_context(kid: &Kid) -> Vec<u8> {
     [b"berth content key ".as_slice(), &kid.0].concat()
@@ -51,10 +51,7 @@ impl Db {
                     Some(sealed) => {
                         let stored: [u8; 16] = master.open_array(&kid_context(&new.kid), &sealed)?;
                         if !ct_eq(&stored, &new.key.0) {
-                            return Err(StoreError::Invalid(format!(
-                                "key {} is already stored with a different value; nothing was imported",
-                                new.kid
-                            )));
+                            return Err(StoreError::KeyConflict(new.kid));
                         }
                         outcome.unchanged += 1;
                     }
@@ -90,7 +87,7 @@ impl Db {
             let (kid, sealed) = row?;
             let kid = Kid(kid
                 .try_into()
-                .map_err(|_| StoreError::Invalid("a stored KID is not 16 bytes".into()))?);
+                .map_err(|_| StoreError::Unreadable("a KID that is not 16 bytes".into()))?);
             let key = self.master.open_array(&kid_context(&kid), &sealed)?;
             out.push((kid, ContentKey(key)));
         }
@@ -105,7 +102,7 @@ impl Db {
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
+                r.get::<_, Timestamp>(2)?,
                 r.get::<_, Option<String>>(3)?,
             ))
         })?;
@@ -113,7 +110,7 @@ impl Db {
             let (kid, label, added_at, period) = row?;
             let kid = Kid(kid
                 .try_into()
-                .map_err(|_| StoreError::Invalid("a stored KID is not 16 bytes".into()))?);
+                .map_err(|_| StoreError::Unreadable("a KID that is not 16 bytes".into()))?);
             Ok(KeyInfo {
                 kid,
                 label,

@@ -1,5 +1,7 @@
-//! Content keys as the CLI and the crew UI handle them: a key file imported
-//! into the store, all or nothing, and the list of keys (never a key).
+//! What the box is given, as the CLI and the crew UI handle it: a content-key
+//! file imported into the store, all or nothing, and the list of keys (never a
+//! key); the vessel's delivery key pair and its certificate; FairPlay's
+//! credentials.
 
 use std::fmt;
 
@@ -91,7 +93,7 @@ pub fn import(
 pub struct Key {
     pub kid: String,
     pub label: String,
-    pub added_at: String,
+    pub added_at: crate::ids::Timestamp,
     /// The key rotation period its CPIX document gave it.
     pub period: Option<String>,
 }
