@@ -55,6 +55,27 @@ fn legit_license(addr: &str, token: &str) -> u16 {
     out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
+/// A chunked license body that never ends: whether berth answered within
+/// 10 s (it gives up after `body_timeout_secs`), and the status it gave.
+fn endless_chunked_body(addr: &str, token: &str) -> (bool, u16) {
+    let mut endless = TcpStream::connect(addr).unwrap();
+    endless.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    endless
+        .write_all(format!("POST /clearkey HTTP/1.1\r\nHost: x\r\nX-AxDRM-Message: {token}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"kid\r\n").as_bytes())
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = String::new();
+    let mut buf = [0u8; 4096];
+    while !answer.contains("\r\n\r\n") {
+        match endless.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (started.elapsed() < Duration::from_secs(10), status)
+}
+
 #[actix_web::test]
 async fn slowloris_floods_and_endless_bodies_do_not_take_berth_down() {
     let mut app = spawn_app().await;
@@ -83,23 +104,9 @@ async fn slowloris_floods_and_endless_bodies_do_not_take_berth_down() {
                 }
             }
             report.push(("slowloris: legitimate license", legit_license(&addr, &token)));
-            // A chunked body that never ends: berth gives up after body_timeout_secs.
-            let mut endless = TcpStream::connect(&addr).unwrap();
-            endless.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-            endless
-                .write_all(format!("POST /clearkey HTTP/1.1\r\nHost: x\r\nX-AxDRM-Message: {token}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"kid\r\n").as_bytes())
-                .unwrap();
-            let started = Instant::now();
-            let mut answer = String::new();
-            let mut buf = [0u8; 4096];
-            while !answer.contains("\r\n\r\n") {
-                match endless.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => answer.push_str(&String::from_utf8_lossy(&buf[..n])),
-                }
-            }
-            report.push(("endless chunked body answered within 10 s", u16::from(started.elapsed() < Duration::from_secs(10))));
-            report.push(("endless chunked body status", answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)));
+            let (within, status) = endless_chunked_body(&addr, &token);
+            report.push(("endless chunked body answered within 10 s", u16::from(within)));
+            report.push(("endless chunked body status", status));
             drop(slow);
             // Ten thousand connections at once, if this process may hold them.
             let limit = open_files_limit();
@@ -111,11 +118,19 @@ async fn slowloris_floods_and_endless_bodies_do_not_take_berth_down() {
                         Err(_) => break,
                     }
                 }
-                report.push(("connections opened (of 10000)", many.len().min(10_000) as u16 / 10));
-                report.push(("10k connections: legitimate license", legit_license(&addr, &token)));
+                report.push((
+                    "connections opened (of 10000)",
+                    many.len().min(10_000) as u16 / 10,
+                ));
+                report.push((
+                    "10k connections: legitimate license",
+                    legit_license(&addr, &token),
+                ));
                 drop(many);
             } else {
-                eprintln!("SKIPPED the 10,000-connection part: open files limit is {limit} (tests/run raises it)");
+                eprintln!(
+                    "SKIPPED the 10,000-connection part: open files limit is {limit} (tests/run raises it)"
+                );
             }
             report.push(("afterwards: legitimate license", legit_license(&addr, &token)));
             report
@@ -137,8 +152,12 @@ async fn slowloris_floods_and_endless_bodies_do_not_take_berth_down() {
     terminate(child);
     let out = std::fs::read_to_string(&log_path).unwrap();
     assert!(!out.contains(" 500 ") && !out.contains("panicked"), "{out}");
-    // Secrets never reach the log output: keys, the communication secret,
-    // tokens, raw user ids.
+    no_secrets_in(&out, &app, &token, user_id);
+}
+
+/// Secrets never reach the log output: keys, the communication secret,
+/// tokens, raw user ids; and the log really has license lines.
+fn no_secrets_in(out: &str, app: &TestApp, token: &str, user_id: &str) {
     let key_hex: String = KEY_A.iter().map(|b| format!("{b:02x}")).collect();
     let key_b64 = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, KEY_A);
     let secret_b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, app.com_secret);

@@ -75,8 +75,10 @@ fn with_signers(dir: &Path, signers: &[&str]) -> PathBuf {
     config
 }
 
+/// The certificate key providers encrypt for names the vessel and holds an
+/// RSA key of at least 3072 bits.
 #[actix_web::test]
-async fn an_encrypted_signed_cpix_document_imports_and_a_player_gets_its_keys() {
+async fn the_delivery_certificate_names_the_vessel() {
     let (app, dir) = vessel().await;
     let cert = std::fs::read_to_string(dir.join("vessel.pem")).unwrap();
     assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
@@ -87,7 +89,11 @@ async fn an_encrypted_signed_cpix_document_imports_and_a_player_gets_its_keys() 
         "CN=test-vessel, O=Test Aircraft, OU=berth key delivery"
     );
     assert!(info["rsa_bits"].as_u64().unwrap() >= 3072);
+}
 
+#[actix_web::test]
+async fn an_encrypted_signed_cpix_document_imports_and_a_player_gets_its_keys() {
+    let (app, dir) = vessel().await;
     // Another vessel first, this one second; a signature over each list and
     // one over the document, all children of the root as the schema has them;
     // other prefixes; key periods; UTF-16.
@@ -586,8 +592,9 @@ fn imported(out: &std::process::Output, new: usize) {
     );
 }
 
-#[actix_web::test]
-async fn signatures_over_lists_at_the_root_as_key_services_write_them_import_under_the_trusted_rule() {
+/// A vessel trusting `signer.pem` and `ec.pem` (ECDSA), with `other.pem` (a
+/// second recipient) and `rogue.pem` (trusted by no one) made too.
+async fn vessel_with_signers() -> (TestApp, PathBuf, PathBuf) {
     let (app, dir) = vessel().await;
     make(&dir, &["cert", "other.key", "other.pem", "--cn", "Other Ship"]);
     make(
@@ -596,40 +603,46 @@ async fn signatures_over_lists_at_the_root_as_key_services_write_them_import_und
     );
     make(&dir, &["cert", "rogue.key", "rogue.pem", "--cn", "Rogue"]);
     let config = with_signers(&dir, &["signer.pem", "ec.pem"]);
-    let (c, d, e, f) = (
+    (app, dir, config)
+}
+
+/// A document of `key` (`KID:KEY`) for two recipients with periods and a root
+/// contentId, signed as `sign` says.
+fn root_document(dir: &Path, file: &str, key: &str, utf16: bool, sign: &[&str]) {
+    let mut args = vec![
+        "doc",
+        file,
+        "--recipient",
+        "other.pem",
+        "--recipient",
+        "vessel.pem",
+        "--key",
+        key,
+        "--periods",
+        "--content-id",
+        "Root Title",
+    ];
+    if utf16 {
+        args.push("--utf16");
+    }
+    args.extend(sign);
+    make(dir, &args);
+}
+
+/// Lists signed as key services sign them, at the root: every list by one
+/// trusted signer and the document by another (UTF-16), only the lists (the
+/// root's contentId then unsigned, not a title), or lists by a rogue under a
+/// trusted document signature. Each imports.
+#[actix_web::test]
+async fn signatures_over_lists_at_the_root_as_key_services_write_them_import() {
+    let (app, dir, config) = vessel_with_signers().await;
+    let (c, d, e) = (
         format!("{KID_C}:{KEY_C}"),
         format!("{KID_D}:{KEY_D}"),
         format!("{KID_E}:{KEY_E}"),
-        format!("{KID_F}:{KEY_F}"),
     );
-    let doc = |file: &str, key: &str, utf16: bool, sign: &[&str]| {
-        let mut args = vec![
-            "doc",
-            file,
-            "--recipient",
-            "other.pem",
-            "--recipient",
-            "vessel.pem",
-            "--key",
-            key,
-            "--periods",
-            "--content-id",
-            "Root Title",
-        ];
-        if utf16 {
-            args.push("--utf16");
-        }
-        args.extend(sign);
-        make(&dir, &args);
-    };
-    // Every list signed by one trusted signer (ECDSA), the whole document by
-    // another (RSA), two recipients, UTF-16: verified and imported.
-    doc(
-        "both.xml",
-        &c,
-        true,
-        &["--sign-lists", "ec.key,ec.pem", "--sign", "signer.key,signer.pem"],
-    );
+    let both = ["--sign-lists", "ec.key,ec.pem", "--sign", "signer.key,signer.pem"];
+    root_document(&dir, "both.xml", &c, true, &both);
     let text = String::from_utf8(
         std::fs::read(dir.join("both.xml")).unwrap()[2..]
             .chunks(2)
@@ -643,43 +656,54 @@ async fn signatures_over_lists_at_the_root_as_key_services_write_them_import_und
         "four lists and the document"
     );
     imported(&import(&app, "both.xml", Some(&config)), 1);
-    // Only the lists, in UTF-8: imported, but the root's contentId is not
-    // signed and is not taken as the title.
-    doc("lists.xml", &d, false, &["--sign-lists", "signer.key,signer.pem"]);
+    root_document(
+        &dir,
+        "lists.xml",
+        &d,
+        false,
+        &["--sign-lists", "signer.key,signer.pem"],
+    );
     assert!(xmlsec1_verifies(&dir, "lists.xml", "signer.pem"));
     imported(&import(&app, "lists.xml", Some(&config)), 1);
     let listed = kids(&app);
     let label = |kid: &str| listed.iter().find(|k| k["kid"] == kid).unwrap()["label"].clone();
     assert_eq!((label(KID_C), label(KID_D)), (json!("Root Title"), json!("")));
-    // Lists signed by an untrusted key, the document by a trusted one: the
-    // document signature vouches for everything.
-    doc(
-        "rogue-lists.xml",
-        &e,
-        false,
-        &[
-            "--sign-lists",
-            "rogue.key,rogue.pem",
-            "--sign",
-            "signer.key,signer.pem",
-        ],
-    );
+    let rogue_lists = [
+        "--sign-lists",
+        "rogue.key,rogue.pem",
+        "--sign",
+        "signer.key,signer.pem",
+    ];
+    root_document(&dir, "rogue-lists.xml", &e, false, &rogue_lists);
     imported(&import(&app, "rogue-lists.xml", Some(&config)), 1);
-    // Only the content keys signed: the document and MAC keys they are
-    // encrypted under are not, and nothing is imported.
+}
+
+/// What a trusted signer did not sign imports nothing while signers are
+/// configured: only the content keys signed (not the document and MAC keys
+/// they are encrypted under), or every list by a rogue. Without signers, each
+/// signature verifies with its own certificate and the rogue's document imports.
+#[actix_web::test]
+async fn lists_a_trusted_signer_did_not_sign_import_nothing_while_signers_are_configured() {
+    let (app, dir, config) = vessel_with_signers().await;
+    let f = format!("{KID_F}:{KEY_F}");
     let only_keys = ["--sign-lists", "signer.key,signer.pem", "--lists", "keys"];
-    doc("only-keys.xml", &f, false, &only_keys);
+    root_document(&dir, "only-keys.xml", &f, false, &only_keys);
     refused(
         &import(&app, "only-keys.xml", Some(&config)),
         "DeliveryDataList is not signed by a trusted signer",
     );
-    // The lists by a rogue, nothing else: refused with signers configured;
-    // without them, every signature verifies with its certificate and it imports.
-    doc("rogue.xml", &f, false, &["--sign-lists", "rogue.key,rogue.pem"]);
+    root_document(
+        &dir,
+        "rogue.xml",
+        &f,
+        false,
+        &["--sign-lists", "rogue.key,rogue.pem"],
+    );
     refused(
         &import(&app, "rogue.xml", Some(&config)),
         "not signed by a trusted signer",
     );
+    assert!(kids(&app).iter().all(|k| k["kid"] != KID_F));
     imported(&import(&app, "rogue.xml", None), 1);
 }
 
@@ -739,17 +763,11 @@ async fn a_trusted_document_rewritten_in_utf7_imports_nothing() {
     assert!(kids(&app).iter().all(|k| k["kid"] != EVIL_KID));
 }
 
-/// The same document with the other differentials two readers could
-/// disagree on: byte order marks against the declaration, other encodings,
-/// entities, duplicate and spaced ids, a moved signature, an unsigned list
-/// beside the signed one; comments and CDATA read alike import the signed key
-/// only.
-#[actix_web::test]
-async fn a_trusted_document_rewritten_so_two_readers_would_disagree_imports_nothing_of_the_attackers() {
+/// A vessel trusting `signer.pem`, and a clear document of key C signed by it.
+async fn trusted_signed_document() -> (TestApp, PathBuf, PathBuf, String) {
     let (app, dir) = vessel().await;
     let config = with_signers(&dir, &["signer.pem"]);
     let c = format!("{KID_C}:{KEY_C}");
-    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
     make(
         &dir,
         &[
@@ -763,9 +781,15 @@ async fn a_trusted_document_rewritten_so_two_readers_would_disagree_imports_noth
         ],
     );
     let signed = std::fs::read_to_string(dir.join("signed.xml")).unwrap();
-    let (start, end) = list_at(&signed);
-    let around = |inside: &str| format!("{}{inside}{}", &signed[..end], &signed[end..]);
-    // Byte order marks that disagree with the declaration.
+    (app, dir, config, signed)
+}
+
+/// The trusted document with byte order marks that disagree with its
+/// declaration, or another declared encoding, is refused by name.
+#[actix_web::test]
+async fn a_trusted_document_whose_encoding_two_readers_could_read_apart_imports_nothing() {
+    let (app, dir, config, signed) = trusted_signed_document().await;
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
     write(
         "bom8.xml",
         &[b"\xEF\xBB\xBF", signed.replacen("UTF-8", "UTF-16", 1).as_bytes()].concat(),
@@ -784,7 +808,24 @@ async fn a_trusted_document_rewritten_so_two_readers_would_disagree_imports_noth
             &format!("declares encoding \"{other}\""),
         );
     }
-    // An entity that would expand to the attacker's list.
+    assert!(
+        kids(&app)
+            .iter()
+            .all(|k| k["kid"] != KID_C && k["kid"] != EVIL_KID),
+        "nothing imported"
+    );
+}
+
+/// The trusted document rewritten around its signature: an entity that would
+/// expand to the attacker's list, a second list with the signed list's id
+/// (signature wrapping), an id with white space, the signature moved into the
+/// list, an unsigned list beside the signed one. Each is refused by name.
+#[actix_web::test]
+async fn a_trusted_document_rewritten_around_its_signature_imports_nothing() {
+    let (app, dir, config, signed) = trusted_signed_document().await;
+    let write = |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).unwrap();
+    let (_, end) = list_at(&signed);
+    let around = |inside: &str| format!("{}{inside}{}", &signed[..end], &signed[end..]);
     let entity = signed
         .replacen(
             "?>",
@@ -794,8 +835,6 @@ async fn a_trusted_document_rewritten_so_two_readers_would_disagree_imports_noth
         .replacen("</cpix:ContentKeyList>", "</cpix:ContentKeyList>&e;", 1);
     write("entity.xml", entity.as_bytes());
     refused(&import(&app, "entity.xml", Some(&config)), "not well-formed");
-    // A second list with the signed list's id (signature wrapping), an id
-    // with white space, and the signature moved into the list.
     write(
         "twice.xml",
         around(&EVIL_LIST.replace("\"evil\"", "\"keys\"")).as_bytes(),
@@ -823,11 +862,23 @@ async fn a_trusted_document_rewritten_so_two_readers_would_disagree_imports_noth
         &import(&app, "moved.xml", Some(&config)),
         "is not where CPIX puts signatures",
     );
-    // The attacker's list beside the signed one, unsigned: the document
-    // signature no longer verifies.
+    // Unsigned beside the signed list: the document signature no longer verifies.
     write("beside.xml", around(EVIL_LIST).as_bytes());
     refused(&import(&app, "beside.xml", Some(&config)), "does not verify");
-    // Comments and CDATA are read alike by both: the signed key, and only it.
+    assert!(
+        kids(&app)
+            .iter()
+            .all(|k| k["kid"] != KID_C && k["kid"] != EVIL_KID),
+        "nothing imported"
+    );
+}
+
+/// Comments and CDATA are read alike by both readers: the trusted document
+/// with the attacker's list in a comment imports the signed key, and only it.
+#[actix_web::test]
+async fn comments_and_cdata_in_a_trusted_document_import_the_signed_key_only() {
+    let (app, dir, config, signed) = trusted_signed_document().await;
+    let (start, _) = list_at(&signed);
     let comment = format!(
         "{}<!--{EVIL_LIST}-->{}",
         &signed[..start],
@@ -837,7 +888,7 @@ async fn a_trusted_document_rewritten_so_two_readers_would_disagree_imports_noth
             1
         )
     );
-    write("comment.xml", comment.as_bytes());
+    std::fs::write(dir.join("comment.xml"), comment.as_bytes()).unwrap();
     imported(&import(&app, "comment.xml", Some(&config)), 1);
     let listed = kids(&app);
     assert!(listed.iter().any(|k| k["kid"] == KID_C));

@@ -91,6 +91,33 @@ fn problems_of<'a>(bill: &'a Value, installation: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// `n` licenses a minute apart from `from`, the box's clock set there: its
+/// tokens say so too (the portal on the box signs them).
+async fn serve_with_the_clock_at(app: &TestApp, from: OffsetDateTime, n: i64) {
+    for i in 0..n {
+        let at = from + time::Duration::minutes(i);
+        app.clock.set(at);
+        let mut payload = app.payload(&[KID_A], json!({}));
+        payload["expiration_date"] = json!(rfc3339(at + time::Duration::hours(1)));
+        let token = app.sign(&payload);
+        let (status, body, _) = post_license(app, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// Exports `month` and uploads it with a certificate issued to `id`.
+fn export_and_upload(app: &TestApp, month: Month, pki: &Pki, ground: &Ground, id: &str) {
+    export(app, month);
+    let cert = pki.issue(id, id, None);
+    let out = upload(app, pki, ground, &cert);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Noon of `at`'s day, as libfaketime takes it.
+fn noon_of(at: OffsetDateTime) -> String {
+    format!("{} 12:00:00", &berth::ids::format_instant(at)[..10])
+}
+
 /// 3 licenses with a true clock, 50 with the clock at 2099 and a checkpoint
 /// of row 53 signed then: the month's report holds 3, and the 50 sit in a
 /// month never reported. The bill still holds 53 for it (the checkpoint
@@ -111,19 +138,7 @@ async fn a_clock_set_forward_does_not_take_licenses_off_the_bill() {
     for i in 0..3 {
         license_at(&hostile, day(2) + time::Duration::hours(i), Some("p"), false).await;
     }
-    // The box's clock set forward: its tokens say 2099 too (the portal on the
-    // box signs them).
-    let forward = time::macros::datetime!(2099-01-05 10:00 UTC);
-    for i in 0..50 {
-        let at = forward + time::Duration::minutes(i);
-        hostile.clock.set(at);
-        let mut payload = hostile.payload(&[KID_A], json!({}));
-        payload["expiration_date"] = json!(rfc3339(at + time::Duration::hours(1)));
-        let token = hostile.sign(&payload);
-        let (status, body, _) =
-            post_license(&hostile, Some(&token), &clearkey_body(&[KID_A], "temporary")).await;
-        assert_eq!(status, 200, "{body}");
-    }
+    serve_with_the_clock_at(&hostile, time::macros::datetime!(2099-01-05 10:00 UTC), 50).await;
     let data_dir = hostile.data_dir().to_str().unwrap().to_owned();
     let out = berth_at(
         "2099-01-05 12:00:00",
@@ -131,28 +146,16 @@ async fn a_clock_set_forward_does_not_take_licenses_off_the_bill() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("row 53"));
-    export(&hostile, month);
-    let cert = pki.issue("hostile", "hostile-vessel", None);
-    let out = upload(&hostile, &pki, &ground, &cert);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    export_and_upload(&hostile, month, &pki, &ground, "hostile-vessel");
 
     let honest = vessel("honest-vessel", "aircraft", month.start()).await;
     for i in 0..53 {
         license_at(&honest, day(2) + time::Duration::minutes(i), Some("p"), false).await;
     }
-    export(&honest, month);
-    let cert = pki.issue("honest", "honest-vessel", None);
-    let out = upload(&honest, &pki, &ground, &cert);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    export_and_upload(&honest, month, &pki, &ground, "honest-vessel");
 
     // Billed once this month (when the checkpoint arrived) has ended.
-    let after = this.end() + time::Duration::days(1);
-    let at = format!(
-        "{}-{:02}-{:02} 12:00:00",
-        after.year(),
-        u8::from(after.month()),
-        after.day()
-    );
+    let at = noon_of(this.end() + time::Duration::days(1));
     let (out, bill) = bill_at(dir.path(), &store, &at);
     assert_eq!(
         out.status.code(),
@@ -177,48 +180,61 @@ async fn a_clock_set_forward_does_not_take_licenses_off_the_bill() {
     assert!(problems_of(&bill, "honest-vessel").is_empty(), "{bill}");
 
     // Before this month has ended, the run names the clock all the same.
-    let (out, bill) = bill_at(
-        dir.path(),
-        &store,
-        &format!(
-            "{} 12:00:00",
-            &berth::ids::format_instant(OffsetDateTime::now_utc())[..10]
-        ),
-    );
+    let (out, bill) = bill_at(dir.path(), &store, &noon_of(OffsetDateTime::now_utc()));
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(quantity(&bill, month, "aircraft"), 56, "{bill}");
 }
 
-/// The receiver holds a vessel to what it already holds: a second checkpoint
-/// of a row with another hash (whatever its name) is 409, a name whose stamp
-/// is not the checkpoint's time is 422, the same row again stores nothing
-/// (a flood of them stores one), a padded checkpoint is 413, and a report
-/// that changes the vessel's type is 422 naming both types.
-#[actix_web::test]
-async fn the_receiver_refuses_what_contradicts_what_it_holds() {
+/// A ship on the ground: one report (of the month before last) uploaded,
+/// and a checkpoint made on the box, as the receiver holds them.
+struct ShipOnGround {
+    dir: tempfile::TempDir,
+    pki: Pki,
+    store: PathBuf,
+    ground: Ground,
+    app: TestApp,
+    cert: (PathBuf, PathBuf),
+    /// The checkpoint's file and what it says.
+    checkpoint: (PathBuf, berth::report::checkpoint::Checkpoint),
+    made_at: OffsetDateTime,
+}
+
+async fn ship_on_ground() -> ShipOnGround {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::new(dir.path());
     let store = dir.path().join("store");
     let ground = ground(&pki, &store, None);
-    let month = Month::of(OffsetDateTime::now_utc()).previous();
-    let before = month.previous();
+    let before = Month::of(OffsetDateTime::now_utc()).previous().previous();
     let app = vessel("ship-1", "ship", before.start()).await;
     let cert = pki.issue("ship", "ship-1", None);
     license_at(&app, before.start() + time::Duration::days(3), Some("p"), false).await;
     license_at(&app, before.start() + time::Duration::days(4), Some("p"), false).await;
-    let db = app.db();
     let made_at = before.start() + time::Duration::days(5);
-    let (path, checkpoint) =
-        berth::report::checkpoint::make_in(&db, made_at, &app.data_dir().join("checkpoints")).unwrap();
+    let checkpoint =
+        berth::report::checkpoint::make_in(&app.db(), made_at, &app.data_dir().join("checkpoints")).unwrap();
     export(&app, before);
     let out = upload(&app, &pki, &ground, &cert);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let me = (cert.0.as_path(), cert.1.as_path());
-    let key = db.signing_key().unwrap();
+    ShipOnGround {
+        dir,
+        pki,
+        store,
+        ground,
+        app,
+        cert,
+        checkpoint,
+        made_at,
+    }
+}
 
-    // A checkpoint signed with the vessel's own key, as it likes.
-    let forged = |edit: &dyn Fn(&mut Value), stamp_from: OffsetDateTime, pad: usize| -> (String, Vec<u8>) {
-        let mut json: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+impl ShipOnGround {
+    /// The ship's checkpoint edited and signed with the vessel's own key, as
+    /// it likes, stamped `stamp_from` and padded with `pad` spaces: its bundle's
+    /// name and bytes.
+    fn forged(&self, edit: &dyn Fn(&mut Value), stamp_from: OffsetDateTime, pad: usize) -> (String, Vec<u8>) {
+        let (path, checkpoint) = &self.checkpoint;
+        let key = self.app.db().signing_key().unwrap();
+        let mut json: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
         json["made_at"] = json!(berth::ids::format_instant(stamp_from));
         edit(&mut json);
         let mut bytes = serde_json::to_vec(&json).unwrap();
@@ -229,67 +245,91 @@ async fn the_receiver_refuses_what_contradicts_what_it_holds() {
             checkpoint.seq,
             stamp_from.format(&format).unwrap()
         );
-        let work = dir.path().join("forge");
+        let work = self.dir.path().join("forge");
         std::fs::create_dir_all(&work).unwrap();
         std::fs::write(work.join(&name), &bytes).unwrap();
         std::fs::write(work.join(&name).with_extension("sig"), key.sign(&bytes)).unwrap();
         let bundle = berth::report::checkpoint::bundle(&work, &name, &key.public_pem()).unwrap();
         (berth::report::checkpoint::bundle_name(&name), bundle)
-    };
-    let put_checkpoint = |name: &str, bytes: &[u8]| {
+    }
+
+    /// PUTs a checkpoint bundle as the ship: the status and the answer.
+    fn put_checkpoint(&self, name: &str, bytes: &[u8]) -> (u16, Value) {
         let head = format!(
             "PUT /reports/{name} HTTP/1.1\r\nContent-Type: application/zip\r\nX-Berth-Checkpoint: {name}"
         );
-        send(&pki, ground.port, Some(me), &head, bytes).unwrap()
-    };
-    let later = made_at + time::Duration::minutes(1);
+        let me = (self.cert.0.as_path(), self.cert.1.as_path());
+        send(&self.pki, self.ground.port, Some(me), &head, bytes).unwrap()
+    }
+
+    /// How many files with this extension the receiver keeps in `under`.
+    fn kept(&self, under: &str, extension: &str) -> usize {
+        std::fs::read_dir(self.store.join(under))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == extension)
+            })
+            .count()
+    }
+}
+
+/// The receiver holds a vessel to the checkpoints it already holds: a second
+/// checkpoint of a row with another hash (whatever its name) is 409, a name
+/// whose stamp is not the checkpoint's time is 422, the same row again stores
+/// nothing (a flood of them stores one), and a padded checkpoint is 413.
+#[actix_web::test]
+async fn the_receiver_refuses_checkpoints_that_contradict_what_it_holds() {
+    let ship = ship_on_ground().await;
+    let later = ship.made_at + time::Duration::minutes(1);
     let other_hash = |j: &mut Value| j["row_hash"] = json!("ab".repeat(32));
-    let (name, bundle) = forged(&other_hash, later, 0);
-    let (status, body) = put_checkpoint(&name, &bundle);
+    let (name, bundle) = ship.forged(&other_hash, later, 0);
+    let (status, body) = ship.put_checkpoint(&name, &bundle);
     assert_eq!(status, 409, "{body}");
     assert!(body["reason"].as_str().unwrap().contains("contradict"), "{body}");
     // The name's stamp must be the checkpoint's own time.
-    let (name, bundle) = forged(&|_| {}, later, 0);
+    let (name, bundle) = ship.forged(&|_| {}, later, 0);
     let wrong = name.replace(&name[name.len() - 20..name.len() - 4], "20990101T000000Z");
-    let (status, body) = put_checkpoint(&wrong, &bundle);
+    let (status, body) = ship.put_checkpoint(&wrong, &bundle);
     assert_eq!(status, 422, "{body}");
     // The same row again, under fifty names: stored once.
     for n in 0..50 {
-        let (name, bundle) = forged(&|_| {}, later + time::Duration::seconds(n), 0);
-        assert_eq!(put_checkpoint(&name, &bundle).0, 200);
+        let (name, bundle) = ship.forged(&|_| {}, later + time::Duration::seconds(n), 0);
+        assert_eq!(ship.put_checkpoint(&name, &bundle).0, 200);
     }
-    let kept = std::fs::read_dir(store.join("ship-1/checkpoints"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
-    assert_eq!(kept, 1);
+    assert_eq!(ship.kept("ship-1/checkpoints", "json"), 1);
     // Padded past what a checkpoint takes.
-    let (name, bundle) = forged(&|j: &mut Value| j["seq"] = json!(0), later, 4000);
-    let (status, body) = put_checkpoint(&name.replace("-2-", "-0-"), &bundle);
+    let (name, bundle) = ship.forged(&|j: &mut Value| j["seq"] = json!(0), later, 4000);
+    let (status, body) = ship.put_checkpoint(&name.replace("-2-", "-0-"), &bundle);
     assert_eq!(status, 413, "{body}");
+}
 
-    // The ship says it is a bus.
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+/// A report that changes the vessel's type (the ship says it is a bus, and
+/// would be billed as one) is refused naming both types, and not stored.
+#[actix_web::test]
+async fn the_receiver_refuses_a_report_that_changes_the_vessels_type() {
+    let ship = ship_on_ground().await;
+    let month = Month::of(OffsetDateTime::now_utc()).previous();
+    let conn = rusqlite::Connection::open(ship.app.db_path()).unwrap();
     conn.execute("UPDATE installation SET vessel_type = 'bus'", [])
         .unwrap();
     drop(conn);
-    license_at(&app, month.start() + time::Duration::days(3), Some("p"), false).await;
-    export(&app, month);
-    let out = upload(&app, &pki, &ground, &cert);
+    license_at(
+        &ship.app,
+        month.start() + time::Duration::days(3),
+        Some("p"),
+        false,
+    )
+    .await;
+    export(&ship.app, month);
+    let out = upload(&ship.app, &ship.pki, &ship.ground, &ship.cert);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("\"bus\"") && err.contains("\"ship\""), "{err}");
-    let zips = std::fs::read_dir(store.join("ship-1"))
-        .unwrap()
-        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "zip"))
-        .count();
-    assert_eq!(zips, 1, "only the ship's report is stored");
+    assert_eq!(ship.kept("ship-1", "zip"), 1, "only the ship's report is stored");
 }
 
 /// The peak resident memory of a process, in bytes.
