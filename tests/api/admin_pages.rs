@@ -34,8 +34,9 @@ fn log_rows(body: &str) -> usize {
         .count()
 }
 
-#[actix_web::test]
-async fn the_license_log_filters_by_day_kid_and_key_system() {
+/// A crew app with four licenses over two days: A and B on 30 October,
+/// A by Clear Key and A by HLS on 2 November; and a signed-in crew cookie.
+async fn four_licenses_over_two_days() -> (TestApp, String) {
     let app = spawn_admin_app().await;
     app.clock.set(datetime!(2026-10-30 12:00 UTC));
     deliver(&app, KID_A, "u1").await;
@@ -44,12 +45,16 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
     deliver(&app, KID_A, "u1").await;
     deliver_hls(&app, KID_A).await;
     let cookie = session(&app).await;
+    (app, cookie)
+}
 
+#[actix_web::test]
+async fn the_license_log_lists_newest_first_and_filters_by_kid() {
+    let (app, cookie) = four_licenses_over_two_days().await;
     let (s, body) = get(&app, &cookie, "/log").await;
     assert_eq!(s, 200);
     assert_eq!(log_rows(&body), 4);
     assert!(body.contains("aria-current=\"page\">License log"));
-    // Newest first.
     assert!(body.find("2026-11-02T08").unwrap() < body.find("2026-10-30T12").unwrap());
 
     let (_, body) = get(&app, &cookie, &format!("/log?kid={KID_B}")).await;
@@ -68,14 +73,25 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
         body.contains("1 license matches."),
         "counted from the per-KID aggregates"
     );
+    let (_, body) = get(&app, &cookie, "/log?kid=00000000-0000-4000-8000-000000000000").await;
+    assert!(body.contains("0 licenses match.") && body.contains("No licenses match."));
+    let (_, body) = get(
+        &app,
+        &cookie,
+        &format!("/log?from=2026-11-01&kid={}", KID_A.replace('-', "")),
+    )
+    .await;
+    assert_eq!(log_rows(&body), 2, "a KID as 32 hex digits works too");
+}
+
+#[actix_web::test]
+async fn the_license_log_filters_by_day_and_key_system() {
+    let (app, cookie) = four_licenses_over_two_days().await;
     let (_, body) = get(&app, &cookie, &format!("/log?kid={KID_A}&key_system=clearkey")).await;
     assert_eq!(log_rows(&body), 2);
     assert!(body.contains("2 licenses match."));
     let (_, body) = get(&app, &cookie, &format!("/log?kid={KID_A}&to=2026-10-31")).await;
     assert!(body.contains("1 license matches."));
-    let (_, body) = get(&app, &cookie, "/log?kid=00000000-0000-4000-8000-000000000000").await;
-    assert!(body.contains("0 licenses match.") && body.contains("No licenses match."));
-
     let (_, body) = get(&app, &cookie, "/log?key_system=hls").await;
     assert_eq!(log_rows(&body), 1);
     assert!(body.contains("1 license matches."));
@@ -88,19 +104,14 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
         "the filter stays in the form"
     );
     assert!(body.contains("/log.csv?from=2026-10-30&amp;to=2026-10-31"));
-
-    let (_, body) = get(
-        &app,
-        &cookie,
-        &format!("/log?from=2026-11-01&kid={}", KID_A.replace('-', "")),
-    )
-    .await;
-    assert_eq!(log_rows(&body), 2, "a KID as 32 hex digits works too");
-
     let (_, body) = get(&app, &cookie, "/log?to=2026-10-29").await;
     assert!(body.contains("No licenses match."));
+}
 
-    // A label is the key file's text: shown, never run.
+/// A label is the key file's text: shown, never run.
+#[actix_web::test]
+async fn the_license_log_shows_a_hostile_label_as_text() {
+    let app = spawn_admin_app().await;
     let hostile = "33333333-4444-4555-8666-777777777777";
     let mut db = app.db();
     db.import_keys(
@@ -115,6 +126,7 @@ async fn the_license_log_filters_by_day_kid_and_key_system() {
     .unwrap();
     drop(db);
     deliver(&app, hostile, "u3").await;
+    let cookie = session(&app).await;
     let (_, body) = get(&app, &cookie, "/log").await;
     assert!(
         !body.contains("<script>alert") && !body.contains("\"><b>"),

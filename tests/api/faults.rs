@@ -378,6 +378,46 @@ async fn a_power_cut_right_after_a_backup_or_a_restore_loses_neither() {
     berth_ok(&["log", "verify", "--data-dir", data.to_str().unwrap()]);
 }
 
+/// Writes `filler` until the filesystem holds not one more byte.
+fn fill_to_the_last_byte(filler: &Path) {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(filler).unwrap();
+    let block = vec![0u8; 4096];
+    while f.write_all(&block).is_ok() {}
+    let byte = [0u8; 1];
+    while f.write_all(&byte).is_ok() {}
+    let _ = f.sync_all();
+}
+
+/// Licenses until berth answers 503 `log_unavailable` (with Retry-After and
+/// no key), within a minute: the token ids it acknowledged before.
+async fn licenses_until_503(app: &TestApp) -> Vec<String> {
+    let mut acked = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let mut payload = app.payload(&[KID_A], json!({}));
+        let id = uuid_like();
+        payload["id"] = json!(id);
+        let (status, body, headers) = post_license(
+            app,
+            Some(&app.sign(&payload)),
+            &clearkey_body(&[KID_A], "temporary"),
+        )
+        .await;
+        match status {
+            200 => acked.push(id),
+            503 => {
+                assert_error(status, &body, &headers, 503, "log_unavailable");
+                assert!(headers.get("retry-after").is_some());
+                assert!(body.get("keys").is_none(), "no key without a log row");
+                return acked;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    panic!("the disk filled up, but berth never said so");
+}
+
 #[ignore = "mounting a tmpfs needs root: as root, tests/run runs it (cargo test -- --ignored)"]
 #[actix_web::test]
 async fn a_full_disk_gives_503_hands_out_nothing_and_recovers() {
@@ -398,42 +438,9 @@ async fn a_full_disk_gives_503_hands_out_nothing_and_recovers() {
     })
     .await;
 
-    // Fill the disk to the last byte.
     let filler = mount_point.join("filler");
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&filler).unwrap();
-        let block = vec![0u8; 4096];
-        while f.write_all(&block).is_ok() {}
-        let byte = [0u8; 1];
-        while f.write_all(&byte).is_ok() {}
-        let _ = f.sync_all();
-    }
-    let acked: Acked = Arc::new(Mutex::new(Vec::new()));
-    let mut saw_503 = false;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !saw_503 && Instant::now() < deadline {
-        let mut payload = app.payload(&[KID_A], json!({}));
-        let id = uuid_like();
-        payload["id"] = json!(id);
-        let (status, body, headers) = post_license(
-            &app,
-            Some(&app.sign(&payload)),
-            &clearkey_body(&[KID_A], "temporary"),
-        )
-        .await;
-        match status {
-            200 => acked.lock().unwrap().push(id),
-            503 => {
-                assert_error(status, &body, &headers, 503, "log_unavailable");
-                assert!(headers.get("retry-after").is_some());
-                assert!(body.get("keys").is_none(), "no key without a log row");
-                saw_503 = true;
-            }
-            other => panic!("unexpected {other}: {body}"),
-        }
-    }
-    assert!(saw_503, "the disk filled up and berth said so");
+    fill_to_the_last_byte(&filler);
+    let acked = licenses_until_503(&app).await;
     let mut res = client().get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 503);
     let health: serde_json::Value = res.json().await.unwrap();
@@ -470,7 +477,7 @@ async fn a_full_disk_gives_503_hands_out_nothing_and_recovers() {
         .unwrap();
     assert_eq!(health["status"], "ok", "{health}");
     let logged = logged_token_ids(&app.db_path());
-    assert!(acked.lock().unwrap().iter().all(|id| logged.contains(id)));
+    assert!(acked.iter().all(|id| logged.contains(id)));
     assert_eq!(integrity(&app.db_path()), "ok");
     let out = app.berth(&["log", "verify"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -1,6 +1,8 @@
 //! `berth log prune`: the rows of reported months go, the chain and the reports
 //! stay checkable, and nothing goes that is not in a signed report on the box.
 
+use std::path::Path;
+
 use serde_json::Value;
 use time::macros::datetime;
 
@@ -45,6 +47,60 @@ async fn three_months(app: &TestApp) {
     license_at(app, datetime!(2026-10-30 10:00 UTC), Some("d"), true).await;
     license_at(app, datetime!(2026-11-03 10:00 UTC), Some("a"), false).await;
     license_at(app, datetime!(2026-11-04 10:00 UTC), None, false).await;
+}
+
+/// The crew's license log and reports page say where the pruned rows went.
+async fn the_crew_is_told_what_was_pruned(app: &TestApp) {
+    let cookie = crate::helpers::session(app).await;
+    let (status, page) = crate::helpers::get(app, &cookie, "/log?from=2026-09-01").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("7 licenses match."), "{page}");
+    assert!(
+        page.contains("The licenses of the months through 2026-10 were pruned from this log on "),
+        "{page}"
+    );
+    assert!(page.contains("(every row before #5)"), "{page}");
+    let (_, page) = crate::helpers::get(app, &cookie, "/reports").await;
+    assert!(
+        page.contains("The license log keeps every license (<code>keep_months = 0</code>")
+            && page.contains("Removed so far: the months through 2026-10 (on "),
+        "{page}"
+    );
+}
+
+/// After a prune through October, the log goes on: a new license, November's
+/// report linking to October's, a second prune by JSON, and the rows above
+/// the line append-only as before.
+async fn the_log_goes_on_after_a_prune(app: &TestApp, oct: &Path) {
+    license_at(app, datetime!(2026-11-20 10:00 UTC), Some("e"), false).await;
+    assert_eq!(seqs(app), [5, 6, 7, 8]);
+    let nov = export(app, "2026-11", datetime!(2026-12-01 00:00 UTC));
+    let checked = verify(app, &nov, &["--previous", oct.to_str().unwrap(), "--json"]);
+    let report: Value = serde_json::from_slice(&checked.stdout).unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert_eq!(report["report"]["counts"]["licenses"], 3);
+    assert!(out(&app.berth(&["log", "verify"])).starts_with("license log intact: 4 rows"));
+
+    // Again: nothing more to remove. Then November too, by JSON.
+    assert!(out(&prune(app, "2026-11")).starts_with("removed 0 licenses; the log now begins at row 5"));
+    let json: Value = serde_json::from_str(&out(
+        &app.berth(&["log", "prune", "--before", "2026-12", "--json"])
+    ))
+    .unwrap();
+    assert_eq!(json["removed"], 3);
+    assert_eq!(json["first_seq"], 8);
+    assert_eq!(seqs(app), [8]);
+
+    // Above the line the log is append-only as before.
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    let err = conn
+        .execute("DELETE FROM license_log WHERE seq = 8", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
 }
 
 #[actix_web::test]
@@ -95,53 +151,8 @@ async fn pruning_removes_reported_months_and_keeps_the_chain() {
             .success()
     );
 
-    // The crew's license log says where the rest went.
-    let cookie = crate::helpers::session(&app).await;
-    let (status, page) = crate::helpers::get(&app, &cookie, "/log?from=2026-09-01").await;
-    assert_eq!(status, 200);
-    assert!(page.contains("7 licenses match."), "{page}");
-    assert!(
-        page.contains("The licenses of the months through 2026-10 were pruned from this log on "),
-        "{page}"
-    );
-    assert!(page.contains("(every row before #5)"), "{page}");
-    let (_, page) = crate::helpers::get(&app, &cookie, "/reports").await;
-    assert!(
-        page.contains("The license log keeps every license (<code>keep_months = 0</code>")
-            && page.contains("Removed so far: the months through 2026-10 (on "),
-        "{page}"
-    );
-
-    // The log goes on: a new license, and November's report links to October's.
-    license_at(&app, datetime!(2026-11-20 10:00 UTC), Some("e"), false).await;
-    assert_eq!(seqs(&app), [5, 6, 7, 8]);
-    let nov = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
-    let checked = verify(&app, &nov, &["--previous", oct.to_str().unwrap(), "--json"]);
-    let report: Value = serde_json::from_slice(&checked.stdout).unwrap();
-    assert!(
-        checked.status.success(),
-        "{}",
-        String::from_utf8_lossy(&checked.stderr)
-    );
-    assert_eq!(report["report"]["counts"]["licenses"], 3);
-    assert!(out(&app.berth(&["log", "verify"])).starts_with("license log intact: 4 rows"));
-
-    // Again: nothing more to remove. Then November too, by JSON.
-    assert!(out(&prune(&app, "2026-11")).starts_with("removed 0 licenses; the log now begins at row 5"));
-    let json: Value = serde_json::from_str(&out(
-        &app.berth(&["log", "prune", "--before", "2026-12", "--json"])
-    ))
-    .unwrap();
-    assert_eq!(json["removed"], 3);
-    assert_eq!(json["first_seq"], 8);
-    assert_eq!(seqs(&app), [8]);
-
-    // Above the line the log is append-only as before.
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    let err = conn
-        .execute("DELETE FROM license_log WHERE seq = 8", [])
-        .unwrap_err();
-    assert!(err.to_string().contains("append-only"), "{err}");
+    the_crew_is_told_what_was_pruned(&app).await;
+    the_log_goes_on_after_a_prune(&app, &oct).await;
 }
 
 #[actix_web::test]
