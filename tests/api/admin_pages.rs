@@ -828,8 +828,11 @@ async fn communication_keys_are_generated_shown_once_used_and_removed() {
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body.contains("That is not a communication key id."));
+}
 
-    // Viewers list but cannot generate.
+#[actix_web::test]
+async fn viewers_list_communication_keys_but_cannot_generate_them() {
+    let app = spawn_admin_app().await;
     let password = add_user(&app, "maria", "viewer");
     let viewer = session_as(&app, "maria", &password).await;
     let (s, body) = get(&app, &viewer, "/comkeys").await;

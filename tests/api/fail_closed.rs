@@ -496,6 +496,31 @@ async fn log_verify_notices_rows_removed_back_past_a_checkpoint() {
     );
 }
 
+/// Signs in at the crew listener `admin` as `user` with a wrong password,
+/// through the form (its cookie and nonce): the status.
+async fn sign_in_as(admin: &str, user: &str) -> u16 {
+    let mut res = client().get(format!("{admin}/login")).send().await.unwrap();
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("berth_login="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
+    let nonce = between(&page, "name=\"nonce\" value=\"", "\"").to_owned();
+    let res = client()
+        .post(format!("{admin}/login"))
+        .insert_header(("Cookie", cookie))
+        .send_form(&[("user", user), ("password", "guess"), ("nonce", nonce.as_str())])
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
 /// A token's field name and a sign-in user name carrying a newline and a
 /// genuine-looking log line stay inside one escaped line of `berth serve`'s
 /// log; no forged line appears.
@@ -514,22 +539,18 @@ async fn outside_text_cannot_forge_a_log_line() {
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let license = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
-    let admin = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_owned();
+    // berth serve prints each listener's address last on its line.
+    let mut address = || {
+        lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (license, admin) = (address(), address());
     let forged =
         "FORGED INFO berth::license: outcome=\"ok\" key_system=\"clearkey\" kids=1 seq=1 latency_us=9";
     let mut payload = app.payload(&[], json!({}));
@@ -544,38 +565,7 @@ async fn outside_text_cannot_forge_a_log_line() {
     assert_eq!(res.status(), 403);
     let _ = res.body().await;
     // The sign-in form, with the user name carrying the forged line.
-    let mut res = client().get(format!("{admin}/login")).send().await.unwrap();
-    let cookie = res
-        .headers()
-        .get_all("set-cookie")
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("berth_login="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = String::from_utf8(res.body().await.unwrap().to_vec()).unwrap();
-    let nonce = page
-        .split("name=\"nonce\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let user = format!("crew\r\n{forged}");
-    let res = client()
-        .post(format!("{admin}/login"))
-        .insert_header(("Cookie", cookie))
-        .send_form(&[
-            ("user", user.as_str()),
-            ("password", "guess"),
-            ("nonce", nonce.as_str()),
-        ])
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 401);
+    assert_eq!(sign_in_as(&admin, &format!("crew\r\n{forged}")).await, 401);
     assert!(terminate(child).success());
     let log = std::fs::read_to_string(&log_path).unwrap();
     let carrying: Vec<&str> = log.lines().filter(|l| l.contains("FORGED")).collect();

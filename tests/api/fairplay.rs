@@ -267,20 +267,34 @@ fn token_with(app: &TestApp, license: Value, fairplay: Value) -> String {
     )
 }
 
+/// One case of the token's rules: (license, fairplay policy, device
+/// capabilities, the CKC's duration block, its HDCP block).
+type TermsCase = (Value, Value, &'static str, Value, Value);
+
+/// Each case's SPC answered with a CKC whose opened terms are the case's.
+async fn ckcs_carry(app: &TestApp, fps: &Fps, cases: Vec<TermsCase>) {
+    for (i, (license, policy, caps, duration, hdcp)) in cases.into_iter().enumerate() {
+        let name = format!("terms{i}");
+        let spc = fps.spc(&name, &skd(KID_A), &["--caps", caps]);
+        let (status, ckc, json) = post_spc(app, Some(&token_with(app, license, policy)), spc).await;
+        assert_eq!(status, 200, "case {i}: {json}");
+        let opened = fps.open(&name, &ckc);
+        assert_eq!(
+            (&opened["duration"], &opened["hdcp"]),
+            (&duration, &hdcp),
+            "case {i}"
+        );
+    }
+}
+
 #[actix_web::test]
-async fn the_tokens_duration_persistence_and_hdcp_become_the_ckcs_terms() {
+async fn the_tokens_duration_and_persistence_become_the_ckcs_lease_or_rental() {
     let (app, fps) = fairplay_app(1024).await;
     let streaming = json!({ "duration": 3600, "allow_persistence": false });
     let offline = json!({ "duration": 86400, "allow_persistence": true });
-    // (license, fairplay policy, device capabilities, duration block, hdcp block)
-    let cases = [
-        (
-            streaming.clone(),
-            json!({}),
-            "0",
-            json!({ "lease": 3600, "rental": 0, "type": "lease" }),
-            Value::Null,
-        ),
+    let lease = |s: u64| json!({ "lease": s, "rental": 0, "type": "lease" });
+    let cases = vec![
+        (streaming, json!({}), "0", lease(3600), Value::Null),
         (
             offline.clone(),
             json!({}),
@@ -296,20 +310,31 @@ async fn the_tokens_duration_persistence_and_hdcp_become_the_ckcs_terms() {
             Value::Null,
         ),
         // A device without offline keys gets a streaming key even when the token allows more.
-        (
-            offline,
-            json!({}),
-            "0",
-            json!({ "lease": 86400, "rental": 0, "type": "lease" }),
-            Value::Null,
-        ),
-        (
-            streaming.clone(),
-            json!({ "hdcp": "TYPE1" }),
-            "1",
-            json!({ "lease": 3600, "rental": 0, "type": "lease" }),
-            json!("TYPE1"),
-        ),
+        (offline, json!({}), "0", lease(86400), Value::Null),
+    ];
+    ckcs_carry(&app, &fps, cases).await;
+    // The log says which licenses were persistent.
+    let kinds: Vec<String> = app
+        .db()
+        .last_licenses(10)
+        .unwrap()
+        .into_iter()
+        .map(|row| row.license_type)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "persistent-license").count(),
+        2,
+        "{kinds:?}"
+    );
+}
+
+#[actix_web::test]
+async fn the_policys_hdcp_becomes_the_ckcs_hdcp_block() {
+    let (app, fps) = fairplay_app(1024).await;
+    let streaming = json!({ "duration": 3600, "allow_persistence": false });
+    let lease = json!({ "lease": 3600, "rental": 0, "type": "lease" });
+    let cases = vec![
+        (streaming, json!({ "hdcp": "TYPE1" }), "1", lease, json!("TYPE1")),
         (
             json!({}),
             json!({ "hdcp": "NONE" }),
@@ -326,31 +351,7 @@ async fn the_tokens_duration_persistence_and_hdcp_become_the_ckcs_terms() {
             Value::Null,
         ),
     ];
-    for (i, (license, policy, caps, duration, hdcp)) in cases.into_iter().enumerate() {
-        let name = format!("terms{i}");
-        let spc = fps.spc(&name, &skd(KID_A), &["--caps", caps]);
-        let (status, ckc, json) = post_spc(&app, Some(&token_with(&app, license, policy)), spc).await;
-        assert_eq!(status, 200, "case {i}: {json}");
-        let opened = fps.open(&name, &ckc);
-        assert_eq!(
-            (&opened["duration"], &opened["hdcp"]),
-            (&duration, &hdcp),
-            "case {i}"
-        );
-    }
-    // The log says which licenses were persistent.
-    let kinds: Vec<String> = app
-        .db()
-        .last_licenses(10)
-        .unwrap()
-        .into_iter()
-        .map(|row| row.license_type)
-        .collect();
-    assert_eq!(
-        kinds.iter().filter(|k| *k == "persistent-license").count(),
-        2,
-        "{kinds:?}"
-    );
+    ckcs_carry(&app, &fps, cases).await;
 }
 
 #[actix_web::test]

@@ -604,6 +604,26 @@ async fn a_clock_set_after_init_counts_earlier_licenses_in_the_first_report() {
     assert_eq!(report.clock_anomalies.first_seqs, vec![1]);
 }
 
+/// `good` with its report.json replaced by 200 MB of spaces, deflated to
+/// under 2 MB: a zip bomb.
+fn write_zip_bomb(good: &Path, bomb: &Path) {
+    let mut files = read_zip(good);
+    files.remove("report.json");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(bomb).unwrap());
+    let deflate =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in &files {
+        zip.start_file(name.as_str(), deflate).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.start_file("report.json", deflate.large_file(true)).unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..200 {
+        zip.write_all(&chunk).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
 #[actix_web::test]
 async fn hostile_zips_get_a_clear_error() {
     let app = spawn_app().await;
@@ -625,24 +645,8 @@ async fn hostile_zips_get_a_clear_error() {
     assert!(!Path::new("/etc/passwd.berth").exists());
 
     // A zip bomb: report.json inflating to 200 MB of spaces.
-    let bomb = tampered(&app, &good, "bomb.zip", |_| {});
-    {
-        let mut files = read_zip(&good);
-        files.remove("report.json");
-        let mut zip = zip::ZipWriter::new(std::fs::File::create(&bomb).unwrap());
-        let deflate =
-            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-        for (name, bytes) in &files {
-            zip.start_file(name.as_str(), deflate).unwrap();
-            zip.write_all(bytes).unwrap();
-        }
-        zip.start_file("report.json", deflate.large_file(true)).unwrap();
-        let chunk = vec![b' '; 1 << 20];
-        for _ in 0..200 {
-            zip.write_all(&chunk).unwrap();
-        }
-        zip.finish().unwrap();
-    }
+    let bomb = dir.join("bomb.zip");
+    write_zip_bomb(&good, &bomb);
     assert!(std::fs::metadata(&bomb).unwrap().len() < 2_000_000);
     expect_failure(&verify(&app, &bomb, &[]), "larger than");
 
@@ -659,31 +663,37 @@ async fn hostile_zips_get_a_clear_error() {
     });
     expect_failure(&verify(&app, &bad_json, &[]), "not a valid report");
 
-    // fleet summary over the same junk: problems listed, nothing counted twice,
-    // no crash, nothing written.
-    let junk_dir = dir.join("junk");
-    std::fs::create_dir(&junk_dir).unwrap();
-    for f in [
+    let junk = [
         &traversal,
         &bomb,
         &endless,
         &bad_json,
         &good,
         &dir.join("not-a.zip"),
-    ] {
+    ];
+    fleet_summary_over_junk(&app, &junk);
+}
+
+/// fleet summary over hostile zips and one good report: problems listed,
+/// nothing counted twice, no crash, nothing written; a path that is not there
+/// (a typo) is an error, not an empty summary.
+fn fleet_summary_over_junk(app: &TestApp, junk: &[&PathBuf]) {
+    let dir = app.dir.path();
+    let junk_dir = dir.join("junk");
+    std::fs::create_dir(&junk_dir).unwrap();
+    for f in junk {
         std::fs::copy(f, junk_dir.join(f.file_name().unwrap())).unwrap();
     }
     let before: Vec<_> = std::fs::read_dir(&junk_dir).unwrap().collect();
     let summary = fleet_json(&app.berth(&["fleet", "summary", junk_dir.to_str().unwrap(), "--json"]));
     assert_eq!(summary["counted_reports"], 1);
-    assert_eq!(summary["problems"].as_array().unwrap().len(), 5);
+    assert_eq!(summary["problems"].as_array().unwrap().len(), junk.len() - 1);
     assert_eq!(
         summary["months"]["2026-10"]["aircraft"]["active_installations"],
         1
     );
     assert_eq!(std::fs::read_dir(&junk_dir).unwrap().count(), before.len());
 
-    // A path that is not there (a typo) is an error, not an empty summary.
     let typo = dir.join("reprots");
     let out = app.berth(&[
         "fleet",
@@ -1044,6 +1054,21 @@ async fn reports_upload_exactly_once_across_outages_and_restarts() {
     );
 }
 
+/// A receiver (the ground's upload endpoint, as a test double) that answers
+/// over TLS and wants a client certificate issued by `client_ca`: its port
+/// and what it received.
+fn mutual_tls_receiver(cert: &Path, key: &Path, client_ca: &Path) -> (u16, Received) {
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod, SslVerifyMode};
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+    acceptor.set_private_key_file(key, SslFiletype::PEM).unwrap();
+    acceptor.set_certificate_chain_file(cert).unwrap();
+    acceptor.set_ca_file(client_ca).unwrap();
+    acceptor.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (port, start_receiver_with(listener, Some(acceptor.build())))
+}
+
 #[actix_web::test]
 async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certificate() {
     let certs = tempfile::tempdir().unwrap();
@@ -1053,19 +1078,7 @@ async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certif
     std::fs::create_dir_all(&client_dir).unwrap();
     let (server_cert, server_key) = self_signed(&receiver_dir);
     let (client_cert, client_key) = self_signed(&client_dir);
-    // The receiver (the ground's upload endpoint) wants a client certificate it trusts.
-    let mut acceptor =
-        openssl::ssl::SslAcceptor::mozilla_intermediate_v5(openssl::ssl::SslMethod::tls_server()).unwrap();
-    acceptor
-        .set_private_key_file(&server_key, openssl::ssl::SslFiletype::PEM)
-        .unwrap();
-    acceptor.set_certificate_chain_file(&server_cert).unwrap();
-    acceptor.set_ca_file(&client_cert).unwrap();
-    acceptor
-        .set_verify(openssl::ssl::SslVerifyMode::PEER | openssl::ssl::SslVerifyMode::FAIL_IF_NO_PEER_CERT);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = start_receiver_with(listener, Some(acceptor.build()));
+    let (port, received) = mutual_tls_receiver(&server_cert, &server_key, &client_cert);
 
     let app = spawn_app().await;
     let month = Month::of(OffsetDateTime::now_utc()).previous();
@@ -1083,10 +1096,8 @@ async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certif
         app.berth(&["report", "upload", "--config", config.to_str().unwrap()])
     };
     let pending = |app: &TestApp| {
-        report_list(app)
-            .iter()
-            .filter(|r| r["uploaded_at"].is_null())
-            .count()
+        let list = report_list(app);
+        list.iter().filter(|r| r["uploaded_at"].is_null()).count()
     };
 
     // A receiver berth cannot authenticate gets nothing.
@@ -1118,12 +1129,7 @@ async fn reports_upload_over_tls_only_to_a_trusted_receiver_with_a_client_certif
         "ca_file = {:?}\nclient_cert = {:?}\nclient_key = {:?}\n",
         server_cert, client_cert, client_key
     ));
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(pending(&app), 0);
     let got = received.lock().unwrap();
     assert_eq!(got.len(), 1);
@@ -1168,12 +1174,9 @@ fn readme_recipe(marker: &str) -> String {
     after[start..start + after[start..].find("```").unwrap()].to_owned()
 }
 
-/// Issue 25: fleet summary counts a report only when its signer is
-/// established and its link to the previous report holds. A consistent report
-/// signed by some other key for the same installation and month does not push
-/// the genuine one out; a report whose link is broken is not counted.
-#[actix_web::test]
-async fn fleet_summary_counts_only_reports_it_can_trust() {
+/// A vessel with September, October and November 2026 exported (one license
+/// each): the three reports.
+async fn three_reports() -> (TestApp, [PathBuf; 3]) {
     let app = spawn_app().await;
     app.installed_at(datetime!(2026-09-01 08:00 UTC));
     license_at(&app, datetime!(2026-09-03 10:00 UTC), Some("p1"), false).await;
@@ -1182,24 +1185,41 @@ async fn fleet_summary_counts_only_reports_it_can_trust() {
     let sep = export(&app, "2026-09", datetime!(2026-10-01 00:00 UTC));
     let oct = export(&app, "2026-10", datetime!(2026-11-01 00:00 UTC));
     let nov = export(&app, "2026-11", datetime!(2026-12-01 00:00 UTC));
-    let summary = |dir: &Path, pubkeys: Option<&Path>| {
-        let mut args = vec!["fleet", "summary", dir.to_str().unwrap(), "--json"];
-        if let Some(keys) = pubkeys {
-            args.extend(["--pubkeys", keys.to_str().unwrap()]);
-        }
-        fleet_json(&app.berth(&args))
-    };
-    let problem_of = |s: &Value, file: &str| -> String {
-        s["problems"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["file"].as_str().unwrap().ends_with(file))
-            .map(|p| p["problem"].as_str().unwrap().to_owned())
-            .unwrap_or_default()
-    };
+    (app, [sep, oct, nov])
+}
 
-    // October again, consistent in itself, signed by a key that is not the box's.
+/// `fleet summary --json` over a directory holding these reports (with
+/// `--pubkeys` when given).
+fn summary_of(app: &TestApp, reports: &[&PathBuf], pubkeys: Option<&Path>) -> Value {
+    let fleet = tempfile::tempdir().unwrap();
+    for f in reports {
+        std::fs::copy(f, fleet.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let mut args = vec!["fleet", "summary", fleet.path().to_str().unwrap(), "--json"];
+    if let Some(keys) = pubkeys {
+        args.extend(["--pubkeys", keys.to_str().unwrap()]);
+    }
+    fleet_json(&app.berth(&args))
+}
+
+/// The problem a summary names for the file whose name ends so.
+fn problem_of(summary: &Value, file: &Path) -> String {
+    let file = file.file_name().unwrap().to_string_lossy();
+    summary["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["file"].as_str().unwrap().ends_with(&*file))
+        .map(|p| p["problem"].as_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// Issue 25: fleet summary counts a report only when its signer is
+/// established. A consistent report signed by some other key for the same
+/// installation and month does not push the genuine one out.
+#[actix_web::test]
+async fn fleet_summary_counts_only_reports_of_an_established_signer() {
+    let (app, [sep, oct, nov]) = three_reports().await;
     let other = berth::crypto::SigningKey::generate();
     let forged = tampered(&app, &oct, "forged-oct.zip", |files| {
         edit_report(files, |r| {
@@ -1209,17 +1229,11 @@ async fn fleet_summary_counts_only_reports_it_can_trust() {
         files.insert("signer.pem".into(), other.public_pem().into_bytes());
         resign(files, &other);
     });
-    let fleet = tempfile::tempdir().unwrap();
-    for f in [&sep, &oct, &nov, &forged] {
-        std::fs::copy(f, fleet.path().join(f.file_name().unwrap())).unwrap();
-    }
-    let s = summary(fleet.path(), None);
+    let all = [&sep, &oct, &nov, &forged];
+    let s = summary_of(&app, &all, None);
     assert_eq!(s["counted_reports"], 0, "{s}");
-    assert!(problem_of(&s, "forged-oct.zip").contains("--pubkeys"), "{s}");
-    assert!(
-        problem_of(&s, &oct.file_name().unwrap().to_string_lossy()).contains("--pubkeys"),
-        "{s}"
-    );
+    assert!(problem_of(&s, &forged).contains("--pubkeys"), "{s}");
+    assert!(problem_of(&s, &oct).contains("--pubkeys"), "{s}");
     // With the registered key the genuine reports count and the forged one does not.
     let keys = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -1227,14 +1241,18 @@ async fn fleet_summary_counts_only_reports_it_can_trust() {
         app.db().signing_key().unwrap().public_pem(),
     )
     .unwrap();
-    let s = summary(fleet.path(), Some(keys.path()));
+    let s = summary_of(&app, &all, Some(keys.path()));
     assert_eq!(s["counted_reports"], 3, "{s}");
     assert_eq!(s["months"]["2026-10"]["aircraft"]["licenses"], 1);
-    assert!(problem_of(&s, "forged-oct.zip").contains("another key"), "{s}");
+    assert!(problem_of(&s, &forged).contains("another key"), "{s}");
+}
 
-    // A November whose link to October is broken (re-signed by the box's own
-    // key after its previous-report hash was changed) is not counted; nor is a
-    // report whose previous one is missing.
+/// Issue 25: a November whose link to October is broken (re-signed by the
+/// box's own key after its previous-report hash was changed) is not counted;
+/// nor is a report whose previous one is missing.
+#[actix_web::test]
+async fn fleet_summary_counts_only_reports_whose_link_holds() {
+    let (app, [sep, oct, nov]) = three_reports().await;
     let key = app.db().signing_key().unwrap();
     let relinked = tampered(&app, &nov, "relinked-nov.zip", |files| {
         edit_report(files, |r| {
@@ -1242,22 +1260,11 @@ async fn fleet_summary_counts_only_reports_it_can_trust() {
         });
         resign(files, &key);
     });
-    let fleet = tempfile::tempdir().unwrap();
-    for f in [&sep, &oct, &relinked] {
-        std::fs::copy(f, fleet.path().join(f.file_name().unwrap())).unwrap();
-    }
-    let s = summary(fleet.path(), None);
+    let s = summary_of(&app, &[&sep, &oct, &relinked], None);
     assert_eq!(s["counted_reports"], 2, "{s}");
     assert!(s["months"]["2026-11"].is_null(), "{s}");
-    assert!(problem_of(&s, "relinked-nov.zip").contains("link"), "{s}");
-    let fleet = tempfile::tempdir().unwrap();
-    for f in [&sep, &nov] {
-        std::fs::copy(f, fleet.path().join(f.file_name().unwrap())).unwrap();
-    }
-    let s = summary(fleet.path(), None);
+    assert!(problem_of(&s, &relinked).contains("link"), "{s}");
+    let s = summary_of(&app, &[&sep, &nov], None);
     assert_eq!(s["counted_reports"], 1, "{s}");
-    assert!(
-        problem_of(&s, &nov.file_name().unwrap().to_string_lossy()).contains("report 2"),
-        "{s}"
-    );
+    assert!(problem_of(&s, &nov).contains("report 2"), "{s}");
 }

@@ -92,87 +92,92 @@ fn fill() {
     );
 }
 
-/// 1,000 installations × 12 monthly reports (`BENCH_FLEET_DIR`), for timing
-/// `berth fleet summary` the way the vendor runs it.
-#[test]
-#[ignore = "a benchmark fixture; run by tests/bench/run"]
-fn fleet_fixture() {
+/// Installation `n` of the fleet fixture: set up, a year of monthly
+/// reports (five licenses a month; every fifth vessel idles in odd months),
+/// each copied to `out`.
+fn one_installation(n: usize, out: &std::path::Path) {
     use berth::installation::{NewInstallation, create as create_installation};
-    let out = std::path::PathBuf::from(std::env::var("BENCH_FLEET_DIR").expect("BENCH_FLEET_DIR"));
-    let installations: usize = std::env::var("BENCH_INSTALLATIONS").map_or(1000, |v| v.parse().unwrap());
     let kinds = [
         berth::store::VesselType::Aircraft,
         berth::store::VesselType::Ship,
         berth::store::VesselType::Train,
         berth::store::VesselType::Bus,
     ];
+    let work = tempfile::tempdir().unwrap();
+    let config = berth::config::Config {
+        data_dir: work.path().join("d"),
+        ..Default::default()
+    };
+    let args = NewInstallation {
+        id: format!("fleet-{n:04}").parse().unwrap(),
+        vessel_type: kinds[n % 4],
+        vessel_name: format!("Vessel {n}").parse().unwrap(),
+        admin_user: "admin".into(),
+    };
+    let clock = Arc::new(FixedClock::new(time::macros::datetime!(2026-01-01 00:00 UTC)));
+    create_installation(&config, &args, &*clock).unwrap();
+    let master = berth::installation::load_master_key(&config.data_dir.join("master.key")).unwrap();
+    let mut db = berth::store::Db::open(&config.data_dir, master).unwrap();
+    let (writer, log) = LogWriter::start(db.path(), WriterConfig::default(), clock.clone()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut month: Month = "2026-01".parse().unwrap();
+    for _ in 0..12 {
+        // Most vessels are active; every fifth idles in odd months.
+        let active = n % 5 != 0 || u8::from(month.start().month()) % 2 == 0;
+        if active {
+            clock.set(month.start() + time::Duration::days(3));
+            runtime.block_on(async {
+                for i in 0..5u8 {
+                    log.append(
+                        LogEntry {
+                            key_system: KeySystem::ClearKey,
+                            kids: vec![Kid([i; 16])],
+                            license_type: LicenseType::Temporary,
+                            user_hash: Some([i; 16]),
+                            token_id: None,
+                            com_key_id: ComKeyId(uuid::Uuid::from_bytes([1; 16])),
+                            single_use: None,
+                            repeatable: None,
+                        },
+                        std::time::Duration::from_secs(30),
+                    )
+                    .await
+                    .unwrap();
+                }
+            });
+        }
+        let done = berth::report::export(
+            &mut db,
+            month,
+            month.end(),
+            false,
+            &config.data_dir.join("reports"),
+        )
+        .unwrap();
+        std::fs::copy(&done.path, out.join(done.path.file_name().unwrap())).unwrap();
+        month = month.next();
+    }
+    drop(log);
+    writer.join();
+}
+
+/// 1,000 installations × 12 monthly reports (`BENCH_FLEET_DIR`), for timing
+/// `berth fleet summary` the way the vendor runs it.
+#[test]
+#[ignore = "a benchmark fixture; run by tests/bench/run"]
+fn fleet_fixture() {
+    let out = std::path::PathBuf::from(std::env::var("BENCH_FLEET_DIR").expect("BENCH_FLEET_DIR"));
+    let installations: usize = std::env::var("BENCH_INSTALLATIONS").map_or(1000, |v| v.parse().unwrap());
     let started = Instant::now();
     std::thread::scope(|scope| {
         for part in 0..2 {
             let out = &out;
             scope.spawn(move || {
                 for n in (part..installations).step_by(2) {
-                    let work = tempfile::tempdir().unwrap();
-                    let config = berth::config::Config {
-                        data_dir: work.path().join("d"),
-                        ..Default::default()
-                    };
-                    let args = NewInstallation {
-                        id: format!("fleet-{n:04}").parse().unwrap(),
-                        vessel_type: kinds[n % 4],
-                        vessel_name: format!("Vessel {n}").parse().unwrap(),
-                        admin_user: "admin".into(),
-                    };
-                    let clock = Arc::new(FixedClock::new(time::macros::datetime!(2026-01-01 00:00 UTC)));
-                    create_installation(&config, &args, &*clock).unwrap();
-                    let master =
-                        berth::installation::load_master_key(&config.data_dir.join("master.key")).unwrap();
-                    let mut db = berth::store::Db::open(&config.data_dir, master).unwrap();
-                    let (writer, log) =
-                        LogWriter::start(db.path(), WriterConfig::default(), clock.clone()).unwrap();
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    let mut month: Month = "2026-01".parse().unwrap();
-                    for _ in 0..12 {
-                        // Most vessels are active; every fifth idles in odd months.
-                        let active = n % 5 != 0 || u8::from(month.start().month()) % 2 == 0;
-                        if active {
-                            clock.set(month.start() + time::Duration::days(3));
-                            runtime.block_on(async {
-                                for i in 0..5u8 {
-                                    log.append(
-                                        LogEntry {
-                                            key_system: KeySystem::ClearKey,
-                                            kids: vec![Kid([i; 16])],
-                                            license_type: LicenseType::Temporary,
-                                            user_hash: Some([i; 16]),
-                                            token_id: None,
-                                            com_key_id: ComKeyId(uuid::Uuid::from_bytes([1; 16])),
-                                            single_use: None,
-                                            repeatable: None,
-                                        },
-                                        std::time::Duration::from_secs(30),
-                                    )
-                                    .await
-                                    .unwrap();
-                                }
-                            });
-                        }
-                        let done = berth::report::export(
-                            &mut db,
-                            month,
-                            month.end(),
-                            false,
-                            &config.data_dir.join("reports"),
-                        )
-                        .unwrap();
-                        std::fs::copy(&done.path, out.join(done.path.file_name().unwrap())).unwrap();
-                        month = month.next();
-                    }
-                    drop(log);
-                    writer.join();
+                    one_installation(n, out);
                 }
             });
         }
