@@ -195,22 +195,28 @@ impl rusqlite::types::ToSql for Role {
     }
 }
 
+/// A column's text parsed as `T`; text that does not parse is an error.
+fn parsed<T>(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    value
+        .as_str()?
+        .parse()
+        .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+}
+
 impl rusqlite::types::FromSql for Role {
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Role> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+        parsed(value)
     }
 }
 
 impl rusqlite::types::FromSql for Timestamp {
     /// Any RFC 3339 text (berth writes [`format_instant`]'s form).
     fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Timestamp> {
-        value
-            .as_str()?
-            .parse()
-            .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+        parsed(value)
     }
 }
 

@@ -126,7 +126,7 @@ fn one_installation(n: usize, out: &std::path::Path) {
     let mut month: Month = "2026-01".parse().unwrap();
     for _ in 0..12 {
         // Most vessels are active; every fifth idles in odd months.
-        let active = n % 5 != 0 || u8::from(month.start().month()) % 2 == 0;
+        let active = !n.is_multiple_of(5) || u8::from(month.start().month()).is_multiple_of(2);
         if active {
             clock.set(month.start() + time::Duration::days(3));
             runtime.block_on(async {
