@@ -9,6 +9,47 @@ use std::io::Write;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+/// The time at the start of a line, as tracing-subscriber's default writes it
+/// (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC), with the date and time to the second
+/// formatted once a second per thread: formatting them on every line was
+/// 2,400 instructions a license (issue 37).
+pub struct LineTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for LineTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        use crate::clock::Clock as _;
+        use std::fmt::Write as _;
+        thread_local! {
+            static SECOND: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+        }
+        let now = crate::clock::SystemClock.now();
+        SECOND.with_borrow_mut(|(second, text)| {
+            if *second != now.unix_timestamp() {
+                *second = now.unix_timestamp();
+                text.clear();
+                write!(
+                    text,
+                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.",
+                    now.year(),
+                    u8::from(now.month()),
+                    now.day(),
+                    now.hour(),
+                    now.minute(),
+                    now.second()
+                )?;
+            }
+            w.write_str(text)?;
+            let mut micros = *b"000000Z";
+            let mut n = now.microsecond();
+            for digit in micros[..6].iter_mut().rev() {
+                *digit = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+            w.write_str(std::str::from_utf8(&micros).map_err(|_| std::fmt::Error)?)
+        })
+    }
+}
+
 /// Wraps the log's writer: each write is one formatted event, ending in `\n`.
 pub struct OneLinePerEvent<M>(pub M);
 
@@ -110,5 +151,38 @@ mod tests {
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.contains("crew\\nINFO berth::admin"), "{text}");
+    }
+
+    /// berth's line time is tracing-subscriber's own format, to the character
+    /// class, and a moment: read back, it lies between the reads around it.
+    #[test]
+    fn the_line_time_is_the_default_format_and_now() {
+        use tracing_subscriber::fmt::time::SystemTime;
+        let stamp = |timer: &dyn tracing_subscriber::fmt::time::FormatTime| {
+            let mut text = String::new();
+            timer
+                .format_time(&mut tracing_subscriber::fmt::format::Writer::new(&mut text))
+                .unwrap();
+            text
+        };
+        let shape = |text: &str| -> String {
+            text.chars()
+                .map(|c| if c.is_ascii_digit() { '9' } else { c })
+                .collect()
+        };
+        use crate::clock::Clock as _;
+        let before = crate::clock::SystemClock.now();
+        let ours = stamp(&LineTime);
+        let again = stamp(&LineTime);
+        let after = crate::clock::SystemClock.now();
+        assert_eq!(shape(&ours), shape(&stamp(&SystemTime)), "{ours}");
+        for text in [&ours, &again] {
+            let at =
+                time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+            assert!(
+                before <= at + time::Duration::microseconds(1) && at <= after,
+                "{text}"
+            );
+        }
     }
 }

@@ -69,7 +69,7 @@ pub fn main() -> std::process::ExitCode {
         // text is noise (and formatting it is a cost on every license).
         subscriber.without_time().init();
     } else {
-        subscriber.init();
+        subscriber.with_timer(crate::logline::LineTime).init();
     }
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
