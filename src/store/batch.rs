@@ -1,14 +1,48 @@
 //! One batch of the log writer: its rows, chained and inserted, and what they
 //! add to the aggregates beside the log, in one transaction.
 
-use std::collections::HashMap;
-
 use rusqlite::params;
 use time::OffsetDateTime;
 
 use super::log::{AppendError, Appended, CountedUsers, Head, Job, LogEntry, Outcome, join_kids};
 use crate::chain::{Row, row_hash};
 use crate::ids::{KeySystem, Kid, Month, Timestamp, format_instant, hex};
+
+/// A batch's transaction: `BEGIN IMMEDIATE` and `COMMIT` as statements
+/// prepared once (rusqlite's `Transaction` parses both for every batch: 1,000
+/// instructions a license at four licenses a batch, issue 37). Dropped before
+/// its commit, it rolls back, as rusqlite's does.
+pub(super) struct BatchTransaction<'c> {
+    conn: &'c rusqlite::Connection,
+}
+
+impl<'c> BatchTransaction<'c> {
+    pub(super) fn begin(conn: &'c rusqlite::Connection) -> Result<BatchTransaction<'c>, rusqlite::Error> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(BatchTransaction { conn })
+    }
+
+    pub(super) fn conn(&self) -> &rusqlite::Connection {
+        self.conn
+    }
+
+    pub(super) fn commit(self) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    }
+}
+
+impl Drop for BatchTransaction<'_> {
+    fn drop(&mut self) {
+        // Committed, or SQLite already rolled back (a full disk can): nothing open.
+        if !self.conn.is_autocommit() {
+            let rolled_back = self.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+            if let Err(e) = rolled_back {
+                tracing::error!(error = %e, "rolling back a failed license log batch failed");
+            }
+        }
+    }
+}
 
 /// When a batch is written, in the forms its rows and aggregates use.
 pub(super) struct Stamp {
@@ -43,12 +77,25 @@ pub(super) struct Known<'a> {
     pub(super) counted: &'a CountedUsers,
 }
 
-/// What a batch adds to the aggregates beside the log.
+// `daily` is indexed by a key system's discriminant: ALL lists them in that order.
+const _: () = {
+    let mut i = 0;
+    while i < KeySystem::ALL.len() {
+        assert!(KeySystem::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+/// What a batch adds to the aggregates beside the log. Neither count is a
+/// hash map: three key systems index an array, and a batch's few KIDs sit in
+/// a sorted list (hashing them cost 800 instructions a license, issue 37).
 #[derive(Default)]
 pub(super) struct Tally {
-    /// Per key system: licenses, licenses without a user, repeats.
-    daily: HashMap<KeySystem, (i64, i64, i64)>,
-    kid_daily: HashMap<(Kid, KeySystem), i64>,
+    /// Per key system, as [`KeySystem::ALL`] orders them: licenses, licenses
+    /// without a user, repeats.
+    daily: [(i64, i64, i64); KeySystem::ALL.len()],
+    /// Per KID and key system, sorted: licenses.
+    kid_daily: Vec<((Kid, KeySystem), i64)>,
     /// Users this batch may add to the month's count (not known counted yet).
     pub(super) users: Vec<[u8; 16]>,
     pub(super) com_keys_used: Vec<String>,
@@ -58,10 +105,14 @@ impl Tally {
     fn license(&mut self, entry: &LogEntry, known: &Known<'_>, month: &str) {
         for (i, kid) in entry.kids.iter().enumerate() {
             if !entry.kids[..i].contains(kid) {
-                *self.kid_daily.entry((*kid, entry.key_system)).or_default() += 1;
+                let key = (*kid, entry.key_system);
+                match self.kid_daily.binary_search_by_key(&key, |(k, _)| *k) {
+                    Ok(at) => self.kid_daily[at].1 += 1,
+                    Err(at) => self.kid_daily.insert(at, (key, 1)),
+                }
             }
         }
-        let slot = self.daily.entry(entry.key_system).or_default();
+        let slot = &mut self.daily[entry.key_system as usize];
         slot.0 += 1;
         match entry.user_hash {
             None => slot.1 += 1,
@@ -71,7 +122,7 @@ impl Tally {
     }
 
     fn repeat(&mut self, key_system: KeySystem) {
-        self.daily.entry(key_system).or_default().2 += 1;
+        self.daily[key_system as usize].2 += 1;
     }
 }
 
@@ -84,7 +135,7 @@ impl Tally {
 /// its three statements prepared once per batch, and every step of a row
 /// (refuse, repeat, chain, insert, count) is visible in order here.
 pub(super) fn append_rows(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     batch: &[Job],
     stamp: &Stamp,
     head: &Head,
@@ -181,7 +232,7 @@ pub(super) fn append_rows(
 /// and key system, per day and KID, the communication keys' last use, and
 /// the month's active users and clock anomalies.
 pub(super) fn write_aggregates(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     stamp: &Stamp,
     tally: &Tally,
     clock_went_back: bool,
@@ -193,7 +244,8 @@ pub(super) fn write_aggregates(
              without_user = without_user + excluded.without_user,
              repeats = repeats + excluded.repeats",
     )?;
-    for (key_system, (licenses, without_user, repeats)) in &tally.daily {
+    let touched = KeySystem::ALL.iter().zip(&tally.daily).filter(|(_, n)| **n != (0, 0, 0));
+    for (key_system, (licenses, without_user, repeats)) in touched {
         upsert_day.execute(params![
             stamp.day,
             key_system.as_str(),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::batch::{Known, Stamp, append_rows, write_aggregates};
+use super::batch::{BatchTransaction, Known, Stamp, append_rows, write_aggregates};
 use super::{StoreError, connect};
 use crate::chain::GENESIS;
 use crate::clock::Clock;
@@ -423,14 +423,12 @@ impl Writer {
     /// outcome. Nothing is visible to anyone until the commit returns.
     fn write(&mut self, batch: &[Job]) -> Result<(Head, Vec<Outcome>), rusqlite::Error> {
         let stamp = Stamp::new(self.clock.now());
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = BatchTransaction::begin(&self.conn)?;
         let known = Known {
             forgotten_until: self.forgotten_until,
             counted: &self.counted,
         };
-        let (head, results, mut tally) = append_rows(&tx, batch, &stamp, &self.head, &known)?;
+        let (head, results, mut tally) = append_rows(tx.conn(), batch, &stamp, &self.head, &known)?;
         // "Last used" on the communication keys page: at most one update per
         // key and minute.
         tally
@@ -440,7 +438,7 @@ impl Writer {
         // kept as stamped and counted, never reordered or dropped.
         let clock_went_back =
             self.head.issued_at.is_some_and(|before| stamp.issued_at < before) && head.seq > self.head.seq;
-        write_aggregates(&tx, &stamp, &tally, clock_went_back)?;
+        write_aggregates(tx.conn(), &stamp, &tally, clock_went_back)?;
         tx.commit()?;
         self.counted.remember(&stamp.month, &tally.users);
         for id in tally.com_keys_used {
