@@ -36,7 +36,10 @@ impl Drop for BatchTransaction<'_> {
     fn drop(&mut self) {
         // Committed, or SQLite already rolled back (a full disk can): nothing open.
         if !self.conn.is_autocommit() {
-            let rolled_back = self.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+            let rolled_back = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
             if let Err(e) = rolled_back {
                 tracing::error!(error = %e, "rolling back a failed license log batch failed");
             }
@@ -244,7 +247,10 @@ pub(super) fn write_aggregates(
              without_user = without_user + excluded.without_user,
              repeats = repeats + excluded.repeats",
     )?;
-    let touched = KeySystem::ALL.iter().zip(&tally.daily).filter(|(_, n)| **n != (0, 0, 0));
+    let touched = KeySystem::ALL
+        .iter()
+        .zip(&tally.daily)
+        .filter(|(_, n)| **n != (0, 0, 0));
     for (key_system, (licenses, without_user, repeats)) in touched {
         upsert_day.execute(params![
             stamp.day,
