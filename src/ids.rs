@@ -394,7 +394,7 @@ impl Role {
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -524,6 +524,13 @@ mod tests {
         assert_eq!(b.to_string(), "2026-11-23T11:00:00.500Z");
         assert_eq!(Timestamp::new(b.at() + time::Duration::microseconds(999)), b);
         assert!("2026-11-23".parse::<Timestamp>().is_err());
+    }
+
+    #[test]
+    fn roles_and_stamps_fill_the_columns_they_are_given() {
+        assert_eq!(format!("{:<8}|", Role::Viewer), "viewer  |");
+        let stamp = Timestamp::from_stamp("2026-11-23T23:59:59.999Z").unwrap();
+        assert_eq!(format!("{stamp:<26}|"), "2026-11-23T23:59:59.999Z  |");
     }
 
     #[test]
