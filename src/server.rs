@@ -433,16 +433,22 @@ pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
     Ok((current, wanted))
 }
 
+/// A berth that answers: the license API's and the admin UI's URLs, and the
+/// server, for whatever the caller starts beside it.
+pub struct Started<'a> {
+    pub license_url: String,
+    pub admin_url: String,
+    pub server: &'a Server,
+}
+
 /// Runs berth until SIGTERM or SIGINT (SIGHUP reloads keys): binds the
 /// listeners and starts it on them, waits until the license API answers its own health
-/// check, has `announce` say where (the license API's and the admin UI's
-/// URLs), tells systemd it is ready, and on a signal drains requests and
-/// flushes the log. `stall_file` (tests only): the writer stalls while it exists.
+/// check, hands `on_started` where it answers (the CLI prints it), tells
+/// systemd it is ready, and on a signal drains requests and flushes the log.
 pub fn serve_until_stopped(
     config: Config,
     clock: Arc<dyn Clock>,
-    stall_file: Option<std::path::PathBuf>,
-    announce: impl FnOnce(String, String),
+    on_started: impl FnOnce(Started<'_>),
 ) -> anyhow::Result<()> {
     // Each connection is an open file; a limit below a few thousand turns
     // players away in a boarding rush.
@@ -473,13 +479,14 @@ pub fn serve_until_stopped(
         let tls = config.license.tls().is_some();
         answers_its_health_check(server.license_addr(), tls).await?;
         let scheme = |tls: bool| if tls { "https" } else { "http" };
-        announce(
-            format!("{}://{}", scheme(tls), server.license_addr()),
-            server
+        on_started(Started {
+            license_url: format!("{}://{}", scheme(tls), server.license_addr()),
+            admin_url: server
                 .admin_addr()
                 .map(|a| format!("{}://{a}", scheme(config.admin.tls().is_some())))
                 .unwrap_or_default(),
-        );
+            server: &server,
+        });
         crate::systemd::ready();
         if let Some(period) = crate::systemd::watchdog_interval() {
             let service = Arc::clone(server.service());
@@ -491,9 +498,6 @@ pub fn serve_until_stopped(
             master,
             service,
         ));
-        if let Some(path) = stall_file {
-            stall_while_exists(&server, path);
-        }
         wait_for_shutdown(&server, &mut signals).await;
         crate::systemd::stopping();
         server.stop().await;
@@ -514,17 +518,6 @@ async fn answers_its_health_check(addr: SocketAddr, tls: bool) -> anyhow::Result
             Err(_) => actix_web::rt::time::sleep(Duration::from_millis(50)).await,
         }
     }
-}
-
-/// The writer stalls while `path` exists (for watchdog tests).
-fn stall_while_exists(server: &Server, path: std::path::PathBuf) {
-    let health = Arc::clone(server.service().writer_health());
-    std::thread::spawn(move || {
-        loop {
-            health.stall_for_test(path.exists());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
 }
 
 /// The signals `serve` answers to, installed before berth announces itself, so

@@ -177,20 +177,35 @@ fn serve(mut config: Config, args: &ServeArgs, clock: Arc<dyn Clock>) -> anyhow:
     config.license.listen = args.license_listen.unwrap_or(config.license.listen);
     config.admin.listen = args.admin_listen.unwrap_or(config.admin.listen);
     config.validate()?;
-    // Debug builds only: the writer stalls while this file exists, so tests
-    // can see the watchdog stop.
-    let stall_file = cfg!(debug_assertions)
-        .then(|| std::env::var_os("BERTH_TEST_STALL_WRITER_FILE").map(PathBuf::from))
-        .flatten();
-    server::serve_until_stopped(config, clock, stall_file, |license, admin| {
+    server::serve_until_stopped(config, clock, |started| {
         // A closed stdout must not take the service down.
         let mut stdout = std::io::stdout();
         let _ = writeln!(
             stdout,
-            "license API listening on {license}\nadmin UI listening on {admin}"
+            "license API listening on {}\nadmin UI listening on {}",
+            started.license_url, started.admin_url
         );
         let _ = stdout.flush();
+        if cfg!(debug_assertions) {
+            stall_writer_for_tests(started.server);
+        }
     })
+}
+
+/// Debug builds only: the log writer stalls while the file
+/// `BERTH_TEST_STALL_WRITER_FILE` names exists, as a hung disk would, so
+/// tests can see the watchdog stop berth.
+fn stall_writer_for_tests(server: &server::Server) {
+    let Some(path) = std::env::var_os("BERTH_TEST_STALL_WRITER_FILE").map(PathBuf::from) else {
+        return;
+    };
+    let health = Arc::clone(server.service().writer_health());
+    std::thread::spawn(move || {
+        loop {
+            health.stall_for_test(path.exists());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    });
 }
 
 fn keys(cli: &Cli, command: &KeysCommand, clock: &dyn Clock) -> anyhow::Result<()> {
