@@ -131,24 +131,42 @@ impl Entitlement {
     }
 }
 
+/// A string of the token, borrowed from its decoded part (owned only when
+/// it holds escapes): five strings a token were copied out one by one
+/// (issue 37).
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Text<'a>,
     #[serde(default)]
     crit: Option<Value>,
 }
 
 #[derive(Deserialize)]
-struct Payload {
+struct Payload<'a> {
     version: i64,
-    com_key_id: String,
+    #[serde(borrow)]
+    com_key_id: Text<'a>,
     #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
-    begin_date: Option<String>,
-    #[serde(default)]
-    expiration_date: Option<String>,
-    message: Message,
+    #[serde(default, borrow)]
+    begin_date: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    expiration_date: Option<Text<'a>>,
+    #[serde(borrow)]
+    message: Message<'a>,
 }
 
 // No `#[serde(flatten)]` below: it buffers the whole object (every key and
@@ -161,14 +179,14 @@ struct Payload {
 /// fields that restrict playback, which `restrictions()` lists by their JSON
 /// names for `policy::check_fields`. (A missing `Option` field is `None`.)
 macro_rules! token_object {
-    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* } restricts { $($limit:ident),* $(,)? }) => {
+    ($(#[$meta:meta])* struct $name:ident $(<$lt:lifetime>)? { $($(#[$fmeta:meta])* $field:ident: $ty:ty,)* } restricts { $($limit:ident),* $(,)? }) => {
         $(#[$meta])*
-        struct $name {
+        struct $name $(<$lt>)? {
             $($(#[$fmeta])* $field: $ty,)*
             $(#[serde(default)] $limit: Option<Value>,)*
         }
 
-        impl $name {
+        impl $(<$lt>)? $name $(<$lt>)? {
             fn restrictions(&self) -> [(&'static str, &Option<Value>); [$(stringify!($limit)),*].len()] {
                 [$((stringify!($limit), &self.$limit)),*]
             }
@@ -178,12 +196,13 @@ macro_rules! token_object {
 
 token_object! {
     #[derive(Deserialize)]
-    struct Message {
-        #[serde(rename = "type")]
-        kind: String,
+    struct Message<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Text<'a>,
         version: i64,
         license: Option<License>,
-        content_keys_source: KeysSource,
+        #[serde(borrow)]
+        content_keys_source: KeysSource<'a>,
         content_key_usage_policies: Option<Vec<policy::StrictValue>>,
         license_server: Option<LicenseServer>,
         session: Option<Session>,
@@ -236,13 +255,13 @@ struct Session {
 /// anything else in it is an error, not ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct KeysSource {
-    #[serde(default)]
-    inline: Option<Vec<SourceEntry>>,
-    #[serde(default)]
-    stored: Option<Vec<SourceEntry>>,
-    #[serde(default)]
-    license_request: Option<SourceEntry>,
+struct KeysSource<'a> {
+    #[serde(default, borrow)]
+    inline: Option<Vec<SourceEntry<'a>>>,
+    #[serde(default, borrow)]
+    stored: Option<Vec<SourceEntry<'a>>>,
+    #[serde(default, borrow)]
+    license_request: Option<SourceEntry<'a>>,
 }
 
 /// One object of `content_keys_source`: an `inline` or `stored` entry, or the
@@ -250,24 +269,27 @@ struct KeysSource {
 /// know (`seed_id`, `iv`, anything else) is kept by name, so that the source it
 /// is in can refuse it as unsupported rather than ignore it.
 #[derive(Default)]
-struct SourceEntry {
-    id: Option<String>,
-    encrypted_key: Option<String>,
-    usage_policy: Option<String>,
+struct SourceEntry<'a> {
+    id: Option<Text<'a>>,
+    encrypted_key: Option<Text<'a>>,
+    usage_policy: Option<Text<'a>>,
     unknown: Option<String>,
 }
 
-impl<'de> Deserialize<'de> for SourceEntry {
+impl<'de: 'a, 'a> Deserialize<'de> for SourceEntry<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> serde::de::Visitor<'de> for Fields {
-            type Value = SourceEntry;
+        struct Fields<'a>(std::marker::PhantomData<SourceEntry<'a>>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Fields<'a> {
+            type Value = SourceEntry<'a>;
 
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object")
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SourceEntry, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<SourceEntry<'a>, A::Error> {
                 let mut entry = SourceEntry::default();
                 while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     let slot = match name.as_ref() {
@@ -285,16 +307,16 @@ impl<'de> Deserialize<'de> for SourceEntry {
                     if slot.is_some() {
                         return Err(serde::de::Error::custom(format_args!("duplicate field `{name}`")));
                     }
-                    *slot = map.next_value::<Option<String>>()?;
+                    *slot = map.next_value::<Option<Text<'a>>>()?;
                 }
                 Ok(entry)
             }
         }
-        deserializer.deserialize_map(Fields)
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
     }
 }
 
-impl SourceEntry {
+impl SourceEntry<'_> {
     /// Refuses a field this source cannot honour, naming it by its path
     /// (`content_keys_source.<source>[<index>].<field>`).
     fn only(&self, source: &str, index: Option<usize>, allowed: &[&str]) -> Result<(), TokenError> {
@@ -336,8 +358,9 @@ pub fn verify(
         return Err(invalid("it is not a compact JWS (three dot-separated parts)"));
     };
 
-    let header: Header = decode_json(header_b64).map_err(|e| invalid(format!("header {e}")))?;
-    if header.alg != "HS256" {
+    let header_text = decode_text(header_b64).map_err(|e| invalid(format!("header {e}")))?;
+    let header: Header = parse_part(&header_text).map_err(|e| invalid(format!("header {e}")))?;
+    if &*header.alg != "HS256" {
         return Err(invalid(format!(
             "algorithm {:?} is not accepted (only HS256)",
             short(&header.alg)
@@ -346,7 +369,8 @@ pub fn verify(
     if header.crit.is_some() {
         return Err(invalid("critical header extensions are not supported"));
     }
-    let payload: Payload = decode_json(payload_b64).map_err(|e| invalid(format!("payload {e}")))?;
+    let payload_text = decode_text(payload_b64).map_err(|e| invalid(format!("payload {e}")))?;
+    let payload: Payload = parse_part(&payload_text).map_err(|e| invalid(format!("payload {e}")))?;
     let com_key_id: ComKeyId = payload
         .com_key_id
         .parse()
@@ -441,7 +465,7 @@ fn check_versions(payload: &Payload) -> Result<(), TokenError> {
         return Err(invalid(format!("version {} is not supported", payload.version)));
     }
     let message = &payload.message;
-    if message.kind != "entitlement_message" {
+    if &*message.kind != "entitlement_message" {
         return Err(invalid(format!(
             "message type {:?} is not supported",
             short(&message.kind)
@@ -633,11 +657,15 @@ enum PartError {
     NotExpected(serde_json::Error),
 }
 
-fn decode_json<T: for<'de> Deserialize<'de>>(part: &str) -> Result<T, PartError> {
+/// A part of the token decoded, and checked as UTF-8 once, whole: `from_slice`
+/// would check every string in it on its own (two dozen calls per token).
+fn decode_text(part: &str) -> Result<String, PartError> {
     let bytes = b64_decode(&URL_SAFE_NO_PAD, part.trim_end_matches('=')).map_err(|_| PartError::NotBase64)?;
-    // Checked as UTF-8 once, whole: `from_slice` would check every string in
-    // it on its own (two dozen calls per token).
-    let text = std::str::from_utf8(&bytes).map_err(|_| PartError::NotUtf8)?;
+    String::from_utf8(bytes).map_err(|_| PartError::NotUtf8)
+}
+
+/// A decoded part read as `T`, whose strings borrow from it.
+fn parse_part<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, PartError> {
     serde_json::from_str(text).map_err(PartError::NotExpected)
 }
 

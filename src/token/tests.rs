@@ -547,3 +547,31 @@ fn the_license_limit_is_the_duration_or_the_time_to_expiry_whichever_is_sooner()
     ent.license_duration = None;
     assert_eq!(ent.license_limit(now), Some(3600));
 }
+
+/// The token's strings are read in place unless they hold escapes; with
+/// every string escaped (the alg, the ids, the type, a date), the token says
+/// the same as its plain twin.
+#[test]
+fn escaped_strings_read_as_their_plain_twins() {
+    let escape = |text: &str| -> String { text.chars().map(|c| format!("\\u{:04x}", c as u32)).collect() };
+    let text = format!(
+        r#"{{"version":1,"com_key_id":"{}","id":"{}","expiration_date":"{}","message":{{"type":"{}","version":2,"content_keys_source":{{"inline":[{{"id":"{}"}}]}}}}}}"#,
+        escape("11111111-2222-4333-8444-555555555555"),
+        escape("token-1"),
+        escape("2026-11-23T13:00:00Z"),
+        escape("entitlement_message"),
+        escape(KID),
+    );
+    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{}"}}"#, escape("HS256")));
+    let signing_input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(&text));
+    let signature = URL_SAFE_NO_PAD.encode(com_key().hmac.sign(signing_input.as_bytes()));
+    let escaped = check(&format!("{signing_input}.{signature}")).unwrap();
+    let mut plain = payload(json!({}));
+    plain["id"] = json!("token-1");
+    plain["expiration_date"] = json!("2026-11-23T13:00:00Z");
+    let plain = check(&com_key().sign_token(&plain)).unwrap();
+    assert_eq!(escaped.token_id.as_deref(), Some("token-1"));
+    assert_eq!(escaped.usable_until, plain.usable_until);
+    assert_eq!(escaped.com_key_id, plain.com_key_id);
+    assert!(matches!(&escaped.keys, KeySource::Inline(keys) if keys[0].0 == KID.parse().unwrap()));
+}
