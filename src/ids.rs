@@ -527,6 +527,14 @@ mod tests {
     }
 
     #[test]
+    fn hex_is_lower_case_two_digits_a_byte() {
+        let every: Vec<u8> = (0..=255).collect();
+        let expected: String = every.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&every), expected);
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
     fn roles_and_stamps_fill_the_columns_they_are_given() {
         assert_eq!(format!("{:<8}|", Role::Viewer), "viewer  |");
         let stamp = Timestamp::from_stamp("2026-11-23T23:59:59.999Z").unwrap();
