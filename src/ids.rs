@@ -371,7 +371,6 @@ impl fmt::Display for Month {
     }
 }
 
-/// Formats an instant as the log does: UTC, RFC 3339, milliseconds, `Z`.
 /// What a crew account may do: an admin everything, a viewer look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -447,13 +446,18 @@ impl Timestamp {
                 23 => *c == b'Z',
                 _ => c.is_ascii_digit(),
             });
+        let bad = || parse_error("not a stamp as berth writes it (YYYY-MM-DDTHH:MM:SS.mmmZ)", text);
         if !shaped {
-            return Err(parse_error(
-                "not a stamp as berth writes it (YYYY-MM-DDTHH:MM:SS.mmmZ)",
-                text,
-            ));
+            return Err(bad());
         }
-        text.parse()
+        // Read from its digits: a report's verification reads millions of
+        // stamps, and the shape above already says where each field is.
+        let n = |at: std::ops::Range<usize>| b[at].iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
+        let month = time::Month::try_from(n(5..7) as u8).map_err(|_| bad())?;
+        let date = Date::from_calendar_date(i32::from(n(0..4)), month, n(8..10) as u8).map_err(|_| bad())?;
+        let time = time::Time::from_hms_milli(n(11..13) as u8, n(14..16) as u8, n(17..19) as u8, n(20..23))
+            .map_err(|_| bad())?;
+        Ok(Timestamp(date.with_time(time).assume_utc()))
     }
 }
 
@@ -485,6 +489,7 @@ impl FromStr for Timestamp {
     }
 }
 
+/// Formats an instant as the log does: UTC, RFC 3339, milliseconds, `Z`.
 pub fn format_instant(at: OffsetDateTime) -> String {
     let at = at.to_offset(UtcOffset::UTC);
     format!(
@@ -545,7 +550,18 @@ mod tests {
     fn a_stamp_is_exactly_the_form_berth_writes() {
         let stamp = Timestamp::from_stamp("2026-11-23T23:59:59.999Z").unwrap();
         assert_eq!(stamp.to_string(), "2026-11-23T23:59:59.999Z");
+        // The same moment RFC 3339's general reading gives.
+        for text in [
+            "2026-11-23T23:59:59.999Z",
+            "2028-02-29T00:00:00.000Z",
+            "1970-01-01T00:00:00.001Z",
+        ] {
+            assert_eq!(Timestamp::from_stamp(text), text.parse::<Timestamp>(), "{text}");
+        }
         for other in [
+            "2026-11-23T24:00:00.000Z",
+            "2026-11-23T23:60:00.000Z",
+            "2027-02-29T00:00:00.000Z",
             "2026-11-24T00:59:59.999+01:00",
             "2026-11-23T23:59:59Z",
             "2026-11-23T23:59:59.9990Z",

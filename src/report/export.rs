@@ -196,6 +196,14 @@ struct Range {
     previous_issued_at: Option<Timestamp>,
 }
 
+/// A log row stamped otherwise than berth stamps: a row berth did not write.
+fn bad_stamp(seq: i64) -> impl FnOnce(crate::ids::ParseError) -> StoreError {
+    move |e| StoreError::BadRow {
+        seq,
+        what: e.to_string(),
+    }
+}
+
 impl Range {
     fn next(db: &Db, month: Month, partial: bool) -> Result<Range, ExportError> {
         let last = db.last_report()?;
@@ -218,13 +226,7 @@ impl Range {
         let mut previous_issued_at = None;
         if let Some(l) = last.as_ref().filter(|l| l.last_seq > 0) {
             db.for_each_log_row::<StoreError>(l.last_seq, l.last_seq, |r| {
-                previous_issued_at =
-                    Some(
-                        Timestamp::from_stamp(&r.issued_at).map_err(|e| StoreError::BadRow {
-                            seq: r.seq,
-                            what: e.to_string(),
-                        })?,
-                    );
+                previous_issued_at = Some(Timestamp::from_stamp(&r.issued_at).map_err(bad_stamp(r.seq))?);
                 Ok(())
             })?;
         }
@@ -391,10 +393,7 @@ fn write_licenses_csv<W: Write + std::io::Seek + Send>(
                 }
                 tally
                     .add(r.seq, &r.issued_at, &r.key_system, &r.kids, &r.user_hash)
-                    .map_err(|e| StoreError::BadRow {
-                        seq: r.seq,
-                        what: e.to_string(),
-                    })?;
+                    .map_err(bad_stamp(r.seq))?;
                 super::write_csv_row(&mut csv, r)?;
                 chain_head.clone_from(&r.row_hash);
                 Ok(())

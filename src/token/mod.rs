@@ -134,7 +134,7 @@ impl Entitlement {
 /// A string of the token, borrowed from its decoded part (owned only when
 /// it holds escapes): five strings a token were copied out one by one
 /// (issue 37).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(transparent)]
 struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
 
