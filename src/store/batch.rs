@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::log::{AppendError, Appended, CountedUsers, Head, Job, LogEntry, Outcome, join_kids};
 use crate::chain::{Row, row_hash};
-use crate::ids::{KeySystem, Kid, Month, Timestamp, format_instant, hex};
+use crate::ids::{ComKeyId, KeySystem, Kid, Month, Timestamp, format_instant, hex};
 
 /// A batch's transaction: `BEGIN IMMEDIATE` and `COMMIT` as statements
 /// prepared once (rusqlite's `Transaction` parses both for every batch: 1,000
@@ -101,7 +101,7 @@ pub(super) struct Tally {
     kid_daily: Vec<((Kid, KeySystem), i64)>,
     /// Users this batch may add to the month's count (not known counted yet).
     pub(super) users: Vec<[u8; 16]>,
-    pub(super) com_keys_used: Vec<String>,
+    pub(super) com_keys_used: Vec<ComKeyId>,
 }
 
 impl Tally {
@@ -192,7 +192,8 @@ pub(super) fn append_rows(
         }
         let kids = join_kids(&entry.kids);
         let user_hash = entry.user_hash.map(|h| hex(&h)).unwrap_or_default();
-        let com_key_id = entry.com_key_id.to_string();
+        let mut com_key_text = uuid::Uuid::encode_buffer();
+        let com_key_id = entry.com_key_id.0.hyphenated().encode_lower(&mut com_key_text);
         let row = Row {
             seq: head.seq + 1,
             issued_at: &stamp.text,
@@ -201,7 +202,7 @@ pub(super) fn append_rows(
             license_type: entry.license_type.as_str(),
             user_hash: &user_hash,
             token_id: entry.token_id.as_deref().unwrap_or(""),
-            com_key_id: &com_key_id,
+            com_key_id,
         };
         let hash = row_hash(&head.hash, &row);
         insert.execute(params![
@@ -217,8 +218,8 @@ pub(super) fn append_rows(
             hash,
         ])?;
         let seq = row.seq;
-        if !tally.com_keys_used.contains(&com_key_id) {
-            tally.com_keys_used.push(com_key_id);
+        if !tally.com_keys_used.contains(&entry.com_key_id) {
+            tally.com_keys_used.push(entry.com_key_id);
         }
         tally.license(entry, known, &stamp.month);
         results.push(appended(seq, false));
@@ -274,7 +275,7 @@ pub(super) fn write_aggregates(
     }
     let mut used = tx.prepare_cached("UPDATE com_keys SET last_used_at = ?2 WHERE id = ?1")?;
     for id in &tally.com_keys_used {
-        used.execute(params![id, stamp.text])?;
+        used.execute(params![id.to_string(), stamp.text])?;
     }
     let mut add_user =
         tx.prepare_cached("INSERT OR IGNORE INTO usage_users (month, user_hash) VALUES (?1, ?2)")?;
