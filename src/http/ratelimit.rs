@@ -19,7 +19,8 @@ pub struct RateLimiter {
     burst: f64,
     /// Keyed by a keyed hash of (token signature, address): the token itself is
     /// not kept, and nobody outside can aim two clients at one bucket.
-    buckets: Mutex<HashMap<u64, (f64, Instant)>>,
+    /// Its keys are already keyed hashes: foldhash, not SipHash again.
+    buckets: Mutex<HashMap<u64, (f64, Instant), foldhash::fast::RandomState>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -28,7 +29,7 @@ impl RateLimiter {
         RateLimiter {
             per_second,
             burst: f64::from(burst),
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(HashMap::default()),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }

@@ -25,13 +25,17 @@ pub use entry::{AppendError, Appended, LogEntry, Repeatable, WriterHealth};
 /// Asks the key store whether keys changed, and answers once the ring is up to date.
 pub type StoreCheck = Box<dyn Fn(tokio::sync::oneshot::Sender<()>) + Send + Sync>;
 
+/// The content keys by KID. Looked up with the KIDs a player sends, but never
+/// added to by one: foldhash, seeded per process, is safe here.
+pub type ContentKeys = HashMap<Kid, ContentKey, foldhash::fast::RandomState>;
+
 /// The keys the server hands out and verifies with, decrypted once and swapped
 /// whole when the store changes. `KeyRing::default()` has no store to ask
 /// (a ring filled by hand); `KeyRing::new` is given its store's check when it
 /// is built, before anything uses it.
 #[derive(Default)]
 pub struct KeyRing {
-    content: RwLock<Arc<HashMap<Kid, ContentKey>>>,
+    content: RwLock<Arc<ContentKeys>>,
     com: RwLock<Arc<ComKeys>>,
     fairplay: RwLock<Option<Arc<Credentials>>>,
     generation: AtomicI64,
@@ -50,7 +54,7 @@ impl KeyRing {
     }
 
     pub fn replace(&self, generation: i64, content: Vec<(Kid, ContentKey)>, com: Vec<(ComKeyId, Secret32)>) {
-        let content: HashMap<_, _> = content.into_iter().collect();
+        let content: ContentKeys = content.into_iter().collect();
         let com: ComKeys = com
             .into_iter()
             .map(|(id, secret)| (id, Arc::new(ComKey::new(id, secret))))
@@ -122,7 +126,7 @@ impl KeyRing {
         self.com.read().expect("key ring lock").len()
     }
 
-    fn content(&self) -> Arc<HashMap<Kid, ContentKey>> {
+    fn content(&self) -> Arc<ContentKeys> {
         Arc::clone(&self.content.read().expect("key ring lock"))
     }
 

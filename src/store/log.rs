@@ -316,7 +316,9 @@ struct Writer {
 #[derive(Default)]
 pub(super) struct CountedUsers {
     month: String,
-    users: HashSet<[u8; 16]>,
+    /// User hashes are HMAC outputs no one can aim at a bucket without the
+    /// pepper: foldhash, not SipHash.
+    users: HashSet<[u8; 16], foldhash::fast::RandomState>,
 }
 
 /// About 2 MB: a month of a ship's passengers.

@@ -53,7 +53,7 @@ impl ComKey {
 }
 
 /// Looks up communication keys by id.
-pub type ComKeys = HashMap<ComKeyId, Arc<ComKey>>;
+pub type ComKeys = HashMap<ComKeyId, Arc<ComKey>, foldhash::fast::RandomState>;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum TokenError {

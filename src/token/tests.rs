@@ -20,7 +20,7 @@ fn com_key() -> Arc<ComKey> {
 
 fn keys() -> ComKeys {
     let key = com_key();
-    HashMap::from([(key.id, key)])
+    ComKeys::from_iter([(key.id, key)])
 }
 
 fn payload(message_extra: Value) -> Value {

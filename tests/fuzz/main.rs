@@ -9,7 +9,6 @@
 //! every `cargo test`, on any toolchain, the same inputs every time. Long runs:
 //! `FUZZ_ITERATIONS=10000000 cargo test --release --test fuzz -- --nocapture`.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -140,7 +139,7 @@ fn com_keys() -> (Arc<ComKey>, berth::token::ComKeys) {
         ),
         Secret32([9; 32]),
     ));
-    let map = HashMap::from([(key.id, key.clone())]);
+    let map = berth::token::ComKeys::from_iter([(key.id, key.clone())]);
     (key, map)
 }
 
