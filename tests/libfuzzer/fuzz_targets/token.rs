@@ -3,7 +3,6 @@
 //! (base64, JSON, signature), and the input as a payload that is signed first,
 //! so mutations get past the signature check into the entitlement rules.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use berth::ids::{ComKeyId, KeySystem, LicenseType, Secret32};
@@ -12,7 +11,7 @@ use berth::token::{ComKey, ComKeys};
 static KEYS: LazyLock<(Arc<ComKey>, ComKeys)> = LazyLock::new(|| {
     let id: uuid::Uuid = "11111111-2222-4333-8444-555555555555".parse().unwrap();
     let key = Arc::new(ComKey::new(ComKeyId(id), Secret32([9; 32])));
-    (key.clone(), HashMap::from([(key.id, key)]))
+    (key.clone(), ComKeys::from_iter([(key.id, key)]))
 });
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
