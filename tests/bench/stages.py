@@ -69,7 +69,7 @@ def stage(comm, frames):
     for name, pattern in WORKER_STAGES + SYSCALLS:
         if any(pattern in f for f in frames):
             return name
-    if frames and frames[0].startswith(("__x64_", "entry_SYSCALL")) or any("entry_SYSCALL" in f for f in frames):
+    if any(f.startswith(("__x64_sys_", "entry_SYSCALL")) for f in frames):
         return "kernel: other system calls"
     if any(f.startswith(("asm_", "irq", "__irq", "handle_softirqs")) for f in frames[:3]):
         return "kernel: interrupts"
