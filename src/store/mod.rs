@@ -195,6 +195,12 @@ impl rusqlite::types::ToSql for Role {
     }
 }
 
+/// A communication key id as the store keeps it (a UUID's text).
+fn stored_com_key_id(text: &str) -> Result<ComKeyId, StoreError> {
+    text.parse()
+        .map_err(|_| StoreError::Unreadable("a communication key id that is not a UUID".into()))
+}
+
 /// A column's text parsed as `T`; text that does not parse is an error.
 fn parsed<T>(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<T>
 where
@@ -534,9 +540,7 @@ impl Db {
         let mut out = Vec::new();
         for row in rows {
             let (id, sealed) = row?;
-            let id: ComKeyId = id
-                .parse()
-                .map_err(|_| StoreError::Unreadable("a communication key id that is not a UUID".into()))?;
+            let id = stored_com_key_id(&id)?;
             out.push((
                 id,
                 Secret32(self.master.open_array(&com_key_context(&id), &sealed)?),
@@ -558,9 +562,7 @@ impl Db {
         })?;
         rows.map(|row| {
             let (id, created_at, last_used_at) = row?;
-            let id = id
-                .parse()
-                .map_err(|_| StoreError::Unreadable("a communication key id that is not a UUID".into()))?;
+            let id = stored_com_key_id(&id)?;
             Ok(ComKeyInfo {
                 id,
                 created_at,

@@ -14,6 +14,13 @@ fn kid_context(kid: &Kid) -> Vec<u8> {
     [b"berth content key ".as_slice(), &kid.0].concat()
 }
 
+/// A KID as the store keeps it (16 bytes).
+fn stored_kid(bytes: Vec<u8>) -> Result<Kid, StoreError> {
+    Ok(Kid(bytes.try_into().map_err(|_| {
+        StoreError::Unreadable("a KID that is not 16 bytes".into())
+    })?))
+}
+
 const DELIVERY_KEY_CONTEXT: &[u8] = b"berth delivery key";
 
 /// Where the delivery key came from.
@@ -85,9 +92,7 @@ impl Db {
         let mut out = Vec::new();
         for row in rows {
             let (kid, sealed) = row?;
-            let kid = Kid(kid
-                .try_into()
-                .map_err(|_| StoreError::Unreadable("a KID that is not 16 bytes".into()))?);
+            let kid = stored_kid(kid)?;
             let key = self.master.open_array(&kid_context(&kid), &sealed)?;
             out.push((kid, ContentKey(key)));
         }
@@ -108,9 +113,7 @@ impl Db {
         })?;
         rows.map(|row| {
             let (kid, label, added_at, period) = row?;
-            let kid = Kid(kid
-                .try_into()
-                .map_err(|_| StoreError::Unreadable("a KID that is not 16 bytes".into()))?);
+            let kid = stored_kid(kid)?;
             Ok(KeyInfo {
                 kid,
                 label,
