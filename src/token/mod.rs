@@ -521,9 +521,9 @@ fn check_dates(
             ))
         })
     };
-    let mut usable_until: Option<OffsetDateTime> = None;
-    let mut license_expires = None;
-    for (start_name, start, end_name, end) in windows {
+    // Each window's end, in the order above: the token's, the license's.
+    let mut ends = [None; 2];
+    for ((start_name, start, end_name, end), slot) in windows.into_iter().zip(&mut ends) {
         if let Some(start) = start {
             // Saturating: a portal may write "never" as 9999-12-31T23:59:59Z,
             // and the date type ends there (plain `+` panicked).
@@ -536,14 +536,15 @@ fn check_dates(
             if now.saturating_sub(tolerance) > end {
                 return Err(TokenError::Expired(format!("{end_name} has passed")));
             }
-            if end_name == "license.expiration_datetime" {
-                license_expires = Some(end);
-            }
-            let until = end.saturating_add(tolerance);
-            usable_until = Some(usable_until.map_or(until, |u| u.min(until)));
+            *slot = Some(end);
         }
     }
-    Ok((usable_until, license_expires))
+    let usable_until = ends
+        .iter()
+        .flatten()
+        .min()
+        .map(|end| end.saturating_add(tolerance));
+    Ok((usable_until, ends[1]))
 }
 
 /// `session.user_id`: a string or a number; empty or null is no user.
