@@ -372,7 +372,7 @@ pub fn tls_connector(
     ca_file: Option<&Path>,
     client_cert: Option<(&Path, &Path)>,
 ) -> Result<openssl::ssl::SslConnector, CryptoError> {
-    use openssl::ssl::{SslConnector, SslFiletype, SslMethod};
+    use openssl::ssl::{SslConnector, SslMethod};
     let mut builder = SslConnector::builder(SslMethod::tls_client())?;
     if let Some(ca) = ca_file {
         builder
@@ -380,36 +380,43 @@ pub fn tls_connector(
             .map_err(|e| file_error("CA file", ca)(&e))?;
     }
     if let Some((cert, key)) = client_cert {
-        // The key first, as in `tls_acceptor`, so a mismatch is named below.
-        builder
-            .set_private_key_file(key, SslFiletype::PEM)
-            .map_err(|e| file_error("client key", key)(&e))?;
-        builder
-            .set_certificate_chain_file(cert)
-            .map_err(|e| file_error("client certificate", cert)(&e))?;
-        builder
-            .check_private_key()
-            .map_err(|_| CryptoError::KeyMismatch("client"))?;
+        load_key_pair(
+            &mut builder,
+            cert,
+            key,
+            ("client key", "client certificate", "client"),
+        )?;
     }
     Ok(builder.build())
+}
+
+/// Loads a PEM private key and certificate chain into `builder`, and checks
+/// they belong together. The key first: loading the certificate after it does
+/// not fail on a mismatch, so the check can say so plainly. `names`: how the
+/// errors name the key file, the certificate file, and the pair.
+fn load_key_pair(
+    builder: &mut openssl::ssl::SslContextBuilder,
+    cert: &Path,
+    key: &Path,
+    (key_name, cert_name, pair): (&'static str, &'static str, &'static str),
+) -> Result<(), CryptoError> {
+    builder
+        .set_private_key_file(key, openssl::ssl::SslFiletype::PEM)
+        .map_err(|e| file_error(key_name, key)(&e))?;
+    builder
+        .set_certificate_chain_file(cert)
+        .map_err(|e| file_error(cert_name, cert)(&e))?;
+    builder
+        .check_private_key()
+        .map_err(|_| CryptoError::KeyMismatch(pair))
 }
 
 /// A TLS server configuration for a listener from PEM files: Mozilla's
 /// "intermediate" settings (TLS 1.2 and 1.3).
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<openssl::ssl::SslAcceptorBuilder, CryptoError> {
-    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+    use openssl::ssl::{SslAcceptor, SslMethod};
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-    // The key first: loading the certificate after it does not fail on a
-    // mismatch, so check_private_key below can say so plainly.
-    builder
-        .set_private_key_file(key, SslFiletype::PEM)
-        .map_err(|e| file_error("TLS key", key)(&e))?;
-    builder
-        .set_certificate_chain_file(cert)
-        .map_err(|e| file_error("TLS certificate", cert)(&e))?;
-    builder
-        .check_private_key()
-        .map_err(|_| CryptoError::KeyMismatch("TLS"))?;
+    load_key_pair(&mut builder, cert, key, ("TLS key", "TLS certificate", "TLS"))?;
     Ok(builder)
 }
 
