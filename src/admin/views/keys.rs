@@ -26,8 +26,7 @@ fn row(session: &Session, key: &KeyInfo, used: &KidUsage, month: Month) -> Marku
     let first = month.start().date();
     let last_day = month.end().date().previous_day().unwrap_or(first);
     let kid = key.kid.to_string();
-    // Added to the minute; the full time (milliseconds) on hover.
-    // To the minute, for people: `YYYY-MM-DD HH:MM`.
+    // Added to the minute (`YYYY-MM-DD HH:MM`); the full time (milliseconds) on hover.
     let stamp = key.added_at.to_string();
     let added = stamp[..16].replace('T', " ");
     html! {
