@@ -27,13 +27,20 @@ def kind_of(thread):
 def main():
     path, requests, label = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     counts = collections.defaultdict(collections.Counter)
-    for line in open(path):
+    try:
+        lines = open(path).readlines()
+    except OSError:
+        lines = []  # perf could not start
+    for line in lines:
         fields = line.rstrip("\n").split(",")
         if len(fields) < 4 or not fields[1].isdigit():
             continue  # a comment, a blank line or "<not counted>"
         thread, count, event = fields[0], int(fields[1]), fields[3]
         call = "all" if event == "raw_syscalls:sys_enter" else event.removeprefix("syscalls:sys_enter_")
         counts[kind_of(thread)][call] += count
+    if not counts:
+        sys.exit(f"perf counted no system calls for the {label} run "
+                 "(are the kernel's syscall tracepoints readable here?)")
     order = [kind for kind, _ in KINDS] + ["other"]
     total = sum(c["all"] for c in counts.values())
     print(f"system calls per {label}: {total / requests:.2f}")
