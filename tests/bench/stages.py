@@ -14,6 +14,13 @@ usage: perf script -i perf.data -F comm,ip,sym | python3 stages.py
 import collections
 import sys
 
+# berth's threads as the kernel names them (the first 15 characters of each
+# thread's name: "berth-log-writer", tracing-appender's worker). perf and
+# tests/bench/syscalls.py read them by these.
+WRITER_THREAD = "berth-log-write"
+SERVICE_LOG_THREAD = "tracing-appende"
+HTTP_WORKER_THREAD = "actix-rt|system"
+
 # The first whose pattern is on a sample's stack names its stage: the license
 # service's own stages before the service as a whole.
 WORKER_STAGES = [
@@ -59,12 +66,12 @@ def samples(lines):
 
 
 def stage(comm, frames):
-    if comm.startswith("berth-log-writ"):
+    if comm.startswith(WRITER_THREAD):
         for name, pattern in WRITER_STAGES:
             if any(pattern in f for f in frames):
                 return "log writer thread: " + name
         return "log writer thread: the rest (batching, binding, answers)"
-    if comm.startswith("tracing-append"):
+    if comm.startswith(SERVICE_LOG_THREAD):
         return "service log thread (writes the lines)"
     for name, pattern in WORKER_STAGES + SYSCALLS:
         if any(pattern in f for f in frames):

@@ -11,11 +11,12 @@ import collections
 import re
 import sys
 
-# Threads by the name the kernel knows them by (15 characters at most).
+from stages import HTTP_WORKER_THREAD, SERVICE_LOG_THREAD, WRITER_THREAD
+
 KINDS = [
-    ("HTTP workers", "actix-rt|system"),
-    ("log writer", "berth-log-write"),
-    ("service log", "tracing-appende"),
+    ("HTTP workers", HTTP_WORKER_THREAD),
+    ("log writer", WRITER_THREAD),
+    ("service log", SERVICE_LOG_THREAD),
 ]
 
 
