@@ -1,45 +1,108 @@
 //! One batch of the log writer: its rows, chained and inserted, and what they
 //! add to the aggregates beside the log, in one transaction.
 
-use rusqlite::params;
+use rusqlite::{Connection, Statement, params};
 use time::OffsetDateTime;
 
 use super::log::{AppendError, Appended, CountedUsers, Head, Job, LogEntry, Outcome, join_kids};
 use crate::chain::{Row, row_hash};
 use crate::ids::{ComKeyId, KeySystem, Kid, Month, Timestamp, format_instant, hex};
 
-/// A batch's transaction: `BEGIN IMMEDIATE` and `COMMIT` as statements
-/// prepared once (rusqlite's `Transaction` parses both for every batch: 1,000
-/// instructions a license at four licenses a batch, issue 37). Dropped before
-/// its commit, it rolls back, as rusqlite's does.
-pub(super) struct BatchTransaction<'c> {
-    conn: &'c rusqlite::Connection,
+/// The log writer's statements, prepared once for the writer's life. Taken
+/// from rusqlite's statement cache instead, each use hashed its SQL text (to
+/// find it, and again to put it back) and cleared its bindings: about 1,400
+/// instructions, ten times a commit, and at a vessel's rates every license is
+/// its own commit (issue 37). Each statement is reset after every use, so none
+/// holds a lock between batches.
+pub(super) struct Statements<'c> {
+    conn: &'c Connection,
+    begin: Statement<'c>,
+    commit: Statement<'c>,
+    spend: Statement<'c>,
+    deliver: Statement<'c>,
+    insert: Statement<'c>,
+    upsert_day: Statement<'c>,
+    upsert_kid_day: Statement<'c>,
+    used: Statement<'c>,
+    add_user: Statement<'c>,
+    add_to_month: Statement<'c>,
 }
 
-impl<'c> BatchTransaction<'c> {
-    pub(super) fn begin(conn: &'c rusqlite::Connection) -> Result<BatchTransaction<'c>, rusqlite::Error> {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        Ok(BatchTransaction { conn })
+impl<'c> Statements<'c> {
+    pub(super) fn prepare(conn: &'c Connection) -> Result<Statements<'c>, rusqlite::Error> {
+        Ok(Statements {
+            conn,
+            begin: conn.prepare("BEGIN IMMEDIATE")?,
+            commit: conn.prepare("COMMIT")?,
+            spend: conn
+                .prepare("INSERT OR IGNORE INTO used_tokens (token_id, usable_until) VALUES (?1, ?2)")?,
+            // A pair whose window has passed starts a new one (a new license).
+            deliver: conn.prepare(
+                "INSERT INTO key_deliveries (digest, usable_until) VALUES (?1, ?2)
+                 ON CONFLICT (digest) DO UPDATE SET usable_until = excluded.usable_until
+                 WHERE key_deliveries.usable_until < ?3",
+            )?,
+            insert: conn.prepare(
+                "INSERT INTO license_log (seq, issued_at, key_system, kids, license_type,
+                     user_hash, token_id, com_key_id, prev_hash, row_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?,
+            upsert_day: conn.prepare(
+                "INSERT INTO usage_daily (day, key_system, licenses, without_user, repeats)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (day, key_system) DO UPDATE SET
+                     licenses = licenses + excluded.licenses,
+                     without_user = without_user + excluded.without_user,
+                     repeats = repeats + excluded.repeats",
+            )?,
+            upsert_kid_day: conn.prepare(
+                "INSERT INTO usage_kid_daily (kid, day, key_system, licenses) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kid, day, key_system) DO UPDATE SET licenses = licenses + excluded.licenses",
+            )?,
+            used: conn.prepare("UPDATE com_keys SET last_used_at = ?2 WHERE id = ?1")?,
+            add_user: conn.prepare("INSERT OR IGNORE INTO usage_users (month, user_hash) VALUES (?1, ?2)")?,
+            add_to_month: conn.prepare(
+                "INSERT INTO usage_monthly (month, active_users, clock_anomalies) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (month) DO UPDATE SET
+                     active_users = active_users + excluded.active_users,
+                     clock_anomalies = clock_anomalies + excluded.clock_anomalies",
+            )?,
+        })
+    }
+}
+
+/// A batch's transaction, begun and committed with the writer's prepared
+/// statements (rusqlite's `Transaction` parses `BEGIN IMMEDIATE` and `COMMIT`
+/// for every batch). Dropped before its commit, it rolls back, as rusqlite's
+/// does.
+pub(super) struct BatchTransaction<'s, 'c> {
+    statements: &'s mut Statements<'c>,
+}
+
+impl<'s, 'c> BatchTransaction<'s, 'c> {
+    pub(super) fn begin(
+        statements: &'s mut Statements<'c>,
+    ) -> Result<BatchTransaction<'s, 'c>, rusqlite::Error> {
+        statements.begin.execute([])?;
+        Ok(BatchTransaction { statements })
     }
 
-    pub(super) fn conn(&self) -> &rusqlite::Connection {
-        self.conn
+    pub(super) fn statements(&mut self) -> &mut Statements<'c> {
+        self.statements
     }
 
     pub(super) fn commit(self) -> Result<(), rusqlite::Error> {
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.statements.commit.execute([])?;
         Ok(())
     }
 }
 
-impl Drop for BatchTransaction<'_> {
+impl Drop for BatchTransaction<'_, '_> {
     fn drop(&mut self) {
         // Committed, or SQLite already rolled back (a full disk can): nothing open.
-        if !self.conn.is_autocommit() {
-            let rolled_back = self
-                .conn
-                .prepare_cached("ROLLBACK")
-                .and_then(|mut s| s.execute([]));
+        let conn = self.statements.conn;
+        if !conn.is_autocommit() {
+            let rolled_back = conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
             if let Err(e) = rolled_back {
                 tracing::error!(error = %e, "rolling back a failed license log batch failed");
             }
@@ -135,28 +198,15 @@ impl Tally {
 /// what the rows add to the aggregates.
 ///
 /// Longer than the rest on purpose: it is the license path's inner loop, with
-/// its three statements prepared once per batch, and every step of a row
+/// its statements prepared once for the writer's life, and every step of a row
 /// (refuse, repeat, chain, insert, count) is visible in order here.
 pub(super) fn append_rows(
-    tx: &rusqlite::Connection,
+    st: &mut Statements<'_>,
     batch: &[Job],
     stamp: &Stamp,
     head: &Head,
     known: &Known<'_>,
 ) -> Result<(Head, Vec<Outcome>, Tally), rusqlite::Error> {
-    let mut spend =
-        tx.prepare_cached("INSERT OR IGNORE INTO used_tokens (token_id, usable_until) VALUES (?1, ?2)")?;
-    // A pair whose window has passed starts a new one (a new license).
-    let mut deliver = tx.prepare_cached(
-        "INSERT INTO key_deliveries (digest, usable_until) VALUES (?1, ?2)
-         ON CONFLICT (digest) DO UPDATE SET usable_until = excluded.usable_until
-         WHERE key_deliveries.usable_until < ?3",
-    )?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO license_log (seq, issued_at, key_system, kids, license_type,
-             user_hash, token_id, com_key_id, prev_hash, row_hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
     let mut head = head.clone();
     let mut results = Vec::with_capacity(batch.len());
     let mut tally = Tally::default();
@@ -177,14 +227,18 @@ pub(super) fn append_rows(
             let maybe_forgotten = until
                 .zip(known.forgotten_until)
                 .is_some_and(|(until, forgotten)| Timestamp::new(until) <= forgotten);
-            if maybe_forgotten || spend.execute(params![id, until.map(format_instant)])? == 0 {
+            if maybe_forgotten || st.spend.execute(params![id, until.map(format_instant)])? == 0 {
                 results.push(Err(AppendError::TokenReused));
                 continue;
             }
         }
         if let Some(repeatable) = &entry.repeatable {
             let until = format_instant(repeatable.until);
-            if deliver.execute(params![hex(&repeatable.digest), until, stamp.text])? == 0 {
+            if st
+                .deliver
+                .execute(params![hex(&repeatable.digest), until, stamp.text])?
+                == 0
+            {
                 tally.repeat(entry.key_system);
                 results.push(appended(head.seq, true));
                 continue;
@@ -205,7 +259,7 @@ pub(super) fn append_rows(
             com_key_id,
         };
         let hash = row_hash(&head.hash, &row);
-        insert.execute(params![
+        st.insert.execute(params![
             row.seq,
             row.issued_at,
             row.key_system,
@@ -236,24 +290,17 @@ pub(super) fn append_rows(
 /// and key system, per day and KID, the communication keys' last use, and
 /// the month's active users and clock anomalies.
 pub(super) fn write_aggregates(
-    tx: &rusqlite::Connection,
+    st: &mut Statements<'_>,
     stamp: &Stamp,
     tally: &Tally,
     clock_went_back: bool,
 ) -> Result<(), rusqlite::Error> {
-    let mut upsert_day = tx.prepare_cached(
-        "INSERT INTO usage_daily (day, key_system, licenses, without_user, repeats) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (day, key_system) DO UPDATE SET
-             licenses = licenses + excluded.licenses,
-             without_user = without_user + excluded.without_user,
-             repeats = repeats + excluded.repeats",
-    )?;
     let touched = KeySystem::ALL
         .iter()
         .zip(&tally.daily)
         .filter(|(_, n)| **n != (0, 0, 0));
     for (key_system, (licenses, without_user, repeats)) in touched {
-        upsert_day.execute(params![
+        st.upsert_day.execute(params![
             stamp.day,
             key_system.as_str(),
             licenses,
@@ -261,37 +308,25 @@ pub(super) fn write_aggregates(
             repeats
         ])?;
     }
-    let mut upsert_kid_day = tx.prepare_cached(
-        "INSERT INTO usage_kid_daily (kid, day, key_system, licenses) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (kid, day, key_system) DO UPDATE SET licenses = licenses + excluded.licenses",
-    )?;
     for ((kid, key_system), licenses) in &tally.kid_daily {
-        upsert_kid_day.execute(params![
+        st.upsert_kid_day.execute(params![
             kid.to_uuid_string(),
             stamp.day,
             key_system.as_str(),
             licenses
         ])?;
     }
-    let mut used = tx.prepare_cached("UPDATE com_keys SET last_used_at = ?2 WHERE id = ?1")?;
     for id in &tally.com_keys_used {
-        used.execute(params![id.to_string(), stamp.text])?;
+        st.used.execute(params![id.to_string(), stamp.text])?;
     }
-    let mut add_user =
-        tx.prepare_cached("INSERT OR IGNORE INTO usage_users (month, user_hash) VALUES (?1, ?2)")?;
     let mut new_users = 0i64;
     for user in &tally.users {
-        new_users += add_user.execute(params![stamp.month, hex(user)])? as i64;
+        new_users += st.add_user.execute(params![stamp.month, hex(user)])? as i64;
     }
     let anomalies = i64::from(clock_went_back);
     if new_users > 0 || anomalies > 0 {
-        tx.prepare_cached(
-            "INSERT INTO usage_monthly (month, active_users, clock_anomalies) VALUES (?1, ?2, ?3)
-             ON CONFLICT (month) DO UPDATE SET
-                 active_users = active_users + excluded.active_users,
-                 clock_anomalies = clock_anomalies + excluded.clock_anomalies",
-        )?
-        .execute(params![stamp.month, new_users, anomalies])?;
+        st.add_to_month
+            .execute(params![stamp.month, new_users, anomalies])?;
     }
     Ok(())
 }

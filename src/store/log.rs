@@ -13,10 +13,10 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::batch::{BatchTransaction, Known, Stamp, append_rows, write_aggregates};
+use super::batch::{BatchTransaction, Known, Stamp, Statements, append_rows, write_aggregates};
 use super::{StoreError, connect};
 use crate::chain::GENESIS;
 use crate::clock::Clock;
@@ -217,7 +217,6 @@ impl LogWriter {
             .name("berth-log-writer".into())
             .spawn(move || {
                 Writer {
-                    conn,
                     head,
                     clock,
                     health: thread_health,
@@ -227,7 +226,7 @@ impl LogWriter {
                     forgotten_until,
                     unavailable_since: None,
                 }
-                .run(rx)
+                .run(&conn, rx)
             })
             .map_err(|source| StoreError::Io {
                 what: "starting the log writer thread".into(),
@@ -283,8 +282,9 @@ fn read_head(conn: &Connection) -> Result<Head, StoreError> {
     })
 }
 
+/// The writer's state besides its connection, which `run` holds with the
+/// statements prepared on it.
 struct Writer {
-    conn: Connection,
     head: Head,
     clock: Arc<dyn Clock>,
     health: Arc<WriterHealth>,
@@ -378,8 +378,11 @@ impl Writer {
     /// Never inlined: `tests/bench/run --instructions` counts the writer
     /// thread's instructions by this function's name.
     #[inline(never)]
-    fn run(mut self, rx: Receiver<Job>) {
+    fn run(mut self, conn: &Connection, rx: Receiver<Job>) {
         let mut batch = Vec::with_capacity(self.max_batch);
+        // Prepared by the first batch, and again after a batch that could not
+        // prepare them (that batch is answered 503, like any failed write).
+        let mut statements = None;
         loop {
             self.health.beat();
             while self.health.stalled_for_test.load(Ordering::Relaxed) {
@@ -388,7 +391,7 @@ impl Writer {
             match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(job) => batch.push(job),
                 Err(RecvTimeoutError::Timeout) => {
-                    self.idle();
+                    self.idle(conn);
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -402,13 +405,23 @@ impl Writer {
             self.health
                 .queued
                 .fetch_sub(batch.len() as u64, Ordering::Relaxed);
-            self.commit_batch(&mut batch);
+            self.commit_batch(conn, &mut statements, &mut batch);
         }
     }
 
-    fn commit_batch(&mut self, batch: &mut Vec<Job>) {
+    fn commit_batch<'c>(
+        &mut self,
+        conn: &'c Connection,
+        statements: &mut Option<Statements<'c>>,
+        batch: &mut Vec<Job>,
+    ) {
         let started = Instant::now();
-        match self.write(batch) {
+        let written = match statements {
+            Some(statements) => Ok(statements),
+            None => Statements::prepare(conn).map(|prepared| statements.insert(prepared)),
+        }
+        .and_then(|statements| self.write(statements, batch));
+        match written {
             Ok((head, results)) => {
                 self.head = head;
                 let n = results.iter().filter(|r| matches!(r, Ok(a) if !a.repeat)).count() as u64;
@@ -419,7 +432,7 @@ impl Writer {
                     .last_commit_us
                     .store(took.as_micros() as u64, Ordering::Relaxed);
                 self.health.set_failure(None);
-                self.available_again();
+                self.available_again(conn);
                 answer(batch, results.into_iter());
             }
             Err(e) => {
@@ -435,14 +448,18 @@ impl Writer {
 
     /// Writes one batch in one transaction; returns the new head and each job's
     /// outcome. Nothing is visible to anyone until the commit returns.
-    fn write(&mut self, batch: &[Job]) -> Result<(Head, Vec<Outcome>), rusqlite::Error> {
+    fn write(
+        &mut self,
+        statements: &mut Statements<'_>,
+        batch: &[Job],
+    ) -> Result<(Head, Vec<Outcome>), rusqlite::Error> {
         let stamp = Stamp::new(self.clock.now());
-        let tx = BatchTransaction::begin(&self.conn)?;
+        let mut tx = BatchTransaction::begin(statements)?;
         let known = Known {
             forgotten_until: self.forgotten_until,
             counted: &self.counted,
         };
-        let (head, results, mut tally) = append_rows(tx.conn(), batch, &stamp, &self.head, &known)?;
+        let (head, results, mut tally) = append_rows(tx.statements(), batch, &stamp, &self.head, &known)?;
         // "Last used" on the communication keys page: at most one update per
         // key and minute.
         tally
@@ -452,7 +469,7 @@ impl Writer {
         // kept as stamped and counted, never reordered or dropped.
         let clock_went_back =
             self.head.issued_at.is_some_and(|before| stamp.issued_at < before) && head.seq > self.head.seq;
-        write_aggregates(tx.conn(), &stamp, &tally, clock_went_back)?;
+        write_aggregates(tx.statements(), &stamp, &tally, clock_went_back)?;
         tx.commit()?;
         self.counted.remember(&stamp.month, &tally.users);
         for id in tally.com_keys_used {
@@ -463,12 +480,10 @@ impl Writer {
 
     /// Between requests: forget expired single-use token ids, and while the last
     /// write failed, probe with a real write so health recovers by itself.
-    fn idle(&mut self) {
+    fn idle(&mut self, conn: &Connection) {
         let now = format_instant(self.clock.now());
         let result = (|| -> rusqlite::Result<Option<(Timestamp, String)>> {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
             let forgetting: Option<String> = tx.query_row(
                 "SELECT max(usable_until) FROM used_tokens WHERE usable_until IS NOT NULL AND usable_until < ?1",
                 [&now],
@@ -510,9 +525,9 @@ impl Writer {
                     tracing::info!("license log is writable again");
                 }
                 self.health.set_failure(None);
-                self.available_again();
+                self.available_again(conn);
                 // Another process may have written while we failed; start from disk.
-                if let Ok(head) = read_head(&self.conn) {
+                if let Ok(head) = read_head(conn) {
                     self.head = head;
                 }
             }
@@ -531,12 +546,12 @@ impl Writer {
     }
 
     /// Records the stretch the log could not be written, now that it can.
-    fn available_again(&mut self) {
+    fn available_again(&mut self, conn: &Connection) {
         let Some((since, reason)) = self.unavailable_since.take() else {
             return;
         };
         let now = crate::ids::format_instant(self.clock.now());
-        if let Err(e) = self.conn.execute(
+        if let Err(e) = conn.execute(
             "INSERT INTO log_outages (started_at, ended_at, reason) VALUES (?1, ?2, ?3)",
             [&since, &now, &reason],
         ) {
