@@ -90,6 +90,6 @@ pub async fn license(
     let (_, (content_type, body)) = result?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, content_type))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::CACHE_CONTROL, super::NO_STORE))
         .body(body))
 }

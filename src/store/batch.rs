@@ -2,7 +2,7 @@
 //! add to the aggregates beside the log, in one transaction.
 
 use rusqlite::{Connection, Statement, params};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 use super::log::{AppendError, Appended, CountedUsers, Head, Job, LogEntry, Outcome, join_kids};
 use crate::chain::{Row, row_hash};
@@ -122,11 +122,21 @@ pub(super) struct Stamp {
 impl Stamp {
     pub(super) fn new(now: OffsetDateTime) -> Stamp {
         let issued_at = Timestamp::new(now);
+        let text = issued_at.to_string();
+        // The day and the month (UTC, as the text) are the text's first ten
+        // and seven characters: one formatting a commit instead of three.
+        let (day, month) = match (text.get(..10), text.get(..7)) {
+            (Some(day), Some(month)) if !text.starts_with('-') => (day.to_owned(), month.to_owned()),
+            _ => (
+                now.to_offset(UtcOffset::UTC).date().to_string(),
+                Month::of(now).to_string(),
+            ),
+        };
         Stamp {
             issued_at,
-            text: issued_at.to_string(),
-            day: now.date().to_string(),
-            month: Month::of(now).to_string(),
+            text,
+            day,
+            month,
         }
     }
 
@@ -329,4 +339,29 @@ pub(super) fn write_aggregates(
             .execute(params![stamp.month, new_users, anomalies])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_stamp_days_and_months_in_utc() {
+        for (now, day, month) in [
+            (datetime!(2026-12-31 23:59:59.9996 UTC), "2026-12-31", "2026-12"),
+            (datetime!(2027-01-01 00:30 +01:00), "2026-12-31", "2026-12"),
+            (datetime!(0999-02-03 04:05:06 UTC), "0999-02-03", "0999-02"),
+            (datetime!(9999-12-31 23:59:59.999 UTC), "9999-12-31", "9999-12"),
+        ] {
+            let stamp = Stamp::new(now);
+            assert_eq!(stamp.text, Timestamp::new(now).to_string());
+            assert_eq!(stamp.day, day);
+            assert_eq!(stamp.day, now.to_offset(UtcOffset::UTC).date().to_string());
+            assert_eq!(stamp.month, month);
+            assert_eq!(stamp.month, Month::of(now).to_string());
+            assert_eq!(stamp.minute(), &stamp.text[..16]);
+        }
+    }
 }
