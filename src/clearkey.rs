@@ -4,8 +4,9 @@
 
 use serde::Deserialize;
 
-use crate::ids::{ContentKey, Kid, LicenseType, b64_encode};
+use crate::ids::{ContentKey, Kid, LicenseType};
 
+use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// The most KIDs one request may ask for.
@@ -90,27 +91,29 @@ pub fn parse_request(body: &[u8]) -> Result<ClearKeyRequest, ClearKeyError> {
 /// every license went through serde's escaping checks and a vector of
 /// structs of owned strings (issue 37).
 pub fn response(keys: &[(Kid, ContentKey)], license_type: LicenseType) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + keys.len() * 80);
-    out.extend_from_slice(b"{\"keys\":[");
+    let mut out = String::with_capacity(32 + keys.len() * 80);
+    out.push_str("{\"keys\":[");
     for (i, (kid, key)) in keys.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.push(',');
         }
-        out.extend_from_slice(b"{\"kty\":\"oct\",\"kid\":\"");
-        out.extend_from_slice(kid.to_b64url().as_bytes());
-        out.extend_from_slice(b"\",\"k\":\"");
-        out.extend_from_slice(b64_encode(&URL_SAFE_NO_PAD, &key.0).as_bytes());
-        out.extend_from_slice(b"\"}");
+        // Encoded in place: not two strings a key, copied in (issue 37).
+        out.push_str("{\"kty\":\"oct\",\"kid\":\"");
+        URL_SAFE_NO_PAD.encode_string(kid.0, &mut out);
+        out.push_str("\",\"k\":\"");
+        URL_SAFE_NO_PAD.encode_string(key.0, &mut out);
+        out.push_str("\"}");
     }
-    out.extend_from_slice(b"],\"type\":\"");
-    out.extend_from_slice(license_type.as_str().as_bytes());
-    out.extend_from_slice(b"\"}");
-    out
+    out.push_str("],\"type\":\"");
+    out.push_str(license_type.as_str());
+    out.push_str("\"}");
+    out.into_bytes()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::b64_encode;
 
     #[test]
     fn the_response_is_the_json_serde_would_write() {
