@@ -3,7 +3,7 @@
 //! A 5xx says nothing about its cause; the server log gets that.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use actix_web::http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 
 use super::outcomes::Outcome;
@@ -28,8 +28,9 @@ pub enum ApiError {
     KeySystemUnsupported(String),
     #[error("there is nothing at this path")]
     NotFound,
+    /// With the methods the path takes, for the answer's `Allow`.
     #[error("this method is not allowed here")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: &'static str },
     #[error(transparent)]
     License(#[from] LicenseError),
     #[error("no FairPlay credentials are imported on this server")]
@@ -51,7 +52,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => Outcome::RateLimited,
             ApiError::KeySystemUnsupported(_) => Outcome::KeySystemUnsupported,
             ApiError::NotFound => Outcome::NotFound,
-            ApiError::MethodNotAllowed => Outcome::MethodNotAllowed,
+            ApiError::MethodNotAllowed { .. } => Outcome::MethodNotAllowed,
             ApiError::FairPlayNotConfigured => Outcome::FairPlayNotConfigured,
             ApiError::Wire(WireError::OtherKeySystem(_)) => Outcome::KeySystemUnsupported,
             ApiError::Wire(_) => Outcome::SpcMalformed,
@@ -103,12 +104,18 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        error_response(
+        let mut response = error_response(
             self.status_code(),
             self.outcome().code(),
             &self.message(),
             self.retry_after(),
-        )
+        );
+        if let ApiError::MethodNotAllowed { allow } = self {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        response
     }
 }
 

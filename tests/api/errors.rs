@@ -361,8 +361,28 @@ async fn errors_carry_cors_and_unknown_paths_are_json_404() {
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"], "not_found");
     }
-    let mut res = client().get(app.url("/clearkey")).send().await.unwrap();
-    assert_eq!(res.status(), 405);
-    let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"], "method_not_allowed");
+    // A 405 names the methods the path takes (RFC 9110, 15.5.6).
+    for (method, path, allow) in [
+        ("GET", "/clearkey", "POST, OPTIONS"),
+        ("PUT", "/AcquireLicense", "POST, OPTIONS"),
+        (
+            "POST",
+            "/hls/key/9eb4050de44b4802932e27d75083e266",
+            "GET, OPTIONS",
+        ),
+        ("DELETE", "/fairplay/certificate", "GET, OPTIONS"),
+        ("GET", "/fairplay/license", "POST, OPTIONS"),
+        ("POST", "/healthz", "GET, HEAD"),
+    ] {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut res = client()
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method} {path}");
+        assert_eq!(res.headers().get("allow").unwrap(), allow, "{method} {path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed");
+    }
 }
