@@ -528,8 +528,7 @@ pub fn format_instant(at: OffsetDateTime) -> String {
             value /= 10;
         }
     }
-    // Digits and the pattern's ASCII: always UTF-8, never lossy.
-    String::from_utf8_lossy(&text).into_owned()
+    String::from_utf8(text.to_vec()).expect("digits and the pattern are ASCII")
 }
 
 /// Parses an RFC 3339 date-time (any offset) into UTC. An instant past the last one the
