@@ -157,36 +157,35 @@ pub fn admin_server(
                     Ok(res)
                 }
             })
-            .route("/login", web::get().to(login_page))
-            .route("/login", web::post().to(login))
-            .route("/logout", web::post().to(logout))
-            .route("/", web::get().to(dashboard))
-            .route("/dashboard.json", web::get().to(dashboard_json))
-            .route("/keys", web::get().to(keys::page))
-            .route("/keys/delivery-cert.pem", web::get().to(keys::delivery_certificate))
+            .service(page("/login", "GET, POST").route(web::get().to(login_page)).route(web::post().to(login)))
+            .service(page("/logout", "POST").route(web::post().to(logout)))
+            .service(page("/", "GET").route(web::get().to(dashboard)))
+            .service(page("/dashboard.json", "GET").route(web::get().to(dashboard_json)))
+            .service(page("/keys", "GET").route(web::get().to(keys::page)))
+            .service(page("/keys/delivery-cert.pem", "GET").route(web::get().to(keys::delivery_certificate)))
             .service(
-                web::resource("/keys/import")
+                page("/keys/import", "POST")
                     .app_data(web::FormConfig::default().limit(crate::keyfile::MAX_KEY_FILE * 2))
                     .route(web::post().to(keys::import)),
             )
-            .route("/keys/remove", web::post().to(keys::remove))
-            .route("/log", web::get().to(log::page))
-            .route("/log.csv", web::get().to(log::csv))
-            .route("/reports", web::get().to(reports::page))
-            .route("/reports/export", web::post().to(reports::export))
-            .route("/reports/{sequence}/download", web::get().to(reports::download))
-            .route("/comkeys", web::get().to(accounts::com_keys_page))
-            .route("/comkeys/generate", web::post().to(accounts::generate_com_key))
-            .route("/comkeys/remove", web::post().to(accounts::remove_com_key))
-            .route("/users", web::get().to(accounts::users_page))
-            .route("/users/add", web::post().to(accounts::add_user))
-            .route("/users/passwd", web::post().to(accounts::new_password))
-            .route("/users/remove", web::post().to(accounts::remove_user))
-            .route("/static/admin.js", web::get().to(script))
-            .route("/static/admin.css", web::get().to(style))
-            .route("/static/icon.svg", web::get().to(icon))
-            .route("/favicon.ico", web::get().to(icon))
-            .route("/metrics", web::get().to(metrics))
+            .service(page("/keys/remove", "POST").route(web::post().to(keys::remove)))
+            .service(page("/log", "GET").route(web::get().to(log::page)))
+            .service(page("/log.csv", "GET").route(web::get().to(log::csv)))
+            .service(page("/reports", "GET").route(web::get().to(reports::page)))
+            .service(page("/reports/export", "POST").route(web::post().to(reports::export)))
+            .service(page("/reports/{sequence}/download", "GET").route(web::get().to(reports::download)))
+            .service(page("/comkeys", "GET").route(web::get().to(accounts::com_keys_page)))
+            .service(page("/comkeys/generate", "POST").route(web::post().to(accounts::generate_com_key)))
+            .service(page("/comkeys/remove", "POST").route(web::post().to(accounts::remove_com_key)))
+            .service(page("/users", "GET").route(web::get().to(accounts::users_page)))
+            .service(page("/users/add", "POST").route(web::post().to(accounts::add_user)))
+            .service(page("/users/passwd", "POST").route(web::post().to(accounts::new_password)))
+            .service(page("/users/remove", "POST").route(web::post().to(accounts::remove_user)))
+            .service(page("/static/admin.js", "GET").route(web::get().to(script)))
+            .service(page("/static/admin.css", "GET").route(web::get().to(style)))
+            .service(page("/static/icon.svg", "GET").route(web::get().to(icon)))
+            .service(page("/favicon.ico", "GET").route(web::get().to(icon)))
+            .service(page("/metrics", "GET").route(web::get().to(metrics)))
             .default_service(web::to(|| async { html(StatusCode::NOT_FOUND, views::not_found()) }))
     })
     .workers(1)
@@ -197,6 +196,18 @@ pub fn admin_server(
         None => server.listen(listener)?,
     };
     Ok(server.run())
+}
+
+/// A path of the crew UI and the methods its routes take: any other method
+/// is answered 405 with `Allow` naming them (RFC 9110, 15.5.6), not with the
+/// 404 of an address that does not exist.
+fn page(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        let mut res = html(StatusCode::METHOD_NOT_ALLOWED, views::method_not_allowed(allow));
+        res.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        res
+    }))
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {

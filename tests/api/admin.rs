@@ -33,6 +33,56 @@ async fn sign_in_sets_a_strict_http_only_session() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
 }
 
+/// A crew UI path asked with a method it does not take is 405 naming the
+/// ones it does (RFC 9110, 15.5.6), on an HTML page with the UI's security
+/// headers; an address that does not exist stays 404.
+#[actix_web::test]
+async fn a_wrong_method_on_a_page_is_405_with_allow() {
+    let app = spawn_admin_app().await;
+    let client = crew_client();
+    for (method, path, allow) in [
+        ("GET", "/logout", "POST"),
+        ("PUT", "/login", "GET, POST"),
+        ("DELETE", "/", "GET"),
+        ("GET", "/keys/import", "POST"),
+        ("POST", "/log.csv", "GET"),
+        ("POST", "/reports/1/download", "GET"),
+        ("GET", "/users/remove", "POST"),
+        ("POST", "/metrics", "GET"),
+    ] {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut res = client
+            .request(method.clone(), app.admin_url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(res.headers().get("allow").unwrap(), allow, "{method} {path}");
+        assert_eq!(
+            res.headers().get("x-frame-options").unwrap(),
+            "DENY",
+            "{method} {path}"
+        );
+        assert!(
+            res.headers()
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{method} {path}"
+        );
+        let body = res.body().await.unwrap();
+        let body = std::str::from_utf8(&body).unwrap();
+        assert!(
+            body.contains(&format!("takes {allow} requests only")),
+            "{method} {path}: {body}"
+        );
+    }
+    let res = client.post(app.admin_url("/no/such/page")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
 #[actix_web::test]
 async fn pages_need_a_session() {
     let app = spawn_admin_app().await;

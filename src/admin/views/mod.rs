@@ -176,6 +176,16 @@ pub fn not_found() -> String {
     )
 }
 
+pub fn method_not_allowed(allow: &str) -> String {
+    page(
+        "Not allowed here",
+        None,
+        html! {
+            p { "This address takes " (allow) " requests only. " a href="/" { "Go to the dashboard" } "." }
+        },
+    )
+}
+
 pub fn forbidden(why: &str) -> String {
     page(
         "Not allowed",
