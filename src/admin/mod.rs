@@ -158,34 +158,33 @@ pub fn admin_server(
                 }
             })
             .service(page("/login", "GET, POST").route(web::get().to(login_page)).route(web::post().to(login)))
-            .service(page("/logout", "POST").route(web::post().to(logout)))
-            .service(page("/", "GET").route(web::get().to(dashboard)))
-            .service(page("/dashboard.json", "GET").route(web::get().to(dashboard_json)))
-            .service(page("/keys", "GET").route(web::get().to(keys::page)))
-            .service(page("/keys/delivery-cert.pem", "GET").route(web::get().to(keys::delivery_certificate)))
+            .service(post("/logout", logout))
+            .service(get("/", dashboard))
+            .service(get("/dashboard.json", dashboard_json))
+            .service(get("/keys", keys::page))
+            .service(get("/keys/delivery-cert.pem", keys::delivery_certificate))
             .service(
-                page("/keys/import", "POST")
-                    .app_data(web::FormConfig::default().limit(crate::keyfile::MAX_KEY_FILE * 2))
-                    .route(web::post().to(keys::import)),
+                post("/keys/import", keys::import)
+                    .app_data(web::FormConfig::default().limit(crate::keyfile::MAX_KEY_FILE * 2)),
             )
-            .service(page("/keys/remove", "POST").route(web::post().to(keys::remove)))
-            .service(page("/log", "GET").route(web::get().to(log::page)))
-            .service(page("/log.csv", "GET").route(web::get().to(log::csv)))
-            .service(page("/reports", "GET").route(web::get().to(reports::page)))
-            .service(page("/reports/export", "POST").route(web::post().to(reports::export)))
-            .service(page("/reports/{sequence}/download", "GET").route(web::get().to(reports::download)))
-            .service(page("/comkeys", "GET").route(web::get().to(accounts::com_keys_page)))
-            .service(page("/comkeys/generate", "POST").route(web::post().to(accounts::generate_com_key)))
-            .service(page("/comkeys/remove", "POST").route(web::post().to(accounts::remove_com_key)))
-            .service(page("/users", "GET").route(web::get().to(accounts::users_page)))
-            .service(page("/users/add", "POST").route(web::post().to(accounts::add_user)))
-            .service(page("/users/passwd", "POST").route(web::post().to(accounts::new_password)))
-            .service(page("/users/remove", "POST").route(web::post().to(accounts::remove_user)))
-            .service(page("/static/admin.js", "GET").route(web::get().to(script)))
-            .service(page("/static/admin.css", "GET").route(web::get().to(style)))
-            .service(page("/static/icon.svg", "GET").route(web::get().to(icon)))
-            .service(page("/favicon.ico", "GET").route(web::get().to(icon)))
-            .service(page("/metrics", "GET").route(web::get().to(metrics)))
+            .service(post("/keys/remove", keys::remove))
+            .service(get("/log", log::page))
+            .service(get("/log.csv", log::csv))
+            .service(get("/reports", reports::page))
+            .service(post("/reports/export", reports::export))
+            .service(get("/reports/{sequence}/download", reports::download))
+            .service(get("/comkeys", accounts::com_keys_page))
+            .service(post("/comkeys/generate", accounts::generate_com_key))
+            .service(post("/comkeys/remove", accounts::remove_com_key))
+            .service(get("/users", accounts::users_page))
+            .service(post("/users/add", accounts::add_user))
+            .service(post("/users/passwd", accounts::new_password))
+            .service(post("/users/remove", accounts::remove_user))
+            .service(get("/static/admin.js", script))
+            .service(get("/static/admin.css", style))
+            .service(get("/static/icon.svg", icon))
+            .service(get("/favicon.ico", icon))
+            .service(get("/metrics", metrics))
             .default_service(web::to(|| async { html(StatusCode::NOT_FOUND, views::not_found()) }))
     })
     .workers(1)
@@ -208,6 +207,26 @@ fn page(path: &str, allow: &'static str) -> actix_web::Resource {
             .insert(header::ALLOW, header::HeaderValue::from_static(allow));
         res
     }))
+}
+
+/// A page that takes `GET` only.
+fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    page(path, "GET").route(web::get().to(handler))
+}
+
+/// An action that takes `POST` only.
+fn post<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    page(path, "POST").route(web::post().to(handler))
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {

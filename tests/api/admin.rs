@@ -64,12 +64,7 @@ async fn a_wrong_method_on_a_page_is_405_with_allow() {
             "{method} {path}"
         );
         assert!(
-            res.headers()
-                .get("content-type")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("text/html"),
+            content_type(res.headers()).starts_with("text/html"),
             "{method} {path}"
         );
         let body = res.body().await.unwrap();
@@ -384,6 +379,22 @@ async fn the_keys_page_never_shows_a_key_and_refuses_bad_imports_clearly() {
         ),
         "{zero_text}"
     );
+
+    // The import's own form limit, not the UI's 16 KiB: 400 keys, about 50 KB.
+    let keys: Vec<_> = (0..400u32)
+        .map(|i| json!({ "kid": format!("{i:08x}-2222-4222-8333-444444444444"), "key": format!("{:032x}", u128::from(i) + 1) }))
+        .collect();
+    let file = json!({ "keys": keys }).to_string();
+    assert!(file.len() > 32 * 1024);
+    let (status, text) = post(
+        &app,
+        &cookie,
+        "/keys/import",
+        &[("csrf", &csrf), ("content", &file)],
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("Imported 400 new keys"), "{text}");
 }
 
 const KID_E: &str = "33333333-4444-4555-8666-777777777777";
@@ -475,15 +486,7 @@ async fn the_stylesheet_and_icon_are_served() {
     ] {
         let mut res = crew_client().get(app.admin_url(path)).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
-        assert!(
-            res.headers()
-                .get("content-type")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with(kind),
-            "{path}"
-        );
+        assert!(content_type(res.headers()).starts_with(kind), "{path}");
         assert!(!res.body().await.unwrap().is_empty());
     }
     let mut res = crew_client().get(app.admin_url("/login")).send().await.unwrap();

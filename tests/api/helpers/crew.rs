@@ -21,6 +21,13 @@ pub fn set_cookie(res: &awc::http::header::HeaderMap, name: &str) -> Option<Stri
         .map(str::to_owned)
 }
 
+/// A response's `Content-Type`, empty when it has none.
+pub fn content_type(res: &awc::http::header::HeaderMap) -> &str {
+    res.get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 pub fn cookie_value(set_cookie: &str) -> String {
     set_cookie
         .split(';')
