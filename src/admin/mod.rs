@@ -140,7 +140,7 @@ pub fn admin_server(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .app_data(web::FormConfig::default().limit(16 * 1024))
+            .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(form_refused))
             .wrap_fn(|req, srv| {
                 let fut = actix_web::dev::Service::call(srv, req);
                 async move {
@@ -165,7 +165,11 @@ pub fn admin_server(
             .service(get("/keys/delivery-cert.pem", keys::delivery_certificate))
             .service(
                 post("/keys/import", keys::import)
-                    .app_data(web::FormConfig::default().limit(crate::keyfile::MAX_KEY_FILE * 2)),
+                    .app_data(
+                        web::FormConfig::default()
+                            .limit(crate::keyfile::MAX_KEY_FILE * 2)
+                            .error_handler(form_refused),
+                    ),
             )
             .service(post("/keys/remove", keys::remove))
             .service(get("/log", log::page))
@@ -755,6 +759,23 @@ async fn checked_form<T: DeserializeOwned + HasCsrf + 'static>(
         )));
     }
     Ok(form)
+}
+
+/// A form that cannot be read, answered as a page of the UI instead of
+/// actix's line of plain text: larger than the address takes (413), without
+/// a length (411), or not a form (400).
+fn form_refused(err: actix_web::error::UrlencodedError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::ResponseError as _;
+    let why = match &err {
+        actix_web::error::UrlencodedError::Overflow { limit, .. } => {
+            format!(
+                "The form is larger than this address takes ({} KiB at most).",
+                limit / 1024
+            )
+        }
+        _ => "The form could not be read.".to_owned(),
+    };
+    refused(html(err.status_code(), views::refused("Form refused", &why)))
 }
 
 fn refused(answer: HttpResponse) -> actix_web::Error {

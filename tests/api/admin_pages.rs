@@ -897,7 +897,7 @@ async fn crew_user_forms_that_cannot_be_done_are_refused() {
     }
     // Oversized forms are refused before they are read.
     let huge = "y".repeat(64 * 1024);
-    let (s, _) = post(
+    let (s, body) = post(
         &app,
         &cookie,
         "/users/add",
@@ -905,6 +905,11 @@ async fn crew_user_forms_that_cannot_be_done_are_refused() {
     )
     .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        body.contains("<title>Form refused") && body.contains("larger than this address takes (16 KiB at most)"),
+        "a page of the UI, not a line of text: {body}"
+    );
+    assert!(!page(&app, &cookie, "/users").await.contains("yyyy"), "nobody was added");
 
     // The same actions without the CSRF token do nothing.
     let (s, _) = post(&app, &cookie, "/users/add", &[("name", "eve"), ("role", "admin")]).await;

@@ -187,8 +187,13 @@ pub fn method_not_allowed(allow: &str) -> String {
 }
 
 pub fn forbidden(why: &str) -> String {
+    refused("Not allowed", why)
+}
+
+/// A request the UI turned away, and why, with the way back.
+pub fn refused(title: &str, why: &str) -> String {
     page(
-        "Not allowed",
+        title,
         None,
         html! {
             p.error { (why) }
