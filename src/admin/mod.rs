@@ -157,7 +157,7 @@ pub fn admin_server(
                     Ok(res)
                 }
             })
-            .service(page("/login", "GET, POST").route(web::get().to(login_page)).route(web::post().to(login)))
+            .service(resource("/login", "GET, POST").route(web::get().to(login_page)).route(web::post().to(login)))
             .service(post("/logout", logout))
             .service(get("/", dashboard))
             .service(get("/dashboard.json", dashboard_json))
@@ -201,10 +201,10 @@ pub fn admin_server(
     Ok(server.run())
 }
 
-/// A path of the crew UI and the methods its routes take: any other method
-/// is answered 405 with `Allow` naming them (RFC 9110, 15.5.6), not with the
+/// A path of the crew UI and the methods its routes take (as the license
+/// listener's `http::resource`): any other method is answered 405 with `Allow` naming them (RFC 9110, 15.5.6), not with the
 /// 404 of an address that does not exist.
-fn page(path: &str, allow: &'static str) -> actix_web::Resource {
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(move || async move {
         let mut res = html(StatusCode::METHOD_NOT_ALLOWED, views::method_not_allowed(allow));
         res.headers_mut()
@@ -220,7 +220,7 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    page(path, "GET").route(web::get().to(handler))
+    resource(path, "GET").route(web::get().to(handler))
 }
 
 /// An action that takes `POST` only.
@@ -230,7 +230,7 @@ where
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    page(path, "POST").route(web::post().to(handler))
+    resource(path, "POST").route(web::post().to(handler))
 }
 
 fn html(status: StatusCode, body: String) -> HttpResponse {

@@ -906,10 +906,14 @@ async fn crew_user_forms_that_cannot_be_done_are_refused() {
     .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(
-        body.contains("<title>Form refused") && body.contains("larger than this address takes (16 KiB at most)"),
+        body.contains("<title>Form refused")
+            && body.contains("larger than this address takes (16 KiB at most)"),
         "a page of the UI, not a line of text: {body}"
     );
-    assert!(!page(&app, &cookie, "/users").await.contains("yyyy"), "nobody was added");
+    assert!(
+        !page(&app, &cookie, "/users").await.contains("yyyy"),
+        "nobody was added"
+    );
 
     // The same actions without the CSRF token do nothing.
     let (s, _) = post(&app, &cookie, "/users/add", &[("name", "eve"), ("role", "admin")]).await;
