@@ -1,5 +1,6 @@
--- wrk script: POST /clearkey with a different token (and user) per request,
--- counting 200s and printing latency percentiles.
+-- wrk script: POST /clearkey (or, with BENCH_SPC, /fairplay/license) with a
+-- different token (and user) per request, counting 200s and printing latency
+-- percentiles.
 --
 -- The requests are formatted once, up front, and there is no response()
 -- callback (wrk counts answers >= 400 itself in summary.errors.status; berth
@@ -11,10 +12,22 @@ local requests = {}
 local i = 0
 
 -- Per thread, after wrk has set the Host header that wrk.format adds.
+-- BENCH_SPC=file: FairPlay instead, POST /fairplay/license with that SPC's
+-- bytes (one Apple device's request, from tests/api/fairplay_client.py) and
+-- the same tokens; berth opens the SPC (RSA-OAEP, Apple's D function, AES)
+-- and answers a CKC each time.
 function init(args)
-  local body = os.getenv("BENCH_BODY")
+  local path, body, headers = "/clearkey", os.getenv("BENCH_BODY"), {}
+  local spc = os.getenv("BENCH_SPC")
+  if spc then
+    local file = assert(io.open(spc, "rb"))
+    path, body = "/fairplay/license", file:read("*a")
+    file:close()
+    headers["Content-Type"] = "application/octet-stream"
+  end
   for line in io.lines(os.getenv("BENCH_TOKENS")) do
-    requests[#requests + 1] = wrk.format("POST", "/clearkey", { ["X-AxDRM-Message"] = line }, body)
+    headers["X-AxDRM-Message"] = line
+    requests[#requests + 1] = wrk.format("POST", path, headers, body)
   end
   i = math.random(#requests)
 end
