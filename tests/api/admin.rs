@@ -344,34 +344,16 @@ async fn the_keys_page_never_shows_a_key_and_refuses_bad_imports_clearly() {
     );
     let csrf = between(&body, "name=\"csrf\" value=\"", "\"").to_owned();
     let file = json!({ "keys": [ { "kid": KID_E, "key": "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf" } ] }).to_string();
-    let (status, _) = post(
-        &app,
-        &cookie,
-        "/keys/import",
-        &[("csrf", "nope"), ("content", &file)],
-    )
-    .await;
+    let (status, _) = import_keys(&app, &cookie, "nope", &file).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let broken = "{\"keys\":[{\"kid\":\"x\"}]}";
-    let (status, text) = post(
-        &app,
-        &cookie,
-        "/keys/import",
-        &[("csrf", &csrf), ("content", broken)],
-    )
-    .await;
+    let (status, text) = import_keys(&app, &cookie, &csrf, broken).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(text.contains("Nothing was imported"), "{text}");
     assert!(!page(&app, &cookie, "/keys").await.contains(KID_E));
 
     let zeros = "{\"keys\":[{\"kid\":\"00000000-1111-4222-8333-444444444444\",\"key\":\"00000000000000000000000000000000\"}]}";
-    let (status, zero_text) = post(
-        &app,
-        &cookie,
-        "/keys/import",
-        &[("csrf", &csrf), ("content", zeros)],
-    )
-    .await;
+    let (status, zero_text) = import_keys(&app, &cookie, &csrf, zeros).await;
     assert_eq!(status, 200);
     assert!(
         zero_text.contains(
@@ -386,15 +368,14 @@ async fn the_keys_page_never_shows_a_key_and_refuses_bad_imports_clearly() {
         .collect();
     let file = json!({ "keys": keys }).to_string();
     assert!(file.len() > 32 * 1024);
-    let (status, text) = post(
-        &app,
-        &cookie,
-        "/keys/import",
-        &[("csrf", &csrf), ("content", &file)],
-    )
-    .await;
+    let (status, text) = import_keys(&app, &cookie, &csrf, &file).await;
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("Imported 400 new keys"), "{text}");
+}
+
+/// Posts a key file to the keys page's import form.
+async fn import_keys(app: &TestApp, cookie: &str, csrf: &str, file: &str) -> (StatusCode, String) {
+    post(app, cookie, "/keys/import", &[("csrf", csrf), ("content", file)]).await
 }
 
 const KID_E: &str = "33333333-4444-4555-8666-777777777777";
@@ -407,13 +388,7 @@ async fn admins_import_and_remove_keys_and_players_get_them_at_once() {
     let cookie = session(&app).await;
     let csrf = csrf(&page(&app, &cookie, "/keys").await);
     let file = json!({ "keys": [ { "kid": KID_E, "key": "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf", "label": "<b>film</b>" } ] }).to_string();
-    let (status, text) = post(
-        &app,
-        &cookie,
-        "/keys/import",
-        &[("csrf", &csrf), ("content", &file)],
-    )
-    .await;
+    let (status, text) = import_keys(&app, &cookie, &csrf, &file).await;
     assert_eq!(status, 200);
     assert!(
         text.contains("Imported 1 new key (0 already present).</"),
