@@ -202,8 +202,9 @@ pub fn admin_server(
 }
 
 /// A path of the crew UI and the methods its routes take (as the license
-/// listener's `http::resource`): any other method is answered 405 with `Allow` naming them (RFC 9110, 15.5.6), not with the
-/// 404 of an address that does not exist.
+/// listener's `http::resource`): any other method is answered 405 with
+/// `Allow` naming them (RFC 9110, 15.5.6), not with the 404 of an address
+/// that does not exist.
 fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(move || async move {
         let mut res = html(StatusCode::METHOD_NOT_ALLOWED, views::method_not_allowed(allow));
