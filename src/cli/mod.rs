@@ -63,6 +63,7 @@ pub fn main() -> std::process::ExitCode {
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(crate::logline::OneLinePerEvent(writer))
+        .fmt_fields(crate::logline::LineFields)
         .with_ansi(false);
     if crate::systemd::stderr_is_journal() {
         // journald records when each line arrived; a second timestamp in the
