@@ -157,7 +157,12 @@ pub fn admin_server(
                     Ok(res)
                 }
             })
-            .service(resource("/login", "GET, POST").route(web::get().to(login_page)).route(web::post().to(login)))
+            .service(
+                resource("/login", "GET, HEAD, POST")
+                    .route(web::get().to(login_page))
+                    .route(web::head().to(login_page))
+                    .route(web::post().to(login)),
+            )
             .service(post("/logout", logout))
             .service(get("/", dashboard))
             .service(get("/dashboard.json", dashboard_json))
@@ -214,14 +219,18 @@ fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
     }))
 }
 
-/// A page that takes `GET` only.
+/// A page: `GET`, and `HEAD`, which every general-purpose server supports
+/// (RFC 9110, 9.1) and which actix-http answers with the same head and no
+/// body.
 fn get<F, Args>(path: &str, handler: F) -> actix_web::Resource
 where
     F: actix_web::Handler<Args>,
     Args: actix_web::FromRequest + 'static,
     F::Output: actix_web::Responder + 'static,
 {
-    resource(path, "GET").route(web::get().to(handler))
+    resource(path, "GET, HEAD")
+        .route(web::get().to(handler.clone()))
+        .route(web::head().to(handler))
 }
 
 /// An action that takes `POST` only.

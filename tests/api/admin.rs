@@ -42,13 +42,14 @@ async fn a_wrong_method_on_a_page_is_405_with_allow() {
     let client = crew_client();
     for (method, path, allow) in [
         ("GET", "/logout", "POST"),
-        ("PUT", "/login", "GET, POST"),
-        ("DELETE", "/", "GET"),
+        ("PUT", "/login", "GET, HEAD, POST"),
+        ("DELETE", "/", "GET, HEAD"),
         ("GET", "/keys/import", "POST"),
-        ("POST", "/log.csv", "GET"),
-        ("POST", "/reports/1/download", "GET"),
+        ("POST", "/log.csv", "GET, HEAD"),
+        ("POST", "/reports/1/download", "GET, HEAD"),
         ("GET", "/users/remove", "POST"),
-        ("POST", "/metrics", "GET"),
+        ("HEAD", "/users/remove", "POST"),
+        ("POST", "/metrics", "GET, HEAD"),
     ] {
         let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
         let mut res = client
@@ -69,13 +70,93 @@ async fn a_wrong_method_on_a_page_is_405_with_allow() {
         );
         let body = res.body().await.unwrap();
         let body = std::str::from_utf8(&body).unwrap();
-        assert!(
+        assert_eq!(
             body.contains(&format!("takes {allow} requests only")),
+            method != "HEAD",
             "{method} {path}: {body}"
         );
     }
     let res = client.post(app.admin_url("/no/such/page")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+/// Every page answers `HEAD` as it answers `GET` (RFC 9110, 9.1: status and
+/// head), and nothing after the head: read off the socket, as a monitoring
+/// probe would.
+#[actix_web::test]
+async fn head_on_a_page_is_its_get_without_a_body() {
+    let app = spawn_admin_app().await;
+    let cookie = session(&app).await;
+    let addr = app.admin_url("").trim_start_matches("http://").to_owned();
+    let (keys_status, _) = get(&app, &cookie, "/keys").await;
+    assert_eq!(keys_status, StatusCode::OK);
+    for (path, signed_in) in [
+        ("/login", false),
+        ("/", false),
+        ("/", true),
+        ("/dashboard.json", true),
+        ("/keys", true),
+        ("/keys/delivery-cert.pem", true),
+        ("/log", true),
+        ("/log.csv", true),
+        ("/reports", true),
+        ("/reports/99/download", true),
+        ("/comkeys", true),
+        ("/users", true),
+        ("/static/admin.css", false),
+        ("/metrics", true),
+        ("/metrics", false),
+    ] {
+        let cookie = if signed_in { cookie.as_str() } else { "" };
+        let (get_head, _) = raw_request(&addr, "GET", path, cookie).await;
+        let (head_head, after) = raw_request(&addr, "HEAD", path, cookie).await;
+        let status = |head: &str| head.lines().next().unwrap_or("").to_owned();
+        assert_eq!(status(&head_head), status(&get_head), "HEAD {path}");
+        for name in ["content-type", "x-frame-options", "location"] {
+            assert_eq!(
+                header_line(&head_head, name),
+                header_line(&get_head, name),
+                "HEAD {path}: {name}"
+            );
+        }
+        assert!(after.is_empty(), "HEAD {path} sent a body: {after:?}");
+    }
+}
+
+/// One request on a connection of its own, read to its end: (the head, what
+/// came after it).
+async fn raw_request(addr: &str, method: &str, path: &str, cookie: &str) -> (String, Vec<u8>) {
+    use std::io::{Read as _, Write as _};
+    let (addr, request) = (
+        addr.to_owned(),
+        format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"),
+    );
+    actix_web::rt::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).unwrap();
+        let end = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a whole head")
+            + 4;
+        (
+            String::from_utf8_lossy(&answer[..end]).into_owned(),
+            answer[end..].to_vec(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// A header's line in a raw head, by its lowercase name.
+fn header_line(head: &str, name: &str) -> Option<String> {
+    head.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with(&format!("{name}:")))
+        .map(str::to_owned)
 }
 
 #[actix_web::test]
