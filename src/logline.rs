@@ -254,6 +254,28 @@ pub fn escape_event(event: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 mod tests {
     use super::*;
 
+    use std::sync::{Arc, Mutex};
+
+    /// A log's output in memory, for a subscriber's writer and the test.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sink {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
     #[test]
     fn only_the_final_newline_stays_a_newline() {
         assert_eq!(escape_event(b"INFO ok\n").as_ref(), b"INFO ok\n");
@@ -267,18 +289,6 @@ mod tests {
 
     #[test]
     fn a_subscriber_writes_one_line_per_event() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let sink = Sink::default();
         let for_writer = sink.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -293,7 +303,7 @@ mod tests {
             );
             tracing::info!(reason = %"a\r\nb", "second");
         });
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.text();
         assert_eq!(text.lines().count(), 2, "{text}");
         assert!(text.contains("crew\\nINFO berth::admin"), "{text}");
     }
@@ -348,27 +358,16 @@ mod tests {
         fn record(
             fields: impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static,
         ) -> String {
-            use std::sync::{Arc, Mutex};
-            let out = Arc::new(Mutex::new(Vec::new()));
-            let sink = out.clone();
+            let sink = Sink::default();
+            let for_writer = sink.clone();
             let subscriber = tracing_subscriber::fmt()
-                .with_writer(move || Line(sink.clone()))
+                .with_writer(move || for_writer.clone())
                 .fmt_fields(fields)
                 .with_ansi(false)
                 .without_time()
                 .finish();
             tracing::subscriber::with_default(subscriber, events);
-            String::from_utf8(out.lock().unwrap().clone()).unwrap()
-        }
-        struct Line(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Line {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+            sink.text()
         }
         let ours = record(LineFields);
         let theirs = record(DefaultFields::new());
