@@ -2,15 +2,18 @@
 //! fetch first, and the SPC-to-CKC exchange, behind the same token check,
 //! rate limit, log and count as Clear Key.
 
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use tokio::sync::oneshot;
 
 use super::{ApiError, LicenseApi, check_rate, client_ip, find_token, log_outcome, read_body};
-use crate::fairplay::{self, ckc, spc, terms, wire};
+use crate::fairplay::spc::Spc;
+use crate::fairplay::{self, Credentials, SpcError, ckc, spc, terms, wire};
 use crate::ids::KeySystem;
-use crate::license::LicenseRequest;
+use crate::license::{LicenseError, LicenseRequest};
 
 /// `GET /fairplay/certificate`: the FPS certificate (DER). Not a license,
 /// not counted.
@@ -42,14 +45,17 @@ pub async fn license(
         let token = find_token(&req);
         check_rate(&api, token.as_deref(), client)?;
         let body = read_body(&req, payload, api.body_timeout).await?;
-        let request = wire::parse(&body)?;
+        let mut request = wire::parse(&body)?;
         let credentials = api
             .service
             .keys()
             .fairplay()
             .ok_or(ApiError::FairPlayNotConfigured)?;
         let entitlement = api.service.entitlement(token.as_deref()).await?;
-        let spc = spc::open(&request.spc, &credentials)?;
+        let spc = api
+            .spc_openers
+            .open(std::mem::take(&mut request.spc), credentials)
+            .await?;
         let (kid, iv) = fairplay::asset::kid(&spc.asset_id)?;
         if let Some(named) = &request.asset_id
             && fairplay::asset::kid(named.as_bytes()).map(|(k, _)| k).ok() != Some(kid)
@@ -92,4 +98,80 @@ pub async fn license(
         .insert_header((header::CONTENT_TYPE, content_type))
         .insert_header((header::CACHE_CONTROL, super::NO_STORE))
         .body(body))
+}
+
+/// The threads that open SPCs, off the HTTP workers: one per CPU, started
+/// with the first SPC, taking jobs from one queue as each finishes the last.
+///
+/// An SPC's RSA decryption is about 300 us of CPU. Opened on an HTTP worker,
+/// it held every request on that worker behind it: during a rush of Apple
+/// devices a Clear Key license waited 26 ms (p50) instead of 1, and `/healthz`
+/// up to 25 ms (tests/bench/README.md). The queue has no bound of its own:
+/// a connection has one request in flight at most, with a body of 64 KiB at
+/// most, and a job whose player has gone is dropped unopened.
+#[derive(Default)]
+pub struct SpcOpeners {
+    queue: OnceLock<mpsc::Sender<SpcJob>>,
+}
+
+struct SpcJob {
+    spc: Vec<u8>,
+    credentials: Arc<Credentials>,
+    reply: oneshot::Sender<std::thread::Result<Result<Spc, SpcError>>>,
+}
+
+impl SpcOpeners {
+    pub async fn open(&self, spc: Vec<u8>, credentials: Arc<Credentials>) -> Result<Spc, ApiError> {
+        let stopping = || LicenseError::LogUnavailable("the server is stopping".into()).into();
+        let (reply, answer) = oneshot::channel();
+        let job = SpcJob {
+            spc,
+            credentials,
+            reply,
+        };
+        if self.queue().send(job).is_err() {
+            return Err(stopping());
+        }
+        match answer.await {
+            Ok(Ok(opened)) => Ok(opened?),
+            // A bug in `spc::open` is the handler's panic, as if it had run here.
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(stopping()),
+        }
+    }
+
+    fn queue(&self) -> &mpsc::Sender<SpcJob> {
+        self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<SpcJob>();
+            let rx = Arc::new(Mutex::new(rx));
+            let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+            for i in 0..threads {
+                let rx = Arc::clone(&rx);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("berth-spc-{i}"))
+                    .spawn(move || open_jobs(&rx));
+                if let Err(e) = spawned {
+                    // With none, the queue's receiver is gone and every SPC is a 503.
+                    tracing::error!(error = %e, "could not start an SPC thread");
+                }
+            }
+            tx
+        })
+    }
+}
+
+/// An SPC thread's life: the next job, until the server drops the queue.
+fn open_jobs(queue: &Mutex<mpsc::Receiver<SpcJob>>) {
+    loop {
+        let Ok(job) = queue.lock().unwrap_or_else(|e| e.into_inner()).recv() else {
+            return;
+        };
+        if job.reply.is_closed() {
+            continue;
+        }
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            spc::open(&job.spc, &job.credentials)
+        }));
+        let _ = job.reply.send(opened);
+    }
 }

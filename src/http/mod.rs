@@ -54,6 +54,7 @@ pub struct LicenseApi {
     cors: Cors,
     rate: Option<RateLimiter>,
     body_timeout: Duration,
+    spc_openers: fairplay::SpcOpeners,
 }
 
 impl LicenseApi {
@@ -65,6 +66,7 @@ impl LicenseApi {
             rate: (config.rate_limit_per_second > 0.0)
                 .then(|| RateLimiter::new(config.rate_limit_per_second, config.rate_limit_burst)),
             body_timeout: Duration::from_secs(config.body_timeout_secs),
+            spc_openers: fairplay::SpcOpeners::default(),
         }
     }
 }
