@@ -222,6 +222,56 @@ async fn an_spc_version_2_for_a_2048_bit_certificate_gets_its_key() {
     assert_eq!(fps.open("v2", &ckc)["key"], berth::ids::hex(&KEY_B));
 }
 
+/// Devices whose SPCs berth opens at the same time (on its SPC threads, one
+/// per CPU) each get a CKC for their own session and their own key.
+#[actix_web::test]
+async fn spcs_sent_at_once_each_get_their_own_ckc() {
+    let (app, fps) = fairplay_app(2048).await;
+    let devices: Vec<(String, &str, [u8; 16])> = (0..12)
+        .map(|i| {
+            let (kid, key) = if i % 2 == 0 {
+                (KID_A, KEY_A)
+            } else {
+                (KID_B, KEY_B)
+            };
+            (format!("device{i}"), kid, key)
+        })
+        .collect();
+    // Every SPC made first (the device side takes a moment each), then all sent.
+    let made: Vec<(Vec<u8>, String)> = devices
+        .iter()
+        .map(|(name, kid, _)| (fps.spc(name, &skd(kid), &[]), app.token(&[kid], json!({}))))
+        .collect();
+    let url = app.url("/fairplay/license");
+    let sent: Vec<_> = made
+        .into_iter()
+        .map(|(spc, token)| {
+            let url = url.clone();
+            actix_web::rt::spawn(async move {
+                let mut res = client()
+                    .post(url)
+                    .insert_header(("X-AxDRM-Message", token))
+                    .send_body(spc)
+                    .await
+                    .expect("request");
+                let body = res.body().limit(1 << 20).await.expect("body").to_vec();
+                (res.status().as_u16(), body)
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for answer in sent {
+        answers.push(answer.await.unwrap());
+    }
+    for ((name, _, key), (status, ckc)) in devices.iter().zip(answers) {
+        assert_eq!(status, 200, "{name}: {}", String::from_utf8_lossy(&ckc));
+        let opened = fps.open(name, &ckc);
+        assert_eq!(opened["key"], berth::ids::hex(key), "{name}");
+        assert_eq!(opened["r1_matches"], true, "{name}");
+    }
+    assert_eq!(app.log_rows(), 12, "one license a CKC");
+}
+
 #[actix_web::test]
 async fn the_asset_id_forms_packagers_write_name_the_key_and_a_given_iv_is_delivered() {
     let (app, fps) = fairplay_app(1024).await;
