@@ -1,6 +1,8 @@
 //! The service log's one line per event: control characters in a formatted
 //! event (a newline in a token's field name, in a crew user name) are written
 //! escaped, so that nothing a stranger sends can start a line of its own.
+//! The line's time and fields are written here too, as tracing-subscriber
+//! writes them, with less work on the license path (`LineTime`, `LineFields`).
 //!
 //! Architecture Invariant: this is the only place that makes log lines safe;
 //! callers log outside values as they are, and every line passes through here.

@@ -122,7 +122,8 @@ struct SpcJob {
 
 impl SpcOpeners {
     pub async fn open(&self, spc: Vec<u8>, credentials: Arc<Credentials>) -> Result<Spc, ApiError> {
-        let stopping = || LicenseError::LogUnavailable("the server is stopping".into()).into();
+        // Nothing was logged: a 503 with Retry-After, like a log that cannot write.
+        let unavailable = |why: &str| LicenseError::LogUnavailable(why.into()).into();
         let (reply, answer) = oneshot::channel();
         let job = SpcJob {
             spc,
@@ -130,13 +131,13 @@ impl SpcOpeners {
             reply,
         };
         if self.queue().send(job).is_err() {
-            return Err(stopping());
+            return Err(unavailable("no thread to open SPCs could be started"));
         }
         match answer.await {
             Ok(Ok(opened)) => Ok(opened?),
             // A bug in `spc::open` is the handler's panic, as if it had run here.
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => Err(stopping()),
+            Err(_) => Err(unavailable("the server is stopping")),
         }
     }
 
