@@ -4,7 +4,7 @@
 //! Architecture Invariant: pure; no I/O.
 
 use crate::crypto::Sha256;
-use crate::ids::hex;
+use crate::ids::{Decimal, hex};
 
 /// The `prev_hash` of the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -44,17 +44,17 @@ impl Row<'_> {
 /// joined with a separator, `user_hash = ""`, `token_id = "ab|cd"` hashed the
 /// same as `user_hash = "|ab"`, `token_id = "cd"`.
 pub fn row_hash(prev_hash: &str, row: &Row<'_>) -> String {
-    let mut seq = Length([0; 20]);
-    let seq = seq.format_signed(row.seq);
+    let mut seq = Decimal::default();
+    let seq = seq.signed(row.seq);
     let fields = [prev_hash.as_bytes(), seq]
         .into_iter()
         .chain(row.texts().map(str::as_bytes));
     // Written out whole and hashed in one call: a digest update per piece
     // (36 of them) cost about 2,000 instructions per license.
     let mut input = Vec::with_capacity(fields.clone().map(|f| f.len() + 8).sum());
-    let mut length = Length([0; 20]);
+    let mut length = Decimal::default();
     for field in fields {
-        input.extend_from_slice(length.format(field.len()));
+        input.extend_from_slice(length.unsigned(field.len() as u64));
         input.push(b':');
         input.extend_from_slice(field);
         input.push(b',');
@@ -62,35 +62,6 @@ pub fn row_hash(prev_hash: &str, row: &Row<'_>) -> String {
     let mut h = Sha256::new();
     h.update(&input);
     hex(&h.finish())
-}
-
-/// A length (or the row's number) in decimal, formatted without allocating.
-struct Length([u8; 20]);
-
-impl Length {
-    /// As `to_string` writes it: a `-` before a negative number (no row of
-    /// berth's has one, but `log verify` hashes whatever a row holds).
-    fn format_signed(&mut self, n: i64) -> &[u8] {
-        let digits = self.format(n.unsigned_abs() as usize).len();
-        let at = self.0.len() - digits;
-        if n >= 0 {
-            return &self.0[at..];
-        }
-        self.0[at - 1] = b'-';
-        &self.0[at - 1..]
-    }
-
-    fn format(&mut self, mut n: usize) -> &[u8] {
-        let mut at = self.0.len();
-        loop {
-            at -= 1;
-            self.0[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                return &self.0[at..];
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -120,10 +91,10 @@ mod tests {
             crate::crypto::sha256_hex(text.as_bytes()),
             "lengths are in bytes"
         );
-        let mut length = Length([0; 20]);
-        assert_eq!(length.format(0), b"0");
-        assert_eq!(length.format(1234567), b"1234567");
-        assert_eq!(length.format(usize::MAX), usize::MAX.to_string().as_bytes());
+        let mut length = Decimal::default();
+        assert_eq!(length.unsigned(0), b"0");
+        assert_eq!(length.unsigned(1234567), b"1234567");
+        assert_eq!(length.unsigned(u64::MAX), u64::MAX.to_string().as_bytes());
         for n in [
             0,
             1,
@@ -136,7 +107,7 @@ mod tests {
             i64::MIN,
             i64::MIN + 1,
         ] {
-            assert_eq!(length.format_signed(n), n.to_string().as_bytes(), "{n}");
+            assert_eq!(length.signed(n), n.to_string().as_bytes(), "{n}");
             let numbered = Row {
                 seq: n,
                 ..row("u", "t")

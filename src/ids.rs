@@ -188,6 +188,36 @@ pub fn hex(bytes: &[u8]) -> String {
     String::from_utf8(out).expect("hex digits are ASCII")
 }
 
+/// An integer in decimal as `to_string` writes it, without allocating: the
+/// chain hash's lengths and row number, the service log's integer fields.
+#[derive(Default)]
+pub struct Decimal([u8; 20]);
+
+impl Decimal {
+    pub fn unsigned(&mut self, mut n: u64) -> &[u8] {
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                return &self.0[at..];
+            }
+        }
+    }
+
+    /// With a `-` before a negative number.
+    pub fn signed(&mut self, n: i64) -> &[u8] {
+        let digits = self.unsigned(n.unsigned_abs()).len();
+        let at = self.0.len() - digits;
+        if n >= 0 {
+            return &self.0[at..];
+        }
+        self.0[at - 1] = b'-';
+        &self.0[at - 1..]
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LicenseType {
     Temporary,

@@ -14,6 +14,8 @@ use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 
+use crate::ids::Decimal;
+
 /// The time at the start of a line, as tracing-subscriber's default writes it
 /// (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, UTC), with the date and time to the second
 /// formatted once a second per thread: formatting them on every line was
@@ -99,22 +101,8 @@ impl LineVisitor<'_> {
             .try_for_each(|part| self.writer.write_str(part));
     }
 
-    fn write_integer(&mut self, name: &str, negative: bool, mut n: u64) {
-        let mut digits = [0u8; 21];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        if negative {
-            at -= 1;
-            digits[at] = b'-';
-        }
-        let text = std::str::from_utf8(&digits[at..]).unwrap_or_default();
+    fn write_integer(&mut self, name: &str, digits: &[u8]) {
+        let text = std::str::from_utf8(digits).unwrap_or_default();
         self.write(name, &[text]);
     }
 
@@ -154,7 +142,7 @@ impl Visit for LineVisitor<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if plain_name(field.name()) {
-            self.write_integer(field.name(), false, value);
+            self.write_integer(field.name(), Decimal::default().unsigned(value));
         } else {
             self.record_debug(field, &value);
         }
@@ -162,7 +150,7 @@ impl Visit for LineVisitor<'_> {
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if plain_name(field.name()) {
-            self.write_integer(field.name(), value < 0, value.unsigned_abs());
+            self.write_integer(field.name(), Decimal::default().signed(value));
         } else {
             self.record_debug(field, &value);
         }
