@@ -39,7 +39,8 @@
 //!   uploads them, their text for people.
 //! - [`ground`]: the vendor's receiver for uploads (HTTP in `ground`, the
 //!   decisions in `ground::archive`, the archive of what it keeps) and the registry of installations.
-//! - [`logline`]: the service log's lines, with outside text escaped.
+//! - [`logline`]: the service log's lines, with outside text escaped, and the
+//!   thread that writes them.
 //! - [`histogram`]: lock-free latency histograms for `/metrics`.
 //! - [`health`]: the license path's health and free disk space, for
 //!   `/healthz`, the watchdog, the dashboard and the ground receiver.

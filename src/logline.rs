@@ -2,12 +2,14 @@
 //! event (a newline in a token's field name, in a crew user name) are written
 //! escaped, so that nothing a stranger sends can start a line of its own.
 //! The line's time and fields are written here too, as tracing-subscriber
-//! writes them, with less work on the license path (`LineTime`, `LineFields`).
+//! writes them, with less work on the license path (`LineTime`, `LineFields`),
+//! and the lines reach stderr from a thread of their own (`Lines`).
 //!
 //! Architecture Invariant: this is the only place that makes log lines safe;
 //! callers log outside values as they are, and every line passes through here.
 
 use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
@@ -209,6 +211,153 @@ impl<W: Write> Write for Escaping<W> {
     }
 }
 
+/// How long the service log's thread lets lines gather after a write before
+/// it takes the next batch, so that a busy box writes a batch every few
+/// milliseconds instead of waking the thread for every line.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Writers wait (the log is never lossy) while this much is waiting to be written,
+/// as when journald stalls: about 80,000 license lines, over a second of a
+/// boarding rush at full speed (tracing-appender held 128,000 lines of any length).
+const WAITING_LIMIT: usize = 16 << 20;
+
+/// The service log's writer: each line is appended to one buffer, and a thread
+/// of its own writes what has gathered to `out` in one `write(2)`, so that
+/// request handlers never wait on a write to stderr and nothing is dropped.
+///
+/// It replaces tracing-appender's `non_blocking` (issue 37): that handed each
+/// line over as a vector of its own through a channel whose receiving thread
+/// spun and yielded between lines. Its thread took 13-17 us of CPU a license
+/// at one connection (every license its own commit, as at a vessel's real
+/// rates) and 0.7-0.8 us at 256; this one takes 1.2-1.7 and 0.1-0.2
+/// (`tests/bench/run`'s `lines_cpu_us`).
+#[derive(Clone)]
+pub struct Lines(Arc<Queue>);
+
+struct Queue {
+    waiting: Mutex<Waiting>,
+    /// The thread waits here for a line, or for the end.
+    arrived: Condvar,
+    /// Writers wait here while `WAITING_LIMIT` is reached.
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    text: Vec<u8>,
+    /// The thread is waiting on `arrived` for the first line of a batch.
+    idle: bool,
+    closing: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Writes what is still waiting and ends the thread when it is dropped (at
+/// the end of `main`).
+pub struct FlushOnDrop {
+    queue: Arc<Queue>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lines {
+    /// Starts the thread that writes to `out`.
+    pub fn start(out: impl Write + Send + 'static) -> std::io::Result<(Lines, FlushOnDrop)> {
+        let queue = Arc::new(Queue {
+            waiting: Mutex::new(Waiting::default()),
+            arrived: Condvar::new(),
+            room: Condvar::new(),
+        });
+        let for_thread = queue.clone();
+        let thread = std::thread::Builder::new()
+            .name("berth-log-lines".into())
+            .spawn(move || write_batches(&for_thread, out))?;
+        Ok((
+            Lines(queue.clone()),
+            FlushOnDrop {
+                queue,
+                thread: Some(thread),
+            },
+        ))
+    }
+}
+
+fn write_batches(queue: &Queue, mut out: impl Write) {
+    let mut batch = Vec::new();
+    loop {
+        let mut waiting = queue.lock();
+        while waiting.text.is_empty() {
+            if waiting.closing {
+                return;
+            }
+            waiting.idle = true;
+            waiting = queue
+                .arrived
+                .wait(waiting)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        std::mem::swap(&mut waiting.text, &mut batch);
+        let closing = waiting.closing;
+        drop(waiting);
+        queue.room.notify_all();
+        // Nowhere to report a failed write to stderr: the batch is dropped,
+        // as a line written straight to a closed stderr would be.
+        let _ = out.write_all(&batch).and_then(|()| out.flush());
+        batch.clear();
+        // What a stall gathered is not kept: the two buffers take turns here.
+        if batch.capacity() > 256 << 10 {
+            batch = Vec::new();
+        }
+        if !closing {
+            let waiting = queue.lock();
+            drop(queue.arrived.wait_timeout_while(waiting, GATHER, |w| !w.closing));
+        }
+    }
+}
+
+impl Drop for FlushOnDrop {
+    fn drop(&mut self) {
+        self.queue.lock().closing = true;
+        self.queue.arrived.notify_all();
+        self.queue.room.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Write for &Lines {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        let queue = &self.0;
+        let mut waiting = queue.lock();
+        while waiting.text.len() >= WAITING_LIMIT && !waiting.closing {
+            waiting = queue.room.wait(waiting).unwrap_or_else(PoisonError::into_inner);
+        }
+        waiting.text.extend_from_slice(line);
+        let wake = std::mem::take(&mut waiting.idle);
+        drop(waiting);
+        if wake {
+            queue.arrived.notify_one();
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = &'a Lines;
+
+    fn make_writer(&'a self) -> &'a Lines {
+        self
+    }
+}
+
 /// The event with every ASCII control character but the final newline written
 /// as `\n`, `\r`, `\t` or `\xHH` (and a backslash-free text otherwise unchanged).
 /// Borrows the event when there is nothing to escape, as for nearly every line.
@@ -400,5 +549,98 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// Waits up to five seconds for `sink` to hold `want`.
+    fn eventually_holds(sink: &Sink, want: &str) {
+        let start = std::time::Instant::now();
+        while sink.text() != want {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(5),
+                "waiting for {want:?}, have {:?}",
+                sink.text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_line_is_written_while_the_box_is_quiet_and_every_line_by_the_end() {
+        let sink = Sink::default();
+        let (lines, flush) = Lines::start(sink.clone()).unwrap();
+        // Each line comes after the thread has gone idle, and must wake it.
+        let quiet = || std::thread::sleep(GATHER * 10);
+        quiet();
+        (&lines).write_all(b"first\n").unwrap();
+        eventually_holds(&sink, "first\n");
+        quiet();
+        (&lines).write_all(b"second\n").unwrap();
+        eventually_holds(&sink, "first\nsecond\n");
+
+        // Four threads at once: every line whole, each thread's in its order.
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let lines = lines.clone();
+                scope.spawn(move || {
+                    for i in 0..5_000 {
+                        (&lines)
+                            .write_all(format!("thread {t} line {i}\n").as_bytes())
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        drop(flush);
+        let text = sink.text();
+        let mut next = [0; 4];
+        for line in text.lines().skip(2) {
+            let (t, i) = line
+                .strip_prefix("thread ")
+                .unwrap()
+                .split_once(" line ")
+                .unwrap();
+            let t: usize = t.parse().unwrap();
+            assert_eq!(i.parse::<usize>().unwrap(), next[t], "{line}");
+            next[t] += 1;
+        }
+        assert_eq!(next, [5_000; 4]);
+    }
+
+    /// A writer that takes nothing until the test opens it, as a stalled journald.
+    struct Stalled(Sink, Arc<(Mutex<bool>, std::sync::Condvar)>);
+
+    impl Write for Stalled {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let (open, opened) = &*self.1;
+            drop(opened.wait_while(open.lock().unwrap(), |open| !*open).unwrap());
+            self.0.write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_output_holds_its_writers_back_and_loses_nothing() {
+        let sink = Sink::default();
+        let gate = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let (lines, flush) = Lines::start(Stalled(sink.clone(), gate.clone())).unwrap();
+        let line = [b'x'; 1023].iter().chain(b"\n").copied().collect::<Vec<u8>>();
+        let count = WAITING_LIMIT / line.len() * 3 / 2;
+        let writer = std::thread::spawn({
+            let (lines, line) = (lines.clone(), line.clone());
+            move || (0..count).for_each(|_| (&lines).write_all(&line).unwrap())
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let held_back = !writer.is_finished();
+        *gate.0.lock().unwrap() = true;
+        gate.1.notify_all();
+        writer.join().unwrap();
+        drop(flush);
+        assert!(
+            held_back,
+            "half as much again as the limit went in while nothing could be written"
+        );
+        assert_eq!(sink.0.lock().unwrap().len(), count * line.len());
     }
 }

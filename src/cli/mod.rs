@@ -52,14 +52,16 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Log lines (one per license) are written by a background thread, so request
-    // handlers never wait on a write(2) to stderr; nothing is dropped, and the
-    // guard flushes what is left when the process ends. The thread flushes
-    // whenever it has written every line waiting, so the buffer only gathers
-    // the lines of a burst into one write(2) instead of one each.
-    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    // Log lines (one per license) are written by a thread of their own, so
+    // request handlers never wait on a write(2) to stderr; nothing is dropped,
+    // and the guard writes what is left when the process ends.
+    let (writer, flush_on_exit) = match crate::logline::Lines::start(std::io::stderr()) {
+        Ok(started) => started,
+        Err(e) => {
+            eprintln!("berth: starting the service log's thread: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(crate::logline::OneLinePerEvent(writer))
@@ -72,7 +74,10 @@ pub fn main() -> std::process::ExitCode {
     } else {
         subscriber.with_timer(crate::logline::LineTime).init();
     }
-    match run(cli) {
+    let result = run(cli);
+    // What the service log still holds goes out first, so that an error line comes last.
+    drop(flush_on_exit);
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("berth: {}", format!("{e:#}").replace('\n', " "));

@@ -15,10 +15,11 @@ import collections
 import sys
 
 # berth's threads as the kernel names them (the first 15 characters of each
-# thread's name: "berth-log-writer", tracing-appender's worker). perf and
+# thread's name: "berth-log-writer", "berth-log-lines"; before issue 37's
+# twelfth step the service log's lines were tracing-appender's). perf and
 # tests/bench/syscalls.py read them by these.
 WRITER_THREAD = "berth-log-write"
-SERVICE_LOG_THREAD = "tracing-appende"
+SERVICE_LOG_THREADS = ("berth-log-lines", "tracing-appende")
 HTTP_WORKER_THREAD = "actix-rt|system"
 
 # The first whose pattern is on a sample's stack names its stage: the license
@@ -71,7 +72,7 @@ def stage(comm, frames):
             if any(pattern in f for f in frames):
                 return "log writer thread: " + name
         return "log writer thread: the rest (batching, binding, answers)"
-    if comm.startswith(SERVICE_LOG_THREAD):
+    if comm.startswith(SERVICE_LOG_THREADS):
         return "service log thread (writes the lines)"
     for name, pattern in WORKER_STAGES + SYSCALLS:
         if any(pattern in f for f in frames):

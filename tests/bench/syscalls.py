@@ -11,12 +11,12 @@ import collections
 import re
 import sys
 
-from stages import HTTP_WORKER_THREAD, SERVICE_LOG_THREAD, WRITER_THREAD
+from stages import HTTP_WORKER_THREAD, SERVICE_LOG_THREADS, WRITER_THREAD
 
 KINDS = [
     ("HTTP workers", HTTP_WORKER_THREAD),
     ("log writer", WRITER_THREAD),
-    ("service log", SERVICE_LOG_THREAD),
+    ("service log", SERVICE_LOG_THREADS),
 ]
 
 
