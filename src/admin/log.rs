@@ -152,7 +152,7 @@ pub async fn csv(req: HttpRequest, state: web::Data<AdminState>) -> HttpResponse
         filter.to.map_or_else(|| "now".to_owned(), |d| d.to_string())
     );
     let (data_dir, master) = (state.data_dir.clone(), state.master.clone());
-    let body = super::body::spawn("berth-log-csv", None, move |chunks| {
+    let body = super::body::spawn(&req, "berth-log-csv", None, move |chunks| {
         let mut out = ChunkWriter::new(super::body::CHUNK, |chunk| chunks.send(chunk));
         let written = (|| -> anyhow::Result<()> {
             let db = Db::open(&data_dir, master)?;

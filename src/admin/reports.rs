@@ -205,7 +205,7 @@ pub async fn download(
         Err(_) => return not_found(),
     };
     let size = file.metadata().map(|m| m.len()).ok();
-    let body = super::body::spawn("berth-report-download", size, move |chunks| {
+    let body = super::body::spawn(&req, "berth-report-download", size, move |chunks| {
         use std::io::Read as _;
         let mut file = file;
         loop {

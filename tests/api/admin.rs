@@ -114,7 +114,14 @@ async fn head_on_a_page_is_its_get_without_a_body() {
             "GET {path}: {get_head}"
         );
         assert_eq!(status_line(&head_head), status_line(&get_head), "HEAD {path}");
-        for name in ["content-type", "x-frame-options", "location"] {
+        for name in [
+            "content-type",
+            "content-length",
+            "transfer-encoding",
+            "content-disposition",
+            "x-frame-options",
+            "location",
+        ] {
             assert_eq!(
                 header_line(&head_head, name),
                 header_line(&get_head, name),

@@ -710,6 +710,22 @@ async fn admins_download_the_signed_report_and_see_it_checked() {
     let file_name = app.db().reports().unwrap()[0].file_name.clone();
     let on_disk = std::fs::read(app.data_dir().join("reports").join(&file_name)).unwrap();
     assert_eq!(zip, on_disk);
+    // A HEAD says what the GET sends, its length and name, without the bytes.
+    let mut head = crew_client()
+        .head(app.admin_url("/reports/1/download"))
+        .insert_header(("Cookie", cookie.clone()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    for name in ["content-type", "content-length", "content-disposition"] {
+        assert_eq!(head.headers().get(name), res.headers().get(name), "HEAD: {name}");
+    }
+    assert_eq!(
+        res.headers().get("content-length").unwrap(),
+        &on_disk.len().to_string()
+    );
+    assert!(head.body().await.unwrap().is_empty());
     let verified = berth::report::verify_reader(std::io::Cursor::new(zip), None).unwrap();
     assert_eq!(verified.report.counts.licenses, 3);
     for missing in [
