@@ -314,3 +314,30 @@ fn the_reference_and_the_example_list_every_configuration_key() {
     }
     assert!(missing.is_empty(), "{missing:#?}");
 }
+
+/// Every code the license API answers with is in the reference's table of
+/// errors (section 4), in a row of its status, and in the manual's list.
+#[test]
+fn the_reference_and_the_manual_list_every_license_api_code() {
+    use berth::http::Outcome;
+    let spec = std::fs::read_to_string(root().join("packaging/doc/SPEC.md")).unwrap();
+    let manual = std::fs::read_to_string(root().join("packaging/doc/manual.md")).unwrap();
+    let mut missing = Vec::new();
+    for outcome in Outcome::ALL.into_iter().filter(|o| *o != Outcome::Ok) {
+        let (code, status) = (outcome.code(), outcome.status());
+        // A row's first cell holds its statuses: `| 404, 405 | ...`.
+        let in_its_row = spec
+            .lines()
+            .filter(|l| l.contains(&format!("`{code}`")))
+            .filter_map(|l| l.strip_prefix("| ")?.split(" | ").next())
+            .any(|statuses| statuses.split(", ").any(|s| s == status.to_string()));
+        if !in_its_row {
+            missing.push(format!("the reference: {status} {code}"));
+        }
+        // The manual names 404 and 405 by status alone.
+        if !manual.contains(code) && status != 404 && status != 405 {
+            missing.push(format!("the manual: {status} {code}"));
+        }
+    }
+    assert!(missing.is_empty(), "codes not documented: {missing:#?}");
+}

@@ -41,6 +41,10 @@ pub enum ApiError {
     Spc(#[from] SpcError),
     #[error(transparent)]
     Terms(#[from] Refusal),
+    /// berth cannot take a request it would otherwise answer (no thread to
+    /// open SPCs, or stopping): nothing was logged, and the player may retry.
+    #[error("the server cannot take this request now ({0}); try again shortly")]
+    Unavailable(&'static str),
 }
 
 impl ApiError {
@@ -54,6 +58,7 @@ impl ApiError {
             ApiError::NotFound => Outcome::NotFound,
             ApiError::MethodNotAllowed { .. } => Outcome::MethodNotAllowed,
             ApiError::FairPlayNotConfigured => Outcome::FairPlayNotConfigured,
+            ApiError::Unavailable(_) => Outcome::ServerUnavailable,
             ApiError::Wire(WireError::OtherKeySystem(_)) => Outcome::KeySystemUnsupported,
             ApiError::Wire(_) => Outcome::SpcMalformed,
             ApiError::Spc(e) => match e {
@@ -123,7 +128,7 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
-            ApiError::License(LicenseError::LogUnavailable(_)) => Some(2),
+            ApiError::License(LicenseError::LogUnavailable(_)) | ApiError::Unavailable(_) => Some(2),
             _ => None,
         }
     }

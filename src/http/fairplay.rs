@@ -13,7 +13,7 @@ use super::{ApiError, LicenseApi, check_rate, client_ip, find_token, log_outcome
 use crate::fairplay::spc::Spc;
 use crate::fairplay::{self, Credentials, SpcError, ckc, spc, terms, wire};
 use crate::ids::KeySystem;
-use crate::license::{LicenseError, LicenseRequest};
+use crate::license::LicenseRequest;
 
 /// `GET /fairplay/certificate`: the FPS certificate (DER). Not a license,
 /// not counted.
@@ -122,8 +122,6 @@ struct SpcJob {
 
 impl SpcOpeners {
     pub async fn open(&self, spc: Vec<u8>, credentials: Arc<Credentials>) -> Result<Spc, ApiError> {
-        // Nothing was logged: a 503 with Retry-After, like a log that cannot write.
-        let unavailable = |why: &str| LicenseError::LogUnavailable(why.into()).into();
         let (reply, answer) = oneshot::channel();
         let job = SpcJob {
             spc,
@@ -131,13 +129,13 @@ impl SpcOpeners {
             reply,
         };
         if self.queue().send(job).is_err() {
-            return Err(unavailable("no thread to open SPCs could be started"));
+            return Err(ApiError::Unavailable("no thread to open SPCs could be started"));
         }
         match answer.await {
             Ok(Ok(opened)) => Ok(opened?),
             // A bug in `spc::open` is the handler's panic, as if it had run here.
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => Err(unavailable("the server is stopping")),
+            Err(_) => Err(ApiError::Unavailable("the server is stopping")),
         }
     }
 
@@ -174,5 +172,61 @@ fn open_jobs(queue: &Mutex<mpsc::Receiver<SpcJob>>) {
             spc::open(&job.spc, &job.credentials)
         }));
         let _ = job.reply.send(opened);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::ResponseError as _;
+
+    use super::*;
+    use crate::crypto::fairplay::ProviderKey;
+    use crate::fairplay::Ask;
+
+    /// The fuzzing credentials: WebKit's test key and its certificate.
+    fn credentials() -> Arc<Credentials> {
+        let read = |path: &str| std::fs::read(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        Arc::new(Credentials {
+            key: ProviderKey::new(
+                &read("tests/libfuzzer/fairplay-cert.der"),
+                &read("tests/api/fairplay/webkit-test-key.pem"),
+            )
+            .unwrap(),
+            ask: Ask::parse(b"1a09d27bc2241afa82ea2458e6e8e6a3").unwrap(),
+        })
+    }
+
+    #[actix_web::test]
+    async fn an_spc_goes_to_a_thread_and_its_refusal_comes_back() {
+        let openers = SpcOpeners::default();
+        let refused = openers.open(vec![0; 7], credentials()).await.unwrap_err();
+        assert!(
+            matches!(refused, ApiError::Spc(SpcError::Malformed(_))),
+            "{refused:?}"
+        );
+    }
+
+    /// With no thread to open SPCs, a FairPlay request is a 503 that says so,
+    /// with Retry-After; not a log failure, which would send crew to the disk.
+    #[actix_web::test]
+    async fn no_thread_to_open_spcs_is_a_503_that_names_it() {
+        let (queue, threads) = mpsc::channel();
+        drop(threads);
+        let openers = SpcOpeners {
+            queue: OnceLock::from(queue),
+        };
+        let refused = openers.open(vec![0; 7], credentials()).await.unwrap_err();
+        assert_eq!(refused.outcome(), crate::http::Outcome::ServerUnavailable);
+        let answer = refused.error_response();
+        assert_eq!(answer.status(), 503);
+        assert_eq!(answer.headers().get("retry-after").unwrap(), "2");
+        let message = answer
+            .headers()
+            .get("x-axdrm-errormessage")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(message.contains("no thread to open SPCs"), "{message}");
+        assert_eq!(refused.outcome().code(), "server_unavailable");
     }
 }

@@ -80,6 +80,8 @@ outcomes! {
         "A Widevine, PlayReady or other request berth does not serve (it serves Clear Key, HLS keys and FairPlay): the player is set up for a DRM this box does not have.";
     LogUnavailable => "log_unavailable", 503,
         "The license could not be written to the log (disk full, database locked), so no key was given: passengers cannot play; see Service and Disk free.";
+    ServerUnavailable => "server_unavailable", 503,
+        "berth could not take a FairPlay request it would otherwise have answered: it could not start the threads that open SPCs (the service log says why), or it was stopping. Nothing was logged and no key was given; the player may try again.";
     FairPlayNotConfigured => "fairplay_not_configured", 501,
         "An Apple device asked for a FairPlay license, and no FairPlay credentials are imported: see `berth fairplay credentials import`.";
     SpcMalformed => "spc_malformed", 400,
