@@ -1,6 +1,7 @@
 //! The one place that turns errors into license-API responses: a status, a JSON
 //! body `{"error","message"}`, and the same message in `X-AxDRM-ErrorMessage`.
-//! A 5xx says nothing about its cause; the server log gets that.
+//! A 500 says nothing about its cause (the server log gets that); a 503 names what
+//! it waits for, which tells a passenger nothing secret.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
