@@ -245,3 +245,57 @@ async fn a_low_open_files_limit_does_not_turn_players_away() {
     assert_eq!(app.log_rows(), PLAYERS as i64);
     assert!(terminate(child).success());
 }
+
+/// A license body that comes after its head (in the same write, a later one,
+/// or cut in two behind a pipelined request) is answered as soon as it is
+/// whole, not when the body's timeout fires: berth's first look at a body
+/// leaves no waker with it (issue 37), and relies on actix-http polling the
+/// handler again after it feeds the body.
+#[actix_web::test]
+async fn a_body_in_pieces_is_answered_as_soon_as_it_is_whole() {
+    let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
+    let addr = app.addr;
+    let timings = actix_web::rt::task::spawn_blocking(move || {
+        let body = clearkey_body(&[KID_A], "temporary");
+        let head = format!(
+            "POST /clearkey HTTP/1.1\r\nHost: x\r\nX-AxDRM-Message: {token}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let whole = format!("{head}{body}");
+        // (what is sent at once, what follows 200 ms later, answers expected)
+        let cases = [
+            (whole.clone(), String::new(), 1),
+            (head.clone(), body.clone(), 1),
+            (format!("{head}{}", &body[..1]), body[1..].to_owned(), 1),
+            (format!("{whole}{head}{}", &body[..7]), body[7..].to_owned(), 2),
+        ];
+        let mut timings = Vec::new();
+        for (first, rest, answers) in cases {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            s.write_all(first.as_bytes()).unwrap();
+            std::thread::sleep(Duration::from_millis(200));
+            let sent = Instant::now();
+            s.write_all(rest.as_bytes()).unwrap();
+            let mut out = String::new();
+            let mut buf = [0u8; 4096];
+            while out.matches("HTTP/1.1 200 OK").count() < answers {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+                }
+            }
+            timings.push((out.matches("HTTP/1.1 200 OK").count(), answers, sent.elapsed()));
+        }
+        timings
+    })
+    .await
+    .unwrap();
+    for (got, expected, took) in &timings {
+        assert_eq!(got, expected, "{timings:?}");
+        // The body's timeout is 10 s.
+        assert!(*took < Duration::from_secs(3), "{timings:?}");
+    }
+    assert_eq!(app.log_rows(), 5);
+}

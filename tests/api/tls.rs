@@ -383,3 +383,44 @@ async fn the_tls_peer_names_are_read_from_actix_webs_connection() {
     );
     handle.stop(false).await;
 }
+
+/// The license listener speaks HTTP/1.1 only, over TLS and in the clear: it
+/// picks `http/1.1` when a client offers `h2` first, and a cleartext HTTP/2
+/// preface gets no HTTP/2 answer. berth's first look at a request body leaves
+/// no waker with it, which holds only where the connection's own task feeds
+/// the body and then polls the handler: HTTP/1's dispatcher, not HTTP/2's.
+#[actix_web::test]
+async fn the_license_listener_speaks_http1_only() {
+    let certs = tempfile::tempdir().unwrap();
+    let (app, _) = tls_app(certs.path()).await;
+    let addr = app.addr;
+    let picked = blocking(move || {
+        let mut tls = SslConnector::builder(SslMethod::tls_client()).unwrap();
+        tls.set_verify(openssl::ssl::SslVerifyMode::NONE);
+        tls.set_alpn_protos(b"\x02h2\x08http/1.1").unwrap();
+        let tcp = TcpStream::connect(addr).unwrap();
+        let config = tls.build().configure().unwrap().verify_hostname(false);
+        let stream = config.connect("localhost", tcp).unwrap();
+        stream.ssl().selected_alpn_protocol().map(<[u8]>::to_vec)
+    })
+    .await;
+    assert_eq!(picked.as_deref(), Some(&b"http/1.1"[..]));
+
+    let plain = spawn_app().await;
+    let addr = plain.addr;
+    let answer = blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    })
+    .await;
+    // Nothing, or HTTP/1.1's refusal; an HTTP/2 server would send its SETTINGS.
+    assert!(
+        answer.is_empty() || answer.starts_with(b"HTTP/1.1 4"),
+        "{answer:?}"
+    );
+}
