@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody as _;
 use actix_web::dev::{Server, Service as _};
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 
@@ -37,6 +37,10 @@ use crate::license::{LicenseRequest, LicenseService};
 /// issue 37).
 pub(super) const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
+/// The token's header. Looked up by a `&str`, a name that is not one of the
+/// standard ones is first copied into a new `HeaderName` (an allocation a
+/// license, issue 37).
+const AXDRM_MESSAGE: HeaderName = HeaderName::from_static("x-axdrm-message");
 
 use body_first_look::first_look;
 pub use cors::Cors;
@@ -211,7 +215,7 @@ fn find_token(req: &HttpRequest) -> Option<Cow<'_, str>> {
     fn text(value: &HeaderValue) -> &str {
         std::str::from_utf8(value.as_bytes()).unwrap_or("").trim()
     }
-    if let Some(value) = req.headers().get("x-axdrm-message")
+    if let Some(value) = req.headers().get(AXDRM_MESSAGE)
         && !value.as_bytes().trim_ascii().is_empty()
     {
         return Some(Cow::Borrowed(text(value)));
