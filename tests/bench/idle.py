@@ -37,8 +37,8 @@ def main():
     first, last = float(switches[0][2]), float(switches[-1][2])
     cpus = set()
 
-    def now_state(names):
-        return [state.get(pid, "S") for pid, name in comm.items() if name == names]
+    def now_state(thread):
+        return [state.get(pid, "S") for pid, name in comm.items() if name == thread]
 
     for m in switches:
         cpu, t = int(m[1]), float(m[2])
