@@ -279,22 +279,38 @@ async fn read_body(
             let body = first_look(actix_web::body::to_bytes_limited(sized, MAX_BODY));
             tokio::time::timeout(timeout, body)
                 .await
-                .map(|r| r.map(|r| r.map_err(|e| e.to_string())))
+                .map(|r| r.map(|r| r.map_err(|e| unreadable_body(Some(&e)))))
         }
         None => tokio::time::timeout(timeout, first_look(payload.to_bytes_limited(MAX_BODY)))
             .await
-            .map(|r| r.map(|r| r.map_err(|e| e.to_string()))),
+            .map(|r| r.map(|r| r.map_err(|e| unreadable_body(e.as_error())))),
     };
     match collected {
         Err(_) => Err(ApiError::BadRequest(
             "the request body did not arrive in time".into(),
         )),
         Ok(Err(_)) => Err(ApiError::BodyTooLarge),
-        Ok(Ok(Err(e))) => Err(ApiError::BadRequest(format!(
-            "the request body could not be read ({e})"
-        ))),
+        Ok(Ok(Err(e))) => Err(e),
         Ok(Ok(Ok(bytes))) => Ok(bytes),
     }
+}
+
+/// Why a request body could not be read, in berth's words: actix's own
+/// wording shows its types' debug forms ("payload reached EOF before
+/// completing: None").
+fn unreadable_body(error: Option<&actix_web::error::PayloadError>) -> ApiError {
+    use actix_web::error::PayloadError;
+    ApiError::BadRequest(
+        match error {
+            Some(PayloadError::Incomplete(_)) => "the request body ended before it was complete",
+            Some(PayloadError::Overflow) => return ApiError::BodyTooLarge,
+            Some(PayloadError::EncodingCorrupted) => {
+                "the request body's content encoding could not be decoded"
+            }
+            _ => "the request body could not be read",
+        }
+        .into(),
+    )
 }
 
 /// One log line per license request: outcome, key system, KID count, latency.

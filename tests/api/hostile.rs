@@ -168,6 +168,7 @@ async fn hostile_bodies() {
 #[actix_web::test]
 async fn hostile_http() {
     let app = spawn_app().await;
+    let token = app.token(&[KID_A], json!({}));
     let results = actix_web::rt::task::spawn_blocking({
         let addr = app.addr;
         move || {
@@ -200,6 +201,17 @@ async fn hostile_http() {
                 );
                 out.push(fake.raw(request.as_bytes()));
             }
+            // Bodies cut short: the client closes its side after 20 of 35
+            // declared bytes, or inside a chunk.
+            let cut = "{\"kids\":[\"nrQFDeRLSAKT";
+            out.push(fake.cut_short(&format!(
+                "POST /clearkey HTTP/1.1\r\nHost: x\r\nX-AxDRM-Message: {}\r\nContent-Length: 35\r\n\r\n{cut}",
+                token
+            )));
+            out.push(fake.cut_short(&format!(
+                "POST /clearkey HTTP/1.1\r\nHost: x\r\nX-AxDRM-Message: {}\r\nTransfer-Encoding: chunked\r\n\r\n23\r\n{cut}",
+                token
+            )));
             out
         }
     })
@@ -224,6 +236,14 @@ async fn hostile_http() {
     assert!(results[6].contains("token_invalid"), "{}", &results[6]);
     assert!(results[7].starts_with("HTTP/1.1 401"), "{}", &results[7]);
     assert!(results[7].contains("token_missing"), "{}", &results[7]);
+    for cut in &results[8..10] {
+        assert!(cut.starts_with("HTTP/1.1 400"), "{cut}");
+        assert!(
+            cut.contains("the request body ended before it was complete"),
+            "{cut}"
+        );
+        assert!(!cut.contains("None"), "{cut}");
+    }
     for r in &results {
         assert!(!r.contains(" 500 "), "{r:.200}");
     }
@@ -239,6 +259,18 @@ impl TestAppAddr {
         let mut stream = TcpStream::connect(self.0).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
         let _ = stream.write_all(request);
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// The request, then this side of the connection closed: whatever
+    /// it declared that did not come has been cut off.
+    fn cut_short(&self, request: &str) -> String {
+        let mut stream = TcpStream::connect(self.0).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let _ = stream.write_all(request.as_bytes());
+        let _ = stream.shutdown(std::net::Shutdown::Write);
         let mut out = Vec::new();
         let _ = stream.read_to_end(&mut out);
         String::from_utf8_lossy(&out).into_owned()
