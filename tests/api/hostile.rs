@@ -256,21 +256,22 @@ struct TestAppAddr(std::net::SocketAddr);
 
 impl TestAppAddr {
     fn raw(&self, request: &[u8]) -> String {
-        let mut stream = TcpStream::connect(self.0).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        let _ = stream.write_all(request);
-        let mut out = Vec::new();
-        let _ = stream.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
+        self.exchange(request, false)
     }
 
     /// The request, then this side of the connection closed: whatever
     /// it declared that did not come has been cut off.
     fn cut_short(&self, request: &str) -> String {
+        self.exchange(request.as_bytes(), true)
+    }
+
+    fn exchange(&self, request: &[u8], then_close: bool) -> String {
         let mut stream = TcpStream::connect(self.0).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
-        let _ = stream.write_all(request.as_bytes());
-        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = stream.write_all(request);
+        if then_close {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
         let mut out = Vec::new();
         let _ = stream.read_to_end(&mut out);
         String::from_utf8_lossy(&out).into_owned()
