@@ -300,17 +300,12 @@ async fn read_body(
 /// completing: None").
 fn unreadable_body(error: Option<&actix_web::error::PayloadError>) -> ApiError {
     use actix_web::error::PayloadError;
-    ApiError::BadRequest(
-        match error {
-            Some(PayloadError::Incomplete(_)) => "the request body ended before it was complete",
-            Some(PayloadError::Overflow) => return ApiError::BodyTooLarge,
-            Some(PayloadError::EncodingCorrupted) => {
-                "the request body's content encoding could not be decoded"
-            }
-            _ => "the request body could not be read",
-        }
-        .into(),
-    )
+    let why = match error {
+        Some(PayloadError::Overflow) => return ApiError::BodyTooLarge,
+        Some(PayloadError::Incomplete(_)) => "the request body ended before it was complete",
+        _ => "the request body could not be read",
+    };
+    ApiError::BadRequest(why.into())
 }
 
 /// One log line per license request: outcome, key system, KID count, latency.
