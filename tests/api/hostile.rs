@@ -204,14 +204,11 @@ async fn hostile_http() {
             // Bodies cut short: the client closes its side after 20 of 35
             // declared bytes, or inside a chunk.
             let cut = "{\"kids\":[\"nrQFDeRLSAKT";
-            out.push(fake.cut_short(&format!(
-                "POST /clearkey HTTP/1.1\r\nHost: x\r\nX-AxDRM-Message: {}\r\nContent-Length: 35\r\n\r\n{cut}",
-                token
-            )));
-            out.push(fake.cut_short(&format!(
-                "POST /clearkey HTTP/1.1\r\nHost: x\r\nX-AxDRM-Message: {}\r\nTransfer-Encoding: chunked\r\n\r\n23\r\n{cut}",
-                token
-            )));
+            for framing in ["Content-Length: 35\r\n\r\n", "Transfer-Encoding: chunked\r\n\r\n23\r\n"] {
+                out.push(fake.cut_short(&format!(
+                    "POST /clearkey HTTP/1.1\r\nHost: x\r\nX-AxDRM-Message: {token}\r\n{framing}{cut}"
+                )));
+            }
             out
         }
     })
