@@ -201,7 +201,7 @@ async fn hostile_http() {
                 );
                 out.push(fake.raw(request.as_bytes()));
             }
-            // Bodies cut short: the client closes its side after 20 of 35
+            // Bodies cut short: the client closes its side after 22 of 35
             // declared bytes, or inside a chunk.
             let cut = "{\"kids\":[\"nrQFDeRLSAKT";
             for framing in ["Content-Length: 35\r\n\r\n", "Transfer-Encoding: chunked\r\n\r\n23\r\n"] {
