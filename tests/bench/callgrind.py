@@ -28,6 +28,15 @@ Debian's libcrypto 3 and glibc 2.36+):
 
 usage: callgrind_annotate --tree=caller --inclusive=yes --threshold=100 DUMP \
          | python3 callgrind.py REQUESTS [TOTAL_INSTRUCTIONS]
+
+With `--by-crate` it reads the flat self costs instead and prints, per request,
+the instructions spent in each crate's own code (the first path in a
+function's name: `<berth::logline::LineVisitor as tracing_core::...>` is
+berth's), in SQLite (the C functions linked into berth), and in each shared
+library (glibc's `memset` and allocator apart):
+
+    callgrind_annotate --inclusive=no --threshold=100 DUMP \
+         | python3 callgrind.py --by-crate REQUESTS
 """
 import re
 import sys
@@ -36,9 +45,48 @@ LINE = re.compile(r"^\s*([0-9,]+) \([ 0-9.]+%\)\s+([*<>])\s+(.*)$")
 CALLS = re.compile(r"\(([0-9,]+)x\)")
 REP_STOSB_BYTES = 3072  # actix-http's 96 header indexes of 32 bytes
 SHA_BLOCK_VALGRIND, SHA_BLOCK_SHA_NI = 1796, 170
+SELF = re.compile(r"^\s*([0-9,]+) \([ 0-9.]+%\)\s+(.*?)(?: \[([^\]]*)\])?$")
+# callgrind_annotate lists each thread's root functions with the thread's
+# whole cost; they are not code of their own.
+THREAD_ROOTS = ("clone.S:", "start_thread", "thread_start", "vtable.shim", "__rust_begin_short_backtrace", "::block_on")
+STD = ("core", "alloc", "std")
+
+
+def crate_of(name):
+    """The crate whose code a Rust function is: a trait's method implemented for
+    a standard type (`<core::marker::PhantomData<T> as serde_core::...>`) is the
+    trait's crate's, any other the type's; C functions have no crate."""
+    impl = re.match(r"<(.+?) as ([a-z_][a-z0-9_]*)::", name)
+    first = re.search(r"([a-z_][a-z0-9_]*)::", name)
+    if impl:
+        own = re.match(r"[&*]*(?:mut |const )?([a-z_][a-z0-9_]*)::", impl.group(1))
+        return impl.group(2) if not own or own.group(1) in STD else own.group(1)
+    return first.group(1) if first else None
+
+
+def by_crate(requests):
+    totals = {}
+    for line in sys.stdin:
+        m = SELF.match(line)
+        if not m or m.group(2) == "PROGRAM TOTALS" or any(root in m.group(2) for root in THREAD_ROOTS):
+            continue
+        cost, name, lib = int(m.group(1).replace(",", "")), m.group(2).split(":", 1)[-1], (m.group(3) or "").rsplit("/", 1)[-1]
+        if lib.startswith("libc.") or (not lib and m.group(2).startswith("./")):  # glibc's own source paths
+            key = "glibc " + ("memset" if "memset" in name else "allocator" if re.search(r"malloc|arena", m.group(2)) else "other")
+        elif lib != "berth":
+            key = lib
+        else:
+            key = crate_of(name) or "SQLite (C)"
+        totals[key] = totals.get(key, 0) + cost
+    for key, cost in sorted(totals.items(), key=lambda kv: -kv[1]):
+        if cost // requests:
+            print(f"{cost // requests:8d} {key}")
+    print(f"{sum(totals.values()) // requests:8d} in all")
 
 
 def main():
+    if sys.argv[1] == "--by-crate":
+        return by_crate(max(int(sys.argv[2]), 1))
     requests = max(int(sys.argv[1]), 1)
     writer = decode_memset = memset_calls = sha256 = sha_rounds = 0
     callers = []  # the `<` lines of the block being read: (cost, name)
