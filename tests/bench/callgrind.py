@@ -41,11 +41,12 @@ library (glibc's `memset` and allocator apart):
 import re
 import sys
 
-LINE = re.compile(r"^\s*([0-9,]+) \([ 0-9.]+%\)\s+([*<>])\s+(.*)$")
+COST = r"^\s*([0-9,]+) \([ 0-9.]+%\)\s+"  # a listing line's instructions and share
+LINE = re.compile(COST + r"([*<>])\s+(.*)$")
 CALLS = re.compile(r"\(([0-9,]+)x\)")
 REP_STOSB_BYTES = 3072  # actix-http's 96 header indexes of 32 bytes
 SHA_BLOCK_VALGRIND, SHA_BLOCK_SHA_NI = 1796, 170
-SELF = re.compile(r"^\s*([0-9,]+) \([ 0-9.]+%\)\s+(.*?)(?: \[([^\]]*)\])?$")
+SELF = re.compile(COST + r"(.*?)(?: \[([^\]]*)\])?$")
 # callgrind_annotate lists each thread's root functions with the thread's
 # whole cost; they are not code of their own.
 THREAD_ROOTS = ("clone.S:", "start_thread", "thread_start", "vtable.shim", "__rust_begin_short_backtrace", "::block_on")
